@@ -1,0 +1,27 @@
+# The two commands a user needs: `make test` and `make demo`. Both build .venv themselves.
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: venv test demo bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	# torch first, pinned: the local CPU wheel (a bare "torch" pulls a CUDA build)
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# pytest exits 5 when it collected no tests: make treats that (like any non-zero) as failure.
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(BIN)/dnnjpeg demo
+
+clean:
+	rm -rf $(VENV) demo-out .pytest_cache

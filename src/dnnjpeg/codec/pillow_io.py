@@ -1,0 +1,113 @@
+"""Encode with given quantization tables and decode, through Pillow's libjpeg-turbo.
+
+Pillow is the encoder of record: the bytes it writes are what a user's files
+will hold, so every rate dnnjpeg reports is the length of a real file.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Literal
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from dnnjpeg.codec.errors import CorruptJpegError, NotAJpegError
+from dnnjpeg.codec.header import sniff_format
+from dnnjpeg.codec.tables import QuantTables
+
+__all__ = ["SUBSAMPLINGS", "Subsampling", "encode", "decode", "decode_file", "as_pil"]
+
+Subsampling = Literal["4:4:4", "4:2:2", "4:2:0"]
+#: The chroma subsamplings Pillow's encoder can write.
+SUBSAMPLINGS: tuple[str, ...] = ("4:4:4", "4:2:2", "4:2:0")
+
+
+def as_pil(image: np.ndarray | Image.Image) -> Image.Image:
+    """uint8 array (H, W, 3) RGB or (H, W) gray, or a PIL image → PIL image in RGB or L."""
+    if isinstance(image, Image.Image):
+        return image if image.mode in ("RGB", "L") else image.convert("RGB")
+    a = np.asarray(image)
+    if a.dtype != np.uint8:
+        raise ValueError(f"image array must be uint8, got {a.dtype}")
+    if a.ndim == 2 or (a.ndim == 3 and a.shape[2] == 1):
+        return Image.fromarray(a.reshape(a.shape[0], a.shape[1]), "L")
+    if a.ndim == 3 and a.shape[2] == 3:
+        return Image.fromarray(np.ascontiguousarray(a), "RGB")
+    raise ValueError(f"image array must be (H, W, 3) or (H, W), got shape {a.shape}")
+
+
+def encode(
+    image: np.ndarray | Image.Image,
+    tables: QuantTables,
+    subsampling: str = "4:2:0",
+    optimize: bool = True,
+    progressive: bool = False,
+) -> bytes:
+    """Encode an image as a JPEG file with exactly ``tables``.
+
+    Args:
+        image: uint8 (H, W, 3) RGB or (H, W) gray array, or a PIL image.
+        tables: luma/chroma tables in natural order (baseline: entries 1..255).
+        subsampling: "4:4:4", "4:2:2" or "4:2:0" (ignored for gray images).
+        optimize: optimal Huffman tables (two-pass); the honest rate of a stored file.
+        progressive: write a progressive JPEG instead of baseline sequential.
+
+    Returns:
+        The complete JPEG file as bytes.
+    """
+    if tables.extended:
+        raise ValueError("Pillow writes 8-bit (baseline) tables only; got extended tables with entries > 255")
+    if subsampling not in SUBSAMPLINGS:
+        raise ValueError(f"subsampling {subsampling!r} is not one Pillow can write; use one of {SUBSAMPLINGS}")
+    im = as_pil(image)
+    buf = io.BytesIO()
+    # qtables without quality: Pillow hands the natural-order tables to
+    # jpeg_add_quant_table unscaled (scale 100, force_baseline).
+    im.save(
+        buf,
+        "JPEG",
+        qtables=tables.pillow_qtables(1 if im.mode == "L" else 2),
+        subsampling=subsampling,
+        optimize=optimize,
+        progressive=progressive,
+    )
+    return buf.getvalue()
+
+
+def _open(src: io.BytesIO | str, label: str) -> Image.Image:
+    try:
+        im = Image.open(src)
+        if im.format != "JPEG":
+            raise NotAJpegError(label, f"not a JPEG (Pillow reads it as {im.format})", im.format)
+        im.load()
+        return im
+    except UnidentifiedImageError as e:
+        head = src.getvalue()[:64] if isinstance(src, io.BytesIO) else open(src, "rb").read(64)
+        fmt = sniff_format(head)
+        raise NotAJpegError(label, f"cannot be read as an image (content looks like {fmt})", fmt) from e
+    except (OSError, SyntaxError, ValueError) as e:
+        if isinstance(e, (NotAJpegError, FileNotFoundError, PermissionError, IsADirectoryError)):
+            raise
+        raise CorruptJpegError(label, f"decode failed: {e}") from e
+
+
+def decode(data: bytes, mode: str = "RGB", path: str = "<bytes>") -> np.ndarray:
+    """Decode JPEG bytes to a uint8 array: (H, W, 3) for ``mode="RGB"``, (H, W) for ``"L"``.
+
+    Raises NotAJpegError / CorruptJpegError (truncated data included).
+    """
+    if not data:
+        raise NotAJpegError(path, "empty data (0 bytes)", "empty")
+    im = _open(io.BytesIO(data), path)
+    return np.asarray(im.convert(mode) if im.mode != mode else im)
+
+
+def decode_file(path: str | os.PathLike[str], mode: str = "RGB") -> np.ndarray:
+    """Decode a JPEG file to uint8 (H, W, 3) RGB (or (H, W) for ``mode="L"``); errors name the file."""
+    p = os.fspath(path)
+    if os.path.getsize(p) == 0:
+        raise NotAJpegError(p, "empty file (0 bytes)", "empty")
+    im = _open(p, p)
+    return np.asarray(im.convert(mode) if im.mode != mode else im)
