@@ -109,7 +109,8 @@ def write_coefficients(coefficients: Coefficients, path: str | os.PathLike[str] 
     # from_dct infers size from the block grid (a multiple of 8); the true size
     # and sampling must be restored or the decoded image changes shape.
     im.height, im.width = c.height, c.width
-    im.samp_factor = np.array(c.sampling, dtype=np.int32)
+    # jpeglib orders sampling factors (v, h), the reverse of the SOF segment.
+    im.samp_factor = np.array([(v, h) for h, v in c.sampling], dtype=np.int32)
     with tempfile.TemporaryDirectory(prefix="dnnjpeg-") as tmp:
         out = Path(tmp) / "coef.jpg"
         im.write_dct(str(out))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -252,7 +252,7 @@ def _color_name(components: tuple[Component, ...], adobe: int | None, jfif: bool
     return "other"
 
 
-def _parse(data: bytes, path: str, file_size: int, complete: bool) -> JpegHeader:
+def _parse(data: bytes, path: str, file_size: int, complete: bool, tail: bytes | None = None) -> JpegHeader:
     n = len(data)
     if n == 0:
         raise NotAJpegError(path, "empty file (0 bytes)", "empty")
@@ -366,6 +366,8 @@ def _parse(data: bytes, path: str, file_size: int, complete: bool) -> JpegHeader
     eoi = None
     if complete:
         eoi = data.rfind(b"\xff\xd9", max(0, n - TAIL_BYTES)) >= 0
+    elif tail is not None:
+        eoi = tail.rfind(b"\xff\xd9") >= 0
     return JpegHeader(
         path=path,
         file_size=file_size,
@@ -420,23 +422,17 @@ def parse_header(path: str | os.PathLike[str], head_bytes: int = HEAD_BYTES, che
         size = os.fstat(f.fileno()).st_size
         head = f.read(head_bytes)
         complete = len(head) >= size
+        tail = None
+        if not complete and check_eoi:
+            f.seek(max(0, size - TAIL_BYTES))
+            tail = f.read()
+            f.seek(len(head))
         try:
-            hdr = _parse(head, p, size, complete)
+            return _parse(head, p, size, complete, tail)
         except _NeedMore:
             head += f.read()
-            hdr = _parse(head, p, len(head), complete=True)
-            return hdr if check_eoi else _replace_eoi(hdr, None)
-        if complete or not check_eoi:
-            return hdr
-        f.seek(max(0, size - TAIL_BYTES))
-        tail = f.read()
-    return _replace_eoi(hdr, tail.rfind(b"\xff\xd9") >= 0)
-
-
-def _replace_eoi(hdr: JpegHeader, eoi: bool | None) -> JpegHeader:
-    from dataclasses import replace
-
-    return replace(hdr, eoi_found=eoi)
+    hdr = _parse(head, p, len(head), complete=True)
+    return hdr if check_eoi else replace(hdr, eoi_found=None)
 
 
 def read_head(path: str | os.PathLike[str], n: int = 64) -> bytes:
