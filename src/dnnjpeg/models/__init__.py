@@ -65,7 +65,7 @@ class Preprocess:
         """uint8 (N, H, W, 3) → float32 torch tensor (N, 3, H, W), normalized, channels_last memory."""
         import torch
 
-        x = torch.from_numpy(np.ascontiguousarray(batch_uint8)).permute(0, 3, 1, 2).float().div_(255.0)
+        x = torch.from_numpy(np.require(batch_uint8, requirements=["C", "W"])).permute(0, 3, 1, 2).float().div_(255.0)
         mean = torch.tensor(self.mean).view(1, 3, 1, 1)
         std = torch.tensor(self.std).view(1, 3, 1, 1)
         return ((x - mean) / std).contiguous(memory_format=torch.channels_last)

@@ -1,0 +1,22 @@
+import pytest
+
+from dnnjpeg.codec import QuantTables
+from dnnjpeg.evaluate.spec import DEFAULT_QUALITIES, parse_codec
+
+
+def test_parse_standard_and_tables(tmp_path):
+    c = parse_codec("standard")
+    assert [p.quality for p in c.points] == list(DEFAULT_QUALITIES) and c.points[0].subsampling == "4:2:0"
+    c = parse_codec("standard:50,10@4:4:4")
+    assert [p.quality for p in c.points] == [10, 50] and c.name == "standard 4:4:4"
+    assert c.points[1].tables == QuantTables.standard(50)
+    t = QuantTables.standard(30)
+    t.save(tmp_path / "mine.json")
+    c = parse_codec(f"tables:{tmp_path / 'mine.json'}", "4:2:2", scales=[2, 0.5])
+    assert [p.scale for p in c.points] == [0.5, 2] and c.points[1].tables == t.scaled(2) and c.name == "mine 4:2:2"
+
+
+@pytest.mark.parametrize("bad", ["standard:0", "standard:x", "tables:", "bogus:1", "standard@4:1:1"])
+def test_parse_errors(bad):
+    with pytest.raises(ValueError):
+        parse_codec(bad)

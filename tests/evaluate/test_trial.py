@@ -1,0 +1,71 @@
+import json
+
+import numpy as np
+
+from dnnjpeg.codec import QuantTables, encode
+from dnnjpeg.data import discover
+from dnnjpeg.evaluate import CodecCurve, CodecSpec, build_pristine, evaluate, run_trial, write_outputs
+
+from .tiny import tiny_model, write_images
+
+
+def test_rates_are_real_file_sizes_at_both_places(tmp_path):
+    write_images(tmp_path / "d", 6, size=(53, 41))
+    ds = discover(tmp_path / "d")
+    m = tiny_model()
+    spec = CodecSpec(QuantTables.standard(40), "4:2:0")
+    for at in ("input", "original"):
+        pr = build_pristine(ds, m, at)
+        tr = run_trial(spec, pr, m, batch_size=4, workers=2)
+        for i, src in enumerate(pr.sources):
+            data = encode(src, spec.tables, spec.subsampling, spec.optimize)
+            assert tr.bits[i] == 8 * len(data)
+        expect = (32 * 32) if at == "input" else (53 * 41)
+        assert pr.pixels.tolist() == [expect] * 6
+        assert pr.sources[0].shape == ((32, 32, 3) if at == "input" else (41, 53, 3))
+
+
+def test_trial_matches_direct_classification(tmp_path):
+    write_images(tmp_path / "d", 5)
+    ds = discover(tmp_path / "d")
+    m = tiny_model()
+    pr = build_pristine(ds, m, "input")
+    spec = CodecSpec(QuantTables.standard(20), "4:4:4")
+    tr = run_trial(spec, pr, m, batch_size=2, workers=2, keep_logits=True)
+    from dnnjpeg.codec import decode
+
+    direct = m.logits(np.stack([decode(encode(s, spec.tables, "4:4:4")) for s in pr.sources]))
+    assert np.allclose(tr.logits, direct, atol=1e-5)
+    assert np.array_equal(tr.top5[:, 0], direct.argmax(1))
+    # KL of pristine against itself is 0; against JPEG it is positive
+    assert tr.kl.min() >= 0 and tr.kl.mean() > 0
+
+
+def test_corrupt_image_is_reported_and_skipped(tmp_path):
+    write_images(tmp_path / "d", 4)
+    (tmp_path / "d" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    (tmp_path / "d" / "trunc.jpg").write_bytes(encode(np.zeros((64, 64, 3), np.uint8) + 100, QuantTables.standard(90))[:200])
+    ds = discover(tmp_path / "d")
+    res = evaluate(ds, tiny_model(), [CodecCurve.standard((10, 50, 90))], n_boot=0, progress=False)
+    assert res["settings"]["n_images"] == 4
+    bad = {p.split("/")[-1] for p, _ in res["failures"]}
+    assert bad == {"broken.png", "trunc.jpg"}
+
+
+def test_evaluate_end_to_end_outputs(tmp_path):
+    write_images(tmp_path / "d", 12)
+    ds = discover(tmp_path / "d")
+    curves = [CodecCurve.standard((5, 20, 50, 90)), CodecCurve.from_tables(QuantTables.standard(50), (0.5, 1, 2, 4), "4:4:4", name="t")]
+    res = evaluate(ds, tiny_model(), curves, n_boot=50, progress=False)
+    assert res["settings"]["accuracy_metric"] == "agreement" and not res["settings"]["labeled"]
+    assert res["pristine"]["top1"] == 100.0  # unlabeled: labels are the pristine predictions
+    pts = res["curves"][0]["points"]
+    assert [p["quality"] for p in pts] == [5, 20, 50, 90]
+    assert all(a["bpp"] < b["bpp"] for a, b in zip(pts, pts[1:]))
+    assert all(p["top1"] == p["agreement"] for p in pts)
+    assert len(res["comparisons"]) == 1 and res["comparisons"][0]["reference"] == "standard 4:2:0"
+    paths = write_outputs(res, tmp_path / "out")
+    back = json.loads(paths["results"].read_text())
+    assert back["curves"][1]["points"][0]["scale"] == 0.5
+    assert paths["curves"].stat().st_size > 10_000
+    assert "standard 4:2:0" in paths["markdown"].read_text() and "<table>" in paths["html"].read_text()
