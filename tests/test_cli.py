@@ -35,3 +35,31 @@ def test_info_json_lines(tmp_path):
     assert rows[0]["width"] == 24 and rows[0]["subsampling"] == "4:4:4"
     assert rows[0]["qtables"]["0"] == t.luma.tolist() and rows[0]["quality"]["exact"] is False
     assert rows[1]["error"] == "FileNotFoundError" and "missing.jpg" in rows[1]["message"]
+
+
+def test_evaluate_cli_with_lite0_and_a_corrupt_file(tmp_path, imagenet_dir):
+    import shutil
+
+    d = tmp_path / "data"
+    d.mkdir()
+    for f in sorted(imagenet_dir.iterdir())[:6]:
+        shutil.copy(f, d / f.name)
+    (d / "n01440764_zzz_broken.JPEG").write_bytes(b"\xff\xd8\xff\xe0 not really")
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["evaluate", "--data", str(d), "--codec", "standard:10,50,90", "--codec", "standard:10,50,90@4:4:4",
+                              "--out", str(out), "--bootstrap", "20"])
+    assert res.exit_code == 0, res.output
+    r = json.loads((out / "results.json").read_text())
+    assert r["settings"]["layout"] == "wnid" and r["settings"]["n_images"] == 6 and r["settings"]["labeled"]
+    assert len(r["failures"]) == 1 and "broken" in r["failures"][0][0]
+    assert [c["name"] for c in r["curves"]] == ["standard 4:2:0", "standard 4:4:4"]
+    assert "broken" in res.stderr
+    for f in ("curves.png", "report.md", "report.html"):
+        assert (out / f).stat().st_size > 0
+
+
+def test_evaluate_cli_errors_cleanly(tmp_path):
+    res = runner.invoke(app, ["evaluate", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "nope" in res.stderr
+    res = runner.invoke(app, ["evaluate", "--data", str(tmp_path), "--codec", "bogus:1"])
+    assert res.exit_code == 2 and "bogus" in res.stderr
