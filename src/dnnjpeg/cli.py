@@ -129,6 +129,54 @@ def _print_summary(result: dict) -> None:
         Console().print(f"{k['test']} vs {k['reference']}: BD-rate {k['bd_rate']:+.1f}% [{lo:+.1f}, {hi:+.1f}]", highlight=False)
 
 
+@app.command()
+def survey(
+    trees: list[Path] = typer.Argument(..., help="Folders (or files) to survey; several trees are compared side by side."),
+    out: Path = typer.Option(Path("survey-out"), "--out", help="Output folder."),
+    label: Optional[list[str]] = typer.Option(None, "--label", help="Name of each tree, in order (default: folder names)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Processes (default: all cores)."),
+    csv: bool = typer.Option(False, "--csv", help="Also write survey.csv."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted survey from its saved parts."),
+    umap: bool = typer.Option(True, "--umap/--no-umap", help="Compute the UMAP projection figures."),
+) -> None:
+    """What JPEG settings does a dataset really hold? Reads headers only: quality, subsampling,
+    sizes, grayscale, progressive, CMYK, non-JPEG files. Parquet, summary.json, plots, report.html."""
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from dnnjpeg.survey import PARTS_DIR, summarize, survey as run_survey, write_survey
+
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    cols = [TextColumn("surveying"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn()]
+    with Progress(*cols, console=err) as bar:
+        task = bar.add_task("", total=None, rate="")
+
+        def tick(k: int) -> None:
+            bar.advance(task, k)
+            done = bar.tasks[0].completed
+            bar.update(task, rate=f"{done / max(1e-9, time.perf_counter() - t0):,.0f} files/s")
+
+        try:
+            df = run_survey(trees, label, workers=workers, parts_dir=out / PARTS_DIR, resume=resume, progress=tick)
+        except (FileNotFoundError, ValueError) as e:
+            err.print(f"[red]error:[/red] {e}", highlight=False)
+            raise typer.Exit(2)
+    dt = time.perf_counter() - t0
+    err.print(f"{len(df):,} files in {dt:.1f} s ({len(df) / max(dt, 1e-9):,.0f} files/s); writing outputs")
+    written = write_survey(df, out, csv=csv, umap=umap)
+    import shutil
+
+    shutil.rmtree(out / PARTS_DIR, ignore_errors=True)  # the final outputs now hold everything
+    s = summarize(df)
+    for name, t in s["trees"].items():
+        Console().print(f"[bold]{name}[/bold]: {t['n_files']:,} files, {t['n_jpeg']:,} JPEGs; subsampling {t['subsampling']}; "
+                        f"grayscale {t['grayscale']}; most common quality {t['quality_most_common']}; errors {t['errors'] or 'none'}",
+                        highlight=False)
+    err.print(f"wrote {len(written)} files to {out}/ (open {out / 'report.html'})")
+
+
 _AT_HELP = "input: JPEG the model-input crop (camera sends what the net sees); original: JPEG the stored image, then preprocess."
 
 

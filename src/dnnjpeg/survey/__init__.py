@@ -1,0 +1,273 @@
+"""Survey: what JPEG settings does a dataset really hold? Headers only, no decoding.
+
+``survey(["train", "val"])`` walks the trees and returns a pandas DataFrame with
+one row per file (see :data:`dnnjpeg.survey.scan.COLUMNS`, plus ``luma_table`` and
+``chroma_table`` as 64 natural-order values).  ``write_survey`` adds Parquet,
+optional CSV, ``summary.json``, the plots and ``report.html``.
+
+Work is spread over a process pool in chunks; each finished chunk is saved as a
+Parquet part under ``OUT/.survey-parts/`` so that an interrupted run can
+``resume`` and a Ctrl-C never leaves a half-written output.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from dnnjpeg.survey.scan import COLUMNS, scan_files, walk
+
+__all__ = ["survey", "summarize", "odd_files", "write_survey", "COLUMNS", "PARTS_DIR"]
+
+PARTS_DIR = ".survey-parts"
+CHUNK = 2048
+
+
+def _schema():
+    import pyarrow as pa
+
+    types = {c: pa.string() for c in ("path", "tree", "format", "error", "message", "subsampling", "color", "mode")}
+    types.update({c: pa.bool_() for c in ("ok", "grayscale", "progressive", "arithmetic", "quality_exact", "jfif", "exif", "eoi_found")})
+    types["quality_distance"] = pa.float64()
+    fields = [pa.field(c, types.get(c, pa.int64())) for c in COLUMNS]
+    fields += [pa.field(f"{n}_table", pa.list_(pa.uint16(), 64)) for n in ("luma", "chroma")]
+    return pa.schema(fields)
+
+
+def _to_arrow(chunk: dict):
+    import pyarrow as pa
+
+    cols = chunk["columns"]
+    if not cols["path"]:
+        return None
+    schema = _schema()
+    arrays = [pa.array(cols[c], schema.field(c).type) for c in COLUMNS]
+    for name in ("luma", "chroma"):
+        t = chunk[name]
+        # rows without a table (non-JPEG, gray chroma) are null, not 64 zeros
+        mask = pa.array(~t.any(axis=1))
+        arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(t.reshape(-1), pa.uint16()), 64, mask=mask))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _scan_job(items, tree):
+    return _to_arrow(scan_files(items, tree))
+
+
+def survey(
+    roots: Sequence[str | os.PathLike[str]],
+    labels: Sequence[str] | None = None,
+    workers: int | None = None,
+    parts_dir: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    progress: Callable[[int], None] | None = None,
+    chunk: int = CHUNK,
+):
+    """Survey the trees ``roots`` (labelled ``labels``, default the folder names).
+
+    Args:
+        workers: processes (default: all cores); 1 runs in this process.
+        parts_dir: where finished chunks are saved as Parquet parts (enables resume).
+        resume: reuse the parts already in ``parts_dir`` and skip their files.
+        progress: called with the number of files each finished chunk held.
+    Returns:
+        pandas DataFrame, one row per file, sorted by tree then path.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    roots = [os.fspath(r) for r in roots]
+    labels = list(labels) if labels else [Path(r).resolve().name or r for r in roots]
+    if len(labels) != len(roots):
+        raise ValueError(f"{len(labels)} labels for {len(roots)} trees")
+    for r in roots:
+        if not os.path.exists(r):
+            raise FileNotFoundError(f"{r}: no such file or folder")
+    workers = workers or os.cpu_count() or 1
+    tables = []
+    done: set[tuple[str, str]] = set()
+    pdir = Path(parts_dir) if parts_dir is not None else None
+    if pdir is not None:
+        if pdir.exists() and resume:
+            for f in sorted(pdir.glob("part-*.parquet")):
+                t = pq.read_table(f)
+                tables.append(t)
+                done.update(zip(t.column("tree").to_pylist(), t.column("path").to_pylist()))
+        elif pdir.exists():
+            shutil.rmtree(pdir)
+        pdir.mkdir(parents=True, exist_ok=True)
+    if progress and done:
+        progress(len(done))
+    part_no = len(tables)
+
+    def save(t):
+        nonlocal part_no
+        if t is None:
+            return
+        tables.append(t)
+        if pdir is not None:
+            tmp = pdir / f".part-{part_no:06d}.tmp"
+            pq.write_table(t, tmp)
+            os.replace(tmp, pdir / f"part-{part_no:06d}.parquet")
+        part_no += 1
+
+    def chunks():
+        for root, label in zip(roots, labels):
+            buf = []
+            for item in walk(root):
+                if (label, item[0]) in done:
+                    continue
+                buf.append(item)
+                if len(buf) >= chunk:
+                    yield buf, label
+                    buf = []
+            if buf:
+                yield buf, label
+
+    if workers == 1:
+        for items, label in chunks():
+            save(_scan_job(items, label))
+            if progress:
+                progress(len(items))
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            pending = {}
+            for items, label in chunks():
+                pending[pool.submit(_scan_job, items, label)] = len(items)
+                if len(pending) >= 4 * workers:  # bounded: the walk does not run far ahead
+                    fin, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for f in fin:
+                        save(f.result())
+                        if progress:
+                            progress(pending.pop(f))
+            for f in list(pending):
+                save(f.result())
+                if progress:
+                    progress(pending.pop(f))
+    if not tables:
+        import pandas as pd
+
+        return pd.DataFrame(columns=list(COLUMNS) + ["luma_table", "chroma_table"])
+    table = pa.concat_tables(tables)
+    df = table.to_pandas(types_mapper=_nullable)
+    return df.sort_values(["tree", "path"], kind="stable").reset_index(drop=True)
+
+
+def _nullable(t):
+    import pandas as pd
+    import pyarrow as pa
+
+    if pa.types.is_integer(t):
+        return pd.Int64Dtype()
+    if pa.types.is_boolean(t):
+        return pd.BooleanDtype()
+    if pa.types.is_string(t):
+        return pd.StringDtype()
+    return None
+
+
+# -- aggregation ----------------------------------------------------------------------------
+
+EXTREME_ASPECT = 4.0  # width/height or height/width at or above this is "extreme"
+TINY_SIDE = 64  # images with a side below this many pixels are "tiny"
+
+
+def odd_files(df) -> dict[str, list[str]]:
+    """Paths worth a look, by reason: non-JPEG, corrupt/unreadable, CMYK/YCCK, 4:1:1,
+    quality < 10, extreme aspect ratios, tiny images, truncated (no EOI), progressive, 12-bit."""
+    ok = df["ok"].fillna(False).astype(bool)
+    j = df[ok]
+    w, h = j["width"].astype("float64"), j["height"].astype("float64")
+    aspect = np.maximum(w / h, h / w)
+    return {
+        "not JPEG": df.loc[df["error"] == "NotAJpegError", "path"].tolist(),
+        "unreadable or corrupt": df.loc[~ok & (df["error"] != "NotAJpegError"), "path"].tolist(),
+        "CMYK / YCCK": j.loc[j["color"].isin(["CMYK", "YCCK"]), "path"].tolist(),
+        "4:1:1": j.loc[j["subsampling"] == "4:1:1", "path"].tolist(),
+        "quality < 10": j.loc[j["quality"].fillna(100) < 10, "path"].tolist(),
+        f"extreme aspect (≥ {EXTREME_ASPECT:g}:1)": j.loc[(aspect >= EXTREME_ASPECT).fillna(False), "path"].tolist(),
+        f"tiny (a side < {TINY_SIDE} px)": j.loc[((w < TINY_SIDE) | (h < TINY_SIDE)).fillna(False), "path"].tolist(),
+        "truncated (no end-of-image marker)": j.loc[j["eoi_found"].fillna(True) == False, "path"].tolist(),  # noqa: E712
+        "12-bit or arithmetic-coded": j.loc[(j["precision"] != 8) | j["arithmetic"].fillna(False), "path"].tolist(),
+    }
+
+
+def _counts(s) -> dict:
+    return {str(k): int(v) for k, v in s.value_counts(dropna=False).items()}
+
+
+def summarize(df) -> dict:
+    """Counts and distributions per tree (JSON-ready): formats, errors, subsampling,
+    grayscale, color, coding, quality histogram, size and bytes-per-pixel percentiles, odd-file counts."""
+    out = {"n_files": int(len(df)), "trees": {}}
+    for tree, g in df.groupby("tree", sort=False):
+        ok = g["ok"].fillna(False).astype(bool)
+        j = g[ok]
+        q = j["quality"]
+        exact = j["quality_exact"].fillna(False).astype(bool)
+        px = j["width"].astype("float64") * j["height"].astype("float64")
+        bpp = 8 * j["file_size"].astype("float64") / px
+        pct = lambda s: {f"p{p}": float(np.nanpercentile(s, p)) for p in (1, 10, 50, 90, 99)} if len(s) else {}  # noqa: E731
+        out["trees"][str(tree)] = {
+            "n_files": int(len(g)),
+            "n_jpeg": int(ok.sum()),
+            "formats": _counts(g["format"].fillna("unreadable")),
+            "errors": _counts(g.loc[~ok, "error"]),
+            "subsampling": _counts(j["subsampling"]),
+            "grayscale": int(j["grayscale"].fillna(False).sum()),
+            "color": _counts(j["color"]),
+            "mode": _counts(j["mode"]),
+            "progressive": int(j["progressive"].fillna(False).sum()),
+            "quality_exact": {str(int(k)): int(v) for k, v in q[exact].value_counts().sort_index().items()},
+            "quality_not_ijg": int((~exact).sum()),
+            "quality_most_common": int(q[exact].mode().iloc[0]) if exact.any() else None,
+            "width": pct(j["width"].astype("float64")),
+            "height": pct(j["height"].astype("float64")),
+            "bits_per_pixel": pct(bpp),
+            "exif_orientation_rotated": int(j["orientation"].fillna(1).isin([5, 6, 7, 8]).sum()),
+            "odd_counts": {k: len(v) for k, v in odd_files(g).items()},
+        }
+    return out
+
+
+def write_survey(df, out: str | os.PathLike[str], csv: bool = False, plots: bool = True, umap: bool = True) -> dict[str, Path]:
+    """Write survey.parquet (+ survey.csv), summary.json, the plots and report.html into ``out``."""
+    import io
+    import json
+
+    from dnnjpeg._io import atomic_write_bytes, atomic_write_text
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = {}
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    written["parquet"] = atomic_write_bytes(out / "survey.parquet", buf.getvalue())
+    if csv:
+        flat = df.copy()
+        for c in ("luma_table", "chroma_table"):
+            flat[c] = [" ".join(map(str, t)) if t is not None else "" for t in flat[c]]
+        written["csv"] = atomic_write_text(out / "survey.csv", flat.to_csv(index=False))
+    summary = summarize(df)
+    written["summary"] = atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
+    if plots:
+        from dnnjpeg.survey.plots import all_plots
+
+        written.update(all_plots(df, out, umap=umap))
+        from dnnjpeg.survey.report import html_report
+
+        written["html"] = html_report(df, summary, written, out / "report.html")
+    return written
+
+
+def timed_survey(*args, **kwargs):
+    """:func:`survey` plus its wall time in seconds."""
+    t0 = time.perf_counter()
+    df = survey(*args, **kwargs)
+    return df, time.perf_counter() - t0
