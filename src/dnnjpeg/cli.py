@@ -18,7 +18,7 @@ app = typer.Typer(
     no_args_is_help=True,
     help="dnnjpeg: JPEG made for neural networks. Survey, design, compress, evaluate.",
 )
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # error lines name files: never wrap them
 
 
 def _expand(paths: list[Path]) -> list[Path]:
@@ -175,6 +175,87 @@ def survey(
                         f"grayscale {t['grayscale']}; most common quality {t['quality_most_common']}; errors {t['errors'] or 'none'}",
                         highlight=False)
     err.print(f"wrote {len(written)} files to {out}/ (open {out / 'report.html'})")
+
+
+@app.command()
+def compress(
+    src: Path = typer.Argument(..., help="Source tree (only read)."),
+    dst: Path = typer.Argument(..., help="Destination tree (mirrors SRC; must not overlap it)."),
+    tables: Path = typer.Option(..., "--tables", help="Table JSON (from `dnnjpeg design` or QuantTables.save)."),
+    scale: float = typer.Option(1.0, "--scale", help="Multiply every table entry (clamped to 1..255)."),
+    subsampling: str = typer.Option("4:2:0", "--subsampling"),
+    optimize: bool = typer.Option(True, "--optimize/--no-optimize"),
+    workers: Optional[int] = typer.Option(None, "--workers"),
+    resume: bool = typer.Option(False, "--resume", help="Skip outputs that already exist and decode."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+) -> None:
+    """Re-encode a whole tree with designed tables as standard baseline JPEG files."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from dnnjpeg.codec import QuantTables
+    from dnnjpeg.compress import compress_tree
+
+    try:
+        t = QuantTables.load(tables)
+        with Progress(TextColumn("compressing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err) as bar:
+            task = bar.add_task("", total=None)
+            rep = compress_tree(src, dst, t, scale, subsampling, optimize, workers, resume, overwrite, lambda k: bar.advance(task, k))
+    except (ValueError, FileNotFoundError) as e:
+        err.print(f"[red]error:[/red] {e}", highlight=False)
+        raise typer.Exit(2)
+    ratio = rep.bytes_before / rep.bytes_after if rep.bytes_after else float("nan")
+    Console().print(f"{rep.written:,} written, {rep.skipped:,} skipped (already valid), {len(rep.failures):,} failed; "
+                    f"bytes {rep.bytes_before:,} → {rep.bytes_after:,} ({ratio:.2f}x smaller)", highlight=False)
+    for f, msg in rep.failures:
+        err.print(f"[red]failed[/red] {f}: {msg}", highlight=False)
+    if rep.failures:
+        raise typer.Exit(1)
+
+
+@app.command()
+def design(
+    method: str = typer.Option(..., "--method", help="deepn | sorted-random | bounded-random | bayes | bandit"),
+    data: Path = typer.Option(..., "--data", help="Image folder; only its design split is used to design."),
+    out: Path = typer.Option(Path("table.json"), "--out", help="Where the designed table JSON goes."),
+    model: str = typer.Option("efficientnet-lite0", "--model"),
+    at: str = typer.Option("input", "--at"),
+    subsampling: str = typer.Option("4:2:0", "--subsampling", help="4:2:0 or 4:4:4: part of the design."),
+    budget: int = typer.Option(60, "--budget", help="Table measurements a search may spend."),
+    seed: int = typer.Option(0, "--seed"),
+    trial_images: int = typer.Option(200, "--trial-images", help="Design images per measurement."),
+    objective: str = typer.Option("kl", "--objective", help="kl (smooth, default) | top1 | pareto (bayes: Pareto set)."),
+    storage: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL, e.g. sqlite:///study.db (resumable)."),
+    fit: bool = typer.Option(False, "--fit", help="deepn: tune the mapping's parameters on the design split."),
+    labels: Optional[Path] = typer.Option(None, "--labels"),
+    report: Optional[Path] = typer.Option(None, "--report", help="Re-measure on the eval split against the ladder; report folder."),
+    eval_limit: Optional[int] = typer.Option(None, "--eval-limit", help="At most this many eval images for --report."),
+) -> None:
+    """Design quantization tables favorable to a network (design split only); optionally
+    re-measure them on the held-out eval split against the standard ladder."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from dnnjpeg.data import discover
+    from dnnjpeg.design import DesignProblem, design as run_design
+    from dnnjpeg.models import ModelUnavailableError, load_model
+
+    try:
+        ds = discover(data, labels)
+        m = load_model(model)
+        mode = "pareto" if objective == "pareto" else "gain"
+        prob = DesignProblem(ds, m, at, subsampling, budget, seed, trial_images, "kl" if objective == "pareto" else objective, storage)
+        with Progress(TextColumn(f"design {method}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[best]}"), console=err) as bar:
+            task = bar.add_task("", total=budget, best="")
+            prob.progress = lambda i, n, g: bar.update(task, completed=i, best=f"best gain {g:+.3f}")
+            res = run_design(method, prob, fit=fit, objective_mode=mode)
+    except (ValueError, FileNotFoundError, ModelUnavailableError) as e:
+        err.print(f"[red]error:[/red] {e}", highlight=False)
+        raise typer.Exit(2)
+    res.save(out)
+    err.print(f"{method}: {res.info['trials_used']} measurements on {res.info['trial_images']} design images in "
+              f"{res.info['wall_seconds']:.0f} s; wrote {out}")
+    if report is not None:
+        _run_evaluation(data, labels, model, [f"standard@{subsampling}", f"tables:{out}@{subsampling}"], None, subsampling, at,
+                        "eval", eval_limit, report, 1000, seed, 32, 0, True, None, 1.0)
 
 
 _AT_HELP = "input: JPEG the model-input crop (camera sends what the net sees); original: JPEG the stored image, then preprocess."

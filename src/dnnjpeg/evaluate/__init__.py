@@ -41,7 +41,7 @@ def versions() -> dict[str, str]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "pillow": PIL.__version__,
-        "libjpeg-turbo": str(features.version("jpg")),
+        "libjpeg-turbo": str(features.version("libjpeg_turbo") or features.version("jpg")),
         "numpy": np.__version__,
     }
 

@@ -66,12 +66,12 @@ def _ci(ci, fmt="{:.1f}") -> str:
 
 
 def _tables(result: dict) -> tuple[list[str], list[list[list[str]]], list[str], list[list[str]]]:
-    curve_headers = ["setting", "bpp", "ratio vs BMP", "top-1 %", "top-5 %", "agree %", "KL"]
+    curve_headers = ["setting", "bpp", "mean image bpp", "ratio vs BMP", "top-1 %", "top-5 %", "agree %", "KL"]
     curve_rows = []
     for c in result["curves"]:
         rows = []
         for p in c["points"]:
-            rows.append([p["label"], _f(p["bpp"], "{:.3f}"), _f(p["compression_ratio"], "{:.1f}"),
+            rows.append([p["label"], _f(p["bpp"], "{:.3f}"), _f(p["mean_image_bpp"], "{:.3f}"), _f(p["compression_ratio"], "{:.1f}"),
                          _f(p["top1"], "{:.1f}"), _f(p["top5"], "{:.1f}"), _f(p["agreement"], "{:.1f}"), _f(p["kl"], "{:.4f}")])
         curve_rows.append(rows)
     cmp_headers = ["test vs reference", "BD-rate % [95% CI]", "Δacc at equal rate (pts) [CI]",
@@ -111,7 +111,7 @@ def markdown_report(result: dict, path: Path) -> Path:
     if krows:
         out += ["## Comparisons", "", "| " + " | ".join(kh) + " |", "|" + "---|" * len(kh)]
         out += ["| " + " | ".join(r) + " |" for r in krows]
-        out += ["", "Negative BD-rate: fewer bits for the same accuracy. Target = pristine − "
+        out += ["", "bpp = total bits / total pixels of what was encoded; mean image bpp = the mean of per-image rates. Negative BD-rate: fewer bits for the same accuracy. Target = pristine − "
                 f"{result['settings']['target_drop']:g} point(s). Curves are made monotone first (isotonic fit).", ""]
     for c, rows in zip(result["curves"], crows):
         out += [f"## {c['name']}", "", "| " + " | ".join(ch) + " |", "|" + "---|" * len(ch)]

@@ -163,7 +163,8 @@ def run_trial(
     """Encode, measure, decode and classify every pristine image with ``spec``.
 
     Args:
-        workers: JPEG threads; they overlap with inference in this thread.
+        workers: JPEG threads overlapping inference in this thread; 0 runs JPEG
+            inline between inference batches.
         lookahead: batches of JPEG work kept in flight ahead of inference.
     """
     n = len(pristine)
@@ -183,6 +184,17 @@ def run_trial(
     bounds = [(lo, min(n, lo + batch_size)) for lo in range(0, n, batch_size)]
     bits_all = np.empty(n, np.int64)
     logits_all = []
+    if workers == 0:
+        # Inline: JPEG then inference, batch by batch. On a machine whose cores
+        # inference already saturates this beats a JPEG thread that preempts
+        # torch's synchronized worker threads (see BENCHMARKS.md).
+        for lo, hi in bounds:
+            bits, imgs = jpeg_batch(lo, hi)
+            bits_all[lo:hi] = bits
+            logits_all.append(model.logits(imgs, batch_size=batch_size))
+            if progress:
+                progress(hi - lo)
+        bounds = []
     with ThreadPoolExecutor(max(1, workers)) as pool:
         pending: deque = deque()
         it = iter(bounds)

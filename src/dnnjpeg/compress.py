@@ -1,0 +1,141 @@
+"""Re-encode a whole image tree with given tables as standard baseline JPEG files.
+
+SRC is only ever read: the destination may not overlap it.  Each output is
+written atomically (temporary file, then rename), so an interrupted run leaves
+complete files or none; ``resume`` skips outputs that already decode, and
+existing outputs are never replaced unless ``overwrite`` is asked for.
+Pixels are taken as stored (EXIF orientation is not applied; metadata is not
+copied); grayscale images stay grayscale.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+
+from dnnjpeg._io import atomic_write_bytes
+from dnnjpeg.codec import QuantTables, decode_file, encode
+from dnnjpeg.data import IMAGE_SUFFIXES
+
+__all__ = ["CompressReport", "compress_tree", "output_path"]
+
+
+@dataclass
+class CompressReport:
+    """Totals of a run; ``failures`` holds (source path, message) per failed file."""
+
+    written: int = 0
+    skipped: int = 0
+    bytes_before: int = 0
+    bytes_after: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def output_path(src_root: Path, dst_root: Path, path: Path) -> Path:
+    """Mirror ``path`` under ``dst_root``; non-JPEG suffixes become ``.jpg``."""
+    rel = path.relative_to(src_root)
+    if rel.suffix.lower() not in (".jpg", ".jpeg"):
+        rel = rel.with_suffix(".jpg")
+    return dst_root / rel
+
+
+def _overlap(a: Path, b: Path) -> bool:
+    return a == b or a in b.parents or b in a.parents
+
+
+def _one(args) -> tuple[str, str, int, int, str | None]:
+    src, dst, tables, subsampling, optimize, resume, overwrite = args
+    try:
+        before = os.path.getsize(src)
+        out = Path(dst)
+        if out.exists():
+            if resume:
+                try:
+                    decode_file(out, "L")  # a complete earlier output decodes
+                    return src, "skipped", before, out.stat().st_size, None
+                except Exception:
+                    pass  # broken or partial: encode again
+            elif not overwrite:
+                return src, "failed", before, 0, f"{out} exists (use --resume to keep valid outputs, or --overwrite)"
+        with Image.open(src) as im:
+            im.load()
+            im = im if im.mode in ("L", "RGB") else im.convert("L" if im.mode in ("1", "I;16", "I", "F", "LA") else "RGB")
+            data = encode(np.asarray(im), tables, subsampling=subsampling, optimize=optimize)
+        atomic_write_bytes(out, data)
+        return src, "written", before, len(data), None
+    except Exception as e:  # every per-file problem is reported; the batch goes on
+        return src, "failed", 0, 0, f"{type(e).__name__}: {e}"
+
+
+def compress_tree(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    tables: QuantTables,
+    scale: float = 1.0,
+    subsampling: str = "4:2:0",
+    optimize: bool = True,
+    workers: int | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> CompressReport:
+    """Encode every image under ``src`` (recursively) into the mirrored tree ``dst``.
+
+    Args:
+        tables: natural-order tables; ``scale`` multiplies them first (clamped to 1..255).
+        workers: processes (default all cores).
+    Raises:
+        ValueError: ``dst`` overlaps ``src``.
+        FileNotFoundError: ``src`` does not exist.
+    """
+    s, d = Path(src).resolve(), Path(dst).resolve()
+    if not s.is_dir():
+        raise FileNotFoundError(f"{src}: no such folder")
+    if _overlap(s, d):
+        raise ValueError(f"destination {dst} overlaps source {src}: dnnjpeg never writes inside SRC")
+    t = tables.scaled(scale) if scale != 1.0 else tables
+    if d.is_dir():
+        # temporary files of a run that was killed hard (SIGKILL) before its rename
+        for stale in d.rglob(".*.part"):
+            stale.unlink(missing_ok=True)
+    files = sorted(p for p in s.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    rep = CompressReport()
+    seen: dict[Path, Path] = {}
+    jobs = []
+    for f in files:
+        out = output_path(s, d, f)
+        if out in seen:
+            rep.failures.append((str(f), f"same output {out} as {seen[out]}"))
+            continue
+        seen[out] = f
+        jobs.append((str(f), str(out), t, subsampling, optimize, resume, overwrite))
+    workers = workers or os.cpu_count() or 1
+
+    def consume(results):
+        for src_path, status, before, after, msg in results:
+            if status == "failed":
+                rep.failures.append((src_path, msg or "failed"))
+            else:
+                rep.written += status == "written"
+                rep.skipped += status == "skipped"
+                rep.bytes_before += before
+                rep.bytes_after += after
+            if progress:
+                progress(1)
+
+    if workers == 1:
+        consume(map(_one, jobs))
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            consume(pool.map(_one, jobs, chunksize=16))
+    return rep

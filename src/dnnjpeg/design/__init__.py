@@ -1,0 +1,150 @@
+"""Designing DNN-favorable quantization tables.
+
+Every method is a function ``design(problem, **options) -> DesignResult`` in its
+own module, registered here by name.  A problem bundles the design-split data,
+the model, where JPEG happens, the subsampling, the trial budget and the seed;
+methods that need measurements get a :class:`TableEvaluator` from it, so trials
+all run the same real encode → decode → classify path.
+
+Methods: ``deepn`` (statistics; ``fit=True`` tunes its mapping), ``sorted-random``,
+``bounded-random``, ``bayes`` (Optuna; ``objective_mode="pareto"`` for a Pareto
+set), ``bandit`` (UCB over search heuristics).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from dnnjpeg._io import atomic_write_text
+from dnnjpeg.codec import QuantTables
+from dnnjpeg.data import Dataset
+from dnnjpeg.design.objective import Measurement, TableEvaluator
+from dnnjpeg.models import Model
+
+__all__ = ["DesignProblem", "DesignResult", "Candidate", "design", "METHODS", "register", "pareto_front"]
+
+
+@dataclass
+class DesignProblem:
+    """What to design for.
+
+    Attributes:
+        dataset: images to design on; only its design split is ever used.
+        model: the network the tables should favor.
+        at: "input" or "original" (as in evaluation).
+        subsampling: "4:2:0" or "4:4:4" (part of the design).
+        budget: number of table measurements a search may spend.
+        seed: makes a run repeatable.
+        trial_images: design images per measurement (the first N by path).
+        objective: "kl" (smooth; default) or "top1", see :mod:`dnnjpeg.design.objective`.
+        storage: Optuna storage URL (``sqlite:///study.db``) for persistent, resumable studies.
+    """
+
+    dataset: Dataset
+    model: Model
+    at: str = "input"
+    subsampling: str = "4:2:0"
+    budget: int = 60
+    seed: int = 0
+    trial_images: int | None = 200
+    objective: str = "kl"
+    storage: str | None = None
+    progress: Callable[[int, int, float], None] | None = None  # (trial, budget, best gain)
+    _evaluator: TableEvaluator | None = field(default=None, repr=False)
+
+    def design_set(self) -> Dataset:
+        """The design split of the data."""
+        return self.dataset.subset("design")
+
+    def evaluator(self) -> TableEvaluator:
+        """The shared, cached trial evaluator (built on first use: decodes and measures the ladder)."""
+        if self._evaluator is None:
+            self._evaluator = TableEvaluator(self.design_set(), self.model, self.at, self.subsampling, self.trial_images, self.objective)
+        return self._evaluator
+
+
+@dataclass
+class Candidate:
+    """A measured table: the tables, their measurement and score (gain over the ladder)."""
+
+    tables: QuantTables
+    measurement: Measurement
+    gain: float
+    info: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"tables": self.tables.to_dict(), **self.measurement.to_dict(), "gain": self.gain, **self.info}
+
+
+def pareto_front(cands: list[Candidate], objective: str = "kl") -> list[Candidate]:
+    """Non-dominated candidates in (bpp ↓, distortion ↓) — KL, or −top-1 — sorted by rate."""
+    def dist(c):
+        return c.measurement.kl if objective == "kl" else -c.measurement.top1
+
+    out = []
+    for c in sorted(cands, key=lambda c: (c.measurement.bpp, dist(c))):
+        if not out or dist(c) < dist(out[-1]):
+            out.append(c)
+    return out
+
+
+@dataclass
+class DesignResult:
+    """What a designer found.
+
+    Attributes:
+        method: its name.
+        tables: the recommended tables (highest gain over the ladder on the design images).
+        pareto: the rate/distortion Pareto set of everything tried (may be empty for ``deepn``).
+        history: every measurement in order, as dicts (tables, bpp, top1, kl, ce, gain, ...).
+        info: settings, trials used, wall time, method parameters.
+    """
+
+    method: str
+    tables: QuantTables
+    pareto: list[Candidate] = field(default_factory=list)
+    history: list[dict] = field(default_factory=list)
+    info: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = self.tables.to_dict()
+        d["design"] = {"method": self.method, **self.info, "pareto": [c.to_dict() for c in self.pareto], "history": self.history}
+        return d
+
+    def save(self, path: str | Path) -> Path:
+        """JSON that :meth:`QuantTables.load` and ``--codec tables:FILE`` read directly (atomic)."""
+        return atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=1))
+
+
+METHODS: dict[str, Callable[..., DesignResult]] = {}
+
+
+def register(name: str):
+    """Decorator adding a designer function to :data:`METHODS`."""
+    def deco(fn):
+        METHODS[name] = fn
+        return fn
+
+    return deco
+
+
+def design(method: str, problem: DesignProblem, **options) -> DesignResult:
+    """Run designer ``method`` on ``problem``; records wall time and trials in ``info``."""
+    from dnnjpeg.design import deepn, search  # noqa: F401  (registers the methods)
+
+    if method not in METHODS:
+        raise ValueError(f"unknown design method {method!r}; choose from {', '.join(sorted(METHODS))}")
+    t0 = time.perf_counter()
+    res = METHODS[method](problem, **options)
+    ev = problem._evaluator
+    res.info.update({
+        "model": problem.model.name, "at": problem.at, "subsampling": problem.subsampling, "seed": problem.seed,
+        "budget": problem.budget, "trial_images": len(ev.pristine) if ev else None, "objective": problem.objective,
+        "trials_used": ev.n_trials if ev else 0, "ladder_measurements": ev.n_ladder if ev else 0, "wall_seconds": time.perf_counter() - t0,
+        "data": str(problem.dataset.root), "split": "design",
+    })
+    return res

@@ -1,0 +1,115 @@
+"""Measuring candidate tables during design: the trial path, cached, against the ladder.
+
+Every designer scores tables the same way: encode the trial images (design
+split only) with the real encoder, classify, and compare with the standard IJG
+ladder measured once on the same images.  The score is a smooth one by default:
+the gain in log mean KL divergence from the pristine output over the ladder at
+the same rate (positive = less distortion than the ladder for the same bits).
+Top-1 gain is available too but is a step function on a few hundred images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dnnjpeg.codec import QuantTables
+from dnnjpeg.data import Dataset
+from dnnjpeg.evaluate.spec import CodecSpec
+from dnnjpeg.evaluate.trial import Pristine, build_pristine, run_trial
+from dnnjpeg.models import Model
+
+__all__ = ["Measurement", "TableEvaluator", "LADDER_QUALITIES", "OBJECTIVES"]
+
+LADDER_QUALITIES = (5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 95)
+OBJECTIVES = ("kl", "top1")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One table on the trial images: bpp (total bits / total pixels), top-1 % (or agreement
+    for unlabeled data), mean KL from the pristine output (nats), mean cross-entropy (nats)."""
+
+    bpp: float
+    top1: float
+    kl: float
+    ce: float
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class TableEvaluator:
+    """Scores tables on a fixed set of design images; caches every measurement.
+
+    Args:
+        dataset: must hold design-split images only (a ``ValueError`` otherwise).
+        trial_images: use the first N of them (by path).
+    """
+
+    def __init__(self, dataset: Dataset, model: Model, at: str = "input", subsampling: str = "4:2:0",
+                 trial_images: int | None = 200, objective: str = "kl", workers: int = 1, progress: bool = False) -> None:
+        bad = [r.path.name for r in dataset.records if r.split != "design"]
+        if bad:
+            raise ValueError(f"design must only see the design split; {len(bad)} eval images given, e.g. {bad[0]}")
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+        self.dataset = dataset.subset("design", trial_images)
+        self.model = model
+        self.at = at
+        self.subsampling = subsampling
+        self.objective = objective
+        self.workers = workers
+        self.pristine: Pristine = build_pristine(self.dataset, model, at)
+        if len(self.pristine) == 0:
+            raise ValueError(f"{dataset.root}: no readable design images")
+        self._cache: dict[QuantTables, Measurement] = {}
+        self.n_trials = 0
+        self.ladder = [self.measure(QuantTables.standard(q)) for q in LADDER_QUALITIES]
+        self.n_ladder = self.n_trials  # the reference curve, measured once; not a design trial
+        self.n_trials = 0
+
+    def measure(self, tables: QuantTables) -> Measurement:
+        """Real encode → decode → classify of every trial image (cached per table)."""
+        if tables in self._cache:
+            return self._cache[tables]
+        tr = run_trial(CodecSpec(tables, self.subsampling, True), self.pristine, self.model, workers=self.workers, keep_logits=True)
+        self.n_trials += 1
+        lp = tr.logits - tr.logits.max(1, keepdims=True)
+        lp = lp - np.log(np.exp(lp).sum(1, keepdims=True))
+        labels = self.pristine.labels
+        m = Measurement(
+            bpp=float(tr.bits.sum() / self.pristine.pixels.sum()),
+            top1=float(100 * np.mean(tr.top5[:, 0] == labels)),
+            kl=float(tr.kl.mean()),
+            ce=float(-lp[np.arange(len(labels)), labels].mean()),
+        )
+        self._cache[tables] = m
+        return m
+
+    def ladder_at(self, bpp: float) -> tuple[float, float]:
+        """(log KL, top-1) of the ladder interpolated at ``bpp`` (log-rate axis; extrapolated linearly at the ends)."""
+        x = np.log([m.bpp for m in self.ladder])
+        lk = np.log([max(m.kl, 1e-9) for m in self.ladder])
+        acc = np.array([m.top1 for m in self.ladder])
+        order = np.argsort(x)
+        x, lk, acc = x[order], lk[order], acc[order]
+        t = np.log(bpp)
+
+        def interp(y):
+            if t < x[0]:
+                return y[0] + (y[1] - y[0]) / (x[1] - x[0]) * (t - x[0])
+            if t > x[-1]:
+                return y[-1] + (y[-1] - y[-2]) / (x[-1] - x[-2]) * (t - x[-1])
+            return float(np.interp(t, x, y))
+
+        return float(interp(lk)), float(min(100.0, interp(acc)))
+
+    def gain(self, m: Measurement) -> float:
+        """Score to maximize: log-KL reduction (objective "kl") or top-1 points (objective "top1")
+        over the ladder at the same rate."""
+        lk, acc = self.ladder_at(m.bpp)
+        if self.objective == "kl":
+            return float(lk - np.log(max(m.kl, 1e-9)))
+        return float(m.top1 - acc)

@@ -1,0 +1,265 @@
+"""Search designers: sorted-random, bounded-random, Bayesian optimization, and a bandit
+over search heuristics.  All measure candidates through the problem's shared
+:class:`~dnnjpeg.design.objective.TableEvaluator` and keep every measurement.
+
+Tables are 128 numbers (luma and chroma, natural order).  The bounded methods
+search per-entry ranges taken from the rate/distortion Pareto set of a
+sorted-random warm-up near a target rate, as the published pipeline did.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from dnnjpeg.codec import QuantTables, from_zigzag
+from dnnjpeg.design import Candidate, DesignProblem, DesignResult, pareto_front, register
+
+__all__ = ["sorted_random_tables", "bounds_near_rate", "sample_bounded", "tables_from_vector"]
+
+
+# -- table generators ----------------------------------------------------------------------
+
+def _sorted_random_table(rng: np.random.Generator) -> np.ndarray:
+    v = np.abs(rng.standard_normal(64))
+    v = (v - v.min()) / max(v.max() - v.min(), 1e-12)
+    lo, hi = rng.integers(0, 35), rng.integers(50, 150)
+    v = (lo + v * (hi - lo)) * rng.uniform(0.5, 1.5)
+    v = np.clip(np.rint(v), 1, 255)
+    return from_zigzag(np.sort(v))  # smallest steps at DC, growing along the zigzag
+
+
+def sorted_random_tables(rng: np.random.Generator) -> QuantTables:
+    """Random tables whose sorted values run along the zigzag (DC smallest), luma and chroma drawn
+    independently: |N(0,1)| values normalized, mapped to [lo, hi] with lo in 0..34 and hi in
+    50..149, times a scale in 0.5..1.5, rounded and clipped to 1..255."""
+    return QuantTables(_sorted_random_table(rng), _sorted_random_table(rng))
+
+
+def bounds_near_rate(cands: list[Candidate], target_bpp: float, k: int = 6, objective: str = "kl") -> tuple[np.ndarray, np.ndarray]:
+    """Per-entry bounds (lo, hi), each int (128,) natural order [luma, chroma], from the ``k``
+    Pareto candidates nearest ``target_bpp`` in log rate and their transposes: min − 0.5σ … max + 0.5σ."""
+    front = pareto_front(cands, objective) or cands
+    near = sorted(front, key=lambda c: abs(math.log(c.measurement.bpp / target_bpp)))[: max(2, k)]
+    arr = np.array([c.tables.as_array() for c in near], dtype=np.float64)  # (n, 2, 8, 8)
+    arr = np.concatenate([arr, arr.transpose(0, 1, 3, 2)]).reshape(-1, 128)
+    sd = arr.std(0)
+    lo = np.clip(np.floor(arr.min(0) - 0.5 * sd), 1, 255).astype(np.int64)
+    hi = np.clip(np.ceil(arr.max(0) + 0.5 * sd), 1, 255).astype(np.int64)
+    return lo, np.maximum(hi, lo)
+
+
+def sample_bounded(rng: np.random.Generator, lo: np.ndarray, hi: np.ndarray) -> QuantTables:
+    """Uniform integers inside per-entry bounds (128 values, natural order, luma then chroma)."""
+    return QuantTables.from_array(rng.integers(lo, hi + 1).reshape(2, 8, 8))
+
+
+def tables_from_vector(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> QuantTables:
+    """Map x in [0, 1]^128 into the bounds, rounded to legal integer tables."""
+    v = lo + np.clip(np.asarray(x, dtype=np.float64), 0, 1) * (hi - lo)
+    return QuantTables.from_array(np.clip(np.rint(v), 1, 255).astype(np.int64).reshape(2, 8, 8))
+
+
+# -- shared plumbing ---------------------------------------------------------------------
+
+class _Run:
+    """Measure-and-record helper shared by the search methods."""
+
+    def __init__(self, problem: DesignProblem, method: str) -> None:
+        self.problem = problem
+        self.ev = problem.evaluator()
+        self.method = method
+        self.cands: list[Candidate] = []
+        self.history: list[dict] = []
+
+    def try_(self, tables: QuantTables, **info) -> Candidate:
+        m = self.ev.measure(tables)
+        c = Candidate(tables, m, self.ev.gain(m), info)
+        self.cands.append(c)
+        self.history.append(c.to_dict())
+        if self.problem.progress:
+            self.problem.progress(len(self.cands), self.problem.budget, max(x.gain for x in self.cands))
+        return c
+
+    def target_bpp(self, target: float | None) -> float:
+        # Default target: the ladder's rate at quality 50 on the trial images.
+        from dnnjpeg.design.objective import LADDER_QUALITIES
+
+        return target if target is not None else self.ev.ladder[LADDER_QUALITIES.index(50)].bpp
+
+    def warmup(self, rng, n: int) -> None:
+        for _ in range(n):
+            self.try_(sorted_random_tables(rng), phase="sorted-random")
+
+    def result(self, **info) -> DesignResult:
+        best = max(self.cands, key=lambda c: c.gain)
+        info.setdefault("best_gain", best.gain)
+        info["ladder"] = [m.to_dict() for m in self.ev.ladder]
+        return DesignResult(self.method, best.tables, pareto_front(self.cands, self.problem.objective), self.history, info)
+
+
+# -- methods -------------------------------------------------------------------------------
+
+@register("sorted-random")
+def design_sorted_random(problem: DesignProblem, **_) -> DesignResult:
+    """``budget`` sorted-random tables; returns the best gain and the Pareto front."""
+    run = _Run(problem, "sorted-random")
+    run.warmup(np.random.default_rng(problem.seed), problem.budget)
+    return run.result()
+
+
+@register("bounded-random")
+def design_bounded_random(problem: DesignProblem, target_bpp: float | None = None, warmup_fraction: float = 0.4, **_) -> DesignResult:
+    """Sorted-random warm-up, then uniform sampling inside bounds from its Pareto tables near the target rate."""
+    rng = np.random.default_rng(problem.seed)
+    run = _Run(problem, "bounded-random")
+    n0 = max(4, int(problem.budget * warmup_fraction))
+    run.warmup(rng, n0)
+    tgt = run.target_bpp(target_bpp)
+    lo, hi = bounds_near_rate(run.cands, tgt, objective=problem.objective)
+    for _ in range(problem.budget - n0):
+        run.try_(sample_bounded(rng, lo, hi), phase="bounded")
+    return run.result(target_bpp=tgt, bounds={"lo": lo.tolist(), "hi": hi.tolist()})
+
+
+@register("bayes")
+def design_bayes(problem: DesignProblem, target_bpp: float | None = None, warmup_fraction: float = 0.3,
+                 objective_mode: str = "gain", study_name: str | None = None, **_) -> DesignResult:
+    """Optuna over the 128 bounded entries.
+
+    ``objective_mode="gain"``: maximize the gain over the ladder (TPE).
+    ``objective_mode="pareto"``: minimize (bpp, distortion) jointly (NSGA-II), returning the Pareto set.
+    With ``problem.storage`` the study (and its bounds) persists and a re-run resumes it.
+    """
+    import optuna
+
+    if objective_mode not in ("gain", "pareto"):
+        raise ValueError(f"objective_mode must be gain or pareto, got {objective_mode!r}")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    rng = np.random.default_rng(problem.seed)
+    run = _Run(problem, "bayes")
+    pareto = objective_mode == "pareto"
+    sampler = (optuna.samplers.NSGAIISampler(seed=problem.seed) if pareto else optuna.samplers.TPESampler(seed=problem.seed, multivariate=True))
+    name = study_name or f"dnnjpeg-{problem.model.name}-{problem.at}-{problem.subsampling}-{objective_mode}-seed{problem.seed}"
+    study = optuna.create_study(study_name=name, storage=problem.storage, load_if_exists=True, sampler=sampler,
+                                directions=["minimize", "minimize"] if pareto else ["maximize"])
+    if "lo" in study.user_attrs:  # resuming: same bounds as before
+        lo, hi = np.array(study.user_attrs["lo"]), np.array(study.user_attrs["hi"])
+        tgt = study.user_attrs["target_bpp"]
+        n0 = study.user_attrs.get("warmup_trials", 0)  # spent by the first run; counts against the budget
+    else:
+        n0 = max(4, int(problem.budget * warmup_fraction))
+        run.warmup(rng, n0)
+        tgt = run.target_bpp(target_bpp)
+        lo, hi = bounds_near_rate(run.cands, tgt, objective=problem.objective)
+        study.set_user_attr("lo", lo.tolist())
+        study.set_user_attr("hi", hi.tolist())
+        study.set_user_attr("target_bpp", tgt)
+        study.set_user_attr("warmup_trials", n0)
+        best = max(run.cands, key=lambda c: c.gain).tables.as_array().reshape(128)
+        study.enqueue_trial({f"e{i}": int(np.clip(best[i], lo[i], hi[i])) for i in range(128)})
+    done = len([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE])
+    from dnnjpeg.design.objective import Measurement
+
+    for t in study.trials:  # an earlier run's measurements join this result without being re-measured
+        if t.state == optuna.trial.TrialState.COMPLETE and "m" in t.user_attrs:
+            tab = QuantTables.from_array(np.array([t.params[f"e{i}"] for i in range(128)]).reshape(2, 8, 8))
+            old = Candidate(tab, Measurement(**t.user_attrs["m"]), t.user_attrs["gain"], {"phase": "bayes", "trial": t.number})
+            run.cands.append(old)
+            run.history.append(old.to_dict())
+
+    def objective(trial):
+        v = np.array([trial.suggest_int(f"e{i}", int(lo[i]), int(hi[i])) for i in range(128)])
+        c = run.try_(QuantTables.from_array(v.reshape(2, 8, 8)), phase="bayes", trial=trial.number)
+        m = c.measurement
+        trial.set_user_attr("m", m.to_dict())
+        trial.set_user_attr("gain", c.gain)
+        return (m.bpp, m.kl if problem.objective == "kl" else -m.top1) if pareto else c.gain
+
+    remaining = problem.budget - n0 - done
+    if remaining > 0:
+        study.optimize(objective, n_trials=remaining)
+    return run.result(target_bpp=tgt, study=name, objective_mode=objective_mode, resumed_trials=done,
+                      bounds={"lo": lo.tolist(), "hi": hi.tolist()})
+
+
+class _Annealer:
+    """Simulated annealing with an ask/tell interface (nevergrad has none)."""
+
+    def __init__(self, dim: int, rng: np.random.Generator, t0: float = 0.2, decay: float = 0.95, step: float = 0.08) -> None:
+        self.rng, self.t, self.decay, self.step = rng, t0, decay, step
+        self.x = rng.random(dim)
+        self.f = None
+        self._pending = None
+
+    def ask(self) -> np.ndarray:
+        self._pending = np.clip(self.x + self.rng.normal(0, self.step, self.x.shape), 0, 1) if self.f is not None else self.x
+        return self._pending
+
+    def tell(self, loss: float) -> None:
+        if self.f is None or loss < self.f or self.rng.random() < math.exp(-(loss - self.f) / max(self.t, 1e-9)):
+            self.x, self.f = self._pending, loss
+        self.t *= self.decay
+
+
+class _NevergradArm:
+    def __init__(self, name: str, dim: int, budget: int, seed: int) -> None:
+        import nevergrad as ng
+
+        param = ng.p.Array(shape=(dim,), lower=0.0, upper=1.0)
+        param.random_state = np.random.RandomState(seed)
+        self.opt = ng.optimizers.registry[name](parametrization=param, budget=budget, num_workers=1)
+        self._cand = None
+
+    def ask(self) -> np.ndarray:
+        self._cand = self.opt.ask()
+        return np.asarray(self._cand.value)
+
+    def tell(self, loss: float) -> None:
+        self.opt.tell(self._cand, loss)
+
+
+#: Bandit arms: name → nevergrad optimizer (None: the hand-written annealer).
+BANDIT_ARMS = {"pso": "PSO", "de": "TwoPointsDE", "greedy": "OnePlusOne", "nelder-mead": "NelderMead", "annealing": None}
+
+
+@register("bandit")
+def design_bandit(problem: DesignProblem, target_bpp: float | None = None, warmup_fraction: float = 0.3,
+                  c: float = 0.05, epsilon: float = 0.1, arms: tuple[str, ...] = tuple(BANDIT_ARMS), **_) -> DesignResult:
+    """UCB over search heuristics inside the bounded region: each round picks the arm maximizing
+    U(a) = mean reward + c·sqrt(log t / (2·N(a))) (an untried arm first; a random arm with
+    probability ``epsilon``); reward = the candidate's gain rank among all gains so far (0..1)."""
+    rng = np.random.default_rng(problem.seed)
+    run = _Run(problem, "bandit")
+    n0 = max(4, int(problem.budget * warmup_fraction))
+    run.warmup(rng, n0)
+    tgt = run.target_bpp(target_bpp)
+    lo, hi = bounds_near_rate(run.cands, tgt, objective=problem.objective)
+    rounds = problem.budget - n0
+    pool = {}
+    for i, a in enumerate(arms):
+        if a not in BANDIT_ARMS:
+            raise ValueError(f"unknown bandit arm {a!r}; choose from {', '.join(BANDIT_ARMS)}")
+        ng_name = BANDIT_ARMS[a]
+        pool[a] = _Annealer(128, np.random.default_rng(problem.seed + 1 + i)) if ng_name is None else _NevergradArm(ng_name, 128, max(rounds, 2), problem.seed + 1 + i)
+    pulls = {a: 0 for a in arms}
+    reward = {a: 0.0 for a in arms}
+    gains = [x.gain for x in run.cands]
+    for t in range(1, rounds + 1):
+        untried = [a for a in arms if pulls[a] == 0]
+        if untried:
+            a = untried[0]
+        elif rng.random() < epsilon:
+            a = arms[int(rng.integers(len(arms)))]
+        else:
+            a = max(arms, key=lambda k: reward[k] / pulls[k] + c * math.sqrt(math.log(t) / (2 * pulls[k])))
+        x = pool[a].ask()
+        cand = run.try_(tables_from_vector(x, lo, hi), phase="bandit", arm=a)
+        pool[a].tell(-cand.gain)
+        r = float(np.mean(np.array(gains) <= cand.gain)) if gains else 1.0
+        gains.append(cand.gain)
+        pulls[a] += 1
+        reward[a] += r
+    return run.result(target_bpp=tgt, arm_pulls=pulls, arm_mean_reward={a: reward[a] / max(1, pulls[a]) for a in arms},
+                      c=c, epsilon=epsilon, bounds={"lo": lo.tolist(), "hi": hi.tolist()})

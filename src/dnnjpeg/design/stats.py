@@ -1,0 +1,96 @@
+"""DCT statistics of images as a JPEG encoder sees them.
+
+Why by hand: neither Pillow nor jpeglib exposes the encoder's unquantized DCT
+coefficients, and reading quantized ones from already-compressed files would
+measure the earlier encoder's losses.  The steps mirror libjpeg-turbo's
+compressor: JFIF RGB→YCbCr, chroma down-sampling by box averaging (h2v1/h2v2),
+edge replication to whole blocks, level shift by 128, and the 8×8 DCT with
+JPEG's scaling, which equals the orthonormal DCT-II (checked against real
+encodes to ±1 in tests).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+from scipy.fft import dctn
+
+__all__ = ["rgb_to_ycbcr", "downsample", "blocks_dct", "DctStats", "dct_statistics"]
+
+_FACTORS = {"4:4:4": (1, 1), "4:2:2": (1, 2), "4:2:0": (2, 2)}  # (vertical, horizontal)
+
+
+def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3) RGB → float64 (H, W, 3) JFIF YCbCr in 0..255 (chroma centred at 128)."""
+    x = rgb.astype(np.float64)
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    cb = -0.168735892 * r - 0.331264108 * g + 0.5 * b + 128
+    cr = 0.5 * r - 0.418687589 * g - 0.081312411 * b + 128
+    return np.stack([y, cb, cr], axis=-1)
+
+
+def _pad_to(plane: np.ndarray, mh: int, mw: int) -> np.ndarray:
+    h, w = plane.shape
+    return np.pad(plane, ((0, (-h) % mh), (0, (-w) % mw)), mode="edge")
+
+
+def downsample(plane: np.ndarray, subsampling: str) -> np.ndarray:
+    """Box-average a chroma plane (H, W) as libjpeg does for 4:2:2 / 4:2:0 (edges replicated first)."""
+    fv, fh = _FACTORS[subsampling]
+    if (fv, fh) == (1, 1):
+        return plane
+    p = _pad_to(plane, fv, fh)
+    h, w = p.shape
+    return p.reshape(h // fv, fv, w // fh, fh).mean(axis=(1, 3))
+
+
+def blocks_dct(plane: np.ndarray) -> np.ndarray:
+    """Level-shifted 8×8 DCT of a plane (H, W) in 0..255 → float64 (n_blocks, 8, 8), natural order."""
+    p = _pad_to(plane, 8, 8) - 128.0
+    h, w = p.shape
+    blocks = p.reshape(h // 8, 8, w // 8, 8).transpose(0, 2, 1, 3).reshape(-1, 8, 8)
+    return dctn(blocks, axes=(1, 2), norm="ortho")
+
+
+@dataclass(frozen=True)
+class DctStats:
+    """Per-frequency statistics, each float64 (8, 8) natural order: luma and pooled chroma (Cb, Cr).
+
+    ``std`` is the standard deviation over all blocks of all images; ``mean_abs``
+    the mean absolute coefficient; ``n_blocks`` counts luma and chroma blocks.
+    """
+
+    luma_std: np.ndarray
+    chroma_std: np.ndarray
+    luma_mean_abs: np.ndarray
+    chroma_mean_abs: np.ndarray
+    n_blocks: tuple[int, int]
+
+
+def dct_statistics(images: Iterable[np.ndarray], subsampling: str = "4:2:0") -> DctStats:
+    """Accumulate DCT statistics over uint8 (H, W, 3) RGB images (streaming: constant memory)."""
+    if subsampling not in _FACTORS:
+        raise ValueError(f"subsampling must be one of {tuple(_FACTORS)}, got {subsampling!r}")
+    acc = {k: [0, np.zeros((8, 8)), np.zeros((8, 8)), np.zeros((8, 8))] for k in ("y", "c")}  # n, sum, sum², sum|x|
+    for img in images:
+        ycc = rgb_to_ycbcr(np.asarray(img))
+        planes = {"y": [ycc[..., 0]], "c": [downsample(ycc[..., 1], subsampling), downsample(ycc[..., 2], subsampling)]}
+        for k, ps in planes.items():
+            for p in ps:
+                d = blocks_dct(p)
+                a = acc[k]
+                a[0] += len(d)
+                a[1] += d.sum(0)
+                a[2] += (d * d).sum(0)
+                a[3] += np.abs(d).sum(0)
+    if acc["y"][0] == 0:
+        raise ValueError("no images to compute DCT statistics from")
+
+    def std(a):
+        n, s, s2, _ = a
+        return np.sqrt(np.maximum(s2 / n - (s / n) ** 2, 0))
+
+    return DctStats(std(acc["y"]), std(acc["c"]), acc["y"][3] / acc["y"][0], acc["c"][3] / acc["c"][0], (acc["y"][0], acc["c"][0]))

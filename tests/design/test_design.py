@@ -1,0 +1,131 @@
+import numpy as np
+import pytest
+
+from dnnjpeg.codec import QuantTables, encode, from_zigzag, read_coefficients
+from dnnjpeg.data import discover
+from dnnjpeg.design import DesignProblem, design, pareto_front
+from dnnjpeg.design.deepn import DeepNParams, deepn_steps, deepn_tables
+from dnnjpeg.design.search import bounds_near_rate, sorted_random_tables
+from dnnjpeg.design.stats import blocks_dct, dct_statistics, rgb_to_ycbcr
+
+from ..evaluate.tiny import tiny_model, write_images
+
+
+def test_deepn_mapping_hand_computed():
+    sigma = np.array([0, 10, 20, 30, 60, 70, 100])
+    # a - k1 s | b - k2 s | c - k3 s, floored at qmin = 5
+    expect = [255, 255 - 97.5, 255 - 195, 80 - 30, 80 - 60, 240 - 210, 5]
+    assert np.allclose(deepn_steps(sigma), expect)
+    p = DeepNParams(qmin=40)
+    assert deepn_steps(np.array([100.0]), p)[0] == 40
+
+
+def test_dct_matches_real_encoder_and_stats():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (16, 24, 3), dtype=np.uint8)
+    ones = QuantTables(np.ones((8, 8), int), np.ones((8, 8), int))
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "a.jpg"
+        p.write_bytes(encode(img, ones, "4:4:4", optimize=False))
+        coef = read_coefficients(p).blocks[0].reshape(-1, 8, 8)
+    ours = blocks_dct(rgb_to_ycbcr(img)[..., 0])
+    assert np.abs(coef - np.rint(ours)).max() <= 2  # libjpeg's integer DCT and color rounding
+    flat = np.full((32, 32, 3), 77, np.uint8)
+    st = dct_statistics([flat, flat], "4:2:0")
+    assert np.allclose(st.luma_std, 0) and st.n_blocks == (32, 16)
+    assert deepn_tables(st) == QuantTables(np.full((8, 8), 255), np.full((8, 8), 255))
+
+
+def test_sorted_random_tables_are_sorted_along_zigzag():
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        t = sorted_random_tables(rng)
+        for tab in (t.luma, t.chroma):
+            zz = tab.reshape(64)[from_zigzag(np.arange(64)).reshape(64).argsort()]  # values in zigzag order
+            from dnnjpeg.codec import to_zigzag
+
+            zz = to_zigzag(tab)
+            assert np.all(np.diff(zz.astype(int)) >= 0) and zz.min() >= 1 and zz.max() <= 255
+
+
+@pytest.fixture(scope="module")
+def problem_data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("designdata")
+    write_images(d, 24, size=(40, 40), seed=7)
+    return discover(d)
+
+
+def _problem(ds, **kw):
+    return DesignProblem(ds, tiny_model(), budget=kw.pop("budget", 8), trial_images=6, seed=kw.pop("seed", 3), **kw)
+
+
+@pytest.mark.parametrize("method", ["deepn", "sorted-random", "bounded-random", "bayes", "bandit"])
+def test_every_designer_valid_and_repeatable(problem_data, method):
+    opts = {"fit": True} if method == "deepn" else {}
+    r1 = design(method, _problem(problem_data), **opts)
+    r2 = design(method, _problem(problem_data), **opts)
+    assert isinstance(r1.tables, QuantTables) and not r1.tables.extended
+    assert r1.tables.luma.min() >= 1 and r1.tables.chroma.max() <= 255
+    assert r1.tables == r2.tables
+    # every table tried is in the history; repeats are served from the cache, not re-measured
+    assert r1.info["trials_used"] <= len(r1.history) <= 8 and r1.info["trial_images"] == 6
+    front = r1.pareto
+    assert all(a.measurement.bpp <= b.measurement.bpp and a.measurement.kl > b.measurement.kl for a, b in zip(front, front[1:]))
+    if method != "deepn":
+        assert max(h["gain"] for h in r1.history) == pytest.approx(r1.info["best_gain"])
+
+
+def test_deepn_without_fit_needs_no_trials(problem_data):
+    r = design("deepn", _problem(problem_data))
+    assert r.info["trials_used"] == 0 and len(r.info["sigma_luma"]) == 8
+
+
+def test_design_never_sees_eval_images(problem_data):
+    from dnnjpeg.design.objective import TableEvaluator
+
+    with pytest.raises(ValueError, match="design split"):
+        TableEvaluator(problem_data.subset("all"), tiny_model())
+    ev = TableEvaluator(problem_data.subset("design"), tiny_model(), trial_images=5)
+    assert all(p.split("/")[-1] in {r.path.name for r in problem_data.subset("design").records} for p in ev.pristine.paths)
+
+
+def test_bayes_resumes_from_storage(problem_data, tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    calls = []
+
+    def killer(i, n, g):
+        calls.append(i)
+        if i == 7:
+            raise KeyboardInterrupt
+
+    p = _problem(problem_data, budget=12, storage=url)
+    p.progress = killer
+    with pytest.raises(KeyboardInterrupt):
+        design("bayes", p)
+    import optuna
+
+    st = optuna.load_study(study_name=[s.study_name for s in optuna.get_all_study_summaries(url)][0], storage=url)
+    done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in st.trials)
+    assert done >= 1
+    r = design("bayes", _problem(problem_data, budget=12, storage=url))
+    assert r.info["resumed_trials"] == done
+    st = optuna.load_study(study_name=r.info["study"], storage=url)
+    complete = sum(t.state == optuna.trial.TrialState.COMPLETE for t in st.trials)
+    assert complete == 12 - 4  # budget minus the warm-up of the first run
+    assert r.info["bounds"]["lo"] == st.user_attrs["lo"]
+
+
+def test_pareto_front_and_bounds():
+    from dnnjpeg.design import Candidate
+    from dnnjpeg.design.objective import Measurement
+
+    t = [QuantTables.standard(q) for q in (20, 40, 60, 80)]
+    cands = [Candidate(t[0], Measurement(0.5, 70, 0.4, 1), 0), Candidate(t[1], Measurement(0.7, 75, 0.2, 1), 0),
+             Candidate(t[2], Measurement(0.9, 74, 0.3, 1), 0), Candidate(t[3], Measurement(1.2, 80, 0.1, 1), 0)]
+    assert [c.tables for c in pareto_front(cands)] == [t[0], t[1], t[3]]
+    lo, hi = bounds_near_rate(cands, 0.7, k=2)
+    stack = np.stack([t[0].as_array(), t[1].as_array()]).reshape(2, 128)
+    assert np.all(lo <= stack.min(0)) and np.all(hi >= stack.max(0)) and np.all(lo >= 1) and np.all(hi <= 255)

@@ -1,0 +1,109 @@
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from dnnjpeg.cli import app
+from dnnjpeg.codec import QuantTables, decode_file, parse_header
+from dnnjpeg.compress import compress_tree
+
+from .codec.makers import noise_image, pillow_jpeg
+
+
+def _tree(root: Path, n: int = 12) -> Path:
+    for i in range(n):
+        sub = root / f"class{i % 3}"
+        sub.mkdir(parents=True, exist_ok=True)
+        if i % 4 == 0:
+            Image.fromarray(noise_image(40, 56, seed=i)).save(sub / f"img{i}.png")
+        elif i % 4 == 1:
+            (sub / f"img{i}.JPEG").write_bytes(pillow_jpeg(noise_image(30, 20, seed=i, channels=1), quality=90))
+        else:
+            (sub / f"img{i}.jpg").write_bytes(pillow_jpeg(noise_image(64, 48, seed=i), quality=95))
+    (root / "class0" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 nope")
+    return root
+
+
+def _snapshot(root: Path) -> dict:
+    return {str(p): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_compress_mirrors_tree_with_exact_tables_and_leaves_src_alone(tmp_path):
+    src = _tree(tmp_path / "src")
+    before = _snapshot(src)
+    rng = np.random.default_rng(0)
+    t = QuantTables(rng.integers(2, 90, (8, 8)), rng.integers(2, 120, (8, 8)))
+    rep = compress_tree(src, tmp_path / "dst", t, scale=1.5, subsampling="4:2:0", workers=2)
+    assert _snapshot(src) == before
+    assert rep.written == 12 and len(rep.failures) == 1 and "broken.jpg" in rep.failures[0][0]
+    outs = sorted((tmp_path / "dst").rglob("*"))
+    files = [p for p in outs if p.is_file()]
+    assert len(files) == 12 and all(p.suffix.lower() in (".jpg", ".jpeg") for p in files)
+    assert (tmp_path / "dst" / "class0" / "img0.jpg").exists() and (tmp_path / "dst" / "class1" / "img1.JPEG").exists()
+    for p in files:
+        h = parse_header(p)
+        assert h.mode == "baseline"
+        if h.is_grayscale:
+            assert np.array_equal(h.luma_table, t.scaled(1.5).luma)
+        else:
+            assert h.quant_tables() == t.scaled(1.5) and h.subsampling == "4:2:0"
+    assert rep.bytes_after == sum(p.stat().st_size for p in files)
+
+
+def test_refuses_overlap_and_existing_outputs(tmp_path):
+    src = _tree(tmp_path / "src", 4)
+    t = QuantTables.standard(50)
+    with pytest.raises(ValueError, match="overlaps"):
+        compress_tree(src, src / "out", t)
+    with pytest.raises(ValueError, match="overlaps"):
+        compress_tree(src, tmp_path, t)
+    compress_tree(src, tmp_path / "dst", t, workers=1)
+    rep = compress_tree(src, tmp_path / "dst", t, workers=1)
+    assert rep.written == 0 and all("exists" in m for _, m in rep.failures if "broken" not in _)
+    rep = compress_tree(src, tmp_path / "dst", t, workers=1, resume=True)
+    assert rep.written == 0 and rep.skipped == 4
+
+
+def test_kill_leaves_only_complete_files_and_resume_finishes(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    big = noise_image(600, 800, seed=1)
+    for i in range(60):
+        Image.fromarray(np.roll(big, i, axis=1)).save(src / f"{i:03d}.png", compress_level=0)
+    t = QuantTables.standard(70)
+    t.save(tmp_path / "t.json")
+    cmd = [str(Path(sys.executable).parent / "dnnjpeg"), "compress", str(src), str(tmp_path / "dst"), "--tables",
+           str(tmp_path / "t.json"), "--workers", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list((tmp_path / "dst").rglob("*.jpg"))) < 5:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = list((tmp_path / "dst").rglob("*.jpg"))
+    assert 5 <= len(done) < 60
+    for p in done:  # every visible output is a complete JPEG
+        assert decode_file(p).shape == (600, 800, 3)
+    res = CliRunner().invoke(app, cmd[1:] + ["--resume"])
+    assert res.exit_code == 0, res.output
+    assert len(list((tmp_path / "dst").rglob("*.jpg"))) == 60
+    assert not [p for p in (tmp_path / "dst").rglob("*") if p.name.startswith(".")]
+    assert f"{len(done)} skipped" in res.stdout.replace(",", "")
+
+
+def test_cli_compress_exit_codes(tmp_path):
+    src = _tree(tmp_path / "src", 4)
+    QuantTables.standard(40).save(tmp_path / "t.json")
+    res = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "dst"), "--tables", str(tmp_path / "t.json"), "--workers", "1"])
+    assert res.exit_code == 1 and "broken.jpg" in res.stderr and "4 written" in res.stdout
+    (src / "class0" / "broken.jpg").unlink()
+    res = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "dst2"), "--tables", str(tmp_path / "t.json")])
+    assert res.exit_code == 0
