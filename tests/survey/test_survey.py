@@ -71,8 +71,9 @@ def tree(tmp_path_factory):
 @pytest.mark.parametrize("workers", [1, 2])
 def test_every_field_right(tree, workers):
     root, exp = tree
-    df = survey([root], ["fx"], workers=workers, chunk=64)
-    assert len(df) == len(exp)
+    # chunk=16: many more chunks than the pool keeps in flight, so the bounded wait runs
+    df = survey([root], ["fx"], workers=workers, chunk=16)
+    assert len(df) == len(exp) and df["path"].is_unique
     rows = {r["path"]: r for r in df.to_dict("records")}
     assert set(rows) == set(exp)
     for path, want in exp.items():

@@ -144,12 +144,14 @@ def survey(
                     fin, _ = wait(pending, return_when=FIRST_COMPLETED)
                     for f in fin:
                         save(f.result())
+                        n_done = pending.pop(f)
                         if progress:
-                            progress(pending.pop(f))
+                            progress(n_done)
             for f in list(pending):
                 save(f.result())
+                n_done = pending.pop(f)
                 if progress:
-                    progress(pending.pop(f))
+                    progress(n_done)
     if not tables:
         import pandas as pd
 
