@@ -158,6 +158,10 @@ def test_outputs_plots_and_umap(tree, tmp_path):
     assert "n0001_fake.JPEG" in page and "umap_quality.png" in page
     emb, rows = umap_embedding(df, max_points=100)
     assert emb.shape == (len(rows), 2) and len(rows) <= 100 and np.isfinite(emb).all()
+    assert rows["count"].sum() >= len(rows)
+    # one setting shared by every file: nothing to project
+    same = df[df["path"].str.contains("q050_420")]
+    assert umap_embedding(same) is None
 
 
 def test_resume_after_interrupt(tree, tmp_path, monkeypatch):

@@ -158,7 +158,9 @@ def survey(
         return pd.DataFrame(columns=list(COLUMNS) + ["luma_table", "chroma_table"])
     table = pa.concat_tables(tables)
     df = table.to_pandas(types_mapper=_nullable)
-    return df.sort_values(["tree", "path"], kind="stable").reset_index(drop=True)
+    order = {label: i for i, label in enumerate(labels)}  # trees in the order the user gave them
+    df = df.assign(_order=df["tree"].map(order)).sort_values(["_order", "path"], kind="stable")
+    return df.drop(columns="_order").reset_index(drop=True)
 
 
 def _nullable(t):

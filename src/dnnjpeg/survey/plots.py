@@ -177,12 +177,18 @@ def plot_sizes(df, path: Path, crop: bool) -> Path:
     return _save(fig, path)
 
 
-def umap_embedding(df, max_points: int = 20000, keep_500: float = 0.1, seed: int = 0):
+def umap_embedding(df, max_points: int = 5000, keep_500: float = 0.1, seed: int = 0):
     """2-D UMAP of (subsampling, width, height, quality) for the JPEG rows.
 
     Files with a side of exactly 500 px dominate ImageNet; only ``keep_500`` of
-    them are kept (as the reference study did), then at most ``max_points`` rows.
-    Returns (embedding float (n, 2), the rows used as a DataFrame).
+    them are kept (as the reference study did).  Files with identical settings
+    in the same tree are one point (``count`` holds how many): duplicates carry
+    no shape for UMAP and make its neighbor search degenerate.  At most
+    ``max_points`` distinct points are embedded.
+
+    Returns:
+        (embedding float (n, 2), DataFrame of the n points with a ``count`` column),
+        or None when fewer than 5 distinct settings exist (nothing to project).
     """
     import umap
 
@@ -190,45 +196,53 @@ def umap_embedding(df, max_points: int = 20000, keep_500: float = 0.1, seed: int
     j = j[j["quality"].notna()]
     rng = np.random.default_rng(seed)
     is500 = ((j["width"] == 500) | (j["height"] == 500)).fillna(False).to_numpy()
-    keep = ~is500 | (rng.random(len(j)) < keep_500)
-    j = j[keep]
-    if len(j) > max_points:
-        j = j.iloc[np.sort(rng.choice(len(j), max_points, replace=False))]
+    j = j[~is500 | (rng.random(len(j)) < keep_500)]
+    key = ["tree", "subsampling", "width", "height", "quality"]
+    pts = j.groupby(key, sort=True, observed=True).size().rename("count").reset_index()
+    if len(pts) < 5:
+        return None
+    if len(pts) > max_points:
+        pts = pts.iloc[np.sort(rng.choice(len(pts), max_points, replace=False))]
     codes = {c: i for i, c in enumerate(SUBSAMPLING_ORDER)}
-    sub = np.array([codes.get(s, len(codes) - 1) for s in j["subsampling"]], float)
-    onehot = np.eye(len(SUBSAMPLING_ORDER))[sub.astype(int)] * 2.0  # categorical: one-hot, weighted to matter
-    num = np.column_stack([np.log(j["width"].astype(float)), np.log(j["height"].astype(float)), j["quality"].astype(float)])
+    sub = np.array([codes.get(s, len(codes) - 1) for s in pts["subsampling"]])
+    onehot = np.eye(len(SUBSAMPLING_ORDER))[sub] * 2.0  # categorical: one-hot, weighted to matter
+    num = np.column_stack([np.log(pts["width"].astype(float)), np.log(pts["height"].astype(float)), pts["quality"].astype(float)])
     num = (num - num.mean(0)) / (num.std(0) + 1e-9)
     x = np.column_stack([onehot, num])
     n_neighbors = int(min(15, max(2, len(x) - 1)))
     emb = umap.UMAP(n_neighbors=n_neighbors, min_dist=0.1, random_state=seed, n_jobs=1).fit_transform(x)
-    return emb, j
+    return emb, pts.reset_index(drop=True)
 
 
 def plot_umap(emb, rows, path: Path, color_by: str) -> Path:
-    """UMAP scatter colored by subsampling (categorical) or quality (continuous); marker per tree."""
+    """UMAP scatter colored by subsampling (categorical) or quality (continuous); marker per tree,
+    marker area growing with the number of files that share a setting."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 6.5))
     markers = ["o", "^", "s", "D", "v"]
     trees = list(dict.fromkeys(rows["tree"].astype(str)))
+    size = 6 + 10 * np.log10(rows["count"].to_numpy(dtype=float))
     if color_by == "subsampling":
         cmap = plt.get_cmap("tab10")
         for k, c in enumerate(SUBSAMPLING_ORDER):
             for m, t in enumerate(trees):
                 sel = ((rows["subsampling"] == c) & (rows["tree"] == t)).to_numpy()
                 if sel.any():
-                    ax.scatter(emb[sel, 0], emb[sel, 1], s=5, color=cmap(k), marker=markers[m % 5], alpha=0.6,
-                               label=f"{c}" + (f" · {t}" if len(trees) > 1 else "") + f" ({sel.sum():,})")
-        ax.legend(fontsize=7, markerscale=3, loc="best")
+                    n = int(rows["count"].to_numpy()[sel].sum())
+                    ax.scatter(emb[sel, 0], emb[sel, 1], s=size[sel], color=cmap(k), marker=markers[m % 5], alpha=0.6,
+                               label=f"{c}" + (f" · {t}" if len(trees) > 1 else "") + f" ({n:,} files)")
+        ax.legend(fontsize=7, markerscale=1.5, loc="best")
     else:
         for m, t in enumerate(trees):
             sel = (rows["tree"] == t).to_numpy()
-            sc = ax.scatter(emb[sel, 0], emb[sel, 1], s=5, c=rows["quality"].astype(float).to_numpy()[sel], cmap="viridis",
+            sc = ax.scatter(emb[sel, 0], emb[sel, 1], s=size[sel], c=rows["quality"].astype(float).to_numpy()[sel], cmap="viridis",
                             vmin=0, vmax=100, marker=markers[m % 5], alpha=0.6, label=t)
         fig.colorbar(sc, ax=ax, label="estimated IJG quality")
         if len(trees) > 1:
             ax.legend(fontsize=8)
-    ax.set_title(f"UMAP of (subsampling, width, height, quality), colored by {color_by} · {len(rows):,} files")
+    n_files = int(rows["count"].sum())
+    ax.set_title(f"UMAP of (subsampling, width, height, quality), colored by {color_by}\n"
+                 f"{len(rows):,} distinct settings from {n_files:,} files (width/height-500 files: 10% kept)", fontsize=10)
     ax.set_xticks([])
     ax.set_yticks([])
     fig.tight_layout()
@@ -246,8 +260,9 @@ def all_plots(df, out: Path, umap: bool = True) -> dict[str, Path]:
         "sizes": plot_sizes(df, out / "sizes.png", crop=True),
         "sizes_full": plot_sizes(df, out / "sizes_full.png", crop=False),
     }
-    if umap and len(_jpegs(df)) >= 10:
-        emb, rows = umap_embedding(df)
+    got = umap_embedding(df) if umap else None
+    if got is not None:
+        emb, rows = got
         res["umap_subsampling"] = plot_umap(emb, rows, out / "umap_subsampling.png", "subsampling")
         res["umap_quality"] = plot_umap(emb, rows, out / "umap_quality.png", "quality")
     return res

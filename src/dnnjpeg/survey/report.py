@@ -62,6 +62,9 @@ def html_report(df, summary: dict, figures: dict, path: Path, max_listed: int = 
     for key, title in _FIGS:
         if key in figures:
             parts.append(f"<h2>{html.escape(title)}</h2><img src='{html.escape(Path(figures[key]).name)}' alt='{html.escape(title)}'>")
+    if "umap_subsampling" not in figures:
+        parts.append("<p><i>UMAP not drawn: turned off (--no-umap), or fewer than 5 distinct "
+                     "(subsampling, width, height, quality) settings to project.</i></p>")
     parts.append("<h2>Odd files</h2>")
     for t in trees:
         odd = odd_files(df[df["tree"] == t])
