@@ -89,7 +89,7 @@ def info(
 
 def _run_evaluation(data: Path, labels: Optional[Path], model_name: str, codecs: list[str], scales: Optional[str],
                     subsampling: str, at: str, split: str, limit: Optional[int], out: Path, n_boot: int, seed: int,
-                    batch_size: int, workers: int, optimize: bool, reference: Optional[str], target_drop: float) -> dict:
+                    batch_size: int, workers: Optional[int], optimize: bool, reference: Optional[str], target_drop: float) -> dict:
     from dnnjpeg.data import discover
     from dnnjpeg.evaluate import evaluate, parse_codec, write_outputs
     from dnnjpeg.evaluate.spec import DEFAULT_SCALES
@@ -255,7 +255,7 @@ def design(
               f"{res.info['wall_seconds']:.0f} s; wrote {out}")
     if report is not None:
         _run_evaluation(data, labels, model, [f"standard@{subsampling}", f"tables:{out}@{subsampling}"], None, subsampling, at,
-                        "eval", eval_limit, report, 1000, seed, 32, 0, True, None, 1.0)
+                        "eval", eval_limit, report, 1000, seed, 32, None, True, None, 1.0)
 
 
 _AT_HELP = "input: JPEG the model-input crop (camera sends what the net sees); original: JPEG the stored image, then preprocess."
@@ -276,7 +276,7 @@ def evaluate(
     n_boot: int = typer.Option(1000, "--bootstrap", help="Paired bootstrap resamples for intervals (0 = none)."),
     seed: int = typer.Option(0, "--seed"),
     batch_size: int = typer.Option(32, "--batch-size"),
-    workers: int = typer.Option(1, "--workers", help="JPEG threads overlapping inference."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="JPEG threads overlapping inference (0 = inline; default: inline on 2 cores, else spare cores)."),
     optimize: bool = typer.Option(True, "--optimize/--no-optimize", help="Optimized Huffman tables (default on)."),
     reference: Optional[str] = typer.Option(None, "--reference", help="Curve name to compare against (default: first standard)."),
     target_drop: float = typer.Option(1.0, "--target-drop", help="Target accuracy for 'bits needed' = pristine − this."),
@@ -307,7 +307,7 @@ def demo(
 
     src = data if data is not None else materialize_samples(out / "images")
     _run_evaluation(src, None, model, ["standard@4:2:0", "standard@4:4:4"], None, "4:2:0", "input", "all", limit, out,
-                    1000, 0, 32, 1, True, None, 1.0)
+                    1000, 0, 32, None, True, None, 1.0)
 
 
 def main() -> None:

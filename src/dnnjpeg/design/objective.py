@@ -49,7 +49,7 @@ class TableEvaluator:
     """
 
     def __init__(self, dataset: Dataset, model: Model, at: str = "input", subsampling: str = "4:2:0",
-                 trial_images: int | None = 200, objective: str = "kl", workers: int = 1, progress: bool = False) -> None:
+                 trial_images: int | None = 200, objective: str = "kl", workers: int | None = None, progress: bool = False) -> None:
         bad = [r.path.name for r in dataset.records if r.split != "design"]
         if bad:
             raise ValueError(f"design must only see the design split; {len(bad)} eval images given, e.g. {bad[0]}")

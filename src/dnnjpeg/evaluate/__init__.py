@@ -78,7 +78,7 @@ def evaluate(
     n_boot: int = 1000,
     seed: int = 0,
     batch_size: int = 32,
-    workers: int = 1,
+    workers: int | None = None,
     split: str = "all",
     progress: bool = True,
 ) -> dict:

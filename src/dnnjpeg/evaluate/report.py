@@ -80,7 +80,8 @@ def _tables(result: dict) -> tuple[list[str], list[list[list[str]]], list[str], 
     for k in result["comparisons"]:
         cmp_rows.append([
             f"{k['test']} vs {k['reference']}",
-            f"{_f(k['bd_rate'], '{:+.1f}')} {_ci(k['bd_rate_ci'], '{:+.1f}')}",
+            f"{_f(k['bd_rate'], '{:+.1f}')} {_ci(k['bd_rate_ci'], '{:+.1f}')}"
+            + (f" ({100 * k['nan_fraction']['bd_rate']:.0f}% of resamples undefined)" if k["nan_fraction"].get("bd_rate", 0) > 0.01 else ""),
             f"{_f(k['bd_accuracy'], '{:+.2f}')} {_ci(k['bd_accuracy_ci'], '{:+.2f}')}",
             f"{_f(k['ref_bpp_at_target'], '{:.3f}')} → {_f(k['test_bpp_at_target'], '{:.3f}')} (target {k['target_accuracy']:.1f}%)",
             f"{_f(k['bpp_ratio'], '{:.3f}')} {_ci(k['bpp_ratio_ci'], '{:.3f}')}",

@@ -155,7 +155,7 @@ def run_trial(
     pristine: Pristine,
     model: Model,
     batch_size: int = 32,
-    workers: int = 1,
+    workers: int | None = None,
     lookahead: int = 3,
     keep_logits: bool = False,
     progress: Callable[[int], None] | None = None,
@@ -164,9 +164,14 @@ def run_trial(
 
     Args:
         workers: JPEG threads overlapping inference in this thread; 0 runs JPEG
-            inline between inference batches.
+            inline between inference batches; None picks: inline on 2 cores or
+            fewer (measured best there, see BENCHMARKS.md), else the cores
+            inference leaves (up to 4).
         lookahead: batches of JPEG work kept in flight ahead of inference.
     """
+    if workers is None:
+        cores = os.cpu_count() or 1
+        workers = 0 if cores <= 2 else min(4, cores - 2)
     n = len(pristine)
     pre = model.preprocess
     at_input = pristine.at == "input"

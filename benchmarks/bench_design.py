@@ -1,0 +1,87 @@
+"""Every designer on the design split, every result re-measured on the held-out eval split.
+
+For one model / place / subsampling: run each method with the same budget on
+--trial-images design images, then evaluate the standard ladder and each
+designed table (swept by scale) on the eval split in one run (one pristine
+cache), with BD-rate against the ladder and paired-bootstrap 95% intervals.
+Optionally re-measures the same tables with other models (--transfer).
+
+    .venv/bin/python benchmarks/bench_design.py --model efficientnet-lite0 --at input --subsampling 4:2:0 \\
+        --budget 40 --trial-images 200 --out bench-design/lite0-input-420
+
+Writes OUT/tables/*.json, OUT/design.json (per method: trials, wall time, design-split gain)
+and OUT/eval[-MODEL]/ (results.json, curves.png, report.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from dnnjpeg._runtime import tune_malloc
+
+tune_malloc()
+
+from dnnjpeg.codec import QuantTables  # noqa: E402
+from dnnjpeg.data import discover  # noqa: E402
+from dnnjpeg.design import DesignProblem, design  # noqa: E402
+from dnnjpeg.evaluate import CodecCurve, evaluate, write_outputs  # noqa: E402
+from dnnjpeg.models import load_model  # noqa: E402
+
+RUNS = [("deepn", {}), ("deepn-fit", {"fit": True}), ("sorted-random", {}), ("bounded-random", {}), ("bayes", {}), ("bandit", {})]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared/data/imagenet-sample"))
+    ap.add_argument("--model", default="efficientnet-lite0")
+    ap.add_argument("--at", default="input")
+    ap.add_argument("--subsampling", default="4:2:0")
+    ap.add_argument("--budget", type=int, default=40)
+    ap.add_argument("--trial-images", type=int, default=200)
+    ap.add_argument("--methods", default=",".join(n for n, _ in RUNS))
+    ap.add_argument("--transfer", default="", help="comma-separated other models to re-measure the tables with")
+    ap.add_argument("--bootstrap", type=int, default=1000)
+    ap.add_argument("--eval-limit", type=int, default=None, help="at most N eval images (smoke runs)")
+    ap.add_argument("--out", default="bench-design")
+    a = ap.parse_args()
+    out = Path(a.out)
+    (out / "tables").mkdir(parents=True, exist_ok=True)
+    ds = discover(a.data)
+    model = load_model(a.model)
+    shared = None
+    summary = {}
+    curves = [CodecCurve.standard(subsampling=a.subsampling)]
+    for name, opts in RUNS:
+        if name not in a.methods.split(","):
+            continue
+        method = name.split("-fit")[0]
+        prob = DesignProblem(ds, model, a.at, a.subsampling, a.budget, 0, a.trial_images, "kl")
+        if shared is not None:  # one pristine cache and one ladder for every method
+            prob._evaluator = shared
+            shared.n_trials = 0
+        t0 = time.perf_counter()
+        res = design(method, prob, **opts)
+        shared = prob._evaluator or shared
+        path = res.save(out / "tables" / f"{name}.json")
+        best = max(res.history, key=lambda h: h["gain"]) if res.history else None
+        summary[name] = {"trials": res.info["trials_used"], "wall_seconds": time.perf_counter() - t0,
+                         "design_gain": best["gain"] if best else None, "design_bpp": best["bpp"] if best else None}
+        print(f"{name}: {summary[name]}", flush=True)
+        curves.append(CodecCurve.from_tables(QuantTables.load(path), subsampling=a.subsampling, name=name))
+    (out / "design.json").write_text(json.dumps(summary, indent=1))
+    for m in [a.model] + [x for x in a.transfer.split(",") if x]:
+        mod = model if m == a.model else load_model(m)
+        r = evaluate(ds.subset("eval", a.eval_limit), mod, curves, at=a.at, n_boot=a.bootstrap, split="eval", progress=False)
+        write_outputs(r, out / ("eval" if m == a.model else f"eval-{m}"))
+        print(f"== eval split, {m}, {a.at}, {a.subsampling}: {r['settings']['n_images']} images, pristine {r['pristine']['top1']:.1f}%")
+        for k in r["comparisons"]:
+            lo, hi = k["bd_rate_ci"]
+            print(f"{k['test']:>24}: BD-rate {k['bd_rate']:+6.1f}% [{lo:+.1f}, {hi:+.1f}]  "
+                  f"bpp@target {k['ref_bpp_at_target']:.3f}->{k['test_bpp_at_target']:.3f}  Δacc {k['bd_accuracy']:+.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
