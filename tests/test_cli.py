@@ -63,3 +63,16 @@ def test_evaluate_cli_errors_cleanly(tmp_path):
     assert res.exit_code == 2 and "nope" in res.stderr
     res = runner.invoke(app, ["evaluate", "--data", str(tmp_path), "--codec", "bogus:1"])
     assert res.exit_code == 2 and "bogus" in res.stderr
+
+
+def test_demo_runs_ladder_and_deepn_on_bundled_photos(tmp_path):
+    from dnnjpeg.codec import QuantTables
+
+    res = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--limit", "4"])
+    assert res.exit_code == 0, res.output
+    r = json.loads((tmp_path / "demo" / "results.json").read_text())
+    assert [c["name"] for c in r["curves"]] == ["standard 4:2:0", "standard 4:4:4", "deepn 4:2:0"]
+    assert r["settings"]["accuracy_metric"] == "agreement" and r["settings"]["n_images"] == 4
+    t = QuantTables.load(tmp_path / "demo" / "deepn.json")
+    assert t.luma[0, 0] <= t.luma[7, 7]  # high-variance DC gets the finest step
+    assert (tmp_path / "demo" / "report.html").exists() and "only" in res.stderr

@@ -301,13 +301,26 @@ def demo(
     model: str = typer.Option("efficientnet-lite0", "--model"),
     limit: Optional[int] = typer.Option(None, "--limit"),
 ) -> None:
-    """The standard libjpeg ladder against accuracy, on scikit-image's bundled photographs
-    (scored by agreement with the pristine prediction) or on ``--data``; report in ``--out``."""
+    """The standard libjpeg ladder (4:2:0 and 4:4:4) and a DeepN-JPEG table against accuracy, on
+    scikit-image's bundled photographs (scored by agreement with the pristine prediction) or on
+    ``--data`` (held-out eval split when it has 50+ images); report in ``--out``."""
+    from dnnjpeg.data import discover
     from dnnjpeg.demo import materialize_samples
+    from dnnjpeg.design import DesignProblem, design as run_design
+    from dnnjpeg.models import load_model
 
     src = data if data is not None else materialize_samples(out / "images")
-    _run_evaluation(src, None, model, ["standard@4:2:0", "standard@4:4:4"], None, "4:2:0", "input", "all", limit, out,
-                    1000, 0, 32, None, True, None, 1.0)
+    ds = discover(src)
+    # DeepN needs only DCT statistics of the design split (no model, no trials).
+    table = run_design("deepn", DesignProblem(ds, load_model(model), "input", "4:2:0")).save(out / "deepn.json")
+    n_design, n_eval = len(ds.subset("design")), len(ds.subset("eval"))
+    split = "eval" if n_eval >= 50 else "all"
+    if split == "all":
+        err.print(f"[yellow]note:[/yellow] only {n_eval} eval-split images: the demo reports on all {len(ds)} images, "
+                  f"including the {n_design} whose statistics built the deepn table. For held-out numbers use --data "
+                  "with a larger folder (or benchmarks/bench_design.py).", highlight=False)
+    _run_evaluation(src, None, model, ["standard@4:2:0", "standard@4:4:4", f"tables:{table}@4:2:0"], None, "4:2:0", "input",
+                    split, limit, out, 1000, 0, 32, None, True, None, 1.0)
 
 
 def main() -> None:
