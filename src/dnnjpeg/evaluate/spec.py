@@ -5,6 +5,7 @@ The text form used by ``--codec``::
     standard                      IJG ladder, default qualities
     standard:10,30,50,70,90       IJG ladder at these qualities
     tables:design.json            a designed table, swept by --scales
+    preset:efficientnet-lite0     a table shipped with dnnjpeg (see dnnjpeg.presets)
     standard:10,50@4:4:4          any form, with its own chroma subsampling
 """
 
@@ -98,4 +99,11 @@ def parse_codec(text: str, subsampling: str = "4:2:0", scales=DEFAULT_SCALES, op
         if not arg:
             raise ValueError(f"--codec {text!r}: give a file, e.g. tables:design.json")
         return CodecCurve.from_tables(QuantTables.load(arg), scales, ss, optimize, name=Path(arg).stem)
-    raise ValueError(f"--codec {text!r}: unknown kind {kind!r}; use standard[:Q,...] or tables:FILE.json (optionally @4:4:4)")
+    if kind == "preset":
+        from dnnjpeg.presets import available_presets, load_preset
+
+        if not arg:
+            raise ValueError(f"--codec {text!r}: name a preset: {', '.join(available_presets())}")
+        return CodecCurve.from_tables(load_preset(arg), scales, ss, optimize, name=f"preset:{arg}")
+    raise ValueError(f"--codec {text!r}: unknown kind {kind!r}; use standard[:Q,...], tables:FILE.json or preset:NAME "
+                     "(optionally @4:4:4)")
