@@ -76,3 +76,29 @@ def test_demo_runs_ladder_and_deepn_on_bundled_photos(tmp_path):
     t = QuantTables.load(tmp_path / "demo" / "deepn.json")
     assert t.luma[0, 0] <= t.luma[7, 7]  # high-variance DC gets the finest step
     assert (tmp_path / "demo" / "report.html").exists() and "only" in res.stderr
+
+
+def test_design_cli_writes_table_and_eval_report(tmp_path):
+    from dnnjpeg.codec import QuantTables
+    from dnnjpeg.models import register
+
+    from .evaluate.tiny import tiny_model, write_images
+
+    register("tiny-test", tiny_model)
+    write_images(tmp_path / "d", 30, size=(40, 40), seed=2)
+    out = tmp_path / "t.json"
+    res = runner.invoke(app, ["design", "--method", "bandit", "--data", str(tmp_path / "d"), "--model", "tiny-test",
+                              "--budget", "8", "--trial-images", "6", "--out", str(out), "--report", str(tmp_path / "rep")])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(out.read_text())
+    t = QuantTables.load(out)
+    assert doc["design"]["method"] == "bandit" and doc["design"]["split"] == "design" and len(doc["design"]["history"]) == 8
+    r = json.loads((tmp_path / "rep" / "results.json").read_text())
+    assert r["settings"]["split"] == "eval"
+    eval_paths = {p.split("/")[-1] for p in r["pristine"]["per_image"]["path"]}
+    from dnnjpeg.data import split_of
+
+    assert eval_paths and all(split_of(p) == "eval" for p in eval_paths)
+    assert r["curves"][1]["points"][4]["tables"] == t.scaled(1.0).to_dict()
+    res = runner.invoke(app, ["design", "--method", "nope", "--data", str(tmp_path / "d"), "--model", "tiny-test"])
+    assert res.exit_code == 2 and "nope" in res.stderr
