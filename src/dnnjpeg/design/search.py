@@ -92,6 +92,15 @@ class _Run:
         for _ in range(n):
             self.try_(sorted_random_tables(rng), phase="sorted-random")
 
+    def warmup_bounds(self, rng, fraction: float, target: float | None) -> tuple[int, float, np.ndarray, np.ndarray]:
+        """Sorted-random warm-up of ``fraction`` of the budget (at least 4), then per-entry
+        bounds from its Pareto tables near the target rate. Returns (n warm-up, target bpp, lo, hi)."""
+        n0 = max(4, int(self.problem.budget * fraction))
+        self.warmup(rng, n0)
+        tgt = self.target_bpp(target)
+        lo, hi = bounds_near_rate(self.cands, tgt, objective=self.problem.objective)
+        return n0, tgt, lo, hi
+
     def result(self, **info) -> DesignResult:
         best = max(self.cands, key=lambda c: c.gain)
         info.setdefault("best_gain", best.gain)
@@ -114,10 +123,7 @@ def design_bounded_random(problem: DesignProblem, target_bpp: float | None = Non
     """Sorted-random warm-up, then uniform sampling inside bounds from its Pareto tables near the target rate."""
     rng = np.random.default_rng(problem.seed)
     run = _Run(problem, "bounded-random")
-    n0 = max(4, int(problem.budget * warmup_fraction))
-    run.warmup(rng, n0)
-    tgt = run.target_bpp(target_bpp)
-    lo, hi = bounds_near_rate(run.cands, tgt, objective=problem.objective)
+    n0, tgt, lo, hi = run.warmup_bounds(rng, warmup_fraction, target_bpp)
     for _ in range(problem.budget - n0):
         run.try_(sample_bounded(rng, lo, hi), phase="bounded")
     return run.result(target_bpp=tgt, bounds={"lo": lo.tolist(), "hi": hi.tolist()})
@@ -149,10 +155,7 @@ def design_bayes(problem: DesignProblem, target_bpp: float | None = None, warmup
         tgt = study.user_attrs["target_bpp"]
         n0 = study.user_attrs.get("warmup_trials", 0)  # spent by the first run; counts against the budget
     else:
-        n0 = max(4, int(problem.budget * warmup_fraction))
-        run.warmup(rng, n0)
-        tgt = run.target_bpp(target_bpp)
-        lo, hi = bounds_near_rate(run.cands, tgt, objective=problem.objective)
+        n0, tgt, lo, hi = run.warmup_bounds(rng, warmup_fraction, target_bpp)
         study.set_user_attr("lo", lo.tolist())
         study.set_user_attr("hi", hi.tolist())
         study.set_user_attr("target_bpp", tgt)
@@ -232,10 +235,7 @@ def design_bandit(problem: DesignProblem, target_bpp: float | None = None, warmu
     probability ``epsilon``); reward = the candidate's gain rank among all gains so far (0..1)."""
     rng = np.random.default_rng(problem.seed)
     run = _Run(problem, "bandit")
-    n0 = max(4, int(problem.budget * warmup_fraction))
-    run.warmup(rng, n0)
-    tgt = run.target_bpp(target_bpp)
-    lo, hi = bounds_near_rate(run.cands, tgt, objective=problem.objective)
+    n0, tgt, lo, hi = run.warmup_bounds(rng, warmup_fraction, target_bpp)
     rounds = problem.budget - n0
     pool = {}
     for i, a in enumerate(arms):
