@@ -129,3 +129,12 @@ def test_pareto_front_and_bounds():
     lo, hi = bounds_near_rate(cands, 0.7, k=2)
     stack = np.stack([t[0].as_array(), t[1].as_array()]).reshape(2, 128)
     assert np.all(lo <= stack.min(0)) and np.all(hi >= stack.max(0)) and np.all(lo >= 1) and np.all(hi <= 255)
+
+
+def test_bandit_does_not_reward_repeats(problem_data):
+    r = design("bandit", _problem(problem_data, budget=14), arms=("nelder-mead", "pso"), epsilon=0.0)
+    rounds = [h for h in r.history if h.get("phase") == "bandit"]
+    repeats = [h for h in rounds if h["repeat"]]
+    # a stuck arm may repeat, but never keeps being chosen for it
+    assert len(repeats) < len(rounds) - 1
+    assert r.info["arm_mean_reward"]["nelder-mead"] <= 1.0

@@ -232,7 +232,8 @@ def design_bandit(problem: DesignProblem, target_bpp: float | None = None, warmu
                   c: float = 0.05, epsilon: float = 0.1, arms: tuple[str, ...] = tuple(BANDIT_ARMS), **_) -> DesignResult:
     """UCB over search heuristics inside the bounded region: each round picks the arm maximizing
     U(a) = mean reward + c·sqrt(log t / (2·N(a))) (an untried arm first; a random arm with
-    probability ``epsilon``); reward = the candidate's gain rank among all gains so far (0..1)."""
+    probability ``epsilon``); reward = the candidate's gain rank among all gains so far (0..1),
+    and 0 for a table that was already tried."""
     rng = np.random.default_rng(problem.seed)
     run = _Run(problem, "bandit")
     n0, tgt, lo, hi = run.warmup_bounds(rng, warmup_fraction, target_bpp)
@@ -246,6 +247,7 @@ def design_bandit(problem: DesignProblem, target_bpp: float | None = None, warmu
     pulls = {a: 0 for a in arms}
     reward = {a: 0.0 for a in arms}
     gains = [x.gain for x in run.cands]
+    seen = {x.tables for x in run.cands}
     for t in range(1, rounds + 1):
         untried = [a for a in arms if pulls[a] == 0]
         if untried:
@@ -255,9 +257,14 @@ def design_bandit(problem: DesignProblem, target_bpp: float | None = None, warmu
         else:
             a = max(arms, key=lambda k: reward[k] / pulls[k] + c * math.sqrt(math.log(t) / (2 * pulls[k])))
         x = pool[a].ask()
-        cand = run.try_(tables_from_vector(x, lo, hi), phase="bandit", arm=a)
+        tab = tables_from_vector(x, lo, hi)
+        is_new = tab not in seen
+        seen.add(tab)
+        cand = run.try_(tab, phase="bandit", arm=a, repeat=not is_new)
         pool[a].tell(-cand.gain)
-        r = float(np.mean(np.array(gains) <= cand.gain)) if gains else 1.0
+        # A table already tried teaches nothing: no reward (an arm stuck on one
+        # integer point, as Nelder-Mead's small simplex tends to be, is not paid for it).
+        r = (float(np.mean(np.array(gains) <= cand.gain)) if gains else 1.0) if is_new else 0.0
         gains.append(cand.gain)
         pulls[a] += 1
         reward[a] += r
