@@ -135,6 +135,7 @@ def test_bandit_does_not_reward_repeats(problem_data):
     r = design("bandit", _problem(problem_data, budget=14), arms=("nelder-mead", "pso"), epsilon=0.0)
     rounds = [h for h in r.history if h.get("phase") == "bandit"]
     repeats = [h for h in rounds if h["repeat"]]
-    # a stuck arm may repeat, but never keeps being chosen for it
-    assert len(repeats) < len(rounds) - 1
-    assert r.info["arm_mean_reward"]["nelder-mead"] <= 1.0
+    # Nelder-Mead's first moves round to an integer table it already proposed; once a repeat
+    # earns nothing the bandit turns to PSO instead of paying the stuck arm again and again
+    assert len([h for h in repeats if h["arm"] == "nelder-mead"]) <= 2
+    assert r.info["arm_pulls"]["pso"] >= len(rounds) - 3
