@@ -62,7 +62,7 @@ def _problem(ds, **kw):
     return DesignProblem(ds, tiny_model(), budget=kw.pop("budget", 8), trial_images=6, seed=kw.pop("seed", 3), **kw)
 
 
-@pytest.mark.parametrize("method", ["deepn", "sorted-random", "bounded-random", "bayes", "bandit"])
+@pytest.mark.parametrize("method", ["deepn", "sorted-random", "bounded-random", "bayes", "bandit", "parametric"])
 def test_every_designer_valid_and_repeatable(problem_data, method):
     opts = {"fit": True} if method == "deepn" else {}
     r1 = design(method, _problem(problem_data), **opts)
@@ -139,3 +139,14 @@ def test_bandit_does_not_reward_repeats(problem_data):
     # earns nothing the bandit turns to PSO instead of paying the stuck arm again and again
     assert len([h for h in repeats if h["arm"] == "nelder-mead"]) <= 2
     assert r.info["arm_pulls"]["pso"] >= len(rounds) - 3
+
+
+def test_parametric_profile():
+    from dnnjpeg.codec import ANNEX_K_CHROMA, ANNEX_K_LUMA
+    from dnnjpeg.design.search import parametric_tables
+
+    assert parametric_tables(0, 0, 0, 0) == QuantTables(ANNEX_K_LUMA, ANNEX_K_CHROMA)
+    t = parametric_tables(1.0, 0, np.log(2), 0)
+    assert t.luma[0, 0] == 16 and t.luma[7, 7] == 255  # DC untouched; 99·e = 269 clamps to 255
+    assert t.luma[0, 7] == round(61 * np.exp(0.5))  # r = 7/14 = 0.5
+    assert np.all(t.chroma == np.clip(np.rint(ANNEX_K_CHROMA * 2), 1, 255))

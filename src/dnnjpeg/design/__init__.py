@@ -6,7 +6,8 @@ the model, where JPEG happens, the subsampling, the trial budget and the seed;
 methods that need measurements get a :class:`TableEvaluator` from it, so trials
 all run the same real encode → decode → classify path.
 
-Methods: ``deepn`` (statistics; ``fit=True`` tunes its mapping), ``sorted-random``,
+Methods: ``deepn`` (statistics; ``fit=True`` tunes its mapping), ``parametric`` (4 smooth
+profile parameters scored across the curve), ``sorted-random``,
 ``bounded-random``, ``bayes`` (Optuna; ``objective_mode="pareto"`` for a Pareto
 set), ``bandit`` (UCB over search heuristics).
 """
