@@ -30,7 +30,8 @@ from dnnjpeg.design import DesignProblem, design  # noqa: E402
 from dnnjpeg.evaluate import CodecCurve, evaluate, write_outputs  # noqa: E402
 from dnnjpeg.models import load_model  # noqa: E402
 
-RUNS = [("deepn", {}), ("deepn-fit", {"fit": True}), ("sorted-random", {}), ("bounded-random", {}), ("bayes", {}), ("bandit", {})]
+RUNS = [("deepn", {}), ("deepn-fit", {"fit": True}), ("sorted-random", {}), ("bounded-random", {}), ("bayes", {}), ("bandit", {}),
+        ("parametric", {})]
 
 
 def main() -> None:
@@ -47,6 +48,9 @@ def main() -> None:
     ap.add_argument("--eval-limit", type=int, default=None, help="at most N eval images (smoke runs)")
     ap.add_argument("--out", default="bench-design")
     a = ap.parse_args()
+    unknown = set(a.methods.split(",")) - {n for n, _ in RUNS}
+    if unknown:
+        raise SystemExit(f"unknown methods {sorted(unknown)}; choose from {[n for n, _ in RUNS]}")
     out = Path(a.out)
     (out / "tables").mkdir(parents=True, exist_ok=True)
     ds = discover(a.data)
