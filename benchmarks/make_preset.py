@@ -1,0 +1,51 @@
+"""Package a designed table as a preset, with the eval-split curve it was measured on.
+
+    .venv/bin/python benchmarks/make_preset.py NAME TABLE.json EVAL_DIR [--curve CURVE_NAME]
+
+Writes src/dnnjpeg/presets/NAME.json: the tables (natural order), how they were
+designed (method, settings; the trial history is left out to keep it small),
+and from EVAL_DIR/results.json the ladder's and the table's points and the
+comparison (BD-rate with its bootstrap interval).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from dnnjpeg._io import atomic_write_text
+from dnnjpeg.codec import QuantTables
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("name")
+    ap.add_argument("table")
+    ap.add_argument("eval_dir")
+    ap.add_argument("--curve", default=None, help="curve name in results.json (default: the one built from TABLE)")
+    a = ap.parse_args()
+    doc = json.loads(Path(a.table).read_text())
+    t = QuantTables.from_dict(doc)
+    design = {k: v for k, v in doc.get("design", {}).items() if k not in ("history", "pareto")}
+    r = json.loads((Path(a.eval_dir) / "results.json").read_text())
+    curve = a.curve or next(c["name"] for c in r["curves"] if c["kind"] == "tables" and c["name"].startswith(Path(a.table).stem))
+    pts = lambda c: [{k: p[k] for k in ("label", "bpp", "top1", "top5", "kl")} for p in c["points"]]  # noqa: E731
+    measured = {
+        "settings": {k: r["settings"][k] for k in ("model", "at", "split", "n_images", "data")},
+        "pristine_top1": r["pristine"]["top1"],
+        "ladder": pts(r["curves"][0]),
+        "preset": pts(next(c for c in r["curves"] if c["name"] == curve)),
+        "comparison": next(k for k in r["comparisons"] if k["test"] == curve),
+    }
+    out = t.to_dict()
+    out["design"] = design
+    out["measured"] = measured
+    dst = Path(__file__).resolve().parents[1] / "src/dnnjpeg/presets" / f"{a.name}.json"
+    atomic_write_text(dst, json.dumps(out, indent=1))
+    k = measured["comparison"]
+    print(f"wrote {dst}: BD-rate {k['bd_rate']:+.1f}% [{k['bd_rate_ci'][0]:+.1f}, {k['bd_rate_ci'][1]:+.1f}] on {r['settings']['n_images']} eval images")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+import pytest
+
+from dnnjpeg.codec import QuantTables, encode, parse_header_bytes
+from dnnjpeg.evaluate.spec import parse_codec
+from dnnjpeg.presets import available_presets, load_preset, preset_info
+
+from .codec.makers import noise_image
+
+
+def test_presets_ship_tables_and_their_measured_curve():
+    names = available_presets()
+    assert names, "dnnjpeg ships at least one designed preset"
+    for n in names:
+        t = load_preset(n)
+        assert isinstance(t, QuantTables) and not t.extended
+        info = preset_info(n)
+        m = info["measured"]
+        assert m["settings"]["split"] == "eval" and m["settings"]["n_images"] > 100
+        assert len(m["preset"]) >= 5 and len(m["ladder"]) >= 5
+        assert m["comparison"]["bd_rate_ci"][0] <= m["comparison"]["bd_rate"] <= m["comparison"]["bd_rate_ci"][1]
+        data = encode(noise_image(32, 32), t, "4:2:0")
+        assert parse_header_bytes(data).quant_tables() == t
+        curve = parse_codec(f"preset:{n}@4:4:4")
+        assert curve.points[0].subsampling == "4:4:4" and curve.name.startswith(f"preset:{n}")
+
+
+def test_unknown_preset_lists_the_known_ones():
+    with pytest.raises(ValueError, match="available"):
+        load_preset("no-such-preset")
