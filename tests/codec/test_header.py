@@ -12,7 +12,6 @@ from dnnjpeg.codec import (
     CorruptJpegError,
     JpegError,
     NotAJpegError,
-    QuantTables,
     estimate_quality,
     parse_header,
     parse_header_bytes,
