@@ -187,36 +187,33 @@ def run_trial(
         return bits, out
 
     bounds = [(lo, min(n, lo + batch_size)) for lo in range(0, n, batch_size)]
+
+    def jpeg_batches():
+        """(lo, hi, bits, decoded images) per batch, in order."""
+        if workers == 0:
+            # Inline: JPEG then inference, batch by batch. On a machine whose cores
+            # inference already saturates this beats a JPEG thread that preempts
+            # torch's synchronized worker threads (see BENCHMARKS.md).
+            for lo, hi in bounds:
+                yield (lo, hi, *jpeg_batch(lo, hi))
+            return
+        with ThreadPoolExecutor(workers) as pool:
+            pending = deque((b, pool.submit(jpeg_batch, *b)) for b in bounds[:lookahead])
+            rest = iter(bounds[lookahead:])
+            while pending:
+                (lo, hi), fut = pending.popleft()
+                nxt = next(rest, None)
+                if nxt is not None:
+                    pending.append((nxt, pool.submit(jpeg_batch, *nxt)))
+                yield (lo, hi, *fut.result())
+
     bits_all = np.empty(n, np.int64)
     logits_all = []
-    if workers == 0:
-        # Inline: JPEG then inference, batch by batch. On a machine whose cores
-        # inference already saturates this beats a JPEG thread that preempts
-        # torch's synchronized worker threads (see BENCHMARKS.md).
-        for lo, hi in bounds:
-            bits, imgs = jpeg_batch(lo, hi)
-            bits_all[lo:hi] = bits
-            logits_all.append(model.logits(imgs, batch_size=batch_size))
-            if progress:
-                progress(hi - lo)
-        bounds = []
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        pending: deque = deque()
-        it = iter(bounds)
-        for b in it:
-            pending.append((b, pool.submit(jpeg_batch, *b)))
-            if len(pending) >= lookahead:
-                break
-        while pending:
-            (lo, hi), fut = pending.popleft()
-            nxt = next(it, None)
-            if nxt is not None:
-                pending.append((nxt, pool.submit(jpeg_batch, *nxt)))
-            bits, imgs = fut.result()
-            bits_all[lo:hi] = bits
-            logits_all.append(model.logits(imgs, batch_size=batch_size))
-            if progress:
-                progress(hi - lo)
+    for lo, hi, bits, imgs in jpeg_batches():
+        bits_all[lo:hi] = bits
+        logits_all.append(model.logits(imgs, batch_size=batch_size))
+        if progress:
+            progress(hi - lo)
     logits = np.concatenate(logits_all) if logits_all else np.zeros((0, pristine.logits.shape[1]), np.float32)
     top5, kl = outcome(pristine.logits, logits)
     return TrialResult(spec, bits_all, top5, kl, logits if keep_logits else None)
