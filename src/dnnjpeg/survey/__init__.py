@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Callable, Sequence
@@ -269,9 +268,3 @@ def write_survey(df, out: str | os.PathLike[str], csv: bool = False, plots: bool
         written["html"] = html_report(df, summary, written, out / "report.html")
     return written
 
-
-def timed_survey(*args, **kwargs):
-    """:func:`survey` plus its wall time in seconds."""
-    t0 = time.perf_counter()
-    df = survey(*args, **kwargs)
-    return df, time.perf_counter() - t0
