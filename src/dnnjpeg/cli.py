@@ -212,7 +212,7 @@ def compress(
 
 @app.command()
 def design(
-    method: str = typer.Option(..., "--method", help="deepn | sorted-random | bounded-random | bayes | bandit"),
+    method: str = typer.Option(..., "--method", help="deepn | parametric | sorted-random | bounded-random | bayes | bandit | gradient"),
     data: Path = typer.Option(..., "--data", help="Image folder; only its design split is used to design."),
     out: Path = typer.Option(Path("table.json"), "--out", help="Where the designed table JSON goes."),
     model: str = typer.Option("efficientnet-lite0", "--model"),
@@ -227,6 +227,8 @@ def design(
     labels: Optional[Path] = typer.Option(None, "--labels"),
     report: Optional[Path] = typer.Option(None, "--report", help="Re-measure on the eval split against the ladder; report folder."),
     eval_limit: Optional[int] = typer.Option(None, "--eval-limit", help="At most this many eval images for --report."),
+    lambdas: Optional[str] = typer.Option(None, "--lambdas", help="gradient: rate weights to sweep (nats/bpp), e.g. 0.05,0.01."),
+    epochs: float = typer.Option(2.0, "--epochs", help="gradient: passes over the design images per λ."),
 ) -> None:
     """Design quantization tables favorable to a network (design split only); optionally
     re-measure them on the held-out eval split against the standard ladder."""
@@ -244,7 +246,10 @@ def design(
         with Progress(TextColumn(f"design {method}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[best]}"), console=err) as bar:
             task = bar.add_task("", total=budget, best="")
             prob.progress = lambda i, n, g: bar.update(task, completed=i, best=f"best gain {g:+.3f}")
-            res = run_design(method, prob, fit=fit, objective_mode=mode)
+            extra = {"epochs": epochs}
+            if lambdas:
+                extra["lambdas"] = tuple(float(x) for x in lambdas.split(","))
+            res = run_design(method, prob, fit=fit, objective_mode=mode, **extra)
     except (ValueError, FileNotFoundError, ModelUnavailableError) as e:
         err.print(f"[red]error:[/red] {e}", highlight=False)
         raise typer.Exit(2)
@@ -319,6 +324,66 @@ def demo(
                   "with a larger folder (or benchmarks/bench_design.py).", highlight=False)
     _run_evaluation(src, None, model, ["standard@4:2:0", "standard@4:4:4", f"tables:{table}@4:2:0"], None, "4:2:0", "input",
                     split, limit, out, 1000, 0, 32, None, True, None, 1.0)
+
+
+@app.command()
+def train(
+    data: Path = typer.Argument(..., help="Folder with train/ and test/ ImageFolder trees (root/<class>/<image>), equal-size images."),
+    jpeg_layer: bool = typer.Option(False, "--jpeg-layer", help="Put a trainable JPEG layer (JPEG-DL) in front of the network."),
+    compare: bool = typer.Option(False, "--compare", help="Train with and without the layer for every seed and compare."),
+    seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds, e.g. 0,1,2."),
+    epochs: int = typer.Option(6, "--epochs"),
+    batch_size: int = typer.Option(128, "--batch-size"),
+    lr: float = typer.Option(0.1, "--lr", help="Network SGD peak learning rate (one-cycle)."),
+    width: int = typer.Option(16, "--width", help="ResNet width of the first stage."),
+    blocks: int = typer.Option(1, "--blocks", help="Basic blocks per stage (1 → ResNet-8)."),
+    layer_lr: float = typer.Option(0.003, "--layer-lr", help="Adam learning rate of the JPEG layer's steps."),
+    layer_init: str = typer.Option("mean_abs", "--layer-init", help="mean_abs | standard."),
+    layer_quality: int = typer.Option(50, "--layer-quality", help="IJG quality of the layer's initial (mean) step."),
+    limit_per_class: Optional[int] = typer.Option(None, "--limit-per-class", help="Use at most N training images per class."),
+    out: Path = typer.Option(Path("train-out"), "--out"),
+) -> None:
+    """Train a small ResNet on an ImageFolder dataset, optionally with the JPEG-DL layer;
+    writes OUT/results.json (and the learned tables per seed)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from dnnjpeg._io import atomic_write_text
+    from dnnjpeg.nn.train import TrainConfig, load_image_folder, summarize_runs, train_classifier
+
+    try:
+        tr = load_image_folder(data / "train", limit_per_class)
+        te = load_image_folder(data / "test")
+        seed_list = [int(x) for x in seeds.split(",") if x.strip()]
+    except (ValueError, FileNotFoundError) as e:
+        err.print(f"[red]error:[/red] {e}", highlight=False)
+        raise typer.Exit(2)
+    variants = [False, True] if compare else [jpeg_layer]
+    runs = []
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[msg]}"), console=err) as bar:
+        for s in seed_list:
+            for v in variants:
+                name = f"seed {s} {'with' if v else 'without'} layer"
+                task = bar.add_task(name, total=epochs, msg="")
+                cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, width=width, blocks=blocks, seed=s, jpeg_layer=v,
+                                  layer_lr=layer_lr, layer_init=layer_init, layer_quality=layer_quality)
+                r = train_classifier(tr[:2], te[:2], cfg, lambda e, n, rec, t=task: bar.update(
+                    t, completed=e, msg=f"loss {rec['train_loss']:.3f} test {rec['test_top1']:.2f}%"))
+                runs.append(r)
+                if v:
+                    atomic_write_text(out / f"tables-seed{s}.json", json.dumps(r["tables"], indent=1))
+    summary = summarize_runs(runs)
+    summary["data"] = {"root": str(data), "train_images": int(len(tr[0])), "test_images": int(len(te[0])), "classes": tr[2]}
+    atomic_write_text(out / "results.json", json.dumps({"summary": summary, "runs": runs}, indent=1))
+    con = Console()
+    for r in runs:
+        c = r["config"]
+        con.print(f"seed {c['seed']} {'with   ' if c['jpeg_layer'] else 'without'} layer: test top-1 {r['test_top1']:.2f}% "
+                  f"({r['wall_seconds']:.0f} s)", highlight=False)
+    if "difference" in summary:
+        d = summary["difference"]
+        con.print(f"with − without: {d['mean']:+.2f} points, 95% t-interval [{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}] over "
+                  f"{d['n']} seeds", highlight=False)
+    err.print(f"wrote {out / 'results.json'}")
 
 
 def main() -> None:

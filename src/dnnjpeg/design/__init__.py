@@ -9,7 +9,8 @@ all run the same real encode → decode → classify path.
 Methods: ``deepn`` (statistics; ``fit=True`` tunes its mapping), ``parametric`` (4 smooth
 profile parameters scored across the curve), ``sorted-random``,
 ``bounded-random``, ``bayes`` (Optuna; ``objective_mode="pareto"`` for a Pareto
-set), ``bandit`` (UCB over search heuristics).
+set), ``bandit`` (UCB over search heuristics), ``gradient`` (descent through the
+differentiable codec, :mod:`dnnjpeg.nn`).
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ def register(name: str):
 
 def design(method: str, problem: DesignProblem, **options) -> DesignResult:
     """Run designer ``method`` on ``problem``; records wall time and trials in ``info``."""
-    from dnnjpeg.design import deepn, search  # noqa: F401  (registers the methods)
+    from dnnjpeg.design import deepn, gradient, search  # noqa: F401  (registers the methods)
 
     if method not in METHODS:
         raise ValueError(f"unknown design method {method!r}; choose from {', '.join(sorted(METHODS))}")

@@ -274,7 +274,8 @@ def design_bandit(problem: DesignProblem, target_bpp: float | None = None, warmu
 
 # -- a low-dimensional designer ----------------------------------------------------------
 
-PARAMETRIC_RANGES = {"luma_slope": (-2.0, 2.0), "luma_curve": (-2.0, 2.0), "chroma_level": (-1.5, 1.5), "chroma_slope": (-2.0, 2.0)}
+# Ranges widened after the first runs put luma_curve and chroma_level at their edges (-2, -1.5).
+PARAMETRIC_RANGES = {"luma_slope": (-2.0, 2.0), "luma_curve": (-4.0, 2.0), "chroma_level": (-3.0, 1.5), "chroma_slope": (-2.0, 3.0)}
 PARAMETRIC_SCALES = (0.35, 0.7, 1.4)
 
 

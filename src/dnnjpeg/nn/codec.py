@@ -17,12 +17,21 @@ class Encoded:
     """What the encoder half produces, for the rate model and for inspection.
 
     levels_y: (B, 1, nh, nw, 64) quantized luma levels (coef / step after rounding);
-    levels_c: (B, 2, nh', nw', 64) chroma levels; pixels: (B,) image pixels (H·W) for bpp.
+    levels_c: (B, 2, nh', nw', 64) chroma levels; pixels: (B,) image pixels (H·W) for bpp;
+    scaled_y / scaled_c: coef / step before rounding (same shapes; equal to the levels in
+    ``exact`` mode), smooth in the steps, for a rate estimate to differentiate.
     """
 
     levels_y: torch.Tensor
     levels_c: torch.Tensor
     pixels: torch.Tensor
+    scaled_y: torch.Tensor | None = None
+    scaled_c: torch.Tensor | None = None
+
+    def continuous(self) -> "Encoded":
+        """The same encoding with the pre-rounding values as levels (what a designer's rate term should see)."""
+        return Encoded(self.scaled_y if self.scaled_y is not None else self.levels_y,
+                       self.scaled_c if self.scaled_c is not None else self.levels_c, self.pixels)
 
 
 class DiffJPEG(nn.Module):
@@ -53,8 +62,9 @@ class DiffJPEG(nn.Module):
     def _quant(self, coef: torch.Tensor, step: torch.Tensor):
         if self.rounding == "soft":
             deq = J.soft_quantize(coef, step, self.soft_levels, self.hardness)
-            return deq, deq / step
-        return J.quantize(coef, step, self.rounding, self.training)
+            return deq, deq / step, coef / step
+        deq, lv = J.quantize(coef, step, self.rounding, self.training)
+        return deq, lv, coef / step
 
     @staticmethod
     def _encode_exact(x, q_y, q_c, fh, fv):
@@ -65,7 +75,8 @@ class DiffJPEG(nn.Module):
             qy, qc = q_y.round().clamp(min=1).long(), q_c.round().clamp(min=1).long()
             ly = J.islow_fdct_levels(J.blockify(y - 128), qy)
             lc = J.islow_fdct_levels(J.blockify(c - 128), qc)
-            return (ly * qy).to(x.dtype), ly.to(x.dtype), (lc * qc).to(x.dtype), lc.to(x.dtype)
+            ly, lc = ly.to(x.dtype), lc.to(x.dtype)
+            return ly * qy, ly, ly, lc * qc, lc, lc
 
     def forward(self, x: torch.Tensor, tables, return_levels: bool = False):
         if x.dim() != 4 or x.shape[1] != 3:
@@ -80,12 +91,12 @@ class DiffJPEG(nn.Module):
         # height (not the same as replicating full-resolution rows when H is even).
 
         if self.rounding == "exact":
-            dy, ly, dc, lc = self._encode_exact(x, q_y, q_c, fh, fv)
+            dy, ly, sy, dc, lc, sc = self._encode_exact(x, q_y, q_c, fh, fv)
         else:
             ycc = J.rgb_to_ycbcr(J.pad_to(x, fv, 8 * fh))
             y, c = J.pad_to(ycc[:, :1], 8 * fv, 8 * fh), J.pad_to(J.downsample(ycc[:, 1:], fh, fv), 8, 8)
-            dy, ly = self._quant(J.block_dct(J.blockify(y - 128)), q_y)
-            dc, lc = self._quant(J.block_dct(J.blockify(c - 128)), q_c)
+            dy, ly, sy = self._quant(J.block_dct(J.blockify(y - 128)), q_y)
+            dc, lc, sc = self._quant(J.block_dct(J.blockify(c - 128)), q_c)
         # The decoder's IDCT output is rounded and range-limited to samples.
         y_hat = J.ste_round(J.unblockify(J.block_idct(dy)) + 128).clamp(0, 255)
         c_hat = J.ste_round(J.unblockify(J.block_idct(dc)) + 128).clamp(0, 255)
@@ -93,5 +104,5 @@ class DiffJPEG(nn.Module):
         out = J.ycbcr_to_rgb(torch.cat([y_hat[..., :h, :w], c_up], dim=1))
         if return_levels:
             pix = torch.full((b,), float(h * w), dtype=x.dtype, device=x.device)
-            return out, Encoded(ly, lc, pix)
+            return out, Encoded(ly, lc, pix, sy, sc)
         return out

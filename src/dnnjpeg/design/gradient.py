@@ -1,0 +1,97 @@
+"""Tables by gradient descent through the differentiable JPEG codec.
+
+With the network frozen, the 128 steps (log-parameterized, projected into 1..255)
+minimize   KL(pristine output ‖ output on the JPEG) + λ · estimated bpp
+over the design images, the image passing through :class:`dnnjpeg.nn.DiffJPEG`
+(straight-through rounding by default: the forward pass is the real codec) and the
+rate from :class:`dnnjpeg.nn.RateModel` on the pre-rounding coefficients.  λ is
+swept from high to low, each point warm-started from the previous one, tracing a
+curve; every point is rounded to integer tables and measured with the real
+encoder on the trial images like any other designer's candidate.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from dnnjpeg.codec import QuantTables
+from dnnjpeg.design import DesignProblem, DesignResult, register
+from dnnjpeg.design.search import _Run
+
+__all__ = ["design_gradient", "DEFAULT_LAMBDAS"]
+
+#: λ in nats of KL per bit per pixel, high to low (coarse to fine tables).
+DEFAULT_LAMBDAS = (0.1, 0.05, 0.025, 0.012, 0.006, 0.003)
+
+
+@register("gradient")
+def design_gradient(problem: DesignProblem, lambdas=DEFAULT_LAMBDAS, epochs: float = 2.0, batch_size: int = 16, lr: float = 0.05,
+                    rounding: str = "ste", init_quality: int = 50, train_images: int | None = None, **_) -> DesignResult:
+    """Gradient designer (see module doc).
+
+    Args:
+        lambdas: rate weights to sweep (nats per bpp), visited high → low.
+        epochs: passes over the training images per λ (fractions allowed).
+        batch_size / lr: Adam on the log steps.
+        rounding: quantizer mode of the differentiable codec ("ste", "cubic", "noise", "soft").
+        init_quality: the first λ starts from the IJG tables of this quality.
+        train_images: design images to descend on (default: all of the design split); the
+            measurements use ``problem.trial_images`` of them, as every designer does.
+    Returns:
+        a DesignResult whose tables are the measured point with the highest gain; the history
+        holds every λ point with its estimated and measured rate.
+    """
+    import torch
+
+    from dnnjpeg.evaluate.trial import build_pristine
+    from dnnjpeg.nn import DiffJPEG
+    from dnnjpeg.nn.rate import RateModel
+
+    if problem.at != "input":
+        raise ValueError("design --method gradient runs the codec on the model-input crop: use --at input "
+                         "(its tables can still be evaluated --at original)")
+    run = _Run(problem, "gradient")
+    torch.manual_seed(problem.seed)
+    rng = np.random.default_rng(problem.seed)
+    train = build_pristine(problem.design_set().subset("design", train_images), problem.model, "input")
+    net = problem.model.module
+    net.eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    pre = problem.model.preprocess
+    mean = torch.tensor(pre.mean).view(1, 3, 1, 1)
+    std = torch.tensor(pre.std).view(1, 3, 1, 1)
+    codec = DiffJPEG(problem.subsampling, rounding).train()
+    rate = RateModel.default(problem.subsampling)
+    x_all = torch.from_numpy(np.ascontiguousarray(train.inputs)).permute(0, 3, 1, 2).float()
+    p_all = torch.log_softmax(torch.from_numpy(train.logits).float(), dim=1)
+
+    theta = torch.log(torch.as_tensor(QuantTables.standard(init_quality).as_array(), dtype=torch.float32)).requires_grad_(True)
+    lo, hi = 0.0, math.log(255.0)
+    steps_per_lambda = max(1, int(round(epochs * len(train) / batch_size)))
+    points = []
+    for lam in sorted(lambdas, reverse=True):
+        opt = torch.optim.Adam([theta], lr=lr)
+        for _ in range(steps_per_lambda):
+            idx = torch.from_numpy(rng.choice(len(train), size=min(batch_size, len(train)), replace=False))
+            x, logp0 = x_all[idx], p_all[idx]
+            y, enc = codec(x, torch.exp(theta), return_levels=True)
+            logq = torch.log_softmax(net(((y / 255.0 - mean) / std).contiguous(memory_format=torch.channels_last)), dim=1)
+            kl = (logp0.exp() * (logp0 - logq)).sum(1).mean()
+            bpp = rate.bpp(enc.continuous()).mean()
+            loss = kl + lam * bpp
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                theta.clamp_(lo, hi)
+        steps = np.clip(np.rint(torch.exp(theta).detach().numpy()), 1, 255).astype(np.int64)
+        points.append(run.try_(QuantTables(steps[0], steps[1]), phase="gradient", lam=lam,
+                               est_bpp=float(bpp.detach()), est_kl=float(kl.detach())))
+    best = max(points, key=lambda c: c.gain)
+    res = run.result(lambdas=list(sorted(lambdas, reverse=True)), epochs=epochs, batch_size=batch_size, lr=lr, rounding=rounding,
+                     train_images=len(train), steps_per_lambda=steps_per_lambda)
+    res.tables = best.tables
+    return res

@@ -1,0 +1,220 @@
+"""Train a small classifier on an ImageFolder tree, with or without a JPEG-DL layer in front.
+
+Made for CPU-sized experiments (CIFAR-10's 32×32 images): the whole tree is
+decoded into memory once, augmentation (random crop with 4-pixel reflection
+padding, horizontal flip) runs on batches, the network is a small ResNet.  The
+run with the layer and the run without share the seed, the data order, the
+augmentation draws and the network's initial weights, so the difference between
+them is the layer.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from dnnjpeg.nn.layer import JPEGLayer
+
+__all__ = ["SmallResNet", "TrainConfig", "load_image_folder", "train_classifier", "summarize_runs"]
+
+
+class _Block(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.b1 = nn.BatchNorm2d(cout)
+        self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.b2 = nn.BatchNorm2d(cout)
+        self.short = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                      if stride != 1 or cin != cout else nn.Identity())
+
+    def forward(self, x):
+        return F.relu(self.b2(self.c2(F.relu(self.b1(self.c1(x))))) + self.short(x))
+
+
+class SmallResNet(nn.Module):
+    """CIFAR-style ResNet (3 stages of ``blocks`` basic blocks, widths w, 2w, 4w) on [0, 1] RGB
+    input (B, 3, H, W), normalized inside with ``mean``/``std``; → (B, classes) logits."""
+
+    def __init__(self, classes: int = 10, width: int = 16, blocks: int = 1,
+                 mean=(0.491, 0.482, 0.447), std=(0.247, 0.243, 0.262)) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
+        self.stem = nn.Sequential(nn.Conv2d(3, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
+        layers, cin = [], width
+        for i, w in enumerate((width, 2 * width, 4 * width)):
+            for j in range(blocks):
+                layers.append(_Block(cin, w, 2 if (j == 0 and i > 0) else 1))
+                cin = w
+        self.layers = nn.Sequential(*layers)
+        self.fc = nn.Linear(cin, classes)
+
+    def forward(self, x):
+        x = self.layers(self.stem((x - self.mean) / self.std))
+        return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+
+def load_image_folder(root: str | Path, limit_per_class: int | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Decode an ImageFolder tree (``root/<class>/<image>``) of equal-size images into memory.
+
+    Returns uint8 (N, H, W, 3), int64 labels (N,), class names. Unreadable files or images of
+    another size raise a ``ValueError`` naming the file."""
+    from PIL import Image
+
+    root = Path(root)
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir())
+    if not classes:
+        raise ValueError(f"{root}: no class folders (expected root/<class>/<image>)")
+    ims, labels, shape = [], [], None
+    for k, c in enumerate(classes):
+        files = sorted(p for p in (root / c).iterdir() if p.is_file())[:limit_per_class]
+        for p in files:
+            try:
+                with Image.open(p) as im:
+                    a = np.asarray(im.convert("RGB"))
+            except Exception as e:  # noqa: BLE001 — any decoder failure is reported with its file
+                raise ValueError(f"{p}: cannot read image ({e})") from None
+            if shape is None:
+                shape = a.shape
+            elif a.shape != shape:
+                raise ValueError(f"{p}: size {a.shape[:2]} differs from the first image's {shape[:2]}")
+            ims.append(a)
+            labels.append(k)
+    return np.stack(ims), np.asarray(labels, np.int64), classes
+
+
+@dataclass
+class TrainConfig:
+    """Schedule of one run. SGD (momentum 0.9, Nesterov, weight decay) with a cosine learning
+    rate for the network; Adam at ``layer_lr`` for the JPEG layer's steps."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 0.1
+    weight_decay: float = 5e-4
+    width: int = 16
+    blocks: int = 1
+    seed: int = 0
+    jpeg_layer: bool = False
+    layer_lr: float = 0.003
+    layer_init: str = "mean_abs"  # mean_abs | standard
+    layer_quality: int = 50  # IJG quality of the initial mean step (and of "standard")
+    layer_subsampling: str = "4:4:4"
+    extra: dict = field(default_factory=dict)
+
+
+def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    b, _, h, w = x.shape
+    p = F.pad(x, (4, 4, 4, 4), mode="reflect")
+    oy = torch.randint(0, 9, (b,), generator=gen)
+    ox = torch.randint(0, 9, (b,), generator=gen)
+    flip = torch.rand(b, generator=gen) < 0.5
+    out = torch.stack([p[i, :, oy[i]:oy[i] + h, ox[i]:ox[i] + w] for i in range(b)])
+    out[flip] = out[flip].flip(-1)
+    return out
+
+
+def _accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 500) -> float:
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            xb = torch.from_numpy(x[i:i + batch]).permute(0, 3, 1, 2).float() / 255.0
+            correct += int((model(xb).argmax(1).numpy() == y[i:i + batch]).sum())
+    return 100.0 * correct / len(x)
+
+
+def train_classifier(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray], cfg: TrainConfig,
+                     progress: Callable[[int, int, dict], None] | None = None) -> dict:
+    """Train :class:`SmallResNet` (with a :class:`JPEGLayer` in front when ``cfg.jpeg_layer``).
+
+    Args:
+        train, test: (uint8 images (N, H, W, 3), int64 labels (N,)).
+        progress: called after each epoch with (epoch, epochs, record).
+    Returns:
+        {"test_top1": % after the last epoch, "history": per-epoch records, "tables": learned
+        steps as a tables dict (with the layer), "wall_seconds", "config"}.
+    """
+    from dnnjpeg.codec import QuantTables
+
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    classes = int(max(train[1].max(), test[1].max())) + 1
+    net = SmallResNet(classes, cfg.width, cfg.blocks)  # same init with and without the layer: seeded first
+    layer = None
+    if cfg.jpeg_layer:
+        std = QuantTables.standard(cfg.layer_quality)
+        layer = JPEGLayer(std, subsampling=cfg.layer_subsampling)
+        if cfg.layer_init == "mean_abs":
+            sample = torch.from_numpy(train[0][:2000]).permute(0, 3, 1, 2).float() / 255.0
+            layer.init_from_mean_abs(sample, mean_step=float(std.as_array().mean()))
+        elif cfg.layer_init != "standard":
+            raise ValueError(f"layer_init must be 'mean_abs' or 'standard', got {cfg.layer_init!r}")
+    model = nn.Sequential(layer, net) if layer is not None else net
+    n = len(train[0])
+    steps = cfg.epochs * (n // cfg.batch_size)
+    opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.15)
+    opt_q = torch.optim.Adam(layer.param_groups(cfg.layer_lr)) if layer is not None else None
+    xs = torch.from_numpy(train[0]).permute(0, 3, 1, 2)
+    ys = torch.from_numpy(train[1])
+    history, t0 = [], time.perf_counter()
+    for ep in range(cfg.epochs):
+        model.train()
+        perm = torch.randperm(n, generator=gen)
+        tot, cnt = 0.0, 0
+        for i in range(n // cfg.batch_size):
+            idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+            xb = _augment(xs[idx].float() / 255.0, gen)
+            loss = F.cross_entropy(model(xb), ys[idx])
+            opt.zero_grad()
+            if opt_q:
+                opt_q.zero_grad()
+            loss.backward()
+            opt.step()
+            if opt_q:
+                opt_q.step()
+            sched.step()
+            tot += float(loss.detach()) * len(idx)
+            cnt += len(idx)
+        rec = {"epoch": ep + 1, "train_loss": tot / cnt, "test_top1": _accuracy(model, *test), "seconds": time.perf_counter() - t0}
+        if layer is not None:
+            s = layer.steps().detach()
+            rec["mean_step_luma"], rec["mean_step_chroma"] = float(s[0].mean()), float(s[1].mean())
+        history.append(rec)
+        if progress:
+            progress(ep + 1, cfg.epochs, rec)
+    out = {"test_top1": history[-1]["test_top1"], "history": history, "wall_seconds": time.perf_counter() - t0,
+           "config": {k: v for k, v in cfg.__dict__.items()}}
+    if layer is not None:
+        out["tables"] = layer.to_quant_tables().to_dict()
+    return out
+
+
+def summarize_runs(runs: list[dict]) -> dict:
+    """Mean test top-1 per variant and, for seeds run both ways, the paired difference
+    (with − without) with a 95% t-interval over seeds."""
+    from scipy import stats
+
+    by = {}
+    for r in runs:
+        by.setdefault(bool(r["config"]["jpeg_layer"]), {})[r["config"]["seed"]] = r["test_top1"]
+    out = {("with_layer" if k else "without_layer"): {"mean": float(np.mean(list(v.values()))), "per_seed": v} for k, v in by.items()}
+    if True in by and False in by:
+        seeds = sorted(set(by[True]) & set(by[False]))
+        d = np.array([by[True][s] - by[False][s] for s in seeds])
+        if len(d) >= 2:
+            half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
+        else:
+            half = float("nan")
+        out["difference"] = {"mean": float(d.mean()), "ci": [float(d.mean() - half), float(d.mean() + half)], "n": int(len(d)),
+                             "per_seed": dict(zip(seeds, d.tolist()))}
+    return out
