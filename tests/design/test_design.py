@@ -59,9 +59,11 @@ def _problem(ds, **kw):
     return DesignProblem(ds, tiny_model(), budget=kw.pop("budget", 8), trial_images=6, seed=kw.pop("seed", 3), **kw)
 
 
-@pytest.mark.parametrize("method", ["deepn", "sorted-random", "bounded-random", "bayes", "bandit", "parametric"])
+@pytest.mark.parametrize("method", ["deepn", "sorted-random", "bounded-random", "bayes", "bandit", "parametric", "gradient"])
 def test_every_designer_valid_and_repeatable(problem_data, method):
     opts = {"fit": True} if method == "deepn" else {}
+    if method == "gradient":
+        opts = {"lambdas": (0.05, 0.01), "epochs": 1.0, "batch_size": 4}
     r1 = design(method, _problem(problem_data), **opts)
     r2 = design(method, _problem(problem_data), **opts)
     assert isinstance(r1.tables, QuantTables) and not r1.tables.extended

@@ -46,8 +46,6 @@ def design_gradient(problem: DesignProblem, lambdas=DEFAULT_LAMBDAS, epochs: flo
     import torch
 
     from dnnjpeg.evaluate.trial import build_pristine
-    from dnnjpeg.nn import DiffJPEG
-    from dnnjpeg.nn.rate import RateModel
 
     if problem.at != "input":
         raise ValueError("design --method gradient runs the codec on the model-input crop: use --at input "
@@ -58,8 +56,27 @@ def design_gradient(problem: DesignProblem, lambdas=DEFAULT_LAMBDAS, epochs: flo
     train = build_pristine(problem.design_set().subset("design", train_images), problem.model, "input")
     net = problem.model.module
     net.eval()
-    for p in net.parameters():
+    frozen = [p for p in net.parameters() if p.requires_grad]
+    for p in frozen:  # frozen while descending; restored below so the caller's model is unchanged
         p.requires_grad_(False)
+    try:
+        points, steps_per_lambda = _descend(problem, run, net, train, rng, lambdas, epochs, batch_size, lr, rounding, init_quality)
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+    best = max(points, key=lambda c: c.gain)
+    res = run.result(lambdas=list(sorted(lambdas, reverse=True)), epochs=epochs, batch_size=batch_size, lr=lr, rounding=rounding,
+                     train_images=len(train), steps_per_lambda=steps_per_lambda)
+    res.tables = best.tables
+    return res
+
+
+def _descend(problem, run, net, train, rng, lambdas, epochs, batch_size, lr, rounding, init_quality):
+    import torch
+
+    from dnnjpeg.nn import DiffJPEG
+    from dnnjpeg.nn.rate import RateModel
+
     pre = problem.model.preprocess
     mean = torch.tensor(pre.mean).view(1, 3, 1, 1)
     std = torch.tensor(pre.std).view(1, 3, 1, 1)
@@ -90,8 +107,4 @@ def design_gradient(problem: DesignProblem, lambdas=DEFAULT_LAMBDAS, epochs: flo
         steps = np.clip(np.rint(torch.exp(theta).detach().numpy()), 1, 255).astype(np.int64)
         points.append(run.try_(QuantTables(steps[0], steps[1]), phase="gradient", lam=lam,
                                est_bpp=float(bpp.detach()), est_kl=float(kl.detach())))
-    best = max(points, key=lambda c: c.gain)
-    res = run.result(lambdas=list(sorted(lambdas, reverse=True)), epochs=epochs, batch_size=batch_size, lr=lr, rounding=rounding,
-                     train_images=len(train), steps_per_lambda=steps_per_lambda)
-    res.tables = best.tables
-    return res
+    return points, steps_per_lambda

@@ -72,10 +72,16 @@ class JPEGLayer(nn.Module):
         return J.block_dct(J.blockify(y - 128)).reshape(-1, 64), J.block_dct(J.blockify(c - 128)).reshape(-1, 64)
 
     def _set_from_profile(self, luma: torch.Tensor, chroma: torch.Tensor, mean_step: float) -> None:
-        prof = torch.stack([luma, chroma]).reshape(2, 8, 8).clamp(min=1e-8)
-        prof = prof / prof.mean() * mean_step
+        prof = torch.stack([luma, chroma]).reshape(2, 8, 8).double().clamp(min=1e-12)
+        prof = prof / prof.mean()
+        # The scale c with mean(clamp(c·profile, 1, 255)) = mean_step (monotone in c: bisect in log c),
+        # so clamping the extremes into the legal range does not move the mean away from what was asked.
+        lo, hi = -30.0, 30.0
+        for _ in range(100):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if float((np.exp(mid) * prof).clamp(1, 255).mean()) < mean_step else (lo, mid)
         with torch.no_grad():
-            self.q.copy_((prof.clamp(1, 255) / 255.0).to(self.q))
+            self.q.copy_(((np.exp(lo) * prof).clamp(1, 255) / 255.0).to(self.q))
 
     def init_from_mean_abs(self, x: torch.Tensor, mean_step: float | None = None) -> None:
         """Steps proportional to each frequency's mean |coefficient| on images x (B, 3, H, W) in
