@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv test demo bench clean
+.PHONY: venv test demo bench bench-env clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -23,5 +23,16 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/dnnjpeg demo
 
+# The differentiable-JPEG speed benchmark compares against kornia, which only its own
+# environment gets (the library does not depend on it).
+BENCH_VENV := .venv-bench
+$(BENCH_VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(BENCH_VENV)/bin/python || $(PY) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q torch==2.13.0
+	$(BENCH_VENV)/bin/pip install -q -c constraints.txt -e . kornia==0.9.0
+	touch $(BENCH_VENV)/.installed
+
+bench-env: $(BENCH_VENV)/.installed
+
 clean:
-	rm -rf $(VENV) demo-out .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) demo-out .pytest_cache

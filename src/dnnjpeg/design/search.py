@@ -274,8 +274,10 @@ def design_bandit(problem: DesignProblem, target_bpp: float | None = None, warmu
 
 # -- a low-dimensional designer ----------------------------------------------------------
 
-# Ranges widened after the first runs put luma_curve and chroma_level at their edges (-2, -1.5).
-PARAMETRIC_RANGES = {"luma_slope": (-2.0, 2.0), "luma_curve": (-4.0, 2.0), "chroma_level": (-3.0, 1.5), "chroma_slope": (-2.0, 3.0)}
+# The first runs put luma_curve and chroma_level at their edges (-2, -1.5); widening the ranges
+# (luma_curve -4..2, chroma_level -3..1.5, chroma_slope -2..3, 90 measurements on 300 images) did
+# worse on the eval split (BD-rate -2.5% [-10.3, +3.7] against -7.6%): these ranges stay.
+PARAMETRIC_RANGES = {"luma_slope": (-2.0, 2.0), "luma_curve": (-2.0, 2.0), "chroma_level": (-1.5, 1.5), "chroma_slope": (-2.0, 2.0)}
 PARAMETRIC_SCALES = (0.35, 0.7, 1.4)
 
 

@@ -154,7 +154,7 @@ def measure_rate_pairs(images, tables, subsampling: str = "4:2:0", progress=None
     t = torch.stack([torch.as_tensor(q.as_array(), dtype=torch.float32) for q in tables])
     feats, bits = [], []
     for im in images:
-        x = torch.as_tensor(np.ascontiguousarray(im)).permute(2, 0, 1)[None].float().expand(len(tables), -1, -1, -1)
+        x = torch.from_numpy(np.array(im, dtype=np.uint8)).permute(2, 0, 1)[None].float().expand(len(tables), -1, -1, -1)
         with torch.no_grad():
             _, enc = codec(x, t, return_levels=True)
         feats.append(rate_features(enc).double().numpy())
