@@ -31,7 +31,7 @@ from dnnjpeg.evaluate import CodecCurve, evaluate, write_outputs  # noqa: E402
 from dnnjpeg.models import load_model  # noqa: E402
 
 RUNS = [("deepn", {}), ("deepn-fit", {"fit": True}), ("sorted-random", {}), ("bounded-random", {}), ("bayes", {}), ("bandit", {}),
-        ("parametric", {})]
+        ("parametric", {}), ("gradient", {})]
 
 
 def main() -> None:
