@@ -77,6 +77,25 @@ def test_every_designer_valid_and_repeatable(problem_data, method):
         assert max(h["gain"] for h in r1.history) == pytest.approx(r1.info["best_gain"])
 
 
+def test_gradient_smooth_basis_gives_smooth_valid_tables(problem_data):
+    r = design("gradient", _problem(problem_data), lambdas=(0.05,), epochs=1.0, batch_size=4, basis="smooth")
+    assert r.info["basis"] == "smooth" and 1 <= r.tables.luma.min() and r.tables.chroma.max() <= 255
+    from dnnjpeg.design.gradient import _smooth_basis
+
+    # log steps minus log Annex K lie in the span of the 6 basis surfaces (up to integer rounding)
+    from dnnjpeg.codec import ANNEX_K_LUMA
+
+    q = r.tables.luma.reshape(64).astype(float)
+    d = np.log(q / ANNEX_K_LUMA.reshape(64))
+    phi = _smooth_basis().T
+    inside = (q > 1) & (q < 255)
+    coef, *_ = np.linalg.lstsq(phi[inside], d[inside], rcond=None)
+    resid = phi[inside] @ coef - d[inside]
+    assert np.sqrt(np.mean(resid ** 2)) < 0.1, resid
+    with pytest.raises(ValueError, match="basis"):
+        design("gradient", _problem(problem_data), lambdas=(0.05,), epochs=0.1, basis="nope")
+
+
 def test_deepn_without_fit_needs_no_trials(problem_data):
     r = design("deepn", _problem(problem_data))
     assert r.info["trials_used"] == 0 and len(r.info["sigma_luma"]) == 8

@@ -28,7 +28,8 @@ DEFAULT_LAMBDAS = (0.1, 0.05, 0.025, 0.012, 0.006, 0.003)
 
 @register("gradient")
 def design_gradient(problem: DesignProblem, lambdas=DEFAULT_LAMBDAS, epochs: float = 2.0, batch_size: int = 16, lr: float = 0.05,
-                    rounding: str = "ste", init_quality: int = 50, train_images: int | None = None, **_) -> DesignResult:
+                    rounding: str = "ste", init_quality: int = 50, train_images: int | None = None, basis: str = "entries",
+                    **_) -> DesignResult:
     """Gradient designer (see module doc).
 
     Args:
@@ -39,6 +40,9 @@ def design_gradient(problem: DesignProblem, lambdas=DEFAULT_LAMBDAS, epochs: flo
         init_quality: the first λ starts from the IJG tables of this quality.
         train_images: design images to descend on (default: all of the design split); the
             measurements use ``problem.trial_images`` of them, as every designer does.
+        basis: "entries" (all 128 log steps free) or "smooth" (log steps = log Annex K + a
+            quadratic surface in the frequency indices per table: 12 numbers, few degrees
+            of freedom for few images).
     Returns:
         a DesignResult whose tables are the measured point with the highest gain; the history
         holds every λ point with its estimated and measured rate.
@@ -60,18 +64,24 @@ def design_gradient(problem: DesignProblem, lambdas=DEFAULT_LAMBDAS, epochs: flo
     for p in frozen:  # frozen while descending; restored below so the caller's model is unchanged
         p.requires_grad_(False)
     try:
-        points, steps_per_lambda = _descend(problem, run, net, train, rng, lambdas, epochs, batch_size, lr, rounding, init_quality)
+        points, steps_per_lambda = _descend(problem, run, net, train, rng, lambdas, epochs, batch_size, lr, rounding, init_quality, basis)
     finally:
         for p in frozen:
             p.requires_grad_(True)
     best = max(points, key=lambda c: c.gain)
     res = run.result(lambdas=list(sorted(lambdas, reverse=True)), epochs=epochs, batch_size=batch_size, lr=lr, rounding=rounding,
-                     train_images=len(train), steps_per_lambda=steps_per_lambda)
+                     train_images=len(train), steps_per_lambda=steps_per_lambda, basis=basis)
     res.tables = best.tables
     return res
 
 
-def _descend(problem, run, net, train, rng, lambdas, epochs, batch_size, lr, rounding, init_quality):
+def _smooth_basis():
+    """(6, 64) quadratic surface in (v, u) / 7: 1, u, v, u², v², u·v."""
+    v, u = np.meshgrid(np.arange(8) / 7.0, np.arange(8) / 7.0, indexing="ij")
+    return np.stack([np.ones_like(u), u, v, u * u, v * v, u * v]).reshape(6, 64)
+
+
+def _descend(problem, run, net, train, rng, lambdas, epochs, batch_size, lr, rounding, init_quality, basis):
     import torch
 
     from dnnjpeg.nn import DiffJPEG
@@ -85,8 +95,21 @@ def _descend(problem, run, net, train, rng, lambdas, epochs, batch_size, lr, rou
     x_all = torch.from_numpy(np.ascontiguousarray(train.inputs)).permute(0, 3, 1, 2).float()
     p_all = torch.log_softmax(torch.from_numpy(train.logits).float(), dim=1)
 
-    theta = torch.log(torch.as_tensor(QuantTables.standard(init_quality).as_array(), dtype=torch.float32)).requires_grad_(True)
+    log_init = torch.log(torch.as_tensor(QuantTables.standard(init_quality).as_array(), dtype=torch.float32))
     lo, hi = 0.0, math.log(255.0)
+    if basis == "entries":
+        theta = log_init.clone().requires_grad_(True)
+
+        def log_steps():
+            return theta
+    elif basis == "smooth":
+        phi = torch.as_tensor(_smooth_basis(), dtype=torch.float32)
+        theta = torch.zeros(2, phi.shape[0], requires_grad=True)
+
+        def log_steps():
+            return (log_init.reshape(2, 64) + theta @ phi).reshape(2, 8, 8).clamp(lo, hi)
+    else:
+        raise ValueError(f"basis must be 'entries' or 'smooth', got {basis!r}")
     steps_per_lambda = max(1, int(round(epochs * len(train) / batch_size)))
     points = []
     for lam in sorted(lambdas, reverse=True):
@@ -94,7 +117,7 @@ def _descend(problem, run, net, train, rng, lambdas, epochs, batch_size, lr, rou
         for _ in range(steps_per_lambda):
             idx = torch.from_numpy(rng.choice(len(train), size=min(batch_size, len(train)), replace=False))
             x, logp0 = x_all[idx], p_all[idx]
-            y, enc = codec(x, torch.exp(theta), return_levels=True)
+            y, enc = codec(x, torch.exp(log_steps()), return_levels=True)
             logq = torch.log_softmax(net(((y / 255.0 - mean) / std).contiguous(memory_format=torch.channels_last)), dim=1)
             kl = (logp0.exp() * (logp0 - logq)).sum(1).mean()
             bpp = rate.bpp(enc.continuous()).mean()
@@ -102,9 +125,10 @@ def _descend(problem, run, net, train, rng, lambdas, epochs, batch_size, lr, rou
             opt.zero_grad()
             loss.backward()
             opt.step()
-            with torch.no_grad():
-                theta.clamp_(lo, hi)
-        steps = np.clip(np.rint(torch.exp(theta).detach().numpy()), 1, 255).astype(np.int64)
+            if basis == "entries":
+                with torch.no_grad():
+                    theta.clamp_(lo, hi)
+        steps = np.clip(np.rint(torch.exp(log_steps()).detach().numpy()), 1, 255).astype(np.int64)
         points.append(run.try_(QuantTables(steps[0], steps[1]), phase="gradient", lam=lam,
                                est_bpp=float(bpp.detach()), est_kl=float(kl.detach())))
     return points, steps_per_lambda
