@@ -30,8 +30,10 @@ from dnnjpeg.design import DesignProblem, design  # noqa: E402
 from dnnjpeg.evaluate import CodecCurve, evaluate, write_outputs  # noqa: E402
 from dnnjpeg.models import load_model  # noqa: E402
 
-RUNS = [("deepn", {}), ("deepn-fit", {"fit": True}), ("sorted-random", {}), ("bounded-random", {}), ("bayes", {}), ("bandit", {}),
-        ("parametric", {}), ("gradient", {})]
+# (row name, method, options)
+RUNS = [("deepn", "deepn", {}), ("deepn-fit", "deepn", {"fit": True}), ("sorted-random", "sorted-random", {}),
+        ("bounded-random", "bounded-random", {}), ("bayes", "bayes", {}), ("bandit", "bandit", {}), ("parametric", "parametric", {}),
+        ("gradient", "gradient", {}), ("gradient-smooth", "gradient", {"basis": "smooth", "lambdas": (0.2, 0.1, 0.05, 0.025, 0.012, 0.006)})]
 
 
 def main() -> None:
@@ -42,15 +44,15 @@ def main() -> None:
     ap.add_argument("--subsampling", default="4:2:0")
     ap.add_argument("--budget", type=int, default=40)
     ap.add_argument("--trial-images", type=int, default=200)
-    ap.add_argument("--methods", default=",".join(n for n, _ in RUNS))
+    ap.add_argument("--methods", default=",".join(n for n, _, _ in RUNS))
     ap.add_argument("--transfer", default="", help="comma-separated other models to re-measure the tables with")
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--eval-limit", type=int, default=None, help="at most N eval images (smoke runs)")
     ap.add_argument("--out", default="bench-design")
     a = ap.parse_args()
-    unknown = set(a.methods.split(",")) - {n for n, _ in RUNS}
+    unknown = set(a.methods.split(",")) - {n for n, _, _ in RUNS}
     if unknown:
-        raise SystemExit(f"unknown methods {sorted(unknown)}; choose from {[n for n, _ in RUNS]}")
+        raise SystemExit(f"unknown methods {sorted(unknown)}; choose from {[n for n, _, _ in RUNS]}")
     out = Path(a.out)
     (out / "tables").mkdir(parents=True, exist_ok=True)
     ds = discover(a.data)
@@ -58,10 +60,9 @@ def main() -> None:
     shared = None
     summary = {}
     curves = [CodecCurve.standard(subsampling=a.subsampling)]
-    for name, opts in RUNS:
+    for name, method, opts in RUNS:
         if name not in a.methods.split(","):
             continue
-        method = name.split("-fit")[0]
         prob = DesignProblem(ds, model, a.at, a.subsampling, a.budget, 0, a.trial_images, "kl")
         if shared is not None:  # one pristine cache and one ladder for every method
             prob._evaluator = shared

@@ -102,3 +102,24 @@ def test_design_cli_writes_table_and_eval_report(tmp_path):
     assert r["curves"][1]["points"][4]["tables"] == t.scaled(1.0).to_dict()
     res = runner.invoke(app, ["design", "--method", "nope", "--data", str(tmp_path / "d"), "--model", "tiny-test"])
     assert res.exit_code == 2 and "nope" in res.stderr
+
+
+def test_design_cli_gradient(tmp_path):
+    from dnnjpeg.codec import QuantTables
+    from dnnjpeg.models import register
+
+    from .evaluate.tiny import tiny_model, write_images
+
+    register("tiny-test", tiny_model)
+    write_images(tmp_path / "d", 24, size=(40, 40), seed=3)
+    out = tmp_path / "g.json"
+    res = runner.invoke(app, ["design", "--method", "gradient", "--data", str(tmp_path / "d"), "--model", "tiny-test",
+                              "--trial-images", "6", "--lambdas", "0.1,0.01", "--epochs", "1", "--basis", "smooth", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(out.read_text())
+    assert doc["design"]["method"] == "gradient" and doc["design"]["basis"] == "smooth"
+    assert [h["lam"] for h in doc["design"]["history"]] == [0.1, 0.01]
+    QuantTables.load(out)
+    res = runner.invoke(app, ["design", "--method", "gradient", "--data", str(tmp_path / "d"), "--model", "tiny-test",
+                              "--at", "original", "--trial-images", "6", "--out", str(tmp_path / "x.json")])
+    assert res.exit_code == 2 and "--at input" in res.stderr and not (tmp_path / "x.json").exists()

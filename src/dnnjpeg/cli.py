@@ -229,6 +229,7 @@ def design(
     eval_limit: Optional[int] = typer.Option(None, "--eval-limit", help="At most this many eval images for --report."),
     lambdas: Optional[str] = typer.Option(None, "--lambdas", help="gradient: rate weights to sweep (nats/bpp), e.g. 0.05,0.01."),
     epochs: float = typer.Option(2.0, "--epochs", help="gradient: passes over the design images per λ."),
+    basis: str = typer.Option("entries", "--basis", help="gradient: entries (128 free steps) | smooth (12 numbers)."),
 ) -> None:
     """Design quantization tables favorable to a network (design split only); optionally
     re-measure them on the held-out eval split against the standard ladder."""
@@ -246,7 +247,7 @@ def design(
         with Progress(TextColumn(f"design {method}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[best]}"), console=err) as bar:
             task = bar.add_task("", total=budget, best="")
             prob.progress = lambda i, n, g: bar.update(task, completed=i, best=f"best gain {g:+.3f}")
-            extra = {"epochs": epochs}
+            extra = {"epochs": epochs, "basis": basis}
             if lambdas:
                 extra["lambdas"] = tuple(float(x) for x in lambdas.split(","))
             res = run_design(method, prob, fit=fit, objective_mode=mode, **extra)
