@@ -86,8 +86,8 @@ def main() -> None:
         res["kornia"] = "not installed (make bench-env)"
     else:
         res["kornia"] = kornia.__version__
-        ty = torch.as_tensor(ANNEX_K_LUMA, dtype=torch.float32)[None].expand(a.batch, 8, 8)
-        tc = torch.as_tensor(ANNEX_K_CHROMA, dtype=torch.float32)[None].expand(a.batch, 8, 8)
+        ty = torch.as_tensor(np.array(ANNEX_K_LUMA), dtype=torch.float32)[None].expand(a.batch, 8, 8)
+        tc = torch.as_tensor(np.array(ANNEX_K_CHROMA), dtype=torch.float32)[None].expand(a.batch, 8, 8)
 
         def kstep():
             x = (x255 / 255).clone().requires_grad_(True)
