@@ -49,6 +49,7 @@ def main() -> None:
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--eval-limit", type=int, default=None, help="at most N eval images (smoke runs)")
     ap.add_argument("--out", default="bench-design")
+    ap.add_argument("--from-tables", default=None, help="skip design: evaluate the tables a previous run wrote in DIR/tables")
     a = ap.parse_args()
     unknown = set(a.methods.split(",")) - {n for n, _, _ in RUNS}
     if unknown:
@@ -63,19 +64,27 @@ def main() -> None:
     for name, method, opts in RUNS:
         if name not in a.methods.split(","):
             continue
-        prob = DesignProblem(ds, model, a.at, a.subsampling, a.budget, 0, a.trial_images, "kl")
-        if shared is not None:  # one pristine cache and one ladder for every method
-            prob._evaluator = shared
-            shared.n_trials = 0
-        t0 = time.perf_counter()
-        res = design(method, prob, **opts)
-        shared = prob._evaluator or shared
-        path = res.save(out / "tables" / f"{name}.json")
-        best = max(res.history, key=lambda h: h["gain"]) if res.history else None
-        summary[name] = {"trials": res.info["trials_used"], "wall_seconds": time.perf_counter() - t0,
-                         "design_gain": best["gain"] if best else None, "design_bpp": best["bpp"] if best else None}
+        if a.from_tables:  # re-evaluate what an earlier run designed
+            path = Path(a.from_tables) / "tables" / f"{name}.json"
+            summary[name] = json.loads((Path(a.from_tables) / "design.json").read_text()).get(name)
+        else:
+            prob = DesignProblem(ds, model, a.at, a.subsampling, a.budget, 0, a.trial_images, "kl")
+            if shared is not None:  # one pristine cache and one ladder for every method
+                prob._evaluator = shared
+                shared.n_trials = 0
+            t0 = time.perf_counter()
+            res = design(method, prob, **opts)
+            shared = prob._evaluator or shared
+            path = res.save(out / "tables" / f"{name}.json")
+            best = max(res.history, key=lambda h: h["gain"]) if res.history else None
+            summary[name] = {"trials": res.info["trials_used"], "wall_seconds": time.perf_counter() - t0,
+                             "design_gain": best["gain"] if best else None, "design_bpp": best["bpp"] if best else None}
         print(f"{name}: {summary[name]}", flush=True)
         curves.append(CodecCurve.from_tables(QuantTables.load(path), subsampling=a.subsampling, name=name))
+        if method == "gradient":  # its own curve too: every λ point, unscaled
+            pts = [h for h in json.loads(Path(path).read_text())["design"]["history"] if h.get("phase") == "gradient"]
+            curves.append(CodecCurve.from_table_set([QuantTables.from_dict(h["tables"]) for h in pts], [f"λ={h['lam']:g}" for h in pts],
+                                                    a.subsampling, name=f"{name}-lambda"))
     (out / "design.json").write_text(json.dumps(summary, indent=1))
     for m in [a.model] + [x for x in a.transfer.split(",") if x]:
         mod = model if m == a.model else load_model(m)

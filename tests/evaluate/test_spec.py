@@ -20,3 +20,15 @@ def test_parse_standard_and_tables(tmp_path):
 def test_parse_errors(bad):
     with pytest.raises(ValueError):
         parse_codec(bad)
+
+
+def test_table_set_curve_keeps_tables_unscaled_with_tags():
+    from dnnjpeg.codec import QuantTables
+    from dnnjpeg.evaluate.spec import CodecCurve
+
+    ts = [QuantTables.standard(q) for q in (20, 60, 90)]
+    c = CodecCurve.from_table_set(ts, ["λ=0.1", "λ=0.01", "λ=0.001"], "4:4:4", name="grad")
+    assert c.name == "grad 4:4:4" and c.kind == "tables"
+    assert [p.tables for p in c.points] == ts and [p.label for p in c.points] == ["λ=0.1", "λ=0.01", "λ=0.001"]
+    assert all(p.scale is None and p.subsampling == "4:4:4" for p in c.points)
+    assert CodecCurve.from_table_set(ts).points[2].label == "#2"

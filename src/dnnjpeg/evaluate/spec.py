@@ -34,6 +34,7 @@ class CodecSpec:
     optimize: bool = True
     quality: int | None = None
     scale: float | None = None
+    tag: str | None = None  # a label for tables of a set (e.g. "λ=0.05")
 
     def __post_init__(self) -> None:
         if self.subsampling not in SUBSAMPLINGS:
@@ -45,12 +46,13 @@ class CodecSpec:
             return f"q={self.quality}"
         if self.scale is not None:
             return f"x{self.scale:g}"
-        return "tables"
+        return self.tag or "tables"
 
     def to_dict(self) -> dict:
         return {
             "quality": self.quality,
             "scale": self.scale,
+            "tag": self.tag,
             "subsampling": self.subsampling,
             "optimize": self.optimize,
             "tables": self.tables.to_dict(),
@@ -76,6 +78,13 @@ class CodecCurve:
         """A designed table swept into a curve by scaling every entry (clamped to 1..255)."""
         pts = tuple(CodecSpec(tables.scaled(s), subsampling, optimize, scale=s) for s in sorted(set(scales)))
         return CodecCurve(f"{name} {subsampling}", pts, "tables")
+
+    @staticmethod
+    def from_table_set(tables, tags=None, subsampling: str = "4:2:0", optimize: bool = True, name: str = "tables") -> "CodecCurve":
+        """Several designed tables as the points of one curve (e.g. a designer's λ sweep), unscaled."""
+        tables = list(tables)
+        tags = tags or [f"#{i}" for i in range(len(tables))]
+        return CodecCurve(f"{name} {subsampling}", tuple(CodecSpec(t, subsampling, optimize, tag=g) for t, g in zip(tables, tags)), "tables")
 
 
 def parse_codec(text: str, subsampling: str = "4:2:0", scales=DEFAULT_SCALES, optimize: bool = True) -> CodecCurve:
