@@ -40,7 +40,8 @@ class DiffJPEG(nn.Module):
     Args:
         subsampling: "4:4:4", "4:2:2" or "4:2:0" (libjpeg-turbo's down- and fancy up-sampling).
         rounding: quantizer rounding, one of :data:`dnnjpeg.nn.functional.ROUNDINGS`;
-            ``exact`` reproduces a real encode → decode (Pillow) to about ±1 level.
+            ``exact`` reproduces a real encode → decode (Pillow): the same quantized levels,
+            pixels within ±3 levels (float IDCT and color conversion).
         soft_levels / hardness: parameters of the ``soft`` quantizer.
 
     forward(x, tables): x (B, 3, H, W) RGB in 0..255 (any H, W ≥ 1); tables (2, 8, 8) shared or
@@ -60,11 +61,27 @@ class DiffJPEG(nn.Module):
         self.hardness = hardness
 
     def _quant(self, coef: torch.Tensor, step: torch.Tensor):
-        if self.rounding == "soft":
-            deq = J.soft_quantize(coef, step, self.soft_levels, self.hardness)
-            return deq, deq / step, coef / step
-        deq, lv = J.quantize(coef, step, self.rounding, self.training)
+        deq, lv = J.quantize(coef, step, self.rounding, self.training, self.soft_levels, self.hardness)
         return deq, lv, coef / step
+
+    def transform(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The float encoder half: RGB (B, 3, H, W) 0..255 → unquantized DCT coefficients of luma
+        (B, 1, nh, nw, 64) and chroma (B, 2, nh', nw', 64), padded and down-sampled as libjpeg does."""
+        fh, fv = J.CHROMA_FACTORS[self.subsampling]
+        # Full-resolution columns are replicated to the MCU width, rows only to a whole row group;
+        # down-sampled chroma is then replicated to its block height (not the same as replicating
+        # full-resolution rows when H is even).
+        ycc = J.rgb_to_ycbcr(J.pad_to(x, fv, 8 * fh))
+        y, c = J.pad_to(ycc[:, :1], 8 * fv, 8 * fh), J.pad_to(J.downsample(ycc[:, 1:], fh, fv), 8, 8)
+        return J.block_dct(J.blockify(y - 128)), J.block_dct(J.blockify(c - 128))
+
+    def reconstruct(self, dy: torch.Tensor, dc: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """The decoder half: (dequantized) coefficients as from :meth:`transform` → RGB (B, 3, h, w) 0..255."""
+        fh, fv = J.CHROMA_FACTORS[self.subsampling]
+        # The decoder's IDCT output is rounded and range-limited to samples.
+        y_hat = J.ste_round(J.unblockify(J.block_idct(dy)) + 128).clamp(0, 255)
+        c_hat = J.ste_round(J.unblockify(J.block_idct(dc)) + 128).clamp(0, 255)
+        return J.ycbcr_to_rgb(torch.cat([y_hat[..., :h, :w], J.upsample(c_hat, fh, fv, h, w)], dim=1))
 
     @staticmethod
     def _encode_exact(x, q_y, q_c, fh, fv):
@@ -85,23 +102,14 @@ class DiffJPEG(nn.Module):
         t = J.as_table_tensor(tables, b, x.dtype, x.device)
         q_y = t[:, 0].reshape(-1, 1, 1, 1, 64)
         q_c = t[:, 1].reshape(-1, 1, 1, 1, 64)
-        fh, fv = J.CHROMA_FACTORS[self.subsampling]
-        # Padding as libjpeg does it: full-resolution columns are replicated to the MCU width,
-        # rows only to a whole row group; down-sampled chroma is then replicated to its block
-        # height (not the same as replicating full-resolution rows when H is even).
-
         if self.rounding == "exact":
+            fh, fv = J.CHROMA_FACTORS[self.subsampling]
             dy, ly, sy, dc, lc, sc = self._encode_exact(x, q_y, q_c, fh, fv)
         else:
-            ycc = J.rgb_to_ycbcr(J.pad_to(x, fv, 8 * fh))
-            y, c = J.pad_to(ycc[:, :1], 8 * fv, 8 * fh), J.pad_to(J.downsample(ycc[:, 1:], fh, fv), 8, 8)
-            dy, ly, sy = self._quant(J.block_dct(J.blockify(y - 128)), q_y)
-            dc, lc, sc = self._quant(J.block_dct(J.blockify(c - 128)), q_c)
-        # The decoder's IDCT output is rounded and range-limited to samples.
-        y_hat = J.ste_round(J.unblockify(J.block_idct(dy)) + 128).clamp(0, 255)
-        c_hat = J.ste_round(J.unblockify(J.block_idct(dc)) + 128).clamp(0, 255)
-        c_up = J.upsample(c_hat, fh, fv, h, w)
-        out = J.ycbcr_to_rgb(torch.cat([y_hat[..., :h, :w], c_up], dim=1))
+            cy, cc = self.transform(x)
+            dy, ly, sy = self._quant(cy, q_y)
+            dc, lc, sc = self._quant(cc, q_c)
+        out = self.reconstruct(dy, dc, h, w)
         if return_levels:
             pix = torch.full((b,), float(h * w), dtype=x.dtype, device=x.device)
             return out, Encoded(ly, lc, pix, sy, sc)

@@ -168,12 +168,14 @@ def as_table_tensor(tables, batch: int | None = None, dtype=torch.float32, devic
     return t
 
 
-def quantize(coef: torch.Tensor, step: torch.Tensor, rounding: str = "exact", training: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def quantize(coef: torch.Tensor, step: torch.Tensor, rounding: str = "exact", training: bool = True,
+             soft_levels: int = 5, hardness: float = 2.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Quantize and dequantize coefficients.
 
     Args:
         coef: (B, C, nh, nw, 64); step: broadcastable (B|1, C, 1, 1, 64), > 0.
-        rounding: one of :data:`ROUNDINGS` (``soft`` uses :func:`soft_quantize` defaults).
+        rounding: one of :data:`ROUNDINGS`; ``soft`` is :func:`soft_quantize` with
+            ``soft_levels`` and ``hardness``.
     Returns:
         (dequantized coefficients, levels) — levels = coef / step after the rounding mode
         (integers in ``exact``; the rate model reads them).
@@ -189,7 +191,7 @@ def quantize(coef: torch.Tensor, step: torch.Tensor, rounding: str = "exact", tr
     elif rounding == "noise":
         y = u + (torch.rand_like(u) - 0.5) if training else torch.round(u).detach()
     elif rounding == "soft":
-        deq = soft_quantize(coef, step)
+        deq = soft_quantize(coef, step, soft_levels, hardness)
         return deq, deq / step
     else:
         raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")

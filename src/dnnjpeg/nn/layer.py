@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 from dnnjpeg.codec import QuantTables
-from dnnjpeg.nn import functional as J
 from dnnjpeg.nn.codec import DiffJPEG
 
 __all__ = ["JPEGLayer"]
@@ -65,11 +64,8 @@ class JPEGLayer(nn.Module):
     @torch.no_grad()
     def _coefficients(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Unquantized DCT coefficients of luma (N·blocks, 64) and chroma (N·blocks·2, 64), 8-bit units."""
-        fh, fv = J.CHROMA_FACTORS[self.codec.subsampling]
-        ycc = J.rgb_to_ycbcr(J.pad_to(x * 255.0, fv, 8 * fh))
-        y = J.pad_to(ycc[:, :1], 8 * fv, 8 * fh)
-        c = J.pad_to(J.downsample(ycc[:, 1:], fh, fv), 8, 8)
-        return J.block_dct(J.blockify(y - 128)).reshape(-1, 64), J.block_dct(J.blockify(c - 128)).reshape(-1, 64)
+        cy, cc = self.codec.transform(x * 255.0)
+        return cy.reshape(-1, 64), cc.reshape(-1, 64)
 
     def _set_from_profile(self, luma: torch.Tensor, chroma: torch.Tensor, mean_step: float) -> None:
         prof = torch.stack([luma, chroma]).reshape(2, 8, 8).double().clamp(min=1e-12)
@@ -98,19 +94,12 @@ class JPEGLayer(nn.Module):
         most sensitive to get the finest steps; scaled to ``mean_step`` (default: the current mean)."""
         ms = float(self.steps().mean()) if mean_step is None else mean_step
         loss_fn = loss_fn or nn.functional.cross_entropy
-        fh, fv = J.CHROMA_FACTORS[self.codec.subsampling]
-        b, _, h, w = x.shape
+        h, w = x.shape[-2:]
         with torch.no_grad():
-            ycc = J.rgb_to_ycbcr(J.pad_to(x * 255.0, fv, 8 * fh))
-            y = J.pad_to(ycc[:, :1], 8 * fv, 8 * fh)
-            c = J.pad_to(J.downsample(ycc[:, 1:], fh, fv), 8, 8)
-            cy = J.block_dct(J.blockify(y - 128))
-            cc = J.block_dct(J.blockify(c - 128))
+            cy, cc = self.codec.transform(x * 255.0)
         cy.requires_grad_(True)
         cc.requires_grad_(True)
-        yd = J.unblockify(J.block_idct(cy)) + 128
-        cd = J.upsample(J.unblockify(J.block_idct(cc)) + 128, fh, fv, h, w)
-        img = J.ycbcr_to_rgb(torch.cat([yd[..., :h, :w], cd], 1)) / 255.0
+        img = self.codec.reconstruct(cy, cc, h, w) / 255.0
         was_training = model.training
         model.eval()
         loss_fn(model(img), labels).backward()
