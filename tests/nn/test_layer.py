@@ -40,7 +40,7 @@ def test_layer_trains_its_steps():
         opt.zero_grad()
         ((layer(x) - x) ** 2).mean().backward()
         opt.step()
-    assert float(layer.steps().mean()) < float((before * 255).mean())
+    assert float(layer.steps().detach().mean()) < float((before * 255).mean())
 
 
 def _smooth_images(n=8, size=32, seed=0):
