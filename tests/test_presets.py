@@ -27,3 +27,13 @@ def test_presets_ship_tables_and_their_measured_curve():
 def test_unknown_preset_lists_the_known_ones():
     with pytest.raises(ValueError, match="available"):
         load_preset("no-such-preset")
+
+
+def test_preset_defaults_to_the_subsampling_it_was_designed_for():
+    from dnnjpeg.evaluate.spec import parse_codec
+
+    for n in available_presets():
+        designed = preset_info(n)["design"]["subsampling"]
+        assert all(p.subsampling == designed for p in parse_codec(f"preset:{n}", subsampling="4:2:2").points)
+    assert "efficientnet-lite0-444" in available_presets()
+    assert parse_codec("preset:efficientnet-lite0-444").points[0].subsampling == "4:4:4"

@@ -5,7 +5,8 @@ The text form used by ``--codec``::
     standard                      IJG ladder, default qualities
     standard:10,30,50,70,90       IJG ladder at these qualities
     tables:design.json            a designed table, swept by --scales
-    preset:efficientnet-lite0     a table shipped with dnnjpeg (see dnnjpeg.presets)
+    preset:efficientnet-lite0-420 a table shipped with dnnjpeg (see dnnjpeg.presets), at the
+                                  subsampling it was designed for unless @ says otherwise
     standard:10,50@4:4:4          any form, with its own chroma subsampling
 """
 
@@ -90,6 +91,7 @@ class CodecCurve:
 def parse_codec(text: str, subsampling: str = "4:2:0", scales=DEFAULT_SCALES, optimize: bool = True) -> CodecCurve:
     """Parse a ``--codec`` value (see module doc). Errors say what was expected."""
     body, _, ss = text.partition("@")
+    explicit_ss = bool(ss)
     ss = ss or subsampling
     kind, _, arg = body.partition(":")
     if kind == "standard":
@@ -113,6 +115,10 @@ def parse_codec(text: str, subsampling: str = "4:2:0", scales=DEFAULT_SCALES, op
 
         if not arg:
             raise ValueError(f"--codec {text!r}: name a preset: {', '.join(available_presets())}")
+        if not explicit_ss:  # a preset was designed for one subsampling: use it unless told otherwise
+            from dnnjpeg.presets import preset_info
+
+            ss = preset_info(arg).get("design", {}).get("subsampling", ss)
         return CodecCurve.from_tables(load_preset(arg), scales, ss, optimize, name=f"preset:{arg}")
     raise ValueError(f"--codec {text!r}: unknown kind {kind!r}; use standard[:Q,...], tables:FILE.json or preset:NAME "
                      "(optionally @4:4:4)")
