@@ -22,7 +22,7 @@ from dnnjpeg._runtime import tune_malloc
 
 tune_malloc()
 
-from dnnjpeg.codec import ANNEX_K_CHROMA, ANNEX_K_LUMA, QuantTables  # noqa: E402
+from dnnjpeg.codec import ANNEX_K_CHROMA, ANNEX_K_LUMA, QuantTables, from_zigzag  # noqa: E402
 from dnnjpeg.data import discover  # noqa: E402
 from dnnjpeg.nn.rate import RateModel, measure_rate_pairs, smape  # noqa: E402
 
@@ -42,7 +42,6 @@ def random_tables(rng, n):
             lo, hi = rng.integers(1, 35), rng.integers(50, 150)
             v = lo + (v - v.min(1, keepdims=True)) / np.ptp(v, axis=1, keepdims=True) * (hi - lo)
             v *= rng.uniform(0.3, 1.5)
-            from dnnjpeg.codec import from_zigzag
             lu, ch = from_zigzag(v[0]), from_zigzag(v[1])
         out.append(QuantTables(np.clip(np.rint(lu), 1, 255).astype(int), np.clip(np.rint(ch), 1, 255).astype(int)))
     return out
@@ -76,9 +75,7 @@ def main():
         f_fit, b_fit = measure_rate_pairs(crops(fit_paths, rng), tabs, ss)
         f_te, b_te = measure_rate_pairs(crops(test_paths, rng), tabs, ss)
         m = RateModel.fit(f_fit, b_fit, ss)
-        import torch
-        pred_fit = f_fit @ m.weights.double().numpy()
-        pred = f_te @ m.weights.double().numpy()
+        pred_fit, pred = m.predict(f_fit), m.predict(f_te)
         e, e_fit = smape(pred, b_te), smape(pred_fit, b_fit)
         ladder_mask = np.tile(np.arange(len(tabs)) < len(LADDER), len(test_paths))
         info = {"fit_pairs": int(len(b_fit)), "test_pairs": int(len(b_te)),
@@ -90,7 +87,6 @@ def main():
         print(f"{ss}: SMAPE held-out {e.mean():.2f}% ± {e.std():.2f} (ladder {info['smape_test_ladder']:.2f}%, random tables "
               f"{info['smape_test_random']:.2f}%, p90 {info['smape_test_p90']:.2f}%), fit {e_fit.mean():.2f}%; "
               f"{len(b_fit)} fit / {len(b_te)} test pairs, {info['seconds']:.0f} s", flush=True)
-        del torch
     if a.write:
         from dnnjpeg._io import atomic_write_text
         p = Path(__file__).resolve().parents[1] / "src/dnnjpeg/nn/rate_weights.json"

@@ -51,6 +51,8 @@ def design_gradient(problem: DesignProblem, lambdas=DEFAULT_LAMBDAS, epochs: flo
 
     from dnnjpeg.evaluate.trial import build_pristine
 
+    if basis not in ("entries", "smooth"):
+        raise ValueError(f"basis must be 'entries' or 'smooth', got {basis!r}")
     if problem.at != "input":
         raise ValueError("design --method gradient runs the codec on the model-input crop: use --at input "
                          "(its tables can still be evaluated --at original)")
@@ -88,8 +90,6 @@ def _descend(problem, run, net, train, rng, lambdas, epochs, batch_size, lr, rou
     from dnnjpeg.nn.rate import RateModel
 
     pre = problem.model.preprocess
-    mean = torch.tensor(pre.mean).view(1, 3, 1, 1)
-    std = torch.tensor(pre.std).view(1, 3, 1, 1)
     codec = DiffJPEG(problem.subsampling, rounding).train()
     rate = RateModel.default(problem.subsampling)
     x_all = torch.from_numpy(np.ascontiguousarray(train.inputs)).permute(0, 3, 1, 2).float()
@@ -102,14 +102,12 @@ def _descend(problem, run, net, train, rng, lambdas, epochs, batch_size, lr, rou
 
         def log_steps():
             return theta
-    elif basis == "smooth":
+    else:
         phi = torch.as_tensor(_smooth_basis(), dtype=torch.float32)
         theta = torch.zeros(2, phi.shape[0], requires_grad=True)
 
         def log_steps():
             return (log_init.reshape(2, 64) + theta @ phi).reshape(2, 8, 8).clamp(lo, hi)
-    else:
-        raise ValueError(f"basis must be 'entries' or 'smooth', got {basis!r}")
     steps_per_lambda = max(1, int(round(epochs * len(train) / batch_size)))
     points = []
     for lam in sorted(lambdas, reverse=True):
@@ -118,7 +116,7 @@ def _descend(problem, run, net, train, rng, lambdas, epochs, batch_size, lr, rou
             idx = torch.from_numpy(rng.choice(len(train), size=min(batch_size, len(train)), replace=False))
             x, logp0 = x_all[idx], p_all[idx]
             y, enc = codec(x, torch.exp(log_steps()), return_levels=True)
-            logq = torch.log_softmax(net(((y / 255.0 - mean) / std).contiguous(memory_format=torch.channels_last)), dim=1)
+            logq = torch.log_softmax(net(pre.normalize_tensor(y / 255.0)), dim=1)
             kl = (logp0.exp() * (logp0 - logq)).sum(1).mean()
             bpp = rate.bpp(enc.continuous()).mean()
             loss = kl + lam * bpp

@@ -66,9 +66,15 @@ class Preprocess:
         import torch
 
         x = torch.from_numpy(np.require(batch_uint8, requirements=["C", "W"])).permute(0, 3, 1, 2).float().div_(255.0)
-        mean = torch.tensor(self.mean).view(1, 3, 1, 1)
-        std = torch.tensor(self.std).view(1, 3, 1, 1)
-        return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+        return self.normalize_tensor(x)
+
+    def normalize_tensor(self, x01):
+        """float tensor (N, 3, H, W) RGB in [0, 1] → normalized, channels_last (differentiable)."""
+        import torch
+
+        mean = torch.tensor(self.mean, dtype=x01.dtype).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, dtype=x01.dtype).view(1, 3, 1, 1)
+        return ((x01 - mean) / std).contiguous(memory_format=torch.channels_last)
 
 
 @dataclass

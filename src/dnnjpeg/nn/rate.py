@@ -38,14 +38,21 @@ _GROUP_FEATURES = ["dc_nz", "dc_mag"] + [f"{k}_b{i}" for i in range(1, 4) for k 
 FEATURE_NAMES = [f"{g}_{f}" for g in ("y", "c") for f in _GROUP_FEATURES] + ["intercept"]
 
 
+_MASKS: dict = {}
+
+
 def _band_masks(device, dtype) -> list[torch.Tensor]:
-    zz = torch.as_tensor(np.array(ZIGZAG).reshape(-1), device=device)  # natural index of each zigzag position
-    out = []
-    for a, b in _BANDS:
-        m = torch.zeros(64, device=device, dtype=dtype)
-        m[zz[a:b]] = 1
-        out.append(m)
-    return out
+    # Built once per device/dtype: the gradient designer asks for them on every step.
+    key = (str(device), dtype)
+    if key not in _MASKS:
+        zz = torch.as_tensor(np.array(ZIGZAG).reshape(-1), device=device)  # natural index of each zigzag position
+        masks = []
+        for a, b in _BANDS:
+            m = torch.zeros(64, device=device, dtype=dtype)
+            m[zz[a:b]] = 1
+            masks.append(m)
+        _MASKS[key] = masks
+    return _MASKS[key]
 
 
 def _group(levels: torch.Tensor) -> list[torch.Tensor]:
@@ -99,6 +106,10 @@ class RateModel(nn.Module):
     def forward(self, enc: Encoded) -> torch.Tensor:
         """Estimated file size in bits, (B,)."""
         return rate_features(enc) @ self.weights.to(enc.levels_y.dtype)
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """Bits (N,) from precomputed features (N, F), e.g. from :func:`measure_rate_pairs`."""
+        return np.asarray(features, float) @ self.weights.double().numpy()
 
     def bpp(self, enc: Encoded) -> torch.Tensor:
         """Estimated bits per pixel, (B,)."""
