@@ -11,7 +11,7 @@ them is the layer.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -108,7 +108,6 @@ class TrainConfig:
     layer_init: str = "mean_abs"  # mean_abs | standard
     layer_quality: int = 50  # IJG quality of the initial mean step (and of "standard")
     layer_subsampling: str = "4:4:4"
-    extra: dict = field(default_factory=dict)
 
 
 def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
