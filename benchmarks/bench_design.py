@@ -28,12 +28,14 @@ from dnnjpeg.codec import QuantTables  # noqa: E402
 from dnnjpeg.data import discover  # noqa: E402
 from dnnjpeg.design import DesignProblem, design  # noqa: E402
 from dnnjpeg.evaluate import CodecCurve, evaluate, write_outputs  # noqa: E402
+from dnnjpeg.evaluate.spec import sweep_of  # noqa: E402
 from dnnjpeg.models import load_model  # noqa: E402
 
 # (row name, method, options)
 RUNS = [("deepn", "deepn", {}), ("deepn-fit", "deepn", {"fit": True}), ("sorted-random", "sorted-random", {}),
         ("bounded-random", "bounded-random", {}), ("bayes", "bayes", {}), ("bandit", "bandit", {}), ("parametric", "parametric", {}),
-        ("gradient", "gradient", {}), ("gradient-smooth", "gradient", {"basis": "smooth", "lambdas": (0.2, 0.1, 0.05, 0.025, 0.012, 0.006)})]
+        ("gradient", "gradient", {}), ("gradient-smooth", "gradient", {"basis": "smooth", "lambdas": (0.2, 0.1, 0.05, 0.025, 0.012, 0.006)}),
+        ("fisher", "fisher", {})]
 
 
 def main() -> None:
@@ -85,6 +87,9 @@ def main() -> None:
             pts = [h for h in json.loads(Path(path).read_text())["design"]["history"] if h.get("phase") == "gradient"]
             curves.append(CodecCurve.from_table_set([QuantTables.from_dict(h["tables"]) for h in pts], [f"λ={h['lam']:g}" for h in pts],
                                                     a.subsampling, name=f"{name}-lambda"))
+        sweep = sweep_of(json.loads(Path(path).read_text()), str(path))
+        if len(sweep) >= 2:  # a designer's own family of tables (fisher): judged as that family too
+            curves.append(CodecCurve.from_table_set([t for t, _ in sweep], [g for _, g in sweep], a.subsampling, name=f"{name}-sweep"))
     (out / "design.json").write_text(json.dumps(summary, indent=1))
     for m in [a.model] + [x for x in a.transfer.split(",") if x]:
         mod = model if m == a.model else load_model(m)

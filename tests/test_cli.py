@@ -123,3 +123,24 @@ def test_design_cli_gradient(tmp_path):
     res = runner.invoke(app, ["design", "--method", "gradient", "--data", str(tmp_path / "d"), "--model", "tiny-test",
                               "--at", "original", "--trial-images", "6", "--out", str(tmp_path / "x.json")])
     assert res.exit_code == 2 and "--at input" in res.stderr and not (tmp_path / "x.json").exists()
+
+
+def test_design_cli_fisher_reports_its_sweep(tmp_path):
+    from dnnjpeg.models import register
+
+    from .evaluate.tiny import tiny_model, write_images
+
+    register("tiny-test", tiny_model)
+    write_images(tmp_path / "d", 30, size=(40, 40), seed=4)
+    out = tmp_path / "f.json"
+    res = runner.invoke(app, ["design", "--method", "fisher", "--data", str(tmp_path / "d"), "--model", "tiny-test", "--gamma", "0.8",
+                              "--trial-images", "6", "--out", str(out), "--report", str(tmp_path / "rep")])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(out.read_text())
+    sweep = doc["design"]["sweep"]
+    assert doc["design"]["gamma"] == 0.8 and len(sweep) == 8
+    assert [p["target_bpp"] for p in sweep] == sorted(p["target_bpp"] for p in sweep)
+    rep = json.loads((tmp_path / "rep" / "results.json").read_text())
+    # the report judges the designed family itself: one eval point per sweep table, unscaled
+    test = [c for c in rep["curves"] if c["name"].startswith("f ")][0]
+    assert len(test["points"]) == len(sweep)

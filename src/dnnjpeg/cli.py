@@ -212,7 +212,7 @@ def compress(
 
 @app.command()
 def design(
-    method: str = typer.Option(..., "--method", help="deepn | parametric | sorted-random | bounded-random | bayes | bandit | gradient"),
+    method: str = typer.Option(..., "--method", help="deepn | parametric | sorted-random | bounded-random | bayes | bandit | gradient | fisher"),
     data: Path = typer.Option(..., "--data", help="Image folder; only its design split is used to design."),
     out: Path = typer.Option(Path("table.json"), "--out", help="Where the designed table JSON goes."),
     model: str = typer.Option("efficientnet-lite0", "--model"),
@@ -230,6 +230,7 @@ def design(
     lambdas: Optional[str] = typer.Option(None, "--lambdas", help="gradient: rate weights to sweep (nats/bpp), e.g. 0.05,0.01."),
     epochs: float = typer.Option(2.0, "--epochs", help="gradient: passes over the design images per λ."),
     basis: str = typer.Option("entries", "--basis", help="gradient: entries (128 free steps) | smooth (12 numbers)."),
+    gamma: float = typer.Option(1.0, "--gamma", help="fisher: exponent on the network's Fisher weights (1 = second-order model)."),
 ) -> None:
     """Design quantization tables favorable to a network (design split only); optionally
     re-measure them on the held-out eval split against the standard ladder."""
@@ -247,7 +248,7 @@ def design(
         with Progress(TextColumn(f"design {method}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[best]}"), console=err) as bar:
             task = bar.add_task("", total=budget, best="")
             prob.progress = lambda i, n, g: bar.update(task, completed=i, best=f"best gain {g:+.3f}")
-            extra = {"epochs": epochs, "basis": basis}
+            extra = {"epochs": epochs, "basis": basis, "gamma": gamma}
             if lambdas:
                 extra["lambdas"] = tuple(float(x) for x in lambdas.split(","))
             res = run_design(method, prob, fit=fit, objective_mode=mode, **extra)
@@ -258,7 +259,9 @@ def design(
     err.print(f"{method}: {res.info['trials_used']} measurements on {res.info['trial_images']} design images in "
               f"{res.info['wall_seconds']:.0f} s; wrote {out}")
     if report is not None:
-        _run_evaluation(data, labels, model, [f"standard@{subsampling}", f"tables:{out}@{subsampling}"], None, subsampling, at,
+        # A designer that returns a family of tables (one per rate) is judged as that family.
+        test = f"sweep:{out}" if len(res.info.get("sweep") or []) >= 2 else f"tables:{out}"
+        _run_evaluation(data, labels, model, [f"standard@{subsampling}", f"{test}@{subsampling}"], None, subsampling, at,
                         "eval", eval_limit, report, 1000, seed, 32, None, True, None, 1.0)
 
 
@@ -269,7 +272,7 @@ _AT_HELP = "input: JPEG the model-input crop (camera sends what the net sees); o
 def evaluate(
     data: Path = typer.Option(..., "--data", help="Image folder: class sub-folders, wnid-named files, or unlabeled."),
     model: str = typer.Option("efficientnet-lite0", "--model", help="efficientnet-lite0/1/2, torchvision:NAME, timm:NAME."),
-    codec: list[str] = typer.Option(["standard"], "--codec", help="standard[:Q,...] or tables:FILE.json, optionally @4:4:4. Repeatable."),
+    codec: list[str] = typer.Option(["standard"], "--codec", help="standard[:Q,...], tables:FILE.json, sweep:FILE.json or preset:NAME, optionally @4:4:4. Repeatable."),
     out: Path = typer.Option(Path("eval-out"), "--out", help="Output folder for results.json, curves.png, report.*"),
     at: str = typer.Option("input", "--at", help=_AT_HELP),
     split: str = typer.Option("all", "--split", help="design | eval | all (deterministic hash of the file name)."),

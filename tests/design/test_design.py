@@ -59,11 +59,13 @@ def _problem(ds, **kw):
     return DesignProblem(ds, tiny_model(), budget=kw.pop("budget", 8), trial_images=6, seed=kw.pop("seed", 3), **kw)
 
 
-@pytest.mark.parametrize("method", ["deepn", "sorted-random", "bounded-random", "bayes", "bandit", "parametric", "gradient"])
+@pytest.mark.parametrize("method", ["deepn", "sorted-random", "bounded-random", "bayes", "bandit", "parametric", "gradient", "fisher"])
 def test_every_designer_valid_and_repeatable(problem_data, method):
     opts = {"fit": True} if method == "deepn" else {}
     if method == "gradient":
         opts = {"lambdas": (0.05, 0.01), "epochs": 1.0, "batch_size": 4}
+    if method == "fisher":
+        opts = {"targets": (0.5, 1.5, 3.0), "rd_images": 4}
     r1 = design(method, _problem(problem_data), **opts)
     r2 = design(method, _problem(problem_data), **opts)
     assert isinstance(r1.tables, QuantTables) and not r1.tables.extended

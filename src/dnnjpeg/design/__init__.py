@@ -136,7 +136,7 @@ def register(name: str):
 
 def design(method: str, problem: DesignProblem, **options) -> DesignResult:
     """Run designer ``method`` on ``problem``; records wall time and trials in ``info``."""
-    from dnnjpeg.design import deepn, gradient, search  # noqa: F401  (registers the methods)
+    from dnnjpeg.design import deepn, fisher, gradient, search  # noqa: F401  (registers the methods)
 
     if method not in METHODS:
         raise ValueError(f"unknown design method {method!r}; choose from {', '.join(sorted(METHODS))}")

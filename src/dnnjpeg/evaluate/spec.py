@@ -5,19 +5,23 @@ The text form used by ``--codec``::
     standard                      IJG ladder, default qualities
     standard:10,30,50,70,90       IJG ladder at these qualities
     tables:design.json            a designed table, swept by --scales
+    sweep:design.json             a designer's own family of tables (its "sweep": one table
+                                  per rate, e.g. design --method fisher), unscaled
     preset:efficientnet-lite0-420 a table shipped with dnnjpeg (see dnnjpeg.presets), at the
-                                  subsampling it was designed for unless @ says otherwise
+                                  subsampling it was designed for unless @ says otherwise;
+                                  a preset that holds a sweep is that family of tables
     standard:10,50@4:4:4          any form, with its own chroma subsampling
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from dnnjpeg.codec import SUBSAMPLINGS, QuantTables
 
-__all__ = ["CodecSpec", "CodecCurve", "parse_codec", "DEFAULT_QUALITIES", "DEFAULT_SCALES"]
+__all__ = ["CodecSpec", "CodecCurve", "parse_codec", "sweep_of", "DEFAULT_QUALITIES", "DEFAULT_SCALES"]
 
 DEFAULT_QUALITIES = (5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 95)
 DEFAULT_SCALES = (0.25, 0.4, 0.6, 0.8, 1.0, 1.3, 1.7, 2.2, 3.0, 4.0)
@@ -88,6 +92,20 @@ class CodecCurve:
         return CodecCurve(f"{name} {subsampling}", tuple(CodecSpec(t, subsampling, optimize, tag=g) for t, g in zip(tables, tags)), "tables")
 
 
+def sweep_of(doc: dict, where: str = "table JSON") -> list[tuple[QuantTables, str]]:
+    """The (tables, tag) points of a designed sweep stored under ``doc["design"]["sweep"]``, coarse
+    to fine as stored; [] when the document holds a single table. ``where`` names the source in errors."""
+    pts = (doc.get("design") or {}).get("sweep") or []
+    out = []
+    for i, p in enumerate(pts):
+        try:
+            tag = f"λ={p['lam']:.3g}" if "lam" in p else f"#{i}"
+            out.append((QuantTables.from_dict(p["tables"]), tag))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{where}: sweep point {i} is not a table: {e}") from None
+    return out
+
+
 def parse_codec(text: str, subsampling: str = "4:2:0", scales=DEFAULT_SCALES, optimize: bool = True) -> CodecCurve:
     """Parse a ``--codec`` value (see module doc). Errors say what was expected."""
     body, _, ss = text.partition("@")
@@ -110,6 +128,17 @@ def parse_codec(text: str, subsampling: str = "4:2:0", scales=DEFAULT_SCALES, op
         if not arg:
             raise ValueError(f"--codec {text!r}: give a file, e.g. tables:design.json")
         return CodecCurve.from_tables(QuantTables.load(arg), scales, ss, optimize, name=Path(arg).stem)
+    if kind == "sweep":
+        if not arg:
+            raise ValueError(f"--codec {text!r}: give a designer's file, e.g. sweep:design.json")
+        try:
+            doc = json.loads(Path(arg).read_text())
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{arg}: cannot read a designed sweep: {e}") from None
+        pts = sweep_of(doc, arg)
+        if len(pts) < 2:
+            raise ValueError(f"{arg}: holds no sweep of tables (made by design --method fisher); use tables:{arg} to scale its table")
+        return CodecCurve.from_table_set([t for t, _ in pts], [g for _, g in pts], ss, optimize, name=Path(arg).stem)
     if kind == "preset":
         from dnnjpeg.presets import available_presets, load_preset
 
@@ -119,6 +148,9 @@ def parse_codec(text: str, subsampling: str = "4:2:0", scales=DEFAULT_SCALES, op
             from dnnjpeg.presets import preset_info
 
             ss = preset_info(arg).get("design", {}).get("subsampling", ss)
+        pts = sweep_of(preset_info(arg), f"preset {arg}")
+        if len(pts) >= 2:
+            return CodecCurve.from_table_set([t for t, _ in pts], [g for _, g in pts], ss, optimize, name=f"preset:{arg}")
         return CodecCurve.from_tables(load_preset(arg), scales, ss, optimize, name=f"preset:{arg}")
-    raise ValueError(f"--codec {text!r}: unknown kind {kind!r}; use standard[:Q,...], tables:FILE.json or preset:NAME "
+    raise ValueError(f"--codec {text!r}: unknown kind {kind!r}; use standard[:Q,...], tables:FILE.json, sweep:FILE.json or preset:NAME "
                      "(optionally @4:4:4)")

@@ -1,0 +1,248 @@
+"""Tables from the network's Fisher information and each frequency's rate–distortion curve.
+
+A second-order view of what JPEG does to a network: quantizing DCT coefficient c
+with step Δ adds an error e of mean square D(Δ), and the expected KL divergence
+between the pristine and the JPEG prediction grows by about ½ · F_cc · D(Δ),
+F_cc being the diagonal of the Fisher information of the network's output with
+respect to that coefficient.  Errors of different coefficients are nearly
+independent, so over all blocks and frequencies
+
+    KL ≈ ½ Σ_k w_k · D_k(Δ_k)      (w_k: mean Fisher diagonal of frequency k)
+    bits ≈ Σ_k R_k(Δ_k)            (R_k: entropy of the quantized levels of k;
+                                   DC as differences, as JPEG codes it)
+
+and minimizing KL + λ · bits separates into one argmin per table entry.  D_k and R_k
+are measured once on the design images' coefficients for every step 1..255; each λ
+then gives a table in microseconds, and a sweep of λ gives a curve of tables, each
+optimal for its rate under this model.  The model needs no search over tables, so it
+has nothing to over-fit but the statistics themselves.
+
+The Fisher diagonal is estimated as in natural-gradient practice: labels drawn from
+the network's own prediction on the pristine input, squared gradients of their
+log-probability with respect to the (unquantized) coefficients, through the
+differentiable decoder of :class:`dnnjpeg.nn.DiffJPEG` (chroma up-sampling included).
+Hand-written because no library computes per-coefficient Fisher information of a
+network through a JPEG decoder, nor per-frequency quantizer RD curves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dnnjpeg.codec import QuantTables
+from dnnjpeg.design import DesignProblem, DesignResult, register
+from dnnjpeg.design.search import _Run
+
+__all__ = ["FisherStats", "fisher_statistics", "rd_curves", "level_entropy", "lagrangian_tables", "lambda_for_bpp",
+           "design_fisher", "DEFAULT_TARGET_BPP", "STEPS"]
+
+#: candidate steps of every table entry (baseline JPEG, 8-bit tables)
+STEPS = np.arange(1, 256)
+#: estimated bits per pixel the λ sweep aims at (coarse → fine)
+DEFAULT_TARGET_BPP = (0.2, 0.28, 0.4, 0.55, 0.75, 1.0, 1.4, 2.0)
+
+
+@dataclass
+class FisherStats:
+    """What the Lagrangian tables are computed from.
+
+    Attributes:
+        w_luma: (64,) mean Fisher diagonal per luma frequency (natural order), nats per level².
+        w_chroma: (2, 64) the same for Cb and Cr (which share one table).
+        d_luma / r_luma: (255, 64) mean squared error (levels²) and bits per coefficient
+            of quantizing luma frequency k with step s = STEPS[i] (row i).
+        d_chroma / r_chroma: (2, 255, 64) the same for Cb and Cr.
+        luma_blocks / chroma_blocks: 8×8 blocks per image and component (for bits per pixel).
+        pixels: pixels per image.
+    """
+
+    w_luma: np.ndarray
+    w_chroma: np.ndarray
+    d_luma: np.ndarray
+    r_luma: np.ndarray
+    d_chroma: np.ndarray
+    r_chroma: np.ndarray
+    luma_blocks: int
+    chroma_blocks: int
+    pixels: int
+
+    def estimated_bpp(self, tables: QuantTables) -> float:
+        """Entropy estimate of the coefficient bits per pixel of ``tables`` (no headers, no
+        Huffman overhead: within a few percent of optimized files above 0.4 bpp)."""
+        k = np.arange(64)
+        iy, ic = tables.luma.ravel() - 1, tables.chroma.ravel() - 1
+        bits = self.r_luma[iy, k].sum() * self.luma_blocks + (self.r_chroma[0][ic, k] + self.r_chroma[1][ic, k]).sum() * self.chroma_blocks
+        return float(bits / self.pixels)
+
+    def to_dict(self) -> dict:
+        return {"w_luma": self.w_luma.reshape(8, 8).tolist(), "w_chroma": self.w_chroma.reshape(2, 8, 8).tolist()}
+
+
+def level_entropy(levels: np.ndarray) -> np.ndarray:
+    """Empirical entropy in bits of each column of integer ``levels`` (n, m) → (m,)."""
+    n, m = levels.shape
+    lo = levels.min(0)
+    span = int((levels.max(0) - lo).max()) + 1
+    # One bincount over column-offset values instead of a unique() per column.
+    cnt = np.bincount(((levels - lo) + np.arange(m) * span).ravel(), minlength=m * span).reshape(m, span)
+    p = cnt[cnt > 0] / n
+    ent = np.zeros(m)
+    np.add.at(ent, np.nonzero(cnt)[0], -p * np.log2(p))
+    return ent
+
+
+def rd_curves(coef: np.ndarray, blocks_per_image: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frequency quantizer distortion and rate for every step.
+
+    Args:
+        coef: (n_images · blocks_per_image, 64) unquantized DCT coefficients in levels
+            (level-shifted samples), images one after another, blocks in raster order.
+        blocks_per_image: blocks of one image (DC is coded as the difference to the previous block).
+    Returns:
+        D (255, 64) mean squared quantization error in levels², R (255, 64) entropy in bits per
+        coefficient of the quantized levels (DC: of the raster-order differences), row i for step i + 1.
+    """
+    coef = np.asarray(coef, dtype=np.float32)
+    if coef.ndim != 2 or coef.shape[1] != 64 or coef.shape[0] % blocks_per_image:
+        raise ValueError(f"expected (n·{blocks_per_image}, 64) coefficients, got {coef.shape}")
+    d = np.empty((len(STEPS), 64))
+    r = np.empty((len(STEPS), 64))
+    for i, q in enumerate(STEPS):
+        lv = np.rint(coef / q)
+        d[i] = ((coef - lv * q) ** 2).mean(0)
+        lv = lv.astype(np.int32)
+        dc = lv[:, 0].reshape(-1, blocks_per_image)
+        r[i, 0] = level_entropy(np.diff(dc, axis=1, prepend=0).reshape(-1, 1))[0]
+        r[i, 1:] = level_entropy(lv[:, 1:])
+    return d, r
+
+
+def lagrangian_tables(stats: FisherStats, lam: float, gamma: float = 1.0) -> QuantTables:
+    """The tables minimizing ½ Σ w^γ·D + λ·bits entry by entry.
+
+    Args:
+        stats: Fisher weights and RD curves.
+        lam: λ in nats per bit (larger → coarser tables, fewer bits).
+        gamma: exponent on the Fisher weights (1 = the second-order model; < 1 flattens the
+            network's preferences toward plain MSE).
+    Returns:
+        QuantTables (natural order); ties go to the smallest step.
+    """
+    wy, wc = stats.w_luma ** gamma, stats.w_chroma ** gamma
+    jy = 0.5 * wy[None] * stats.d_luma + lam * stats.r_luma
+    jc = 0.5 * (wc[0][None] * stats.d_chroma[0] + wc[1][None] * stats.d_chroma[1]) + lam * (stats.r_chroma[0] + stats.r_chroma[1])
+    return QuantTables(STEPS[jy.argmin(0)].reshape(8, 8), STEPS[jc.argmin(0)].reshape(8, 8))
+
+
+def lambda_for_bpp(stats: FisherStats, target_bpp: float, gamma: float = 1.0, iters: int = 50) -> float:
+    """λ whose tables' estimated bpp is closest to ``target_bpp`` (bisection in log λ; the
+    estimate falls as λ grows)."""
+    lo, hi = -30.0, 5.0
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        if stats.estimated_bpp(lagrangian_tables(stats, 10.0 ** mid, gamma)) > target_bpp:
+            lo = mid
+        else:
+            hi = mid
+    return 10.0 ** (0.5 * (lo + hi))
+
+
+def fisher_statistics(inputs: np.ndarray, model, subsampling: str = "4:2:0", samples: int = 4, rd_images: int = 150,
+                      batch_size: int = 16, seed: int = 0, progress=None) -> FisherStats:
+    """Fisher weights and RD curves of a set of model inputs.
+
+    Args:
+        inputs: uint8 (N, S, S, 3) pristine model-input crops (what the codec will see).
+        model: a :class:`dnnjpeg.models.Model` (its module is used in eval mode, weights untouched).
+        subsampling: chroma subsampling of the codec.
+        samples: labels drawn from the prediction per image (Monte-Carlo Fisher).
+        rd_images: images (a seeded random subset) whose coefficients give the RD curves.
+        progress: called with the number of images just finished.
+    Returns:
+        :class:`FisherStats`.
+    """
+    import torch
+
+    from dnnjpeg.nn import DiffJPEG
+
+    if len(inputs) == 0:
+        raise ValueError("no images to compute Fisher statistics from")
+    gen = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    keep = set(rng.choice(len(inputs), size=min(rd_images, len(inputs)), replace=False).tolist())
+    net, pre = model.module, model.preprocess
+    net.eval()
+    codec = DiffJPEG(subsampling, "ste")
+    gy = torch.zeros(64, dtype=torch.float64)
+    gc = torch.zeros(2, 64, dtype=torch.float64)
+    n_y = n_c = 0
+    coef_y, coef_c = [], []
+    grads = [p.requires_grad for p in net.parameters()]
+    for p in net.parameters():  # only coefficient gradients are needed; restored below
+        p.requires_grad_(False)
+    try:
+        for i in range(0, len(inputs), batch_size):
+            x = torch.from_numpy(np.ascontiguousarray(inputs[i:i + batch_size])).permute(0, 3, 1, 2).float()
+            with torch.no_grad():
+                cy0, cc0 = codec.transform(x)
+            cy, cc = cy0.clone().requires_grad_(True), cc0.clone().requires_grad_(True)
+            logp = torch.log_softmax(net(pre.normalize_tensor(codec.reconstruct(cy, cc, x.shape[2], x.shape[3]) / 255.0)), 1)
+            probs = logp.detach().exp()
+            for s in range(samples):
+                y = torch.multinomial(probs, 1, generator=gen)
+                g_y, g_c = torch.autograd.grad(logp.gather(1, y).sum(), (cy, cc), retain_graph=s < samples - 1)
+                gy += (g_y.double() ** 2).sum(dim=(0, 1, 2, 3))
+                gc += (g_c.double() ** 2).sum(dim=(0, 2, 3))
+            n_y += samples * cy0[..., 0].numel()
+            n_c += samples * cc0[:, 0, ..., 0].numel()
+            sel = [j for j in range(len(x)) if i + j in keep]
+            coef_y.append(cy0[sel].reshape(-1, 64).numpy())
+            coef_c.append(cc0[sel].permute(1, 0, 2, 3, 4).reshape(2, -1, 64).numpy())
+            if progress:
+                progress(len(x))
+    finally:
+        for p, g in zip(net.parameters(), grads):
+            p.requires_grad_(g)
+    by, bc = cy0.shape[2] * cy0.shape[3], cc0.shape[2] * cc0.shape[3]
+    d_y, r_y = rd_curves(np.concatenate(coef_y), by)
+    cc_all = np.concatenate(coef_c, axis=1)
+    d_cb, r_cb = rd_curves(cc_all[0], bc)
+    d_cr, r_cr = rd_curves(cc_all[1], bc)
+    return FisherStats((gy / n_y).numpy(), (gc / n_c).numpy(), d_y, r_y, np.stack([d_cb, d_cr]), np.stack([r_cb, r_cr]),
+                       by, bc, int(inputs.shape[1] * inputs.shape[2]))
+
+
+@register("fisher")
+def design_fisher(problem: DesignProblem, targets=DEFAULT_TARGET_BPP, gamma: float = 1.0, samples: int = 4, rd_images: int = 150,
+                  stat_images: int | None = None, **_) -> DesignResult:
+    """Fisher designer (see module doc): one table per target rate, each measured on the trial images.
+
+    Args:
+        targets: estimated bits per pixel of the λ sweep's points.
+        gamma: exponent on the Fisher weights.
+        samples: sampled labels per image for the Fisher estimate.
+        rd_images: design images whose coefficients give the RD curves.
+        stat_images: design images for the statistics (default: the whole design split).
+    Returns:
+        a DesignResult whose tables are the measured point with the highest gain over the ladder;
+        ``info["sweep"]`` lists every point (λ, estimated and measured bpp) — together they are
+        the designed curve (``--codec sweep:FILE``).
+    """
+    from dnnjpeg.evaluate.trial import build_pristine
+
+    if problem.at != "input":
+        raise ValueError("design --method fisher measures the network's sensitivity on the model-input crop: use --at input "
+                         "(its tables can still be evaluated --at original)")
+    pr = build_pristine(problem.design_set().subset("design", stat_images), problem.model, "input")
+    stats = fisher_statistics(pr.inputs, problem.model, problem.subsampling, samples, rd_images, seed=problem.seed)
+    run = _Run(problem, "fisher")
+    for t in sorted(targets):
+        lam = lambda_for_bpp(stats, t, gamma)
+        tables = lagrangian_tables(stats, lam, gamma)
+        run.try_(tables, phase="fisher", lam=lam, target_bpp=t, est_bpp=stats.estimated_bpp(tables))
+    res = run.result(gamma=gamma, samples=samples, rd_images=rd_images, stat_images=len(pr.inputs), fisher=stats.to_dict())
+    res.info["sweep"] = [{"tables": h["tables"], "lam": h["lam"], "target_bpp": h["target_bpp"], "est_bpp": h["est_bpp"], "bpp": h["bpp"]}
+                         for h in res.history]
+    return res
