@@ -131,3 +131,17 @@ def test_sweep_codec_spelling(tmp_path):
         parse_codec(f"sweep:{single}")
     with pytest.raises(ValueError, match="missing.json"):
         parse_codec(f"sweep:{tmp_path / 'missing.json'}")
+
+
+def test_preset_holding_a_sweep_is_evaluated_as_its_family(monkeypatch):
+    import dnnjpeg.presets as presets
+
+    ts = [QuantTables.standard(q) for q in (15, 40, 85)]
+    doc = ts[1].to_dict()
+    doc["design"] = {"method": "fisher", "subsampling": "4:4:4", "sweep": [{"tables": t.to_dict(), "lam": 1.0 / (i + 1)} for i, t in enumerate(ts)]}
+    monkeypatch.setattr(presets, "preset_info", lambda name: doc)
+    c = parse_codec("preset:anything")
+    assert [p.tables for p in c.points] == ts and c.points[0].subsampling == "4:4:4" and c.name.startswith("preset:anything")
+    doc["design"]["sweep"][1]["tables"] = {"luma": [[0] * 8] * 8}
+    with pytest.raises(ValueError, match="preset anything: sweep point 1"):
+        parse_codec("preset:anything")

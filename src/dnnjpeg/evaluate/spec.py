@@ -140,13 +140,11 @@ def parse_codec(text: str, subsampling: str = "4:2:0", scales=DEFAULT_SCALES, op
             raise ValueError(f"{arg}: holds no sweep of tables (made by design --method fisher); use tables:{arg} to scale its table")
         return CodecCurve.from_table_set([t for t, _ in pts], [g for _, g in pts], ss, optimize, name=Path(arg).stem)
     if kind == "preset":
-        from dnnjpeg.presets import available_presets, load_preset
+        from dnnjpeg.presets import available_presets, load_preset, preset_info
 
         if not arg:
             raise ValueError(f"--codec {text!r}: name a preset: {', '.join(available_presets())}")
         if not explicit_ss:  # a preset was designed for one subsampling: use it unless told otherwise
-            from dnnjpeg.presets import preset_info
-
             ss = preset_info(arg).get("design", {}).get("subsampling", ss)
         pts = sweep_of(preset_info(arg), f"preset {arg}")
         if len(pts) >= 2:
