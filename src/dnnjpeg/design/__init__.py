@@ -10,7 +10,8 @@ Methods: ``deepn`` (statistics; ``fit=True`` tunes its mapping), ``parametric`` 
 profile parameters scored across the curve), ``sorted-random``,
 ``bounded-random``, ``bayes`` (Optuna; ``objective_mode="pareto"`` for a Pareto
 set), ``bandit`` (UCB over search heuristics), ``gradient`` (descent through the
-differentiable codec, :mod:`dnnjpeg.nn`).
+differentiable codec, :mod:`dnnjpeg.nn`), ``fisher`` (Fisher-weighted Lagrangian tables,
+one per target rate, no search).
 """
 
 from __future__ import annotations
