@@ -144,3 +144,26 @@ def test_design_cli_fisher_reports_its_sweep(tmp_path):
     # the report judges the designed family itself: one eval point per sweep table, unscaled
     test = [c for c in rep["curves"] if c["name"].startswith("f ")][0]
     assert len(test["points"]) == len(sweep)
+
+
+def test_presets_cli_lists_every_preset_with_its_measured_bd_rate(tmp_path):
+    from dnnjpeg.presets import available_presets, load_preset, preset_info
+
+    res = runner.invoke(app, ["presets", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)
+    assert [r["name"] for r in rows] == available_presets()
+    for r in rows:
+        info = preset_info(r["name"])
+        assert r["subsampling"] == info["design"]["subsampling"] and r["model"] == info["measured"]["settings"]["model"]
+        assert r["bd_rate"] == info["measured"]["comparison"]["bd_rate"]
+    text = runner.invoke(app, ["presets"]).stdout
+    assert all(n in text for n in available_presets())
+    name = available_presets()[0]
+    one = runner.invoke(app, ["presets", name, "--plot", str(tmp_path / "c.png")])
+    assert one.exit_code == 0, one.output
+    first_row = " ".join(f"{int(x):3d}" for x in load_preset(name).luma[0])
+    assert first_row in one.stdout  # the tables, natural order
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    bad = runner.invoke(app, ["presets", "no-such-preset"])
+    assert bad.exit_code == 2 and "available" in bad.stderr

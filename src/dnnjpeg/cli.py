@@ -124,7 +124,9 @@ def _print_summary(result: dict) -> None:
     Console().print(t)
     for k in result["comparisons"]:
         lo, hi = k["bd_rate_ci"]
-        Console().print(f"{k['test']} vs {k['reference']}: BD-rate {k['bd_rate']:+.1f}% [{lo:+.1f}, {hi:+.1f}]", highlight=False)
+        kl = k.get("bd_rate_kl", float("nan"))
+        kl_txt = "" if kl != kl else f"; on KL {kl:+.1f}% [{k['bd_rate_kl_ci'][0]:+.1f}, {k['bd_rate_kl_ci'][1]:+.1f}]"
+        Console().print(f"{k['test']} vs {k['reference']}: BD-rate {k['bd_rate']:+.1f}% [{lo:+.1f}, {hi:+.1f}]{kl_txt}", highlight=False)
 
 
 @app.command()
@@ -263,6 +265,49 @@ def design(
         test = f"sweep:{out}" if len(res.info.get("sweep") or []) >= 2 else f"tables:{out}"
         _run_evaluation(data, labels, model, [f"standard@{subsampling}", f"{test}@{subsampling}"], None, subsampling, at,
                         "eval", eval_limit, report, 1000, seed, 32, None, True, None, 1.0)
+
+
+@app.command()
+def presets(
+    name: Optional[str] = typer.Argument(None, help="One preset: its tables, design settings and measured curve."),
+    as_json: bool = typer.Option(False, "--json", help="JSON instead of text."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="With NAME: draw its measured curve beside the ladder (PNG)."),
+) -> None:
+    """The designed tables shipped with dnnjpeg (``--codec preset:NAME``), with what each
+    was designed for and its BD-rate against the ladder on the held-out eval split."""
+    from dnnjpeg.presets import available_presets, load_preset, preset_info, preset_result, preset_summary
+
+    try:
+        rows = [preset_summary(n) for n in ([name] if name else available_presets())]
+    except ValueError as e:
+        err.print(f"[red]error:[/red] {e}", highlight=False)
+        raise typer.Exit(2)
+    if as_json:
+        print(json.dumps(preset_info(name) if name else rows, indent=1))
+    else:
+        # Plain aligned lines, not a rich table: the names and intervals must not wrap in a pipe or a narrow terminal.
+        print("BD-rate: % bits against the standard ladder at equal top-1 (negative = fewer bits), "
+              "held-out eval split, 95% bootstrap interval; Δtop-1: points at equal rate")
+        print(f"{'name':<24} {'model':<18} {'at':<8} {'sub':<6} {'method':<11} {'images':>6}  {'BD-rate %':<24} Δtop-1")
+        for r in rows:
+            ci = r["bd_rate_ci"] or [float("nan")] * 2
+            bd = "n/a" if r["bd_rate"] is None else f"{r['bd_rate']:+.1f} [{ci[0]:+.1f}, {ci[1]:+.1f}]"
+            acc = "n/a" if r["bd_accuracy"] is None else f"{r['bd_accuracy']:+.2f}"
+            print(f"{r['name']:<24} {r['model']!s:<18} {r['at']!s:<8} {r['subsampling']!s:<6} {r['method']!s:<11} "
+                  f"{r['n_images']!s:>6}  {bd:<24} {acc}")
+        if name:
+            q = load_preset(name)
+            for label, table in (("luma", q.luma), ("chroma", q.chroma)):
+                print(f"{label} (natural order):")
+                for row in table:
+                    print("   " + " ".join(f"{int(x):3d}" for x in row))
+    if plot is not None:
+        if not name:
+            err.print("[red]error:[/red] --plot needs a preset NAME", highlight=False)
+            raise typer.Exit(2)
+        from dnnjpeg.evaluate.report import plot_curves
+
+        err.print(f"wrote {plot_curves(preset_result(name), plot)}")
 
 
 _AT_HELP = "input: JPEG the model-input crop (camera sends what the net sees); original: JPEG the stored image, then preprocess."

@@ -42,7 +42,9 @@ def _synthetic(n=400, seed=0, shift=1.0):
         p = 1 / (1 + np.exp(-(np.log(pts / scale)[:, None] * 2 + 1.5 - difficulty[None])))
         correct = rng.random((len(pts), n)) < p
         bits = (pts[:, None] * pixels[None] * np.exp(rng.normal(0, 0.2, (len(pts), n)))).astype(np.int64)
-        return CurveData(name, bits, correct, pixels)
+        # KL to the pristine output falls as a power of the rate, times a per-image difficulty
+        kl = np.exp(-1.5 * np.log(pts / scale)[:, None] + difficulty[None] + rng.normal(0, 0.3, (len(pts), n)))
+        return CurveData(name, bits, correct, pixels, kl)
 
     pristine = rng.random(n) < 1 / (1 + np.exp(-(1.5 + 4 - difficulty)))
     return curve("ref", 1.0), curve("test", shift), pristine
@@ -71,3 +73,25 @@ def test_same_codec_intervals_are_calibrated():
         estimates.append(c.bd_rate)
     assert covered >= 16
     assert abs(np.mean(estimates)) < 3
+
+
+def test_kl_bd_rate_sees_a_gain_with_a_narrower_interval_than_top1():
+    # 20% fewer bits for the same fidelity: both BD-rates should see it, the KL one more precisely,
+    # because every image moves its KL while top-1 moves only at decision boundaries.
+    ref, test, pristine = _synthetic(shift=0.8, seed=3)
+    c = compare_curves(ref, test, pristine, n_boot=300, seed=0)
+    lo, hi = c.bd_rate_kl_ci
+    assert lo <= c.bd_rate_kl <= hi < 0
+    assert -30 < c.bd_rate_kl < -10
+    assert hi - lo < 0.5 * (c.bd_rate_ci[1] - c.bd_rate_ci[0])
+    same = compare_curves(ref, ref, pristine, n_boot=50, seed=0)
+    assert same.bd_rate_kl == pytest.approx(0, abs=1e-6)
+
+
+def test_kl_bd_rate_is_nan_without_per_image_kl():
+    ref, test, pristine = _synthetic(shift=0.8, seed=3)
+    test.kl = None
+    c = compare_curves(ref, test, pristine, n_boot=20, seed=0)
+    assert np.isnan(c.bd_rate_kl) and np.isfinite(c.bd_rate)
+    with pytest.raises(ValueError, match="test"):
+        test.fidelity()

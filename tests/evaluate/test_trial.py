@@ -1,10 +1,11 @@
 import json
 
 import numpy as np
+import pytest
 
 from dnnjpeg.codec import QuantTables, encode
 from dnnjpeg.data import discover
-from dnnjpeg.evaluate import CodecCurve, CodecSpec, build_pristine, evaluate, run_trial, write_outputs
+from dnnjpeg.evaluate import CodecCurve, CodecSpec, build_pristine, evaluate, recompare, run_trial, write_outputs
 
 from .tiny import tiny_model, write_images
 
@@ -69,3 +70,25 @@ def test_evaluate_end_to_end_outputs(tmp_path):
     assert back["curves"][1]["points"][0]["scale"] == 0.5
     assert paths["curves"].stat().st_size > 10_000
     assert "standard 4:2:0" in paths["markdown"].read_text() and "<table>" in paths["html"].read_text()
+
+
+def test_recompare_rebuilds_comparisons_from_saved_per_image_records(tmp_path):
+    write_images(tmp_path / "d", 12)
+    curves = [CodecCurve.standard((5, 20, 50, 90)), CodecCurve.from_tables(QuantTables.standard(50), (0.5, 1, 2, 4), "4:2:0", name="t")]
+    res = evaluate(discover(tmp_path / "d"), tiny_model(), curves, n_boot=40, progress=False)
+    saved = json.loads(write_outputs(res, tmp_path / "out")["results"].read_text())
+    again = recompare(saved)
+    k0, k1 = res["comparisons"][0], again["comparisons"][0]
+    for key in ("bd_rate", "bd_accuracy"):
+        assert k1[key] == pytest.approx(k0[key], nan_ok=True)
+    assert k1["bd_rate_kl"] == pytest.approx(k0["bd_rate_kl"], rel=1e-3, abs=1e-3, nan_ok=True)  # saved KL is rounded to 1e-6
+    assert k1["bd_rate_ci"] == pytest.approx(k0["bd_rate_ci"], nan_ok=True)
+    flipped = recompare(saved, reference="t 4:2:0")["comparisons"][0]
+    assert flipped["reference"] == "t 4:2:0" and flipped["test"] == "standard 4:2:0"
+    if np.isfinite(k0["bd_rate_kl"]):  # same curves, the other way round: the sign flips
+        assert np.sign(flipped["bd_rate_kl"]) == -np.sign(k0["bd_rate_kl"]) or abs(k0["bd_rate_kl"]) < 1e-6
+    del saved["curves"][0]["points"][0]["per_image"]
+    with pytest.raises(ValueError, match="per-image"):
+        recompare(saved)
+    with pytest.raises(ValueError, match="not among"):
+        recompare(res, reference="nope")

@@ -62,7 +62,7 @@ def _f(x, fmt="{:.2f}") -> str:
 
 def _ci(ci, fmt="{:.1f}") -> str:
     lo, hi = ci
-    return "n/a" if lo != lo else f"[{fmt.format(lo)}, {fmt.format(hi)}]"
+    return "n/a" if lo is None or lo != lo else f"[{fmt.format(lo)}, {fmt.format(hi)}]"
 
 
 def _tables(result: dict) -> tuple[list[str], list[list[list[str]]], list[str], list[list[str]]]:
@@ -74,7 +74,7 @@ def _tables(result: dict) -> tuple[list[str], list[list[list[str]]], list[str], 
             rows.append([p["label"], _f(p["bpp"], "{:.3f}"), _f(p["mean_image_bpp"], "{:.3f}"), _f(p["compression_ratio"], "{:.1f}"),
                          _f(p["top1"], "{:.1f}"), _f(p["top5"], "{:.1f}"), _f(p["agreement"], "{:.1f}"), _f(p["kl"], "{:.4f}")])
         curve_rows.append(rows)
-    cmp_headers = ["test vs reference", "BD-rate % [95% CI]", "Δacc at equal rate (pts) [CI]",
+    cmp_headers = ["test vs reference", "BD-rate % [95% CI]", "BD-rate on KL % [CI]", "Δacc at equal rate (pts) [CI]",
                    "bpp at target (ref → test)", "bpp ratio [CI]"]
     cmp_rows = []
     for k in result["comparisons"]:
@@ -82,6 +82,7 @@ def _tables(result: dict) -> tuple[list[str], list[list[list[str]]], list[str], 
             f"{k['test']} vs {k['reference']}",
             f"{_f(k['bd_rate'], '{:+.1f}')} {_ci(k['bd_rate_ci'], '{:+.1f}')}"
             + (f" ({100 * k['nan_fraction']['bd_rate']:.0f}% of resamples undefined)" if k["nan_fraction"].get("bd_rate", 0) > 0.01 else ""),
+            f"{_f(k.get('bd_rate_kl'), '{:+.1f}')} {_ci(k.get('bd_rate_kl_ci', (None, None)), '{:+.1f}')}",
             f"{_f(k['bd_accuracy'], '{:+.2f}')} {_ci(k['bd_accuracy_ci'], '{:+.2f}')}",
             f"{_f(k['ref_bpp_at_target'], '{:.3f}')} → {_f(k['test_bpp_at_target'], '{:.3f}')} (target {k['target_accuracy']:.1f}%)",
             f"{_f(k['bpp_ratio'], '{:.3f}')} {_ci(k['bpp_ratio_ci'], '{:.3f}')}",
@@ -112,7 +113,7 @@ def markdown_report(result: dict, path: Path) -> Path:
     if krows:
         out += ["## Comparisons", "", "| " + " | ".join(kh) + " |", "|" + "---|" * len(kh)]
         out += ["| " + " | ".join(r) + " |" for r in krows]
-        out += ["", "bpp = total bits / total pixels of what was encoded; mean image bpp = the mean of per-image rates. Negative BD-rate: fewer bits for the same accuracy. Target = pristine − "
+        out += ["", "bpp = total bits / total pixels of what was encoded; mean image bpp = the mean of per-image rates. Negative BD-rate: fewer bits for the same accuracy. BD-rate on KL: the same with −ln(mean KL to the pristine output) as the quality axis, which every image moves, so its interval is narrower. Target = pristine − "
                 f"{result['settings']['target_drop']:g} point(s). Curves are made monotone first (isotonic fit).", ""]
     for c, rows in zip(result["curves"], crows):
         out += [f"## {c['name']}", "", "| " + " | ".join(ch) + " |", "|" + "---|" * len(ch)]

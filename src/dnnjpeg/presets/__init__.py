@@ -12,7 +12,7 @@ from importlib import resources
 
 from dnnjpeg.codec import QuantTables
 
-__all__ = ["available_presets", "load_preset", "preset_info"]
+__all__ = ["available_presets", "load_preset", "preset_info", "preset_summary", "preset_result"]
 
 
 def available_presets() -> list[str]:
@@ -31,3 +31,48 @@ def preset_info(name: str) -> dict:
 def load_preset(name: str) -> QuantTables:
     """The tables of preset ``name``."""
     return QuantTables.from_dict(preset_info(name))
+
+
+def preset_summary(name: str) -> dict:
+    """One flat row about preset ``name``: what it was designed for and how it measured.
+
+    Keys: name, model, at, subsampling, method, n_images (eval-split images it
+    was measured on), bd_rate and bd_rate_ci (% bits against the reference
+    ladder at equal top-1; negative = fewer bits), bd_accuracy (top-1 points at
+    equal rate), reference (the ladder it was compared with).
+    """
+    d = preset_info(name)
+    des, m = d.get("design", {}), d.get("measured", {})
+    k = m.get("comparison", {})
+    return {
+        "name": name,
+        "model": des.get("model") or m.get("settings", {}).get("model"),
+        "at": des.get("at") or m.get("settings", {}).get("at"),
+        "subsampling": des.get("subsampling"),
+        "method": des.get("method"),
+        "n_images": m.get("settings", {}).get("n_images"),
+        "reference": k.get("reference"),
+        "bd_rate": k.get("bd_rate"),
+        "bd_rate_ci": k.get("bd_rate_ci"),
+        "bd_accuracy": k.get("bd_accuracy"),
+    }
+
+
+def preset_result(name: str) -> dict:
+    """The preset's measured curve shaped like an evaluation result, so that
+    :func:`dnnjpeg.evaluate.report.plot_curves` can draw it: ``settings``,
+    ``pristine`` (top-1 %), ``curves`` (the reference ladder, then the preset;
+    points with label, bpp, top1, kl) and ``comparisons``.
+    """
+    d = preset_info(name)
+    m = d.get("measured")
+    if not m:
+        raise ValueError(f"preset {name!r} carries no measured curve")
+    k = m["comparison"]
+    return {
+        "settings": {**m["settings"], "accuracy_metric": "top1"},
+        "pristine": {"top1": m["pristine_top1"]},
+        "curves": [{"name": k.get("reference", "standard"), "kind": "standard", "points": m["ladder"]},
+                   {"name": f"preset:{name}", "kind": "tables", "points": m["preset"]}],
+        "comparisons": [k],
+    }
