@@ -16,6 +16,7 @@ from pathlib import Path
 
 from dnnjpeg._io import atomic_write_text
 from dnnjpeg.codec import QuantTables
+from dnnjpeg.evaluate import json_safe, recompare
 
 
 def main() -> None:
@@ -28,7 +29,8 @@ def main() -> None:
     doc = json.loads(Path(a.table).read_text())
     t = QuantTables.from_dict(doc)
     design = {k: v for k, v in doc.get("design", {}).items() if k not in ("history", "pareto")}
-    r = json.loads((Path(a.eval_dir) / "results.json").read_text())
+    # comparisons rebuilt from the per-image records: results written before BD-rate on KL existed gain it
+    r = recompare(json.loads((Path(a.eval_dir) / "results.json").read_text()))
     curve = a.curve or next(c["name"] for c in r["curves"] if c["kind"] == "tables" and c["name"].startswith(Path(a.table).stem))
     pts = lambda c: [{k: p[k] for k in ("label", "bpp", "top1", "top5", "kl")} for p in c["points"]]  # noqa: E731
     measured = {
@@ -42,9 +44,10 @@ def main() -> None:
     out["design"] = design
     out["measured"] = measured
     dst = Path(__file__).resolve().parents[1] / "src/dnnjpeg/presets" / f"{a.name}.json"
-    atomic_write_text(dst, json.dumps(out, indent=1))
+    atomic_write_text(dst, json.dumps(json_safe(out), indent=1, allow_nan=False))
     k = measured["comparison"]
-    print(f"wrote {dst}: BD-rate {k['bd_rate']:+.1f}% [{k['bd_rate_ci'][0]:+.1f}, {k['bd_rate_ci'][1]:+.1f}] on {r['settings']['n_images']} eval images")
+    print(f"wrote {dst}: BD-rate {k['bd_rate']:+.1f}% [{k['bd_rate_ci'][0]:+.1f}, {k['bd_rate_ci'][1]:+.1f}], "
+          f"on KL {k['bd_rate_kl']:+.1f}% [{k['bd_rate_kl_ci'][0]:+.1f}, {k['bd_rate_kl_ci'][1]:+.1f}] on {r['settings']['n_images']} eval images")
 
 
 if __name__ == "__main__":

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from dnnjpeg.codec import QuantTables, encode, parse_header_bytes
@@ -14,6 +16,7 @@ def test_presets_ship_tables_and_their_measured_curve():
         t = load_preset(n)
         assert isinstance(t, QuantTables) and not t.extended
         info = preset_info(n)
+        assert info == json.loads(json.dumps(info, allow_nan=False))  # strict JSON: no NaN
         m = info["measured"]
         assert m["settings"]["split"] == "eval" and m["settings"]["n_images"] > 100
         assert len(m["preset"]) >= 5 and len(m["ladder"]) >= 5

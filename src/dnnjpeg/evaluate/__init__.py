@@ -25,7 +25,7 @@ from dnnjpeg.evaluate.trial import Pristine, TrialResult, build_pristine, run_tr
 from dnnjpeg.models import Model
 
 __all__ = ["evaluate", "write_outputs", "CodecCurve", "CodecSpec", "parse_codec", "build_pristine", "run_trial",
-           "Pristine", "TrialResult", "point_summary", "versions", "recompare"]
+           "Pristine", "TrialResult", "point_summary", "versions", "recompare", "json_safe"]
 
 
 def versions() -> dict[str, str]:
@@ -201,21 +201,22 @@ def write_outputs(result: dict, out: str | Path) -> dict[str, Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     return {
-        "results": atomic_write_text(out / "results.json", json.dumps(_nan_to_none(result), indent=1, default=_jsonable, allow_nan=False)),
+        "results": atomic_write_text(out / "results.json", json.dumps(json_safe(result), indent=1, default=_jsonable, allow_nan=False)),
         "curves": plot_curves(result, out / "curves.png"),
         "markdown": markdown_report(result, out / "report.md"),
         "html": html_report(result, out / "report.html"),
     }
 
 
-def _nan_to_none(x):
+def json_safe(x):
+    """A copy of ``x`` (dicts, lists, floats) with every NaN as None, for strict JSON."""
     # Strict JSON has no NaN: an undefined comparison (no overlap, target never reached) is null.
     if isinstance(x, float) and x != x:
         return None
     if isinstance(x, dict):
-        return {k: _nan_to_none(v) for k, v in x.items()}
+        return {k: json_safe(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_nan_to_none(v) for v in x]
+        return [json_safe(v) for v in x]
     return x
 
 

@@ -55,6 +55,8 @@ def preset_summary(name: str) -> dict:
         "bd_rate": k.get("bd_rate"),
         "bd_rate_ci": k.get("bd_rate_ci"),
         "bd_accuracy": k.get("bd_accuracy"),
+        "bd_rate_kl": k.get("bd_rate_kl"),
+        "bd_rate_kl_ci": k.get("bd_rate_kl_ci"),
     }
 
 
