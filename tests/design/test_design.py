@@ -98,6 +98,14 @@ def test_gradient_smooth_basis_gives_smooth_valid_tables(problem_data):
         design("gradient", _problem(problem_data), lambdas=(0.05,), epochs=0.1, basis="nope")
 
 
+def test_fisher_designs_at_original_too(problem_data):
+    r = design("fisher", _problem(problem_data, at="original"), targets=(0.5, 1.5), rd_images=4)
+    assert r.info["at"] == "original" and len(r.info["sweep"]) == 2
+    assert all(h["bpp"] > 0 for h in r.history)  # each table measured on stored images at original size
+    with pytest.raises(ValueError, match="at must be"):
+        design("fisher", _problem(problem_data, at="nowhere"), targets=(0.5,), rd_images=4)
+
+
 def test_deepn_without_fit_needs_no_trials(problem_data):
     r = design("deepn", _problem(problem_data))
     assert r.info["trials_used"] == 0 and len(r.info["sigma_luma"]) == 8

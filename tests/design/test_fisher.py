@@ -42,6 +42,21 @@ def test_rd_curves_bounds():
         rd_curves(c[:-1], b)
 
 
+def test_rd_curves_with_images_of_different_sizes():
+    rng = np.random.default_rng(2)
+    c, b = _laplace_coefs(rng)
+    d1, r1 = rd_curves(c, b)
+    d2, r2 = rd_curves(c, [b] * (len(c) // b))
+    assert np.array_equal(d1, d2) and np.array_equal(r1, r2)  # equal counts: the same as one count
+    # DC is coded against the previous block of the same image only: two images of 3 and 2 blocks
+    dc = np.zeros((5, 64))
+    dc[:, 0] = [10, 10, 10, 50, 50]
+    _, r = rd_curves(dc, [3, 2])
+    assert r[0, 0] == pytest.approx(level_entropy(np.array([[10], [0], [0], [50], [0]]))[0])
+    with pytest.raises(ValueError, match="block counts"):
+        rd_curves(dc, [3, 3])
+
+
 def _stats(rng, w_luma=None):
     cy, b = _laplace_coefs(rng)
     cb, _ = _laplace_coefs(rng, scale=np.geomspace(20, 1, 64))
@@ -94,6 +109,23 @@ def test_fisher_weights_see_only_what_the_network_sees():
     assert t.luma.ravel()[0] < t.luma.ravel()[1:].min()  # the only frequency that matters is the finest
     again = fisher_statistics(inputs, m, "4:4:4", samples=3, rd_images=4, batch_size=2)
     assert np.array_equal(again.w_luma, st.w_luma)  # seeded: repeatable
+
+
+def test_fisher_at_original_weights_what_survives_the_resize():
+    # Stored images at 2× the model's resize: the network's 8×8 input cells cover about 16×16
+    # stored pixels, so gradients come back through the (differentiable) resize and crop; the
+    # antialiasing filter passes low frequencies and all but removes the highest.
+    m = tiny_model()
+    rng = np.random.default_rng(0)
+    stored = [rng.integers(30, 220, (72, 72, 3), dtype=np.uint8) for _ in range(4)]
+    stored += [rng.integers(30, 220, (72, 88, 3), dtype=np.uint8) for _ in range(2)]  # two sizes: grouped by shape
+    st = fisher_statistics(stored, m, "4:4:4", samples=3, rd_images=6, batch_size=4, geometry=True)
+    w = st.w_luma.reshape(8, 8) / st.w_luma[0]
+    assert w[0, 1] > w[0, 3] > w[0, 5] > w[0, 7] and w[1, 0] > w[3, 0] > w[5, 0] > w[7, 0]
+    assert w[0, 1] > 1e-2 and w[7, 7] < 1e-6
+    assert st.luma_blocks == pytest.approx((4 * 81 + 2 * 99) / 6) and st.pixels == pytest.approx((4 * 72 * 72 + 2 * 72 * 88) / 6)
+    t = lagrangian_tables(st, lambda_for_bpp(st, 0.5))
+    assert t.luma[7, 7] > t.luma[0, 1]  # what the resize removes is quantized coarser
 
 
 @pytest.mark.skipif(not SAMPLE.is_dir(), reason=f"needs ../shared imagenet-sample at {SAMPLE}")

@@ -54,8 +54,9 @@ class FisherStats:
         d_luma / r_luma: (255, 64) mean squared error (levels²) and bits per coefficient
             of quantizing luma frequency k with step s = STEPS[i] (row i).
         d_chroma / r_chroma: (2, 255, 64) the same for Cb and Cr.
-        luma_blocks / chroma_blocks: 8×8 blocks per image and component (for bits per pixel).
-        pixels: pixels per image.
+        luma_blocks / chroma_blocks: 8×8 blocks per image and component (for bits per pixel;
+            the mean over the RD images when their sizes differ).
+        pixels: pixels per image (likewise).
     """
 
     w_luma: np.ndarray
@@ -64,9 +65,9 @@ class FisherStats:
     r_luma: np.ndarray
     d_chroma: np.ndarray
     r_chroma: np.ndarray
-    luma_blocks: int
-    chroma_blocks: int
-    pixels: int
+    luma_blocks: float
+    chroma_blocks: float
+    pixels: float
 
     def estimated_bpp(self, tables: QuantTables) -> float:
         """Entropy estimate of the coefficient bits per pixel of ``tables`` (no headers, no
@@ -93,28 +94,38 @@ def level_entropy(levels: np.ndarray) -> np.ndarray:
     return ent
 
 
-def rd_curves(coef: np.ndarray, blocks_per_image: int) -> tuple[np.ndarray, np.ndarray]:
+def rd_curves(coef: np.ndarray, blocks_per_image) -> tuple[np.ndarray, np.ndarray]:
     """Per-frequency quantizer distortion and rate for every step.
 
     Args:
-        coef: (n_images · blocks_per_image, 64) unquantized DCT coefficients in levels
-            (level-shifted samples), images one after another, blocks in raster order.
-        blocks_per_image: blocks of one image (DC is coded as the difference to the previous block).
+        coef: (total blocks, 64) unquantized DCT coefficients in levels (level-shifted
+            samples), images one after another, blocks in raster order.
+        blocks_per_image: blocks of one image (int, all images alike) or a sequence of
+            per-image block counts (images of different sizes); DC is coded as the difference
+            to the previous block of the same image.
     Returns:
         D (255, 64) mean squared quantization error in levels², R (255, 64) entropy in bits per
         coefficient of the quantized levels (DC: of the raster-order differences), row i for step i + 1.
     """
     coef = np.asarray(coef, dtype=np.float32)
-    if coef.ndim != 2 or coef.shape[1] != 64 or coef.shape[0] % blocks_per_image:
-        raise ValueError(f"expected (n·{blocks_per_image}, 64) coefficients, got {coef.shape}")
+    if np.ndim(blocks_per_image) == 0:
+        if coef.ndim != 2 or coef.shape[1] != 64 or coef.shape[0] % blocks_per_image:
+            raise ValueError(f"expected (n·{blocks_per_image}, 64) coefficients, got {coef.shape}")
+        counts = np.full(coef.shape[0] // blocks_per_image, blocks_per_image)
+    else:
+        counts = np.asarray(blocks_per_image, dtype=np.int64)
+        if coef.ndim != 2 or coef.shape[1] != 64 or coef.shape[0] != counts.sum():
+            raise ValueError(f"expected ({counts.sum()}, 64) coefficients for the given block counts, got {coef.shape}")
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])  # each image's first block: its DC is coded against 0
     d = np.empty((len(STEPS), 64))
     r = np.empty((len(STEPS), 64))
     for i, q in enumerate(STEPS):
         lv = np.rint(coef / q)
         d[i] = ((coef - lv * q) ** 2).mean(0)
         lv = lv.astype(np.int32)
-        dc = lv[:, 0].reshape(-1, blocks_per_image)
-        r[i, 0] = level_entropy(np.diff(dc, axis=1, prepend=0).reshape(-1, 1))[0]
+        diff = np.diff(lv[:, 0], prepend=0)
+        diff[first] = lv[first, 0]
+        r[i, 0] = level_entropy(diff.reshape(-1, 1))[0]
         r[i, 1:] = level_entropy(lv[:, 1:])
     return d, r
 
@@ -149,17 +160,21 @@ def lambda_for_bpp(stats: FisherStats, target_bpp: float, gamma: float = 1.0, it
     return 10.0 ** (0.5 * (lo + hi))
 
 
-def fisher_statistics(inputs: np.ndarray, model, subsampling: str = "4:2:0", samples: int = 4, rd_images: int = 150,
-                      batch_size: int = 16, seed: int = 0, progress=None) -> FisherStats:
-    """Fisher weights and RD curves of a set of model inputs.
+def fisher_statistics(inputs, model, subsampling: str = "4:2:0", samples: int = 4, rd_images: int = 150,
+                      batch_size: int = 16, seed: int = 0, progress=None, geometry: bool = False) -> FisherStats:
+    """Fisher weights and RD curves of a set of images as the codec sees them.
 
     Args:
-        inputs: uint8 (N, S, S, 3) pristine model-input crops (what the codec will see).
+        inputs: what the codec encodes: uint8 (N, S, S, 3) pristine model-input crops, or
+            (``geometry=True``) a sequence of uint8 (H, W, 3) stored images of any sizes.
         model: a :class:`dnnjpeg.models.Model` (its module is used in eval mode, weights untouched).
         subsampling: chroma subsampling of the codec.
         samples: labels drawn from the prediction per image (Monte-Carlo Fisher).
         rd_images: images (a seeded random subset) whose coefficients give the RD curves.
         progress: called with the number of images just finished.
+        geometry: the model's resize and center crop lie between decoder and network
+            (JPEG of the stored image, ``--at original``): gradients flow back through a
+            differentiable copy of them, so frequencies the resize discards get little weight.
     Returns:
         :class:`FisherStats`.
     """
@@ -167,28 +182,41 @@ def fisher_statistics(inputs: np.ndarray, model, subsampling: str = "4:2:0", sam
 
     from dnnjpeg.nn import DiffJPEG
 
-    if len(inputs) == 0:
+    n = len(inputs)
+    if n == 0:
         raise ValueError("no images to compute Fisher statistics from")
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
-    keep = set(rng.choice(len(inputs), size=min(rd_images, len(inputs)), replace=False).tolist())
+    keep = set(rng.choice(n, size=min(rd_images, n), replace=False).tolist())
     net, pre = model.module, model.preprocess
     net.eval()
     codec = DiffJPEG(subsampling, "ste")
     gy = torch.zeros(64, dtype=torch.float64)
     gc = torch.zeros(2, 64, dtype=torch.float64)
     n_y = n_c = 0
-    coef_y, coef_c = [], []
+    coef_y, coef_c, blocks_y, blocks_c, pixels = [], [], [], [], []
+    # Images of one size go through together: crops are all alike; stored images are grouped by shape.
+    order = sorted(range(n), key=lambda i: tuple(np.shape(inputs[i])))
+    groups, cur = [], []
+    for i in order:
+        if cur and (len(cur) == batch_size or np.shape(inputs[i]) != np.shape(inputs[cur[0]])):
+            groups.append(cur)
+            cur = []
+        cur.append(i)
+    groups.append(cur)
     grads = [p.requires_grad for p in net.parameters()]
     for p in net.parameters():  # only coefficient gradients are needed; restored below
         p.requires_grad_(False)
     try:
-        for i in range(0, len(inputs), batch_size):
-            x = torch.from_numpy(np.ascontiguousarray(inputs[i:i + batch_size])).permute(0, 3, 1, 2).float()
+        for idx in groups:
+            x = torch.from_numpy(np.stack([np.asarray(inputs[i]) for i in idx])).permute(0, 3, 1, 2).float()
             with torch.no_grad():
                 cy0, cc0 = codec.transform(x)
             cy, cc = cy0.clone().requires_grad_(True), cc0.clone().requires_grad_(True)
-            logp = torch.log_softmax(net(pre.normalize_tensor(codec.reconstruct(cy, cc, x.shape[2], x.shape[3]) / 255.0)), 1)
+            rgb = codec.reconstruct(cy, cc, x.shape[2], x.shape[3])
+            if geometry:
+                rgb = pre.geometry_tensor(rgb)
+            logp = torch.log_softmax(net(pre.normalize_tensor(rgb / 255.0)), 1)
             probs = logp.detach().exp()
             for s in range(samples):
                 y = torch.multinomial(probs, 1, generator=gen)
@@ -197,21 +225,23 @@ def fisher_statistics(inputs: np.ndarray, model, subsampling: str = "4:2:0", sam
                 gc += (g_c.double() ** 2).sum(dim=(0, 2, 3))
             n_y += samples * cy0[..., 0].numel()
             n_c += samples * cc0[:, 0, ..., 0].numel()
-            sel = [j for j in range(len(x)) if i + j in keep]
+            sel = [j for j, i in enumerate(idx) if i in keep]
             coef_y.append(cy0[sel].reshape(-1, 64).numpy())
             coef_c.append(cc0[sel].permute(1, 0, 2, 3, 4).reshape(2, -1, 64).numpy())
+            blocks_y += [cy0.shape[2] * cy0.shape[3]] * len(sel)
+            blocks_c += [cc0.shape[2] * cc0.shape[3]] * len(sel)
+            pixels += [x.shape[2] * x.shape[3]] * len(sel)
             if progress:
-                progress(len(x))
+                progress(len(idx))
     finally:
         for p, g in zip(net.parameters(), grads):
             p.requires_grad_(g)
-    by, bc = cy0.shape[2] * cy0.shape[3], cc0.shape[2] * cc0.shape[3]
-    d_y, r_y = rd_curves(np.concatenate(coef_y), by)
+    d_y, r_y = rd_curves(np.concatenate(coef_y), blocks_y)
     cc_all = np.concatenate(coef_c, axis=1)
-    d_cb, r_cb = rd_curves(cc_all[0], bc)
-    d_cr, r_cr = rd_curves(cc_all[1], bc)
+    d_cb, r_cb = rd_curves(cc_all[0], blocks_c)
+    d_cr, r_cr = rd_curves(cc_all[1], blocks_c)
     return FisherStats((gy / n_y).numpy(), (gc / n_c).numpy(), d_y, r_y, np.stack([d_cb, d_cr]), np.stack([r_cb, r_cr]),
-                       by, bc, int(inputs.shape[1] * inputs.shape[2]))
+                       float(np.mean(blocks_y)), float(np.mean(blocks_c)), float(np.mean(pixels)))
 
 
 @register("fisher")
@@ -232,11 +262,10 @@ def design_fisher(problem: DesignProblem, targets=DEFAULT_TARGET_BPP, gamma: flo
     """
     from dnnjpeg.evaluate.trial import build_pristine
 
-    if problem.at != "input":
-        raise ValueError("design --method fisher measures the network's sensitivity on the model-input crop: use --at input "
-                         "(its tables can still be evaluated --at original)")
-    pr = build_pristine(problem.design_set().subset("design", stat_images), problem.model, "input")
-    stats = fisher_statistics(pr.inputs, problem.model, problem.subsampling, samples, rd_images, seed=problem.seed)
+    pr = build_pristine(problem.design_set().subset("design", stat_images), problem.model, problem.at)
+    original = problem.at == "original"
+    stats = fisher_statistics(pr.sources if original else pr.inputs, problem.model, problem.subsampling, samples, rd_images,
+                              seed=problem.seed, geometry=original)
     run = _Run(problem, "fisher")
     for t in sorted(targets):
         lam = lambda_for_bpp(stats, t, gamma)

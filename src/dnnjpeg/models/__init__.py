@@ -61,6 +61,23 @@ class Preprocess:
         left, top = (nw - self.size) // 2, (nh - self.size) // 2
         return np.asarray(im.crop((left, top, left + self.size, top + self.size)))
 
+    def geometry_tensor(self, x):
+        """Differentiable :meth:`geometry` of a float tensor (N, 3, H, W) (any range) → (N, 3, size, size).
+
+        Same output size and crop as Pillow's; torch's antialiased interpolation follows
+        Pillow's filter support, so values agree to within rounding for bilinear and bicubic
+        (there is no antialiased torch equivalent of the others)."""
+        import torch.nn.functional as F
+
+        if self.interpolation not in ("bilinear", "bicubic"):
+            raise ValueError(f"no differentiable resize for interpolation {self.interpolation!r}")
+        h, w = x.shape[-2:]
+        s = self.resize / min(w, h)
+        nw, nh = max(self.size, round(w * s)), max(self.size, round(h * s))
+        y = F.interpolate(x, size=(nh, nw), mode=self.interpolation, antialias=True, align_corners=False)
+        left, top = (nw - self.size) // 2, (nh - self.size) // 2
+        return y[..., top:top + self.size, left:left + self.size]
+
     def normalize(self, batch_uint8: np.ndarray):
         """uint8 (N, H, W, 3) → float32 torch tensor (N, 3, H, W), normalized, channels_last memory."""
         import torch
