@@ -64,15 +64,18 @@ def test_bootstrap_interval_covers_estimate_and_detects_big_gain():
 def test_same_codec_intervals_are_calibrated():
     # Two curves drawn from one distribution: a 95% interval should hold 0 in about
     # 95% of replicates (measured: 36 of 40), and the estimates should centre on 0.
-    covered, estimates = 0, []
+    # The same holds for the BD-rate on KL.
+    covered, estimates, covered_kl, estimates_kl = 0, [], 0, []
     for s in range(20):
         ref, test, pristine = _synthetic(shift=1.0, seed=100 + s)
         c = compare_curves(ref, test, pristine, n_boot=150, seed=s)
         lo, hi = c.bd_rate_ci
         covered += lo < 0 < hi
         estimates.append(c.bd_rate)
-    assert covered >= 16
-    assert abs(np.mean(estimates)) < 3
+        covered_kl += c.bd_rate_kl_ci[0] < 0 < c.bd_rate_kl_ci[1]
+        estimates_kl.append(c.bd_rate_kl)
+    assert covered >= 16 and covered_kl >= 16
+    assert abs(np.mean(estimates)) < 3 and abs(np.mean(estimates_kl)) < 1.5
 
 
 def test_kl_bd_rate_sees_a_gain_with_a_narrower_interval_than_top1():
