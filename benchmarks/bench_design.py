@@ -98,7 +98,9 @@ def main() -> None:
         print(f"== eval split, {m}, {a.at}, {a.subsampling}: {r['settings']['n_images']} images, pristine {r['pristine']['top1']:.1f}%")
         for k in r["comparisons"]:
             lo, hi = k["bd_rate_ci"]
+            klo, khi = k["bd_rate_kl_ci"]
             print(f"{k['test']:>24}: BD-rate {k['bd_rate']:+6.1f}% [{lo:+.1f}, {hi:+.1f}]  "
+                  f"on KL {k['bd_rate_kl']:+6.1f}% [{klo:+.1f}, {khi:+.1f}]  "
                   f"bpp@target {k['ref_bpp_at_target']:.3f}->{k['test_bpp_at_target']:.3f}  Δacc {k['bd_accuracy']:+.2f}", flush=True)
 
 
