@@ -106,6 +106,8 @@ def _run_evaluation(data: Path, labels: Optional[Path], model_name: str, codecs:
     paths = write_outputs(result, out)
     for f in result["failures"]:
         err.print(f"[yellow]skipped[/yellow] {f[0]}: {f[1]}", highlight=False)
+    for n in result.get("notes", []):
+        err.print(f"[yellow]note[/yellow] {n}", highlight=False)
     _print_summary(result)
     err.print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return result

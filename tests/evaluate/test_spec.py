@@ -32,3 +32,29 @@ def test_table_set_curve_keeps_tables_unscaled_with_tags():
     assert [p.tables for p in c.points] == ts and [p.label for p in c.points] == ["λ=0.1", "λ=0.01", "λ=0.001"]
     assert all(p.scale is None and p.subsampling == "4:4:4" for p in c.points)
     assert CodecCurve.from_table_set(ts).points[2].label == "#2"
+
+
+def test_designed_tables_measured_elsewhere_are_noted(tmp_path):
+    import json
+
+    from dnnjpeg.codec import QuantTables
+    from dnnjpeg.evaluate import transfer_notes
+    from dnnjpeg.presets import available_presets, preset_info
+
+    name = available_presets()[0]
+    d = preset_info(name)["design"]
+    curve = parse_codec(f"preset:{name}")
+    assert curve.designed_for == (d["model"], d["at"])
+    assert transfer_notes([curve], d["model"], d["at"]) == []
+    other_at = "original" if d["at"] == "input" else "input"
+    notes = transfer_notes([curve], "some-other-net", other_at)
+    assert len(notes) == 2 and f"designed for JPEG at {d['at']}" in notes[0] and "transfer" in notes[1]
+    f = tmp_path / "t.json"
+    doc = QuantTables.standard(50).to_dict()
+    doc["design"] = {"model": "m", "at": "original"}
+    f.write_text(json.dumps(doc))
+    assert parse_codec(f"tables:{f}").designed_for == ("m", "original")
+    assert parse_codec("standard").designed_for is None
+    plain = tmp_path / "plain.json"
+    QuantTables.standard(50).save(plain)
+    assert transfer_notes([parse_codec(f"tables:{plain}")], "m", "input") == []

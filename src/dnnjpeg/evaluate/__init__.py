@@ -25,7 +25,7 @@ from dnnjpeg.evaluate.trial import Pristine, TrialResult, build_pristine, run_tr
 from dnnjpeg.models import Model
 
 __all__ = ["evaluate", "write_outputs", "CodecCurve", "CodecSpec", "parse_codec", "build_pristine", "run_trial",
-           "Pristine", "TrialResult", "point_summary", "versions", "recompare", "json_safe"]
+           "Pristine", "TrialResult", "point_summary", "versions", "recompare", "json_safe", "transfer_notes"]
 
 
 def versions() -> dict[str, str]:
@@ -123,6 +123,7 @@ def evaluate(
             curve_data.append(CurveData(c.name, np.array(bits), np.array(correct), pristine.pixels, np.array(kls)))
 
     ref_i = _reference_index(curves, reference)
+    notes = transfer_notes(curves, model.name, at)
     pristine_correct = pristine.logits.argmax(1) == pristine.labels
     comparisons = []
     for i, cd in enumerate(curve_data):
@@ -148,8 +149,26 @@ def evaluate(
         },
         "curves": out_curves,
         "comparisons": comparisons,
+        "notes": notes,
         "failures": [list(f) for f in pristine.failures],
     }
+
+
+def transfer_notes(curves: Sequence[CodecCurve], model_name: str, at: str) -> list[str]:
+    """One sentence per designed curve measured away from what it was designed for: another
+    model (a transfer, worth knowing) or another place of the codec (``--at``; tables designed
+    for a 224-pixel crop and for a stored image before resizing want very different high
+    frequencies)."""
+    out = []
+    for c in curves:
+        if c.designed_for is None:
+            continue
+        m, a = c.designed_for
+        if a and a != at:
+            out.append(f"{c.name}: designed for JPEG at {a}, measured at {at}")
+        if m and m != model_name:
+            out.append(f"{c.name}: designed for {m}, measured on {model_name} (a transfer)")
+    return out
 
 
 def recompare(result: dict, reference: str | None = None, n_boot: int | None = None, seed: int | None = None) -> dict:

@@ -101,7 +101,7 @@ def _settings_lines(result: dict) -> list[tuple[str, str]]:
         ("pristine", f"top-1 {p['top1']:.1f}%, top-5 {p['top5']:.1f}%"),
         ("bootstrap", f"{s['n_boot']} paired resamples of the images, seed {s['seed']}"),
         ("versions", ", ".join(f"{k} {v}" for k, v in result["versions"].items())),
-    ]
+    ] + [("note", n) for n in result.get("notes", [])]
 
 
 def markdown_report(result: dict, path: Path) -> Path:

@@ -16,7 +16,7 @@ The text form used by ``--codec``::
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from dnnjpeg.codec import SUBSAMPLINGS, QuantTables
@@ -71,6 +71,8 @@ class CodecCurve:
     name: str
     points: tuple[CodecSpec, ...]
     kind: str = "standard"  # standard | tables
+    # (model, at) a designed table was made for, when its file says so: a measurement elsewhere is a transfer
+    designed_for: tuple[str | None, str | None] | None = None
 
     @staticmethod
     def standard(qualities=DEFAULT_QUALITIES, subsampling: str = "4:2:0", optimize: bool = True, name: str | None = None) -> "CodecCurve":
@@ -106,6 +108,11 @@ def sweep_of(doc: dict, where: str = "table JSON") -> list[tuple[QuantTables, st
     return out
 
 
+def _designed_for(doc: dict) -> tuple[str | None, str | None] | None:
+    d = doc.get("design") or {}
+    return (d.get("model"), d.get("at")) if (d.get("model") or d.get("at")) else None
+
+
 def parse_codec(text: str, subsampling: str = "4:2:0", scales=DEFAULT_SCALES, optimize: bool = True) -> CodecCurve:
     """Parse a ``--codec`` value (see module doc). Errors say what was expected."""
     body, _, ss = text.partition("@")
@@ -127,7 +134,12 @@ def parse_codec(text: str, subsampling: str = "4:2:0", scales=DEFAULT_SCALES, op
     if kind == "tables":
         if not arg:
             raise ValueError(f"--codec {text!r}: give a file, e.g. tables:design.json")
-        return CodecCurve.from_tables(QuantTables.load(arg), scales, ss, optimize, name=Path(arg).stem)
+        curve = CodecCurve.from_tables(QuantTables.load(arg), scales, ss, optimize, name=Path(arg).stem)
+        try:
+            doc = json.loads(Path(arg).read_text())
+        except ValueError:  # a plain table file (e.g. cjpeg text) carries no design record
+            return curve
+        return replace(curve, designed_for=_designed_for(doc) if isinstance(doc, dict) else None)
     if kind == "sweep":
         if not arg:
             raise ValueError(f"--codec {text!r}: give a designer's file, e.g. sweep:design.json")
@@ -138,7 +150,8 @@ def parse_codec(text: str, subsampling: str = "4:2:0", scales=DEFAULT_SCALES, op
         pts = sweep_of(doc, arg)
         if len(pts) < 2:
             raise ValueError(f"{arg}: holds no sweep of tables (made by design --method fisher); use tables:{arg} to scale its table")
-        return CodecCurve.from_table_set([t for t, _ in pts], [g for _, g in pts], ss, optimize, name=Path(arg).stem)
+        return replace(CodecCurve.from_table_set([t for t, _ in pts], [g for _, g in pts], ss, optimize, name=Path(arg).stem),
+                       designed_for=_designed_for(doc))
     if kind == "preset":
         from dnnjpeg.presets import available_presets, load_preset, preset_info
 
@@ -146,9 +159,11 @@ def parse_codec(text: str, subsampling: str = "4:2:0", scales=DEFAULT_SCALES, op
             raise ValueError(f"--codec {text!r}: name a preset: {', '.join(available_presets())}")
         if not explicit_ss:  # a preset was designed for one subsampling: use it unless told otherwise
             ss = preset_info(arg).get("design", {}).get("subsampling", ss)
-        pts = sweep_of(preset_info(arg), f"preset {arg}")
+        info = preset_info(arg)
+        pts = sweep_of(info, f"preset {arg}")
         if len(pts) >= 2:
-            return CodecCurve.from_table_set([t for t, _ in pts], [g for _, g in pts], ss, optimize, name=f"preset:{arg}")
-        return CodecCurve.from_tables(load_preset(arg), scales, ss, optimize, name=f"preset:{arg}")
+            return replace(CodecCurve.from_table_set([t for t, _ in pts], [g for _, g in pts], ss, optimize, name=f"preset:{arg}"),
+                           designed_for=_designed_for(info))
+        return replace(CodecCurve.from_tables(load_preset(arg), scales, ss, optimize, name=f"preset:{arg}"), designed_for=_designed_for(info))
     raise ValueError(f"--codec {text!r}: unknown kind {kind!r}; use standard[:Q,...], tables:FILE.json, sweep:FILE.json or preset:NAME "
                      "(optionally @4:4:4)")
