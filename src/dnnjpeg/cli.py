@@ -234,7 +234,8 @@ def design(
     lambdas: Optional[str] = typer.Option(None, "--lambdas", help="gradient: rate weights to sweep (nats/bpp), e.g. 0.05,0.01."),
     epochs: float = typer.Option(2.0, "--epochs", help="gradient: passes over the design images per λ."),
     basis: str = typer.Option("entries", "--basis", help="gradient: entries (128 free steps) | smooth (12 numbers)."),
-    gamma: float = typer.Option(1.0, "--gamma", help="fisher: exponent on the network's Fisher weights (1 = second-order model)."),
+    gamma: str = typer.Option("1", "--gamma", help="fisher: exponent on the network's Fisher weights (1 = second-order model); "
+                              "several, e.g. 0.75,1,1.5: the best sweep on the design split is kept."),
 ) -> None:
     """Design quantization tables favorable to a network (design split only); optionally
     re-measure them on the held-out eval split against the standard ladder."""
@@ -252,7 +253,11 @@ def design(
         with Progress(TextColumn(f"design {method}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[best]}"), console=err) as bar:
             task = bar.add_task("", total=budget, best="")
             prob.progress = lambda i, n, g: bar.update(task, completed=i, best=f"best gain {g:+.3f}")
-            extra = {"epochs": epochs, "basis": basis, "gamma": gamma}
+            try:
+                gammas = tuple(float(g) for g in gamma.split(","))
+            except ValueError:
+                raise ValueError(f"--gamma {gamma!r}: give numbers, e.g. 1 or 0.75,1,1.5") from None
+            extra = {"epochs": epochs, "basis": basis, "gamma": gammas if len(gammas) > 1 else gammas[0]}
             if lambdas:
                 extra["lambdas"] = tuple(float(x) for x in lambdas.split(","))
             res = run_design(method, prob, fit=fit, objective_mode=mode, **extra)

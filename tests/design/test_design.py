@@ -106,6 +106,18 @@ def test_fisher_designs_at_original_too(problem_data):
         design("fisher", _problem(problem_data, at="nowhere"), targets=(0.5,), rd_images=4)
 
 
+def test_fisher_keeps_the_gamma_whose_sweep_gains_most_on_the_design_split(problem_data):
+    r = design("fisher", _problem(problem_data, budget=12), targets=(0.5, 1.5, 3.0), rd_images=4, gamma=(0.5, 1.0, 2.0))
+    gains = {float(k): v for k, v in r.info["gamma_gains"].items()}
+    assert set(gains) == {0.5, 1.0, 2.0} and r.info["gamma"] == max(gains, key=gains.get)
+    chosen = [h for h in r.history if h["gamma"] == r.info["gamma"]]
+    assert len(r.history) == 9 and len(r.info["sweep"]) == 3
+    assert [p["tables"] for p in r.info["sweep"]] == [h["tables"] for h in chosen]
+    assert r.tables.to_dict() == max(chosen, key=lambda h: h["gain"])["tables"]  # best of the kept γ, not of all
+    with pytest.raises(ValueError, match="gamma"):
+        design("fisher", _problem(problem_data), targets=(0.5,), rd_images=4, gamma=(0.0, 1.0))
+
+
 def test_deepn_without_fit_needs_no_trials(problem_data):
     r = design("deepn", _problem(problem_data))
     assert r.info["trials_used"] == 0 and len(r.info["sigma_luma"]) == 8

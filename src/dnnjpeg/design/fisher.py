@@ -245,33 +245,45 @@ def fisher_statistics(inputs, model, subsampling: str = "4:2:0", samples: int = 
 
 
 @register("fisher")
-def design_fisher(problem: DesignProblem, targets=DEFAULT_TARGET_BPP, gamma: float = 1.0, samples: int = 4, rd_images: int = 150,
+def design_fisher(problem: DesignProblem, targets=DEFAULT_TARGET_BPP, gamma=1.0, samples: int = 4, rd_images: int = 150,
                   stat_images: int | None = None, **_) -> DesignResult:
     """Fisher designer (see module doc): one table per target rate, each measured on the trial images.
 
     Args:
         targets: estimated bits per pixel of the λ sweep's points.
-        gamma: exponent on the Fisher weights.
+        gamma: exponent on the Fisher weights, or a sequence of candidates: the statistics are
+            computed once, every candidate's sweep is measured on the trial images, and the one
+            with the highest mean gain over its sweep is kept (chosen on the design split only).
         samples: sampled labels per image for the Fisher estimate.
         rd_images: design images whose coefficients give the RD curves.
         stat_images: design images for the statistics (default: the whole design split).
     Returns:
-        a DesignResult whose tables are the measured point with the highest gain over the ladder;
-        ``info["sweep"]`` lists every point (λ, estimated and measured bpp) — together they are
-        the designed curve (``--codec sweep:FILE``).
+        a DesignResult whose tables are the chosen γ's measured point with the highest gain over
+        the ladder; ``info["sweep"]`` lists that γ's points (λ, estimated and measured bpp) —
+        together they are the designed curve (``--codec sweep:FILE``); ``info["gamma_gains"]``
+        the mean gain of every candidate γ.
     """
     from dnnjpeg.evaluate.trial import build_pristine
 
+    gammas = tuple(float(g) for g in (gamma if np.iterable(gamma) else (gamma,)))
+    if not gammas or min(gammas) <= 0:
+        raise ValueError(f"gamma must be positive, got {gamma!r}")
     pr = build_pristine(problem.design_set().subset("design", stat_images), problem.model, problem.at)
     original = problem.at == "original"
     stats = fisher_statistics(pr.sources if original else pr.inputs, problem.model, problem.subsampling, samples, rd_images,
                               seed=problem.seed, geometry=original)
     run = _Run(problem, "fisher")
-    for t in sorted(targets):
-        lam = lambda_for_bpp(stats, t, gamma)
-        tables = lagrangian_tables(stats, lam, gamma)
-        run.try_(tables, phase="fisher", lam=lam, target_bpp=t, est_bpp=stats.estimated_bpp(tables))
-    res = run.result(gamma=gamma, samples=samples, rd_images=rd_images, stat_images=len(pr.inputs), fisher=stats.to_dict())
+    for g in gammas:
+        for t in sorted(targets):
+            lam = lambda_for_bpp(stats, t, g)
+            tables = lagrangian_tables(stats, lam, g)
+            run.try_(tables, phase="fisher", lam=lam, gamma=g, target_bpp=t, est_bpp=stats.estimated_bpp(tables))
+    mean_gain = {g: float(np.mean([h["gain"] for h in run.history if h["gamma"] == g])) for g in gammas}
+    best_g = max(gammas, key=lambda g: mean_gain[g])
+    chosen = [c for c in run.cands if c.info["gamma"] == best_g]
+    res = run.result(gamma=best_g, gamma_gains=mean_gain, samples=samples, rd_images=rd_images, stat_images=len(pr.inputs),
+                     fisher=stats.to_dict(), best_gain=max(c.gain for c in chosen))
+    res.tables = max(chosen, key=lambda c: c.gain).tables
     res.info["sweep"] = [{"tables": h["tables"], "lam": h["lam"], "target_bpp": h["target_bpp"], "est_bpp": h["est_bpp"], "bpp": h["bpp"]}
-                         for h in res.history]
+                         for h in res.history if h["gamma"] == best_g]
     return res
