@@ -32,6 +32,8 @@ def main() -> None:
     # comparisons rebuilt from the per-image records: results written before BD-rate on KL existed gain it
     r = recompare(json.loads((Path(a.eval_dir) / "results.json").read_text()))
     curve = a.curve or next(c["name"] for c in r["curves"] if c["kind"] == "tables" and c["name"].startswith(Path(a.table).stem))
+    if "-sweep" not in curve:  # measured as one table swept by scale: `preset:NAME` must be evaluated the same way
+        design.pop("sweep", None)
     pts = lambda c: [{k: p[k] for k in ("label", "bpp", "top1", "top5", "kl")} for p in c["points"]]  # noqa: E731
     measured = {
         "settings": {k: r["settings"][k] for k in ("model", "at", "split", "n_images", "data")},

@@ -295,7 +295,7 @@ def presets(
         # Plain aligned lines, not a rich table: the names and intervals must not wrap in a pipe or a narrow terminal.
         print("BD-rate: % bits against the standard ladder at equal top-1 (negative = fewer bits); on KL: at equal KL "
               "to the pristine output; held-out eval split, 95% bootstrap intervals; Δtop-1: points at equal rate")
-        print(f"{'name':<24} {'model':<18} {'at':<6} {'sub':<6} {'method':<11} {'images':>6}  {'BD-rate %':<20} "
+        print(f"{'name':<34} {'model':<18} {'at':<8} {'sub':<6} {'method':<11} {'images':>6}  {'BD-rate %':<20} "
               f"{'on KL %':<20} Δtop-1")
 
         def bd(v, ci):
@@ -303,7 +303,7 @@ def presets(
 
         for r in rows:
             acc = "n/a" if r["bd_accuracy"] is None else f"{r['bd_accuracy']:+.2f}"
-            print(f"{r['name']:<24} {r['model']!s:<18} {r['at']!s:<6} {r['subsampling']!s:<6} {r['method']!s:<11} "
+            print(f"{r['name']:<34} {r['model']!s:<18} {r['at']!s:<8} {r['subsampling']!s:<6} {r['method']!s:<11} "
                   f"{r['n_images']!s:>6}  {bd(r['bd_rate'], r['bd_rate_ci']):<20} {bd(r['bd_rate_kl'], r['bd_rate_kl_ci']):<20} {acc}")
         if name:
             q = load_preset(name)
