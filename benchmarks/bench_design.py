@@ -35,7 +35,8 @@ from dnnjpeg.models import load_model  # noqa: E402
 RUNS = [("deepn", "deepn", {}), ("deepn-fit", "deepn", {"fit": True}), ("sorted-random", "sorted-random", {}),
         ("bounded-random", "bounded-random", {}), ("bayes", "bayes", {}), ("bandit", "bandit", {}), ("parametric", "parametric", {}),
         ("gradient", "gradient", {}), ("gradient-smooth", "gradient", {"basis": "smooth", "lambdas": (0.2, 0.1, 0.05, 0.025, 0.012, 0.006)}),
-        ("fisher", "fisher", {}), ("fisher-gamma", "fisher", {"gamma": (0.5, 0.75, 1.0, 1.5, 2.0)})]
+        ("fisher", "fisher", {}), ("fisher-gamma", "fisher", {"gamma": (0.5, 0.75, 1.0, 1.5, 2.0)}),
+        ("fisher-refine", "fisher", {"refine": 10})]
 
 
 def main() -> None:

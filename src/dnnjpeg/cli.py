@@ -236,6 +236,7 @@ def design(
     basis: str = typer.Option("entries", "--basis", help="gradient: entries (128 free steps) | smooth (12 numbers)."),
     gamma: str = typer.Option("1", "--gamma", help="fisher: exponent on the network's Fisher weights (1 = second-order model); "
                               "several, e.g. 0.75,1,1.5: the best sweep on the design split is kept."),
+    refine: int = typer.Option(0, "--refine", help="fisher: measure this many smooth reshapings of the best table (3 scales each) and keep the best."),
 ) -> None:
     """Design quantization tables favorable to a network (design split only); optionally
     re-measure them on the held-out eval split against the standard ladder."""
@@ -257,7 +258,7 @@ def design(
                 gammas = tuple(float(g) for g in gamma.split(","))
             except ValueError:
                 raise ValueError(f"--gamma {gamma!r}: give numbers, e.g. 1 or 0.75,1,1.5") from None
-            extra = {"epochs": epochs, "basis": basis, "gamma": gammas if len(gammas) > 1 else gammas[0]}
+            extra = {"epochs": epochs, "basis": basis, "gamma": gammas if len(gammas) > 1 else gammas[0], "refine": refine}
             if lambdas:
                 extra["lambdas"] = tuple(float(x) for x in lambdas.split(","))
             res = run_design(method, prob, fit=fit, objective_mode=mode, **extra)

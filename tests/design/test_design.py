@@ -118,6 +118,23 @@ def test_fisher_keeps_the_gamma_whose_sweep_gains_most_on_the_design_split(probl
         design("fisher", _problem(problem_data), targets=(0.5,), rd_images=4, gamma=(0.0, 1.0))
 
 
+def test_fisher_refine_reshapes_the_model_table_by_measurement(problem_data):
+    from dnnjpeg.design.fisher import REFINE_SCALES
+    from dnnjpeg.design.search import parametric_tables
+
+    r = design("fisher", _problem(problem_data, budget=20), targets=(0.5, 1.5, 3.0), rd_images=4, refine=3)
+    fisher_pts = [h for h in r.history if h["phase"] == "fisher"]
+    refine_pts = [h for h in r.history if h["phase"] == "refine"]
+    assert len(fisher_pts) == 3 and len(refine_pts) == 3 * len(REFINE_SCALES)
+    best = max(fisher_pts, key=lambda h: h["gain"])
+    # the first shape is the model's own best table, unmodified
+    assert refine_pts[1]["tables"] == best["tables"] and all(v == 0 for v in refine_pts[0]["params"].values())
+    assert r.info["refine_shape_gain"] >= r.info["unrefined_shape_gain"]
+    base = QuantTables.from_dict(best["tables"])
+    assert r.tables == parametric_tables(**r.info["refine_params"], base=base)
+    assert len(r.info["sweep"]) == 3  # the sweep stays the model's
+
+
 def test_deepn_without_fit_needs_no_trials(problem_data):
     r = design("deepn", _problem(problem_data))
     assert r.info["trials_used"] == 0 and len(r.info["sigma_luma"]) == 8

@@ -36,12 +36,17 @@ from dnnjpeg.design import DesignProblem, DesignResult, register
 from dnnjpeg.design.search import _Run
 
 __all__ = ["FisherStats", "fisher_statistics", "rd_curves", "level_entropy", "lagrangian_tables", "lambda_for_bpp",
-           "design_fisher", "DEFAULT_TARGET_BPP", "STEPS"]
+           "design_fisher", "DEFAULT_TARGET_BPP", "STEPS", "REFINE_RANGES", "REFINE_SCALES"]
 
 #: candidate steps of every table entry (baseline JPEG, 8-bit tables)
 STEPS = np.arange(1, 256)
 #: estimated bits per pixel the λ sweep aims at (coarse → fine)
 DEFAULT_TARGET_BPP = (0.2, 0.28, 0.4, 0.55, 0.75, 1.0, 1.4, 2.0)
+#: ``refine``: ranges of the profile parameters around the model's table (narrower than
+#: ``parametric``'s around Annex K: the model's table is already near its optimum)
+REFINE_RANGES = {"luma_slope": (-1.0, 1.0), "luma_curve": (-1.0, 1.0), "chroma_level": (-0.75, 0.75), "chroma_slope": (-1.0, 1.0)}
+#: ``refine``: every shape is measured at these scales of the table
+REFINE_SCALES = (0.5, 1.0, 2.0)
 
 
 @dataclass
@@ -246,7 +251,7 @@ def fisher_statistics(inputs, model, subsampling: str = "4:2:0", samples: int = 
 
 @register("fisher")
 def design_fisher(problem: DesignProblem, targets=DEFAULT_TARGET_BPP, gamma=1.0, samples: int = 4, rd_images: int = 150,
-                  stat_images: int | None = None, **_) -> DesignResult:
+                  stat_images: int | None = None, refine: int = 0, **_) -> DesignResult:
     """Fisher designer (see module doc): one table per target rate, each measured on the trial images.
 
     Args:
@@ -257,6 +262,11 @@ def design_fisher(problem: DesignProblem, targets=DEFAULT_TARGET_BPP, gamma=1.0,
         samples: sampled labels per image for the Fisher estimate.
         rd_images: design images whose coefficients give the RD curves.
         stat_images: design images for the statistics (default: the whole design split).
+        refine: profile shapes to measure after the sweep (0: none): the model's best table is
+            reshaped by the 4 smooth parameters of :func:`~dnnjpeg.design.search.parametric_tables`
+            within :data:`REFINE_RANGES`, each shape scored across :data:`REFINE_SCALES`, and the best
+            shape (the unmodified table included) is returned — a measured correction, with few
+            degrees of freedom, for what the separable second-order model gets wrong.
     Returns:
         a DesignResult whose tables are the chosen γ's measured point with the highest gain over
         the ladder; ``info["sweep"]`` lists that γ's points (λ, estimated and measured bpp) —
@@ -280,10 +290,19 @@ def design_fisher(problem: DesignProblem, targets=DEFAULT_TARGET_BPP, gamma=1.0,
             run.try_(tables, phase="fisher", lam=lam, gamma=g, target_bpp=t, est_bpp=stats.estimated_bpp(tables))
     mean_gain = {g: float(np.mean([h["gain"] for h in run.history if h["gamma"] == g])) for g in gammas}
     best_g = max(gammas, key=lambda g: mean_gain[g])
-    chosen = [c for c in run.cands if c.info["gamma"] == best_g]
+    chosen = [c for c in run.cands if c.info.get("gamma") == best_g]
+    best = max(chosen, key=lambda c: c.gain)
+    sweep = [{"tables": c.tables.to_dict(), "lam": c.info["lam"], "target_bpp": c.info["target_bpp"], "est_bpp": c.info["est_bpp"],
+              "bpp": c.measurement.bpp} for c in chosen]
+    extra = {}
+    tables = best.tables
+    if refine > 0:
+        from dnnjpeg.design.search import profile_search
+
+        score, params, tables, base_score = profile_search(run, refine, REFINE_SCALES, REFINE_RANGES, base=best.tables, phase="refine")
+        extra = {"refine_params": params, "refine_shape_gain": score, "unrefined_shape_gain": base_score}
     res = run.result(gamma=best_g, gamma_gains=mean_gain, samples=samples, rd_images=rd_images, stat_images=len(pr.inputs),
-                     fisher=stats.to_dict(), best_gain=max(c.gain for c in chosen))
-    res.tables = max(chosen, key=lambda c: c.gain).tables
-    res.info["sweep"] = [{"tables": h["tables"], "lam": h["lam"], "target_bpp": h["target_bpp"], "est_bpp": h["est_bpp"], "bpp": h["bpp"]}
-                         for h in res.history if h["gamma"] == best_g]
+                     fisher=stats.to_dict(), best_gain=best.gain, **extra)
+    res.tables = tables
+    res.info["sweep"] = sweep
     return res
