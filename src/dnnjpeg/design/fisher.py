@@ -21,6 +21,10 @@ The Fisher diagonal is estimated as in natural-gradient practice: labels drawn f
 the network's own prediction on the pristine input, squared gradients of their
 log-probability with respect to the (unquantized) coefficients, through the
 differentiable decoder of :class:`dnnjpeg.nn.DiffJPEG` (chroma up-sampling included).
+When JPEG is applied to the stored image (``--at original``) the gradients also pass
+through a differentiable copy of the model's resize and crop, so the frequencies the
+resize discards get the little weight they deserve — the ladder spends bits on them,
+which is where the largest gains over it are found.
 Hand-written because no library computes per-coefficient Fisher information of a
 network through a JPEG decoder, nor per-frequency quantizer RD curves.
 """
