@@ -87,7 +87,8 @@ def info(
 
 def _run_evaluation(data: Path, labels: Optional[Path], model_name: str, codecs: list[str], scales: Optional[str],
                     subsampling: str, at: str, split: str, limit: Optional[int], out: Path, n_boot: int, seed: int,
-                    batch_size: int, workers: Optional[int], optimize: bool, reference: Optional[str], target_drop: float) -> dict:
+                    batch_size: int, workers: Optional[int], optimize: bool, reference: Optional[str], target_drop: float,
+                    select: Optional[list[float]] = None) -> dict:
     from dnnjpeg.data import discover
     from dnnjpeg.evaluate import evaluate, parse_codec, write_outputs
     from dnnjpeg.evaluate.spec import DEFAULT_SCALES
@@ -102,7 +103,7 @@ def _run_evaluation(data: Path, labels: Optional[Path], model_name: str, codecs:
     err.print(f"{len(ds)} images ({ds.layout}, split {split}) · {model.name} · JPEG at {at} · "
               f"{sum(len(c.points) for c in curves)} codec settings")
     result = evaluate(ds, model, curves, at=at, reference=reference, target_drop=target_drop, n_boot=n_boot, seed=seed,
-                      batch_size=batch_size, workers=workers, split=split)
+                      batch_size=batch_size, workers=workers, split=split, select=select)
     paths = write_outputs(result, out)
     for f in result["failures"]:
         err.print(f"[yellow]skipped[/yellow] {f[0]}: {f[1]}", highlight=False)
@@ -183,28 +184,51 @@ def survey(
 def compress(
     src: Path = typer.Argument(..., help="Source tree (only read)."),
     dst: Path = typer.Argument(..., help="Destination tree (mirrors SRC; must not overlap it)."),
-    tables: Path = typer.Option(..., "--tables", help="Table JSON (from `dnnjpeg design` or QuantTables.save)."),
+    tables: Optional[Path] = typer.Option(None, "--tables", help="Table JSON (from `dnnjpeg design` or QuantTables.save)."),
     scale: float = typer.Option(1.0, "--scale", help="Multiply every table entry (clamped to 1..255)."),
     subsampling: str = typer.Option("4:2:0", "--subsampling"),
     optimize: bool = typer.Option(True, "--optimize/--no-optimize"),
     workers: Optional[int] = typer.Option(None, "--workers"),
     resume: bool = typer.Option(False, "--resume", help="Skip outputs that already exist and decode."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    select_model: Optional[str] = typer.Option(None, "--select-model", help="Choose each image's tables with this network: "
+                                               "the --family member with least KL + λ·KiB (the network runs here)."),
+    family: Optional[str] = typer.Option(None, "--family", help="With --select-model: the tables to choose from, as a --codec "
+                                         "value: standard[:Q,...], sweep:FILE.json, preset:NAME, tables:FILE.json (swept by scale)."),
+    lam: float = typer.Option(0.002, "--lam", help="With --select-model: λ in nats of KL per KiB (larger → smaller files)."),
 ) -> None:
-    """Re-encode a whole tree with designed tables as standard baseline JPEG files."""
+    """Re-encode a whole tree with designed tables as standard baseline JPEG files, or with each
+    image's choice among a family of tables by a network (--select-model)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from dnnjpeg.codec import QuantTables
     from dnnjpeg.compress import compress_tree
+    from dnnjpeg.models import ModelUnavailableError
 
+    if (tables is None) == (select_model is None):
+        raise typer.BadParameter("give --tables FILE, or --select-model NAME with --family (not both)")
     try:
-        t = QuantTables.load(tables)
+        if select_model is None:
+            t, fam, m, subs = QuantTables.load(tables), None, None, None
+        else:
+            from dnnjpeg.evaluate import parse_codec
+            from dnnjpeg.models import load_model
+
+            if family is None:
+                raise ValueError("--select-model needs --family, e.g. --family standard or --family sweep:design.json")
+            curve = parse_codec(family, subsampling, optimize=optimize)
+            t, fam, subs = None, [p.tables for p in curve.points], [p.subsampling for p in curve.points]
+            m = load_model(select_model)
+            err.print(f"choosing among {len(fam)} tables ({curve.name}) with {m.name} at λ = {lam:g} nats/KiB")
         with Progress(TextColumn("compressing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err) as bar:
             task = bar.add_task("", total=None)
-            rep = compress_tree(src, dst, t, scale, subsampling, optimize, workers, resume, overwrite, lambda k: bar.advance(task, k))
-    except (ValueError, FileNotFoundError) as e:
+            rep = compress_tree(src, dst, t, scale, subsampling, optimize, workers, resume, overwrite, lambda k: bar.advance(task, k),
+                                family=fam, model=m, lam=lam if fam is not None else None, family_subsampling=subs)
+    except (ValueError, FileNotFoundError, ModelUnavailableError) as e:
         err.print(f"[red]error:[/red] {e}", highlight=False)
         raise typer.Exit(2)
+    if rep.members:
+        err.print("tables chosen: " + ", ".join(f"{curve.points[k].label} ×{n}" for k, n in sorted(rep.members.items())), highlight=False)
     ratio = rep.bytes_before / rep.bytes_after if rep.bytes_after else float("nan")
     Console().print(f"{rep.written:,} written, {rep.skipped:,} skipped (already valid), {len(rep.failures):,} failed; "
                     f"bytes {rep.bytes_before:,} → {rep.bytes_after:,} ({ratio:.2f}x smaller)", highlight=False)
@@ -343,15 +367,28 @@ def evaluate(
     optimize: bool = typer.Option(True, "--optimize/--no-optimize", help="Optimized Huffman tables (default on)."),
     reference: Optional[str] = typer.Option(None, "--reference", help="Curve name to compare against (default: first standard)."),
     target_drop: float = typer.Option(1.0, "--target-drop", help="Target accuracy for 'bits needed' = pristine − this."),
+    select: bool = typer.Option(False, "--select", help="Also measure each curve's per-image choice by the network "
+                                "(least KL + λ·KiB per image; what compress --select-model writes), one point per λ."),
+    select_lambdas: Optional[str] = typer.Option(None, "--select-lambdas", help="λ values for --select in nats per KiB, "
+                                                 "e.g. 0.001,0.01,0.1 (default 16 from 1e-5 to 1)."),
 ) -> None:
     """Rate against accuracy: encode every image with every codec setting, classify, compare."""
     from dnnjpeg.models import ModelUnavailableError
+    from dnnjpeg.select import DEFAULT_LAMBDAS
 
     if at not in ("input", "original"):
         raise typer.BadParameter("--at must be input or original")
+    lams = None
+    if select or select_lambdas:
+        try:
+            lams = [float(x) for x in select_lambdas.split(",") if x.strip()] if select_lambdas else list(DEFAULT_LAMBDAS)
+        except ValueError:
+            raise typer.BadParameter(f"--select-lambdas {select_lambdas!r}: comma-separated numbers, e.g. 0.001,0.01") from None
+        if not lams or min(lams) < 0:
+            raise typer.BadParameter("--select-lambdas: give λ ≥ 0")
     try:
         _run_evaluation(data, labels, model, codec, scales, subsampling, at, split, limit, out, n_boot, seed,
-                        batch_size, workers, optimize, reference, target_drop)
+                        batch_size, workers, optimize, reference, target_drop, lams)
     except (ValueError, FileNotFoundError, ModelUnavailableError) as e:
         err.print(f"[red]error:[/red] {e}", highlight=False)
         raise typer.Exit(2)

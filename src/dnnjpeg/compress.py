@@ -6,6 +6,10 @@ complete files or none; ``resume`` skips outputs that already decode, and
 existing outputs are never replaced unless ``overwrite`` is asked for.
 Pixels are taken as stored (EXIF orientation is not applied; metadata is not
 copied); grayscale images stay grayscale.
+
+With a ``family`` of tables and a ``model`` each image gets the member the network
+prefers at one λ (:mod:`dnnjpeg.select`); the network then runs in this process,
+one image (K candidates) at a time.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -35,6 +39,8 @@ class CompressReport:
     bytes_before: int = 0
     bytes_after: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
+    #: per-image choice: how many images took each family member (index → count)
+    members: dict[int, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -53,26 +59,58 @@ def _overlap(a: Path, b: Path) -> bool:
     return a == b or a in b.parents or b in a.parents
 
 
+def _existing(src: str, out: Path, resume: bool, overwrite: bool) -> tuple[str, str, int, int, str | None] | None:
+    """The outcome when ``out`` already exists and is kept (or refused), else None (encode)."""
+    if not out.exists():
+        return None
+    before = os.path.getsize(src)
+    if resume:
+        try:
+            decode_file(out, "L")  # a complete earlier output decodes
+            return src, "skipped", before, out.stat().st_size, None
+        except Exception:
+            return None  # broken or partial: encode again
+    if not overwrite:
+        return src, "failed", before, 0, f"{out} exists (use --resume to keep valid outputs, or --overwrite)"
+    return None
+
+
+def _pixels(src: str) -> np.ndarray:
+    with Image.open(src) as im:
+        im.load()
+        im = im if im.mode in ("L", "RGB") else im.convert("L" if im.mode in ("1", "I;16", "I", "F", "LA") else "RGB")
+        return np.asarray(im)
+
+
 def _one(args) -> tuple[str, str, int, int, str | None]:
     src, dst, tables, subsampling, optimize, resume, overwrite = args
     try:
-        before = os.path.getsize(src)
         out = Path(dst)
-        if out.exists():
-            if resume:
-                try:
-                    decode_file(out, "L")  # a complete earlier output decodes
-                    return src, "skipped", before, out.stat().st_size, None
-                except Exception:
-                    pass  # broken or partial: encode again
-            elif not overwrite:
-                return src, "failed", before, 0, f"{out} exists (use --resume to keep valid outputs, or --overwrite)"
-        with Image.open(src) as im:
-            im.load()
-            im = im if im.mode in ("L", "RGB") else im.convert("L" if im.mode in ("1", "I;16", "I", "F", "LA") else "RGB")
-            data = encode(np.asarray(im), tables, subsampling=subsampling, optimize=optimize)
+        kept = _existing(src, out, resume, overwrite)
+        if kept is not None:
+            return kept
+        before = os.path.getsize(src)
+        data = encode(_pixels(src), tables, subsampling=subsampling, optimize=optimize)
         atomic_write_bytes(out, data)
         return src, "written", before, len(data), None
+    except Exception as e:  # every per-file problem is reported; the batch goes on
+        return src, "failed", 0, 0, f"{type(e).__name__}: {e}"
+
+
+def _one_selected(args, family, subsamplings, model, lam: float, members: dict[int, int]) -> tuple[str, str, int, int, str | None]:
+    from dnnjpeg.select import select_encode
+
+    src, dst, _, _, optimize, resume, overwrite = args
+    try:
+        out = Path(dst)
+        kept = _existing(src, out, resume, overwrite)
+        if kept is not None:
+            return kept
+        before = os.path.getsize(src)
+        sel = select_encode(_pixels(src), family, model, lam, subsamplings, optimize)
+        atomic_write_bytes(out, sel.data)
+        members[sel.index] = members.get(sel.index, 0) + 1
+        return src, "written", before, len(sel.data), None
     except Exception as e:  # every per-file problem is reported; the batch goes on
         return src, "failed", 0, 0, f"{type(e).__name__}: {e}"
 
@@ -80,7 +118,7 @@ def _one(args) -> tuple[str, str, int, int, str | None]:
 def compress_tree(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
-    tables: QuantTables,
+    tables: QuantTables | None,
     scale: float = 1.0,
     subsampling: str = "4:2:0",
     optimize: bool = True,
@@ -88,14 +126,22 @@ def compress_tree(
     resume: bool = False,
     overwrite: bool = False,
     progress: Callable[[int], None] | None = None,
+    family: Sequence[QuantTables] | None = None,
+    model=None,
+    lam: float | None = None,
+    family_subsampling: Sequence[str] | None = None,
 ) -> CompressReport:
     """Encode every image under ``src`` (recursively) into the mirrored tree ``dst``.
 
     Args:
         tables: natural-order tables; ``scale`` multiplies them first (clamped to 1..255).
-        workers: processes (default all cores).
+            None when a ``family`` is given.
+        workers: processes (default all cores; unused with a family: the network runs here).
+        family, model, lam: per-image choice among these tables by ``model`` at ``lam``
+            nats per KiB (see :mod:`dnnjpeg.select`); ``family_subsampling`` one per member
+            (default ``subsampling`` for all).
     Raises:
-        ValueError: ``dst`` overlaps ``src``.
+        ValueError: ``dst`` overlaps ``src``; neither tables nor a family with model and λ.
         FileNotFoundError: ``src`` does not exist.
     """
     s, d = Path(src).resolve(), Path(dst).resolve()
@@ -103,7 +149,18 @@ def compress_tree(
         raise FileNotFoundError(f"{src}: no such folder")
     if _overlap(s, d):
         raise ValueError(f"destination {dst} overlaps source {src}: dnnjpeg never writes inside SRC")
-    t = tables.scaled(scale) if scale != 1.0 else tables
+    if family is not None:
+        if model is None or lam is None or not len(family):
+            raise ValueError("a per-image choice needs a non-empty family of tables, a model and λ")
+        if lam < 0:
+            raise ValueError(f"λ must be ≥ 0 nats/KiB, got {lam}")
+        family = [f.scaled(scale) if scale != 1.0 else f for f in family]
+        subs = list(family_subsampling) if family_subsampling is not None else [subsampling] * len(family)
+        t = None
+    elif tables is None:
+        raise ValueError("give tables, or a family of tables with a model and λ")
+    else:
+        t = tables.scaled(scale) if scale != 1.0 else tables
     if d.is_dir():
         # temporary files of a run that was killed hard (SIGKILL) before its rename
         for stale in d.rglob(".*.part"):
@@ -133,7 +190,9 @@ def compress_tree(
             if progress:
                 progress(1)
 
-    if workers == 1:
+    if family is not None:
+        consume(_one_selected(j, family, subs, model, lam, rep.members) for j in jobs)
+    elif workers == 1:
         consume(map(_one, jobs))
     else:
         with ProcessPoolExecutor(workers) as pool:

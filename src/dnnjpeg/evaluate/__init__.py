@@ -25,7 +25,7 @@ from dnnjpeg.evaluate.trial import Pristine, TrialResult, build_pristine, run_tr
 from dnnjpeg.models import Model
 
 __all__ = ["evaluate", "write_outputs", "CodecCurve", "CodecSpec", "parse_codec", "build_pristine", "run_trial",
-           "Pristine", "TrialResult", "point_summary", "versions", "recompare", "json_safe", "transfer_notes"]
+           "Pristine", "TrialResult", "point_summary", "versions", "recompare", "json_safe", "transfer_notes", "with_selection"]
 
 
 def versions() -> dict[str, str]:
@@ -81,6 +81,7 @@ def evaluate(
     workers: int | None = None,
     split: str = "all",
     progress: bool = True,
+    select: Sequence[float] | None = None,
 ) -> dict:
     """Measure every curve on ``dataset`` with ``model``.
 
@@ -90,6 +91,9 @@ def evaluate(
         at: "input" (JPEG the model-input crop) or "original" (JPEG the stored image).
         target_drop: accuracy target for "bits needed" = pristine − this many points.
         n_boot: paired bootstrap resamples for the intervals (0 disables them).
+        select: λ values (nats per KiB): for every curve of ≥ 2 points also measure the
+            per-image choice among its members by this model (:mod:`dnnjpeg.select`), one
+            point per λ, as a curve named "NAME per-image".
     Returns:
         A JSON-ready dict (see ``results.json``).
     """
@@ -121,6 +125,14 @@ def evaluate(
                 bar.update(task, rate=f"{len(pristine) / max(dt, 1e-9):.0f} img/s")
             out_curves.append({"name": c.name, "kind": c.kind, "points": pts})
             curve_data.append(CurveData(c.name, np.array(bits), np.array(correct), pristine.pixels, np.array(kls)))
+    if select is not None:
+        pristine_top1 = pristine.logits.argmax(1)
+        for c in list(out_curves):
+            if len(c["points"]) >= 2:
+                entry, cd = _selected_entry(c, pristine.labels, pristine_top1, pristine.pixels, select, model.name)
+                out_curves.append(entry)
+                curve_data.append(cd)
+        curves = list(curves) + [CodecCurve(e["name"], (), "selected") for e in out_curves[len(curves):]]
 
     ref_i = _reference_index(curves, reference)
     notes = transfer_notes(curves, model.name, at)
@@ -202,6 +214,83 @@ def recompare(result: dict, reference: str | None = None, n_boot: int | None = N
     comparisons = [compare_curves(data[ref_i], d, pristine_correct, s.get("target_drop", 1.0), n_boot, seed).to_dict()
                    for i, d in enumerate(data) if i != ref_i]
     return {**result, "settings": {**s, "reference": ref, "n_boot": n_boot, "seed": seed}, "comparisons": comparisons}
+
+
+def _selected_entry(curve: dict, labels: np.ndarray, pristine_top1: np.ndarray, pixels: np.ndarray, lambdas: Sequence[float],
+                    selector: str, selector_kl: np.ndarray | None = None) -> tuple[dict, CurveData]:
+    """A measured curve's per-image choice (results.json curve entry and its CurveData).
+
+    ``curve``: a results.json curve with per-image records (the family); ``selector_kl`` (K, N):
+    the choosing model's KL when it is not the measuring one (a transfer).
+    """
+    from dnnjpeg.select import selected_curve
+
+    m = curve
+    per = [p["per_image"] for p in m["points"]]
+    bits = np.array([q["bits"] for q in per], np.int64)
+    pred = np.array([q["top1"] for q in per], np.int64)
+    kl = np.array([q["kl"] for q in per], np.float64)
+    lams, b, _, k, ch = selected_curve(bits, pred == labels, kl, lambdas, selector_kl)
+    cols = np.arange(bits.shape[1])
+    pts = []
+    for i, lam in enumerate(lams):
+        p_sel = pred[ch[i], cols]
+        pts.append({
+            "label": f"λ={lam:.2g}", "lam": lam, "quality": None, "scale": None, "subsampling": m["points"][0].get("subsampling"),
+            "optimize": m["points"][0].get("optimize"), "bpp": float(b[i].sum() / pixels.sum()),
+            "mean_image_bpp": float(np.mean(b[i] / pixels)), "compression_ratio": None,
+            "top1": float(100 * np.mean(p_sel == labels)), "top5": None, "agreement": float(100 * np.mean(p_sel == pristine_top1)),
+            "kl": float(k[i].mean()), "seconds": 0.0, "tables": None,
+            "members": np.bincount(ch[i], minlength=len(bits)).tolist(),
+            "per_image": {"bits": b[i].tolist(), "top1": p_sel.tolist(), "kl": np.round(k[i], 6).tolist(), "choice": ch[i].tolist()},
+        })
+    name = f"{curve['name']} per-image"
+    entry = {"name": name, "kind": "selected", "family": curve["name"], "selector": selector,
+             "family_labels": [p["label"] for p in curve["points"]], "points": pts}
+    return entry, CurveData(name, b, pred[ch, cols] == labels, pixels, k)
+
+
+def with_selection(result: dict, lambdas: Sequence[float] | None = None, selector: dict | None = None,
+                   curves: Sequence[str] | None = None) -> dict:
+    """Add per-image choice curves to a saved result, from its per-image records (no images, no model).
+
+    Args:
+        result: a loaded ``results.json`` (the measuring model's).
+        lambdas: λ in nats per KiB (default :data:`dnnjpeg.select.DEFAULT_LAMBDAS`).
+        selector: another model's ``results.json`` on the same images and curves: that model
+            chooses, ``result``'s model is measured (how well the choice transfers).
+        curves: names of the family curves (default every curve of ≥ 2 points that is not itself a choice).
+    Returns:
+        A copy with the new curves (named "NAME per-image", or "NAME per-image by MODEL") and
+        every comparison recomputed. Raises ValueError when images or curves do not match.
+    """
+    from dnnjpeg.select import DEFAULT_LAMBDAS
+
+    lambdas = DEFAULT_LAMBDAS if lambdas is None else lambdas
+    pr = result["pristine"]["per_image"]
+    labels, pixels, ptop1 = np.asarray(pr["label"]), np.asarray(pr["pixels"]), np.asarray(pr["top1"])
+    by_name = {c["name"]: c for c in result["curves"]}
+    names = list(curves) if curves is not None else [c["name"] for c in result["curves"] if c.get("kind") != "selected" and len(c["points"]) >= 2]
+    sel_curves = {}
+    if selector is not None:
+        if selector["pristine"]["per_image"]["path"] != pr["path"]:
+            raise ValueError("selector result was measured on other images (paths differ)")
+        sel_curves = {c["name"]: c for c in selector["curves"]}
+    new = []
+    for n in names:
+        if n not in by_name:
+            raise ValueError(f"curve {n!r} not among {list(by_name)}")
+        skl, who = None, result["settings"]["model"]
+        if selector is not None:
+            if n not in sel_curves or len(sel_curves[n]["points"]) != len(by_name[n]["points"]):
+                raise ValueError(f"selector result has no curve {n!r} with the same {len(by_name[n]['points'])} points")
+            skl = np.array([p["per_image"]["kl"] for p in sel_curves[n]["points"]], np.float64)
+            who = selector["settings"]["model"]
+        entry, _ = _selected_entry(by_name[n], labels, ptop1, pixels, lambdas, who, skl)
+        if selector is not None:
+            entry["name"] = f"{entry['name']} by {who}"
+        new.append(entry)
+    return recompare({**result, "curves": list(result["curves"]) + new})
 
 
 def _reference_index(curves: Sequence[CodecCurve], name: str | None) -> int:

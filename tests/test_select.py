@@ -1,0 +1,172 @@
+"""Per-image choice of tables by the network (dnnjpeg.select, evaluate --select, compress --select-model)."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from dnnjpeg.cli import app
+from dnnjpeg.codec import QuantTables, decode, decode_file, encode, parse_header
+from dnnjpeg.compress import compress_tree, output_path
+from dnnjpeg.data import discover
+from dnnjpeg.evaluate import CodecCurve, evaluate, with_selection
+from dnnjpeg.evaluate.trial import _load_rgb, outcome
+from dnnjpeg.select import KIB_BITS, choose, select_encode, selected_curve
+
+from .evaluate.tiny import tiny_model, write_images
+from .test_compress import _snapshot, _tree
+
+LADDER = (10, 30, 60, 90)
+
+
+def test_choose_by_hand():
+    bits = np.array([[8192, 8192, 4096], [16384, 16384, 8192], [32768, 32768, 16384]])  # 1, 2, 4 KiB (and halves)
+    kl = np.array([[0.30, 0.05, 0.0], [0.10, 0.04, 0.0], [0.00, 0.035, 0.0]])
+    # λ = 0.1 nats/KiB: image 0 costs 0.40 / 0.30 / 0.40 → member 1; image 1: 0.15 / 0.24 / 0.435 → 0;
+    # image 2: KL 0 everywhere → the smallest file, member 0
+    assert choose(bits, kl, 0.1).tolist() == [1, 0, 0]
+    # λ = 0: least KL, ties to the smaller file
+    assert choose(bits, kl, 0.0).tolist() == [2, 2, 0]
+    assert choose(bits, kl, 1e6).tolist() == [0, 0, 0]
+    with pytest.raises(ValueError, match="λ"):
+        choose(bits, kl, -1)
+    with pytest.raises(ValueError, match="must both be"):
+        choose(bits, kl[:2], 0.1)
+
+
+def test_choice_beats_every_member_at_its_lambda_and_rate_falls_with_lambda():
+    rng = np.random.default_rng(0)
+    k, n = 6, 300
+    bits = np.sort(rng.integers(2_000, 200_000, (k, n)), axis=0)[::-1]  # member 0 the finest
+    kl = np.sort(rng.gamma(0.5, 0.05, (k, n)), axis=0)
+    correct = rng.random((k, n)) > 0.3
+    lams = np.geomspace(1e-4, 10, 12)
+    kept, b, c, kk, ch = selected_curve(bits, correct, kl, lams)
+    assert len(kept) == len(b) <= len(lams) and len(set(map(tuple, ch))) == len(ch)
+    for lam, bi, ki, chi in zip(kept, b, kk, ch):
+        cost = ki.sum() + lam * bi.sum() / KIB_BITS
+        # the Lagrangian of the per-image choice is at most that of any single table for all images
+        assert all(cost <= kl[m].sum() + lam * bits[m].sum() / KIB_BITS + 1e-9 for m in range(k))
+        cols = np.arange(n)
+        assert np.array_equal(bi, bits[chi, cols]) and np.array_equal(ki, kl[chi, cols])
+    assert np.all(np.diff(b.sum(1)) <= 0) and np.all(np.diff(kk.mean(1)) >= -1e-12)
+    # another model's KL chooses: the records are still those of the measured model
+    other = kl[::-1].copy()
+    _, b2, _, k2, ch2 = selected_curve(bits, correct, kl, [0.0], selector_kl=other)
+    assert np.array_equal(ch2[0], choose(bits, other, 0.0)) and np.array_equal(k2[0], kl[ch2[0], np.arange(n)])
+
+
+def _family():
+    return [QuantTables.standard(q) for q in LADDER]
+
+
+def test_select_encode_matches_an_independent_search(imagenet_dir):
+    model = tiny_model()
+    rgb = _load_rgb(str(sorted(imagenet_dir.glob("*.JPEG"))[3]))
+    fam = _family()
+    pre = model.preprocess
+    datas = [encode(rgb, t, "4:2:0") for t in fam]
+    lp = model.logits(np.stack([pre.geometry(rgb)] + [pre.geometry(decode(d)) for d in datas]))
+    _, kl = outcome(np.repeat(lp[:1], len(fam), 0), lp[1:])
+    bits = np.array([8 * len(d) for d in datas])
+    for lam in (0.0, 1e-3, 0.05, 1e6):
+        s = select_encode(rgb, fam, model, lam)
+        want = int(np.argmin(kl + lam * bits / KIB_BITS))
+        assert s.index == want and s.data == datas[want]
+        np.testing.assert_allclose(s.kl, kl, atol=1e-6)
+
+
+def test_evaluate_select_agrees_with_the_encoder(tmp_path):
+    write_images(tmp_path / "d", 10, size=(70, 52))
+    ds = discover(tmp_path / "d")
+    model = tiny_model()
+    lams = [0.005, 0.05, 1e9]  # (at λ = 0 the choice hangs on KL differences of 1e-8: float noise)
+    res = evaluate(ds, model, [CodecCurve.standard(LADDER)], at="original", n_boot=20, select=lams, progress=False)
+    fam_curve, sel = res["curves"][0], res["curves"][1]
+    assert sel["name"] == "standard 4:2:0 per-image" and sel["kind"] == "selected"
+    fam_bits = np.array([p["per_image"]["bits"] for p in fam_curve["points"]])
+    for p in sel["points"]:
+        ch = np.array(p["per_image"]["choice"])
+        assert p["per_image"]["bits"] == fam_bits[ch, np.arange(len(ch))].tolist()
+        assert sum(p["members"]) == len(ch)
+        for i, path in enumerate(res["pristine"]["per_image"]["path"]):
+            assert select_encode(_load_rgb(path), _family(), model, p["lam"]).index == ch[i]
+    # the largest λ takes every image's smallest file
+    assert sel["points"][-1]["per_image"]["bits"] == fam_bits.min(0).tolist()
+    assert any(k["test"] == sel["name"] for k in res["comparisons"])
+    # a saved result gives the same curve without images or model
+    again = with_selection({**res, "curves": res["curves"][:1]}, lambdas=lams)
+    assert again["curves"][1]["points"] == sel["points"]
+    json.dumps(again)
+
+
+def test_with_selection_transfer_and_errors(tmp_path):
+    write_images(tmp_path / "d", 8)
+    ds = discover(tmp_path / "d")
+    res = evaluate(ds, tiny_model(), [CodecCurve.standard(LADDER)], at="input", n_boot=0, progress=False)
+    other = json.loads(json.dumps(res))
+    for c in other["curves"]:  # a selector whose network is untouched by the coarsest tables only
+        for k, p in enumerate(c["points"]):
+            p["per_image"]["kl"] = [float(k > 0)] * len(p["per_image"]["kl"])
+    t = with_selection(res, lambdas=[0.0], selector={**other, "settings": {**other["settings"], "model": "other"}})
+    new = t["curves"][-1]
+    assert new["name"].endswith("by other") and new["selector"] == "other"
+    assert all(c == 0 for c in new["points"][0]["per_image"]["choice"])
+    bad = json.loads(json.dumps(other))
+    bad["pristine"]["per_image"]["path"] = bad["pristine"]["per_image"]["path"][::-1]
+    with pytest.raises(ValueError, match="other images"):
+        with_selection(res, selector=bad)
+    with pytest.raises(ValueError, match="not among"):
+        with_selection(res, curves=["nope"])
+
+
+def test_compress_select_writes_chosen_tables_and_leaves_src_alone(tmp_path):
+    src = _tree(tmp_path / "src")
+    before = _snapshot(src)
+    fam = _family()
+    model = tiny_model()
+    rep = compress_tree(src, tmp_path / "dst", None, family=fam, model=model, lam=1e9)
+    assert _snapshot(src) == before
+    assert rep.written == 12 and len(rep.failures) == 1 and "broken.jpg" in rep.failures[0][0]
+    assert sum(rep.members.values()) == 12
+    # λ → ∞: every image takes its smallest file, byte for byte what the coarsest tables give
+    coarse = compress_tree(src, tmp_path / "q10", QuantTables.standard(10), workers=1)
+    assert coarse.written == 12
+    for p in sorted((tmp_path / "dst").rglob("*.*")):
+        q = tmp_path / "q10" / p.relative_to(tmp_path / "dst")
+        assert p.read_bytes() == q.read_bytes()
+    # λ = 0: every output holds one of the family's tables and has the least KL of them
+    rep0 = compress_tree(src, tmp_path / "dst0", None, family=fam, model=model, lam=0.0)
+    pre = model.preprocess
+    chosen_not_coarsest = 0
+    sources = {output_path(src, tmp_path / "dst0", f): f for f in src.rglob("*.*") if f.name != "broken.jpg"}
+    assert sorted(sources) == sorted((tmp_path / "dst0").rglob("*.*"))
+    for p, f in sources.items():
+        h = parse_header(p)
+        rgb = _load_rgb(str(f))
+        gray = h.is_grayscale
+        pix = rgb[..., 0] if gray else rgb
+        kls = []
+        for t in fam:
+            lp = model.logits(np.stack([pre.geometry(rgb), pre.geometry(decode(encode(pix, t)))]))
+            kls.append(outcome(lp[:1], lp[1:])[1][0])
+        lp = model.logits(np.stack([pre.geometry(rgb), pre.geometry(decode_file(p))]))
+        assert outcome(lp[:1], lp[1:])[1][0] <= min(kls) + 1e-6
+        if not gray:
+            assert h.quant_tables() in fam
+            chosen_not_coarsest += h.quant_tables() != fam[0]
+    assert rep0.written == 12 and chosen_not_coarsest > 0
+    # resume keeps the valid outputs; nothing is overwritten without being asked
+    again = compress_tree(src, tmp_path / "dst0", None, family=fam, model=model, lam=0.0, resume=True)
+    assert again.skipped == 12 and again.written == 0
+    with pytest.raises(ValueError, match="family"):
+        compress_tree(src, tmp_path / "x", None, family=fam, model=None, lam=0.1)
+
+
+def test_cli_compress_select_errors(tmp_path):
+    src = _tree(tmp_path / "src", n=2)
+    r = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "d1"), "--select-model", "efficientnet-lite0"])
+    assert r.exit_code == 2 and "--family" in r.output
+    r = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "d2")])
+    assert r.exit_code == 2 and "--select-model" in r.output
