@@ -82,37 +82,41 @@ def _pixels(src: str) -> np.ndarray:
         return np.asarray(im)
 
 
-def _one(args) -> tuple[str, str, int, int, str | None]:
-    src, dst, tables, subsampling, optimize, resume, overwrite = args
+def _write(src: str, dst: str, resume: bool, overwrite: bool, make: Callable[[np.ndarray], bytes]) -> tuple[str, str, int, int, str | None]:
+    """(source, status, bytes before, bytes after, error) for one file encoded by ``make(pixels)``."""
     try:
         out = Path(dst)
         kept = _existing(src, out, resume, overwrite)
         if kept is not None:
             return kept
         before = os.path.getsize(src)
-        data = encode(_pixels(src), tables, subsampling=subsampling, optimize=optimize)
+        data = make(_pixels(src))
         atomic_write_bytes(out, data)
         return src, "written", before, len(data), None
     except Exception as e:  # every per-file problem is reported; the batch goes on
         return src, "failed", 0, 0, f"{type(e).__name__}: {e}"
 
 
+def _one(args) -> tuple[str, str, int, int, str | None]:
+    src, dst, tables, subsampling, optimize, resume, overwrite = args
+    return _write(src, dst, resume, overwrite, lambda px: encode(px, tables, subsampling=subsampling, optimize=optimize))
+
+
 def _one_selected(args, family, subsamplings, model, lam: float, members: dict[int, int]) -> tuple[str, str, int, int, str | None]:
     from dnnjpeg.select import select_encode
 
     src, dst, _, _, optimize, resume, overwrite = args
-    try:
-        out = Path(dst)
-        kept = _existing(src, out, resume, overwrite)
-        if kept is not None:
-            return kept
-        before = os.path.getsize(src)
-        sel = select_encode(_pixels(src), family, model, lam, subsamplings, optimize)
-        atomic_write_bytes(out, sel.data)
-        members[sel.index] = members.get(sel.index, 0) + 1
-        return src, "written", before, len(sel.data), None
-    except Exception as e:  # every per-file problem is reported; the batch goes on
-        return src, "failed", 0, 0, f"{type(e).__name__}: {e}"
+    chosen = []
+
+    def make(px: np.ndarray) -> bytes:
+        sel = select_encode(px, family, model, lam, subsamplings, optimize)
+        chosen.append(sel.index)
+        return sel.data
+
+    res = _write(src, dst, resume, overwrite, make)
+    if res[1] == "written":
+        members[chosen[0]] = members.get(chosen[0], 0) + 1
+    return res
 
 
 def compress_tree(
