@@ -12,6 +12,10 @@ result with the ladder.  Exact, not a model of the encoder: encoding is determin
 chosen file's bits and prediction are the member's recorded ones (tests/test_select.py checks
 this against ``compress --select-model``).  On the other models two rows: chosen by the
 design model (the choice transfers) and by the measuring model itself.
+
+``--design DIR``: a ``dnnjpeg evaluate --split design`` result holding the same families
+(matched by their tables): adds the choice by rate alone, each member's KL replaced by its
+mean KL on the design split (κ), so no network runs per image.
 """
 
 from __future__ import annotations
@@ -41,10 +45,18 @@ def _rows(run: str, result: dict, chooser: str) -> list[list[str]]:
     return out
 
 
+def _kappa(result: dict, design: dict) -> dict[str, list[float]]:
+    """Curve name in ``result`` → its members' mean KL in ``design``, for curves with the same tables."""
+    key = lambda c: json.dumps([p.get("tables") for p in c["points"]], sort_keys=True)  # noqa: E731
+    by_tables = {key(c): [p["kl"] for p in c["points"]] for c in design["curves"] if c.get("kind") != "selected"}
+    return {c["name"]: by_tables[key(c)] for c in result["curves"] if c.get("kind") != "selected" and key(c) in by_tables}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("runs", nargs="+")
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--design", default=None, help="folder of a design-split evaluation of the same families (choice by rate alone)")
     a = ap.parse_args()
     head = ["run", "measured on", "at", "family, per image", "chosen by", "BD-rate top-1 % [CI]", "BD-rate KL % [CI]",
             "bpp to pristine − 1", "Δ top-1 at equal rate"]
@@ -57,11 +69,17 @@ def main() -> None:
             print(f"{run}: {type(e).__name__}: {e}", file=sys.stderr)
             failed += 1
             continue
+        design = json.loads((Path(a.design) / "results.json").read_text()) if a.design else None
+        kap = _kappa(own, design) if design else {}
         rows += _rows(d.name, with_selection(own), own["settings"]["model"])
+        if kap:
+            rows += _rows(d.name, with_selection(own, kappa=kap), "rate")
         for other in sorted(d.glob("eval-*/results.json")):
             r = json.loads(other.read_text())
             rows += _rows(d.name, with_selection(r, selector=own), own["settings"]["model"])
             rows += _rows(d.name, with_selection(r), r["settings"]["model"])
+            if kap:
+                rows += _rows(d.name, with_selection(r, kappa=kap), "rate")
     if a.markdown:
         print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
         for r in rows:

@@ -113,6 +113,17 @@ def test_with_selection_transfer_and_errors(tmp_path):
     new = t["curves"][-1]
     assert new["name"].endswith("by other") and new["selector"] == "other"
     assert all(c == 0 for c in new["points"][0]["per_image"]["choice"])
+    # by rate alone: every image pays the member's mean KL measured elsewhere
+    kap = [0.5, 0.1, 0.02, 0.001]
+    rt = with_selection(res, lambdas=[0.01, 1.0], kappa={"standard 4:2:0": kap})
+    by_rate = rt["curves"][-1]
+    assert by_rate["name"] == "standard 4:2:0 per-image by rate"
+    bits = np.array([p["per_image"]["bits"] for p in res["curves"][0]["points"]])
+    for p in by_rate["points"]:
+        want = choose(bits, np.repeat(np.array(kap)[:, None], bits.shape[1], 1), p["lam"])
+        assert p["per_image"]["choice"] == want.tolist()
+    with pytest.raises(ValueError, match="needs 4 values"):
+        with_selection(res, kappa={"standard 4:2:0": kap[:3]})
     bad = json.loads(json.dumps(other))
     bad["pristine"]["per_image"]["path"] = bad["pristine"]["per_image"]["path"][::-1]
     with pytest.raises(ValueError, match="other images"):

@@ -21,6 +21,11 @@ bits and prediction are exactly the family member's, because encoding is
 deterministic), and :func:`select_encode` is the encoder used by
 ``dnnjpeg compress --select-model``.  Hand-written: no JPEG library chooses
 tables by a network's output.
+
+A cheaper relative needs no network per image: replace each image's KL by the member's
+mean KL κ_k measured once on other images (``with_selection(..., kappa=…)``); the choice
+then moves bits away from images whose files grow most between members.  It keeps part of
+the gain (BENCHMARKS.md).
 """
 
 from __future__ import annotations

@@ -251,7 +251,7 @@ def _selected_entry(curve: dict, labels: np.ndarray, pristine_top1: np.ndarray, 
 
 
 def with_selection(result: dict, lambdas: Sequence[float] | None = None, selector: dict | None = None,
-                   curves: Sequence[str] | None = None) -> dict:
+                   curves: Sequence[str] | None = None, kappa: dict[str, Sequence[float]] | None = None) -> dict:
     """Add per-image choice curves to a saved result, from its per-image records (no images, no model).
 
     Args:
@@ -260,6 +260,9 @@ def with_selection(result: dict, lambdas: Sequence[float] | None = None, selecto
         selector: another model's ``results.json`` on the same images and curves: that model
             chooses, ``result``'s model is measured (how well the choice transfers).
         curves: names of the family curves (default every curve of ≥ 2 points that is not itself a choice).
+        kappa: curve name → each member's mean KL measured elsewhere (K,) (e.g. on the design
+            split): the choice by rate alone, least κ_k + λ·KiB per image, no network per image
+            (curves named "NAME per-image by rate"); replaces ``selector``.
     Returns:
         A copy with the new curves (named "NAME per-image", or "NAME per-image by MODEL") and
         every comparison recomputed. Raises ValueError when images or curves do not match.
@@ -270,7 +273,8 @@ def with_selection(result: dict, lambdas: Sequence[float] | None = None, selecto
     pr = result["pristine"]["per_image"]
     labels, pixels, ptop1 = np.asarray(pr["label"]), np.asarray(pr["pixels"]), np.asarray(pr["top1"])
     by_name = {c["name"]: c for c in result["curves"]}
-    names = list(curves) if curves is not None else [c["name"] for c in result["curves"] if c.get("kind") != "selected" and len(c["points"]) >= 2]
+    names = (list(curves) if curves is not None else list(kappa) if kappa is not None
+             else [c["name"] for c in result["curves"] if c.get("kind") != "selected" and len(c["points"]) >= 2])
     sel_curves = {}
     if selector is not None:
         if selector["pristine"]["per_image"]["path"] != pr["path"]:
@@ -281,13 +285,18 @@ def with_selection(result: dict, lambdas: Sequence[float] | None = None, selecto
         if n not in by_name:
             raise ValueError(f"curve {n!r} not among {list(by_name)}")
         skl, who = None, result["settings"]["model"]
-        if selector is not None:
+        if kappa is not None:
+            k = np.asarray(kappa.get(n, ()), np.float64)
+            if k.shape != (len(by_name[n]["points"]),):
+                raise ValueError(f"kappa for {n!r} needs {len(by_name[n]['points'])} values, got {k.shape}")
+            skl, who = np.broadcast_to(k[:, None], (len(k), len(labels))), "rate"
+        elif selector is not None:
             if n not in sel_curves or len(sel_curves[n]["points"]) != len(by_name[n]["points"]):
                 raise ValueError(f"selector result has no curve {n!r} with the same {len(by_name[n]['points'])} points")
             skl = np.array([p["per_image"]["kl"] for p in sel_curves[n]["points"]], np.float64)
             who = selector["settings"]["model"]
         entry, _ = _selected_entry(by_name[n], labels, ptop1, pixels, lambdas, who, skl)
-        if selector is not None:
+        if selector is not None or kappa is not None:
             entry["name"] = f"{entry['name']} by {who}"
         new.append(entry)
     return recompare({**result, "curves": list(result["curves"]) + new})
