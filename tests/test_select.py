@@ -181,3 +181,36 @@ def test_cli_compress_select_errors(tmp_path):
     assert r.exit_code == 2 and "--family" in r.output
     r = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "d2")])
     assert r.exit_code == 2 and "--select-model" in r.output
+
+
+def test_compress_by_rate_alone_matches_the_rule_and_cli(tmp_path):
+    from dnnjpeg.compress import _pixels
+    from dnnjpeg.evaluate import write_outputs
+    from dnnjpeg.select import family_kappa
+
+    # the members' mean KL comes from an evaluation of the same family on other images
+    write_images(tmp_path / "design", 6)
+    res = evaluate(discover(tmp_path / "design"), tiny_model(), [CodecCurve.standard(LADDER)], n_boot=0, progress=False)
+    write_outputs(res, tmp_path / "ev")
+    fam = _family()
+    kap = family_kappa(json.loads((tmp_path / "ev" / "results.json").read_text()), fam)
+    assert kap.tolist() == [p["kl"] for p in res["curves"][0]["points"]]
+    with pytest.raises(ValueError, match="no curve with these 3 tables"):
+        family_kappa(res, fam[:3], "ev")
+    src = _tree(tmp_path / "src")
+    lam = 0.5 * float(np.median(-np.diff(kap)))  # a λ where the choice depends on each file's sizes
+    rep = compress_tree(src, tmp_path / "dst", None, family=fam, kappa=kap, lam=lam)
+    assert rep.written == 12 and len(rep.failures) == 1
+    for f in src.rglob("*.*"):
+        if f.name == "broken.jpg":
+            continue
+        datas = [encode(_pixels(str(f)), t) for t in fam]
+        k = choose(np.array([[8 * len(d)] for d in datas]), kap[:, None], lam)[0]
+        assert output_path(src, tmp_path / "dst", f).read_bytes() == datas[k]
+    r = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "d3"), "--family", "standard:" + ",".join(map(str, LADDER)),
+                                 "--kappa", str(tmp_path / "ev"), "--lam", str(lam)])
+    assert r.exit_code == 1 and "12 written" in r.output  # 1: the broken file
+    outs = sorted((tmp_path / "dst").rglob("*.*"))
+    assert len(outs) == 12 and all((tmp_path / "d3" / p.relative_to(tmp_path / "dst")).read_bytes() == p.read_bytes() for p in outs)
+    r = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "d4"), "--family", "standard:10,50", "--kappa", str(tmp_path / "ev")])
+    assert r.exit_code == 2 and "no curve with these 2 tables" in r.output

@@ -195,7 +195,9 @@ def compress(
                                                "the --family member with least KL + λ·KiB (the network runs here)."),
     family: Optional[str] = typer.Option(None, "--family", help="With --select-model: the tables to choose from, as a --codec "
                                          "value: standard[:Q,...], sweep:FILE.json, preset:NAME, tables:FILE.json (swept by scale)."),
-    lam: float = typer.Option(0.002, "--lam", help="With --select-model: λ in nats of KL per KiB (larger → smaller files)."),
+    lam: float = typer.Option(0.002, "--lam", help="With --select-model or --kappa: λ in nats of KL per KiB (larger → smaller files)."),
+    kappa: Optional[Path] = typer.Option(None, "--kappa", help="Instead of --select-model: choose by rate alone, each member's KL "
+                                         "taken from this evaluation of the same --family (results.json or its folder, e.g. --split design)."),
 ) -> None:
     """Re-encode a whole tree with designed tables as standard baseline JPEG files, or with each
     image's choice among a family of tables by a network (--select-model)."""
@@ -205,25 +207,38 @@ def compress(
     from dnnjpeg.compress import compress_tree
     from dnnjpeg.models import ModelUnavailableError
 
-    if (tables is None) == (select_model is None):
-        raise typer.BadParameter("give --tables FILE, or --select-model NAME with --family (not both)")
+    chooser = [x for x in (tables, select_model, kappa) if x is not None]
+    if len(chooser) != 1:
+        raise typer.BadParameter("give one of --tables FILE, --select-model NAME (with --family) or --kappa FILE (with --family)")
+    kap = None
     try:
-        if select_model is None:
+        if tables is not None:
             t, fam, m, subs = QuantTables.load(tables), None, None, None
         else:
+            import json
+
             from dnnjpeg.evaluate import parse_codec
             from dnnjpeg.models import load_model
+            from dnnjpeg.select import family_kappa
 
             if family is None:
-                raise ValueError("--select-model needs --family, e.g. --family standard or --family sweep:design.json")
+                raise ValueError("--select-model and --kappa need --family, e.g. --family standard or --family sweep:design.json")
             curve = parse_codec(family, subsampling, optimize=optimize)
             t, fam, subs = None, [p.tables for p in curve.points], [p.subsampling for p in curve.points]
-            m = load_model(select_model)
-            err.print(f"choosing among {len(fam)} tables ({curve.name}) with {m.name} at λ = {lam:g} nats/KiB")
+            if kappa is not None:
+                kf = kappa / "results.json" if kappa.is_dir() else kappa
+                try:
+                    kap, m = family_kappa(json.loads(kf.read_text()), fam, str(kf)), None
+                except (OSError, json.JSONDecodeError) as e:
+                    raise ValueError(f"{kf}: cannot read an evaluation: {e}") from None
+                err.print(f"choosing among {len(fam)} tables ({curve.name}) by rate alone at λ = {lam:g} nats/KiB")
+            else:
+                m = load_model(select_model)
+                err.print(f"choosing among {len(fam)} tables ({curve.name}) with {m.name} at λ = {lam:g} nats/KiB")
         with Progress(TextColumn("compressing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err) as bar:
             task = bar.add_task("", total=None)
             rep = compress_tree(src, dst, t, scale, subsampling, optimize, workers, resume, overwrite, lambda k: bar.advance(task, k),
-                                family=fam, model=m, lam=lam if fam is not None else None, family_subsampling=subs)
+                                family=fam, model=m, lam=lam if fam is not None else None, family_subsampling=subs, kappa=kap)
     except (ValueError, FileNotFoundError, ModelUnavailableError) as e:
         err.print(f"[red]error:[/red] {e}", highlight=False)
         raise typer.Exit(2)

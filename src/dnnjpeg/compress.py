@@ -102,14 +102,14 @@ def _one(args) -> tuple[str, str, int, int, str | None]:
     return _write(src, dst, resume, overwrite, lambda px: encode(px, tables, subsampling=subsampling, optimize=optimize))
 
 
-def _one_selected(args, family, subsamplings, model, lam: float, members: dict[int, int]) -> tuple[str, str, int, int, str | None]:
+def _one_selected(args, family, subsamplings, model, lam: float, members: dict[int, int], kappa) -> tuple[str, str, int, int, str | None]:
     from dnnjpeg.select import select_encode
 
     src, dst, _, _, optimize, resume, overwrite = args
     chosen = []
 
     def make(px: np.ndarray) -> bytes:
-        sel = select_encode(px, family, model, lam, subsamplings, optimize)
+        sel = select_encode(px, family, model, lam, subsamplings, optimize, kappa)
         chosen.append(sel.index)
         return sel.data
 
@@ -134,6 +134,7 @@ def compress_tree(
     model=None,
     lam: float | None = None,
     family_subsampling: Sequence[str] | None = None,
+    kappa: Sequence[float] | None = None,
 ) -> CompressReport:
     """Encode every image under ``src`` (recursively) into the mirrored tree ``dst``.
 
@@ -143,7 +144,8 @@ def compress_tree(
         workers: processes (default all cores; unused with a family: the network runs here).
         family, model, lam: per-image choice among these tables by ``model`` at ``lam``
             nats per KiB (see :mod:`dnnjpeg.select`); ``family_subsampling`` one per member
-            (default ``subsampling`` for all).
+            (default ``subsampling`` for all). ``kappa`` (K,) instead of a model: the choice by
+            rate alone, each member's KL replaced by its mean KL measured elsewhere.
     Raises:
         ValueError: ``dst`` overlaps ``src``; neither tables nor a family with model and λ.
         FileNotFoundError: ``src`` does not exist.
@@ -154,8 +156,10 @@ def compress_tree(
     if _overlap(s, d):
         raise ValueError(f"destination {dst} overlaps source {src}: dnnjpeg never writes inside SRC")
     if family is not None:
-        if model is None or lam is None or not len(family):
-            raise ValueError("a per-image choice needs a non-empty family of tables, a model and λ")
+        if (model is None and kappa is None) or lam is None or not len(family):
+            raise ValueError("a per-image choice needs a non-empty family of tables, a model (or the members' mean KL) and λ")
+        if kappa is not None and len(kappa) != len(family):
+            raise ValueError(f"{len(kappa)} mean KL values for {len(family)} tables")
         if lam < 0:
             raise ValueError(f"λ must be ≥ 0 nats/KiB, got {lam}")
         family = [f.scaled(scale) if scale != 1.0 else f for f in family]
@@ -195,7 +199,7 @@ def compress_tree(
                 progress(1)
 
     if family is not None:
-        consume(_one_selected(j, family, subs, model, lam, rep.members) for j in jobs)
+        consume(_one_selected(j, family, subs, model, lam, rep.members, kappa) for j in jobs)
     elif workers == 1:
         consume(map(_one, jobs))
     else:

@@ -23,9 +23,10 @@ deterministic), and :func:`select_encode` is the encoder used by
 tables by a network's output.
 
 A cheaper relative needs no network per image: replace each image's KL by the member's
-mean KL κ_k measured once on other images (``with_selection(..., kappa=…)``); the choice
-then moves bits away from images whose files grow most between members.  It keeps part of
-the gain (BENCHMARKS.md).
+mean KL κ_k measured once on other images (:func:`family_kappa` from a design-split
+evaluation; ``with_selection(..., kappa=…)``, ``compress --kappa``); the choice then moves
+bits away from images whose files grow most between members.  It keeps part of the gain
+(BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["KIB_BITS", "DEFAULT_LAMBDAS", "choose", "selected_curve", "SelectedImage", "select_encode"]
+__all__ = ["KIB_BITS", "DEFAULT_LAMBDAS", "choose", "selected_curve", "SelectedImage", "select_encode", "family_kappa"]
 
 #: bits per KiB: λ is in nats of KL per KiB of file
 KIB_BITS = 8192
@@ -110,17 +111,35 @@ class SelectedImage:
     bits: np.ndarray
 
 
+def family_kappa(result: dict, family, where: str = "results") -> np.ndarray:
+    """Each member's mean KL (nats, (K,)) from a saved evaluation (a loaded ``results.json``,
+    typically ``evaluate --split design``) holding a curve with exactly these tables in this order.
+
+    Raises ValueError naming ``where`` when no curve matches.
+    """
+    from dnnjpeg.codec import QuantTables
+
+    family = list(family)
+    for c in result.get("curves", []):
+        pts = c.get("points", [])
+        if len(pts) == len(family) and all(p.get("tables") and QuantTables.from_dict(p["tables"]) == t for p, t in zip(pts, family)):
+            return np.array([p["kl"] for p in pts], np.float64)
+    raise ValueError(f"{where}: no curve with these {len(family)} tables (evaluate the same family there, e.g. on --split design)")
+
+
 def select_encode(rgb: np.ndarray, family, model, lam: float, subsampling: str | Sequence[str] = "4:2:0",
-                  optimize: bool = True) -> SelectedImage:
+                  optimize: bool = True, kappa: np.ndarray | None = None) -> SelectedImage:
     """Encode one stored image with the family member its network prefers at λ.
 
     Args:
         rgb: uint8 (H, W, 3) or (H, W) stored pixels (JPEG is applied to the stored image;
             the network sees each decoded candidate through its own resize and crop).
         family: sequence of :class:`~dnnjpeg.codec.QuantTables` (K ≥ 1).
-        model: a :class:`dnnjpeg.models.Model`.
+        model: a :class:`dnnjpeg.models.Model`; None with ``kappa``.
         lam: nats of KL per KiB.
         subsampling: one for every member, or one per member.
+        kappa: (K,) members' mean KL measured elsewhere: the choice by rate alone (no network;
+            the returned ``kl`` is ``kappa``).
     """
     from dnnjpeg.codec import decode, encode
     from dnnjpeg.evaluate.trial import outcome
@@ -129,12 +148,17 @@ def select_encode(rgb: np.ndarray, family, model, lam: float, subsampling: str |
     subs = [subsampling] * len(family) if isinstance(subsampling, str) else list(subsampling)
     if len(subs) != len(family) or not family:
         raise ValueError(f"{len(family)} tables but {len(subs)} subsamplings")
-    pre = model.preprocess
-    rgb3 = np.repeat(rgb[..., None], 3, axis=2) if rgb.ndim == 2 else rgb
     datas = [encode(rgb, t, s, optimize) for t, s in zip(family, subs)]
-    inputs = np.stack([pre.geometry(rgb3)] + [pre.geometry(decode(d)) for d in datas])
-    logits = model.logits(inputs, batch_size=len(inputs))
-    _, kl = outcome(np.repeat(logits[:1], len(family), 0), logits[1:])
+    if kappa is not None:
+        kl = np.asarray(kappa, np.float64)
+        if kl.shape != (len(family),):
+            raise ValueError(f"kappa has {kl.shape} values for {len(family)} tables")
+    else:
+        pre = model.preprocess
+        rgb3 = np.repeat(rgb[..., None], 3, axis=2) if rgb.ndim == 2 else rgb
+        inputs = np.stack([pre.geometry(rgb3)] + [pre.geometry(decode(d)) for d in datas])
+        logits = model.logits(inputs, batch_size=len(inputs))
+        _, kl = outcome(np.repeat(logits[:1], len(family), 0), logits[1:])
     bits = np.array([8 * len(d) for d in datas], np.int64)
     k = int(choose(bits[:, None], kl[:, None], lam)[0])
     return SelectedImage(datas[k], k, kl, bits)
