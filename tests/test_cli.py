@@ -71,7 +71,13 @@ def test_demo_runs_ladder_and_deepn_on_bundled_photos(tmp_path):
     res = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--limit", "4"])
     assert res.exit_code == 0, res.output
     r = json.loads((tmp_path / "demo" / "results.json").read_text())
-    assert [c["name"] for c in r["curves"]] == ["standard 4:2:0", "standard 4:4:4", "deepn 4:2:0"]
+    names = ["standard 4:2:0", "standard 4:4:4", "deepn 4:2:0"]
+    assert [c["name"] for c in r["curves"]] == names + [f"{n} per-image" for n in names]
+    # the per-image choice takes one of the ladder's files per image, fewer bits as λ grows
+    ladder = np.array([p["per_image"]["bits"] for p in r["curves"][0]["points"]])
+    chosen = np.array([p["per_image"]["bits"] for p in r["curves"][3]["points"]])
+    assert all(np.isin(chosen[:, i], ladder[:, i]).all() for i in range(ladder.shape[1]))
+    assert len(chosen) >= 2 and np.all(np.diff(chosen.sum(1)) < 0)
     assert r["settings"]["accuracy_metric"] == "agreement" and r["settings"]["n_images"] == 4
     t = QuantTables.load(tmp_path / "demo" / "deepn.json")
     assert t.luma[0, 0] <= t.luma[7, 7]  # high-variance DC gets the finest step

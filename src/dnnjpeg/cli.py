@@ -416,9 +416,10 @@ def demo(
     model: str = typer.Option("efficientnet-lite0", "--model"),
     limit: Optional[int] = typer.Option(None, "--limit"),
 ) -> None:
-    """The standard libjpeg ladder (4:2:0 and 4:4:4) and a DeepN-JPEG table against accuracy, on
-    scikit-image's bundled photographs (scored by agreement with the pristine prediction) or on
-    ``--data`` (held-out eval split when it has 50+ images); report in ``--out``."""
+    """The standard libjpeg ladder (4:2:0 and 4:4:4) and a DeepN-JPEG table against accuracy, each
+    also chosen per image by the network (least KL + λ·KiB), on scikit-image's bundled
+    photographs (scored by agreement with the pristine prediction) or on ``--data`` (held-out
+    eval split when it has 50+ images); report in ``--out``."""
     from dnnjpeg.data import discover
     from dnnjpeg.demo import materialize_samples
     from dnnjpeg.design import DesignProblem, design as run_design
@@ -434,8 +435,10 @@ def demo(
         err.print(f"[yellow]note:[/yellow] only {n_eval} eval-split images: the demo reports on all {len(ds)} images, "
                   f"including the {n_design} whose statistics built the deepn table. For held-out numbers use --data "
                   "with a larger folder (or benchmarks/bench_design.py).", highlight=False)
+    from dnnjpeg.select import DEFAULT_LAMBDAS
+
     _run_evaluation(src, None, model, ["standard@4:2:0", "standard@4:4:4", f"tables:{table}@4:2:0"], None, "4:2:0", "input",
-                    split, limit, out, 1000, 0, 32, None, True, None, 1.0)
+                    split, limit, out, 1000, 0, 32, None, True, None, 1.0, list(DEFAULT_LAMBDAS))
 
 
 @app.command()
