@@ -102,7 +102,8 @@ def _one(args) -> tuple[str, str, int, int, str | None]:
     return _write(src, dst, resume, overwrite, lambda px: encode(px, tables, subsampling=subsampling, optimize=optimize))
 
 
-def _one_selected(args, family, subsamplings, model, lam: float, members: dict[int, int], kappa) -> tuple[str, str, int, int, str | None]:
+def _one_selected(args, family, subsamplings, model, lam: float, kappa) -> tuple[tuple[str, str, int, int, str | None], int | None]:
+    """One file encoded with its chosen member: (outcome as :func:`_one`, chosen index or None)."""
     from dnnjpeg.select import select_encode
 
     src, dst, _, _, optimize, resume, overwrite = args
@@ -114,9 +115,13 @@ def _one_selected(args, family, subsamplings, model, lam: float, members: dict[i
         return sel.data
 
     res = _write(src, dst, resume, overwrite, make)
-    if res[1] == "written":
-        members[chosen[0]] = members.get(chosen[0], 0) + 1
-    return res
+    return res, (chosen[0] if res[1] == "written" else None)
+
+
+def _one_by_rate(job) -> tuple[tuple[str, str, int, int, str | None], int | None]:
+    # top level so that a process pool can run the network-free choice
+    args, family, subsamplings, lam, kappa = job
+    return _one_selected(args, family, subsamplings, None, lam, kappa)
 
 
 def compress_tree(
@@ -141,7 +146,8 @@ def compress_tree(
     Args:
         tables: natural-order tables; ``scale`` multiplies them first (clamped to 1..255).
             None when a ``family`` is given.
-        workers: processes (default all cores; unused with a family: the network runs here).
+        workers: processes (default all cores; with a family and a model the network runs here,
+            in one process).
         family, model, lam: per-image choice among these tables by ``model`` at ``lam``
             nats per KiB (see :mod:`dnnjpeg.select`); ``family_subsampling`` one per member
             (default ``subsampling`` for all). ``kappa`` (K,) instead of a model: the choice by
@@ -198,8 +204,18 @@ def compress_tree(
             if progress:
                 progress(1)
 
-    if family is not None:
-        consume(_one_selected(j, family, subs, model, lam, rep.members, kappa) for j in jobs)
+    def consume_chosen(results):
+        for res, k in results:
+            if k is not None:
+                rep.members[k] = rep.members.get(k, 0) + 1
+            yield res
+
+    if family is not None and (model is not None or workers == 1):
+        # the network runs in this process, one image's K candidates per batch
+        consume(consume_chosen(_one_selected(j, family, subs, model, lam, kappa) for j in jobs))
+    elif family is not None:
+        with ProcessPoolExecutor(workers) as pool:
+            consume(consume_chosen(pool.map(_one_by_rate, [(j, family, subs, lam, kappa) for j in jobs], chunksize=16)))
     elif workers == 1:
         consume(map(_one, jobs))
     else:
