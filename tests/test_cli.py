@@ -72,7 +72,7 @@ def test_demo_runs_ladder_and_deepn_on_bundled_photos(tmp_path):
     assert res.exit_code == 0, res.output
     r = json.loads((tmp_path / "demo" / "results.json").read_text())
     names = ["standard 4:2:0", "standard 4:4:4", "deepn 4:2:0"]
-    assert [c["name"] for c in r["curves"]] == names + [f"{n} per-image" for n in names]
+    assert [c["name"] for c in r["curves"]] == names + [f"{n} per-image" for n in names] + ["all settings per-image"]
     # the per-image choice takes one of the ladder's files per image, fewer bits as λ grows
     ladder = np.array([p["per_image"]["bits"] for p in r["curves"][0]["points"]])
     chosen = np.array([p["per_image"]["bits"] for p in r["curves"][3]["points"]])

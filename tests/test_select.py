@@ -101,6 +101,30 @@ def test_evaluate_select_agrees_with_the_encoder(tmp_path):
     json.dumps(again)
 
 
+def test_choice_among_several_curves_chooses_subsampling_too(tmp_path):
+    write_images(tmp_path / "d", 10, size=(70, 52))
+    res = evaluate(discover(tmp_path / "d"), tiny_model(), [CodecCurve.standard(LADDER, "4:2:0"), CodecCurve.standard(LADDER, "4:4:4")],
+                   at="original", n_boot=0, select=[0.001, 0.01, 0.1], progress=False)
+    names = [c["name"] for c in res["curves"]]
+    assert names == ["standard 4:2:0", "standard 4:4:4", "standard 4:2:0 per-image", "standard 4:4:4 per-image", "all settings per-image"]
+    both = res["curves"][-1]
+    assert len(both["family_labels"]) == 8 and both["points"][0]["subsampling"] is None
+    recs = [p["per_image"] for c in res["curves"][:2] for p in c["points"]]
+    bits, kl = np.array([q["bits"] for q in recs]), np.array([q["kl"] for q in recs])
+    cols = np.arange(bits.shape[1])
+    for p in both["points"]:
+        ch = np.array(p["per_image"]["choice"])
+        assert p["per_image"]["bits"] == bits[ch, cols].tolist()
+        cost = (kl[ch, cols] + p["lam"] * bits[ch, cols] / KIB_BITS).sum()
+        for c in res["curves"][2:4]:  # more members can only lower the Lagrangian
+            q = next((q for q in c["points"] if q["lam"] == p["lam"]), None)
+            if q is not None:
+                assert cost <= (np.array(q["per_image"]["kl"]) + p["lam"] * np.array(q["per_image"]["bits"]) / KIB_BITS).sum() + 1e-6
+    again = with_selection({**res, "curves": res["curves"][:2]}, lambdas=[0.001, 0.01, 0.1], union=True)
+    assert again["curves"][-1]["name"] == "standard 4:2:0 + standard 4:4:4 per-image"
+    assert again["curves"][-1]["points"] == both["points"]
+
+
 def test_with_selection_transfer_and_errors(tmp_path):
     write_images(tmp_path / "d", 8)
     ds = discover(tmp_path / "d")
@@ -214,3 +238,28 @@ def test_compress_by_rate_alone_matches_the_rule_and_cli(tmp_path):
     assert len(outs) == 12 and all((tmp_path / "d3" / p.relative_to(tmp_path / "dst")).read_bytes() == p.read_bytes() for p in outs)
     r = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "d4"), "--family", "standard:10,50", "--kappa", str(tmp_path / "ev")])
     assert r.exit_code == 2 and "no curve with these 2 tables" in r.output
+
+
+def test_cli_compress_by_rate_with_two_families(tmp_path):
+    from dnnjpeg.compress import _pixels
+    from dnnjpeg.evaluate import write_outputs
+
+    write_images(tmp_path / "design", 6)
+    curves = [CodecCurve.standard(LADDER, "4:2:0"), CodecCurve.standard(LADDER, "4:4:4")]
+    res = evaluate(discover(tmp_path / "design"), tiny_model(), curves, n_boot=0, progress=False)
+    write_outputs(res, tmp_path / "ev")
+    kap = np.array([p["kl"] for c in res["curves"] for p in c["points"]])
+    write_images(tmp_path / "src", 5, size=(90, 64), seed=3)
+    lam = float(np.median(kap))
+    q = "standard:" + ",".join(map(str, LADDER))
+    r = CliRunner().invoke(app, ["compress", str(tmp_path / "src"), str(tmp_path / "out"), "--family", q, "--family", q + "@4:4:4",
+                                 "--kappa", str(tmp_path / "ev" / "results.json"), "--lam", str(lam)])
+    assert r.exit_code == 0, r.output
+    members = [(t, s) for s in ("4:2:0", "4:4:4") for t in _family()]
+    for f in sorted((tmp_path / "src").glob("*.png")):
+        datas = [encode(_pixels(str(f)), t, s) for t, s in members]
+        k = choose(np.array([[8 * len(d)] for d in datas]), kap[:, None], lam)[0]
+        out = tmp_path / "out" / (f.stem + ".jpg")
+        assert out.read_bytes() == datas[k]
+        h = parse_header(out)
+        assert (h.quant_tables(), h.subsampling) == (members[k][0], members[k][1])

@@ -193,8 +193,9 @@ def compress(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     select_model: Optional[str] = typer.Option(None, "--select-model", help="Choose each image's tables with this network: "
                                                "the --family member with least KL + λ·KiB (the network runs here)."),
-    family: Optional[str] = typer.Option(None, "--family", help="With --select-model: the tables to choose from, as a --codec "
-                                         "value: standard[:Q,...], sweep:FILE.json, preset:NAME, tables:FILE.json (swept by scale)."),
+    family: Optional[list[str]] = typer.Option(None, "--family", help="With --select-model or --kappa: the tables to choose from, as a "
+                                               "--codec value: standard[:Q,...], sweep:FILE.json, preset:NAME, tables:FILE.json (swept by "
+                                               "scale), optionally @4:4:4. Repeatable: the members of all, subsampling chosen per image too."),
     lam: float = typer.Option(0.002, "--lam", help="With --select-model or --kappa: λ in nats of KL per KiB (larger → smaller files)."),
     kappa: Optional[Path] = typer.Option(None, "--kappa", help="Instead of --select-model: choose by rate alone, each member's KL "
                                          "taken from this evaluation of the same --family (results.json or its folder, e.g. --split design)."),
@@ -215,26 +216,29 @@ def compress(
         if tables is not None:
             t, fam, m, subs = QuantTables.load(tables), None, None, None
         else:
-            import json
+            import numpy as np
 
             from dnnjpeg.evaluate import parse_codec
             from dnnjpeg.models import load_model
             from dnnjpeg.select import family_kappa
 
-            if family is None:
+            if not family:
                 raise ValueError("--select-model and --kappa need --family, e.g. --family standard or --family sweep:design.json")
-            curve = parse_codec(family, subsampling, optimize=optimize)
-            t, fam, subs = None, [p.tables for p in curve.points], [p.subsampling for p in curve.points]
+            curves = [parse_codec(f, subsampling, optimize=optimize) for f in family]
+            points = [(c, p) for c in curves for p in c.points]
+            t, fam, subs = None, [p.tables for _, p in points], [p.subsampling for _, p in points]
+            what = " + ".join(c.name for c in curves)
             if kappa is not None:
                 kf = kappa / "results.json" if kappa.is_dir() else kappa
                 try:
-                    kap, m = family_kappa(json.loads(kf.read_text()), fam, str(kf)), None
+                    ev = json.loads(kf.read_text())
                 except (OSError, json.JSONDecodeError) as e:
                     raise ValueError(f"{kf}: cannot read an evaluation: {e}") from None
-                err.print(f"choosing among {len(fam)} tables ({curve.name}) by rate alone at λ = {lam:g} nats/KiB")
+                kap, m = np.concatenate([family_kappa(ev, [p.tables for p in c.points], str(kf)) for c in curves]), None
+                err.print(f"choosing among {len(fam)} tables ({what}) by rate alone at λ = {lam:g} nats/KiB")
             else:
                 m = load_model(select_model)
-                err.print(f"choosing among {len(fam)} tables ({curve.name}) with {m.name} at λ = {lam:g} nats/KiB")
+                err.print(f"choosing among {len(fam)} tables ({what}) with {m.name} at λ = {lam:g} nats/KiB")
         with Progress(TextColumn("compressing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err) as bar:
             task = bar.add_task("", total=None)
             rep = compress_tree(src, dst, t, scale, subsampling, optimize, workers, resume, overwrite, lambda k: bar.advance(task, k),
@@ -243,7 +247,8 @@ def compress(
         err.print(f"[red]error:[/red] {e}", highlight=False)
         raise typer.Exit(2)
     if rep.members:
-        err.print("tables chosen: " + ", ".join(f"{curve.points[k].label} ×{n}" for k, n in sorted(rep.members.items())), highlight=False)
+        err.print("tables chosen: " + ", ".join(f"{points[k][0].name if len(curves) > 1 else ''} {points[k][1].label} ×{n}".strip()
+                                               for k, n in sorted(rep.members.items())), highlight=False)
     ratio = rep.bytes_before / rep.bytes_after if rep.bytes_after else float("nan")
     Console().print(f"{rep.written:,} written, {rep.skipped:,} skipped (already valid), {len(rep.failures):,} failed; "
                     f"bytes {rep.bytes_before:,} → {rep.bytes_after:,} ({ratio:.2f}x smaller)", highlight=False)

@@ -93,7 +93,8 @@ def evaluate(
         n_boot: paired bootstrap resamples for the intervals (0 disables them).
         select: λ values (nats per KiB): for every curve of ≥ 2 points also measure the
             per-image choice among its members by this model (:mod:`dnnjpeg.select`), one
-            point per λ, as a curve named "NAME per-image".
+            point per λ, as a curve named "NAME per-image"; with several curves also the choice
+            among all their settings ("all settings per-image").
     Returns:
         A JSON-ready dict (see ``results.json``).
     """
@@ -127,11 +128,17 @@ def evaluate(
             curve_data.append(CurveData(c.name, np.array(bits), np.array(correct), pristine.pixels, np.array(kls)))
     if select is not None:
         pristine_top1 = pristine.logits.argmax(1)
-        for c in list(out_curves):
+        families = list(out_curves)
+        for c in families:
             if len(c["points"]) >= 2:
-                entry, cd = _selected_entry(c, pristine.labels, pristine_top1, pristine.pixels, select, model.name)
+                entry, cd = _selected_entry([c], pristine.labels, pristine_top1, pristine.pixels, select, model.name)
                 out_curves.append(entry)
                 curve_data.append(cd)
+        if len(families) >= 2:  # every setting measured, chosen per image (subsampling included)
+            entry, cd = _selected_entry(families, pristine.labels, pristine_top1, pristine.pixels, select, model.name,
+                                        name="all settings per-image")
+            out_curves.append(entry)
+            curve_data.append(cd)
         curves = list(curves) + [CodecCurve(e["name"], (), "selected") for e in out_curves[len(curves):]]
 
     ref_i = _reference_index(curves, reference)
@@ -216,42 +223,49 @@ def recompare(result: dict, reference: str | None = None, n_boot: int | None = N
     return {**result, "settings": {**s, "reference": ref, "n_boot": n_boot, "seed": seed}, "comparisons": comparisons}
 
 
-def _selected_entry(curve: dict, labels: np.ndarray, pristine_top1: np.ndarray, pixels: np.ndarray, lambdas: Sequence[float],
-                    selector: str, selector_kl: np.ndarray | None = None) -> tuple[dict, CurveData]:
-    """A measured curve's per-image choice (results.json curve entry and its CurveData).
+def _selected_entry(curves: Sequence[dict], labels: np.ndarray, pristine_top1: np.ndarray, pixels: np.ndarray, lambdas: Sequence[float],
+                    selector: str, selector_kl: np.ndarray | None = None, name: str | None = None) -> tuple[dict, CurveData]:
+    """The per-image choice among the members of one or more measured curves (results.json curve
+    entry and its CurveData).
 
-    ``curve``: a results.json curve with per-image records (the family); ``selector_kl`` (K, N):
-    the choosing model's KL when it is not the measuring one (a transfer).
+    ``curves``: results.json curves with per-image records, their points together the family
+    (several: e.g. the ladder at 4:2:0 and 4:4:4, so subsampling is chosen per image too);
+    ``selector_kl`` (K, N): the choosing model's KL when it is not the measuring one (a transfer).
     """
     from dnnjpeg.select import selected_curve
 
-    m = curve
-    per = [p["per_image"] for p in m["points"]]
+    members = [(c, p) for c in curves for p in c["points"]]
+    per = [p["per_image"] for _, p in members]
     bits = np.array([q["bits"] for q in per], np.int64)
     pred = np.array([q["top1"] for q in per], np.int64)
     kl = np.array([q["kl"] for q in per], np.float64)
     lams, b, _, k, ch = selected_curve(bits, pred == labels, kl, lambdas, selector_kl)
     cols = np.arange(bits.shape[1])
+    subs = {p.get("subsampling") for _, p in members}
+    opts = {p.get("optimize") for _, p in members}
+    sub, opt = (subs.pop() if len(subs) == 1 else None), (opts.pop() if len(opts) == 1 else None)  # None: mixed
     pts = []
     for i, lam in enumerate(lams):
         p_sel = pred[ch[i], cols]
         pts.append({
-            "label": f"λ={lam:.2g}", "lam": lam, "quality": None, "scale": None, "subsampling": m["points"][0].get("subsampling"),
-            "optimize": m["points"][0].get("optimize"), "bpp": float(b[i].sum() / pixels.sum()),
+            "label": f"λ={lam:.2g}", "lam": lam, "quality": None, "scale": None, "subsampling": sub,
+            "optimize": opt, "bpp": float(b[i].sum() / pixels.sum()),
             "mean_image_bpp": float(np.mean(b[i] / pixels)), "compression_ratio": None,
             "top1": float(100 * np.mean(p_sel == labels)), "top5": None, "agreement": float(100 * np.mean(p_sel == pristine_top1)),
             "kl": float(k[i].mean()), "seconds": 0.0, "tables": None,
             "members": np.bincount(ch[i], minlength=len(bits)).tolist(),
             "per_image": {"bits": b[i].tolist(), "top1": p_sel.tolist(), "kl": np.round(k[i], 6).tolist(), "choice": ch[i].tolist()},
         })
-    name = f"{curve['name']} per-image"
-    entry = {"name": name, "kind": "selected", "family": curve["name"], "selector": selector,
-             "family_labels": [p["label"] for p in curve["points"]], "points": pts}
+    one = len(curves) == 1
+    name = name or f"{curves[0]['name'] if one else ' + '.join(c['name'] for c in curves)} per-image"
+    entry = {"name": name, "kind": "selected", "family": curves[0]["name"] if one else [c["name"] for c in curves], "selector": selector,
+             "family_labels": [p["label"] if one else f"{c['name']} {p['label']}" for c, p in members], "points": pts}
     return entry, CurveData(name, b, pred[ch, cols] == labels, pixels, k)
 
 
 def with_selection(result: dict, lambdas: Sequence[float] | None = None, selector: dict | None = None,
-                   curves: Sequence[str] | None = None, kappa: dict[str, Sequence[float]] | None = None) -> dict:
+                   curves: Sequence[str] | None = None, kappa: dict[str, Sequence[float]] | None = None,
+                   union: bool = False) -> dict:
     """Add per-image choice curves to a saved result, from its per-image records (no images, no model).
 
     Args:
@@ -263,6 +277,7 @@ def with_selection(result: dict, lambdas: Sequence[float] | None = None, selecto
         kappa: curve name → each member's mean KL measured elsewhere (K,) (e.g. on the design
             split): the choice by rate alone, least κ_k + λ·KiB per image, no network per image
             (curves named "NAME per-image by rate"); replaces ``selector``.
+        union: also the choice among the members of all ``curves`` together ("A + B per-image").
     Returns:
         A copy with the new curves (named "NAME per-image", or "NAME per-image by MODEL") and
         every comparison recomputed. Raises ValueError when images or curves do not match.
@@ -280,22 +295,27 @@ def with_selection(result: dict, lambdas: Sequence[float] | None = None, selecto
         if selector["pristine"]["per_image"]["path"] != pr["path"]:
             raise ValueError("selector result was measured on other images (paths differ)")
         sel_curves = {c["name"]: c for c in selector["curves"]}
-    new = []
+    chooser = []  # (curve, the chooser's KL (K, N) or None)
+    who = "rate" if kappa is not None else selector["settings"]["model"] if selector is not None else result["settings"]["model"]
     for n in names:
         if n not in by_name:
             raise ValueError(f"curve {n!r} not among {list(by_name)}")
-        skl, who = None, result["settings"]["model"]
+        skl = None
         if kappa is not None:
             k = np.asarray(kappa.get(n, ()), np.float64)
             if k.shape != (len(by_name[n]["points"]),):
                 raise ValueError(f"kappa for {n!r} needs {len(by_name[n]['points'])} values, got {k.shape}")
-            skl, who = np.broadcast_to(k[:, None], (len(k), len(labels))), "rate"
+            skl = np.broadcast_to(k[:, None], (len(k), len(labels)))
         elif selector is not None:
             if n not in sel_curves or len(sel_curves[n]["points"]) != len(by_name[n]["points"]):
                 raise ValueError(f"selector result has no curve {n!r} with the same {len(by_name[n]['points'])} points")
             skl = np.array([p["per_image"]["kl"] for p in sel_curves[n]["points"]], np.float64)
-            who = selector["settings"]["model"]
-        entry, _ = _selected_entry(by_name[n], labels, ptop1, pixels, lambdas, who, skl)
+        chooser.append((by_name[n], skl))
+    groups = [[c] for c in chooser] + ([chooser] if union and len(chooser) >= 2 else [])
+    new = []
+    for g in groups:
+        skl = None if g[0][1] is None else np.concatenate([k for _, k in g])
+        entry, _ = _selected_entry([c for c, _ in g], labels, ptop1, pixels, lambdas, who, skl)
         if selector is not None or kappa is not None:
             entry["name"] = f"{entry['name']} by {who}"
         new.append(entry)
