@@ -56,6 +56,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("runs", nargs="+")
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--union", action="store_true", help="also the choice among all the run's curves together")
     ap.add_argument("--design", default=None, help="folder of a design-split evaluation of the same families (choice by rate alone)")
     a = ap.parse_args()
     head = ["run", "measured on", "at", "family, per image", "chosen by", "BD-rate top-1 % [CI]", "BD-rate KL % [CI]",
@@ -71,13 +72,13 @@ def main() -> None:
             continue
         design = json.loads((Path(a.design) / "results.json").read_text()) if a.design else None
         kap = _kappa(own, design) if design else {}
-        rows += _rows(d.name, with_selection(own), own["settings"]["model"])
+        rows += _rows(d.name, with_selection(own, union=a.union), own["settings"]["model"])
         if kap:
             rows += _rows(d.name, with_selection(own, kappa=kap), "rate")
         for other in sorted(d.glob("eval-*/results.json")):
             r = json.loads(other.read_text())
-            rows += _rows(d.name, with_selection(r, selector=own), own["settings"]["model"])
-            rows += _rows(d.name, with_selection(r), r["settings"]["model"])
+            rows += _rows(d.name, with_selection(r, selector=own, union=a.union), own["settings"]["model"])
+            rows += _rows(d.name, with_selection(r, union=a.union), r["settings"]["model"])
             if kap:
                 rows += _rows(d.name, with_selection(r, kappa=kap), "rate")
     if a.markdown:
