@@ -1,6 +1,6 @@
 """Package a designed table as a preset, with the eval-split curve it was measured on.
 
-    .venv/bin/python benchmarks/make_preset.py NAME TABLE.json EVAL_DIR [--curve CURVE_NAME]
+    .venv/bin/python benchmarks/make_preset.py NAME TABLE.json EVAL_DIR [--curve CURVE_NAME] [--kappa DESIGN_EVAL_DIR]
 
 Writes src/dnnjpeg/presets/NAME.json: the tables (natural order), how they were
 designed (method, settings; the trial history is left out to keep it small),
@@ -25,6 +25,8 @@ def main() -> None:
     ap.add_argument("table")
     ap.add_argument("eval_dir")
     ap.add_argument("--curve", default=None, help="curve name in results.json (default: the one built from TABLE)")
+    ap.add_argument("--kappa", default=None, help="folder of a design-split evaluation of the sweep: records each member's mean KL "
+                    "there, for compress --by-rate, and the eval-split result of that choice")
     a = ap.parse_args()
     doc = json.loads(Path(a.table).read_text())
     t = QuantTables.from_dict(doc)
@@ -42,6 +44,22 @@ def main() -> None:
         "preset": pts(next(c for c in r["curves"] if c["name"] == curve)),
         "comparison": next(k for k in r["comparisons"] if k["test"] == curve),
     }
+    if a.kappa:
+        from dnnjpeg.evaluate import with_selection
+        from dnnjpeg.evaluate.spec import sweep_of
+        from dnnjpeg.select import family_kappa
+
+        if "sweep" not in design:
+            raise SystemExit("--kappa needs a preset that holds its sweep (a '-sweep' curve)")
+        dres = json.loads((Path(a.kappa) / "results.json").read_text())
+        kap = family_kappa(dres, [t for t, _ in sweep_of({"design": design})], a.kappa)
+        for p, k in zip(design["sweep"], kap):
+            p["kappa"] = float(k)
+        design["kappa_from"] = {k: dres["settings"][k] for k in ("model", "at", "split", "n_images")}
+        chosen = with_selection(r, kappa={curve: kap.tolist()}, curves=[curve])
+        c = chosen["curves"][-1]
+        measured["by_rate"] = {"points": [{k: p[k] for k in ("label", "bpp", "top1", "kl")} for p in c["points"]],
+                               "comparison": next(k for k in chosen["comparisons"] if k["test"] == c["name"])}
     out = t.to_dict()
     out["design"] = design
     out["measured"] = measured
@@ -50,6 +68,10 @@ def main() -> None:
     k = measured["comparison"]
     print(f"wrote {dst}: BD-rate {k['bd_rate']:+.1f}% [{k['bd_rate_ci'][0]:+.1f}, {k['bd_rate_ci'][1]:+.1f}], "
           f"on KL {k['bd_rate_kl']:+.1f}% [{k['bd_rate_kl_ci'][0]:+.1f}, {k['bd_rate_kl_ci'][1]:+.1f}] on {r['settings']['n_images']} eval images")
+    if "by_rate" in measured:
+        k = measured["by_rate"]["comparison"]
+        print(f"  chosen per image by rate: BD-rate {k['bd_rate']:+.1f}% [{k['bd_rate_ci'][0]:+.1f}, {k['bd_rate_ci'][1]:+.1f}], "
+              f"on KL {k['bd_rate_kl']:+.1f}%")
 
 
 if __name__ == "__main__":

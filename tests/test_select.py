@@ -263,3 +263,31 @@ def test_cli_compress_by_rate_with_two_families(tmp_path):
         assert out.read_bytes() == datas[k]
         h = parse_header(out)
         assert (h.quant_tables(), h.subsampling) == (members[k][0], members[k][1])
+
+
+def test_shipped_sweep_preset_compresses_by_rate_without_a_network(tmp_path):
+    from dnnjpeg.compress import _pixels
+    from dnnjpeg.evaluate import parse_codec
+    from dnnjpeg.presets import preset_info
+    from dnnjpeg.select import recorded_kappa
+
+    name = "efficientnet-lite0-420-original-sweep"
+    kap = recorded_kappa(f"preset:{name}")
+    info = preset_info(name)
+    assert kap is not None and len(kap) == len(info["design"]["sweep"]) >= 2
+    assert np.all(np.diff(kap) < 0)  # coarse → fine: the network's mean KL falls as the tables refine
+    assert info["design"]["kappa_from"]["split"] == "design" and info["measured"]["by_rate"]["comparison"]["bd_rate"] < 0
+    curve = parse_codec(f"preset:{name}")
+    fam = [(p.tables, p.subsampling) for p in curve.points]
+    src = _tree(tmp_path / "src", n=4)
+    lam = 0.002
+    r = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "out"), "--family", f"preset:{name}", "--by-rate", "--lam", str(lam)])
+    assert r.exit_code == 1 and "4 written" in r.output  # the broken file fails, the rest go on
+    for f in sorted(src.rglob("*.*")):
+        if f.name == "broken.jpg":
+            continue
+        datas = [encode(_pixels(str(f)), t, s) for t, s in fam]
+        k = choose(np.array([[8 * len(d)] for d in datas]), kap[:, None], lam)[0]
+        assert output_path(src, tmp_path / "out", f).read_bytes() == datas[k]
+    r = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "o2"), "--family", "standard", "--by-rate"])
+    assert r.exit_code == 2 and "records no mean KL" in r.output

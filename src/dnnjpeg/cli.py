@@ -199,6 +199,8 @@ def compress(
     lam: float = typer.Option(0.002, "--lam", help="With --select-model or --kappa: λ in nats of KL per KiB (larger → smaller files)."),
     kappa: Optional[Path] = typer.Option(None, "--kappa", help="Instead of --select-model: choose by rate alone, each member's KL "
                                          "taken from this evaluation of the same --family (results.json or its folder, e.g. --split design)."),
+    by_rate: bool = typer.Option(False, "--by-rate", help="Like --kappa, with the members' mean KL recorded in the --family itself "
+                                 "(e.g. preset:efficientnet-lite0-420-original-sweep): no network, no other file."),
 ) -> None:
     """Re-encode a whole tree with designed tables as standard baseline JPEG files, or with each
     image's choice among a family of tables by a network (--select-model)."""
@@ -208,9 +210,9 @@ def compress(
     from dnnjpeg.compress import compress_tree
     from dnnjpeg.models import ModelUnavailableError
 
-    chooser = [x for x in (tables, select_model, kappa) if x is not None]
+    chooser = [x for x in (tables, select_model, kappa, by_rate or None) if x is not None]
     if len(chooser) != 1:
-        raise typer.BadParameter("give one of --tables FILE, --select-model NAME (with --family) or --kappa FILE (with --family)")
+        raise typer.BadParameter("give one of --tables FILE, --select-model NAME, --kappa FILE or --by-rate (the last three with --family)")
     kap = None
     try:
         if tables is not None:
@@ -223,12 +225,22 @@ def compress(
             from dnnjpeg.select import family_kappa
 
             if not family:
-                raise ValueError("--select-model and --kappa need --family, e.g. --family standard or --family sweep:design.json")
+                raise ValueError("--select-model, --kappa and --by-rate need --family, e.g. --family standard or --family sweep:design.json")
             curves = [parse_codec(f, subsampling, optimize=optimize) for f in family]
             points = [(c, p) for c in curves for p in c.points]
             t, fam, subs = None, [p.tables for _, p in points], [p.subsampling for _, p in points]
             what = " + ".join(c.name for c in curves)
-            if kappa is not None:
+            if by_rate:
+                from dnnjpeg.select import recorded_kappa
+
+                ks = [recorded_kappa(f) for f in family]
+                missing = [f for f, k, c in zip(family, ks, curves) if k is None or len(k) != len(c.points)]
+                if missing:
+                    raise ValueError(f"--by-rate: {', '.join(missing)} records no mean KL per member; use --kappa EVAL "
+                                     "(an evaluation of the same family) or --select-model")
+                kap, m = np.concatenate(ks), None
+                err.print(f"choosing among {len(fam)} tables ({what}) by rate alone at λ = {lam:g} nats/KiB")
+            elif kappa is not None:
                 kf = kappa / "results.json" if kappa.is_dir() else kappa
                 try:
                     ev = json.loads(kf.read_text())
@@ -340,7 +352,8 @@ def presets(
         # Plain aligned lines, not a rich table: the names and intervals must not wrap in a pipe or a narrow terminal.
         print("BD-rate: % bits against the standard ladder at equal top-1 (negative = fewer bits); on KL: at equal KL "
               "to the pristine output; held-out eval split, 95% bootstrap intervals; Δtop-1: points at equal rate")
-        print(f"{'name':<34} {'model':<18} {'at':<8} {'sub':<6} {'method':<11} {'images':>6}  {'BD-rate %':<20} "
+        w = max([len("name")] + [len(r["name"]) for r in rows]) + 1
+        print(f"{'name':<{w}} {'model':<18} {'at':<8} {'sub':<6} {'method':<11} {'images':>6}  {'BD-rate %':<20} "
               f"{'on KL %':<20} Δtop-1")
 
         def bd(v, ci):
@@ -348,8 +361,12 @@ def presets(
 
         for r in rows:
             acc = "n/a" if r["bd_accuracy"] is None else f"{r['bd_accuracy']:+.2f}"
-            print(f"{r['name']:<34} {r['model']!s:<18} {r['at']!s:<8} {r['subsampling']!s:<6} {r['method']!s:<11} "
+            print(f"{r['name']:<{w}} {r['model']!s:<18} {r['at']!s:<8} {r['subsampling']!s:<6} {r['method']!s:<11} "
                   f"{r['n_images']!s:>6}  {bd(r['bd_rate'], r['bd_rate_ci']):<20} {bd(r['bd_rate_kl'], r['bd_rate_kl_ci']):<20} {acc}")
+        for r in rows:
+            if r.get("by_rate_bd_rate") is not None:
+                print(f"{r['name']}, chosen per image by rate (compress --family preset:{r['name']} --by-rate): BD-rate "
+                      f"{bd(r['by_rate_bd_rate'], r['by_rate_bd_rate_ci'])}, on KL {r['by_rate_bd_rate_kl']:+.1f}")
         if name:
             q = load_preset(name)
             for label, table in (("luma", q.luma), ("chroma", q.chroma)):

@@ -36,7 +36,8 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["KIB_BITS", "DEFAULT_LAMBDAS", "choose", "selected_curve", "SelectedImage", "select_encode", "family_kappa"]
+__all__ = ["KIB_BITS", "DEFAULT_LAMBDAS", "choose", "selected_curve", "SelectedImage", "select_encode", "family_kappa",
+           "recorded_kappa"]
 
 #: bits per KiB: λ is in nats of KL per KiB of file
 KIB_BITS = 8192
@@ -125,6 +126,31 @@ def family_kappa(result: dict, family, where: str = "results") -> np.ndarray:
         if len(pts) == len(family) and all(p.get("tables") and QuantTables.from_dict(p["tables"]) == t for p, t in zip(pts, family)):
             return np.array([p["kl"] for p in pts], np.float64)
     raise ValueError(f"{where}: no curve with these {len(family)} tables (evaluate the same family there, e.g. on --split design)")
+
+
+def recorded_kappa(codec: str) -> np.ndarray | None:
+    """The members' mean KL recorded with a ``--codec`` family (a preset or ``sweep:FILE`` whose
+    sweep points carry ``kappa``, see ``benchmarks/make_preset.py --kappa``), or None."""
+    import json
+    from pathlib import Path
+
+    body = codec.partition("@")[0]
+    kind, _, arg = body.partition(":")
+    if kind == "preset":
+        from dnnjpeg.presets import preset_info
+
+        doc = preset_info(arg)
+    elif kind == "sweep":
+        try:
+            doc = json.loads(Path(arg).read_text())
+        except (OSError, ValueError):
+            return None
+    else:
+        return None
+    pts = (doc.get("design") or {}).get("sweep") or []
+    if not pts or any("kappa" not in p for p in pts):
+        return None
+    return np.array([p["kappa"] for p in pts], np.float64)
 
 
 def select_encode(rgb: np.ndarray, family, model, lam: float, subsampling: str | Sequence[str] = "4:2:0",

@@ -39,11 +39,14 @@ def preset_summary(name: str) -> dict:
     Keys: name, model, at, subsampling, method, n_images (eval-split images it
     was measured on), bd_rate and bd_rate_ci (% bits against the reference
     ladder at equal top-1; negative = fewer bits), bd_accuracy (top-1 points at
-    equal rate), reference (the ladder it was compared with).
+    equal rate), reference (the ladder it was compared with); for a sweep that records its
+    members' mean KL, by_rate_bd_rate / by_rate_bd_rate_ci / by_rate_bd_rate_kl: the same
+    comparison for the per-image choice by rate (``compress --by-rate``), else None.
     """
     d = preset_info(name)
     des, m = d.get("design", {}), d.get("measured", {})
     k = m.get("comparison", {})
+    br = (m.get("by_rate") or {}).get("comparison") or {}
     return {
         "name": name,
         "model": des.get("model") or m.get("settings", {}).get("model"),
@@ -57,6 +60,9 @@ def preset_summary(name: str) -> dict:
         "bd_accuracy": k.get("bd_accuracy"),
         "bd_rate_kl": k.get("bd_rate_kl"),
         "bd_rate_kl_ci": k.get("bd_rate_kl_ci"),
+        "by_rate_bd_rate": br.get("bd_rate"),
+        "by_rate_bd_rate_ci": br.get("bd_rate_ci"),
+        "by_rate_bd_rate_kl": br.get("bd_rate_kl"),
     }
 
 
