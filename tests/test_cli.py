@@ -47,12 +47,15 @@ def test_evaluate_cli_with_lite0_and_a_corrupt_file(tmp_path, imagenet_dir):
     (d / "n01440764_zzz_broken.JPEG").write_bytes(b"\xff\xd8\xff\xe0 not really")
     out = tmp_path / "out"
     res = runner.invoke(app, ["evaluate", "--data", str(d), "--codec", "standard:10,50,90", "--codec", "standard:10,50,90@4:4:4",
-                              "--out", str(out), "--bootstrap", "20"])
+                              "--out", str(out), "--bootstrap", "20", "--select-lambdas", "0.001,0.1"])
     assert res.exit_code == 0, res.output
     r = json.loads((out / "results.json").read_text())
     assert r["settings"]["layout"] == "wnid" and r["settings"]["n_images"] == 6 and r["settings"]["labeled"]
     assert len(r["failures"]) == 1 and "broken" in r["failures"][0][0]
-    assert [c["name"] for c in r["curves"]] == ["standard 4:2:0", "standard 4:4:4"]
+    assert [c["name"] for c in r["curves"]] == ["standard 4:2:0", "standard 4:4:4", "standard 4:2:0 per-image",
+                                                "standard 4:4:4 per-image", "all settings per-image"]
+    assert all(p["lam"] in (0.001, 0.1) for c in r["curves"][2:] for p in c["points"])
+    assert "all settings per-image vs standard 4:2:0" in (out / "report.md").read_text()
     assert "broken" in res.stderr
     for f in ("curves.png", "report.md", "report.html"):
         assert (out / f).stat().st_size > 0
@@ -63,6 +66,8 @@ def test_evaluate_cli_errors_cleanly(tmp_path):
     assert res.exit_code == 2 and "nope" in res.stderr
     res = runner.invoke(app, ["evaluate", "--data", str(tmp_path), "--codec", "bogus:1"])
     assert res.exit_code == 2 and "bogus" in res.stderr
+    res = runner.invoke(app, ["evaluate", "--data", str(tmp_path), "--select-lambdas", "0.1,x"])
+    assert res.exit_code == 2 and "--select-lambdas" in res.output
 
 
 def test_demo_runs_ladder_and_deepn_on_bundled_photos(tmp_path):
