@@ -40,3 +40,15 @@ def test_preset_defaults_to_the_subsampling_it_was_designed_for():
         assert all(p.subsampling == designed for p in parse_codec(f"preset:{n}", subsampling="4:2:2").points)
     assert "efficientnet-lite0-444" in available_presets()
     assert parse_codec("preset:efficientnet-lite0-444").points[0].subsampling == "4:4:4"
+
+
+def test_sweep_preset_result_carries_its_choice_by_rate():
+    from dnnjpeg.presets import preset_result, preset_summary
+
+    r = preset_result("efficientnet-lite0-420-original-sweep")
+    assert [c["kind"] for c in r["curves"]] == ["standard", "tables", "selected"]
+    assert r["comparisons"][1]["test"].endswith("per-image by rate")
+    s = preset_summary("efficientnet-lite0-420-original-sweep")
+    # the per-image choice by rate was measured on the same eval images as the sweep itself
+    assert s["by_rate_bd_rate"] == r["comparisons"][1]["bd_rate"] and r["comparisons"][1]["n_images"] == s["n_images"]
+    assert preset_summary("efficientnet-lite0-420")["by_rate_bd_rate"] is None

@@ -69,18 +69,24 @@ def preset_summary(name: str) -> dict:
 def preset_result(name: str) -> dict:
     """The preset's measured curve shaped like an evaluation result, so that
     :func:`dnnjpeg.evaluate.report.plot_curves` can draw it: ``settings``,
-    ``pristine`` (top-1 %), ``curves`` (the reference ladder, then the preset;
-    points with label, bpp, top1, kl) and ``comparisons``.
+    ``pristine`` (top-1 %), ``curves`` (the reference ladder, then the preset, then for a
+    sweep with recorded mean KL its per-image choice by rate; points with label, bpp, top1,
+    kl) and ``comparisons``.
     """
     d = preset_info(name)
     m = d.get("measured")
     if not m:
         raise ValueError(f"preset {name!r} carries no measured curve")
     k = m["comparison"]
+    curves = [{"name": k.get("reference", "standard"), "kind": "standard", "points": m["ladder"]},
+              {"name": f"preset:{name}", "kind": "tables", "points": m["preset"]}]
+    comparisons = [k]
+    if m.get("by_rate"):  # a sweep with its members' mean KL: also its per-image choice by rate
+        curves.append({"name": f"preset:{name} per-image by rate", "kind": "selected", "points": m["by_rate"]["points"]})
+        comparisons.append(m["by_rate"]["comparison"])
     return {
         "settings": {**m["settings"], "accuracy_metric": "top1"},
         "pristine": {"top1": m["pristine_top1"]},
-        "curves": [{"name": k.get("reference", "standard"), "kind": "standard", "points": m["ladder"]},
-                   {"name": f"preset:{name}", "kind": "tables", "points": m["preset"]}],
-        "comparisons": [k],
+        "curves": curves,
+        "comparisons": comparisons,
     }
