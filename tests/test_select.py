@@ -291,3 +291,40 @@ def test_shipped_sweep_preset_compresses_by_rate_without_a_network(tmp_path):
         assert output_path(src, tmp_path / "out", f).read_bytes() == datas[k]
     r = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "o2"), "--family", "standard", "--by-rate"])
     assert r.exit_code == 2 and "records no mean KL" in r.output
+
+
+def test_lambda_for_bpp_is_the_smallest_lambda_that_fits():
+    from dnnjpeg.select import lambda_for_bpp
+
+    rng = np.random.default_rng(1)
+    k, n = 5, 200
+    bits = np.sort(rng.integers(1_000, 100_000, (k, n)), axis=0)[::-1]
+    kl = np.sort(rng.gamma(0.5, 0.05, (k, n)), axis=0)
+    pix = rng.integers(10_000, 200_000, n)
+    cols = np.arange(n)
+    rate = lambda lam: bits[choose(bits, kl, lam), cols].sum() / pix.sum()  # noqa: E731
+    for target in np.quantile([rate(x) for x in np.geomspace(1e-6, 1e3, 40)], [0.2, 0.5, 0.8]):
+        lam = lambda_for_bpp(bits, kl, pix, target)
+        assert rate(lam) <= target < rate(lam * (1 - 1e-9))
+    assert lambda_for_bpp(bits, kl, pix, 1e9) == 1e-9  # everything fits: the finest choice
+    assert lambda_for_bpp(bits, kl, pix, 1e-9) == 1e4  # nothing fits: the coarsest
+
+
+def test_compress_to_a_target_size(tmp_path):
+    from dnnjpeg.compress import _pixels
+
+    src = tmp_path / "src"
+    write_images(src, 8, size=(90, 64), seed=5)
+    fam = _family()
+    kap = np.array([0.5, 0.1, 0.02, 0.001])
+    sizes = np.array([[8 * len(encode(_pixels(str(f)), t)) for f in sorted(src.glob("*.png"))] for t in fam])
+    pix = 8 * 90 * 64
+    target = 0.5 * (sizes[0].sum() + sizes[-1].sum()) / pix  # between the coarsest and the finest
+    rep = compress_tree(src, tmp_path / "out", None, family=fam, kappa=kap, target_bpp=target, workers=1)
+    outs = sorted((tmp_path / "out").glob("*.jpg"))
+    got = 8 * sum(p.stat().st_size for p in outs) / pix
+    assert rep.written == 8 and got == pytest.approx(rep.bpp) and got <= target
+    ch = choose(sizes, np.repeat(kap[:, None], 8, 1), rep.lam)
+    assert [p.read_bytes() for p in outs] == [encode(_pixels(str(f)), fam[k]) for f, k in zip(sorted(src.glob("*.png")), ch)]
+    with pytest.raises(ValueError, match="> 0"):
+        compress_tree(src, tmp_path / "o2", None, family=fam, kappa=kap, target_bpp=0)

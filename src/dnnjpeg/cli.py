@@ -199,6 +199,8 @@ def compress(
     lam: float = typer.Option(0.002, "--lam", help="With --select-model or --kappa: λ in nats of KL per KiB (larger → smaller files)."),
     kappa: Optional[Path] = typer.Option(None, "--kappa", help="Instead of --select-model: choose by rate alone, each member's KL "
                                          "taken from this evaluation of the same --family (results.json or its folder, e.g. --split design)."),
+    target_bpp: Optional[float] = typer.Option(None, "--target-bpp", help="With a --family chooser, instead of --lam: the λ whose "
+                                               "choice fits this many bits per pixel over the files written (all members measured first)."),
     by_rate: bool = typer.Option(False, "--by-rate", help="Like --kappa, with the members' mean KL recorded in the --family itself "
                                  "(e.g. preset:efficientnet-lite0-420-original-sweep): no network, no other file."),
 ) -> None:
@@ -239,7 +241,8 @@ def compress(
                     raise ValueError(f"--by-rate: {', '.join(missing)} records no mean KL per member; use --kappa EVAL "
                                      "(an evaluation of the same family) or --select-model")
                 kap, m = np.concatenate(ks), None
-                err.print(f"choosing among {len(fam)} tables ({what}) by rate alone at λ = {lam:g} nats/KiB")
+                err.print(f"choosing among {len(fam)} tables ({what}) by rate alone at "
+                          + (f"{target_bpp:g} bpp" if target_bpp else f"λ = {lam:g} nats/KiB"))
             elif kappa is not None:
                 kf = kappa / "results.json" if kappa.is_dir() else kappa
                 try:
@@ -247,17 +250,23 @@ def compress(
                 except (OSError, json.JSONDecodeError) as e:
                     raise ValueError(f"{kf}: cannot read an evaluation: {e}") from None
                 kap, m = np.concatenate([family_kappa(ev, [p.tables for p in c.points], str(kf)) for c in curves]), None
-                err.print(f"choosing among {len(fam)} tables ({what}) by rate alone at λ = {lam:g} nats/KiB")
+                err.print(f"choosing among {len(fam)} tables ({what}) by rate alone at "
+                          + (f"{target_bpp:g} bpp" if target_bpp else f"λ = {lam:g} nats/KiB"))
             else:
                 m = load_model(select_model)
-                err.print(f"choosing among {len(fam)} tables ({what}) with {m.name} at λ = {lam:g} nats/KiB")
+                err.print(f"choosing among {len(fam)} tables ({what}) with {m.name} at "
+                          + (f"{target_bpp:g} bpp" if target_bpp else f"λ = {lam:g} nats/KiB"))
         with Progress(TextColumn("compressing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err) as bar:
             task = bar.add_task("", total=None)
             rep = compress_tree(src, dst, t, scale, subsampling, optimize, workers, resume, overwrite, lambda k: bar.advance(task, k),
-                                family=fam, model=m, lam=lam if fam is not None else None, family_subsampling=subs, kappa=kap)
+                                family=fam, model=m, lam=lam if fam is not None else None, family_subsampling=subs, kappa=kap,
+                                target_bpp=target_bpp if fam is not None else None)
     except (ValueError, FileNotFoundError, ModelUnavailableError) as e:
         err.print(f"[red]error:[/red] {e}", highlight=False)
         raise typer.Exit(2)
+    if rep.bpp is not None:
+        err.print(f"target {target_bpp:g} bpp: λ = {rep.lam:.3g} nats/KiB gives {rep.bpp:.3f} bpp over the {rep.written:,} files written",
+                  highlight=False)
     if rep.members:
         err.print("tables chosen: " + ", ".join(f"{points[k][0].name if len(curves) > 1 else ''} {points[k][1].label} ×{n}".strip()
                                                for k, n in sorted(rep.members.items())), highlight=False)

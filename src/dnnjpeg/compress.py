@@ -41,6 +41,10 @@ class CompressReport:
     failures: list[tuple[str, str]] = field(default_factory=list)
     #: per-image choice: how many images took each family member (index → count)
     members: dict[int, int] = field(default_factory=dict)
+    #: per-image choice: the λ used (nats per KiB; found from ``target_bpp`` when given)
+    lam: float | None = None
+    #: with ``target_bpp``: bits per pixel of the files written (outputs kept by resume excluded)
+    bpp: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -124,6 +128,23 @@ def _one_by_rate(job) -> tuple[tuple[str, str, int, int, str | None], int | None
     return _one_selected(args, family, subsamplings, None, lam, kappa)
 
 
+def _measure(job) -> tuple[tuple[str, str, int, int, str | None] | None, tuple[np.ndarray, np.ndarray, int] | None]:
+    """Pass 1 of a size target: (outcome when the file is kept or fails, else None; (bits (K,), kl (K,), pixels))."""
+    from dnnjpeg.select import select_encode
+
+    args, family, subsamplings, model, kappa = job
+    src, dst, _, _, optimize, resume, overwrite = args
+    try:
+        kept = _existing(src, Path(dst), resume, overwrite)
+        if kept is not None:
+            return kept, None
+        px = _pixels(src)
+        sel = select_encode(px, family, model, 0.0, subsamplings, optimize, kappa)
+        return None, (sel.bits, sel.kl, int(px.shape[0] * px.shape[1]))
+    except Exception as e:  # every per-file problem is reported; the batch goes on
+        return (src, "failed", 0, 0, f"{type(e).__name__}: {e}"), None
+
+
 def compress_tree(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
@@ -140,6 +161,7 @@ def compress_tree(
     lam: float | None = None,
     family_subsampling: Sequence[str] | None = None,
     kappa: Sequence[float] | None = None,
+    target_bpp: float | None = None,
 ) -> CompressReport:
     """Encode every image under ``src`` (recursively) into the mirrored tree ``dst``.
 
@@ -152,6 +174,9 @@ def compress_tree(
             nats per KiB (see :mod:`dnnjpeg.select`); ``family_subsampling`` one per member
             (default ``subsampling`` for all). ``kappa`` (K,) instead of a model: the choice by
             rate alone, each member's KL replaced by its mean KL measured elsewhere.
+        target_bpp: with a family, instead of ``lam``: measure every member on every image
+            first, then use the λ whose choice comes closest to this many bits per pixel over
+            the files written, without exceeding it (one more encode per image).
     Raises:
         ValueError: ``dst`` overlaps ``src``; neither tables nor a family with model and λ.
         FileNotFoundError: ``src`` does not exist.
@@ -162,6 +187,10 @@ def compress_tree(
     if _overlap(s, d):
         raise ValueError(f"destination {dst} overlaps source {src}: dnnjpeg never writes inside SRC")
     if family is not None:
+        if target_bpp is not None:
+            if not target_bpp > 0:
+                raise ValueError(f"target bits per pixel must be > 0, got {target_bpp}")
+            lam = 0.0 if lam is None else lam  # found below
         if (model is None and kappa is None) or lam is None or not len(family):
             raise ValueError("a per-image choice needs a non-empty family of tables, a model (or the members' mean KL) and λ")
         if kappa is not None and len(kappa) != len(family):
@@ -210,6 +239,36 @@ def compress_tree(
                 rep.members[k] = rep.members.get(k, 0) + 1
             yield res
 
+    def pool_map(fn, items):
+        if workers == 1 or model is not None:
+            yield from map(fn, items)
+            return
+        with ProcessPoolExecutor(workers) as pool:
+            yield from pool.map(fn, items, chunksize=16)
+
+    if family is not None and target_bpp is not None:
+        from dnnjpeg.select import choose, lambda_for_bpp
+
+        measured, todo = [], []
+        for job, (done, m) in zip(jobs, pool_map(_measure, [(j, family, subs, model, kappa) for j in jobs])):
+            if done is not None:
+                consume([done])
+            else:
+                measured.append(m)
+                todo.append(job)
+        if todo:
+            bits = np.stack([m[0] for m in measured], 1)
+            kl = np.stack([m[1] for m in measured], 1)
+            pix = np.array([m[2] for m in measured])
+            rep.lam = lambda_for_bpp(bits, kl, pix, target_bpp)
+            ch = choose(bits, kl, rep.lam)
+            for k in ch:
+                rep.members[int(k)] = rep.members.get(int(k), 0) + 1
+            written_before = rep.bytes_after
+            consume(pool_map(_one, [(j[0], j[1], family[k], subs[k], j[4], j[5], j[6]) for j, k in zip(todo, ch)]))
+            rep.bpp = 8 * (rep.bytes_after - written_before) / float(pix.sum())
+        return rep
+    rep.lam = lam if family is not None else None
     if family is not None and (model is not None or workers == 1):
         # the network runs in this process, one image's K candidates per batch
         consume(consume_chosen(_one_selected(j, family, subs, model, lam, kappa) for j in jobs))

@@ -37,7 +37,7 @@ from typing import Sequence
 import numpy as np
 
 __all__ = ["KIB_BITS", "DEFAULT_LAMBDAS", "choose", "selected_curve", "SelectedImage", "select_encode", "family_kappa",
-           "recorded_kappa"]
+           "recorded_kappa", "lambda_for_bpp"]
 
 #: bits per KiB: λ is in nats of KL per KiB of file
 KIB_BITS = 8192
@@ -67,6 +67,40 @@ def choose(bits: np.ndarray, kl: np.ndarray, lam: float) -> np.ndarray:
     # ties (e.g. λ = 0 and several members with KL exactly 0): the smallest file among them
     tie = np.isclose(cost, best, rtol=0, atol=1e-12)
     return np.where(tie, bits, np.inf).argmin(0).astype(np.int64)
+
+
+def lambda_for_bpp(bits: np.ndarray, kl: np.ndarray, pixels: np.ndarray, target_bpp: float,
+                   lo: float = 1e-9, hi: float = 1e4) -> float:
+    """The smallest λ (nats per KiB) whose per-image choice fits ``target_bpp`` on these images.
+
+    Args:
+        bits, kl: (K, N) every member's size in bits and KL (nats) on every image.
+        pixels: (N,) pixels per image; the rate is total bits / total pixels.
+        target_bpp: bits per pixel to stay at or under.
+    Returns:
+        λ in [lo, hi]: the least KL at that total size (sizes fall as λ grows, so this is a
+        bisection on log λ); ``hi`` when even the coarsest choice is larger than the target,
+        ``lo`` when the finest already fits.
+    """
+    bits = np.asarray(bits, np.float64)
+    budget = target_bpp * float(np.sum(pixels))
+    cols = np.arange(bits.shape[1])
+
+    def total(lam: float) -> float:
+        return float(bits[choose(bits, kl, lam), cols].sum())
+
+    if total(lo) <= budget:
+        return lo
+    if total(hi) > budget:
+        return hi
+    a, b = np.log(lo), np.log(hi)
+    for _ in range(60):  # 2^-60 of the log-range: far below any change of choice
+        m = 0.5 * (a + b)
+        if total(float(np.exp(m))) <= budget:
+            b = m
+        else:
+            a = m
+    return float(np.exp(b))
 
 
 def selected_curve(bits: np.ndarray, correct: np.ndarray, kl: np.ndarray, lambdas: Sequence[float] = DEFAULT_LAMBDAS,
