@@ -98,6 +98,8 @@ def test_evaluate_select_agrees_with_the_encoder(tmp_path):
     # a saved result gives the same curve without images or model
     again = with_selection({**res, "curves": res["curves"][:1]}, lambdas=lams)
     assert again["curves"][1]["points"] == sel["points"]
+    twice = with_selection(res, lambdas=lams)  # computed again: replaced, not duplicated
+    assert [c["name"] for c in twice["curves"]] == [c["name"] for c in res["curves"]]
     json.dumps(again)
 
 

@@ -319,7 +319,8 @@ def with_selection(result: dict, lambdas: Sequence[float] | None = None, selecto
         if selector is not None or kappa is not None:
             entry["name"] = f"{entry['name']} by {who}"
         new.append(entry)
-    return recompare({**result, "curves": list(result["curves"]) + new})
+    fresh = {e["name"] for e in new}  # a choice computed again replaces the earlier one of the same name
+    return recompare({**result, "curves": [c for c in result["curves"] if c["name"] not in fresh] + new})
 
 
 def _reference_index(curves: Sequence[CodecCurve], name: str | None) -> int:
