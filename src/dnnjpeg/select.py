@@ -24,7 +24,8 @@ tables by a network's output.
 
 A cheaper relative needs no network per image: replace each image's KL by the member's
 mean KL κ_k measured once on other images (:func:`family_kappa` from a design-split
-evaluation; ``with_selection(..., kappa=…)``, ``compress --kappa``); the choice then moves
+evaluation, or recorded in a sweep preset: :func:`recorded_kappa`; ``with_selection(..., kappa=…)``,
+``compress --kappa`` / ``--by-rate``); the choice then moves
 bits away from images whose files grow most between members.  It keeps part of the gain
 (BENCHMARKS.md).
 """
