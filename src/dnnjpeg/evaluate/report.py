@@ -23,9 +23,11 @@ def plot_curves(result: dict, path: Path) -> Path:
     for c in result["curves"]:
         pts = c["points"]
         x = [p["bpp"] for p in pts]
-        ax.plot(x, [p[metric] for p in pts], marker="o", ms=4, label=c["name"])
-        ax2.plot(x, [p["kl"] for p in pts], marker="o", ms=4, label=c["name"])
-        for p in pts[:: max(1, len(pts) // 6)]:
+        chosen = c.get("kind") == "selected"  # per-image choices: dashed, their λ labels only in the tables
+        style = {"marker": "o", "ms": 3 if chosen else 4, "ls": "--" if chosen else "-", "label": c["name"]}
+        ax.plot(x, [p[metric] for p in pts], **style)
+        ax2.plot(x, [p["kl"] for p in pts], **style)
+        for p in ([] if chosen else pts[:: max(1, len(pts) // 6)]):
             ax.annotate(p["label"], (p["bpp"], p[metric]), fontsize=7, alpha=0.6, xytext=(3, -9), textcoords="offset points")
     pr = result["pristine"][metric]
     ax.axhline(pr, color="k", ls="--", lw=1, label=f"pristine {pr:.1f}%")
