@@ -241,8 +241,6 @@ def compress(
                     raise ValueError(f"--by-rate: {', '.join(missing)} records no mean KL per member; use --kappa EVAL "
                                      "(an evaluation of the same family) or --select-model")
                 kap, m = np.concatenate(ks), None
-                err.print(f"choosing among {len(fam)} tables ({what}) by rate alone at "
-                          + (f"{target_bpp:g} bpp" if target_bpp else f"λ = {lam:g} nats/KiB"))
             elif kappa is not None:
                 kf = kappa / "results.json" if kappa.is_dir() else kappa
                 try:
@@ -250,12 +248,10 @@ def compress(
                 except (OSError, json.JSONDecodeError) as e:
                     raise ValueError(f"{kf}: cannot read an evaluation: {e}") from None
                 kap, m = np.concatenate([family_kappa(ev, [p.tables for p in c.points], str(kf)) for c in curves]), None
-                err.print(f"choosing among {len(fam)} tables ({what}) by rate alone at "
-                          + (f"{target_bpp:g} bpp" if target_bpp else f"λ = {lam:g} nats/KiB"))
             else:
                 m = load_model(select_model)
-                err.print(f"choosing among {len(fam)} tables ({what}) with {m.name} at "
-                          + (f"{target_bpp:g} bpp" if target_bpp else f"λ = {lam:g} nats/KiB"))
+            err.print(f"choosing among {len(fam)} tables ({what}) {'by rate alone' if m is None else 'with ' + m.name} at "
+                      + (f"{target_bpp:g} bpp" if target_bpp else f"λ = {lam:g} nats/KiB"))
         with Progress(TextColumn("compressing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err) as bar:
             task = bar.add_task("", total=None)
             rep = compress_tree(src, dst, t, scale, subsampling, optimize, workers, resume, overwrite, lambda k: bar.advance(task, k),
