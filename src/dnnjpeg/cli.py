@@ -196,7 +196,9 @@ def compress(
     family: Optional[list[str]] = typer.Option(None, "--family", help="With --select-model or --kappa: the tables to choose from, as a "
                                                "--codec value: standard[:Q,...], sweep:FILE.json, preset:NAME, tables:FILE.json (swept by "
                                                "scale), optionally @4:4:4. Repeatable: the members of all, subsampling chosen per image too."),
-    lam: float = typer.Option(0.002, "--lam", help="With --select-model or --kappa: λ in nats of KL per KiB (larger → smaller files)."),
+    lam: float = typer.Option(0.002, "--lam", help="With a --family chooser: λ in nats of KL per KiB (larger → smaller files). "
+                              "0.002 with lite0 choosing from the original-sweep preset on ImageNet-size photos: ~0.84 bpp, "
+                              "top-1 within 1 point of pristine (BENCHMARKS.md)."),
     kappa: Optional[Path] = typer.Option(None, "--kappa", help="Instead of --select-model: choose by rate alone, each member's KL "
                                          "taken from this evaluation of the same --family (results.json or its folder, e.g. --split design)."),
     target_bpp: Optional[float] = typer.Option(None, "--target-bpp", help="With a --family chooser, instead of --lam: the λ whose "
