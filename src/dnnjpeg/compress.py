@@ -106,10 +106,12 @@ def _one(args) -> tuple[str, str, int, int, str | None]:
     return _write(src, dst, resume, overwrite, lambda px: encode(px, tables, subsampling=subsampling, optimize=optimize))
 
 
-def _one_selected(args, family, subsamplings, model, lam: float, kappa) -> tuple[tuple[str, str, int, int, str | None], int | None]:
-    """One file encoded with its chosen member: (outcome as :func:`_one`, chosen index or None)."""
+def _one_selected(job) -> tuple[tuple[str, str, int, int, str | None], int | None]:
+    """One file encoded with its chosen member: (outcome as :func:`_one`, chosen index or None).
+    Top level so that a process pool can run the network-free choice (``model`` None)."""
     from dnnjpeg.select import select_encode
 
+    args, family, subsamplings, model, lam, kappa = job
     src, dst, _, _, optimize, resume, overwrite = args
     chosen = []
 
@@ -120,12 +122,6 @@ def _one_selected(args, family, subsamplings, model, lam: float, kappa) -> tuple
 
     res = _write(src, dst, resume, overwrite, make)
     return res, (chosen[0] if res[1] == "written" else None)
-
-
-def _one_by_rate(job) -> tuple[tuple[str, str, int, int, str | None], int | None]:
-    # top level so that a process pool can run the network-free choice
-    args, family, subsamplings, lam, kappa = job
-    return _one_selected(args, family, subsamplings, None, lam, kappa)
 
 
 def _measure(job) -> tuple[tuple[str, str, int, int, str | None] | None, tuple[np.ndarray, np.ndarray, int] | None]:
@@ -240,6 +236,7 @@ def compress_tree(
             yield res
 
     def pool_map(fn, items):
+        # with a model the network runs here, one image's K candidates per batch
         if workers == 1 or model is not None:
             yield from map(fn, items)
             return
@@ -269,15 +266,8 @@ def compress_tree(
             rep.bpp = 8 * (rep.bytes_after - written_before) / float(pix.sum())
         return rep
     rep.lam = lam if family is not None else None
-    if family is not None and (model is not None or workers == 1):
-        # the network runs in this process, one image's K candidates per batch
-        consume(consume_chosen(_one_selected(j, family, subs, model, lam, kappa) for j in jobs))
-    elif family is not None:
-        with ProcessPoolExecutor(workers) as pool:
-            consume(consume_chosen(pool.map(_one_by_rate, [(j, family, subs, lam, kappa) for j in jobs], chunksize=16)))
-    elif workers == 1:
-        consume(map(_one, jobs))
+    if family is not None:
+        consume(consume_chosen(pool_map(_one_selected, [(j, family, subs, model, lam, kappa) for j in jobs])))
     else:
-        with ProcessPoolExecutor(workers) as pool:
-            consume(pool.map(_one, jobs, chunksize=16))
+        consume(pool_map(_one, jobs))
     return rep
