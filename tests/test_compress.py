@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from dnnjpeg.cli import app
 from dnnjpeg.codec import QuantTables, decode_file, parse_header
-from dnnjpeg.compress import compress_tree
+from dnnjpeg.compress import SETTINGS_FILE, compress_tree
 
 from .codec.makers import noise_image, pillow_jpeg
 
@@ -44,7 +44,7 @@ def test_compress_mirrors_tree_with_exact_tables_and_leaves_src_alone(tmp_path):
     rep = compress_tree(src, tmp_path / "dst", t, scale=1.5, subsampling="4:2:0", workers=2)
     assert _snapshot(src) == before
     assert rep.written == 12 and len(rep.failures) == 1 and "broken.jpg" in rep.failures[0][0]
-    outs = sorted((tmp_path / "dst").rglob("*"))
+    outs = sorted(p for p in (tmp_path / "dst").rglob("*") if p.name != SETTINGS_FILE)
     files = [p for p in outs if p.is_file()]
     assert len(files) == 12 and all(p.suffix.lower() in (".jpg", ".jpeg") for p in files)
     assert (tmp_path / "dst" / "class0" / "img0.jpg").exists() and (tmp_path / "dst" / "class1" / "img1.JPEG").exists()
@@ -95,7 +95,7 @@ def test_kill_leaves_only_complete_files_and_resume_finishes(tmp_path):
     res = CliRunner().invoke(app, cmd[1:] + ["--resume"])
     assert res.exit_code == 0, res.output
     assert len(list((tmp_path / "dst").rglob("*.jpg"))) == 60
-    assert not [p for p in (tmp_path / "dst").rglob("*") if p.name.startswith(".")]
+    assert not [p for p in (tmp_path / "dst").rglob("*") if p.name.startswith(".") and p.name != SETTINGS_FILE]
     assert f"{len(done)} skipped" in res.stdout.replace(",", "")
 
 

@@ -170,7 +170,7 @@ def test_compress_select_writes_chosen_tables_and_leaves_src_alone(tmp_path):
     # λ → ∞: every image takes its smallest file, byte for byte what the coarsest tables give
     coarse = compress_tree(src, tmp_path / "q10", QuantTables.standard(10), workers=1)
     assert coarse.written == 12
-    for p in sorted((tmp_path / "dst").rglob("*.*")):
+    for p in sorted(_outputs(tmp_path / "dst")):
         q = tmp_path / "q10" / p.relative_to(tmp_path / "dst")
         assert p.read_bytes() == q.read_bytes()
     # λ = 0: every output holds one of the family's tables and has the least KL of them
@@ -178,7 +178,7 @@ def test_compress_select_writes_chosen_tables_and_leaves_src_alone(tmp_path):
     pre = model.preprocess
     chosen_not_coarsest = 0
     sources = {output_path(src, tmp_path / "dst0", f): f for f in src.rglob("*.*") if f.name != "broken.jpg"}
-    assert sorted(sources) == sorted((tmp_path / "dst0").rglob("*.*"))
+    assert sorted(sources) == sorted(_outputs(tmp_path / "dst0"))
     for p, f in sources.items():
         h = parse_header(p)
         rgb = _load_rgb(str(f))
@@ -236,7 +236,7 @@ def test_compress_by_rate_alone_matches_the_rule_and_cli(tmp_path):
     r = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "d3"), "--family", "standard:" + ",".join(map(str, LADDER)),
                                  "--kappa", str(tmp_path / "ev"), "--lam", str(lam)])
     assert r.exit_code == 1 and "12 written" in r.output  # 1: the broken file
-    outs = sorted((tmp_path / "dst").rglob("*.*"))
+    outs = sorted(_outputs(tmp_path / "dst"))
     assert len(outs) == 12 and all((tmp_path / "d3" / p.relative_to(tmp_path / "dst")).read_bytes() == p.read_bytes() for p in outs)
     r = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "d4"), "--family", "standard:10,50", "--kappa", str(tmp_path / "ev")])
     assert r.exit_code == 2 and "no curve with these 2 tables" in r.output
@@ -330,3 +330,10 @@ def test_compress_to_a_target_size(tmp_path):
     assert [p.read_bytes() for p in outs] == [encode(_pixels(str(f)), fam[k]) for f, k in zip(sorted(src.glob("*.png")), ch)]
     with pytest.raises(ValueError, match="> 0"):
         compress_tree(src, tmp_path / "o2", None, family=fam, kappa=kap, target_bpp=0)
+
+
+def _outputs(root):
+    """Files compress wrote under ``root``, less its settings record."""
+    from dnnjpeg.compress import SETTINGS_FILE
+
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.name != SETTINGS_FILE)

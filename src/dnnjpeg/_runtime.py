@@ -12,7 +12,7 @@ import ctypes
 import ctypes.util
 import os
 
-__all__ = ["tune_malloc", "MALLOC_ENV"]
+__all__ = ["tune_malloc", "MALLOC_ENV", "die_with_parent"]
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -42,3 +42,25 @@ def tune_malloc() -> bool:
     except (OSError, AttributeError):
         return False
     return bool(ok1 and ok2)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Process-pool initializer: end this worker when the process that started it dies.
+
+    A pool's workers wait on a queue; when the main process is killed hard (SIGKILL,
+    the OOM killer) nothing tells them, and they would run on forever. Linux's
+    PR_SET_PDEATHSIG sends them SIGTERM instead. Elsewhere this does nothing.
+    """
+    import signal
+
+    name = ctypes.util.find_library("c")
+    if name:
+        try:
+            ctypes.CDLL(name, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        except (OSError, AttributeError):
+            return
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)

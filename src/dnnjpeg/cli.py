@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from dnnjpeg._runtime import tune_malloc
 
@@ -19,15 +20,19 @@ app = typer.Typer(
 err = Console(stderr=True, soft_wrap=True)  # error lines name files: never wrap them
 
 
-def _expand(paths: list[Path]) -> list[Path]:
-    # Folders are walked recursively (sorted, so output order is stable); files pass as given.
-    out: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            out.extend(sorted(q for q in p.rglob("*") if q.is_file()))
-        else:
-            out.append(p)
-    return out
+def _expand(paths: list[Path]) -> list[tuple[str, str | None]]:
+    """(path, None) for each file to read and (path, reason) for each entry that cannot be, in
+    the order given; folders are walked recursively (sorted per folder, links to folders not
+    followed, unreadable folders reported)."""
+    from dnnjpeg._fs import walk
+
+    # a path given by name is read as such: a missing or unreadable one fails with its own error
+    return [item for p in paths for item in (walk(p) if p.is_dir() else [(str(p), None)])]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    return typer.Exit(code)
 
 
 @app.command()
@@ -41,24 +46,33 @@ def info(
     One line per file. Files that fail are reported on stderr and the rest go on;
     the exit code is 1 when any file failed.
     """
+    from dnnjpeg._fs import display
     from dnnjpeg.codec import JpegError, estimate_quality, parse_header
 
     failed = 0
-    for path in _expand(files):
+
+    def report(path: str, name: str, msg: str) -> None:
+        if as_json:
+            print(json.dumps({"path": display(path), "error": name, "message": msg}))
+        else:
+            err.print(f"[red]{name}[/red] {escape(msg)}", highlight=False, soft_wrap=True)
+
+    for path, why in _expand(files):
+        if why is not None:
+            failed += 1
+            report(path, "NotRead", f"{display(path)}: {why}")
+            continue
         try:
             h = parse_header(path)
             q = estimate_quality(h) if h.luma_table is not None else None
         except (JpegError, OSError) as e:
             failed += 1
-            name = type(e).__name__
-            msg = str(e) if isinstance(e, JpegError) else f"{path}: {e.strerror or e}"
-            if as_json:
-                print(json.dumps({"path": str(path), "error": name, "message": msg}))
-            else:
-                err.print(f"[red]{name}[/red] {msg}", highlight=False, soft_wrap=True)
+            msg = str(e) if isinstance(e, JpegError) or e.filename is None else f"{display(path)}: {e.strerror or e}"
+            report(path, type(e).__name__, msg)
             continue
         if as_json:
             d = h.to_dict()
+            d["path"] = display(path)
             d["quality"] = None if q is None else {"quality": q.quality, "exact": q.exact, "distance": q.distance}
             print(json.dumps(d))
             continue
@@ -72,7 +86,7 @@ def info(
             extras.append("NO-EOI(truncated?)")
         bits = "/".join(f"{h.qtable_bits[k]}" for k in sorted(h.qtable_bits))
         print(
-            f"{path}  {h.width}x{h.height}  {h.subsampling}  q={q}  {coding}  {h.precision}-bit  "
+            f"{display(path)}  {h.width}x{h.height}  {h.subsampling}  q={q}  {coding}  {h.precision}-bit  "
             f"{h.color}  dqt={len(h.qtables)}x{bits}bit  {h.file_size}B  {' '.join(extras)}".rstrip()
         )
         if tables:
@@ -89,16 +103,35 @@ def _run_evaluation(data: Path, labels: Optional[Path], model_name: str, codecs:
                     subsampling: str, at: str, split: str, limit: Optional[int], out: Path, n_boot: int, seed: int,
                     batch_size: int, workers: Optional[int], optimize: bool, reference: Optional[str], target_drop: float,
                     select: Optional[list[float]] = None) -> dict:
+    from dnnjpeg._fs import display
     from dnnjpeg.data import discover
     from dnnjpeg.evaluate import evaluate, parse_codec, write_outputs
     from dnnjpeg.evaluate.spec import DEFAULT_SCALES
     from dnnjpeg.models import load_model
 
-    sc = [float(x) for x in scales.split(",")] if scales else list(DEFAULT_SCALES)
+    # Everything that can be checked is checked before the model loads.
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be ≥ 1, got {batch_size}")
+    if n_boot < 0:
+        raise ValueError(f"--bootstrap must be ≥ 0 resamples (0 = no intervals), got {n_boot}")
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit must be ≥ 1, got {limit}")
+    if workers is not None and workers < 0:
+        raise ValueError(f"--workers must be ≥ 0, got {workers}")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {display(out)} exists and is not a folder")
+    try:
+        sc = [float(x) for x in scales.split(",")] if scales else list(DEFAULT_SCALES)
+    except ValueError:
+        raise ValueError(f"--scales {scales!r}: give comma-separated numbers, e.g. 0.5,1,2") from None
+    if any(not (0 < x < float("inf")) for x in sc):
+        raise ValueError(f"--scales {scales!r}: every scale must be a finite number > 0")
     curves = [parse_codec(c, subsampling, sc, optimize) for c in codecs]
     ds = discover(data, labels).subset(split, limit)
+    for f, why in ds.problems:
+        err.print(f"[yellow]not read[/yellow] {escape(display(f))}: {escape(why)}", highlight=False)
     if len(ds) == 0:
-        raise ValueError(f"{data}: no images in split {split!r}")
+        raise ValueError(f"{display(data)}: no images in split {split!r}")
     model = load_model(model_name)
     err.print(f"{len(ds)} images ({ds.layout}, split {split}) · {model.name} · JPEG at {at} · "
               f"{sum(len(c.points) for c in curves)} codec settings")
@@ -106,11 +139,11 @@ def _run_evaluation(data: Path, labels: Optional[Path], model_name: str, codecs:
                       batch_size=batch_size, workers=workers, split=split, select=select)
     paths = write_outputs(result, out)
     for f in result["failures"]:
-        err.print(f"[yellow]skipped[/yellow] {f[0]}: {f[1]}", highlight=False)
+        err.print(f"[yellow]skipped[/yellow] {escape(display(f[0]))}: {escape(f[1])}", highlight=False)
     for n in result.get("notes", []):
-        err.print(f"[yellow]note[/yellow] {n}", highlight=False)
+        err.print(f"[yellow]note[/yellow] {escape(n)}", highlight=False)
     _print_summary(result)
-    err.print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    err.print(f"wrote {', '.join(display(p) for p in paths.values())}", highlight=False)
     return result
 
 
@@ -148,9 +181,16 @@ def survey(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from dnnjpeg._fs import display
     from dnnjpeg.survey import PARTS_DIR, summarize, survey as run_survey, write_survey
 
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise _fail(f"--out {display(out)} exists and is not a folder")
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _fail(f"--out {display(out)}: cannot create the folder: {e.strerror or e}")
     t0 = time.perf_counter()
     cols = [TextColumn("surveying"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn()]
     with Progress(*cols, console=err) as bar:
@@ -164,20 +204,31 @@ def survey(
         try:
             df = run_survey(trees, label, workers=workers, parts_dir=out / PARTS_DIR, resume=resume, progress=tick)
         except (FileNotFoundError, ValueError) as e:
-            err.print(f"[red]error:[/red] {e}", highlight=False)
-            raise typer.Exit(2)
-    dt = time.perf_counter() - t0
-    err.print(f"{len(df):,} files in {dt:.1f} s ({len(df) / max(dt, 1e-9):,.0f} files/s); writing outputs")
-    written = write_survey(df, out, csv=csv, umap=umap)
+            raise _fail(str(e))
+        except OSError as e:  # a full disk while saving parts: what was saved stays for --resume
+            raise _fail(f"saving survey parts in {display(out / PARTS_DIR)}: {e.strerror or e}; "
+                        "free space and run again with --resume")
     import shutil
 
+    if len(df) == 0:
+        shutil.rmtree(out / PARTS_DIR, ignore_errors=True)
+        if created:
+            shutil.rmtree(out, ignore_errors=True)  # nothing of the user's: we made it a moment ago
+        raise _fail(f"no files found in {', '.join(display(t) for t in trees)}: nothing to survey")
+    dt = time.perf_counter() - t0
+    err.print(f"{len(df):,} files in {dt:.1f} s ({len(df) / max(dt, 1e-9):,.0f} files/s); writing outputs")
+    try:
+        written = write_survey(df, out, csv=csv, umap=umap)
+    except OSError as e:
+        raise _fail(f"writing the survey outputs to {display(out)}: {e.strerror or e}. Outputs already complete "
+                    f"are in place; the scan is kept in {PARTS_DIR}/: free space and run again with --resume")
     shutil.rmtree(out / PARTS_DIR, ignore_errors=True)  # the final outputs now hold everything
     s = summarize(df)
     for name, t in s["trees"].items():
-        Console().print(f"[bold]{name}[/bold]: {t['n_files']:,} files, {t['n_jpeg']:,} JPEGs; subsampling {t['subsampling']}; "
-                        f"grayscale {t['grayscale']}; most common quality {t['quality_most_common']}; errors {t['errors'] or 'none'}",
+        Console().print(f"[bold]{escape(name)}[/bold]: {t['n_files']:,} files, {t['n_jpeg']:,} JPEGs; subsampling {t['subsampling']}; "
+                        f"grayscale {t['grayscale']}; most common quality {t['quality_most_common']}; errors {escape(str(t['errors'] or 'none'))}",
                         highlight=False)
-    err.print(f"wrote {len(written)} files to {out}/ (open {out / 'report.html'})")
+    err.print(f"wrote {len(written)} files to {display(out)}/ (open {display(out / 'report.html')})", highlight=False)
 
 
 @app.command()
@@ -196,7 +247,7 @@ def compress(
     family: Optional[list[str]] = typer.Option(None, "--family", help="With --select-model or --kappa: the tables to choose from, as a "
                                                "--codec value: standard[:Q,...], sweep:FILE.json, preset:NAME, tables:FILE.json (swept by "
                                                "scale), optionally @4:4:4. Repeatable: the members of all, subsampling chosen per image too."),
-    lam: float = typer.Option(0.002, "--lam", help="With a --family chooser: λ in nats of KL per KiB (larger → smaller files). "
+    lam: Optional[float] = typer.Option(None, "--lam", help="With a --family chooser: λ in nats of KL per KiB (larger → smaller files; default 0.002). "
                               "0.002 with lite0 choosing from the original-sweep preset on ImageNet-size photos: ~0.84 bpp, "
                               "top-1 within 1 point of pristine (BENCHMARKS.md)."),
     kappa: Optional[Path] = typer.Option(None, "--kappa", help="Instead of --select-model: choose by rate alone, each member's KL "
@@ -214,9 +265,28 @@ def compress(
     from dnnjpeg.compress import compress_tree
     from dnnjpeg.models import ModelUnavailableError
 
+    import math
+
+    from dnnjpeg._fs import display
+    from dnnjpeg.compress import MAX_SCALE
+
     chooser = [x for x in (tables, select_model, kappa, by_rate or None) if x is not None]
     if len(chooser) != 1:
         raise typer.BadParameter("give one of --tables FILE, --select-model NAME, --kappa FILE or --by-rate (the last three with --family)")
+    if resume and overwrite:
+        raise typer.BadParameter("--resume keeps valid outputs and --overwrite replaces them: give one, not both")
+    if not (math.isfinite(scale) and 0 < scale <= MAX_SCALE):
+        raise typer.BadParameter(f"--scale must be in (0, {MAX_SCALE:g}] (above that every entry is 255), got {scale}")
+    if lam is not None and target_bpp is not None:
+        raise typer.BadParameter("--lam and --target-bpp both set λ: give one (--target-bpp finds the λ that fits)")
+    if lam is not None and not (math.isfinite(lam) and lam >= 0):
+        raise typer.BadParameter(f"--lam must be a finite number ≥ 0, got {lam}")
+    if target_bpp is not None and not (math.isfinite(target_bpp) and target_bpp > 0):
+        raise typer.BadParameter(f"--target-bpp must be a finite number > 0, got {target_bpp}")
+    if tables is not None and (lam is not None or target_bpp is not None or family):
+        raise typer.BadParameter("--lam, --target-bpp and --family go with a per-image chooser, not with --tables")
+    if target_bpp is None and lam is None:
+        lam = 0.002
     kap = None
     try:
         if tables is not None:
@@ -246,33 +316,37 @@ def compress(
             elif kappa is not None:
                 kf = kappa / "results.json" if kappa.is_dir() else kappa
                 try:
-                    ev = json.loads(kf.read_text())
+                    from dnnjpeg._fs import read_json
+
+                    ev = read_json(kf)
                 except (OSError, json.JSONDecodeError) as e:
                     raise ValueError(f"{kf}: cannot read an evaluation: {e}") from None
                 kap, m = np.concatenate([family_kappa(ev, [p.tables for p in c.points], str(kf)) for c in curves]), None
             else:
                 m = load_model(select_model)
             err.print(f"choosing among {len(fam)} tables ({what}) {'by rate alone' if m is None else 'with ' + m.name} at "
-                      + (f"{target_bpp:g} bpp" if target_bpp else f"λ = {lam:g} nats/KiB"))
+                      + (f"{target_bpp:g} bpp" if target_bpp else f"λ = {lam:g} nats/KiB"), highlight=False)
         with Progress(TextColumn("compressing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err) as bar:
             task = bar.add_task("", total=None)
             rep = compress_tree(src, dst, t, scale, subsampling, optimize, workers, resume, overwrite, lambda k: bar.advance(task, k),
-                                family=fam, model=m, lam=lam if fam is not None else None, family_subsampling=subs, kappa=kap,
-                                target_bpp=target_bpp if fam is not None else None)
+                                family=fam, model=m, lam=None if fam is None or target_bpp is not None else lam,
+                                family_subsampling=subs, kappa=kap, target_bpp=target_bpp if fam is not None else None)
     except (ValueError, FileNotFoundError, ModelUnavailableError) as e:
-        err.print(f"[red]error:[/red] {e}", highlight=False)
-        raise typer.Exit(2)
+        raise _fail(str(e))
+    except OSError as e:  # e.g. a full disk: every output already written is complete (atomic writes)
+        raise _fail(f"{display(e.filename) + ': ' if e.filename else ''}{e.strerror or e}; outputs already written are "
+                    "complete: run again with --resume to go on")
     if rep.bpp is not None:
         err.print(f"target {target_bpp:g} bpp: λ = {rep.lam:.3g} nats/KiB gives {rep.bpp:.3f} bpp over the {rep.written:,} files written",
                   highlight=False)
     if rep.members:
         err.print("tables chosen: " + ", ".join(f"{points[k][0].name if len(curves) > 1 else ''} {points[k][1].label} ×{n}".strip()
                                                for k, n in sorted(rep.members.items())), highlight=False)
-    ratio = rep.bytes_before / rep.bytes_after if rep.bytes_after else float("nan")
+    ratio = f" ({rep.bytes_before / rep.bytes_after:.2f}x smaller)" if rep.bytes_after else ""
     Console().print(f"{rep.written:,} written, {rep.skipped:,} skipped (already valid), {len(rep.failures):,} failed; "
-                    f"bytes {rep.bytes_before:,} → {rep.bytes_after:,} ({ratio:.2f}x smaller)", highlight=False)
+                    f"bytes {rep.bytes_before:,} → {rep.bytes_after:,}{ratio}", highlight=False)
     for f, msg in rep.failures:
-        err.print(f"[red]failed[/red] {f}: {msg}", highlight=False)
+        err.print(f"[red]failed[/red] {escape(display(f))}: {escape(msg)}", highlight=False)
     if rep.failures:
         raise typer.Exit(1)
 
@@ -326,11 +400,17 @@ def design(
                 extra["lambdas"] = tuple(float(x) for x in lambdas.split(","))
             res = run_design(method, prob, fit=fit, objective_mode=mode, **extra)
     except (ValueError, FileNotFoundError, ModelUnavailableError) as e:
-        err.print(f"[red]error:[/red] {e}", highlight=False)
-        raise typer.Exit(2)
-    res.save(out)
+        raise _fail(str(e))
+    from dnnjpeg._fs import display
+
+    for f, msg in prob.skipped.items():
+        err.print(f"[yellow]skipped[/yellow] {escape(display(f))}: {escape(msg)}", highlight=False)
+    try:
+        res.save(out)
+    except OSError as e:
+        raise _fail(f"writing {display(out)}: {e.strerror or e}")
     err.print(f"{method}: {res.info['trials_used']} measurements on {res.info['trial_images']} design images in "
-              f"{res.info['wall_seconds']:.0f} s; wrote {out}")
+              f"{res.info['wall_seconds']:.0f} s; wrote {display(out)}", highlight=False)
     if report is not None:
         # A designer that returns a family of tables (one per rate) is judged as that family.
         test = f"sweep:{out}" if len(res.info.get("sweep") or []) >= 2 else f"tables:{out}"
@@ -351,8 +431,7 @@ def presets(
     try:
         rows = [preset_summary(n) for n in ([name] if name else available_presets())]
     except ValueError as e:
-        err.print(f"[red]error:[/red] {e}", highlight=False)
-        raise typer.Exit(2)
+        raise _fail(str(e))
     if as_json:
         print(json.dumps(preset_info(name) if name else rows, indent=1))
     else:
@@ -434,8 +513,9 @@ def evaluate(
         _run_evaluation(data, labels, model, codec, scales, subsampling, at, split, limit, out, n_boot, seed,
                         batch_size, workers, optimize, reference, target_drop, lams)
     except (ValueError, FileNotFoundError, ModelUnavailableError) as e:
-        err.print(f"[red]error:[/red] {e}", highlight=False)
-        raise typer.Exit(2)
+        raise _fail(str(e))
+    except OSError as e:  # e.g. a full disk: each output is written whole or not at all
+        raise _fail(f"writing outputs to {out}: {e.strerror or e}; the outputs already complete are in place")
 
 
 @app.command()
@@ -499,8 +579,7 @@ def train(
         te = load_image_folder(data / "test")
         seed_list = [int(x) for x in seeds.split(",") if x.strip()]
     except (ValueError, FileNotFoundError) as e:
-        err.print(f"[red]error:[/red] {e}", highlight=False)
-        raise typer.Exit(2)
+        raise _fail(str(e))
     variants = [False, True] if compare else [jpeg_layer]
     runs = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[msg]}"), console=err) as bar:

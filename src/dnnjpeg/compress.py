@@ -1,9 +1,14 @@
 """Re-encode a whole image tree with given tables as standard baseline JPEG files.
 
-SRC is only ever read: the destination may not overlap it.  Each output is
-written atomically (temporary file, then rename), so an interrupted run leaves
-complete files or none; ``resume`` skips outputs that already decode, and
-existing outputs are never replaced unless ``overwrite`` is asked for.
+SRC is only ever read: the destination may not overlap it, and no output may
+reach into it (a symbolic link in DST is never followed: see :mod:`dnnjpeg._fs`).
+Each output is written atomically (temporary file, then rename), so an interrupted
+run leaves complete files or none; ``resume`` skips outputs that already decode,
+and existing outputs are never replaced unless ``overwrite`` is asked for.  The
+settings of a run are recorded in ``DST/.dnnjpeg-compress.json``; a later run into
+the same DST with other settings is refused unless it overwrites.
+Every source file is decoded strictly: a JPEG with corrupt scan data (any libjpeg
+warning) is a per-file failure, never re-encoded as garbage.
 Pixels are taken as stored (EXIF orientation is not applied; metadata is not
 copied); grayscale images stay grayscale.
 
@@ -14,20 +19,30 @@ one image (K candidates) at a time.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 import os
+import stat
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-from PIL import Image
 
-from dnnjpeg._io import atomic_write_bytes
-from dnnjpeg.codec import QuantTables, decode_file, encode
+from dnnjpeg._fs import display, inside, read_json, safe_output_path, walk, walk_files
+from dnnjpeg._io import atomic_write_bytes, atomic_write_text
+from dnnjpeg._runtime import die_with_parent
+from dnnjpeg.codec import QuantTables, decode_file, encode, load_image
 from dnnjpeg.data import IMAGE_SUFFIXES
 
-__all__ = ["CompressReport", "compress_tree", "output_path"]
+__all__ = ["CompressReport", "compress_tree", "output_path", "SETTINGS_FILE", "MAX_SCALE"]
+
+#: The record of a run's settings, beside its outputs.
+SETTINGS_FILE = ".dnnjpeg-compress.json"
+#: Beyond this every table entry is 255 already (entries are ≥ 1): a larger scale is a typo.
+MAX_SCALE = 255.0
 
 
 @dataclass
@@ -60,12 +75,15 @@ def output_path(src_root: Path, dst_root: Path, path: Path) -> Path:
 
 
 def _overlap(a: Path, b: Path) -> bool:
-    return a == b or a in b.parents or b in a.parents
+    return inside(a, b) or inside(b, a)
 
 
 def _existing(src: str, out: Path, resume: bool, overwrite: bool) -> tuple[str, str, int, int, str | None] | None:
     """The outcome when ``out`` already exists and is kept (or refused), else None (encode)."""
-    if not out.exists():
+    try:
+        if not stat.S_ISREG(os.lstat(out).st_mode):
+            return None  # safe_output_path has refused links and the rest already
+    except FileNotFoundError:
         return None
     before = os.path.getsize(src)
     if resume:
@@ -75,21 +93,24 @@ def _existing(src: str, out: Path, resume: bool, overwrite: bool) -> tuple[str, 
         except Exception:
             return None  # broken or partial: encode again
     if not overwrite:
-        return src, "failed", before, 0, f"{out} exists (use --resume to keep valid outputs, or --overwrite)"
+        return src, "failed", before, 0, f"{display(out)} exists (use --resume to keep valid outputs, or --overwrite)"
     return None
 
 
 def _pixels(src: str) -> np.ndarray:
-    with Image.open(src) as im:
-        im.load()
-        im = im if im.mode in ("L", "RGB") else im.convert("L" if im.mode in ("1", "I;16", "I", "F", "LA") else "RGB")
-        return np.asarray(im)
+    # gray stays gray (H, W); everything else RGB (H, W, 3); strict decode (errors name the file)
+    return load_image(src)
 
 
-def _write(src: str, dst: str, resume: bool, overwrite: bool, make: Callable[[np.ndarray], bytes]) -> tuple[str, str, int, int, str | None]:
+def _error(e: Exception) -> str:
+    return f"{type(e).__name__}: {e}"
+
+
+def _write(src: str, dst: str, resume: bool, overwrite: bool, make: Callable[[np.ndarray], bytes],
+           roots: tuple[Path, Path]) -> tuple[str, str, int, int, str | None]:
     """(source, status, bytes before, bytes after, error) for one file encoded by ``make(pixels)``."""
     try:
-        out = Path(dst)
+        out = safe_output_path(roots[1], Path(dst), roots[0])
         kept = _existing(src, out, resume, overwrite)
         if kept is not None:
             return kept
@@ -98,12 +119,13 @@ def _write(src: str, dst: str, resume: bool, overwrite: bool, make: Callable[[np
         atomic_write_bytes(out, data)
         return src, "written", before, len(data), None
     except Exception as e:  # every per-file problem is reported; the batch goes on
-        return src, "failed", 0, 0, f"{type(e).__name__}: {e}"
+        return src, "failed", 0, 0, _error(e)
 
 
 def _one(args) -> tuple[str, str, int, int, str | None]:
-    src, dst, tables, subsampling, optimize, resume, overwrite = args
-    return _write(src, dst, resume, overwrite, lambda px: encode(px, tables, subsampling=subsampling, optimize=optimize))
+    src, dst, tables, subsampling, optimize, resume, overwrite, roots = args
+    return _write(src, dst, resume, overwrite, lambda px: encode(px, tables, subsampling=subsampling, optimize=optimize),
+                  roots)
 
 
 def _one_selected(job) -> tuple[tuple[str, str, int, int, str | None], int | None]:
@@ -112,7 +134,7 @@ def _one_selected(job) -> tuple[tuple[str, str, int, int, str | None], int | Non
     from dnnjpeg.select import select_encode
 
     args, family, subsamplings, model, lam, kappa = job
-    src, dst, _, _, optimize, resume, overwrite = args
+    src, dst, _, _, optimize, resume, overwrite, roots = args
     chosen = []
 
     def make(px: np.ndarray) -> bytes:
@@ -120,7 +142,7 @@ def _one_selected(job) -> tuple[tuple[str, str, int, int, str | None], int | Non
         chosen.append(sel.index)
         return sel.data
 
-    res = _write(src, dst, resume, overwrite, make)
+    res = _write(src, dst, resume, overwrite, make, roots)
     return res, (chosen[0] if res[1] == "written" else None)
 
 
@@ -129,16 +151,67 @@ def _measure(job) -> tuple[tuple[str, str, int, int, str | None] | None, tuple[n
     from dnnjpeg.select import select_encode
 
     args, family, subsamplings, model, kappa = job
-    src, dst, _, _, optimize, resume, overwrite = args
+    src, dst, _, _, optimize, resume, overwrite, roots = args
     try:
-        kept = _existing(src, Path(dst), resume, overwrite)
+        kept = _existing(src, safe_output_path(roots[1], Path(dst), roots[0]), resume, overwrite)
         if kept is not None:
             return kept, None
         px = _pixels(src)
         sel = select_encode(px, family, model, 0.0, subsamplings, optimize, kappa)
         return None, (sel.bits, sel.kl, int(px.shape[0] * px.shape[1]))
     except Exception as e:  # every per-file problem is reported; the batch goes on
-        return (src, "failed", 0, 0, f"{type(e).__name__}: {e}"), None
+        return (src, "failed", 0, 0, _error(e)), None
+
+
+def _settings(tables, scale, subsampling, optimize, family, subs, model, lam, kappa, target_bpp) -> dict:
+    """What decides the bytes of every output: recorded beside them, compared on the next run."""
+    if family is None:
+        return {"tables": tables.to_dict(), "scale": scale, "subsampling": subsampling, "optimize": optimize}
+    return {
+        "family": [t.to_dict() for t in family], "family_subsampling": list(subs), "scale": scale, "optimize": optimize,
+        "chooser": getattr(model, "name", None) if model is not None else "by rate",
+        "kappa": None if kappa is None else [float(k) for k in kappa],
+        "lam": None if target_bpp is not None else lam, "target_bpp": target_bpp,
+    }
+
+
+def _check_settings(d: Path, settings: dict, resume: bool, overwrite: bool) -> None:
+    """Refuse to add to a DST made with other settings (unless overwriting); record these."""
+    rec = d / SETTINGS_FILE
+    body = json.dumps(settings, sort_keys=True)
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    try:
+        st = os.lstat(rec)
+    except FileNotFoundError:
+        st = None
+    if st is not None:
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"{display(rec)}: expected the settings record of an earlier run, found something else")
+        try:
+            old = read_json(rec).get("digest")
+        except (OSError, ValueError, AttributeError):
+            old = None
+        if old != digest and not overwrite:
+            raise ValueError(
+                f"{display(d)} holds outputs of a run with other settings (recorded in {SETTINGS_FILE}); "
+                + ("--resume would keep them. " if resume else "")
+                + "Use the same settings, --overwrite to replace those outputs, or another destination."
+            )
+        if old == digest:
+            return
+    atomic_write_text(rec, json.dumps({"digest": digest, "settings": settings}, indent=1))
+
+
+def _stale_parts(d: Path) -> None:
+    """Remove temporary files of a run killed hard (SIGKILL) before its rename; links not followed."""
+    for path, err in walk(d):
+        name = os.path.basename(path)
+        if err is None and name.startswith(".") and name.endswith(".part"):
+            try:
+                if stat.S_ISREG(os.lstat(path).st_mode):
+                    os.unlink(path)
+            except OSError:
+                pass
 
 
 def compress_tree(
@@ -174,25 +247,33 @@ def compress_tree(
             first, then use the λ whose choice comes closest to this many bits per pixel over
             the files written, without exceeding it (one more encode per image).
     Raises:
-        ValueError: ``dst`` overlaps ``src``; neither tables nor a family with model and λ.
+        ValueError: ``dst`` overlaps ``src``; neither tables nor a family with model and λ; a bad
+            scale; ``resume`` with ``overwrite``; DST made with other settings (and no ``overwrite``);
+            ``target_bpp`` below what the family can reach (nothing is written then).
         FileNotFoundError: ``src`` does not exist.
     """
     s, d = Path(src).resolve(), Path(dst).resolve()
     if not s.is_dir():
-        raise FileNotFoundError(f"{src}: no such folder")
+        raise FileNotFoundError(f"{display(src)}: no such folder")
     if _overlap(s, d):
-        raise ValueError(f"destination {dst} overlaps source {src}: dnnjpeg never writes inside SRC")
+        raise ValueError(f"destination {display(dst)} overlaps source {display(src)}: dnnjpeg never writes inside SRC")
+    if d.exists() and not d.is_dir():
+        raise ValueError(f"destination {display(dst)} exists and is not a folder")
+    if resume and overwrite:
+        raise ValueError("--resume keeps valid outputs and --overwrite replaces them: give one, not both")
+    if not (isinstance(scale, (int, float)) and math.isfinite(scale) and 0 < scale <= MAX_SCALE):
+        raise ValueError(f"scale must be a number in (0, {MAX_SCALE:g}], got {scale}")
     if family is not None:
         if target_bpp is not None:
-            if not target_bpp > 0:
-                raise ValueError(f"target bits per pixel must be > 0, got {target_bpp}")
-            lam = 0.0 if lam is None else lam  # found below
+            if lam is not None:
+                raise ValueError("give λ or a target bits per pixel (which finds λ), not both")
+            lam = 0.0  # found below
         if (model is None and kappa is None) or lam is None or not len(family):
             raise ValueError("a per-image choice needs a non-empty family of tables, a model (or the members' mean KL) and λ")
         if kappa is not None and len(kappa) != len(family):
             raise ValueError(f"{len(kappa)} mean KL values for {len(family)} tables")
-        if lam < 0:
-            raise ValueError(f"λ must be ≥ 0 nats/KiB, got {lam}")
+        if not (math.isfinite(lam) and lam >= 0):
+            raise ValueError(f"λ must be a finite number ≥ 0 nats/KiB, got {lam}")
         family = [f.scaled(scale) if scale != 1.0 else f for f in family]
         subs = list(family_subsampling) if family_subsampling is not None else [subsampling] * len(family)
         t = None
@@ -200,21 +281,26 @@ def compress_tree(
         raise ValueError("give tables, or a family of tables with a model and λ")
     else:
         t = tables.scaled(scale) if scale != 1.0 else tables
-    if d.is_dir():
-        # temporary files of a run that was killed hard (SIGKILL) before its rename
-        for stale in d.rglob(".*.part"):
-            stale.unlink(missing_ok=True)
-    files = sorted(p for p in s.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        subs = None
+    if target_bpp is not None and not (math.isfinite(target_bpp) and target_bpp > 0):
+        raise ValueError(f"target bits per pixel must be a finite number > 0, got {target_bpp}")
+    settings = _settings(t, scale, subsampling, optimize, family, subs, model, lam, kappa, target_bpp)
+    files, problems = walk_files(s, IMAGE_SUFFIXES)
+    d.mkdir(parents=True, exist_ok=True)
+    _check_settings(d, settings, resume, overwrite)
+    _stale_parts(d)
     rep = CompressReport()
+    rep.failures.extend((p, f"not read: {why}") for p, why in problems)
     seen: dict[Path, Path] = {}
     jobs = []
-    for f in files:
+    roots = (s, d)
+    for f in map(Path, files):
         out = output_path(s, d, f)
         if out in seen:
-            rep.failures.append((str(f), f"same output {out} as {seen[out]}"))
+            rep.failures.append((str(f), f"same output {display(out)} as {display(seen[out])}"))
             continue
         seen[out] = f
-        jobs.append((str(f), str(out), t, subsampling, optimize, resume, overwrite))
+        jobs.append((str(f), str(out), t, subsampling, optimize, resume, overwrite, roots))
     workers = workers or os.cpu_count() or 1
 
     def consume(results):
@@ -240,7 +326,7 @@ def compress_tree(
         if workers == 1 or model is not None:
             yield from map(fn, items)
             return
-        with ProcessPoolExecutor(workers) as pool:
+        with ProcessPoolExecutor(workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             yield from pool.map(fn, items, chunksize=16)
 
     if family is not None and target_bpp is not None:
@@ -257,12 +343,16 @@ def compress_tree(
             bits = np.stack([m[0] for m in measured], 1)
             kl = np.stack([m[1] for m in measured], 1)
             pix = np.array([m[2] for m in measured])
+            floor = float(bits.min(0).sum() / pix.sum())
+            if floor > target_bpp:
+                raise ValueError(f"target {target_bpp:g} bpp is out of reach: the smallest files these tables make "
+                                 f"are {floor:.4f} bpp (every image at its coarsest member); nothing was written")
             rep.lam = lambda_for_bpp(bits, kl, pix, target_bpp)
             ch = choose(bits, kl, rep.lam)
             for k in ch:
                 rep.members[int(k)] = rep.members.get(int(k), 0) + 1
             written_before = rep.bytes_after
-            consume(pool_map(_one, [(j[0], j[1], family[k], subs[k], j[4], j[5], j[6]) for j, k in zip(todo, ch)]))
+            consume(pool_map(_one, [(j[0], j[1], family[k], subs[k], *j[4:]) for j, k in zip(todo, ch)]))
             rep.bpp = 8 * (rep.bytes_after - written_before) / float(pix.sum())
         return rep
     rep.lam = lam if family is not None else None

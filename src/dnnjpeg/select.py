@@ -37,6 +37,8 @@ from typing import Sequence
 
 import numpy as np
 
+from dnnjpeg._fs import read_json
+
 __all__ = ["KIB_BITS", "DEFAULT_LAMBDAS", "choose", "selected_curve", "SelectedImage", "select_encode", "family_kappa",
            "recorded_kappa", "lambda_for_bpp"]
 
@@ -177,7 +179,7 @@ def recorded_kappa(codec: str) -> np.ndarray | None:
         doc = preset_info(arg)
     elif kind == "sweep":
         try:
-            doc = json.loads(Path(arg).read_text())
+            doc = read_json(arg)
         except (OSError, ValueError):
             return None
     else:

@@ -5,6 +5,7 @@ Every later stage of dnnjpeg talks to JPEG files through this package only.
 
 from dnnjpeg.codec.coefficients import Coefficients, read_coefficients, write_coefficients
 from dnnjpeg.codec.errors import CorruptJpegError, JpegError, NotAJpegError, UnsupportedJpegError
+from dnnjpeg.codec.files import MAX_PIXELS, ImageTooLargeError, check_jpeg_data, load_image
 from dnnjpeg.codec.header import Component, JpegHeader, parse_header, parse_header_bytes, sniff_format, subsampling_name
 from dnnjpeg.codec.pillow_io import SUBSAMPLINGS, decode, decode_file, encode
 from dnnjpeg.codec.quality import QualityEstimate, estimate_quality, estimate_quality_tables
@@ -21,6 +22,7 @@ from dnnjpeg.codec.tables import (
 )
 
 __all__ = [
+    "MAX_PIXELS", "ImageTooLargeError", "check_jpeg_data", "load_image",
     "ANNEX_K_CHROMA", "ANNEX_K_LUMA", "INVERSE_ZIGZAG", "ZIGZAG", "SUBSAMPLINGS",
     "Coefficients", "Component", "CorruptJpegError", "JpegError", "JpegHeader", "NotAJpegError",
     "QualityEstimate", "QuantTables", "UnsupportedJpegError",

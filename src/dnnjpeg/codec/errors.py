@@ -14,9 +14,11 @@ class JpegError(Exception):
     """
 
     def __init__(self, path: object, cause: str) -> None:
+        from dnnjpeg._fs import display
+
         self.path = str(path)
         self.cause = cause
-        super().__init__(f"{self.path}: {cause}")
+        super().__init__(f"{display(self.path)}: {cause}")
 
 
 class NotAJpegError(JpegError):

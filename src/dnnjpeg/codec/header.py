@@ -26,6 +26,9 @@ from dnnjpeg.codec.tables import INVERSE_ZIGZAG, QuantTables
 __all__ = ["Component", "JpegHeader", "parse_header", "parse_header_bytes", "sniff_format", "subsampling_name"]
 
 HEAD_BYTES = 16384  # first read; most headers (no ICC/EXIF thumbnail) fit in 1-2 KiB
+# libjpeg skips any run of bytes that is not a marker; a header walk gives up after this
+# many, so that a huge file of zeros (or 0xFF fill) after an SOI is not read to its end.
+MAX_JUNK = 65536
 TAIL_BYTES = 64  # where an end-of-image marker is looked for
 
 # SOF marker -> (mode, arithmetic)
@@ -206,7 +209,7 @@ class JpegHeader:
 
 
 class _NeedMore(Exception):
-    """The head ended before the start of scan: read the whole file."""
+    """The head ended before the start of scan: read more of the file."""
 
 
 def _exif_orientation(seg: bytes) -> int | None:
@@ -281,13 +284,18 @@ def _parse(data: bytes, path: str, file_size: int, complete: bool, tail: bytes |
             short()
         if data[pos] != 0xFF:
             # libjpeg skips "extraneous bytes before marker"; do the same, but say so.
-            nxt = data.find(b"\xff", pos)
+            nxt = data.find(b"\xff", pos, pos + MAX_JUNK + 1)
             if nxt < 0:
+                if n - pos > MAX_JUNK:
+                    raise CorruptJpegError(path, f"no marker in the {MAX_JUNK} bytes after offset {pos}")
                 short()
             warnings.append(f"{nxt - pos} extraneous bytes before marker at offset {pos}")
             pos = nxt
+        fill = pos
         while pos < n and data[pos] == 0xFF:  # fill bytes
             pos += 1
+            if pos - fill > MAX_JUNK:
+                raise CorruptJpegError(path, f"more than {MAX_JUNK} 0xFF fill bytes at offset {fill}")
         if pos >= n:
             short()
         marker = data[pos]
@@ -417,25 +425,35 @@ def parse_header(path: str | os.PathLike[str], head_bytes: int = HEAD_BYTES, che
         NotAJpegError, CorruptJpegError: as :func:`parse_header_bytes`.
         OSError: the file cannot be opened or read (permission, missing...).
     """
+    from dnnjpeg._fs import open_regular
+
     p = os.fspath(path)
-    with open(p, "rb") as f:
+    with open_regular(p) as f:
         size = os.fstat(f.fileno()).st_size
         head = f.read(head_bytes)
-        complete = len(head) >= size
         tail = None
-        if not complete and check_eoi:
+        if len(head) < size and check_eoi:
             f.seek(max(0, size - TAIL_BYTES))
             tail = f.read()
             f.seek(len(head))
-        try:
-            return _parse(head, p, size, complete, tail)
-        except _NeedMore:
-            head += f.read()
-    hdr = _parse(head, p, len(head), complete=True)
-    return hdr if check_eoi else replace(hdr, eoi_found=None)
+        # Read on in doubling steps until the start of scan: large APP segments cost what
+        # they hold, and a file that is junk after its SOI stops after MAX_JUNK bytes.
+        while True:
+            complete = len(head) >= size
+            try:
+                hdr = _parse(head, p, size if not complete else len(head), complete, tail)
+                break
+            except _NeedMore:
+                more = f.read(max(len(head), HEAD_BYTES))
+                if not more:
+                    size = len(head)  # the file shrank while being read
+                head += more
+    return hdr if check_eoi or tail is None else replace(hdr, eoi_found=None)
 
 
 def read_head(path: str | os.PathLike[str], n: int = 64) -> bytes:
-    """The first ``n`` bytes of a file (for format sniffing)."""
-    with open(Path(path), "rb") as f:
+    """The first ``n`` bytes of a regular file (for format sniffing)."""
+    from dnnjpeg._fs import open_regular
+
+    with open_regular(Path(path)) as f:
         return f.read(n)

@@ -105,9 +105,20 @@ def decode(data: bytes, mode: str = "RGB", path: str = "<bytes>") -> np.ndarray:
 
 
 def decode_file(path: str | os.PathLike[str], mode: str = "RGB") -> np.ndarray:
-    """Decode a JPEG file to uint8 (H, W, 3) RGB (or (H, W) for ``mode="L"``); errors name the file."""
+    """Decode a JPEG file to uint8 (H, W, 3) RGB (or (H, W) for ``mode="L"``); errors name the file.
+
+    Only a regular file is opened, and a libjpeg warning (corrupt or truncated scan data)
+    is an error (:func:`dnnjpeg.codec.files.check_jpeg_data`).
+    """
+    from dnnjpeg._fs import display, read_regular
+    from dnnjpeg.codec.files import check_jpeg_data
+
     p = os.fspath(path)
-    if os.path.getsize(p) == 0:
-        raise NotAJpegError(p, "empty file (0 bytes)", "empty")
-    im = _open(p, p)
-    return np.asarray(im.convert(mode) if im.mode != mode else im)
+    data = read_regular(p)
+    if not data:
+        raise NotAJpegError(display(p), "empty file (0 bytes)", "empty")
+    fmt = sniff_format(data[:64])
+    if fmt != "JPEG":
+        raise NotAJpegError(display(p), f"not a JPEG (content looks like {fmt})", fmt)
+    check_jpeg_data(data, display(p))
+    return decode(data, mode, display(p))

@@ -118,6 +118,13 @@ def ijg_scaled_table(base: np.ndarray, quality: int, force_baseline: bool = True
 _FORMAT = "dnnjpeg.quant_tables/1"
 
 
+def _leaves(x: Any) -> list:
+    """The scalars of nested lists (JSON arrays), in order."""
+    if isinstance(x, (list, tuple)):
+        return [v for item in x for v in _leaves(item)]
+    return [x]
+
+
 def _validated(name: str, table: Any, max_value: int) -> np.ndarray:
     a = np.asarray(table)
     if a.shape == (64,):
@@ -230,15 +237,29 @@ class QuantTables:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "QuantTables":
-        """Inverse of :meth:`to_dict`; also accepts a dict that wraps one under ``"tables"``."""
-        if "tables" in d and "luma" not in d:
+        """Inverse of :meth:`to_dict`; also accepts a dict that wraps one under ``"tables"``.
+
+        Strict: a JSON object is required, ``format`` (when given) must be this one, entries must
+        be numbers (``true`` is not 1), ``extended`` a boolean.
+        """
+        if isinstance(d, dict) and "tables" in d and "luma" not in d:
             d = d["tables"]
+        if not isinstance(d, dict):
+            raise ValueError(f"quantization-table JSON must be an object with 'luma' and 'chroma', got {type(d).__name__}")
+        if "format" in d and d["format"] != _FORMAT:
+            raise ValueError(f"unknown format {d['format']!r}: expected {_FORMAT!r}")
         if d.get("order", "natural") != "natural":
             raise ValueError(f"unsupported table order {d.get('order')!r}: dnnjpeg stores natural order")
-        try:
-            return cls(d["luma"], d["chroma"], extended=bool(d.get("extended", False)))
-        except KeyError as e:
-            raise ValueError(f"quantization-table JSON lacks the {e.args[0]!r} key") from None
+        extended = d.get("extended", False)
+        if not isinstance(extended, bool):
+            raise ValueError(f"'extended' must be true or false, got {extended!r}")
+        for key in ("luma", "chroma"):
+            if key not in d:
+                raise ValueError(f"quantization-table JSON lacks the {key!r} key")
+            bad = [v for v in _leaves(d[key]) if isinstance(v, bool) or not isinstance(v, (int, float))]
+            if bad:
+                raise ValueError(f"{key} table entries must be numbers, got {bad[0]!r}")
+        return cls(d["luma"], d["chroma"], extended=extended)
 
     def to_json(self) -> str:
         """Serialize with :meth:`to_dict`, one table row per line."""
@@ -264,11 +285,13 @@ class QuantTables:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "QuantTables":
         """Read a table JSON file; errors name the file."""
+        from dnnjpeg._fs import display, read_regular
+
         p = Path(path)
         try:
-            return cls.from_json(p.read_text())
-        except (OSError, ValueError) as e:
-            raise ValueError(f"{p}: cannot read quantization tables: {e}") from e
+            return cls.from_json(read_regular(p).decode("utf-8"))
+        except (OSError, ValueError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            raise ValueError(f"{display(p)}: cannot read quantization tables: {e}") from e
 
     def to_cjpeg_qtables(self) -> str:
         """Text for ``cjpeg -qtables FILE -qslots 0,1``: two tables, natural order.

@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+
+from dnnjpeg._fs import display, walk_files
 
 __all__ = ["ImageRecord", "Dataset", "discover", "split_of", "imagenet_wnids", "imagenet_class_names", "IMAGE_SUFFIXES"]
 
@@ -55,7 +58,7 @@ def imagenet_class_names() -> list[str]:
 
 def split_of(name: str, design_fraction: float = 0.5) -> str:
     """``"design"`` or ``"eval"`` for a file name (folders are ignored)."""
-    h = hashlib.sha256(Path(name).name.encode("utf-8")).digest()
+    h = hashlib.sha256(Path(name).name.encode("utf-8", "surrogateescape")).digest()
     return "design" if int.from_bytes(h[:8], "big") / 2**64 < design_fraction else "eval"
 
 
@@ -81,6 +84,8 @@ class Dataset:
         records: the images, sorted by path.
         classes: class names in label order (empty when unlabeled).
         label_space: "imagenet" when labels are ImageNet-1k indices, else "custom".
+        problems: (path, reason) for entries that could not be listed or opened as files
+            (unreadable folders, links to folders, FIFOs...): reported, never silently lost.
     """
 
     root: Path
@@ -88,6 +93,7 @@ class Dataset:
     records: tuple[ImageRecord, ...]
     classes: tuple[str, ...]
     label_space: str
+    problems: tuple[tuple[str, str], ...] = ()
 
     @property
     def labeled(self) -> bool:
@@ -103,12 +109,7 @@ class Dataset:
         recs = [r for r in self.records if split == "all" or r.split == split]
         if limit is not None:
             recs = recs[:limit]
-        return Dataset(self.root, self.layout, tuple(recs), self.classes, self.label_space)
-
-
-def _images_in(folder: Path, recursive: bool) -> list[Path]:
-    it = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in it if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+        return Dataset(self.root, self.layout, tuple(recs), self.classes, self.label_space, self.problems)
 
 
 def discover(root: str | Path, labels_csv: str | Path | None = None) -> Dataset:
@@ -125,23 +126,31 @@ def discover(root: str | Path, labels_csv: str | Path | None = None) -> Dataset:
     wnid_index = {w: i for i, w in enumerate(wnids)}
     if labels_csv is not None:
         return _from_csv(root, Path(labels_csv), wnid_index)
-    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    top_images = _images_in(root, recursive=False)
+    found, problems = walk_files(root, IMAGE_SUFFIXES, hidden=False)
+    images = sorted(Path(f) for f in found)
+    problems = tuple(problems)
+    try:
+        with os.scandir(root) as it:  # class folders: real folders only, a link to one is reported above
+            subdirs = sorted(e.name for e in it if e.is_dir(follow_symlinks=False) and not e.name.startswith("."))
+    except OSError as e:
+        raise ValueError(f"{display(root)}: cannot list folder: {e.strerror or e}") from None
+    top_images = [p for p in images if p.parent == root]
     if subdirs and not top_images:
-        if all(d.name in wnid_index for d in subdirs):
+        if all(d in wnid_index for d in subdirs):
             classes, space = tuple(wnids), "imagenet"
             index = wnid_index
         else:
-            classes, space = tuple(d.name for d in subdirs), "custom"
-            index = {d.name: i for i, d in enumerate(subdirs)}
-        recs = [ImageRecord(p, index[d.name]) for d in subdirs for p in _images_in(d, recursive=True)]
-        return Dataset(root, "imagefolder", tuple(recs), classes, space)
-    images = _images_in(root, recursive=True)
+            classes, space = tuple(subdirs), "custom"
+            index = {d: i for i, d in enumerate(subdirs)}
+        recs = [ImageRecord(p, index[p.relative_to(root).parts[0]]) for p in images
+                if p.relative_to(root).parts[0] in index]
+        recs.sort(key=lambda r: (index[r.path.relative_to(root).parts[0]], r.path))
+        return Dataset(root, "imagefolder", tuple(recs), classes, space, problems)
     matches = [_WNID.match(p.name) for p in images]
     if images and all(m and m.group(1) in wnid_index for m in matches):
         recs = [ImageRecord(p, wnid_index[m.group(1)]) for p, m in zip(images, matches)]
-        return Dataset(root, "wnid", tuple(recs), tuple(wnids), "imagenet")
-    return Dataset(root, "unlabeled", tuple(ImageRecord(p, None) for p in images), (), "custom")
+        return Dataset(root, "wnid", tuple(recs), tuple(wnids), "imagenet", problems)
+    return Dataset(root, "unlabeled", tuple(ImageRecord(p, None) for p in images), (), "custom", problems)
 
 
 def _from_csv(root: Path, csv_path: Path, wnid_index: dict[str, int]) -> Dataset:

@@ -57,6 +57,8 @@ class DesignProblem:
     objective: str = "kl"
     storage: str | None = None
     progress: Callable[[int, int, float], None] | None = None  # (trial, budget, best gain)
+    #: design images that could not be read: path → why (each designer adds what it met)
+    skipped: dict[str, str] = field(default_factory=dict)
     _evaluator: TableEvaluator | None = field(default=None, repr=False)
 
     def design_set(self) -> Dataset:
@@ -67,6 +69,7 @@ class DesignProblem:
         """The shared, cached trial evaluator (built on first use: decodes and measures the ladder)."""
         if self._evaluator is None:
             self._evaluator = TableEvaluator(self.design_set(), self.model, self.at, self.subsampling, self.trial_images, self.objective)
+            self.skipped.update(self._evaluator.pristine.failures)
         return self._evaluator
 
 

@@ -71,10 +71,13 @@ def design_statistics(problem) -> DctStats:
     pre = problem.model.preprocess
 
     def images():
-        for rec in problem.design_set().records:
+        ds = problem.design_set()
+        problem.skipped.update((p, f"not read: {why}") for p, why in ds.problems)
+        for rec in ds.records:
             try:
                 rgb = _load_rgb(str(rec.path))
-            except Exception:  # unreadable images are skipped here as in evaluation
+            except Exception as e:  # unreadable images are skipped (and reported) as in evaluation
+                problem.skipped[str(rec.path)] = f"{type(e).__name__}: {e}"
                 continue
             yield pre.geometry(rgb) if problem.at == "input" else rgb
 

@@ -283,6 +283,7 @@ def design_fisher(problem: DesignProblem, targets=DEFAULT_TARGET_BPP, gamma=1.0,
     if not gammas or min(gammas) <= 0:
         raise ValueError(f"gamma must be positive, got {gamma!r}")
     pr = build_pristine(problem.design_set().subset("design", stat_images), problem.model, problem.at)
+    problem.skipped.update(pr.failures)
     original = problem.at == "original"
     stats = fisher_statistics(pr.sources if original else pr.inputs, problem.model, problem.subsampling, samples, rd_images,
                               seed=problem.seed, geometry=original)

@@ -60,6 +60,7 @@ def design_gradient(problem: DesignProblem, lambdas=DEFAULT_LAMBDAS, epochs: flo
     torch.manual_seed(problem.seed)
     rng = np.random.default_rng(problem.seed)
     train = build_pristine(problem.design_set().subset("design", train_images), problem.model, "input")
+    problem.skipped.update(train.failures)
     net = problem.model.module
     net.eval()
     frozen = [p for p in net.parameters() if p.requires_grad]

@@ -19,6 +19,7 @@ import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from dnnjpeg._fs import read_json
 from dnnjpeg.codec import SUBSAMPLINGS, QuantTables
 
 __all__ = ["CodecSpec", "CodecCurve", "parse_codec", "sweep_of", "DEFAULT_QUALITIES", "DEFAULT_SCALES"]
@@ -136,7 +137,7 @@ def parse_codec(text: str, subsampling: str = "4:2:0", scales=DEFAULT_SCALES, op
             raise ValueError(f"--codec {text!r}: give a file, e.g. tables:design.json")
         curve = CodecCurve.from_tables(QuantTables.load(arg), scales, ss, optimize, name=Path(arg).stem)
         try:
-            doc = json.loads(Path(arg).read_text())
+            doc = read_json(arg)
         except ValueError:  # a plain table file (e.g. cjpeg text) carries no design record
             return curve
         return replace(curve, designed_for=_designed_for(doc) if isinstance(doc, dict) else None)
@@ -144,7 +145,7 @@ def parse_codec(text: str, subsampling: str = "4:2:0", scales=DEFAULT_SCALES, op
         if not arg:
             raise ValueError(f"--codec {text!r}: give a designer's file, e.g. sweep:design.json")
         try:
-            doc = json.loads(Path(arg).read_text())
+            doc = read_json(arg)
         except (OSError, ValueError) as e:
             raise ValueError(f"{arg}: cannot read a designed sweep: {e}") from None
         pts = sweep_of(doc, arg)

@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
-from PIL import Image
 
-from dnnjpeg.codec import decode, encode
+from dnnjpeg.codec import decode, encode, load_image
 from dnnjpeg.data import Dataset
 from dnnjpeg.evaluate.spec import CodecSpec
 from dnnjpeg.models import Model
@@ -68,10 +67,9 @@ class Pristine:
 
 
 def _load_rgb(path: str) -> np.ndarray:
-    with Image.open(path) as im:
-        im.load()
-        # The stored orientation is what a training pipeline reads; EXIF is not applied.
-        return np.asarray(im.convert("RGB"))
+    # The stored orientation is what a training pipeline reads; EXIF is not applied. Strict:
+    # only regular files, a JPEG with any libjpeg warning is an error (dnnjpeg.codec.files).
+    return load_image(path, "RGB")
 
 
 def build_pristine(
@@ -100,7 +98,8 @@ def build_pristine(
         except Exception as e:  # any unreadable file is reported, never fatal
             return rec, None, None, f"{type(e).__name__}: {e}"
 
-    paths, labels, sources, crops, failures = [], [], [], [], []
+    paths, labels, sources, crops = [], [], [], []
+    failures = [(p, f"not read: {why}") for p, why in dataset.problems]
     with ThreadPoolExecutor(workers) as pool:
         for rec, src, crop, errmsg in pool.map(load, dataset.records):
             if progress:

@@ -19,6 +19,28 @@ from PIL import Image
 __all__ = ["Preprocess", "Model", "load_model", "register", "available_models", "ModelUnavailableError"]
 
 
+#: Above this ratio of resized to needed area, :meth:`Preprocess.geometry` crops before resizing.
+MAX_ASPECT = 16
+
+
+def _window(lo: int, size: int, n_in: int, n_out: int) -> tuple[int, int, int]:
+    """Source rows [a, b) that output rows lo..lo+size of an n_in → n_out resize read, and where
+    the crop starts in that window's resize.
+
+    The window keeps a margin of 4 output pixels for the filter, and its start and length are
+    multiples of n_in / gcd(n_in, n_out), so that it resizes to a whole number of pixels at exactly
+    the full resize's scale and phase: the crop's values are the full resize's.
+    """
+    import math
+
+    q = n_in // math.gcd(n_in, n_out)
+    scale = n_in / n_out
+    margin = 4 * max(1.0, scale)
+    a = max(0, math.floor(lo * scale - margin)) // q * q
+    b = min(n_in, a + math.ceil((min(n_in, math.ceil((lo + size) * scale + margin)) - a) / q) * q)
+    return a, b, lo - a * n_out // n_in
+
+
 class ModelUnavailableError(RuntimeError):
     """The model cannot be loaded here; the message says what to install."""
 
@@ -57,8 +79,22 @@ class Preprocess:
         w, h = im.size
         s = self.resize / min(w, h)
         nw, nh = max(self.size, round(w * s)), max(self.size, round(h * s))
-        im = im.resize((nw, nh), _INTERP[self.interpolation])
         left, top = (nw - self.size) // 2, (nh - self.size) // 2
+        if nw * nh > MAX_ASPECT * self.resize**2:
+            # An extreme aspect ratio (a 1×20000 strip becomes 256×5,120,000 pixels, gigabytes):
+            # resize only a source window around the crop, at the full resize's exact scale and
+            # phase (see _window), so the crop holds the same values for bounded work.
+            ya, yb, top2 = _window(top, self.size, h, nh)
+            xa, xb, left2 = _window(left, self.size, w, nw)
+            wh, ww = (yb - ya) * nh // h, (xb - xa) * nw // w
+            if wh * ww > MAX_ASPECT * self.resize**2:
+                # no small window has a whole-pixel size at this scale: Pillow's box resize (the
+                # same mapping in floating point; values within 1 level of the full resize)
+                sx, sy = w / nw, h / nh
+                box = (left * sx, top * sy, (left + self.size) * sx, (top + self.size) * sy)
+                return np.asarray(im.resize((self.size, self.size), _INTERP[self.interpolation], box=box))
+            im, nh, nw, top, left = im.crop((xa, ya, xb, yb)), wh, ww, top2, left2
+        im = im.resize((nw, nh), _INTERP[self.interpolation])
         return np.asarray(im.crop((left, top, left + self.size, top + self.size)))
 
     def geometry_tensor(self, x):
@@ -74,8 +110,18 @@ class Preprocess:
         h, w = x.shape[-2:]
         s = self.resize / min(w, h)
         nw, nh = max(self.size, round(w * s)), max(self.size, round(h * s))
-        y = F.interpolate(x, size=(nh, nw), mode=self.interpolation, antialias=True, align_corners=False)
         left, top = (nw - self.size) // 2, (nh - self.size) // 2
+        if nw * nh > MAX_ASPECT * self.resize**2:
+            # Extreme aspect ratio: as in geometry(), resize only a source window around the crop
+            # (with room for the filter's support on each side), at very nearly the same scale.
+            ya, yb, top = _window(top, self.size, h, nh)
+            xa, xb, left = _window(left, self.size, w, nw)
+            x = x[..., ya:yb, xa:xb]
+            # the window resizes to a whole number of pixels at the exact scale when it can; when
+            # it would still be large, at the nearest whole size (a scale off by under 1 pixel)
+            nh, nw = (yb - ya) * nh / h, (xb - xa) * nw / w
+            nh, nw = max(top + self.size, round(nh)), max(left + self.size, round(nw))
+        y = F.interpolate(x, size=(nh, nw), mode=self.interpolation, antialias=True, align_corners=False)
         return y[..., top:top + self.size, left:left + self.size]
 
     def normalize(self, batch_uint8: np.ndarray):

@@ -20,7 +20,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from dnnjpeg.survey.scan import COLUMNS, scan_files, walk
+from dnnjpeg._fs import display, walk
+from dnnjpeg._runtime import die_with_parent
+from dnnjpeg.survey.scan import COLUMNS, scan_files
 
 __all__ = ["survey", "summarize", "odd_files", "write_survey", "COLUMNS", "PARTS_DIR"]
 
@@ -34,6 +36,7 @@ def _schema():
     types = {c: pa.string() for c in ("path", "tree", "format", "error", "message", "subsampling", "color", "mode")}
     types.update({c: pa.bool_() for c in ("ok", "grayscale", "progressive", "arithmetic", "quality_exact", "jfif", "exif", "eoi_found")})
     types["quality_distance"] = pa.float64()
+    types["path_bytes"] = pa.binary()
     fields = [pa.field(c, types.get(c, pa.int64())) for c in COLUMNS]
     fields += [pa.field(f"{n}_table", pa.list_(pa.uint16(), 64)) for n in ("luma", "chroma")]
     return pa.schema(fields)
@@ -82,22 +85,22 @@ def survey(
     import pyarrow.parquet as pq
 
     roots = [os.fspath(r) for r in roots]
-    labels = list(labels) if labels else [Path(r).resolve().name or r for r in roots]
+    labels = list(labels) if labels else [display(Path(r).resolve().name or r) for r in roots]
     if len(labels) != len(roots):
         raise ValueError(f"{len(labels)} labels for {len(roots)} trees")
     for r in roots:
         if not os.path.exists(r):
-            raise FileNotFoundError(f"{r}: no such file or folder")
+            raise FileNotFoundError(f"{display(r)}: no such file or folder")
     workers = workers or os.cpu_count() or 1
     tables = []
-    done: set[tuple[str, str]] = set()
+    done: set[tuple[str, bytes]] = set()
     pdir = Path(parts_dir) if parts_dir is not None else None
     if pdir is not None:
         if pdir.exists() and resume:
             for f in sorted(pdir.glob("part-*.parquet")):
                 t = pq.read_table(f)
                 tables.append(t)
-                done.update(zip(t.column("tree").to_pylist(), t.column("path").to_pylist()))
+                done.update(zip(t.column("tree").to_pylist(), t.column("path_bytes").to_pylist()))
         elif pdir.exists():
             shutil.rmtree(pdir)
         pdir.mkdir(parents=True, exist_ok=True)
@@ -120,7 +123,7 @@ def survey(
         for root, label in zip(roots, labels):
             buf = []
             for item in walk(root):
-                if (label, item[0]) in done:
+                if (label, os.fsencode(item[0])) in done:
                     continue
                 buf.append(item)
                 if len(buf) >= chunk:
@@ -135,7 +138,7 @@ def survey(
             if progress:
                 progress(len(items))
     else:
-        with ProcessPoolExecutor(workers) as pool:
+        with ProcessPoolExecutor(workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             pending = {}
             for items, label in chunks():
                 pending[pool.submit(_scan_job, items, label)] = len(items)
@@ -183,12 +186,16 @@ TINY_SIDE = 64  # images with a side below this many pixels are "tiny"
 
 def odd_files(df) -> dict[str, list[str]]:
     """Paths worth a look, by reason: non-JPEG, corrupt/unreadable, CMYK/YCCK, 4:1:1,
-    quality < 10, extreme aspect ratios, tiny images, truncated (no EOI), progressive, 12-bit."""
+    quality < 10, extreme aspect ratios, tiny images, huge (decompression bombs), truncated
+    (no EOI), 12-bit or arithmetic-coded, names that are not valid UTF-8."""
+    from dnnjpeg.codec import MAX_PIXELS
+
     ok = df["ok"].fillna(False).astype(bool)
     j = df[ok]
     w, h = j["width"].astype("float64"), j["height"].astype("float64")
     aspect = np.maximum(w / h, h / w)
     return {
+        "name not valid UTF-8": df.loc[[not _utf8(b) for b in df["path_bytes"]], "path"].tolist(),
         "not JPEG": df.loc[df["error"] == "NotAJpegError", "path"].tolist(),
         "unreadable or corrupt": df.loc[~ok & (df["error"] != "NotAJpegError"), "path"].tolist(),
         "CMYK / YCCK": j.loc[j["color"].isin(["CMYK", "YCCK"]), "path"].tolist(),
@@ -196,9 +203,18 @@ def odd_files(df) -> dict[str, list[str]]:
         "quality < 10": j.loc[j["quality"].fillna(100) < 10, "path"].tolist(),
         f"extreme aspect (≥ {EXTREME_ASPECT:g}:1)": j.loc[(aspect >= EXTREME_ASPECT).fillna(False), "path"].tolist(),
         f"tiny (a side < {TINY_SIDE} px)": j.loc[((w < TINY_SIDE) | (h < TINY_SIDE)).fillna(False), "path"].tolist(),
+        f"huge (over {MAX_PIXELS / 1e6:.0f} megapixels: decoders refuse it)": j.loc[(w * h > MAX_PIXELS).fillna(False), "path"].tolist(),
         "truncated (no end-of-image marker)": j.loc[j["eoi_found"].fillna(True) == False, "path"].tolist(),  # noqa: E712
         "12-bit or arithmetic-coded": j.loc[(j["precision"] != 8) | j["arithmetic"].fillna(False), "path"].tolist(),
     }
+
+
+def _utf8(b) -> bool:
+    try:
+        bytes(b).decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
 
 
 def _counts(s) -> dict:

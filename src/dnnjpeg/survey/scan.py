@@ -9,70 +9,25 @@ from __future__ import annotations
 
 import errno
 import os
-import stat
-from typing import Iterator
 
 import numpy as np
 
+from dnnjpeg._fs import display, walk
 from dnnjpeg.codec import JpegError, NotAJpegError, estimate_quality_tables, parse_header
 from dnnjpeg.codec.header import read_head, sniff_format
 
 __all__ = ["COLUMNS", "walk", "scan_files"]
 
 #: Record columns in order; ``luma_table`` / ``chroma_table`` are 64 natural-order values.
+#: ``path`` is printable (bytes that are not UTF-8 shown as ``\xNN``); ``path_bytes`` is the
+#: name exactly as the file system holds it (``os.fsencode``), so no name is ever lost.
 COLUMNS = (
-    "path", "tree", "file_size", "format", "ok", "error", "message",
+    "path", "path_bytes", "tree", "file_size", "format", "ok", "error", "message",
     "width", "height", "display_width", "display_height", "orientation",
     "components", "grayscale", "subsampling", "color", "mode", "progressive", "arithmetic", "precision",
     "quality", "quality_exact", "quality_distance", "n_qtables", "qtable_bits", "restart_interval",
     "jfif", "exif", "eoi_found",
 )
-
-
-def walk(root: str) -> Iterator[tuple[str, str | None]]:
-    """Yield ``(path, error)`` for every non-directory entry under ``root``, sorted per folder.
-
-    Folders are not followed through symbolic links (so link loops cannot
-    recurse); a folder that cannot be listed yields ``(folder, message)``.
-    A link to a folder yields ``(link, "symlink to a folder, not followed")``.
-    """
-    if os.path.isfile(root):
-        yield root, None
-        return
-    stack = [root]
-    while stack:
-        d = stack.pop()
-        try:
-            with os.scandir(d) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError as e:
-            yield d, f"{type(e).__name__}: cannot list folder: {e.strerror or e}"
-            continue
-        subdirs = []
-        for e in entries:
-            try:
-                if e.is_dir(follow_symlinks=False):
-                    subdirs.append(e.path)
-                    continue
-                if e.is_symlink():
-                    try:
-                        mode = os.stat(e.path).st_mode
-                    except OSError:
-                        mode = None  # broken link or loop: opening fails fast and is reported then
-                    if mode is not None and stat.S_ISDIR(mode):
-                        yield e.path, "symlink to a folder, not followed"
-                        continue
-                    if mode is not None and not stat.S_ISREG(mode):
-                        yield e.path, "symlink to something that is not a regular file"
-                        continue
-                elif not e.is_file(follow_symlinks=False):
-                    # a FIFO would block open() forever; sockets and devices are no images either
-                    yield e.path, "not a regular file (FIFO, socket or device)"
-                    continue
-            except OSError:
-                pass  # a broken entry is reported when it is read
-            yield e.path, None
-        stack.extend(reversed(subdirs))
 
 
 def _empty_columns() -> dict[str, list]:
@@ -95,14 +50,15 @@ def scan_files(items: list[tuple[str, str | None]], tree: str) -> dict:
     chroma = np.zeros((n, 64), np.uint16)
     app = {c: cols[c].append for c in COLUMNS}
     for i, (path, walk_error) in enumerate(items):
-        app["path"](path)
+        app["path"](display(path))
+        app["path_bytes"](os.fsencode(path))
         app["tree"](tree)
         rec = None
         err = msg = None
         fmt = None
         size = None
         if walk_error is not None:
-            err, msg = "WalkError", f"{path}: {walk_error}"
+            err, msg = "WalkError", f"{display(path)}: {walk_error}"
         else:
             try:
                 h = parse_header(path)
@@ -119,17 +75,17 @@ def scan_files(items: list[tuple[str, str | None]], tree: str) -> dict:
                 err = type(e).__name__
                 if e.errno == errno.ELOOP:
                     err = "SymlinkLoop"
-                msg = f"{path}: {e.strerror or e}"
+                msg = f"{display(path)}: {e.strerror or e}"
                 fmt = _sniff(path)
             except Exception as e:  # keep the batch going whatever one file does
-                err, msg = type(e).__name__, f"{path}: {e}"
+                err, msg = type(e).__name__, f"{display(path)}: {e}"
         app["file_size"](size)
         app["format"](fmt)
         app["ok"](rec is not None)
         app["error"](err)
         app["message"](msg)
         if rec is None:
-            for c in COLUMNS[7:]:
+            for c in COLUMNS[COLUMNS.index("width"):]:
                 app[c](None)
             continue
         lt, ct = rec.luma_table, rec.chroma_table

@@ -1,0 +1,246 @@
+"""Walking trees, reading regular files, and placing outputs safely.
+
+Every command that reads a user's tree or writes one goes through here, so that
+the rules hold everywhere at once:
+
+* a folder is never followed through a symbolic link (no loops, no escapes), and a
+  folder that cannot be listed is reported, never silently skipped;
+* only regular files are opened (a FIFO would block ``open()`` forever; a device or
+  socket is no image);
+* an output path never passes through a symbolic link or a non-folder below the
+  destination root, is never a link itself, and never resolves inside the source;
+* names that are not valid UTF-8 are kept losslessly (``os.fsencode``) and shown
+  with backslash escapes, so one odd name cannot stop a batch or a print.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+from typing import Iterator
+
+__all__ = [
+    "NotRegularFileError", "UnsafeOutputError", "display", "walk", "walk_files", "read_regular",
+    "open_regular", "safe_output_path", "inside", "read_json",
+]
+
+
+class NotRegularFileError(OSError):
+    """``path`` is a FIFO, socket, device or folder where a regular file was expected."""
+
+    def __init__(self, path: object, kind: str) -> None:
+        super().__init__(errno.EINVAL, f"not a regular file ({kind})")
+        self.filename = os.fspath(path) if isinstance(path, (str, bytes, os.PathLike)) else str(path)
+        self.kind = kind
+
+    def __str__(self) -> str:
+        return f"{display(self.filename)}: {self.strerror}"
+
+
+class UnsafeOutputError(OSError):
+    """An output path would leave the destination (through a link) or land inside the source."""
+
+    def __init__(self, path: object, cause: str) -> None:
+        super().__init__(errno.EPERM, cause)
+        self.filename = os.fspath(path)
+
+    def __str__(self) -> str:
+        return f"{display(self.filename)}: {self.strerror}"
+
+
+def display(path: object) -> str:
+    """A printable form of a path: bytes that are not UTF-8 appear as ``\\xNN`` escapes.
+
+    Python keeps such bytes as lone surrogates (``surrogateescape``), which pyarrow,
+    JSON and a strict stdout all refuse; this form is safe everywhere.
+    """
+    s = os.fspath(path) if isinstance(path, (str, bytes, os.PathLike)) else str(path)
+    b = s if isinstance(s, bytes) else s.encode("utf-8", "surrogateescape")
+    return b.decode("utf-8", "backslashreplace")
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "folder"
+    if stat.S_ISFIFO(mode):
+        return "FIFO"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    return "special file"
+
+
+def walk(root: str | os.PathLike[str]) -> Iterator[tuple[str, str | None]]:
+    """Yield ``(path, error)`` for every non-folder entry under ``root``, sorted per folder.
+
+    ``error`` is None for an entry worth opening, else a short reason: a folder that
+    cannot be listed (``(folder, reason)``), a link to a folder (not followed, so link
+    loops cannot recurse), a FIFO/socket/device, or a link to one.  A broken link or
+    link loop passes as None and fails when it is opened.  ``root`` itself may be a file.
+    """
+    root = os.fspath(root)
+    try:
+        st = os.stat(root)
+    except OSError as e:
+        yield root, f"{e.strerror or e}"
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        yield root, None if stat.S_ISREG(st.st_mode) else f"not a regular file ({_kind(st.st_mode)})"
+        return
+    stack = [root]
+    while stack:
+        d = stack.pop()
+        try:
+            with os.scandir(d) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            yield d, f"cannot list folder: {e.strerror or e}"
+            continue
+        subdirs = []
+        for e in entries:
+            try:
+                if e.is_dir(follow_symlinks=False):
+                    subdirs.append(e.path)
+                    continue
+                if e.is_symlink():
+                    try:
+                        mode = os.stat(e.path).st_mode
+                    except OSError:
+                        mode = None  # broken link or loop: opening fails fast and is reported then
+                    if mode is not None and stat.S_ISDIR(mode):
+                        yield e.path, "symlink to a folder, not followed"
+                        continue
+                    if mode is not None and not stat.S_ISREG(mode):
+                        yield e.path, f"symlink to something that is not a regular file ({_kind(mode)})"
+                        continue
+                elif not e.is_file(follow_symlinks=False):
+                    yield e.path, f"not a regular file ({_kind(e.stat(follow_symlinks=False).st_mode)})"
+                    continue
+            except OSError:
+                pass  # a broken entry is reported when it is read
+            yield e.path, None
+        stack.extend(reversed(subdirs))
+
+
+def walk_files(
+    root: str | os.PathLike[str], suffixes: set[str] | frozenset[str] | None = None, hidden: bool = True
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """Files under ``root`` to open, and the entries that cannot be, with why.
+
+    Args:
+        suffixes: keep only names with one of these lower-case suffixes (``{".jpg", ...}``);
+            problems are reported only for entries that would have been kept (and folders).
+        hidden: also keep names that start with a dot.
+    Returns:
+        ``(files, problems)``: sorted paths, and ``(path, reason)`` pairs.
+    """
+    files, problems = [], []
+    for path, error in walk(root):
+        name = os.path.basename(path)
+        wanted = (suffixes is None or os.path.splitext(name)[1].lower() in suffixes) and (hidden or not name.startswith("."))
+        if error is None:
+            if wanted:
+                files.append(path)
+        elif wanted or error.startswith("cannot list folder"):
+            problems.append((path, error))
+    return files, problems
+
+
+def open_regular(path: str | os.PathLike[str]):
+    """Open ``path`` for binary reading only if it is a regular file (links to one are fine).
+
+    Opening with O_NONBLOCK returns at once on a FIFO, where a plain ``open()`` waits
+    forever for a writer; the check is then made on the open descriptor (no race).
+
+    Raises:
+        NotRegularFileError: a FIFO, socket, device or folder.
+        OSError: missing, unreadable, link loop...
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFileError(path, _kind(mode))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular(path: str | os.PathLike[str]) -> bytes:
+    """All bytes of a regular file (see :func:`open_regular` for what is refused)."""
+    with open_regular(path) as f:
+        return f.read()
+
+
+def inside(path: Path, root: Path) -> bool:
+    """Whether ``path`` is ``root`` or below it (both already resolved)."""
+    return path == root or root in path.parents
+
+
+def safe_output_path(dst_root: Path, out: Path, src_root: Path | None = None) -> Path:
+    """Check (and create the folders of) an output path below ``dst_root`` before writing.
+
+    Every component between ``dst_root`` and the file must be a real folder (created
+    here when missing, never a symbolic link), the file itself must be absent or a
+    regular file (not a link), and the resolved result must lie in ``dst_root`` and
+    outside ``src_root``.
+
+    Args:
+        dst_root: the destination root, already resolved.
+        out: the output file, ``dst_root / relative``.
+    Returns:
+        ``out``, safe to write with a rename into its folder.
+    Raises:
+        UnsafeOutputError: a link or non-folder on the way, or the path would land in SRC.
+    """
+    rel = out.relative_to(dst_root)
+    cur = dst_root
+    for part in rel.parts[:-1]:
+        cur = cur / part
+        try:
+            st = os.lstat(cur)
+        except FileNotFoundError:
+            try:
+                os.mkdir(cur)
+            except FileExistsError:
+                pass
+            st = os.lstat(cur)
+        if stat.S_ISLNK(st.st_mode):
+            raise UnsafeOutputError(out, f"{display(cur)} is a symbolic link in the destination: not followed")
+        if not stat.S_ISDIR(st.st_mode):
+            raise UnsafeOutputError(out, f"{display(cur)} is in the way and not a folder")
+    try:
+        st = os.lstat(out)
+        if stat.S_ISLNK(st.st_mode):
+            raise UnsafeOutputError(out, "the output is a symbolic link: not replaced, not followed")
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafeOutputError(out, f"the output exists and is a {_kind(st.st_mode)}")
+    except FileNotFoundError:
+        pass
+    real = out.parent.resolve() / out.name
+    if not inside(real, dst_root):
+        raise UnsafeOutputError(out, f"resolves to {display(real)}, outside the destination")
+    if src_root is not None and inside(real, src_root):
+        raise UnsafeOutputError(out, f"resolves to {display(real)}, inside the source: dnnjpeg never writes there")
+    return out
+
+
+def read_json(path: str | os.PathLike[str]):
+    """Parse a regular file as UTF-8 JSON.
+
+    Raises:
+        NotRegularFileError, OSError: as :func:`read_regular`.
+        ValueError: not UTF-8 or not JSON (the message names the file).
+    """
+    import json
+
+    data = read_regular(path)
+    try:
+        return json.loads(data.decode("utf-8"))
+    except ValueError as e:
+        raise ValueError(f"{display(path)}: not a JSON file: {e}") from None

@@ -1,0 +1,109 @@
+"""Reading a user's image file safely: regular files only, decoder warnings as errors.
+
+Why not just ``Image.open``: Pillow opens a FIFO and waits forever, and it decodes
+a JPEG whose scan data is corrupt (libjpeg's "Corrupt JPEG data", "premature end of
+data segment") silently into garbage.  Here the file is read only if it is a
+regular file, its header is checked (sizes, precision) before anything is
+allocated, and a JPEG is first decoded strictly by libjpeg-turbo through
+simplejpeg, whose ``strict`` mode turns libjpeg's warnings into errors — Pillow
+discards them.  The pixels themselves still come from Pillow, the decoder of
+record everywhere else in dnnjpeg.
+
+What this cannot see: corruption that libjpeg itself decodes without a warning
+(a Huffman stream that re-synchronizes after a flipped byte); see the README's
+reliability section for how often that happens.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from dnnjpeg._fs import display, read_regular
+from dnnjpeg.codec.errors import CorruptJpegError, JpegError, NotAJpegError, UnsupportedJpegError
+from dnnjpeg.codec.header import parse_header_bytes, sniff_format
+
+__all__ = ["MAX_PIXELS", "ImageTooLargeError", "load_image", "check_jpeg_data"]
+
+#: Pillow's decompression-bomb limit (about 89 megapixels): larger images are refused.
+MAX_PIXELS: int = int(Image.MAX_IMAGE_PIXELS or 89_478_485)
+
+# A decoder's warning is a per-file error: Pillow's decompression-bomb warning (between
+# MAX_PIXELS and twice that; above, Pillow raises) must not let such an image through.
+warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+
+
+class ImageTooLargeError(JpegError):
+    """The image declares more pixels than :data:`MAX_PIXELS` (a decompression bomb?)."""
+
+
+def _check_size(path: str, width: int, height: int) -> None:
+    if width * height > MAX_PIXELS:
+        raise ImageTooLargeError(
+            path, f"{width}×{height} = {width * height:,} pixels, over the limit of {MAX_PIXELS:,} (a decompression bomb?)"
+        )
+
+
+def check_jpeg_data(data: bytes, path: str = "<bytes>") -> None:
+    """Decode ``data`` strictly (libjpeg-turbo via simplejpeg) and raise on any warning.
+
+    Raises:
+        NotAJpegError, CorruptJpegError (libjpeg's warnings and errors, named),
+        UnsupportedJpegError (not 8-bit, lossless, hierarchical), ImageTooLargeError.
+    """
+    import simplejpeg
+
+    h = parse_header_bytes(data, path)
+    if h.precision != 8:
+        raise UnsupportedJpegError(path, f"{h.precision}-bit samples: only 8-bit JPEG can be decoded")
+    if h.mode in ("lossless", "hierarchical"):
+        raise UnsupportedJpegError(path, f"{h.mode} JPEG is not supported")
+    _check_size(path, h.width, max(h.height, 1))
+    try:
+        # Gray output skips chroma up-sampling and color conversion; every component's scan
+        # data is still entropy-decoded, which is where corruption shows.
+        simplejpeg.decode_jpeg(data, colorspace="CMYK" if h.n_components == 4 else "GRAY", strict=True)
+    except ValueError as e:
+        raise CorruptJpegError(path, f"libjpeg: {e}") from None
+
+
+def load_image(path: str | os.PathLike[str], mode: str | None = None) -> np.ndarray:
+    """Decode an image file as stored (EXIF orientation not applied) to a uint8 array.
+
+    Args:
+        path: a regular file (or a link to one): JPEG, PNG, BMP, WebP, TIFF, PPM/PGM.
+        mode: "RGB" → (H, W, 3); "L" → (H, W); None keeps gray images gray (H, W) and
+            turns everything else into RGB (H, W, 3).
+    Raises (each naming the file):
+        NotRegularFileError (FIFO, device...), OSError (missing, unreadable),
+        NotAJpegError (an unreadable non-image), CorruptJpegError (a JPEG with any
+        libjpeg warning, truncated data, a broken file of another format),
+        UnsupportedJpegError, ImageTooLargeError.
+    """
+    p = os.fspath(path)
+    name = display(p)
+    data = read_regular(p)
+    if not data:
+        raise NotAJpegError(name, "empty file (0 bytes)", "empty")
+    fmt = sniff_format(data[:64])
+    if fmt == "JPEG":
+        check_jpeg_data(data, name)
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            _check_size(name, *im.size)
+            im.load()
+            if mode is None:
+                mode = "L" if im.mode in ("1", "L", "LA", "I;16", "I", "F") else "RGB"
+            return np.asarray(im if im.mode == mode else im.convert(mode))
+    except JpegError:
+        raise
+    except UnidentifiedImageError:
+        raise NotAJpegError(name, f"cannot be read as an image (content looks like {fmt})", fmt) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageTooLargeError(name, str(e)) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise CorruptJpegError(name, f"decode failed ({fmt}): {e}") from None
