@@ -132,7 +132,8 @@ def walk_files(
 
     Args:
         suffixes: keep only names with one of these lower-case suffixes (``{".jpg", ...}``);
-            problems are reported only for entries that would have been kept (and folders).
+            problems are reported for entries that would have been kept, and for every folder
+            that cannot be listed or is reached through a link (it may hold images).
         hidden: also keep names that start with a dot.
     Returns:
         ``(files, problems)``: sorted paths, and ``(path, reason)`` pairs.
@@ -144,7 +145,7 @@ def walk_files(
         if error is None:
             if wanted:
                 files.append(path)
-        elif wanted or error.startswith("cannot list folder"):
+        elif wanted or error.startswith(("cannot list folder", "symlink to a folder")):
             problems.append((path, error))
     return files, problems
 

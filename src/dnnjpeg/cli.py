@@ -165,6 +165,10 @@ def _print_summary(result: dict) -> None:
         Console().print(f"{k['test']} vs {k['reference']}: BD-rate {k['bd_rate']:+.1f}% [{lo:+.1f}, {hi:+.1f}]{kl_txt}", highlight=False)
 
 
+#: survey names at most this many unreadable or non-JPEG files on the terminal (all are in its outputs)
+SURVEY_LISTED = 50
+
+
 @app.command()
 def survey(
     trees: list[Path] = typer.Argument(..., help="Folders (or files) to survey; several trees are compared side by side."),
@@ -228,6 +232,11 @@ def survey(
         Console().print(f"[bold]{escape(name)}[/bold]: {t['n_files']:,} files, {t['n_jpeg']:,} JPEGs; subsampling {t['subsampling']}; "
                         f"grayscale {t['grayscale']}; most common quality {t['quality_most_common']}; errors {escape(str(t['errors'] or 'none'))}",
                         highlight=False)
+    bad = df[~df["ok"].fillna(False).astype(bool)]
+    for _, row in bad.head(SURVEY_LISTED).iterrows():
+        err.print(f"[yellow]{escape(str(row['error']))}[/yellow] {escape(str(row['message']))}", highlight=False)
+    if len(bad) > SURVEY_LISTED:
+        err.print(f"… and {len(bad) - SURVEY_LISTED:,} more files that are not readable JPEGs (survey.parquet, report.html)")
     err.print(f"wrote {len(written)} files to {display(out)}/ (open {display(out / 'report.html')})", highlight=False)
 
 
