@@ -107,3 +107,130 @@ def test_cli_compress_exit_codes(tmp_path):
     (src / "class0" / "broken.jpg").unlink()
     res = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "dst2"), "--tables", str(tmp_path / "t.json")])
     assert res.exit_code == 0
+
+
+# -- reliability (each finding of the hostile-tree review) ------------------------------------
+
+
+def test_overwrite_never_writes_into_src_through_a_link_in_dst(tmp_path):
+    src, dst = tmp_path / "s", tmp_path / "d"
+    (src / "x").mkdir(parents=True)
+    for n in ("a", "b"):
+        (src / "x" / f"{n}.jpg").write_bytes(pillow_jpeg(noise_image(32, 40, seed=ord(n)), quality=90))
+    dst.mkdir()
+    (dst / "x").symlink_to("../s/x")
+    before = _snapshot(src)
+    for kw in ({"overwrite": True}, {"resume": True}):
+        rep = compress_tree(src, dst, QuantTables.standard(30), workers=1, **kw)
+        assert rep.written == 0 and rep.skipped == 0, kw  # resume does not take SRC's files as valid outputs
+        assert len(rep.failures) == 2 and all("symbolic link" in m for _, m in rep.failures)
+        assert _snapshot(src) == before
+    # the output file itself a link into SRC: not replaced, not followed
+    (dst / "x").unlink()
+    (dst / "x").mkdir()
+    (dst / "x" / "a.jpg").symlink_to(src / "x" / "a.jpg")
+    rep = compress_tree(src, dst, QuantTables.standard(30), workers=1, overwrite=True)
+    assert rep.written == 1 and "symbolic link" in rep.failures[0][1] and (dst / "x" / "a.jpg").is_symlink()
+    assert _snapshot(src) == before
+
+
+def test_outputs_take_the_mode_cp_would_give(tmp_path):
+    src = _tree(tmp_path / "src", 3)
+    compress_tree(src, tmp_path / "dst", QuantTables.standard(50), workers=1)
+    mask = os.umask(0)
+    os.umask(mask)
+    modes = {p.stat().st_mode & 0o777 for p in (tmp_path / "dst").rglob("*.jpg")}
+    assert modes == {0o666 & ~mask}
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    src = _tree(tmp_path / "src", 6)
+    dst = tmp_path / "dst"
+    compress_tree(src, dst, QuantTables.standard(60), workers=1)
+    first = {p: p.read_bytes() for p in dst.rglob("*") if p.is_file() and p.name != SETTINGS_FILE}
+    with pytest.raises(ValueError, match="other settings"):
+        compress_tree(src, dst, QuantTables.standard(20), workers=1, resume=True)
+    with pytest.raises(ValueError, match="other settings"):
+        compress_tree(src, dst, QuantTables.standard(60), scale=2.0, workers=1, resume=True)
+    assert {p: p.read_bytes() for p in first} == first  # nothing touched
+    rep = compress_tree(src, dst, QuantTables.standard(60), workers=1, resume=True)  # same settings: fine
+    assert rep.skipped == len(first) and rep.written == 0
+    rep = compress_tree(src, dst, QuantTables.standard(20), workers=1, overwrite=True)
+    assert rep.written == len(first)
+    assert all((parse_header(p).luma_table == QuantTables.standard(20).luma).all() for p in first)
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"scale": float("inf")}, "scale"), ({"scale": 1e9}, "scale"), ({"scale": 0.0}, "scale"),
+    ({"scale": float("nan")}, "scale"), ({"resume": True, "overwrite": True}, "not both"),
+])
+def test_bad_arguments_are_refused_before_any_work(tmp_path, kw, match):
+    src = _tree(tmp_path / "src", 2)
+    with pytest.raises(ValueError, match=match):
+        compress_tree(src, tmp_path / "dst", QuantTables.standard(50), workers=1, **kw)
+    assert not (tmp_path / "dst").exists()
+
+
+def test_lambda_and_target_together_are_refused(tmp_path):
+    src = _tree(tmp_path / "src", 2)
+    fam = [QuantTables.standard(q) for q in (20, 80)]
+    with pytest.raises(ValueError, match="not both"):
+        compress_tree(src, tmp_path / "dst", None, family=fam, kappa=[0.1, 0.01], lam=0.01, target_bpp=1.0, workers=1)
+
+
+def test_target_out_of_reach_says_the_smallest_reachable_rate(tmp_path):
+    src = _tree(tmp_path / "src", 6)
+    fam = [QuantTables.standard(q) for q in (20, 80)]
+    with pytest.raises(ValueError, match=r"out of reach: the smallest files these tables make are (\d+\.\d+) bpp") as e:
+        compress_tree(src, tmp_path / "dst", None, family=fam, kappa=[0.1, 0.01], target_bpp=0.01, workers=1)
+    floor = float(str(e.value).split("make are ")[1].split(" bpp")[0])
+    assert not list((tmp_path / "dst").rglob("*.jpg"))
+    rep = compress_tree(src, tmp_path / "dst", None, family=fam, kappa=[0.1, 0.01], target_bpp=floor + 1e-3, workers=1)
+    assert rep.written == 12 // 2 and rep.bpp <= floor + 1e-3
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                stat = Path(f"/proc/{d}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(d))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc to find the pool's workers")
+def test_sigkill_of_compress_ends_its_pool_workers(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    img = pillow_jpeg(noise_image(600, 800, seed=1), quality=95)
+    for i in range(200):
+        (src / f"{i:03d}.jpg").write_bytes(img)
+    p = subprocess.Popen([sys.executable, "-c", "from dnnjpeg.cli import main; main()", "compress", str(src),
+                          str(tmp_path / "dst"), "--tables", str(QuantTables.standard(50).save(tmp_path / "t.json")),
+                          "--workers", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    workers = []
+    while time.time() < deadline and len(workers) < 2:
+        workers = _children(p.pid)
+        time.sleep(0.05)
+    assert len(workers) >= 2, "the pool never started"
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.1)
+    left = [w for w in workers if _alive(w)]
+    for w in left:
+        os.kill(w, signal.SIGKILL)
+    assert not left, "pool workers outlived a SIGKILLed compress"

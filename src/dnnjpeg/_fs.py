@@ -23,7 +23,7 @@ from typing import Iterator
 
 __all__ = [
     "NotRegularFileError", "UnsafeOutputError", "display", "walk", "walk_files", "read_regular",
-    "open_regular", "safe_output_path", "inside", "read_json",
+    "open_regular", "safe_output_path", "inside", "read_json", "describe_error",
 ]
 
 
@@ -245,3 +245,12 @@ def read_json(path: str | os.PathLike[str]):
         return json.loads(data.decode("utf-8"))
     except ValueError as e:
         raise ValueError(f"{display(path)}: not a JSON file: {e}") from None
+
+
+def describe_error(e: BaseException) -> str:
+    """``"Type: cause"`` for a per-file failure, without repeating the file's name (the report
+    line names it already)."""
+    cause = getattr(e, "cause", None)  # dnnjpeg.codec's JpegError
+    if cause is None and isinstance(e, OSError) and e.strerror:
+        cause = e.strerror
+    return f"{type(e).__name__}: {cause if cause is not None else e}"

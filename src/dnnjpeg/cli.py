@@ -128,8 +128,6 @@ def _run_evaluation(data: Path, labels: Optional[Path], model_name: str, codecs:
         raise ValueError(f"--scales {scales!r}: every scale must be a finite number > 0")
     curves = [parse_codec(c, subsampling, sc, optimize) for c in codecs]
     ds = discover(data, labels).subset(split, limit)
-    for f, why in ds.problems:
-        err.print(f"[yellow]not read[/yellow] {escape(display(f))}: {escape(why)}", highlight=False)
     if len(ds) == 0:
         raise ValueError(f"{display(data)}: no images in split {split!r}")
     model = load_model(model_name)

@@ -31,7 +31,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from dnnjpeg._fs import display, inside, read_json, safe_output_path, walk, walk_files
+from dnnjpeg._fs import describe_error, display, inside, read_json, safe_output_path, walk, walk_files
 from dnnjpeg._io import atomic_write_bytes, atomic_write_text
 from dnnjpeg._runtime import die_with_parent
 from dnnjpeg.codec import QuantTables, decode_file, encode, load_image
@@ -102,8 +102,7 @@ def _pixels(src: str) -> np.ndarray:
     return load_image(src)
 
 
-def _error(e: Exception) -> str:
-    return f"{type(e).__name__}: {e}"
+_error = describe_error
 
 
 def _write(src: str, dst: str, resume: bool, overwrite: bool, make: Callable[[np.ndarray], bytes],
@@ -175,8 +174,9 @@ def _settings(tables, scale, subsampling, optimize, family, subs, model, lam, ka
     }
 
 
-def _check_settings(d: Path, settings: dict, resume: bool, overwrite: bool) -> None:
-    """Refuse to add to a DST made with other settings (unless overwriting); record these."""
+def _check_settings(d: Path, settings: dict, resume: bool, overwrite: bool) -> bool:
+    """Refuse to add to a DST made with other settings (unless overwriting); record these.
+    Returns whether the record was written now."""
     rec = d / SETTINGS_FILE
     body = json.dumps(settings, sort_keys=True)
     digest = hashlib.sha256(body.encode()).hexdigest()
@@ -193,13 +193,14 @@ def _check_settings(d: Path, settings: dict, resume: bool, overwrite: bool) -> N
             old = None
         if old != digest and not overwrite:
             raise ValueError(
-                f"{display(d)} holds outputs of a run with other settings (recorded in {SETTINGS_FILE}); "
-                + ("--resume would keep them. " if resume else "")
-                + "Use the same settings, --overwrite to replace those outputs, or another destination."
+                f"{display(d)} holds outputs of a run with other settings (recorded in {SETTINGS_FILE})"
+                + (", which --resume would keep" if resume else "")
+                + ": use the same settings, --overwrite to replace those outputs, or another destination"
             )
         if old == digest:
-            return
+            return False
     atomic_write_text(rec, json.dumps({"digest": digest, "settings": settings}, indent=1))
+    return True
 
 
 def _stale_parts(d: Path) -> None:
@@ -287,7 +288,7 @@ def compress_tree(
     settings = _settings(t, scale, subsampling, optimize, family, subs, model, lam, kappa, target_bpp)
     files, problems = walk_files(s, IMAGE_SUFFIXES)
     d.mkdir(parents=True, exist_ok=True)
-    _check_settings(d, settings, resume, overwrite)
+    recorded = _check_settings(d, settings, resume, overwrite)
     _stale_parts(d)
     rep = CompressReport()
     rep.failures.extend((p, f"not read: {why}") for p, why in problems)
@@ -345,6 +346,8 @@ def compress_tree(
             pix = np.array([m[2] for m in measured])
             floor = float(bits.min(0).sum() / pix.sum())
             if floor > target_bpp:
+                if recorded and rep.written == 0:
+                    (d / SETTINGS_FILE).unlink(missing_ok=True)  # this run wrote nothing after all
                 raise ValueError(f"target {target_bpp:g} bpp is out of reach: the smallest files these tables make "
                                  f"are {floor:.4f} bpp (every image at its coarsest member); nothing was written")
             rep.lam = lambda_for_bpp(bits, kl, pix, target_bpp)

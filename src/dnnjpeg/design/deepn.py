@@ -66,6 +66,7 @@ def design_statistics(problem) -> DctStats:
     """DCT statistics of every design image as the encoder would see it (model-input crop for
     ``at="input"``, the stored image for ``at="original"``), after the problem's subsampling."""
     from dnnjpeg.design.stats import dct_statistics
+    from dnnjpeg._fs import describe_error
     from dnnjpeg.evaluate.trial import _load_rgb
 
     pre = problem.model.preprocess
@@ -77,7 +78,7 @@ def design_statistics(problem) -> DctStats:
             try:
                 rgb = _load_rgb(str(rec.path))
             except Exception as e:  # unreadable images are skipped (and reported) as in evaluation
-                problem.skipped[str(rec.path)] = f"{type(e).__name__}: {e}"
+                problem.skipped[str(rec.path)] = describe_error(e)
                 continue
             yield pre.geometry(rgb) if problem.at == "input" else rgb
 

@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from dnnjpeg._fs import describe_error
 from dnnjpeg.codec import decode, encode, load_image
 from dnnjpeg.data import Dataset
 from dnnjpeg.evaluate.spec import CodecSpec
@@ -96,7 +97,7 @@ def build_pristine(
             crop = pre.geometry(rgb)
             return rec, (crop if at == "input" else rgb), crop, None
         except Exception as e:  # any unreadable file is reported, never fatal
-            return rec, None, None, f"{type(e).__name__}: {e}"
+            return rec, None, None, describe_error(e)
 
     paths, labels, sources, crops = [], [], [], []
     failures = [(p, f"not read: {why}") for p, why in dataset.problems]
