@@ -178,3 +178,129 @@ def test_presets_cli_lists_every_preset_with_its_measured_bd_rate(tmp_path):
     assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     bad = runner.invoke(app, ["presets", "no-such-preset"])
     assert bad.exit_code == 2 and "available" in bad.stderr
+
+
+# -- reliability: clear errors, never a traceback ----------------------------------------------
+
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+def _clean_error(res, *words):
+    assert res.exit_code == 2, res.output
+    assert isinstance(res.exception, SystemExit), res.exception  # no traceback
+    for w in words:
+        assert w in res.output, res.output
+
+
+def _src(tmp_path, n=2):
+    src = tmp_path / "src"
+    src.mkdir(exist_ok=True)
+    for i in range(n):
+        (src / f"{i}.jpg").write_bytes(encode(noise_image(32, 48, seed=i), QuantTables.standard(90)))
+    return src
+
+
+@pytest.mark.parametrize("text, words", [
+    ("null", ["t.json", "must be an object"]), ("[1,2,3]", ["t.json", "must be an object"]),
+    ('{"luma": [[true' + ",1" * 7 + "]" + ",[1,1,1,1,1,1,1,1]" * 7 + "]}", ["entries must be numbers"]),
+    ('{"format": "something/9", "luma": 1, "chroma": 1}', ["unknown format"]), ("{", ["Expecting property name"]),
+])
+def test_bad_table_json_is_one_clear_error(tmp_path, text, words):
+    (tmp_path / "t.json").write_text(text)
+    res = runner.invoke(app, ["compress", str(_src(tmp_path)), str(tmp_path / "dst"), "--tables", str(tmp_path / "t.json")])
+    _clean_error(res, "cannot read quantization tables", *words)
+
+
+def test_survey_of_an_empty_folder_and_an_out_that_is_a_file(tmp_path):
+    (tmp_path / "empty").mkdir()
+    res = runner.invoke(app, ["survey", str(tmp_path / "empty"), "--out", str(tmp_path / "out"), "--no-umap"])
+    _clean_error(res, "no files found")
+    assert not (tmp_path / "out").exists()  # no partial output folder
+    (tmp_path / "file").write_text("mine")
+    res = runner.invoke(app, ["survey", str(_src(tmp_path)), "--out", str(tmp_path / "file"), "--no-umap"])
+    _clean_error(res, "not a folder")
+    assert (tmp_path / "file").read_text() == "mine"
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--scale", "inf"], ["--scale"]), (["--scale", "1e9"], ["--scale"]), (["--resume", "--overwrite"], ["not both"]),
+    (["--lam", "0.01"], ["per-image chooser"]),
+])
+def test_compress_refuses_contradictory_or_absurd_arguments(tmp_path, args, words):
+    t = QuantTables.standard(50).save(tmp_path / "t.json")
+    res = runner.invoke(app, ["compress", str(_src(tmp_path)), str(tmp_path / "dst"), "--tables", str(t), *args])
+    _clean_error(res, *words)
+    assert not (tmp_path / "dst").exists()
+
+
+def test_compress_lam_with_target_is_refused(tmp_path):
+    res = runner.invoke(app, ["compress", str(_src(tmp_path)), str(tmp_path / "dst"), "--by-rate", "--family",
+                              "preset:efficientnet-lite0-420-original-sweep", "--lam", "0.01", "--target-bpp", "1"])
+    _clean_error(res, "--lam and --target-bpp")
+
+
+def test_compress_with_nothing_written_prints_no_nan(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "bad.jpg").write_bytes(b"\xff\xd8\xff nothing")
+    t = QuantTables.standard(50).save(tmp_path / "t.json")
+    res = runner.invoke(app, ["compress", str(src), str(tmp_path / "dst"), "--tables", str(t)])
+    assert res.exit_code == 1 and "nan" not in res.output and "bytes 0 → 0" in res.output and "bad.jpg" in res.output
+
+
+@pytest.mark.parametrize("args, words", [(["--bootstrap", "-1"], ["--bootstrap"]), (["--batch-size", "0"], ["--batch-size"]),
+                                         (["--scales", "1,inf"], ["--scales"])])
+def test_evaluate_checks_arguments_before_loading_the_model(tmp_path, monkeypatch, args, words):
+    import dnnjpeg.models
+
+    def no(*_a, **_k):
+        raise AssertionError("the model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(dnnjpeg.models, "load_model", no)
+    res = runner.invoke(app, ["evaluate", "--data", str(_src(tmp_path)), "--out", str(tmp_path / "o"), *args])
+    _clean_error(res, *words)
+
+
+def _small_disk(tmp_path, kib: int, args: list[str], then: str) -> subprocess.CompletedProcess:
+    """Run ``dnnjpeg ARGS`` with ``tmp_path/full`` a tmpfs of ``kib`` KiB (a private mount), then
+    the Python snippet ``then`` in the same mount; skip where mounts cannot be made."""
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare(1) to mount a small file system")
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount -t tmpfs -o size=8k tmpfs {tmp_path}"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {probe.stderr.decode().strip()}")
+    full = tmp_path / "full"
+    full.mkdir()
+    script = (f'mount -t tmpfs -o size={kib}k tmpfs "$1" && shift && '
+              f'"$@"; echo "rc=$?"; {sys.executable} -c "$CHECK"')
+    env = {**__import__("os").environ, "CHECK": then, "COLUMNS": "300"}
+    return subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", str(full), sys.executable, "-c",
+                           "from dnnjpeg.cli import main; main()", *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_survey_on_a_full_disk_ends_in_one_clear_error(tmp_path):
+    src = _src(tmp_path, 6)
+    out = tmp_path / "full" / "out"
+    check = (f"import os, pandas as pd; fs = sorted(os.listdir('{out}')); print('files', fs); "
+             f"print('rows', len(pd.read_parquet('{out}/survey.parquet')) if 'survey.parquet' in fs else -1)")
+    r = _small_disk(tmp_path, 32, ["survey", str(src), "--out", str(out), "--no-umap"], check)
+    text = r.stdout + r.stderr
+    assert "Traceback" not in text and "rc=2" in text and "No space left on device" in text, text
+    assert "rows 6" in text, text  # the table written before the disk filled is whole
+
+
+def test_evaluate_on_a_full_disk_ends_in_one_clear_error(tmp_path):
+    src = _src(tmp_path, 4)
+    out = tmp_path / "full" / "out"
+    check = (f"import os, json; fs = sorted(os.listdir('{out}')); print('files', fs); "
+             f"print('images', len(json.load(open('{out}/results.json'))['curves'][0]['points'][0]['per_image']['bits']) "
+             f"if 'results.json' in fs else -1)")
+    r = _small_disk(tmp_path, 40, ["evaluate", "--data", str(src), "--codec", "standard:50,90", "--out", str(out),
+                                   "--bootstrap", "0"], check)
+    text = r.stdout + r.stderr
+    assert "Traceback" not in text and "rc=2" in text and "No space left on device" in text, text
+    assert "images 4" in text, text

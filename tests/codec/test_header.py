@@ -230,3 +230,44 @@ def test_mutated_bytes_never_raise_untyped_or_hang(seed, edits, cut, insert, at)
     except JpegError:
         pass
     assert time.perf_counter() - t0 < 0.5
+
+
+def test_a_huge_file_of_junk_after_its_soi_is_not_read_to_the_end(tmp_path, monkeypatch):
+    import dnnjpeg._fs as fs
+    from dnnjpeg.codec import CorruptJpegError
+
+    for fill in (b"\x00", b"\xff"):
+        p = tmp_path / "junk.jpg"
+        with open(p, "wb") as f:
+            f.write(b"\xff\xd8" + fill * 1024)
+            f.truncate(300 * 2**20)  # sparse: 300 MB of zeros after the marker
+        if fill == b"\xff":
+            with open(p, "r+b") as f:  # 0xFF fill all the way
+                f.seek(2)
+                f.write(b"\xff" * (2 * 2**20))
+        read = []
+        real = fs.open_regular
+
+        class Counting:
+            def __init__(self, f):
+                self.f = f
+
+            def read(self, n=-1):
+                data = self.f.read(n)
+                read.append(len(data))
+                return data
+
+            def __getattr__(self, k):
+                return getattr(self.f, k)
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *a):
+                self.f.close()
+
+        monkeypatch.setattr(fs, "open_regular", lambda path: Counting(real(path)))
+        with pytest.raises(CorruptJpegError, match="no marker|fill bytes"):
+            parse_header(p)
+        assert sum(read) < 2**20, f"read {sum(read):,} bytes of a 300 MB file"
+        monkeypatch.undo()

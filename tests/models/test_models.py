@@ -40,3 +40,37 @@ def test_preprocess_geometry_and_normalize():
     x = pre.normalize(out[None])
     assert tuple(x.shape) == (1, 3, 32, 32)
     assert torch.allclose(x[0, 0], torch.ones(32, 32)) and torch.allclose(x[0, 1], -torch.ones(32, 32))
+
+
+@pytest.mark.parametrize("interp", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("shape", [(10, 900), (7, 2000), (1, 3000), (3000, 5), (9, 1234), (100, 1700)])
+def test_extreme_aspect_crops_first_with_the_full_resizes_values(monkeypatch, interp, shape):
+    import dnnjpeg.models as m
+
+    pre = Preprocess(size=224, resize=256, interpolation=interp)
+    img = np.random.default_rng(0).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    windowed = pre.geometry(img)
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].float()
+    windowed_t = pre.geometry_tensor(x)
+    monkeypatch.setattr(m, "MAX_ASPECT", 10**12)  # the full resize, then the crop
+    assert np.abs(pre.geometry(img).astype(int) - windowed).max() <= 1
+    assert torch.allclose(pre.geometry_tensor(x), windowed_t, atol=1e-3)
+
+
+def test_a_1x20000_strip_is_prepared_in_bounded_memory():
+    import subprocess
+    import sys
+
+    code = (
+        "import resource, numpy as np\n"
+        "from dnnjpeg.models import Preprocess\n"
+        "pre = Preprocess(size=224, resize=256)\n"
+        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "for shape in [(1, 20000, 3), (20000, 1, 3), (3, 20011, 3)]:\n"
+        "    out = pre.geometry(np.full(shape, 128, np.uint8))\n"
+        "    assert out.shape == (224, 224, 3)\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) // 1024)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert int(r.stdout.strip()) < 300, f"peak grew by {r.stdout.strip()} MB"  # the full resize takes 3.9 GB

@@ -192,3 +192,32 @@ def test_resume_after_interrupt(tree, tmp_path, monkeypatch):
     df = survey([root / "q"], workers=1, parts_dir=parts, resume=True, chunk=50)
     assert len(scanned) == 200 and len(df) == 300 and df["path"].is_unique
     assert scan.COLUMNS[0] == "path"
+
+
+def test_names_that_are_not_utf8_survive_parquet_and_resume(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    raw = os.path.join(os.fsencode(src), b"caf\xe9-\xff.jpg")
+    with open(raw, "wb") as f:
+        f.write(pillow_jpeg(noise_image(16, 16)))
+    (src / "ok.jpg").write_bytes(pillow_jpeg(noise_image(16, 24)))
+    parts = tmp_path / "out" / PARTS_DIR
+    df = survey([src], workers=1, parts_dir=parts, chunk=1)
+    assert len(df) == 2 and df["ok"].all()
+    assert raw in {bytes(b) for b in df["path_bytes"]}
+    assert "caf\\xe9-\\xff.jpg" in " ".join(df["path"])
+    again = survey([src], workers=1, parts_dir=parts, resume=True, chunk=1)  # every row from its saved part
+    assert len(again) == 2 and set(map(bytes, again["path_bytes"])) == set(map(bytes, df["path_bytes"]))
+    written = write_survey(again, tmp_path / "out", csv=True, umap=False)
+    assert written["parquet"].exists() and written["csv"].exists()
+    assert odd_files(again)["name not valid UTF-8"] == [p for p in again["path"] if "\\x" in p]
+
+
+def test_a_65535_square_header_is_listed_as_huge(tmp_path):
+    data = bytearray(pillow_jpeg(noise_image(16, 16)))
+    i = data.index(b"\xff\xc0")
+    data[i + 5 : i + 9] = b"\xff\xff\xff\xff"
+    (tmp_path / "bomb.jpg").write_bytes(bytes(data))
+    df = survey([tmp_path], workers=1)
+    huge = [v for k, v in odd_files(df).items() if k.startswith("huge")]
+    assert huge == [[str(tmp_path / "bomb.jpg")]]
