@@ -304,3 +304,19 @@ def test_evaluate_on_a_full_disk_ends_in_one_clear_error(tmp_path):
     text = r.stdout + r.stderr
     assert "Traceback" not in text and "rc=2" in text and "No space left on device" in text, text
     assert "images 4" in text, text
+
+
+def test_compress_on_a_full_disk_ends_in_one_clear_error(tmp_path):
+    src = _src(tmp_path, 1)
+    for i in range(40):  # incompressible enough that the 64 KiB disk fills part way through
+        (src / f"n{i:02d}.jpg").write_bytes(encode(np.random.default_rng(i).integers(0, 256, (64, 64, 3), np.uint8),
+                                                   QuantTables.standard(100)))
+    t = QuantTables.standard(100).save(tmp_path / "t.json")
+    dst = tmp_path / "full" / "dst"
+    check = (f"import os; from dnnjpeg.codec import decode_file; fs = [f for f in os.listdir('{dst}') if f.endswith('.jpg')]; "
+             f"[decode_file(os.path.join('{dst}', f)) for f in fs]; print('whole', len(fs))")
+    r = _small_disk(tmp_path, 64, ["compress", str(src), str(dst), "--tables", str(t), "--workers", "2"], check)
+    text = r.stdout + r.stderr
+    assert "Traceback" not in text and "rc=2" in text and "No space left on device" in text, text
+    assert text.count("No space left") == 1, text  # one error, not one per file
+    assert "whole " in text and int(text.split("whole ")[1].split()[0]) > 0, text

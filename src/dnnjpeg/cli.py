@@ -341,8 +341,8 @@ def compress(
     except (ValueError, FileNotFoundError, ModelUnavailableError) as e:
         raise _fail(str(e))
     except OSError as e:  # e.g. a full disk: every output already written is complete (atomic writes)
-        raise _fail(f"{display(e.filename) + ': ' if e.filename else ''}{e.strerror or e}; outputs already written are "
-                    "complete: run again with --resume to go on")
+        raise _fail(f"writing to {display(dst)}: {e.strerror or e}; the outputs already written are whole: free space "
+                    "and run again with --resume to go on")
     if rep.bpp is not None:
         err.print(f"target {target_bpp:g} bpp: λ = {rep.lam:.3g} nats/KiB gives {rep.bpp:.3f} bpp over the {rep.written:,} files written",
                   highlight=False)

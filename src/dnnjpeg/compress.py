@@ -19,6 +19,7 @@ one image (K candidates) at a time.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
@@ -31,7 +32,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from dnnjpeg._fs import describe_error, display, inside, read_json, safe_output_path, walk, walk_files
+from dnnjpeg._fs import (
+    UnsafeOutputError, describe_error, display, inside, read_json, safe_output_path, walk, walk_files,
+)
 from dnnjpeg._io import atomic_write_bytes, atomic_write_text
 from dnnjpeg._runtime import die_with_parent
 from dnnjpeg.codec import QuantTables, decode_file, encode, load_image
@@ -103,6 +106,12 @@ def _pixels(src: str) -> np.ndarray:
 
 
 _error = describe_error
+#: Errors of the destination, not of one file: the batch stops with one clear error.
+_FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+
+
+def _fatal(e: Exception) -> bool:
+    return isinstance(e, OSError) and not isinstance(e, UnsafeOutputError) and e.errno in _FATAL_ERRNOS
 
 
 def _write(src: str, dst: str, resume: bool, overwrite: bool, make: Callable[[np.ndarray], bytes],
@@ -118,6 +127,8 @@ def _write(src: str, dst: str, resume: bool, overwrite: bool, make: Callable[[np
         atomic_write_bytes(out, data)
         return src, "written", before, len(data), None
     except Exception as e:  # every per-file problem is reported; the batch goes on
+        if _fatal(e):
+            raise
         return src, "failed", 0, 0, _error(e)
 
 
@@ -159,6 +170,8 @@ def _measure(job) -> tuple[tuple[str, str, int, int, str | None] | None, tuple[n
         sel = select_encode(px, family, model, 0.0, subsamplings, optimize, kappa)
         return None, (sel.bits, sel.kl, int(px.shape[0] * px.shape[1]))
     except Exception as e:  # every per-file problem is reported; the batch goes on
+        if _fatal(e):
+            raise
         return (src, "failed", 0, 0, _error(e)), None
 
 
@@ -252,6 +265,8 @@ def compress_tree(
             scale; ``resume`` with ``overwrite``; DST made with other settings (and no ``overwrite``);
             ``target_bpp`` below what the family can reach (nothing is written then).
         FileNotFoundError: ``src`` does not exist.
+        OSError: the destination is full, over quota or read-only (the batch stops; every
+            output already written is whole).
     """
     s, d = Path(src).resolve(), Path(dst).resolve()
     if not s.is_dir():
@@ -327,8 +342,11 @@ def compress_tree(
         if workers == 1 or model is not None:
             yield from map(fn, items)
             return
-        with ProcessPoolExecutor(workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+        pool = ProcessPoolExecutor(workers, initializer=die_with_parent, initargs=(os.getpid(),))
+        try:
             yield from pool.map(fn, items, chunksize=16)
+        finally:  # on a fatal error (a full disk) the queued files are dropped, not tried one by one
+            pool.shutdown(wait=True, cancel_futures=True)
 
     if family is not None and target_bpp is not None:
         from dnnjpeg.select import choose, lambda_for_bpp

@@ -67,21 +67,21 @@ def load_image_folder(root: str | Path, limit_per_class: int | None = None) -> t
 
     Returns uint8 (N, H, W, 3), int64 labels (N,), class names. Unreadable files or images of
     another size raise a ``ValueError`` naming the file."""
-    from PIL import Image
+    from dnnjpeg._fs import describe_error, display
+    from dnnjpeg.codec import load_image
 
     root = Path(root)
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir())
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.is_symlink())
     if not classes:
         raise ValueError(f"{root}: no class folders (expected root/<class>/<image>)")
     ims, labels, shape = [], [], None
     for k, c in enumerate(classes):
         files = sorted(p for p in (root / c).iterdir() if p.is_file())[:limit_per_class]
         for p in files:
-            try:
-                with Image.open(p) as im:
-                    a = np.asarray(im.convert("RGB"))
+            try:  # strict: regular files only, a libjpeg warning is an error
+                a = load_image(p, "RGB")
             except Exception as e:  # noqa: BLE001 — any decoder failure is reported with its file
-                raise ValueError(f"{p}: cannot read image ({e})") from None
+                raise ValueError(f"{display(p)}: cannot read image ({describe_error(e)})") from None
             if shape is None:
                 shape = a.shape
             elif a.shape != shape:
