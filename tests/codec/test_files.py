@@ -105,3 +105,13 @@ def test_decode_file_takes_a_plain_jpeg(tmp_path):
     p.write_bytes(pillow_jpeg(noise_image(24, 40)))
     assert decode_file(p).shape == (24, 40, 3) and decode_file(p, "L").shape == (24, 40)
     os.chmod(p, 0o644)
+
+
+def test_strict_pixels_are_pillows_on_imagenet_sample(imagenet_dir):
+    # load_image decodes gray and YCbCr JPEGs once, with libjpeg-turbo through simplejpeg: every
+    # recorded result used Pillow's decode, so the two must agree to the last level.
+    files = sorted(imagenet_dir.iterdir())[::4]
+    for p in files:
+        with Image.open(p) as im:
+            want = np.asarray(im.convert("L" if im.mode == "L" else "RGB"))
+        assert np.array_equal(load_image(p), want), p.name
