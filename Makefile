@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv test demo bench bench-env clean
+.PHONY: venv test lint fmt demo bench bench-env clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -16,9 +16,20 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
+LINTED := src tests benchmarks examples
+
 # pytest exits 5 when it collected no tests: make treats that (like any non-zero) as failure.
-test: $(STAMP)
+test: $(STAMP) lint
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+# ruff (pinned in the dev extra): formatting and lint must both be clean. `make fmt` applies them.
+lint: $(STAMP)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/ruff check $(LINTED)
+
+fmt: $(STAMP)
+	$(BIN)/ruff format $(LINTED)
+	$(BIN)/ruff check --fix $(LINTED)
 
 demo: $(STAMP)
 	$(BIN)/dnnjpeg demo

@@ -65,8 +65,10 @@ def main() -> None:
     files = sorted(Path(a.dir).iterdir())[: a.n]
     kinds = ["flip 1 byte", "xor 100 bytes", "zero 100 bytes", "zero 2 KiB", "cut at 60%"]
     print(f"{len(files)} files from {a.dir}, seed {a.seed}")
-    print(f"{'damage':<16} {'Pillow rejects':>15} {'strict rejects':>15}  accepted by strict: PSNR (dB) median / min, "
-          "share under 25 dB of all damaged files")
+    print(
+        f"{'damage':<16} {'Pillow rejects':>15} {'strict rejects':>15}  accepted by strict: PSNR (dB) median / min, "
+        "share under 25 dB of all damaged files"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         p = Path(tmp) / "x.jpg"
         for kind in kinds:
@@ -92,8 +94,10 @@ def main() -> None:
             ps = np.array(psnrs)
             fin = ps[np.isfinite(ps)]
             med = f"{np.median(fin):5.1f} / {fin.min():5.1f}" if len(fin) else "    —"
-            print(f"{kind:<16} {100 * pil_bad / n:14.1f}% {100 * strict_bad / n:14.1f}%  {med}, "
-                  f"{100 * np.sum(ps < 25) / n:.1f}%")
+            print(
+                f"{kind:<16} {100 * pil_bad / n:14.1f}% {100 * strict_bad / n:14.1f}%  {med}, "
+                f"{100 * np.sum(ps < 25) / n:.1f}%"
+            )
 
 
 if __name__ == "__main__":

@@ -32,11 +32,20 @@ from dnnjpeg.evaluate.spec import sweep_of  # noqa: E402
 from dnnjpeg.models import load_model  # noqa: E402
 
 # (row name, method, options)
-RUNS = [("deepn", "deepn", {}), ("deepn-fit", "deepn", {"fit": True}), ("sorted-random", "sorted-random", {}),
-        ("bounded-random", "bounded-random", {}), ("bayes", "bayes", {}), ("bandit", "bandit", {}), ("parametric", "parametric", {}),
-        ("gradient", "gradient", {}), ("gradient-smooth", "gradient", {"basis": "smooth", "lambdas": (0.2, 0.1, 0.05, 0.025, 0.012, 0.006)}),
-        ("fisher", "fisher", {}), ("fisher-gamma", "fisher", {"gamma": (0.5, 0.75, 1.0, 1.5, 2.0)}),
-        ("fisher-refine", "fisher", {"refine": 10})]
+RUNS = [
+    ("deepn", "deepn", {}),
+    ("deepn-fit", "deepn", {"fit": True}),
+    ("sorted-random", "sorted-random", {}),
+    ("bounded-random", "bounded-random", {}),
+    ("bayes", "bayes", {}),
+    ("bandit", "bandit", {}),
+    ("parametric", "parametric", {}),
+    ("gradient", "gradient", {}),
+    ("gradient-smooth", "gradient", {"basis": "smooth", "lambdas": (0.2, 0.1, 0.05, 0.025, 0.012, 0.006)}),
+    ("fisher", "fisher", {}),
+    ("fisher-gamma", "fisher", {"gamma": (0.5, 0.75, 1.0, 1.5, 2.0)}),
+    ("fisher-refine", "fisher", {"refine": 10}),
+]
 
 
 def main() -> None:
@@ -52,7 +61,9 @@ def main() -> None:
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--eval-limit", type=int, default=None, help="at most N eval images (smoke runs)")
     ap.add_argument("--out", default="bench-design")
-    ap.add_argument("--from-tables", default=None, help="skip design: evaluate the tables a previous run wrote in DIR/tables")
+    ap.add_argument(
+        "--from-tables", default=None, help="skip design: evaluate the tables a previous run wrote in DIR/tables"
+    )
     a = ap.parse_args()
     unknown = set(a.methods.split(",")) - {n for n, _, _ in RUNS}
     if unknown:
@@ -80,29 +91,51 @@ def main() -> None:
             shared = prob._evaluator or shared
             path = res.save(out / "tables" / f"{name}.json")
             best = max(res.history, key=lambda h: h["gain"]) if res.history else None
-            summary[name] = {"trials": res.info["trials_used"], "wall_seconds": time.perf_counter() - t0,
-                             "design_gain": best["gain"] if best else None, "design_bpp": best["bpp"] if best else None}
+            summary[name] = {
+                "trials": res.info["trials_used"],
+                "wall_seconds": time.perf_counter() - t0,
+                "design_gain": best["gain"] if best else None,
+                "design_bpp": best["bpp"] if best else None,
+            }
         print(f"{name}: {summary[name]}", flush=True)
         curves.append(CodecCurve.from_tables(QuantTables.load(path), subsampling=a.subsampling, name=name))
         if method == "gradient":  # its own curve too: every λ point, unscaled
             pts = [h for h in json.loads(Path(path).read_text())["design"]["history"] if h.get("phase") == "gradient"]
-            curves.append(CodecCurve.from_table_set([QuantTables.from_dict(h["tables"]) for h in pts], [f"λ={h['lam']:g}" for h in pts],
-                                                    a.subsampling, name=f"{name}-lambda"))
+            curves.append(
+                CodecCurve.from_table_set(
+                    [QuantTables.from_dict(h["tables"]) for h in pts],
+                    [f"λ={h['lam']:g}" for h in pts],
+                    a.subsampling,
+                    name=f"{name}-lambda",
+                )
+            )
         sweep = sweep_of(json.loads(Path(path).read_text()), str(path))
         if len(sweep) >= 2:  # a designer's own family of tables (fisher): judged as that family too
-            curves.append(CodecCurve.from_table_set([t for t, _ in sweep], [g for _, g in sweep], a.subsampling, name=f"{name}-sweep"))
+            curves.append(
+                CodecCurve.from_table_set(
+                    [t for t, _ in sweep], [g for _, g in sweep], a.subsampling, name=f"{name}-sweep"
+                )
+            )
     (out / "design.json").write_text(json.dumps(summary, indent=1))
     for m in [a.model] + [x for x in a.transfer.split(",") if x]:
         mod = model if m == a.model else load_model(m)
-        r = evaluate(ds.subset("eval", a.eval_limit), mod, curves, at=a.at, n_boot=a.bootstrap, split="eval", progress=False)
+        r = evaluate(
+            ds.subset("eval", a.eval_limit), mod, curves, at=a.at, n_boot=a.bootstrap, split="eval", progress=False
+        )
         write_outputs(r, out / ("eval" if m == a.model else f"eval-{m}"))
-        print(f"== eval split, {m}, {a.at}, {a.subsampling}: {r['settings']['n_images']} images, pristine {r['pristine']['top1']:.1f}%")
+        print(
+            f"== eval split, {m}, {a.at}, {a.subsampling}: {r['settings']['n_images']} images, pristine "
+            f"{r['pristine']['top1']:.1f}%"
+        )
         for k in r["comparisons"]:
             lo, hi = k["bd_rate_ci"]
             klo, khi = k["bd_rate_kl_ci"]
-            print(f"{k['test']:>24}: BD-rate {k['bd_rate']:+6.1f}% [{lo:+.1f}, {hi:+.1f}]  "
-                  f"on KL {k['bd_rate_kl']:+6.1f}% [{klo:+.1f}, {khi:+.1f}]  "
-                  f"bpp@target {k['ref_bpp_at_target']:.3f}->{k['test_bpp_at_target']:.3f}  Δacc {k['bd_accuracy']:+.2f}", flush=True)
+            print(
+                f"{k['test']:>24}: BD-rate {k['bd_rate']:+6.1f}% [{lo:+.1f}, {hi:+.1f}]  "
+                f"on KL {k['bd_rate_kl']:+6.1f}% [{klo:+.1f}, {khi:+.1f}]  "
+                f"bpp@target {k['ref_bpp_at_target']:.3f}->{k['test_bpp_at_target']:.3f}  Δacc {k['bd_accuracy']:+.2f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

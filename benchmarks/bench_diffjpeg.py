@@ -33,8 +33,8 @@ def crops(folder: Path, n: int, size: int = 224) -> np.ndarray:
         im = Image.open(p).convert("RGB")
         s = 256 / min(im.size)
         im = im.resize((max(size, round(im.width * s)), max(size, round(im.height * s))), Image.BILINEAR)
-        l, t = (im.width - size) // 2, (im.height - size) // 2
-        out.append(np.asarray(im.crop((l, t, l + size, t + size))))
+        left, top = (im.width - size) // 2, (im.height - size) // 2
+        out.append(np.asarray(im.crop((left, top, left + size, top + size))))
     return np.stack(out)
 
 
@@ -71,6 +71,7 @@ def main() -> None:
             x = x255.clone().requires_grad_(True)
             t = torch.as_tensor(q50.as_array(), dtype=torch.float32).requires_grad_(True)
             codec(x, t).mean().backward()
+
         return step
 
     for mode in ("ste", "cubic", "soft"):

@@ -54,9 +54,11 @@ def main() -> None:
         t0 = time.perf_counter()
         run_trial(spec, pr, m, batch_size=a.batch_size, workers=a.workers)
         best_trial = max(best_trial, len(pr) / (time.perf_counter() - t0))
-    print(f"images: {len(pr)} · model {a.model} · JPEG at {a.at} · q={a.quality} 4:2:0 · batch {a.batch_size} · "
-          f"JPEG workers {a.workers} · torch threads {torch.get_num_threads()} · malloc tuned: {TUNED} "
-          f"(MALLOC_MMAP_THRESHOLD_={os.environ.get('MALLOC_MMAP_THRESHOLD_')})")
+    print(
+        f"images: {len(pr)} · model {a.model} · JPEG at {a.at} · q={a.quality} 4:2:0 · batch {a.batch_size} · "
+        f"JPEG workers {a.workers} · torch threads {torch.get_num_threads()} · malloc tuned: {TUNED} "
+        f"(MALLOC_MMAP_THRESHOLD_={os.environ.get('MALLOC_MMAP_THRESHOLD_')})"
+    )
     print(f"model only : {best_model:7.1f} images/s")
     print(f"full trial : {best_trial:7.1f} images/s  -> {best_trial / best_model:.2f}x model-only")
 

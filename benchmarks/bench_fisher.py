@@ -54,8 +54,8 @@ def main() -> None:
         out = []
         with torch.no_grad():
             for i in range(0, len(x), 32):
-                lq = torch.log_softmax(net(pre.normalize_tensor(codec(x[i:i + 32], t.as_array()) / 255.0)), 1)
-                lp = logp0[i:i + 32]
+                lq = torch.log_softmax(net(pre.normalize_tensor(codec(x[i : i + 32], t.as_array()) / 255.0)), 1)
+                lp = logp0[i : i + 32]
                 out.append((lp.exp() * (lp - lq)).sum(1))
         return float(torch.cat(out).mean())
 
@@ -73,18 +73,34 @@ def main() -> None:
     rows = []
     for target in (float(t) for t in a.targets.split(",")):
         ref = lagrangian_tables(stats, lambda_for_bpp(stats, target))
-        rows.append({"target_bpp": target, "part": "whole table", "measured": kl(ref) - base,
-                     "predicted": predicted(ref.luma.ravel(), ref.chroma.ravel())})
+        rows.append(
+            {
+                "target_bpp": target,
+                "part": "whole table",
+                "measured": kl(ref) - base,
+                "predicted": predicted(ref.luma.ravel(), ref.chroma.ravel()),
+            }
+        )
         for comp in ("luma", "chroma"):
             for band, (lo, hi) in BANDS.items():
                 sel = (rank >= lo) & (rank < hi)
                 qy, qc = ones.copy(), ones.copy()
                 (qy if comp == "luma" else qc)[sel] = (ref.luma if comp == "luma" else ref.chroma).ravel()[sel]
-                rows.append({"target_bpp": target, "part": f"{comp} {band}", "measured": kl(QuantTables(qy.reshape(8, 8), qc.reshape(8, 8))) - base,
-                             "predicted": predicted(qy, qc)})
+                rows.append(
+                    {
+                        "target_bpp": target,
+                        "part": f"{comp} {band}",
+                        "measured": kl(QuantTables(qy.reshape(8, 8), qc.reshape(8, 8))) - base,
+                        "predicted": predicted(qy, qc),
+                    }
+                )
         for r in rows[-9:]:
-            print(f"{r['target_bpp']:.2f} bpp  {r['part']:>20}: KL measured {r['measured']:.4f}  predicted {r['predicted']:.4f}  "
-                  f"ratio {r['measured'] / max(r['predicted'], 1e-12):.2f}", flush=True)
+            print(
+                f"{r['target_bpp']:.2f} bpp  {r['part']:>20}: KL measured {r['measured']:.4f}  predicted "
+                f"{r['predicted']:.4f}  "
+                f"ratio {r['measured'] / max(r['predicted'], 1e-12):.2f}",
+                flush=True,
+            )
     Path(a.out).write_text(json.dumps({"settings": vars(a), "kl_step1": base, "rows": rows}, indent=1))
 
 

@@ -53,7 +53,7 @@ def crops(paths, rng):
         h, w = rng.integers(96, 321, 2)
         h, w = min(h, im.shape[0]), min(w, im.shape[1])
         y, x = rng.integers(0, im.shape[0] - h + 1), rng.integers(0, im.shape[1] - w + 1)
-        yield im[y:y + h, x:x + w]
+        yield im[y : y + h, x : x + w]
 
 
 def main():
@@ -78,17 +78,29 @@ def main():
         pred_fit, pred = m.predict(f_fit), m.predict(f_te)
         e, e_fit = smape(pred, b_te), smape(pred_fit, b_fit)
         ladder_mask = np.tile(np.arange(len(tabs)) < len(LADDER), len(test_paths))
-        info = {"fit_pairs": int(len(b_fit)), "test_pairs": int(len(b_te)),
-                "smape_fit_mean": float(e_fit.mean()), "smape_test_mean": float(e.mean()), "smape_test_std": float(e.std()),
-                "smape_test_ladder": float(e[ladder_mask].mean()), "smape_test_random": float(e[~ladder_mask].mean()),
-                "smape_test_p90": float(np.percentile(e, 90)), "seconds": time.perf_counter() - t0}
+        info = {
+            "fit_pairs": int(len(b_fit)),
+            "test_pairs": int(len(b_te)),
+            "smape_fit_mean": float(e_fit.mean()),
+            "smape_test_mean": float(e.mean()),
+            "smape_test_std": float(e.std()),
+            "smape_test_ladder": float(e[ladder_mask].mean()),
+            "smape_test_random": float(e[~ladder_mask].mean()),
+            "smape_test_p90": float(np.percentile(e, 90)),
+            "seconds": time.perf_counter() - t0,
+        }
         m.info = info
         out[ss] = m.to_dict()
-        print(f"{ss}: SMAPE held-out {e.mean():.2f}% ± {e.std():.2f} (ladder {info['smape_test_ladder']:.2f}%, random tables "
-              f"{info['smape_test_random']:.2f}%, p90 {info['smape_test_p90']:.2f}%), fit {e_fit.mean():.2f}%; "
-              f"{len(b_fit)} fit / {len(b_te)} test pairs, {info['seconds']:.0f} s", flush=True)
+        print(
+            f"{ss}: SMAPE held-out {e.mean():.2f}% ± {e.std():.2f} (ladder {info['smape_test_ladder']:.2f}%, random "
+            "tables "
+            f"{info['smape_test_random']:.2f}%, p90 {info['smape_test_p90']:.2f}%), fit {e_fit.mean():.2f}%; "
+            f"{len(b_fit)} fit / {len(b_te)} test pairs, {info['seconds']:.0f} s",
+            flush=True,
+        )
     if a.write:
         from dnnjpeg._io import atomic_write_text
+
         p = Path(__file__).resolve().parents[1] / "src/dnnjpeg/nn/rate_weights.json"
         atomic_write_text(p, json.dumps(out, indent=1))
         print("wrote", p)

@@ -38,10 +38,23 @@ def _rows(run: str, result: dict, chooser: str) -> list[list[str]]:
     for k in result["comparisons"]:
         if "per-image" not in k["test"]:
             continue
-        out.append([run, s["model"], s["at"], k["test"].replace(" by " + chooser, ""), chooser, _fmt(k["bd_rate"], k["bd_rate_ci"]),
-                    _fmt(k["bd_rate_kl"], k["bd_rate_kl_ci"]),
-                    "n/a" if k["test_bpp_at_target"] is None else f"{k['ref_bpp_at_target']:.2f} → {k['test_bpp_at_target']:.2f}",
-                    "n/a" if k["bd_accuracy"] is None else f"{k['bd_accuracy']:+.2f} [{k['bd_accuracy_ci'][0]:+.2f}, {k['bd_accuracy_ci'][1]:+.2f}]"])
+        out.append(
+            [
+                run,
+                s["model"],
+                s["at"],
+                k["test"].replace(" by " + chooser, ""),
+                chooser,
+                _fmt(k["bd_rate"], k["bd_rate_ci"]),
+                _fmt(k["bd_rate_kl"], k["bd_rate_kl_ci"]),
+                "n/a"
+                if k["test_bpp_at_target"] is None
+                else f"{k['ref_bpp_at_target']:.2f} → {k['test_bpp_at_target']:.2f}",
+                "n/a"
+                if k["bd_accuracy"] is None
+                else f"{k['bd_accuracy']:+.2f} [{k['bd_accuracy_ci'][0]:+.2f}, {k['bd_accuracy_ci'][1]:+.2f}]",
+            ]
+        )
     return out
 
 
@@ -49,7 +62,9 @@ def _kappa(result: dict, design: dict) -> dict[str, list[float]]:
     """Curve name in ``result`` → its members' mean KL in ``design``, for curves with the same tables."""
     key = lambda c: json.dumps([p.get("tables") for p in c["points"]], sort_keys=True)  # noqa: E731
     by_tables = {key(c): [p["kl"] for p in c["points"]] for c in design["curves"] if c.get("kind") != "selected"}
-    return {c["name"]: by_tables[key(c)] for c in result["curves"] if c.get("kind") != "selected" and key(c) in by_tables}
+    return {
+        c["name"]: by_tables[key(c)] for c in result["curves"] if c.get("kind") != "selected" and key(c) in by_tables
+    }
 
 
 def main() -> None:
@@ -57,10 +72,21 @@ def main() -> None:
     ap.add_argument("runs", nargs="+")
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--union", action="store_true", help="also the choice among all the run's curves together")
-    ap.add_argument("--design", default=None, help="folder of a design-split evaluation of the same families (choice by rate alone)")
+    ap.add_argument(
+        "--design", default=None, help="folder of a design-split evaluation of the same families (choice by rate alone)"
+    )
     a = ap.parse_args()
-    head = ["run", "measured on", "at", "family, per image", "chosen by", "BD-rate top-1 % [CI]", "BD-rate KL % [CI]",
-            "bpp to pristine − 1", "Δ top-1 at equal rate"]
+    head = [
+        "run",
+        "measured on",
+        "at",
+        "family, per image",
+        "chosen by",
+        "BD-rate top-1 % [CI]",
+        "BD-rate KL % [CI]",
+        "bpp to pristine − 1",
+        "Δ top-1 at equal rate",
+    ]
     rows, failed = [], 0
     for run in a.runs:
         d = Path(run)

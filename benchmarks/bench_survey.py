@@ -68,12 +68,17 @@ def main() -> None:
         read_coefficients(f)
     ref_rate = len(ref) / (time.perf_counter() - t0)
     print(f"reference (read_coefficients, 1 process): {ref_rate:10,.0f} files/s  (on {len(ref):,} files)")
-    print(f"ratio: survey 1 process / reference = {res[1] / ref_rate:,.0f}x; "
-          f"scaling {max(res)} processes / 1 = {res[max(res)] / res[1]:.2f}x")
+    print(
+        f"ratio: survey 1 process / reference = {res[1] / ref_rate:,.0f}x; "
+        f"scaling {max(res)} processes / 1 = {res[max(res)] / res[1]:.2f}x"
+    )
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
-        subprocess.run([str(Path(sys.executable).parent / "dnnjpeg"), "survey", str(tree), "--out", out, "--no-umap"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [str(Path(sys.executable).parent / "dnnjpeg"), "survey", str(tree), "--out", out, "--no-umap"],
+            check=True,
+            capture_output=True,
+        )
         dt = time.perf_counter() - t0
         print(f"CLI end to end (walk, parse, Parquet, summary, plots; no UMAP): {dt:.1f} s = {n / dt:,.0f} files/s")
 

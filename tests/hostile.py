@@ -110,7 +110,12 @@ def build_hostile_tree(root: Path) -> HostileTree:
     put("png_as_jpeg", "png-named.jpg", png.getvalue(), t.not_jpeg_images)
 
     put("zero_bytes", "empty.jpg", b"", t.header_bad)
-    put("random_bytes", "random.jpg", np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes(), t.header_bad)
+    put(
+        "random_bytes",
+        "random.jpg",
+        np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes(),
+        t.header_bad,
+    )
     put("header_cut", "header-cut.jpg", base[:100], t.header_bad)
 
     put("truncated", "truncated.jpg", base[: len(base) // 2], t.decode_bad)

@@ -46,14 +46,35 @@ def test_evaluate_cli_with_lite0_and_a_corrupt_file(tmp_path, imagenet_dir):
         shutil.copy(f, d / f.name)
     (d / "n01440764_zzz_broken.JPEG").write_bytes(b"\xff\xd8\xff\xe0 not really")
     out = tmp_path / "out"
-    res = runner.invoke(app, ["evaluate", "--data", str(d), "--codec", "standard:10,50,90", "--codec", "standard:10,50,90@4:4:4",
-                              "--out", str(out), "--bootstrap", "20", "--select-lambdas", "0.001,0.1"])
+    res = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--data",
+            str(d),
+            "--codec",
+            "standard:10,50,90",
+            "--codec",
+            "standard:10,50,90@4:4:4",
+            "--out",
+            str(out),
+            "--bootstrap",
+            "20",
+            "--select-lambdas",
+            "0.001,0.1",
+        ],
+    )
     assert res.exit_code == 0, res.output
     r = json.loads((out / "results.json").read_text())
     assert r["settings"]["layout"] == "wnid" and r["settings"]["n_images"] == 6 and r["settings"]["labeled"]
     assert len(r["failures"]) == 1 and "broken" in r["failures"][0][0]
-    assert [c["name"] for c in r["curves"]] == ["standard 4:2:0", "standard 4:4:4", "standard 4:2:0 per-image",
-                                                "standard 4:4:4 per-image", "all settings per-image"]
+    assert [c["name"] for c in r["curves"]] == [
+        "standard 4:2:0",
+        "standard 4:4:4",
+        "standard 4:2:0 per-image",
+        "standard 4:4:4 per-image",
+        "all settings per-image",
+    ]
     assert all(p["lam"] in (0.001, 0.1) for c in r["curves"][2:] for p in c["points"])
     assert "all settings per-image vs standard 4:2:0" in (out / "report.md").read_text()
     assert "broken" in res.stderr
@@ -98,12 +119,34 @@ def test_design_cli_writes_table_and_eval_report(tmp_path):
     register("tiny-test", tiny_model)
     write_images(tmp_path / "d", 30, size=(40, 40), seed=2)
     out = tmp_path / "t.json"
-    res = runner.invoke(app, ["design", "--method", "bandit", "--data", str(tmp_path / "d"), "--model", "tiny-test",
-                              "--budget", "8", "--trial-images", "6", "--out", str(out), "--report", str(tmp_path / "rep")])
+    res = runner.invoke(
+        app,
+        [
+            "design",
+            "--method",
+            "bandit",
+            "--data",
+            str(tmp_path / "d"),
+            "--model",
+            "tiny-test",
+            "--budget",
+            "8",
+            "--trial-images",
+            "6",
+            "--out",
+            str(out),
+            "--report",
+            str(tmp_path / "rep"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     doc = json.loads(out.read_text())
     t = QuantTables.load(out)
-    assert doc["design"]["method"] == "bandit" and doc["design"]["split"] == "design" and len(doc["design"]["history"]) == 8
+    assert (
+        doc["design"]["method"] == "bandit"
+        and doc["design"]["split"] == "design"
+        and len(doc["design"]["history"]) == 8
+    )
     r = json.loads((tmp_path / "rep" / "results.json").read_text())
     assert r["settings"]["split"] == "eval"
     eval_paths = {p.split("/")[-1] for p in r["pristine"]["per_image"]["path"]}
@@ -124,15 +167,51 @@ def test_design_cli_gradient(tmp_path):
     register("tiny-test", tiny_model)
     write_images(tmp_path / "d", 24, size=(40, 40), seed=3)
     out = tmp_path / "g.json"
-    res = runner.invoke(app, ["design", "--method", "gradient", "--data", str(tmp_path / "d"), "--model", "tiny-test",
-                              "--trial-images", "6", "--lambdas", "0.1,0.01", "--epochs", "1", "--basis", "smooth", "--out", str(out)])
+    res = runner.invoke(
+        app,
+        [
+            "design",
+            "--method",
+            "gradient",
+            "--data",
+            str(tmp_path / "d"),
+            "--model",
+            "tiny-test",
+            "--trial-images",
+            "6",
+            "--lambdas",
+            "0.1,0.01",
+            "--epochs",
+            "1",
+            "--basis",
+            "smooth",
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     doc = json.loads(out.read_text())
     assert doc["design"]["method"] == "gradient" and doc["design"]["basis"] == "smooth"
     assert [h["lam"] for h in doc["design"]["history"]] == [0.1, 0.01]
     QuantTables.load(out)
-    res = runner.invoke(app, ["design", "--method", "gradient", "--data", str(tmp_path / "d"), "--model", "tiny-test",
-                              "--at", "original", "--trial-images", "6", "--out", str(tmp_path / "x.json")])
+    res = runner.invoke(
+        app,
+        [
+            "design",
+            "--method",
+            "gradient",
+            "--data",
+            str(tmp_path / "d"),
+            "--model",
+            "tiny-test",
+            "--at",
+            "original",
+            "--trial-images",
+            "6",
+            "--out",
+            str(tmp_path / "x.json"),
+        ],
+    )
     assert res.exit_code == 2 and "--at input" in res.stderr and not (tmp_path / "x.json").exists()
 
 
@@ -144,8 +223,26 @@ def test_design_cli_fisher_reports_its_sweep(tmp_path):
     register("tiny-test", tiny_model)
     write_images(tmp_path / "d", 30, size=(40, 40), seed=4)
     out = tmp_path / "f.json"
-    res = runner.invoke(app, ["design", "--method", "fisher", "--data", str(tmp_path / "d"), "--model", "tiny-test", "--gamma", "0.8",
-                              "--trial-images", "6", "--out", str(out), "--report", str(tmp_path / "rep")])
+    res = runner.invoke(
+        app,
+        [
+            "design",
+            "--method",
+            "fisher",
+            "--data",
+            str(tmp_path / "d"),
+            "--model",
+            "tiny-test",
+            "--gamma",
+            "0.8",
+            "--trial-images",
+            "6",
+            "--out",
+            str(out),
+            "--report",
+            str(tmp_path / "rep"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     doc = json.loads(out.read_text())
     sweep = doc["design"]["sweep"]
@@ -204,14 +301,21 @@ def _src(tmp_path, n=2):
     return src
 
 
-@pytest.mark.parametrize("text, words", [
-    ("null", ["t.json", "must be an object"]), ("[1,2,3]", ["t.json", "must be an object"]),
-    ('{"luma": [[true' + ",1" * 7 + "]" + ",[1,1,1,1,1,1,1,1]" * 7 + "]}", ["entries must be numbers"]),
-    ('{"format": "something/9", "luma": 1, "chroma": 1}', ["unknown format"]), ("{", ["Expecting property name"]),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("null", ["t.json", "must be an object"]),
+        ("[1,2,3]", ["t.json", "must be an object"]),
+        ('{"luma": [[true' + ",1" * 7 + "]" + ",[1,1,1,1,1,1,1,1]" * 7 + "]}", ["entries must be numbers"]),
+        ('{"format": "something/9", "luma": 1, "chroma": 1}', ["unknown format"]),
+        ("{", ["Expecting property name"]),
+    ],
+)
 def test_bad_table_json_is_one_clear_error(tmp_path, text, words):
     (tmp_path / "t.json").write_text(text)
-    res = runner.invoke(app, ["compress", str(_src(tmp_path)), str(tmp_path / "dst"), "--tables", str(tmp_path / "t.json")])
+    res = runner.invoke(
+        app, ["compress", str(_src(tmp_path)), str(tmp_path / "dst"), "--tables", str(tmp_path / "t.json")]
+    )
     _clean_error(res, "cannot read quantization tables", *words)
 
 
@@ -226,10 +330,15 @@ def test_survey_of_an_empty_folder_and_an_out_that_is_a_file(tmp_path):
     assert (tmp_path / "file").read_text() == "mine"
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--scale", "inf"], ["--scale"]), (["--scale", "1e9"], ["--scale"]), (["--resume", "--overwrite"], ["not both"]),
-    (["--lam", "0.01"], ["per-image chooser"]),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--scale", "inf"], ["--scale"]),
+        (["--scale", "1e9"], ["--scale"]),
+        (["--resume", "--overwrite"], ["not both"]),
+        (["--lam", "0.01"], ["per-image chooser"]),
+    ],
+)
 def test_compress_refuses_contradictory_or_absurd_arguments(tmp_path, args, words):
     t = QuantTables.standard(50).save(tmp_path / "t.json")
     res = runner.invoke(app, ["compress", str(_src(tmp_path)), str(tmp_path / "dst"), "--tables", str(t), *args])
@@ -238,8 +347,21 @@ def test_compress_refuses_contradictory_or_absurd_arguments(tmp_path, args, word
 
 
 def test_compress_lam_with_target_is_refused(tmp_path):
-    res = runner.invoke(app, ["compress", str(_src(tmp_path)), str(tmp_path / "dst"), "--by-rate", "--family",
-                              "preset:efficientnet-lite0-420-original-sweep", "--lam", "0.01", "--target-bpp", "1"])
+    res = runner.invoke(
+        app,
+        [
+            "compress",
+            str(_src(tmp_path)),
+            str(tmp_path / "dst"),
+            "--by-rate",
+            "--family",
+            "preset:efficientnet-lite0-420-original-sweep",
+            "--lam",
+            "0.01",
+            "--target-bpp",
+            "1",
+        ],
+    )
     _clean_error(res, "--lam and --target-bpp")
 
 
@@ -252,8 +374,14 @@ def test_compress_with_nothing_written_prints_no_nan(tmp_path):
     assert res.exit_code == 1 and "nan" not in res.output and "bytes 0 → 0" in res.output and "bad.jpg" in res.output
 
 
-@pytest.mark.parametrize("args, words", [(["--bootstrap", "-1"], ["--bootstrap"]), (["--batch-size", "0"], ["--batch-size"]),
-                                         (["--scales", "1,inf"], ["--scales"])])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--bootstrap", "-1"], ["--bootstrap"]),
+        (["--batch-size", "0"], ["--batch-size"]),
+        (["--scales", "1,inf"], ["--scales"]),
+    ],
+)
 def test_evaluate_checks_arguments_before_loading_the_model(tmp_path, monkeypatch, args, words):
     import dnnjpeg.models
 
@@ -270,23 +398,43 @@ def _small_disk(tmp_path, kib: int, args: list[str], then: str) -> subprocess.Co
     the Python snippet ``then`` in the same mount; skip where mounts cannot be made."""
     if shutil.which("unshare") is None:
         pytest.skip("needs unshare(1) to mount a small file system")
-    probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount -t tmpfs -o size=8k tmpfs {tmp_path}"], capture_output=True)
+    probe = subprocess.run(
+        ["unshare", "-m", "sh", "-c", f"mount -t tmpfs -o size=8k tmpfs {tmp_path}"], capture_output=True
+    )
     if probe.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here: {probe.stderr.decode().strip()}")
     full = tmp_path / "full"
     full.mkdir()
-    script = (f'mount -t tmpfs -o size={kib}k tmpfs "$1" && shift && '
-              f'"$@"; echo "rc=$?"; {sys.executable} -c "$CHECK"')
+    script = f'mount -t tmpfs -o size={kib}k tmpfs "$1" && shift && "$@"; echo "rc=$?"; {sys.executable} -c "$CHECK"'
     env = {**__import__("os").environ, "CHECK": then, "COLUMNS": "300"}
-    return subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", str(full), sys.executable, "-c",
-                           "from dnnjpeg.cli import main; main()", *args], capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(
+        [
+            "unshare",
+            "-m",
+            "sh",
+            "-c",
+            script,
+            "sh",
+            str(full),
+            sys.executable,
+            "-c",
+            "from dnnjpeg.cli import main; main()",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 def test_survey_on_a_full_disk_ends_in_one_clear_error(tmp_path):
     src = _src(tmp_path, 6)
     out = tmp_path / "full" / "out"
-    check = (f"import os, pandas as pd; fs = sorted(os.listdir('{out}')); print('files', fs); "
-             f"print('rows', len(pd.read_parquet('{out}/survey.parquet')) if 'survey.parquet' in fs else -1)")
+    check = (
+        f"import os, pandas as pd; fs = sorted(os.listdir('{out}')); print('files', fs); "
+        f"print('rows', len(pd.read_parquet('{out}/survey.parquet')) if 'survey.parquet' in fs else -1)"
+    )
     r = _small_disk(tmp_path, 32, ["survey", str(src), "--out", str(out), "--no-umap"], check)
     text = r.stdout + r.stderr
     assert "Traceback" not in text and "rc=2" in text and "No space left on device" in text, text
@@ -296,11 +444,17 @@ def test_survey_on_a_full_disk_ends_in_one_clear_error(tmp_path):
 def test_evaluate_on_a_full_disk_ends_in_one_clear_error(tmp_path):
     src = _src(tmp_path, 4)
     out = tmp_path / "full" / "out"
-    check = (f"import os, json; fs = sorted(os.listdir('{out}')); print('files', fs); "
-             f"print('images', len(json.load(open('{out}/results.json'))['curves'][0]['points'][0]['per_image']['bits']) "
-             f"if 'results.json' in fs else -1)")
-    r = _small_disk(tmp_path, 40, ["evaluate", "--data", str(src), "--codec", "standard:50,90", "--out", str(out),
-                                   "--bootstrap", "0"], check)
+    check = (
+        f"import os, json; fs = sorted(os.listdir('{out}')); print('files', fs); "
+        f"print('images', len(json.load(open('{out}/results.json'))['curves'][0]['points'][0]['per_image']['bits']) "
+        f"if 'results.json' in fs else -1)"
+    )
+    r = _small_disk(
+        tmp_path,
+        40,
+        ["evaluate", "--data", str(src), "--codec", "standard:50,90", "--out", str(out), "--bootstrap", "0"],
+        check,
+    )
     text = r.stdout + r.stderr
     assert "Traceback" not in text and "rc=2" in text and "No space left on device" in text, text
     assert "images 4" in text, text
@@ -309,12 +463,16 @@ def test_evaluate_on_a_full_disk_ends_in_one_clear_error(tmp_path):
 def test_compress_on_a_full_disk_ends_in_one_clear_error(tmp_path):
     src = _src(tmp_path, 1)
     for i in range(40):  # incompressible enough that the 64 KiB disk fills part way through
-        (src / f"n{i:02d}.jpg").write_bytes(encode(np.random.default_rng(i).integers(0, 256, (64, 64, 3), np.uint8),
-                                                   QuantTables.standard(100)))
+        (src / f"n{i:02d}.jpg").write_bytes(
+            encode(np.random.default_rng(i).integers(0, 256, (64, 64, 3), np.uint8), QuantTables.standard(100))
+        )
     t = QuantTables.standard(100).save(tmp_path / "t.json")
     dst = tmp_path / "full" / "dst"
-    check = (f"import os; from dnnjpeg.codec import decode_file; fs = [f for f in os.listdir('{dst}') if f.endswith('.jpg')]; "
-             f"[decode_file(os.path.join('{dst}', f)) for f in fs]; print('whole', len(fs))")
+    check = (
+        f"import os; from dnnjpeg.codec import decode_file; fs = [f for f in os.listdir('{dst}') if "
+        "f.endswith('.jpg')]; "
+        f"[decode_file(os.path.join('{dst}', f)) for f in fs]; print('whole', len(fs))"
+    )
     r = _small_disk(tmp_path, 64, ["compress", str(src), str(dst), "--tables", str(t), "--workers", "2"], check)
     text = r.stdout + r.stderr
     assert "Traceback" not in text and "rc=2" in text and "No space left on device" in text, text

@@ -33,7 +33,11 @@ def _tree(root: Path, n: int = 12) -> Path:
 
 
 def _snapshot(root: Path) -> dict:
-    return {str(p): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_compress_mirrors_tree_with_exact_tables_and_leaves_src_alone(tmp_path):
@@ -80,8 +84,16 @@ def test_kill_leaves_only_complete_files_and_resume_finishes(tmp_path):
         Image.fromarray(np.roll(big, i, axis=1)).save(src / f"{i:03d}.png", compress_level=0)
     t = QuantTables.standard(70)
     t.save(tmp_path / "t.json")
-    cmd = [str(Path(sys.executable).parent / "dnnjpeg"), "compress", str(src), str(tmp_path / "dst"), "--tables",
-           str(tmp_path / "t.json"), "--workers", "1"]
+    cmd = [
+        str(Path(sys.executable).parent / "dnnjpeg"),
+        "compress",
+        str(src),
+        str(tmp_path / "dst"),
+        "--tables",
+        str(tmp_path / "t.json"),
+        "--workers",
+        "1",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     while time.time() < deadline and len(list((tmp_path / "dst").rglob("*.jpg"))) < 5:
@@ -102,7 +114,9 @@ def test_kill_leaves_only_complete_files_and_resume_finishes(tmp_path):
 def test_cli_compress_exit_codes(tmp_path):
     src = _tree(tmp_path / "src", 4)
     QuantTables.standard(40).save(tmp_path / "t.json")
-    res = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "dst"), "--tables", str(tmp_path / "t.json"), "--workers", "1"])
+    res = CliRunner().invoke(
+        app, ["compress", str(src), str(tmp_path / "dst"), "--tables", str(tmp_path / "t.json"), "--workers", "1"]
+    )
     assert res.exit_code == 1 and "broken.jpg" in res.stderr and "4 written" in res.stdout
     (src / "class0" / "broken.jpg").unlink()
     res = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "dst2"), "--tables", str(tmp_path / "t.json")])
@@ -160,10 +174,16 @@ def test_resume_with_other_settings_is_refused(tmp_path):
     assert all((parse_header(p).luma_table == QuantTables.standard(20).luma).all() for p in first)
 
 
-@pytest.mark.parametrize("kw, match", [
-    ({"scale": float("inf")}, "scale"), ({"scale": 1e9}, "scale"), ({"scale": 0.0}, "scale"),
-    ({"scale": float("nan")}, "scale"), ({"resume": True, "overwrite": True}, "not both"),
-])
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"scale": float("inf")}, "scale"),
+        ({"scale": 1e9}, "scale"),
+        ({"scale": 0.0}, "scale"),
+        ({"scale": float("nan")}, "scale"),
+        ({"resume": True, "overwrite": True}, "not both"),
+    ],
+)
 def test_bad_arguments_are_refused_before_any_work(tmp_path, kw, match):
     src = _tree(tmp_path / "src", 2)
     with pytest.raises(ValueError, match=match):
@@ -216,9 +236,22 @@ def test_sigkill_of_compress_ends_its_pool_workers(tmp_path):
     img = pillow_jpeg(noise_image(600, 800, seed=1), quality=95)
     for i in range(200):
         (src / f"{i:03d}.jpg").write_bytes(img)
-    p = subprocess.Popen([sys.executable, "-c", "from dnnjpeg.cli import main; main()", "compress", str(src),
-                          str(tmp_path / "dst"), "--tables", str(QuantTables.standard(50).save(tmp_path / "t.json")),
-                          "--workers", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from dnnjpeg.cli import main; main()",
+            "compress",
+            str(src),
+            str(tmp_path / "dst"),
+            "--tables",
+            str(QuantTables.standard(50).save(tmp_path / "t.json")),
+            "--workers",
+            "2",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 60
     workers = []
     while time.time() < deadline and len(workers) < 2:

@@ -7,7 +7,14 @@ import os
 import pytest
 
 from dnnjpeg._fs import (
-    NotRegularFileError, UnsafeOutputError, describe_error, display, read_json, read_regular, safe_output_path, walk,
+    NotRegularFileError,
+    UnsafeOutputError,
+    describe_error,
+    display,
+    read_json,
+    read_regular,
+    safe_output_path,
+    walk,
     walk_files,
 )
 

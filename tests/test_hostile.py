@@ -53,7 +53,7 @@ def test_info_names_every_bad_header_and_reads_the_rest(tree):
     r = run_cli(["info", str(tree.src)], timeout=120)
     text = _no_traceback(r)
     assert r.returncode == 1
-    for kind, p in {**tree.header_bad, **tree.not_jpeg_images, **tree.folders}.items():
+    for _kind, p in {**tree.header_bad, **tree.not_jpeg_images, **tree.folders}.items():
         _line_naming(text, p)
     for p in {**tree.good, **tree.decode_bad}.values():  # headers that parse are listed as usual
         assert re.search(r"\d+x\d+", _line_naming(r.stdout.decode("utf-8", "backslashreplace"), p))
@@ -87,7 +87,13 @@ MODES = {
     "tables": lambda t: ["--tables", str(t.root / "t.json")],
     "select-model": lambda t: ["--select-model", "efficientnet-lite0", "--family", "standard:30,70"],
     "by-rate": lambda t: ["--by-rate", "--family", "preset:efficientnet-lite0-420-original-sweep"],
-    "target-bpp": lambda t: ["--by-rate", "--family", "preset:efficientnet-lite0-420-original-sweep", "--target-bpp", "6"],
+    "target-bpp": lambda t: [
+        "--by-rate",
+        "--family",
+        "preset:efficientnet-lite0-420-original-sweep",
+        "--target-bpp",
+        "6",
+    ],
 }
 
 
@@ -122,8 +128,22 @@ def test_compress_every_mode(tree, mode):
 def test_evaluate_then_compress_by_its_kappa(tree):
     out = tree.root / "eval-out"
     before = _guarded(tree, out)
-    r = run_cli(["evaluate", "--data", str(tree.src), "--codec", "standard:30,70", "--split", "all", "--out", str(out),
-                 "--bootstrap", "0"], timeout=300)
+    r = run_cli(
+        [
+            "evaluate",
+            "--data",
+            str(tree.src),
+            "--codec",
+            "standard:30,70",
+            "--split",
+            "all",
+            "--out",
+            str(out),
+            "--bootstrap",
+            "0",
+        ],
+        timeout=300,
+    )
     text = _no_traceback(r)
     assert r.returncode == 0, text
     for p in tree.decode_failures().values():

@@ -105,10 +105,23 @@ def test_evaluate_select_agrees_with_the_encoder(tmp_path):
 
 def test_choice_among_several_curves_chooses_subsampling_too(tmp_path):
     write_images(tmp_path / "d", 10, size=(70, 52))
-    res = evaluate(discover(tmp_path / "d"), tiny_model(), [CodecCurve.standard(LADDER, "4:2:0"), CodecCurve.standard(LADDER, "4:4:4")],
-                   at="original", n_boot=0, select=[0.001, 0.01, 0.1], progress=False)
+    res = evaluate(
+        discover(tmp_path / "d"),
+        tiny_model(),
+        [CodecCurve.standard(LADDER, "4:2:0"), CodecCurve.standard(LADDER, "4:4:4")],
+        at="original",
+        n_boot=0,
+        select=[0.001, 0.01, 0.1],
+        progress=False,
+    )
     names = [c["name"] for c in res["curves"]]
-    assert names == ["standard 4:2:0", "standard 4:4:4", "standard 4:2:0 per-image", "standard 4:4:4 per-image", "all settings per-image"]
+    assert names == [
+        "standard 4:2:0",
+        "standard 4:4:4",
+        "standard 4:2:0 per-image",
+        "standard 4:4:4 per-image",
+        "all settings per-image",
+    ]
     both = res["curves"][-1]
     assert len(both["family_labels"]) == 8 and both["points"][0]["subsampling"] is None
     recs = [p["per_image"] for c in res["curves"][:2] for p in c["points"]]
@@ -121,7 +134,11 @@ def test_choice_among_several_curves_chooses_subsampling_too(tmp_path):
         for c in res["curves"][2:4]:  # more members can only lower the Lagrangian
             q = next((q for q in c["points"] if q["lam"] == p["lam"]), None)
             if q is not None:
-                assert cost <= (np.array(q["per_image"]["kl"]) + p["lam"] * np.array(q["per_image"]["bits"]) / KIB_BITS).sum() + 1e-6
+                assert (
+                    cost
+                    <= (np.array(q["per_image"]["kl"]) + p["lam"] * np.array(q["per_image"]["bits"]) / KIB_BITS).sum()
+                    + 1e-6
+                )
     again = with_selection({**res, "curves": res["curves"][:2]}, lambdas=[0.001, 0.01, 0.1], union=True)
     assert again["curves"][-1]["name"] == "standard 4:2:0 + standard 4:4:4 per-image"
     assert again["curves"][-1]["points"] == both["points"]
@@ -233,12 +250,28 @@ def test_compress_by_rate_alone_matches_the_rule_and_cli(tmp_path):
         datas = [encode(_pixels(str(f)), t) for t in fam]
         k = choose(np.array([[8 * len(d)] for d in datas]), kap[:, None], lam)[0]
         assert output_path(src, tmp_path / "dst", f).read_bytes() == datas[k]
-    r = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "d3"), "--family", "standard:" + ",".join(map(str, LADDER)),
-                                 "--kappa", str(tmp_path / "ev"), "--lam", str(lam)])
+    r = CliRunner().invoke(
+        app,
+        [
+            "compress",
+            str(src),
+            str(tmp_path / "d3"),
+            "--family",
+            "standard:" + ",".join(map(str, LADDER)),
+            "--kappa",
+            str(tmp_path / "ev"),
+            "--lam",
+            str(lam),
+        ],
+    )
     assert r.exit_code == 1 and "12 written" in r.output  # 1: the broken file
     outs = sorted(_outputs(tmp_path / "dst"))
-    assert len(outs) == 12 and all((tmp_path / "d3" / p.relative_to(tmp_path / "dst")).read_bytes() == p.read_bytes() for p in outs)
-    r = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "d4"), "--family", "standard:10,50", "--kappa", str(tmp_path / "ev")])
+    assert len(outs) == 12 and all(
+        (tmp_path / "d3" / p.relative_to(tmp_path / "dst")).read_bytes() == p.read_bytes() for p in outs
+    )
+    r = CliRunner().invoke(
+        app, ["compress", str(src), str(tmp_path / "d4"), "--family", "standard:10,50", "--kappa", str(tmp_path / "ev")]
+    )
     assert r.exit_code == 2 and "no curve with these 2 tables" in r.output
 
 
@@ -254,8 +287,22 @@ def test_cli_compress_by_rate_with_two_families(tmp_path):
     write_images(tmp_path / "src", 5, size=(90, 64), seed=3)
     lam = float(np.median(kap))
     q = "standard:" + ",".join(map(str, LADDER))
-    r = CliRunner().invoke(app, ["compress", str(tmp_path / "src"), str(tmp_path / "out"), "--family", q, "--family", q + "@4:4:4",
-                                 "--kappa", str(tmp_path / "ev" / "results.json"), "--lam", str(lam)])
+    r = CliRunner().invoke(
+        app,
+        [
+            "compress",
+            str(tmp_path / "src"),
+            str(tmp_path / "out"),
+            "--family",
+            q,
+            "--family",
+            q + "@4:4:4",
+            "--kappa",
+            str(tmp_path / "ev" / "results.json"),
+            "--lam",
+            str(lam),
+        ],
+    )
     assert r.exit_code == 0, r.output
     members = [(t, s) for s in ("4:2:0", "4:4:4") for t in _family()]
     for f in sorted((tmp_path / "src").glob("*.png")):
@@ -278,12 +325,16 @@ def test_shipped_sweep_preset_compresses_by_rate_without_a_network(tmp_path):
     info = preset_info(name)
     assert kap is not None and len(kap) == len(info["design"]["sweep"]) >= 2
     assert np.all(np.diff(kap) < 0)  # coarse → fine: the network's mean KL falls as the tables refine
-    assert info["design"]["kappa_from"]["split"] == "design" and info["measured"]["by_rate"]["comparison"]["bd_rate"] < 0
+    assert (
+        info["design"]["kappa_from"]["split"] == "design" and info["measured"]["by_rate"]["comparison"]["bd_rate"] < 0
+    )
     curve = parse_codec(f"preset:{name}")
     fam = [(p.tables, p.subsampling) for p in curve.points]
     src = _tree(tmp_path / "src", n=4)
     lam = 0.002
-    r = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "out"), "--family", f"preset:{name}", "--by-rate", "--lam", str(lam)])
+    r = CliRunner().invoke(
+        app, ["compress", str(src), str(tmp_path / "out"), "--family", f"preset:{name}", "--by-rate", "--lam", str(lam)]
+    )
     assert r.exit_code == 1 and "4 written" in r.output  # the broken file fails, the rest go on
     for f in sorted(src.rglob("*.*")):
         if f.name == "broken.jpg":
@@ -327,7 +378,9 @@ def test_compress_to_a_target_size(tmp_path):
     got = 8 * sum(p.stat().st_size for p in outs) / pix
     assert rep.written == 8 and got == pytest.approx(rep.bpp) and got <= target
     ch = choose(sizes, np.repeat(kap[:, None], 8, 1), rep.lam)
-    assert [p.read_bytes() for p in outs] == [encode(_pixels(str(f)), fam[k]) for f, k in zip(sorted(src.glob("*.png")), ch)]
+    assert [p.read_bytes() for p in outs] == [
+        encode(_pixels(str(f)), fam[k]) for f, k in zip(sorted(src.glob("*.png")), ch)
+    ]
     with pytest.raises(ValueError, match="> 0"):
         compress_tree(src, tmp_path / "o2", None, family=fam, kappa=kap, target_bpp=0)
 

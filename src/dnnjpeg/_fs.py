@@ -18,12 +18,21 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 __all__ = [
-    "NotRegularFileError", "UnsafeOutputError", "display", "walk", "walk_files", "read_regular",
-    "open_regular", "safe_output_path", "inside", "read_json", "describe_error",
+    "NotRegularFileError",
+    "UnsafeOutputError",
+    "display",
+    "walk",
+    "walk_files",
+    "read_regular",
+    "open_regular",
+    "safe_output_path",
+    "inside",
+    "read_json",
+    "describe_error",
 ]
 
 
@@ -141,7 +150,9 @@ def walk_files(
     files, problems = [], []
     for path, error in walk(root):
         name = os.path.basename(path)
-        wanted = (suffixes is None or os.path.splitext(name)[1].lower() in suffixes) and (hidden or not name.startswith("."))
+        wanted = (suffixes is None or os.path.splitext(name)[1].lower() in suffixes) and (
+            hidden or not name.startswith(".")
+        )
         if error is None:
             if wanted:
                 files.append(path)

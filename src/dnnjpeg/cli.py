@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -99,10 +98,26 @@ def info(
         raise typer.Exit(1)
 
 
-def _run_evaluation(data: Path, labels: Optional[Path], model_name: str, codecs: list[str], scales: Optional[str],
-                    subsampling: str, at: str, split: str, limit: Optional[int], out: Path, n_boot: int, seed: int,
-                    batch_size: int, workers: Optional[int], optimize: bool, reference: Optional[str], target_drop: float,
-                    select: Optional[list[float]] = None) -> dict:
+def _run_evaluation(
+    data: Path,
+    labels: Path | None,
+    model_name: str,
+    codecs: list[str],
+    scales: str | None,
+    subsampling: str,
+    at: str,
+    split: str,
+    limit: int | None,
+    out: Path,
+    n_boot: int,
+    seed: int,
+    batch_size: int,
+    workers: int | None,
+    optimize: bool,
+    reference: str | None,
+    target_drop: float,
+    select: list[float] | None = None,
+) -> dict:
     from dnnjpeg._fs import display
     from dnnjpeg.data import discover
     from dnnjpeg.evaluate import evaluate, parse_codec, write_outputs
@@ -131,10 +146,24 @@ def _run_evaluation(data: Path, labels: Optional[Path], model_name: str, codecs:
     if len(ds) == 0:
         raise ValueError(f"{display(data)}: no images in split {split!r}")
     model = load_model(model_name)
-    err.print(f"{len(ds)} images ({ds.layout}, split {split}) · {model.name} · JPEG at {at} · "
-              f"{sum(len(c.points) for c in curves)} codec settings")
-    result = evaluate(ds, model, curves, at=at, reference=reference, target_drop=target_drop, n_boot=n_boot, seed=seed,
-                      batch_size=batch_size, workers=workers, split=split, select=select)
+    err.print(
+        f"{len(ds)} images ({ds.layout}, split {split}) · {model.name} · JPEG at {at} · "
+        f"{sum(len(c.points) for c in curves)} codec settings"
+    )
+    result = evaluate(
+        ds,
+        model,
+        curves,
+        at=at,
+        reference=reference,
+        target_drop=target_drop,
+        n_boot=n_boot,
+        seed=seed,
+        batch_size=batch_size,
+        workers=workers,
+        split=split,
+        select=select,
+    )
     paths = write_outputs(result, out)
     for f in result["failures"]:
         err.print(f"[yellow]skipped[/yellow] {escape(display(f[0]))}: {escape(f[1])}", highlight=False)
@@ -160,7 +189,10 @@ def _print_summary(result: dict) -> None:
         lo, hi = k["bd_rate_ci"]
         kl = k.get("bd_rate_kl", float("nan"))
         kl_txt = "" if kl != kl else f"; on KL {kl:+.1f}% [{k['bd_rate_kl_ci'][0]:+.1f}, {k['bd_rate_kl_ci'][1]:+.1f}]"
-        Console().print(f"{k['test']} vs {k['reference']}: BD-rate {k['bd_rate']:+.1f}% [{lo:+.1f}, {hi:+.1f}]{kl_txt}", highlight=False)
+        Console().print(
+            f"{k['test']} vs {k['reference']}: BD-rate {k['bd_rate']:+.1f}% [{lo:+.1f}, {hi:+.1f}]{kl_txt}",
+            highlight=False,
+        )
 
 
 #: survey names at most this many unreadable or non-JPEG files on the terminal (all are in its outputs)
@@ -169,10 +201,14 @@ SURVEY_LISTED = 50
 
 @app.command()
 def survey(
-    trees: list[Path] = typer.Argument(..., help="Folders (or files) to survey; several trees are compared side by side."),
+    trees: list[Path] = typer.Argument(
+        ..., help="Folders (or files) to survey; several trees are compared side by side."
+    ),
     out: Path = typer.Option(Path("survey-out"), "--out", help="Output folder."),
-    label: Optional[list[str]] = typer.Option(None, "--label", help="Name of each tree, in order (default: folder names)."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Processes (default: all cores)."),
+    label: list[str] | None = typer.Option(
+        None, "--label", help="Name of each tree, in order (default: folder names)."
+    ),
+    workers: int | None = typer.Option(None, "--workers", help="Processes (default: all cores)."),
     csv: bool = typer.Option(False, "--csv", help="Also write survey.csv."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted survey from its saved parts."),
     umap: bool = typer.Option(True, "--umap/--no-umap", help="Compute the UMAP projection figures."),
@@ -184,7 +220,8 @@ def survey(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from dnnjpeg._fs import display
-    from dnnjpeg.survey import PARTS_DIR, summarize, survey as run_survey, write_survey
+    from dnnjpeg.survey import PARTS_DIR, summarize, write_survey
+    from dnnjpeg.survey import survey as run_survey
 
     if out.exists() and not out.is_dir():
         raise _fail(f"--out {display(out)} exists and is not a folder")
@@ -192,9 +229,15 @@ def survey(
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise _fail(f"--out {display(out)}: cannot create the folder: {e.strerror or e}")
+        raise _fail(f"--out {display(out)}: cannot create the folder: {e.strerror or e}") from None
     t0 = time.perf_counter()
-    cols = [TextColumn("surveying"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn()]
+    cols = [
+        TextColumn("surveying"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+    ]
     with Progress(*cols, console=err) as bar:
         task = bar.add_task("", total=None, rate="")
 
@@ -206,10 +249,12 @@ def survey(
         try:
             df = run_survey(trees, label, workers=workers, parts_dir=out / PARTS_DIR, resume=resume, progress=tick)
         except (FileNotFoundError, ValueError) as e:
-            raise _fail(str(e))
+            raise _fail(str(e)) from None
         except OSError as e:  # a full disk while saving parts: what was saved stays for --resume
-            raise _fail(f"saving survey parts in {display(out / PARTS_DIR)}: {e.strerror or e}; "
-                        "free space and run again with --resume")
+            raise _fail(
+                f"saving survey parts in {display(out / PARTS_DIR)}: {e.strerror or e}; "
+                "free space and run again with --resume"
+            ) from None
     import shutil
 
     if len(df) == 0:
@@ -222,19 +267,27 @@ def survey(
     try:
         written = write_survey(df, out, csv=csv, umap=umap)
     except OSError as e:
-        raise _fail(f"writing the survey outputs to {display(out)}: {e.strerror or e}. Outputs already complete "
-                    f"are in place; the scan is kept in {PARTS_DIR}/: free space and run again with --resume")
+        raise _fail(
+            f"writing the survey outputs to {display(out)}: {e.strerror or e}. Outputs already complete "
+            f"are in place; the scan is kept in {PARTS_DIR}/: free space and run again with --resume"
+        ) from None
     shutil.rmtree(out / PARTS_DIR, ignore_errors=True)  # the final outputs now hold everything
     s = summarize(df)
     for name, t in s["trees"].items():
-        Console().print(f"[bold]{escape(name)}[/bold]: {t['n_files']:,} files, {t['n_jpeg']:,} JPEGs; subsampling {t['subsampling']}; "
-                        f"grayscale {t['grayscale']}; most common quality {t['quality_most_common']}; errors {escape(str(t['errors'] or 'none'))}",
-                        highlight=False)
+        Console().print(
+            f"[bold]{escape(name)}[/bold]: {t['n_files']:,} files, {t['n_jpeg']:,} JPEGs; subsampling "
+            f"{t['subsampling']}; "
+            f"grayscale {t['grayscale']}; most common quality {t['quality_most_common']}; errors "
+            f"{escape(str(t['errors'] or 'none'))}",
+            highlight=False,
+        )
     bad = df[~df["ok"].fillna(False).astype(bool)]
     for _, row in bad.head(SURVEY_LISTED).iterrows():
         err.print(f"[yellow]{escape(str(row['error']))}[/yellow] {escape(str(row['message']))}", highlight=False)
     if len(bad) > SURVEY_LISTED:
-        err.print(f"… and {len(bad) - SURVEY_LISTED:,} more files that are not readable JPEGs (survey.parquet, report.html)")
+        err.print(
+            f"… and {len(bad) - SURVEY_LISTED:,} more files that are not readable JPEGs (survey.parquet, report.html)"
+        )
     err.print(f"wrote {len(written)} files to {display(out)}/ (open {display(out / 'report.html')})", highlight=False)
 
 
@@ -242,44 +295,70 @@ def survey(
 def compress(
     src: Path = typer.Argument(..., help="Source tree (only read)."),
     dst: Path = typer.Argument(..., help="Destination tree (mirrors SRC; must not overlap it)."),
-    tables: Optional[Path] = typer.Option(None, "--tables", help="Table JSON (from `dnnjpeg design` or QuantTables.save)."),
+    tables: Path | None = typer.Option(
+        None, "--tables", help="Table JSON (from `dnnjpeg design` or QuantTables.save)."
+    ),
     scale: float = typer.Option(1.0, "--scale", help="Multiply every table entry (clamped to 1..255)."),
     subsampling: str = typer.Option("4:2:0", "--subsampling"),
     optimize: bool = typer.Option(True, "--optimize/--no-optimize"),
-    workers: Optional[int] = typer.Option(None, "--workers"),
+    workers: int | None = typer.Option(None, "--workers"),
     resume: bool = typer.Option(False, "--resume", help="Skip outputs that already exist and decode."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
-    select_model: Optional[str] = typer.Option(None, "--select-model", help="Choose each image's tables with this network: "
-                                               "the --family member with least KL + λ·KiB (the network runs here)."),
-    family: Optional[list[str]] = typer.Option(None, "--family", help="With --select-model or --kappa: the tables to choose from, as a "
-                                               "--codec value: standard[:Q,...], sweep:FILE.json, preset:NAME, tables:FILE.json (swept by "
-                                               "scale), optionally @4:4:4. Repeatable: the members of all, subsampling chosen per image too."),
-    lam: Optional[float] = typer.Option(None, "--lam", help="With a --family chooser: λ in nats of KL per KiB (larger → smaller files; default 0.002). "
-                              "0.002 with lite0 choosing from the original-sweep preset on ImageNet-size photos: ~0.84 bpp, "
-                              "top-1 within 1 point of pristine (BENCHMARKS.md)."),
-    kappa: Optional[Path] = typer.Option(None, "--kappa", help="Instead of --select-model: choose by rate alone, each member's KL "
-                                         "taken from this evaluation of the same --family (results.json or its folder, e.g. --split design)."),
-    target_bpp: Optional[float] = typer.Option(None, "--target-bpp", help="With a --family chooser, instead of --lam: the λ whose "
-                                               "choice fits this many bits per pixel over the files written (all members measured first)."),
-    by_rate: bool = typer.Option(False, "--by-rate", help="Like --kappa, with the members' mean KL recorded in the --family itself "
-                                 "(e.g. preset:efficientnet-lite0-420-original-sweep): no network, no other file."),
+    select_model: str | None = typer.Option(
+        None,
+        "--select-model",
+        help="Choose each image's tables with this network: "
+        "the --family member with least KL + λ·KiB (the network runs here).",
+    ),
+    family: list[str] | None = typer.Option(
+        None,
+        "--family",
+        help="With --select-model or --kappa: the tables to choose from, as a "
+        "--codec value: standard[:Q,...], sweep:FILE.json, preset:NAME, tables:FILE.json (swept by "
+        "scale), optionally @4:4:4. Repeatable: the members of all, subsampling chosen per image too.",
+    ),
+    lam: float | None = typer.Option(
+        None,
+        "--lam",
+        help="With a --family chooser: λ in nats of KL per KiB (larger → smaller files; default 0.002). "
+        "0.002 with lite0 choosing from the original-sweep preset on ImageNet-size photos: ~0.84 bpp, "
+        "top-1 within 1 point of pristine (BENCHMARKS.md).",
+    ),
+    kappa: Path | None = typer.Option(
+        None,
+        "--kappa",
+        help="Instead of --select-model: choose by rate alone, each member's KL "
+        "taken from this evaluation of the same --family (results.json or its folder, e.g. --split design).",
+    ),
+    target_bpp: float | None = typer.Option(
+        None,
+        "--target-bpp",
+        help="With a --family chooser, instead of --lam: the λ whose "
+        "choice fits this many bits per pixel over the files written (all members measured first).",
+    ),
+    by_rate: bool = typer.Option(
+        False,
+        "--by-rate",
+        help="Like --kappa, with the members' mean KL recorded in the --family itself "
+        "(e.g. preset:efficientnet-lite0-420-original-sweep): no network, no other file.",
+    ),
 ) -> None:
     """Re-encode a whole tree with designed tables as standard baseline JPEG files, or with each
     image's choice among a family of tables by a network (--select-model)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from dnnjpeg.codec import QuantTables
-    from dnnjpeg.compress import compress_tree
-    from dnnjpeg.models import ModelUnavailableError
-
     import math
 
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     from dnnjpeg._fs import display
-    from dnnjpeg.compress import MAX_SCALE
+    from dnnjpeg.codec import QuantTables
+    from dnnjpeg.compress import MAX_SCALE, compress_tree
+    from dnnjpeg.models import ModelUnavailableError
 
     chooser = [x for x in (tables, select_model, kappa, by_rate or None) if x is not None]
     if len(chooser) != 1:
-        raise typer.BadParameter("give one of --tables FILE, --select-model NAME, --kappa FILE or --by-rate (the last three with --family)")
+        raise typer.BadParameter(
+            "give one of --tables FILE, --select-model NAME, --kappa FILE or --by-rate (the last three with --family)"
+        )
     if resume and overwrite:
         raise typer.BadParameter("--resume keeps valid outputs and --overwrite replaces them: give one, not both")
     if not (math.isfinite(scale) and 0 < scale <= MAX_SCALE):
@@ -306,7 +385,10 @@ def compress(
             from dnnjpeg.select import family_kappa
 
             if not family:
-                raise ValueError("--select-model, --kappa and --by-rate need --family, e.g. --family standard or --family sweep:design.json")
+                raise ValueError(
+                    "--select-model, --kappa and --by-rate need --family, e.g. --family standard or --family "
+                    "sweep:design.json"
+                )
             curves = [parse_codec(f, subsampling, optimize=optimize) for f in family]
             points = [(c, p) for c in curves for p in c.points]
             t, fam, subs = None, [p.tables for _, p in points], [p.subsampling for _, p in points]
@@ -317,8 +399,10 @@ def compress(
                 ks = [recorded_kappa(f) for f in family]
                 missing = [f for f, k, c in zip(family, ks, curves) if k is None or len(k) != len(c.points)]
                 if missing:
-                    raise ValueError(f"--by-rate: {', '.join(missing)} records no mean KL per member; use --kappa EVAL "
-                                     "(an evaluation of the same family) or --select-model")
+                    raise ValueError(
+                        f"--by-rate: {', '.join(missing)} records no mean KL per member; use --kappa EVAL "
+                        "(an evaluation of the same family) or --select-model"
+                    )
                 kap, m = np.concatenate(ks), None
             elif kappa is not None:
                 kf = kappa / "results.json" if kappa.is_dir() else kappa
@@ -331,27 +415,61 @@ def compress(
                 kap, m = np.concatenate([family_kappa(ev, [p.tables for p in c.points], str(kf)) for c in curves]), None
             else:
                 m = load_model(select_model)
-            err.print(f"choosing among {len(fam)} tables ({what}) {'by rate alone' if m is None else 'with ' + m.name} at "
-                      + (f"{target_bpp:g} bpp" if target_bpp else f"λ = {lam:g} nats/KiB"), highlight=False)
-        with Progress(TextColumn("compressing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err) as bar:
+            err.print(
+                f"choosing among {len(fam)} tables ({what}) {'by rate alone' if m is None else 'with ' + m.name} at "
+                + (f"{target_bpp:g} bpp" if target_bpp else f"λ = {lam:g} nats/KiB"),
+                highlight=False,
+            )
+        with Progress(
+            TextColumn("compressing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err
+        ) as bar:
             task = bar.add_task("", total=None)
-            rep = compress_tree(src, dst, t, scale, subsampling, optimize, workers, resume, overwrite, lambda k: bar.advance(task, k),
-                                family=fam, model=m, lam=None if fam is None or target_bpp is not None else lam,
-                                family_subsampling=subs, kappa=kap, target_bpp=target_bpp if fam is not None else None)
+            rep = compress_tree(
+                src,
+                dst,
+                t,
+                scale,
+                subsampling,
+                optimize,
+                workers,
+                resume,
+                overwrite,
+                lambda k: bar.advance(task, k),
+                family=fam,
+                model=m,
+                lam=None if fam is None or target_bpp is not None else lam,
+                family_subsampling=subs,
+                kappa=kap,
+                target_bpp=target_bpp if fam is not None else None,
+            )
     except (ValueError, FileNotFoundError, ModelUnavailableError) as e:
-        raise _fail(str(e))
+        raise _fail(str(e)) from None
     except OSError as e:  # e.g. a full disk: every output already written is complete (atomic writes)
-        raise _fail(f"writing to {display(dst)}: {e.strerror or e}; the outputs already written are whole: free space "
-                    "and run again with --resume to go on")
+        raise _fail(
+            f"writing to {display(dst)}: {e.strerror or e}; the outputs already written are whole: free space "
+            "and run again with --resume to go on"
+        ) from None
     if rep.bpp is not None:
-        err.print(f"target {target_bpp:g} bpp: λ = {rep.lam:.3g} nats/KiB gives {rep.bpp:.3f} bpp over the {rep.written:,} files written",
-                  highlight=False)
+        err.print(
+            f"target {target_bpp:g} bpp: λ = {rep.lam:.3g} nats/KiB gives {rep.bpp:.3f} bpp over the "
+            f"{rep.written:,} files written",
+            highlight=False,
+        )
     if rep.members:
-        err.print("tables chosen: " + ", ".join(f"{points[k][0].name if len(curves) > 1 else ''} {points[k][1].label} ×{n}".strip()
-                                               for k, n in sorted(rep.members.items())), highlight=False)
+        err.print(
+            "tables chosen: "
+            + ", ".join(
+                f"{points[k][0].name if len(curves) > 1 else ''} {points[k][1].label} ×{n}".strip()
+                for k, n in sorted(rep.members.items())
+            ),
+            highlight=False,
+        )
     ratio = f" ({rep.bytes_before / rep.bytes_after:.2f}x smaller)" if rep.bytes_after else ""
-    Console().print(f"{rep.written:,} written, {rep.skipped:,} skipped (already valid), {len(rep.failures):,} failed; "
-                    f"bytes {rep.bytes_before:,} → {rep.bytes_after:,}{ratio}", highlight=False)
+    Console().print(
+        f"{rep.written:,} written, {rep.skipped:,} skipped (already valid), {len(rep.failures):,} failed; "
+        f"bytes {rep.bytes_before:,} → {rep.bytes_after:,}{ratio}",
+        highlight=False,
+    )
     for f, msg in rep.failures:
         err.print(f"[red]failed[/red] {escape(display(f))}: {escape(msg)}", highlight=False)
     if rep.failures:
@@ -360,7 +478,9 @@ def compress(
 
 @app.command()
 def design(
-    method: str = typer.Option(..., "--method", help="deepn | parametric | sorted-random | bounded-random | bayes | bandit | gradient | fisher"),
+    method: str = typer.Option(
+        ..., "--method", help="deepn | parametric | sorted-random | bounded-random | bayes | bandit | gradient | fisher"
+    ),
     data: Path = typer.Option(..., "--data", help="Image folder; only its design split is used to design."),
     out: Path = typer.Option(Path("table.json"), "--out", help="Where the designed table JSON goes."),
     model: str = typer.Option("efficientnet-lite0", "--model"),
@@ -369,45 +489,75 @@ def design(
     budget: int = typer.Option(60, "--budget", help="Table measurements a search may spend."),
     seed: int = typer.Option(0, "--seed"),
     trial_images: int = typer.Option(200, "--trial-images", help="Design images per measurement."),
-    objective: str = typer.Option("kl", "--objective", help="kl (smooth, default) | top1 | pareto (bayes: Pareto set)."),
-    storage: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL, e.g. sqlite:///study.db (resumable)."),
+    objective: str = typer.Option(
+        "kl", "--objective", help="kl (smooth, default) | top1 | pareto (bayes: Pareto set)."
+    ),
+    storage: str | None = typer.Option(
+        None, "--storage", help="Optuna storage URL, e.g. sqlite:///study.db (resumable)."
+    ),
     fit: bool = typer.Option(False, "--fit", help="deepn: tune the mapping's parameters on the design split."),
-    labels: Optional[Path] = typer.Option(None, "--labels"),
-    report: Optional[Path] = typer.Option(None, "--report", help="Re-measure on the eval split against the ladder; report folder."),
-    eval_limit: Optional[int] = typer.Option(None, "--eval-limit", help="At most this many eval images for --report."),
-    lambdas: Optional[str] = typer.Option(None, "--lambdas", help="gradient: rate weights to sweep (nats/bpp), e.g. 0.05,0.01."),
+    labels: Path | None = typer.Option(None, "--labels"),
+    report: Path | None = typer.Option(
+        None, "--report", help="Re-measure on the eval split against the ladder; report folder."
+    ),
+    eval_limit: int | None = typer.Option(None, "--eval-limit", help="At most this many eval images for --report."),
+    lambdas: str | None = typer.Option(
+        None, "--lambdas", help="gradient: rate weights to sweep (nats/bpp), e.g. 0.05,0.01."
+    ),
     epochs: float = typer.Option(2.0, "--epochs", help="gradient: passes over the design images per λ."),
     basis: str = typer.Option("entries", "--basis", help="gradient: entries (128 free steps) | smooth (12 numbers)."),
-    gamma: str = typer.Option("1", "--gamma", help="fisher: exponent on the network's Fisher weights (1 = second-order model); "
-                              "several, e.g. 0.75,1,1.5: the best sweep on the design split is kept."),
-    refine: int = typer.Option(0, "--refine", help="fisher: measure this many smooth reshapings of the best table (3 scales each) and keep the best."),
+    gamma: str = typer.Option(
+        "1",
+        "--gamma",
+        help="fisher: exponent on the network's Fisher weights (1 = second-order model); "
+        "several, e.g. 0.75,1,1.5: the best sweep on the design split is kept.",
+    ),
+    refine: int = typer.Option(
+        0,
+        "--refine",
+        help="fisher: measure this many smooth reshapings of the best table (3 scales each) and keep the best.",
+    ),
 ) -> None:
     """Design quantization tables favorable to a network (design split only); optionally
     re-measure them on the held-out eval split against the standard ladder."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from dnnjpeg.data import discover
-    from dnnjpeg.design import DesignProblem, design as run_design
+    from dnnjpeg.design import DesignProblem
+    from dnnjpeg.design import design as run_design
     from dnnjpeg.models import ModelUnavailableError, load_model
 
     try:
         ds = discover(data, labels)
         m = load_model(model)
         mode = "pareto" if objective == "pareto" else "gain"
-        prob = DesignProblem(ds, m, at, subsampling, budget, seed, trial_images, "kl" if objective == "pareto" else objective, storage)
-        with Progress(TextColumn(f"design {method}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[best]}"), console=err) as bar:
+        prob = DesignProblem(
+            ds, m, at, subsampling, budget, seed, trial_images, "kl" if objective == "pareto" else objective, storage
+        )
+        with Progress(
+            TextColumn(f"design {method}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[best]}"),
+            console=err,
+        ) as bar:
             task = bar.add_task("", total=budget, best="")
             prob.progress = lambda i, n, g: bar.update(task, completed=i, best=f"best gain {g:+.3f}")
             try:
                 gammas = tuple(float(g) for g in gamma.split(","))
             except ValueError:
                 raise ValueError(f"--gamma {gamma!r}: give numbers, e.g. 1 or 0.75,1,1.5") from None
-            extra = {"epochs": epochs, "basis": basis, "gamma": gammas if len(gammas) > 1 else gammas[0], "refine": refine}
+            extra = {
+                "epochs": epochs,
+                "basis": basis,
+                "gamma": gammas if len(gammas) > 1 else gammas[0],
+                "refine": refine,
+            }
             if lambdas:
                 extra["lambdas"] = tuple(float(x) for x in lambdas.split(","))
             res = run_design(method, prob, fit=fit, objective_mode=mode, **extra)
     except (ValueError, FileNotFoundError, ModelUnavailableError) as e:
-        raise _fail(str(e))
+        raise _fail(str(e)) from None
     from dnnjpeg._fs import display
 
     for f, msg in prob.skipped.items():
@@ -415,21 +565,43 @@ def design(
     try:
         res.save(out)
     except OSError as e:
-        raise _fail(f"writing {display(out)}: {e.strerror or e}")
-    err.print(f"{method}: {res.info['trials_used']} measurements on {res.info['trial_images']} design images in "
-              f"{res.info['wall_seconds']:.0f} s; wrote {display(out)}", highlight=False)
+        raise _fail(f"writing {display(out)}: {e.strerror or e}") from None
+    err.print(
+        f"{method}: {res.info['trials_used']} measurements on {res.info['trial_images']} design images in "
+        f"{res.info['wall_seconds']:.0f} s; wrote {display(out)}",
+        highlight=False,
+    )
     if report is not None:
         # A designer that returns a family of tables (one per rate) is judged as that family.
         test = f"sweep:{out}" if len(res.info.get("sweep") or []) >= 2 else f"tables:{out}"
-        _run_evaluation(data, labels, model, [f"standard@{subsampling}", f"{test}@{subsampling}"], None, subsampling, at,
-                        "eval", eval_limit, report, 1000, seed, 32, None, True, None, 1.0)
+        _run_evaluation(
+            data,
+            labels,
+            model,
+            [f"standard@{subsampling}", f"{test}@{subsampling}"],
+            None,
+            subsampling,
+            at,
+            "eval",
+            eval_limit,
+            report,
+            1000,
+            seed,
+            32,
+            None,
+            True,
+            None,
+            1.0,
+        )
 
 
 @app.command()
 def presets(
-    name: Optional[str] = typer.Argument(None, help="One preset: its tables, design settings and measured curve."),
+    name: str | None = typer.Argument(None, help="One preset: its tables, design settings and measured curve."),
     as_json: bool = typer.Option(False, "--json", help="JSON instead of text."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="With NAME: draw its measured curve beside the ladder (PNG)."),
+    plot: Path | None = typer.Option(
+        None, "--plot", help="With NAME: draw its measured curve beside the ladder (PNG)."
+    ),
 ) -> None:
     """The designed tables shipped with dnnjpeg (``--codec preset:NAME``), with what each
     was designed for and its BD-rate against the ladder on the held-out eval split."""
@@ -438,28 +610,37 @@ def presets(
     try:
         rows = [preset_summary(n) for n in ([name] if name else available_presets())]
     except ValueError as e:
-        raise _fail(str(e))
+        raise _fail(str(e)) from None
     if as_json:
         print(json.dumps(preset_info(name) if name else rows, indent=1))
     else:
         # Plain aligned lines, not a rich table: the names and intervals must not wrap in a pipe or a narrow terminal.
-        print("BD-rate: % bits against the standard ladder at equal top-1 (negative = fewer bits); on KL: at equal KL "
-              "to the pristine output; held-out eval split, 95% bootstrap intervals; Δtop-1: points at equal rate")
+        print(
+            "BD-rate: % bits against the standard ladder at equal top-1 (negative = fewer bits); on KL: at equal KL "
+            "to the pristine output; held-out eval split, 95% bootstrap intervals; Δtop-1: points at equal rate"
+        )
         w = max([len("name")] + [len(r["name"]) for r in rows]) + 1
-        print(f"{'name':<{w}} {'model':<18} {'at':<8} {'sub':<6} {'method':<11} {'images':>6}  {'BD-rate %':<20} "
-              f"{'on KL %':<20} Δtop-1")
+        print(
+            f"{'name':<{w}} {'model':<18} {'at':<8} {'sub':<6} {'method':<11} {'images':>6}  {'BD-rate %':<20} "
+            f"{'on KL %':<20} Δtop-1"
+        )
 
         def bd(v, ci):
             return "n/a" if v is None else f"{v:+.1f} [{ci[0]:+.1f}, {ci[1]:+.1f}]"
 
         for r in rows:
             acc = "n/a" if r["bd_accuracy"] is None else f"{r['bd_accuracy']:+.2f}"
-            print(f"{r['name']:<{w}} {r['model']!s:<18} {r['at']!s:<8} {r['subsampling']!s:<6} {r['method']!s:<11} "
-                  f"{r['n_images']!s:>6}  {bd(r['bd_rate'], r['bd_rate_ci']):<20} {bd(r['bd_rate_kl'], r['bd_rate_kl_ci']):<20} {acc}")
+            print(
+                f"{r['name']:<{w}} {r['model']!s:<18} {r['at']!s:<8} {r['subsampling']!s:<6} {r['method']!s:<11} "
+                f"{r['n_images']!s:>6}  {bd(r['bd_rate'], r['bd_rate_ci']):<20} "
+                f"{bd(r['bd_rate_kl'], r['bd_rate_kl_ci']):<20} {acc}"
+            )
         for r in rows:
             if r.get("by_rate_bd_rate") is not None:
-                print(f"{r['name']}, chosen per image by rate (compress --family preset:{r['name']} --by-rate): BD-rate "
-                      f"{bd(r['by_rate_bd_rate'], r['by_rate_bd_rate_ci'])}, on KL {r['by_rate_bd_rate_kl']:+.1f}")
+                print(
+                    f"{r['name']}, chosen per image by rate (compress --family preset:{r['name']} --by-rate): BD-rate "
+                    f"{bd(r['by_rate_bd_rate'], r['by_rate_bd_rate_ci'])}, on KL {r['by_rate_bd_rate_kl']:+.1f}"
+                )
         if name:
             q = load_preset(name)
             for label, table in (("luma", q.luma), ("chroma", q.chroma)):
@@ -475,32 +656,56 @@ def presets(
         err.print(f"wrote {plot_curves(preset_result(name), plot)}")
 
 
-_AT_HELP = "input: JPEG the model-input crop (camera sends what the net sees); original: JPEG the stored image, then preprocess."
+_AT_HELP = (
+    "input: JPEG the model-input crop (camera sends what the net sees); "
+    "original: JPEG the stored image, then preprocess."
+)
 
 
 @app.command()
 def evaluate(
     data: Path = typer.Option(..., "--data", help="Image folder: class sub-folders, wnid-named files, or unlabeled."),
-    model: str = typer.Option("efficientnet-lite0", "--model", help="efficientnet-lite0/1/2, torchvision:NAME, timm:NAME."),
-    codec: list[str] = typer.Option(["standard"], "--codec", help="standard[:Q,...], tables:FILE.json, sweep:FILE.json or preset:NAME, optionally @4:4:4. Repeatable."),
+    model: str = typer.Option(
+        "efficientnet-lite0", "--model", help="efficientnet-lite0/1/2, torchvision:NAME, timm:NAME."
+    ),
+    codec: list[str] = typer.Option(
+        ["standard"],
+        "--codec",
+        help="standard[:Q,...], tables:FILE.json, sweep:FILE.json or preset:NAME, optionally @4:4:4. Repeatable.",
+    ),
     out: Path = typer.Option(Path("eval-out"), "--out", help="Output folder for results.json, curves.png, report.*"),
     at: str = typer.Option("input", "--at", help=_AT_HELP),
     split: str = typer.Option("all", "--split", help="design | eval | all (deterministic hash of the file name)."),
-    labels: Optional[Path] = typer.Option(None, "--labels", help="Labels CSV with columns path,label."),
-    scales: Optional[str] = typer.Option(None, "--scales", help="Comma-separated scales that sweep a tables: codec."),
+    labels: Path | None = typer.Option(None, "--labels", help="Labels CSV with columns path,label."),
+    scales: str | None = typer.Option(None, "--scales", help="Comma-separated scales that sweep a tables: codec."),
     subsampling: str = typer.Option("4:2:0", "--subsampling", help="Default chroma subsampling for codecs without @."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Use at most this many images (first by path)."),
+    limit: int | None = typer.Option(None, "--limit", help="Use at most this many images (first by path)."),
     n_boot: int = typer.Option(1000, "--bootstrap", help="Paired bootstrap resamples for intervals (0 = none)."),
     seed: int = typer.Option(0, "--seed"),
     batch_size: int = typer.Option(32, "--batch-size"),
-    workers: Optional[int] = typer.Option(None, "--workers", help="JPEG threads overlapping inference (0 = inline; default: inline on 2 cores, else spare cores)."),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        help="JPEG threads overlapping inference (0 = inline; default: inline on 2 cores, else spare cores).",
+    ),
     optimize: bool = typer.Option(True, "--optimize/--no-optimize", help="Optimized Huffman tables (default on)."),
-    reference: Optional[str] = typer.Option(None, "--reference", help="Curve name to compare against (default: first standard)."),
-    target_drop: float = typer.Option(1.0, "--target-drop", help="Target accuracy for 'bits needed' = pristine − this."),
-    select: bool = typer.Option(False, "--select", help="Also measure each curve's per-image choice by the network "
-                                "(least KL + λ·KiB per image; what compress --select-model writes), one point per λ."),
-    select_lambdas: Optional[str] = typer.Option(None, "--select-lambdas", help="λ values for --select in nats per KiB, "
-                                                 "e.g. 0.001,0.01,0.1 (default 16 from 1e-5 to 1)."),
+    reference: str | None = typer.Option(
+        None, "--reference", help="Curve name to compare against (default: first standard)."
+    ),
+    target_drop: float = typer.Option(
+        1.0, "--target-drop", help="Target accuracy for 'bits needed' = pristine − this."
+    ),
+    select: bool = typer.Option(
+        False,
+        "--select",
+        help="Also measure each curve's per-image choice by the network "
+        "(least KL + λ·KiB per image; what compress --select-model writes), one point per λ.",
+    ),
+    select_lambdas: str | None = typer.Option(
+        None,
+        "--select-lambdas",
+        help="λ values for --select in nats per KiB, e.g. 0.001,0.01,0.1 (default 16 from 1e-5 to 1).",
+    ),
 ) -> None:
     """Rate against accuracy: encode every image with every codec setting, classify, compare."""
     from dnnjpeg.models import ModelUnavailableError
@@ -511,26 +716,48 @@ def evaluate(
     lams = None
     if select or select_lambdas:
         try:
-            lams = [float(x) for x in select_lambdas.split(",") if x.strip()] if select_lambdas else list(DEFAULT_LAMBDAS)
+            lams = (
+                [float(x) for x in select_lambdas.split(",") if x.strip()] if select_lambdas else list(DEFAULT_LAMBDAS)
+            )
         except ValueError:
-            raise typer.BadParameter(f"--select-lambdas {select_lambdas!r}: comma-separated numbers, e.g. 0.001,0.01") from None
+            raise typer.BadParameter(
+                f"--select-lambdas {select_lambdas!r}: comma-separated numbers, e.g. 0.001,0.01"
+            ) from None
         if not lams or min(lams) < 0:
             raise typer.BadParameter("--select-lambdas: give λ ≥ 0")
     try:
-        _run_evaluation(data, labels, model, codec, scales, subsampling, at, split, limit, out, n_boot, seed,
-                        batch_size, workers, optimize, reference, target_drop, lams)
+        _run_evaluation(
+            data,
+            labels,
+            model,
+            codec,
+            scales,
+            subsampling,
+            at,
+            split,
+            limit,
+            out,
+            n_boot,
+            seed,
+            batch_size,
+            workers,
+            optimize,
+            reference,
+            target_drop,
+            lams,
+        )
     except (ValueError, FileNotFoundError, ModelUnavailableError) as e:
-        raise _fail(str(e))
+        raise _fail(str(e)) from None
     except OSError as e:  # e.g. a full disk: each output is written whole or not at all
-        raise _fail(f"writing outputs to {out}: {e.strerror or e}; the outputs already complete are in place")
+        raise _fail(f"writing outputs to {out}: {e.strerror or e}; the outputs already complete are in place") from None
 
 
 @app.command()
 def demo(
-    data: Optional[Path] = typer.Option(None, "--data", help="Your own image folder instead of the built-in photographs."),
+    data: Path | None = typer.Option(None, "--data", help="Your own image folder instead of the built-in photographs."),
     out: Path = typer.Option(Path("demo-out"), "--out", help="Output folder."),
     model: str = typer.Option("efficientnet-lite0", "--model"),
-    limit: Optional[int] = typer.Option(None, "--limit"),
+    limit: int | None = typer.Option(None, "--limit"),
 ) -> None:
     """The standard libjpeg ladder (4:2:0 and 4:4:4) and a DeepN-JPEG table against accuracy, each
     also chosen per image by the network (least KL + λ·KiB), on scikit-image's bundled
@@ -538,7 +765,8 @@ def demo(
     eval split when it has 50+ images); report in ``--out``."""
     from dnnjpeg.data import discover
     from dnnjpeg.demo import materialize_samples
-    from dnnjpeg.design import DesignProblem, design as run_design
+    from dnnjpeg.design import DesignProblem
+    from dnnjpeg.design import design as run_design
     from dnnjpeg.models import load_model
 
     src = data if data is not None else materialize_samples(out / "images")
@@ -548,20 +776,47 @@ def demo(
     n_design, n_eval = len(ds.subset("design")), len(ds.subset("eval"))
     split = "eval" if n_eval >= 50 else "all"
     if split == "all":
-        err.print(f"[yellow]note:[/yellow] only {n_eval} eval-split images: the demo reports on all {len(ds)} images, "
-                  f"including the {n_design} whose statistics built the deepn table. For held-out numbers use --data "
-                  "with a larger folder (or benchmarks/bench_design.py).", highlight=False)
+        err.print(
+            f"[yellow]note:[/yellow] only {n_eval} eval-split images: the demo reports on all {len(ds)} images, "
+            f"including the {n_design} whose statistics built the deepn table. For held-out numbers use --data "
+            "with a larger folder (or benchmarks/bench_design.py).",
+            highlight=False,
+        )
     from dnnjpeg.select import DEFAULT_LAMBDAS
 
-    _run_evaluation(src, None, model, ["standard@4:2:0", "standard@4:4:4", f"tables:{table}@4:2:0"], None, "4:2:0", "input",
-                    split, limit, out, 1000, 0, 32, None, True, None, 1.0, list(DEFAULT_LAMBDAS))
+    _run_evaluation(
+        src,
+        None,
+        model,
+        ["standard@4:2:0", "standard@4:4:4", f"tables:{table}@4:2:0"],
+        None,
+        "4:2:0",
+        "input",
+        split,
+        limit,
+        out,
+        1000,
+        0,
+        32,
+        None,
+        True,
+        None,
+        1.0,
+        list(DEFAULT_LAMBDAS),
+    )
 
 
 @app.command()
 def train(
-    data: Path = typer.Argument(..., help="Folder with train/ and test/ ImageFolder trees (root/<class>/<image>), equal-size images."),
-    jpeg_layer: bool = typer.Option(False, "--jpeg-layer", help="Put a trainable JPEG layer (JPEG-DL) in front of the network."),
-    compare: bool = typer.Option(False, "--compare", help="Train with and without the layer for every seed and compare."),
+    data: Path = typer.Argument(
+        ..., help="Folder with train/ and test/ ImageFolder trees (root/<class>/<image>), equal-size images."
+    ),
+    jpeg_layer: bool = typer.Option(
+        False, "--jpeg-layer", help="Put a trainable JPEG layer (JPEG-DL) in front of the network."
+    ),
+    compare: bool = typer.Option(
+        False, "--compare", help="Train with and without the layer for every seed and compare."
+    ),
     seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds, e.g. 0,1,2."),
     epochs: int = typer.Option(6, "--epochs"),
     batch_size: int = typer.Option(128, "--batch-size"),
@@ -571,7 +826,9 @@ def train(
     layer_lr: float = typer.Option(0.003, "--layer-lr", help="Adam learning rate of the JPEG layer's steps."),
     layer_init: str = typer.Option("mean_abs", "--layer-init", help="mean_abs | standard."),
     layer_quality: int = typer.Option(50, "--layer-quality", help="IJG quality of the layer's initial (mean) step."),
-    limit_per_class: Optional[int] = typer.Option(None, "--limit-per-class", help="Use at most N training images per class."),
+    limit_per_class: int | None = typer.Option(
+        None, "--limit-per-class", help="Use at most N training images per class."
+    ),
     out: Path = typer.Option(Path("train-out"), "--out"),
 ) -> None:
     """Train a small ResNet on an ImageFolder dataset, optionally with the JPEG-DL layer;
@@ -586,33 +843,66 @@ def train(
         te = load_image_folder(data / "test")
         seed_list = [int(x) for x in seeds.split(",") if x.strip()]
     except (ValueError, FileNotFoundError) as e:
-        raise _fail(str(e))
+        raise _fail(str(e)) from None
     variants = [False, True] if compare else [jpeg_layer]
     runs = []
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[msg]}"), console=err) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[msg]}"),
+        console=err,
+    ) as bar:
         for s in seed_list:
             for v in variants:
                 name = f"seed {s} {'with' if v else 'without'} layer"
                 task = bar.add_task(name, total=epochs, msg="")
-                cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, width=width, blocks=blocks, seed=s, jpeg_layer=v,
-                                  layer_lr=layer_lr, layer_init=layer_init, layer_quality=layer_quality)
-                r = train_classifier(tr[:2], te[:2], cfg, lambda e, n, rec, t=task: bar.update(
-                    t, completed=e, msg=f"loss {rec['train_loss']:.3f} test {rec['test_top1']:.2f}%"))
+                cfg = TrainConfig(
+                    epochs=epochs,
+                    batch_size=batch_size,
+                    lr=lr,
+                    width=width,
+                    blocks=blocks,
+                    seed=s,
+                    jpeg_layer=v,
+                    layer_lr=layer_lr,
+                    layer_init=layer_init,
+                    layer_quality=layer_quality,
+                )
+                r = train_classifier(
+                    tr[:2],
+                    te[:2],
+                    cfg,
+                    lambda e, n, rec, t=task: bar.update(
+                        t, completed=e, msg=f"loss {rec['train_loss']:.3f} test {rec['test_top1']:.2f}%"
+                    ),
+                )
                 runs.append(r)
                 if v:
                     atomic_write_text(out / f"tables-seed{s}.json", json.dumps(r["tables"], indent=1))
     summary = summarize_runs(runs)
-    summary["data"] = {"root": str(data), "train_images": int(len(tr[0])), "test_images": int(len(te[0])), "classes": tr[2]}
+    summary["data"] = {
+        "root": str(data),
+        "train_images": int(len(tr[0])),
+        "test_images": int(len(te[0])),
+        "classes": tr[2],
+    }
     atomic_write_text(out / "results.json", json.dumps({"summary": summary, "runs": runs}, indent=1))
     con = Console()
     for r in runs:
         c = r["config"]
-        con.print(f"seed {c['seed']} {'with   ' if c['jpeg_layer'] else 'without'} layer: test top-1 {r['test_top1']:.2f}% "
-                  f"({r['wall_seconds']:.0f} s)", highlight=False)
+        con.print(
+            f"seed {c['seed']} {'with   ' if c['jpeg_layer'] else 'without'} layer: test top-1 {r['test_top1']:.2f}% "
+            f"({r['wall_seconds']:.0f} s)",
+            highlight=False,
+        )
     if "difference" in summary:
         d = summary["difference"]
-        con.print(f"with − without: {d['mean']:+.2f} points, 95% t-interval [{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}] over "
-                  f"{d['n']} seeds", highlight=False)
+        con.print(
+            f"with − without: {d['mean']:+.2f} points, 95% t-interval [{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}] over "
+            f"{d['n']} seeds",
+            highlight=False,
+        )
     err.print(f"wrote {out / 'results.json'}")
 
 

@@ -25,15 +25,22 @@ import json
 import math
 import os
 import stat
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
 from dnnjpeg._fs import (
-    UnsafeOutputError, describe_error, display, inside, read_json, safe_output_path, walk, walk_files,
+    UnsafeOutputError,
+    describe_error,
+    display,
+    inside,
+    read_json,
+    safe_output_path,
+    walk,
+    walk_files,
 )
 from dnnjpeg._io import atomic_write_bytes, atomic_write_text
 from dnnjpeg._runtime import die_with_parent
@@ -114,8 +121,9 @@ def _fatal(e: Exception) -> bool:
     return isinstance(e, OSError) and not isinstance(e, UnsafeOutputError) and e.errno in _FATAL_ERRNOS
 
 
-def _write(src: str, dst: str, resume: bool, overwrite: bool, make: Callable[[np.ndarray], bytes],
-           roots: tuple[Path, Path]) -> tuple[str, str, int, int, str | None]:
+def _write(
+    src: str, dst: str, resume: bool, overwrite: bool, make: Callable[[np.ndarray], bytes], roots: tuple[Path, Path]
+) -> tuple[str, str, int, int, str | None]:
     """(source, status, bytes before, bytes after, error) for one file encoded by ``make(pixels)``."""
     try:
         out = safe_output_path(roots[1], Path(dst), roots[0])
@@ -134,8 +142,9 @@ def _write(src: str, dst: str, resume: bool, overwrite: bool, make: Callable[[np
 
 def _one(args) -> tuple[str, str, int, int, str | None]:
     src, dst, tables, subsampling, optimize, resume, overwrite, roots = args
-    return _write(src, dst, resume, overwrite, lambda px: encode(px, tables, subsampling=subsampling, optimize=optimize),
-                  roots)
+    return _write(
+        src, dst, resume, overwrite, lambda px: encode(px, tables, subsampling=subsampling, optimize=optimize), roots
+    )
 
 
 def _one_selected(job) -> tuple[tuple[str, str, int, int, str | None], int | None]:
@@ -180,10 +189,14 @@ def _settings(tables, scale, subsampling, optimize, family, subs, model, lam, ka
     if family is None:
         return {"tables": tables.to_dict(), "scale": scale, "subsampling": subsampling, "optimize": optimize}
     return {
-        "family": [t.to_dict() for t in family], "family_subsampling": list(subs), "scale": scale, "optimize": optimize,
+        "family": [t.to_dict() for t in family],
+        "family_subsampling": list(subs),
+        "scale": scale,
+        "optimize": optimize,
         "chooser": getattr(model, "name", None) if model is not None else "by rate",
         "kappa": None if kappa is None else [float(k) for k in kappa],
-        "lam": None if target_bpp is not None else lam, "target_bpp": target_bpp,
+        "lam": None if target_bpp is not None else lam,
+        "target_bpp": target_bpp,
     }
 
 
@@ -285,7 +298,9 @@ def compress_tree(
                 raise ValueError("give λ or a target bits per pixel (which finds λ), not both")
             lam = 0.0  # found below
         if (model is None and kappa is None) or lam is None or not len(family):
-            raise ValueError("a per-image choice needs a non-empty family of tables, a model (or the members' mean KL) and λ")
+            raise ValueError(
+                "a per-image choice needs a non-empty family of tables, a model (or the members' mean KL) and λ"
+            )
         if kappa is not None and len(kappa) != len(family):
             raise ValueError(f"{len(kappa)} mean KL values for {len(family)} tables")
         if not (math.isfinite(lam) and lam >= 0):
@@ -366,8 +381,10 @@ def compress_tree(
             if floor > target_bpp:
                 if recorded and rep.written == 0:
                     (d / SETTINGS_FILE).unlink(missing_ok=True)  # this run wrote nothing after all
-                raise ValueError(f"target {target_bpp:g} bpp is out of reach: the smallest files these tables make "
-                                 f"are {floor:.4f} bpp (every image at its coarsest member); nothing was written")
+                raise ValueError(
+                    f"target {target_bpp:g} bpp is out of reach: the smallest files these tables make "
+                    f"are {floor:.4f} bpp (every image at its coarsest member); nothing was written"
+                )
             rep.lam = lambda_for_bpp(bits, kl, pix, target_bpp)
             ch = choose(bits, kl, rep.lam)
             for k in ch:

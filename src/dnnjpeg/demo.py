@@ -11,8 +11,22 @@ from dnnjpeg._io import atomic_write_bytes
 __all__ = ["SAMPLE_NAMES", "sample_images", "materialize_samples"]
 
 #: scikit-image's bundled photographs (color ones, and gray ones shown as RGB).
-SAMPLE_NAMES = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
-                "colorwheel", "camera", "coins", "moon", "clock", "page", "text")
+SAMPLE_NAMES = (
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+    "colorwheel",
+    "camera",
+    "coins",
+    "moon",
+    "clock",
+    "page",
+    "text",
+)
 
 
 def sample_images(names: tuple[str, ...] = SAMPLE_NAMES) -> dict[str, np.ndarray]:

@@ -32,15 +32,24 @@ bits away from images whose files grow most between members.  It keeps part of t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
 from dnnjpeg._fs import read_json
 
-__all__ = ["KIB_BITS", "DEFAULT_LAMBDAS", "choose", "selected_curve", "SelectedImage", "select_encode", "family_kappa",
-           "recorded_kappa", "lambda_for_bpp"]
+__all__ = [
+    "KIB_BITS",
+    "DEFAULT_LAMBDAS",
+    "choose",
+    "selected_curve",
+    "SelectedImage",
+    "select_encode",
+    "family_kappa",
+    "recorded_kappa",
+    "lambda_for_bpp",
+]
 
 #: bits per KiB: λ is in nats of KL per KiB of file
 KIB_BITS = 8192
@@ -72,8 +81,9 @@ def choose(bits: np.ndarray, kl: np.ndarray, lam: float) -> np.ndarray:
     return np.where(tie, bits, np.inf).argmin(0).astype(np.int64)
 
 
-def lambda_for_bpp(bits: np.ndarray, kl: np.ndarray, pixels: np.ndarray, target_bpp: float,
-                   lo: float = 1e-9, hi: float = 1e4) -> float:
+def lambda_for_bpp(
+    bits: np.ndarray, kl: np.ndarray, pixels: np.ndarray, target_bpp: float, lo: float = 1e-9, hi: float = 1e4
+) -> float:
     """The smallest λ (nats per KiB) whose per-image choice fits ``target_bpp`` on these images.
 
     Args:
@@ -106,8 +116,13 @@ def lambda_for_bpp(bits: np.ndarray, kl: np.ndarray, pixels: np.ndarray, target_
     return float(np.exp(b))
 
 
-def selected_curve(bits: np.ndarray, correct: np.ndarray, kl: np.ndarray, lambdas: Sequence[float] = DEFAULT_LAMBDAS,
-                   selector_kl: np.ndarray | None = None) -> tuple[list[float], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def selected_curve(
+    bits: np.ndarray,
+    correct: np.ndarray,
+    kl: np.ndarray,
+    lambdas: Sequence[float] = DEFAULT_LAMBDAS,
+    selector_kl: np.ndarray | None = None,
+) -> tuple[list[float], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The per-image choice applied at every λ, from records of every member on every image.
 
     Args:
@@ -122,7 +137,10 @@ def selected_curve(bits: np.ndarray, correct: np.ndarray, kl: np.ndarray, lambda
     bits, correct, kl = np.asarray(bits), np.asarray(correct, bool), np.asarray(kl, np.float64)
     sel = kl if selector_kl is None else np.asarray(selector_kl, np.float64)
     if not (bits.shape == correct.shape == kl.shape == sel.shape):
-        raise ValueError(f"records disagree in shape: bits {bits.shape}, correct {correct.shape}, kl {kl.shape}, selector {sel.shape}")
+        raise ValueError(
+            f"records disagree in shape: bits {bits.shape}, correct {correct.shape}, kl {kl.shape}, selector "
+            f"{sel.shape}"
+        )
     cols = np.arange(bits.shape[1])
     lams, choices = [], []
     for lam in sorted(lambdas):
@@ -160,16 +178,18 @@ def family_kappa(result: dict, family, where: str = "results") -> np.ndarray:
     family = list(family)
     for c in result.get("curves", []):
         pts = c.get("points", [])
-        if len(pts) == len(family) and all(p.get("tables") and QuantTables.from_dict(p["tables"]) == t for p, t in zip(pts, family)):
+        if len(pts) == len(family) and all(
+            p.get("tables") and QuantTables.from_dict(p["tables"]) == t for p, t in zip(pts, family)
+        ):
             return np.array([p["kl"] for p in pts], np.float64)
-    raise ValueError(f"{where}: no curve with these {len(family)} tables (evaluate the same family there, e.g. on --split design)")
+    raise ValueError(
+        f"{where}: no curve with these {len(family)} tables (evaluate the same family there, e.g. on --split design)"
+    )
 
 
 def recorded_kappa(codec: str) -> np.ndarray | None:
     """The members' mean KL recorded with a ``--codec`` family (a preset or ``sweep:FILE`` whose
     sweep points carry ``kappa``, see ``benchmarks/make_preset.py --kappa``), or None."""
-    import json
-    from pathlib import Path
 
     body = codec.partition("@")[0]
     kind, _, arg = body.partition(":")
@@ -190,8 +210,15 @@ def recorded_kappa(codec: str) -> np.ndarray | None:
     return np.array([p["kappa"] for p in pts], np.float64)
 
 
-def select_encode(rgb: np.ndarray, family, model, lam: float, subsampling: str | Sequence[str] = "4:2:0",
-                  optimize: bool = True, kappa: np.ndarray | None = None) -> SelectedImage:
+def select_encode(
+    rgb: np.ndarray,
+    family,
+    model,
+    lam: float,
+    subsampling: str | Sequence[str] = "4:2:0",
+    optimize: bool = True,
+    kappa: np.ndarray | None = None,
+) -> SelectedImage:
     """Encode one stored image with the family member its network prefers at λ.
 
     Args:

@@ -11,7 +11,14 @@ import pytest
 from PIL import Image
 
 from dnnjpeg._fs import NotRegularFileError
-from dnnjpeg.codec import CorruptJpegError, ImageTooLargeError, NotAJpegError, UnsupportedJpegError, decode_file, load_image
+from dnnjpeg.codec import (
+    CorruptJpegError,
+    ImageTooLargeError,
+    NotAJpegError,
+    UnsupportedJpegError,
+    decode_file,
+    load_image,
+)
 from tests.hostile import build_hostile_tree
 
 from .makers import noise_image, pillow_jpeg
@@ -48,13 +55,16 @@ def test_a_fifo_is_refused_at_once(tree, alarm):
             read(tree.header_bad["fifo"])
 
 
-@pytest.mark.parametrize("kind, error, cause", [
-    ("corrupt_scan", CorruptJpegError, "Corrupt JPEG data"),
-    ("sof9", CorruptJpegError, "extraneous bytes"),
-    ("truncated", CorruptJpegError, "Premature end"),
-    ("twelve_bit", UnsupportedJpegError, "12-bit"),
-    ("bomb_header", ImageTooLargeError, "4,294,836,225 pixels"),
-])
+@pytest.mark.parametrize(
+    "kind, error, cause",
+    [
+        ("corrupt_scan", CorruptJpegError, "Corrupt JPEG data"),
+        ("sof9", CorruptJpegError, "extraneous bytes"),
+        ("truncated", CorruptJpegError, "Premature end"),
+        ("twelve_bit", UnsupportedJpegError, "12-bit"),
+        ("bomb_header", ImageTooLargeError, "4,294,836,225 pixels"),
+    ],
+)
 def test_a_jpeg_libjpeg_warns_about_is_an_error_naming_the_file(tree, kind, error, cause):
     p = tree.decode_bad[kind]
     # Pillow alone decodes all but the last two without a word: the garbage this prevents

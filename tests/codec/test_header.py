@@ -245,16 +245,16 @@ def test_a_huge_file_of_junk_after_its_soi_is_not_read_to_the_end(tmp_path, monk
             with open(p, "r+b") as f:  # 0xFF fill all the way
                 f.seek(2)
                 f.write(b"\xff" * (2 * 2**20))
-        read = []
+        reads = []
         real = fs.open_regular
 
         class Counting:
-            def __init__(self, f):
-                self.f = f
+            def __init__(self, f, log=reads):
+                self.f, self.log = f, log
 
             def read(self, n=-1):
                 data = self.f.read(n)
-                read.append(len(data))
+                self.log.append(len(data))
                 return data
 
             def __getattr__(self, k):
@@ -266,8 +266,8 @@ def test_a_huge_file_of_junk_after_its_soi_is_not_read_to_the_end(tmp_path, monk
             def __exit__(self, *a):
                 self.f.close()
 
-        monkeypatch.setattr(fs, "open_regular", lambda path: Counting(real(path)))
+        monkeypatch.setattr(fs, "open_regular", lambda path, real=real: Counting(real(path)))
         with pytest.raises(CorruptJpegError, match="no marker|fill bytes"):
             parse_header(p)
-        assert sum(read) < 2**20, f"read {sum(read):,} bytes of a 300 MB file"
+        assert sum(reads) < 2**20, f"read {sum(reads):,} bytes of a 300 MB file"
         monkeypatch.undo()

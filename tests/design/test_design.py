@@ -59,7 +59,9 @@ def _problem(ds, **kw):
     return DesignProblem(ds, tiny_model(), budget=kw.pop("budget", 8), trial_images=6, seed=kw.pop("seed", 3), **kw)
 
 
-@pytest.mark.parametrize("method", ["deepn", "sorted-random", "bounded-random", "bayes", "bandit", "parametric", "gradient", "fisher"])
+@pytest.mark.parametrize(
+    "method", ["deepn", "sorted-random", "bounded-random", "bayes", "bandit", "parametric", "gradient", "fisher"]
+)
 def test_every_designer_valid_and_repeatable(problem_data, method):
     opts = {"fit": True} if method == "deepn" else {}
     if method == "gradient":
@@ -74,7 +76,9 @@ def test_every_designer_valid_and_repeatable(problem_data, method):
     # every table tried is in the history; repeats are served from the cache, not re-measured
     assert r1.info["trials_used"] <= len(r1.history) <= 8 and r1.info["trial_images"] == 6
     front = r1.pareto
-    assert all(a.measurement.bpp <= b.measurement.bpp and a.measurement.kl > b.measurement.kl for a, b in zip(front, front[1:]))
+    assert all(
+        a.measurement.bpp <= b.measurement.bpp and a.measurement.kl > b.measurement.kl for a, b in zip(front, front[1:])
+    )
     if method != "deepn":
         assert max(h["gain"] for h in r1.history) == pytest.approx(r1.info["best_gain"])
 
@@ -82,10 +86,9 @@ def test_every_designer_valid_and_repeatable(problem_data, method):
 def test_gradient_smooth_basis_gives_smooth_valid_tables(problem_data):
     r = design("gradient", _problem(problem_data), lambdas=(0.05,), epochs=1.0, batch_size=4, basis="smooth")
     assert r.info["basis"] == "smooth" and 1 <= r.tables.luma.min() and r.tables.chroma.max() <= 255
-    from dnnjpeg.design.gradient import _smooth_basis
-
     # log steps minus log Annex K lie in the span of the 6 basis surfaces (up to integer rounding)
     from dnnjpeg.codec import ANNEX_K_LUMA
+    from dnnjpeg.design.gradient import _smooth_basis
 
     q = r.tables.luma.reshape(64).astype(float)
     d = np.log(q / ANNEX_K_LUMA.reshape(64))
@@ -93,7 +96,7 @@ def test_gradient_smooth_basis_gives_smooth_valid_tables(problem_data):
     inside = (q > 1) & (q < 255)
     coef, *_ = np.linalg.lstsq(phi[inside], d[inside], rcond=None)
     resid = phi[inside] @ coef - d[inside]
-    assert np.sqrt(np.mean(resid ** 2)) < 0.1, resid
+    assert np.sqrt(np.mean(resid**2)) < 0.1, resid
     with pytest.raises(ValueError, match="basis"):
         design("gradient", _problem(problem_data), lambdas=(0.05,), epochs=0.1, basis="nope")
 
@@ -146,7 +149,9 @@ def test_design_never_sees_eval_images(problem_data):
     with pytest.raises(ValueError, match="design split"):
         TableEvaluator(problem_data.subset("all"), tiny_model())
     ev = TableEvaluator(problem_data.subset("design"), tiny_model(), trial_images=5)
-    assert all(p.split("/")[-1] in {r.path.name for r in problem_data.subset("design").records} for p in ev.pristine.paths)
+    assert all(
+        p.split("/")[-1] in {r.path.name for r in problem_data.subset("design").records} for p in ev.pristine.paths
+    )
 
 
 def test_bayes_resumes_from_storage(problem_data, tmp_path):
@@ -180,8 +185,12 @@ def test_pareto_front_and_bounds():
     from dnnjpeg.design.objective import Measurement
 
     t = [QuantTables.standard(q) for q in (20, 40, 60, 80)]
-    cands = [Candidate(t[0], Measurement(0.5, 70, 0.4, 1), 0), Candidate(t[1], Measurement(0.7, 75, 0.2, 1), 0),
-             Candidate(t[2], Measurement(0.9, 74, 0.3, 1), 0), Candidate(t[3], Measurement(1.2, 80, 0.1, 1), 0)]
+    cands = [
+        Candidate(t[0], Measurement(0.5, 70, 0.4, 1), 0),
+        Candidate(t[1], Measurement(0.7, 75, 0.2, 1), 0),
+        Candidate(t[2], Measurement(0.9, 74, 0.3, 1), 0),
+        Candidate(t[3], Measurement(1.2, 80, 0.1, 1), 0),
+    ]
     assert [c.tables for c in pareto_front(cands)] == [t[0], t[1], t[3]]
     lo, hi = bounds_near_rate(cands, 0.7, k=2)
     stack = np.stack([t[0].as_array(), t[1].as_array()]).reshape(2, 128)

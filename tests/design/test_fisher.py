@@ -7,8 +7,15 @@ import torch
 from PIL import Image
 
 from dnnjpeg.codec import QuantTables, encode
-from dnnjpeg.design.fisher import (STEPS, FisherStats, fisher_statistics, lagrangian_tables, lambda_for_bpp, level_entropy,
-                                   rd_curves)
+from dnnjpeg.design.fisher import (
+    STEPS,
+    FisherStats,
+    fisher_statistics,
+    lagrangian_tables,
+    lambda_for_bpp,
+    level_entropy,
+    rd_curves,
+)
 from dnnjpeg.evaluate.spec import parse_codec
 
 from ..evaluate.tiny import tiny_model
@@ -74,7 +81,9 @@ def test_lagrangian_tables_trade_rate_for_weighted_distortion():
     k = np.arange(64)
 
     def dist(t):
-        return (0.5 * st.w_luma * st.d_luma[t.luma.ravel() - 1, k]).sum() + (st.w_chroma * st.d_chroma[:, t.chroma.ravel() - 1, k]).sum() / 2
+        return (0.5 * st.w_luma * st.d_luma[t.luma.ravel() - 1, k]).sum() + (
+            st.w_chroma * st.d_chroma[:, t.chroma.ravel() - 1, k]
+        ).sum() / 2
 
     tabs = [lagrangian_tables(st, lam) for lam in lams]
     bpp = [st.estimated_bpp(t) for t in tabs]
@@ -123,7 +132,9 @@ def test_fisher_at_original_weights_what_survives_the_resize():
     w = st.w_luma.reshape(8, 8) / st.w_luma[0]
     assert w[0, 1] > w[0, 3] > w[0, 5] > w[0, 7] and w[1, 0] > w[3, 0] > w[5, 0] > w[7, 0]
     assert w[0, 1] > 1e-2 and w[7, 7] < 1e-6
-    assert st.luma_blocks == pytest.approx((4 * 81 + 2 * 99) / 6) and st.pixels == pytest.approx((4 * 72 * 72 + 2 * 72 * 88) / 6)
+    assert st.luma_blocks == pytest.approx((4 * 81 + 2 * 99) / 6) and st.pixels == pytest.approx(
+        (4 * 72 * 72 + 2 * 72 * 88) / 6
+    )
     t = lagrangian_tables(st, lambda_for_bpp(st, 0.5))
     assert t.luma[7, 7] > t.luma[0, 1]  # what the resize removes is quantized coarser
 
@@ -139,7 +150,9 @@ def test_entropy_estimate_tracks_real_file_sizes():
     dy, ry = rd_curves(cy.reshape(-1, 64).numpy(), by)
     cc = cc.permute(1, 0, 2, 3, 4).reshape(2, -1, 64).numpy()
     (dcb, rcb), (dcr, rcr) = rd_curves(cc[0], bc), rd_curves(cc[1], bc)
-    st = FisherStats(np.ones(64), np.ones((2, 64)), dy, ry, np.stack([dcb, dcr]), np.stack([rcb, rcr]), by, bc, 128 * 128)
+    st = FisherStats(
+        np.ones(64), np.ones((2, 64)), dy, ry, np.stack([dcb, dcr]), np.stack([rcb, rcr]), by, bc, 128 * 128
+    )
     for q in (30, 75):
         t = QuantTables.standard(q)
         real = [len(encode(c, t, "4:2:0", optimize=True)) for c in crops]
@@ -151,7 +164,7 @@ def test_entropy_estimate_tracks_real_file_sizes():
 def test_sweep_codec_spelling(tmp_path):
     ts = [QuantTables.standard(q) for q in (20, 50, 80)]
     doc = ts[1].to_dict()
-    doc["design"] = {"method": "fisher", "sweep": [{"tables": t.to_dict(), "lam": 10.0 ** -i} for i, t in enumerate(ts)]}
+    doc["design"] = {"method": "fisher", "sweep": [{"tables": t.to_dict(), "lam": 10.0**-i} for i, t in enumerate(ts)]}
     f = tmp_path / "d.json"
     f.write_text(json.dumps(doc))
     c = parse_codec(f"sweep:{f}@4:4:4")
@@ -170,10 +183,18 @@ def test_preset_holding_a_sweep_is_evaluated_as_its_family(monkeypatch):
 
     ts = [QuantTables.standard(q) for q in (15, 40, 85)]
     doc = ts[1].to_dict()
-    doc["design"] = {"method": "fisher", "subsampling": "4:4:4", "sweep": [{"tables": t.to_dict(), "lam": 1.0 / (i + 1)} for i, t in enumerate(ts)]}
+    doc["design"] = {
+        "method": "fisher",
+        "subsampling": "4:4:4",
+        "sweep": [{"tables": t.to_dict(), "lam": 1.0 / (i + 1)} for i, t in enumerate(ts)],
+    }
     monkeypatch.setattr(presets, "preset_info", lambda name: doc)
     c = parse_codec("preset:anything")
-    assert [p.tables for p in c.points] == ts and c.points[0].subsampling == "4:4:4" and c.name.startswith("preset:anything")
+    assert (
+        [p.tables for p in c.points] == ts
+        and c.points[0].subsampling == "4:4:4"
+        and c.name.startswith("preset:anything")
+    )
     doc["design"]["sweep"][1]["tables"] = {"luma": [[0] * 8] * 8}
     with pytest.raises(ValueError, match="preset anything: sweep point 1"):
         parse_codec("preset:anything")

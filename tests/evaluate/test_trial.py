@@ -45,7 +45,9 @@ def test_trial_matches_direct_classification(tmp_path):
 def test_corrupt_image_is_reported_and_skipped(tmp_path):
     write_images(tmp_path / "d", 4)
     (tmp_path / "d" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
-    (tmp_path / "d" / "trunc.jpg").write_bytes(encode(np.zeros((64, 64, 3), np.uint8) + 100, QuantTables.standard(90))[:200])
+    (tmp_path / "d" / "trunc.jpg").write_bytes(
+        encode(np.zeros((64, 64, 3), np.uint8) + 100, QuantTables.standard(90))[:200]
+    )
     ds = discover(tmp_path / "d")
     res = evaluate(ds, tiny_model(), [CodecCurve.standard((10, 50, 90))], n_boot=0, progress=False)
     assert res["settings"]["n_images"] == 4
@@ -56,7 +58,10 @@ def test_corrupt_image_is_reported_and_skipped(tmp_path):
 def test_evaluate_end_to_end_outputs(tmp_path):
     write_images(tmp_path / "d", 12)
     ds = discover(tmp_path / "d")
-    curves = [CodecCurve.standard((5, 20, 50, 90)), CodecCurve.from_tables(QuantTables.standard(50), (0.5, 1, 2, 4), "4:4:4", name="t")]
+    curves = [
+        CodecCurve.standard((5, 20, 50, 90)),
+        CodecCurve.from_tables(QuantTables.standard(50), (0.5, 1, 2, 4), "4:4:4", name="t"),
+    ]
     res = evaluate(ds, tiny_model(), curves, n_boot=50, progress=False)
     assert res["settings"]["accuracy_metric"] == "agreement" and not res["settings"]["labeled"]
     assert res["pristine"]["top1"] == 100.0  # unlabeled: labels are the pristine predictions
@@ -74,14 +79,19 @@ def test_evaluate_end_to_end_outputs(tmp_path):
 
 def test_recompare_rebuilds_comparisons_from_saved_per_image_records(tmp_path):
     write_images(tmp_path / "d", 12)
-    curves = [CodecCurve.standard((5, 20, 50, 90)), CodecCurve.from_tables(QuantTables.standard(50), (0.5, 1, 2, 4), "4:2:0", name="t")]
+    curves = [
+        CodecCurve.standard((5, 20, 50, 90)),
+        CodecCurve.from_tables(QuantTables.standard(50), (0.5, 1, 2, 4), "4:2:0", name="t"),
+    ]
     res = evaluate(discover(tmp_path / "d"), tiny_model(), curves, n_boot=40, progress=False)
     saved = json.loads(write_outputs(res, tmp_path / "out")["results"].read_text())
     again = recompare(saved)
     k0, k1 = res["comparisons"][0], again["comparisons"][0]
     for key in ("bd_rate", "bd_accuracy"):
         assert k1[key] == pytest.approx(k0[key], nan_ok=True)
-    assert k1["bd_rate_kl"] == pytest.approx(k0["bd_rate_kl"], rel=1e-3, abs=1e-3, nan_ok=True)  # saved KL is rounded to 1e-6
+    assert k1["bd_rate_kl"] == pytest.approx(
+        k0["bd_rate_kl"], rel=1e-3, abs=1e-3, nan_ok=True
+    )  # saved KL is rounded to 1e-6
     assert k1["bd_rate_ci"] == pytest.approx(k0["bd_rate_ci"], nan_ok=True)
     flipped = recompare(saved, reference="t 4:2:0")["comparisons"][0]
     assert flipped["reference"] == "t 4:2:0" and flipped["test"] == "standard 4:2:0"

@@ -25,7 +25,13 @@ class ColorNet(torch.nn.Module):
 
 
 def tiny_model(n_classes: int = 10) -> Model:
-    return Model("tiny", ColorNet(n_classes).eval(), Preprocess(size=32, resize=36, mean=(0.5,) * 3, std=(0.5,) * 3), n_classes, "custom")
+    return Model(
+        "tiny",
+        ColorNet(n_classes).eval(),
+        Preprocess(size=32, resize=36, mean=(0.5,) * 3, std=(0.5,) * 3),
+        n_classes,
+        "custom",
+    )
 
 
 def write_images(folder: Path, n: int, size=(48, 40), seed=0) -> list[Path]:

@@ -16,7 +16,10 @@ def test_lite0_loads_strictly_and_classifies_tench(imagenet_dir):
     assert m.preprocess.size == 224 and m.preprocess.mean == (0.5, 0.5, 0.5)
     from PIL import Image
 
-    imgs = [np.asarray(Image.open(imagenet_dir / n).convert("RGB")) for n in ("n01440764_tench.JPEG", "n01443537_goldfish.JPEG")]
+    imgs = [
+        np.asarray(Image.open(imagenet_dir / n).convert("RGB"))
+        for n in ("n01440764_tench.JPEG", "n01443537_goldfish.JPEG")
+    ]
     logits = m.logits(np.stack([m.preprocess.geometry(i) for i in imgs]))
     assert logits.shape == (2, 1000)
     assert logits.argmax(1).tolist() == [0, 1]

@@ -19,7 +19,7 @@ def _crops(imagenet_dir, n, seed):
         im = np.asarray(Image.open(f).convert("RGB"))
         h, w = rng.integers(17, 140, 2)  # odd and even sizes, partial MCUs
         y, x = rng.integers(0, im.shape[0] - h), rng.integers(0, im.shape[1] - w)
-        yield im[y:y + h, x:x + w].copy()
+        yield im[y : y + h, x : x + w].copy()
 
 
 def _random_tables(rng):

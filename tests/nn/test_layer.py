@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dnnjpeg.codec import QuantTables, encode, parse_header_bytes
+from dnnjpeg.codec import encode, parse_header_bytes
 from dnnjpeg.nn import JPEGLayer
 
 

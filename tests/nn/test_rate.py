@@ -36,7 +36,7 @@ def test_rate_model_is_monotone_in_the_step_on_real_images(imagenet_dir):
     base = torch.as_tensor(QuantTables.standard(50).as_array()).float()
     _, enc = DiffJPEG("4:2:0", "ste")(x, base, return_levels=True)
     b0 = float(rate(enc.continuous()))
-    for (k, i, j) in [(0, 0, 0), (0, 3, 4), (1, 0, 1), (1, 7, 7)]:
+    for k, i, j in [(0, 0, 0), (0, 3, 4), (1, 0, 1), (1, 7, 7)]:
         t = base.clone()
         t[k, i, j] *= 2
         _, enc = DiffJPEG("4:2:0", "ste")(x, t, return_levels=True)
@@ -71,7 +71,7 @@ def test_features_count_nonzero_levels():
     from dnnjpeg.nn.codec import Encoded
 
     ly = torch.zeros(1, 1, 1, 2, 64)
-    ly[0, 0, 0, 0, 1] = 3.0   # one non-zero AC in band 1
+    ly[0, 0, 0, 0, 1] = 3.0  # one non-zero AC in band 1
     ly[0, 0, 0, 1, 63] = -1.0  # one in band 3
     f = rate_features(Encoded(ly, torch.zeros(1, 2, 1, 1, 64), torch.tensor([128.0])))[0]
     from dnnjpeg.nn.rate import FEATURE_NAMES

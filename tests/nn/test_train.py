@@ -32,15 +32,37 @@ def _folder(root, n_per_class=24, seed=0):
 def test_train_compare_writes_paired_results_and_tables(tmp_path):
     data = _folder(tmp_path / "data")
     out = tmp_path / "out"
-    res = runner.invoke(app, ["train", str(data), "--compare", "--seeds", "0,1", "--epochs", "2", "--batch-size", "16",
-                              "--width", "4", "--out", str(out)])
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            str(data),
+            "--compare",
+            "--seeds",
+            "0,1",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "16",
+            "--width",
+            "4",
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     r = json.loads((out / "results.json").read_text())
     runs = r["runs"]
-    assert [(x["config"]["seed"], x["config"]["jpeg_layer"]) for x in runs] == [(0, False), (0, True), (1, False), (1, True)]
+    assert [(x["config"]["seed"], x["config"]["jpeg_layer"]) for x in runs] == [
+        (0, False),
+        (0, True),
+        (1, False),
+        (1, True),
+    ]
     d = r["summary"]["difference"]
-    assert d["n"] == 2 and np.isclose(d["mean"], np.mean([runs[1]["test_top1"] - runs[0]["test_top1"],
-                                                          runs[3]["test_top1"] - runs[2]["test_top1"]]))
+    assert d["n"] == 2 and np.isclose(
+        d["mean"], np.mean([runs[1]["test_top1"] - runs[0]["test_top1"], runs[3]["test_top1"] - runs[2]["test_top1"]])
+    )
     assert r["summary"]["without_layer"]["mean"] > 75  # the two classes are easy: it did learn
     t = QuantTables.load(out / "tables-seed0.json")
     assert 1 <= t.luma.min() and t.chroma.max() <= 255
@@ -64,6 +86,10 @@ def test_train_errors_name_the_problem(tmp_path):
 
 
 def test_summary_interval_covers_the_mean():
-    runs = [{"config": {"seed": s, "jpeg_layer": v}, "test_top1": 50 + s + (0.5 * s if v else 0)} for s in range(3) for v in (False, True)]
+    runs = [
+        {"config": {"seed": s, "jpeg_layer": v}, "test_top1": 50 + s + (0.5 * s if v else 0)}
+        for s in range(3)
+        for v in (False, True)
+    ]
     d = summarize_runs(runs)["difference"]
     assert d["ci"][0] < d["mean"] < d["ci"][1] and np.isclose(d["mean"], 0.5)

@@ -147,8 +147,20 @@ def test_outputs_plots_and_umap(tree, tmp_path):
     root, _ = tree
     df = survey([root / "q", root / "misc"], ["a", "b"], workers=1)
     written = write_survey(df, tmp_path / "out", csv=True)
-    for key in ("parquet", "csv", "summary", "html", "sizes", "sizes_full", "subsampling", "quality", "color_gray",
-                "bits_per_pixel", "umap_subsampling", "umap_quality"):
+    for key in (
+        "parquet",
+        "csv",
+        "summary",
+        "html",
+        "sizes",
+        "sizes_full",
+        "subsampling",
+        "quality",
+        "color_gray",
+        "bits_per_pixel",
+        "umap_subsampling",
+        "umap_quality",
+    ):
         assert written[key].stat().st_size > 1000 or key in ("summary",), key
     import pandas as pd
 

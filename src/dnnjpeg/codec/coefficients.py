@@ -59,7 +59,9 @@ def _check_supported(h: JpegHeader) -> None:
     if h.mode in ("lossless", "hierarchical"):
         raise UnsupportedJpegError(h.path, f"{h.mode} JPEG has no DCT coefficients to read")
     if h.n_components not in (1, 3):
-        raise UnsupportedJpegError(h.path, f"{h.n_components}-component ({h.color}) JPEG: only gray and YCbCr are supported")
+        raise UnsupportedJpegError(
+            h.path, f"{h.n_components}-component ({h.color}) JPEG: only gray and YCbCr are supported"
+        )
 
 
 def read_coefficients(path: str | os.PathLike[str]) -> Coefficients:
@@ -105,7 +107,9 @@ def write_coefficients(coefficients: Coefficients, path: str | os.PathLike[str] 
     if gray:
         im = jpeglib.from_dct(Y=c.blocks[0], qt=qt.astype(np.uint16), quant_tbl_no=quant_tbl_no)
     else:
-        im = jpeglib.from_dct(Y=c.blocks[0], Cb=c.blocks[1], Cr=c.blocks[2], qt=qt.astype(np.uint16), quant_tbl_no=quant_tbl_no)
+        im = jpeglib.from_dct(
+            Y=c.blocks[0], Cb=c.blocks[1], Cr=c.blocks[2], qt=qt.astype(np.uint16), quant_tbl_no=quant_tbl_no
+        )
     # from_dct infers size from the block grid (a multiple of 8); the true size
     # and sampling must be restored or the decoded image changes shape.
     im.height, im.width = c.height, c.width

@@ -44,7 +44,8 @@ class ImageTooLargeError(JpegError):
 def _check_size(path: str, width: int, height: int) -> None:
     if width * height > MAX_PIXELS:
         raise ImageTooLargeError(
-            path, f"{width}×{height} = {width * height:,} pixels, over the limit of {MAX_PIXELS:,} (a decompression bomb?)"
+            path,
+            f"{width}×{height} = {width * height:,} pixels, over the limit of {MAX_PIXELS:,} (a decompression bomb?)",
         )
 
 

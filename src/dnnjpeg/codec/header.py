@@ -171,7 +171,9 @@ class JpegHeader:
         """The luma/chroma pair as :class:`QuantTables` (chroma = luma for grayscale)."""
         luma = self.luma_table
         if luma is None:
-            raise CorruptJpegError(self.path, f"component 0 uses quantization table {self.components[0].tq}, never defined")
+            raise CorruptJpegError(
+                self.path, f"component 0 uses quantization table {self.components[0].tq}, never defined"
+            )
         chroma = self.chroma_table
         big = int(luma.max()) > 255 or (chroma is not None and int(chroma.max()) > 255)
         return QuantTables(luma, chroma, extended=big)
@@ -337,7 +339,9 @@ def _parse(data: bytes, path: str, file_size: int, complete: bool, tail: bytes |
                     raise CorruptJpegError(path, f"SOF segment at offset {pos - 2} too short")
                 precision, height, width, nf = seg[0], (seg[1] << 8) | seg[2], (seg[3] << 8) | seg[4], seg[5]
                 if len(seg) < 6 + 3 * nf or nf == 0:
-                    raise CorruptJpegError(path, f"SOF segment at offset {pos - 2} declares {nf} components but is {len(seg)} bytes")
+                    raise CorruptJpegError(
+                        path, f"SOF segment at offset {pos - 2} declares {nf} components but is {len(seg)} bytes"
+                    )
                 comps = []
                 for k in range(nf):
                     cid, hv, tq = seg[6 + 3 * k : 9 + 3 * k]

@@ -172,7 +172,7 @@ class QuantTables:
 
     # -- constructors -------------------------------------------------------
     @classmethod
-    def standard(cls, quality: int, force_baseline: bool = True) -> "QuantTables":
+    def standard(cls, quality: int, force_baseline: bool = True) -> QuantTables:
         """The IJG/libjpeg tables for ``quality`` 1..100 (Annex K scaled)."""
         return cls(
             ijg_scaled_table(ANNEX_K_LUMA, quality, force_baseline),
@@ -181,7 +181,7 @@ class QuantTables:
         )
 
     @classmethod
-    def from_array(cls, array: Any, *, extended: bool = False) -> "QuantTables":
+    def from_array(cls, array: Any, *, extended: bool = False) -> QuantTables:
         """From an array of shape (2, 8, 8) (luma, chroma) or (2, 64) natural order."""
         a = np.asarray(array)
         if a.shape[0] != 2:
@@ -198,7 +198,7 @@ class QuantTables:
         tables = [self.luma, self.chroma][:n]
         return [t.reshape(64).astype(int).tolist() for t in tables]
 
-    def scaled(self, factor: float) -> "QuantTables":
+    def scaled(self, factor: float) -> QuantTables:
         """Every entry × ``factor``, rounded half up and clamped to 1..255 (1..65535 extended).
 
         The one way to sweep a designed table into a rate curve.
@@ -236,7 +236,7 @@ class QuantTables:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "QuantTables":
+    def from_dict(cls, d: dict[str, Any]) -> QuantTables:
         """Inverse of :meth:`to_dict`; also accepts a dict that wraps one under ``"tables"``.
 
         Strict: a JSON object is required, ``format`` (when given) must be this one, entries must
@@ -245,7 +245,9 @@ class QuantTables:
         if isinstance(d, dict) and "tables" in d and "luma" not in d:
             d = d["tables"]
         if not isinstance(d, dict):
-            raise ValueError(f"quantization-table JSON must be an object with 'luma' and 'chroma', got {type(d).__name__}")
+            raise ValueError(
+                f"quantization-table JSON must be an object with 'luma' and 'chroma', got {type(d).__name__}"
+            )
         if "format" in d and d["format"] != _FORMAT:
             raise ValueError(f"unknown format {d['format']!r}: expected {_FORMAT!r}")
         if d.get("order", "natural") != "natural":
@@ -274,7 +276,7 @@ class QuantTables:
         )
 
     @classmethod
-    def from_json(cls, text: str) -> "QuantTables":
+    def from_json(cls, text: str) -> QuantTables:
         """Parse JSON written by :meth:`to_json` (or any dict :meth:`from_dict` takes)."""
         return cls.from_dict(json.loads(text))
 
@@ -283,7 +285,7 @@ class QuantTables:
         return atomic_write_text(Path(path), self.to_json())
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "QuantTables":
+    def load(cls, path: str | os.PathLike[str]) -> QuantTables:
         """Read a table JSON file; errors name the file."""
         from dnnjpeg._fs import display, read_regular
 

@@ -102,7 +102,7 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.records)
 
-    def subset(self, split: str = "all", limit: int | None = None) -> "Dataset":
+    def subset(self, split: str = "all", limit: int | None = None) -> Dataset:
         """Keep one split ("design", "eval" or "all") and at most ``limit`` images (the first by path)."""
         if split not in ("design", "eval", "all"):
             raise ValueError(f"split must be design, eval or all, got {split!r}")
@@ -142,8 +142,9 @@ def discover(root: str | Path, labels_csv: str | Path | None = None) -> Dataset:
         else:
             classes, space = tuple(subdirs), "custom"
             index = {d: i for i, d in enumerate(subdirs)}
-        recs = [ImageRecord(p, index[p.relative_to(root).parts[0]]) for p in images
-                if p.relative_to(root).parts[0] in index]
+        recs = [
+            ImageRecord(p, index[p.relative_to(root).parts[0]]) for p in images if p.relative_to(root).parts[0] in index
+        ]
         recs.sort(key=lambda r: (index[r.path.relative_to(root).parts[0]], r.path))
         return Dataset(root, "imagefolder", tuple(recs), classes, space, problems)
     matches = [_WNID.match(p.name) for p in images]

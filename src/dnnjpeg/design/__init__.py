@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from dnnjpeg._io import atomic_write_text
 from dnnjpeg.codec import QuantTables
@@ -68,7 +68,9 @@ class DesignProblem:
     def evaluator(self) -> TableEvaluator:
         """The shared, cached trial evaluator (built on first use: decodes and measures the ladder)."""
         if self._evaluator is None:
-            self._evaluator = TableEvaluator(self.design_set(), self.model, self.at, self.subsampling, self.trial_images, self.objective)
+            self._evaluator = TableEvaluator(
+                self.design_set(), self.model, self.at, self.subsampling, self.trial_images, self.objective
+            )
             self.skipped.update(self._evaluator.pristine.failures)
         return self._evaluator
 
@@ -88,6 +90,7 @@ class Candidate:
 
 def pareto_front(cands: list[Candidate], objective: str = "kl") -> list[Candidate]:
     """Non-dominated candidates in (bpp ↓, distortion ↓) — KL, or −top-1 — sorted by rate."""
+
     def dist(c):
         return c.measurement.kl if objective == "kl" else -c.measurement.top1
 
@@ -118,7 +121,12 @@ class DesignResult:
 
     def to_dict(self) -> dict:
         d = self.tables.to_dict()
-        d["design"] = {"method": self.method, **self.info, "pareto": [c.to_dict() for c in self.pareto], "history": self.history}
+        d["design"] = {
+            "method": self.method,
+            **self.info,
+            "pareto": [c.to_dict() for c in self.pareto],
+            "history": self.history,
+        }
         return d
 
     def save(self, path: str | Path) -> Path:
@@ -131,6 +139,7 @@ METHODS: dict[str, Callable[..., DesignResult]] = {}
 
 def register(name: str):
     """Decorator adding a designer function to :data:`METHODS`."""
+
     def deco(fn):
         METHODS[name] = fn
         return fn
@@ -147,10 +156,20 @@ def design(method: str, problem: DesignProblem, **options) -> DesignResult:
     t0 = time.perf_counter()
     res = METHODS[method](problem, **options)
     ev = problem._evaluator
-    res.info.update({
-        "model": problem.model.name, "at": problem.at, "subsampling": problem.subsampling, "seed": problem.seed,
-        "budget": problem.budget, "trial_images": len(ev.pristine) if ev else None, "objective": problem.objective,
-        "trials_used": ev.n_trials if ev else 0, "ladder_measurements": ev.n_ladder if ev else 0, "wall_seconds": time.perf_counter() - t0,
-        "data": str(problem.dataset.root), "split": "design",
-    })
+    res.info.update(
+        {
+            "model": problem.model.name,
+            "at": problem.at,
+            "subsampling": problem.subsampling,
+            "seed": problem.seed,
+            "budget": problem.budget,
+            "trial_images": len(ev.pristine) if ev else None,
+            "objective": problem.objective,
+            "trials_used": ev.n_trials if ev else 0,
+            "ladder_measurements": ev.n_ladder if ev else 0,
+            "wall_seconds": time.perf_counter() - t0,
+            "data": str(problem.dataset.root),
+            "split": "design",
+        }
+    )
     return res

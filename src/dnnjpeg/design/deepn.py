@@ -42,7 +42,7 @@ class DeepNParams:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def with_(self, **kw) -> "DeepNParams":
+    def with_(self, **kw) -> DeepNParams:
         return replace(self, **kw)
 
 
@@ -65,8 +65,8 @@ def deepn_tables(stats: DctStats, p: DeepNParams = DeepNParams()) -> QuantTables
 def design_statistics(problem) -> DctStats:
     """DCT statistics of every design image as the encoder would see it (model-input crop for
     ``at="input"``, the stored image for ``at="original"``), after the problem's subsampling."""
-    from dnnjpeg.design.stats import dct_statistics
     from dnnjpeg._fs import describe_error
+    from dnnjpeg.design.stats import dct_statistics
     from dnnjpeg.evaluate.trial import _load_rgb
 
     pre = problem.model.preprocess
@@ -87,8 +87,17 @@ def design_statistics(problem) -> DctStats:
 
 # Ranges searched by fit=True: wide enough to include the defaults and tables
 # several times coarser or finer than them.
-FIT_RANGES = {"a": (60, 255), "b": (10, 160), "c": (60, 255), "t1": (2, 60), "t2": (20, 200),
-              "k1": (0.0, 12.0), "k2": (0.0, 3.0), "k3": (0.0, 6.0), "qmin": (1, 30)}
+FIT_RANGES = {
+    "a": (60, 255),
+    "b": (10, 160),
+    "c": (60, 255),
+    "t1": (2, 60),
+    "t2": (20, 200),
+    "k1": (0.0, 12.0),
+    "k2": (0.0, 3.0),
+    "k3": (0.0, 6.0),
+    "qmin": (1, 30),
+}
 
 
 def _register():
@@ -106,8 +115,12 @@ def _register():
         p0 = params or DeepNParams()
         stats = design_statistics(problem)
         default = deepn_tables(stats, p0)
-        info = {"params": p0.to_dict(), "sigma_luma": stats.luma_std.round(3).tolist(),
-                "sigma_chroma": stats.chroma_std.round(3).tolist(), "n_blocks": list(stats.n_blocks)}
+        info = {
+            "params": p0.to_dict(),
+            "sigma_luma": stats.luma_std.round(3).tolist(),
+            "sigma_chroma": stats.chroma_std.round(3).tolist(),
+            "n_blocks": list(stats.n_blocks),
+        }
         if not fit:
             return DesignResult("deepn", default, info=info)
         import optuna
@@ -133,8 +146,14 @@ def _register():
 
         study.optimize(objective, n_trials=max(1, problem.budget - 1))
         best = max(cands, key=lambda c: c.gain)
-        info.update({"fit": True, "default_gain": cands[0].gain, "default_measurement": m0.to_dict(),
-                     "best_params": best.info["params"]})
+        info.update(
+            {
+                "fit": True,
+                "default_gain": cands[0].gain,
+                "default_measurement": m0.to_dict(),
+                "best_params": best.info["params"],
+            }
+        )
         return DesignResult("deepn", best.tables, pareto_front(cands, problem.objective), history, info)
 
     return design_deepn

@@ -39,8 +39,19 @@ from dnnjpeg.codec import QuantTables
 from dnnjpeg.design import DesignProblem, DesignResult, register
 from dnnjpeg.design.search import _Run
 
-__all__ = ["FisherStats", "fisher_statistics", "rd_curves", "level_entropy", "lagrangian_tables", "lambda_for_bpp",
-           "design_fisher", "DEFAULT_TARGET_BPP", "STEPS", "REFINE_RANGES", "REFINE_SCALES"]
+__all__ = [
+    "FisherStats",
+    "fisher_statistics",
+    "rd_curves",
+    "level_entropy",
+    "lagrangian_tables",
+    "lambda_for_bpp",
+    "design_fisher",
+    "DEFAULT_TARGET_BPP",
+    "STEPS",
+    "REFINE_RANGES",
+    "REFINE_SCALES",
+]
 
 #: candidate steps of every table entry (baseline JPEG, 8-bit tables)
 STEPS = np.arange(1, 256)
@@ -48,7 +59,12 @@ STEPS = np.arange(1, 256)
 DEFAULT_TARGET_BPP = (0.2, 0.28, 0.4, 0.55, 0.75, 1.0, 1.4, 2.0)
 #: ``refine``: ranges of the profile parameters around the model's table (narrower than
 #: ``parametric``'s around Annex K: the model's table is already near its optimum)
-REFINE_RANGES = {"luma_slope": (-1.0, 1.0), "luma_curve": (-1.0, 1.0), "chroma_level": (-0.75, 0.75), "chroma_slope": (-1.0, 1.0)}
+REFINE_RANGES = {
+    "luma_slope": (-1.0, 1.0),
+    "luma_curve": (-1.0, 1.0),
+    "chroma_level": (-0.75, 0.75),
+    "chroma_slope": (-1.0, 1.0),
+}
 #: ``refine``: every shape is measured at these scales of the table
 REFINE_SCALES = (0.5, 1.0, 2.0)
 
@@ -83,7 +99,10 @@ class FisherStats:
         Huffman overhead: within a few percent of optimized files above 0.4 bpp)."""
         k = np.arange(64)
         iy, ic = tables.luma.ravel() - 1, tables.chroma.ravel() - 1
-        bits = self.r_luma[iy, k].sum() * self.luma_blocks + (self.r_chroma[0][ic, k] + self.r_chroma[1][ic, k]).sum() * self.chroma_blocks
+        bits = (
+            self.r_luma[iy, k].sum() * self.luma_blocks
+            + (self.r_chroma[0][ic, k] + self.r_chroma[1][ic, k]).sum() * self.chroma_blocks
+        )
         return float(bits / self.pixels)
 
     def to_dict(self) -> dict:
@@ -150,9 +169,11 @@ def lagrangian_tables(stats: FisherStats, lam: float, gamma: float = 1.0) -> Qua
     Returns:
         QuantTables (natural order); ties go to the smallest step.
     """
-    wy, wc = stats.w_luma ** gamma, stats.w_chroma ** gamma
+    wy, wc = stats.w_luma**gamma, stats.w_chroma**gamma
     jy = 0.5 * wy[None] * stats.d_luma + lam * stats.r_luma
-    jc = 0.5 * (wc[0][None] * stats.d_chroma[0] + wc[1][None] * stats.d_chroma[1]) + lam * (stats.r_chroma[0] + stats.r_chroma[1])
+    jc = 0.5 * (wc[0][None] * stats.d_chroma[0] + wc[1][None] * stats.d_chroma[1]) + lam * (
+        stats.r_chroma[0] + stats.r_chroma[1]
+    )
     return QuantTables(STEPS[jy.argmin(0)].reshape(8, 8), STEPS[jc.argmin(0)].reshape(8, 8))
 
 
@@ -162,15 +183,24 @@ def lambda_for_bpp(stats: FisherStats, target_bpp: float, gamma: float = 1.0, it
     lo, hi = -30.0, 5.0
     for _ in range(iters):
         mid = 0.5 * (lo + hi)
-        if stats.estimated_bpp(lagrangian_tables(stats, 10.0 ** mid, gamma)) > target_bpp:
+        if stats.estimated_bpp(lagrangian_tables(stats, 10.0**mid, gamma)) > target_bpp:
             lo = mid
         else:
             hi = mid
     return 10.0 ** (0.5 * (lo + hi))
 
 
-def fisher_statistics(inputs, model, subsampling: str = "4:2:0", samples: int = 4, rd_images: int = 150,
-                      batch_size: int = 16, seed: int = 0, progress=None, geometry: bool = False) -> FisherStats:
+def fisher_statistics(
+    inputs,
+    model,
+    subsampling: str = "4:2:0",
+    samples: int = 4,
+    rd_images: int = 150,
+    batch_size: int = 16,
+    seed: int = 0,
+    progress=None,
+    geometry: bool = False,
+) -> FisherStats:
     """Fisher weights and RD curves of a set of images as the codec sees them.
 
     Args:
@@ -249,13 +279,30 @@ def fisher_statistics(inputs, model, subsampling: str = "4:2:0", samples: int = 
     cc_all = np.concatenate(coef_c, axis=1)
     d_cb, r_cb = rd_curves(cc_all[0], blocks_c)
     d_cr, r_cr = rd_curves(cc_all[1], blocks_c)
-    return FisherStats((gy / n_y).numpy(), (gc / n_c).numpy(), d_y, r_y, np.stack([d_cb, d_cr]), np.stack([r_cb, r_cr]),
-                       float(np.mean(blocks_y)), float(np.mean(blocks_c)), float(np.mean(pixels)))
+    return FisherStats(
+        (gy / n_y).numpy(),
+        (gc / n_c).numpy(),
+        d_y,
+        r_y,
+        np.stack([d_cb, d_cr]),
+        np.stack([r_cb, r_cr]),
+        float(np.mean(blocks_y)),
+        float(np.mean(blocks_c)),
+        float(np.mean(pixels)),
+    )
 
 
 @register("fisher")
-def design_fisher(problem: DesignProblem, targets=DEFAULT_TARGET_BPP, gamma=1.0, samples: int = 4, rd_images: int = 150,
-                  stat_images: int | None = None, refine: int = 0, **_) -> DesignResult:
+def design_fisher(
+    problem: DesignProblem,
+    targets=DEFAULT_TARGET_BPP,
+    gamma=1.0,
+    samples: int = 4,
+    rd_images: int = 150,
+    stat_images: int | None = None,
+    refine: int = 0,
+    **_,
+) -> DesignResult:
     """Fisher designer (see module doc): one table per target rate, each measured on the trial images.
 
     Args:
@@ -285,8 +332,15 @@ def design_fisher(problem: DesignProblem, targets=DEFAULT_TARGET_BPP, gamma=1.0,
     pr = build_pristine(problem.design_set().subset("design", stat_images), problem.model, problem.at)
     problem.skipped.update(pr.failures)
     original = problem.at == "original"
-    stats = fisher_statistics(pr.sources if original else pr.inputs, problem.model, problem.subsampling, samples, rd_images,
-                              seed=problem.seed, geometry=original)
+    stats = fisher_statistics(
+        pr.sources if original else pr.inputs,
+        problem.model,
+        problem.subsampling,
+        samples,
+        rd_images,
+        seed=problem.seed,
+        geometry=original,
+    )
     run = _Run(problem, "fisher")
     for g in gammas:
         for t in sorted(targets):
@@ -297,17 +351,35 @@ def design_fisher(problem: DesignProblem, targets=DEFAULT_TARGET_BPP, gamma=1.0,
     best_g = max(gammas, key=lambda g: mean_gain[g])
     chosen = [c for c in run.cands if c.info.get("gamma") == best_g]
     best = max(chosen, key=lambda c: c.gain)
-    sweep = [{"tables": c.tables.to_dict(), "lam": c.info["lam"], "target_bpp": c.info["target_bpp"], "est_bpp": c.info["est_bpp"],
-              "bpp": c.measurement.bpp} for c in chosen]
+    sweep = [
+        {
+            "tables": c.tables.to_dict(),
+            "lam": c.info["lam"],
+            "target_bpp": c.info["target_bpp"],
+            "est_bpp": c.info["est_bpp"],
+            "bpp": c.measurement.bpp,
+        }
+        for c in chosen
+    ]
     extra = {}
     tables = best.tables
     if refine > 0:
         from dnnjpeg.design.search import profile_search
 
-        score, params, tables, base_score = profile_search(run, refine, REFINE_SCALES, REFINE_RANGES, base=best.tables, phase="refine")
+        score, params, tables, base_score = profile_search(
+            run, refine, REFINE_SCALES, REFINE_RANGES, base=best.tables, phase="refine"
+        )
         extra = {"refine_params": params, "refine_shape_gain": score, "unrefined_shape_gain": base_score}
-    res = run.result(gamma=best_g, gamma_gains=mean_gain, samples=samples, rd_images=rd_images, stat_images=len(pr.inputs),
-                     fisher=stats.to_dict(), best_gain=best.gain, **extra)
+    res = run.result(
+        gamma=best_g,
+        gamma_gains=mean_gain,
+        samples=samples,
+        rd_images=rd_images,
+        stat_images=len(pr.inputs),
+        fisher=stats.to_dict(),
+        best_gain=best.gain,
+        **extra,
+    )
     res.tables = tables
     res.info["sweep"] = sweep
     return res

@@ -27,9 +27,18 @@ DEFAULT_LAMBDAS = (0.1, 0.05, 0.025, 0.012, 0.006, 0.003)
 
 
 @register("gradient")
-def design_gradient(problem: DesignProblem, lambdas=DEFAULT_LAMBDAS, epochs: float = 2.0, batch_size: int = 16, lr: float = 0.05,
-                    rounding: str = "ste", init_quality: int = 50, train_images: int | None = None, basis: str = "entries",
-                    **_) -> DesignResult:
+def design_gradient(
+    problem: DesignProblem,
+    lambdas=DEFAULT_LAMBDAS,
+    epochs: float = 2.0,
+    batch_size: int = 16,
+    lr: float = 0.05,
+    rounding: str = "ste",
+    init_quality: int = 50,
+    train_images: int | None = None,
+    basis: str = "entries",
+    **_,
+) -> DesignResult:
     """Gradient designer (see module doc).
 
     Args:
@@ -54,8 +63,10 @@ def design_gradient(problem: DesignProblem, lambdas=DEFAULT_LAMBDAS, epochs: flo
     if basis not in ("entries", "smooth"):
         raise ValueError(f"basis must be 'entries' or 'smooth', got {basis!r}")
     if problem.at != "input":
-        raise ValueError("design --method gradient runs the codec on the model-input crop: use --at input "
-                         "(its tables can still be evaluated --at original)")
+        raise ValueError(
+            "design --method gradient runs the codec on the model-input crop: use --at input "
+            "(its tables can still be evaluated --at original)"
+        )
     run = _Run(problem, "gradient")
     torch.manual_seed(problem.seed)
     rng = np.random.default_rng(problem.seed)
@@ -67,13 +78,23 @@ def design_gradient(problem: DesignProblem, lambdas=DEFAULT_LAMBDAS, epochs: flo
     for p in frozen:  # frozen while descending; restored below so the caller's model is unchanged
         p.requires_grad_(False)
     try:
-        points, steps_per_lambda = _descend(problem, run, net, train, rng, lambdas, epochs, batch_size, lr, rounding, init_quality, basis)
+        points, steps_per_lambda = _descend(
+            problem, run, net, train, rng, lambdas, epochs, batch_size, lr, rounding, init_quality, basis
+        )
     finally:
         for p in frozen:
             p.requires_grad_(True)
     best = max(points, key=lambda c: c.gain)
-    res = run.result(lambdas=list(sorted(lambdas, reverse=True)), epochs=epochs, batch_size=batch_size, lr=lr, rounding=rounding,
-                     train_images=len(train), steps_per_lambda=steps_per_lambda, basis=basis)
+    res = run.result(
+        lambdas=list(sorted(lambdas, reverse=True)),
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        rounding=rounding,
+        train_images=len(train),
+        steps_per_lambda=steps_per_lambda,
+        basis=basis,
+    )
     res.tables = best.tables
     return res
 
@@ -109,6 +130,7 @@ def _descend(problem, run, net, train, rng, lambdas, epochs, batch_size, lr, rou
 
         def log_steps():
             return (log_init.reshape(2, 64) + theta @ phi).reshape(2, 8, 8).clamp(lo, hi)
+
     steps_per_lambda = max(1, int(round(epochs * len(train) / batch_size)))
     points = []
     for lam in sorted(lambdas, reverse=True):
@@ -128,6 +150,13 @@ def _descend(problem, run, net, train, rng, lambdas, epochs, batch_size, lr, rou
                 with torch.no_grad():
                     theta.clamp_(lo, hi)
         steps = np.clip(np.rint(torch.exp(log_steps()).detach().numpy()), 1, 255).astype(np.int64)
-        points.append(run.try_(QuantTables(steps[0], steps[1]), phase="gradient", lam=lam,
-                               est_bpp=float(bpp.detach()), est_kl=float(kl.detach())))
+        points.append(
+            run.try_(
+                QuantTables(steps[0], steps[1]),
+                phase="gradient",
+                lam=lam,
+                est_bpp=float(bpp.detach()),
+                est_kl=float(kl.detach()),
+            )
+        )
     return points, steps_per_lambda

@@ -48,8 +48,17 @@ class TableEvaluator:
         trial_images: use the first N of them (by path).
     """
 
-    def __init__(self, dataset: Dataset, model: Model, at: str = "input", subsampling: str = "4:2:0",
-                 trial_images: int | None = 200, objective: str = "kl", workers: int | None = None, progress: bool = False) -> None:
+    def __init__(
+        self,
+        dataset: Dataset,
+        model: Model,
+        at: str = "input",
+        subsampling: str = "4:2:0",
+        trial_images: int | None = 200,
+        objective: str = "kl",
+        workers: int | None = None,
+        progress: bool = False,
+    ) -> None:
         bad = [r.path.name for r in dataset.records if r.split != "design"]
         if bad:
             raise ValueError(f"design must only see the design split; {len(bad)} eval images given, e.g. {bad[0]}")
@@ -74,7 +83,9 @@ class TableEvaluator:
         """Real encode → decode → classify of every trial image (cached per table)."""
         if tables in self._cache:
             return self._cache[tables]
-        tr = run_trial(CodecSpec(tables, self.subsampling, True), self.pristine, self.model, workers=self.workers, keep_logits=True)
+        tr = run_trial(
+            CodecSpec(tables, self.subsampling, True), self.pristine, self.model, workers=self.workers, keep_logits=True
+        )
         self.n_trials += 1
         lp = tr.logits - tr.logits.max(1, keepdims=True)
         lp = lp - np.log(np.exp(lp).sum(1, keepdims=True))

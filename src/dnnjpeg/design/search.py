@@ -21,6 +21,7 @@ __all__ = ["sorted_random_tables", "bounds_near_rate", "sample_bounded", "tables
 
 # -- table generators ----------------------------------------------------------------------
 
+
 def _sorted_random_table(rng: np.random.Generator) -> np.ndarray:
     v = np.abs(rng.standard_normal(64))
     v = (v - v.min()) / max(v.max() - v.min(), 1e-12)
@@ -37,7 +38,9 @@ def sorted_random_tables(rng: np.random.Generator) -> QuantTables:
     return QuantTables(_sorted_random_table(rng), _sorted_random_table(rng))
 
 
-def bounds_near_rate(cands: list[Candidate], target_bpp: float, k: int = 6, objective: str = "kl") -> tuple[np.ndarray, np.ndarray]:
+def bounds_near_rate(
+    cands: list[Candidate], target_bpp: float, k: int = 6, objective: str = "kl"
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-entry bounds (lo, hi), each int (128,) natural order [luma, chroma], from the ``k``
     Pareto candidates nearest ``target_bpp`` in log rate and their transposes: min − 0.5σ … max + 0.5σ."""
     front = pareto_front(cands, objective) or cands
@@ -62,6 +65,7 @@ def tables_from_vector(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> QuantTa
 
 
 # -- shared plumbing ---------------------------------------------------------------------
+
 
 class _Run:
     """Measure-and-record helper shared by the search methods."""
@@ -105,10 +109,13 @@ class _Run:
         best = max(self.cands, key=lambda c: c.gain)
         info.setdefault("best_gain", best.gain)
         info["ladder"] = [m.to_dict() for m in self.ev.ladder]
-        return DesignResult(self.method, best.tables, pareto_front(self.cands, self.problem.objective), self.history, info)
+        return DesignResult(
+            self.method, best.tables, pareto_front(self.cands, self.problem.objective), self.history, info
+        )
 
 
 # -- methods -------------------------------------------------------------------------------
+
 
 @register("sorted-random")
 def design_sorted_random(problem: DesignProblem, **_) -> DesignResult:
@@ -119,7 +126,9 @@ def design_sorted_random(problem: DesignProblem, **_) -> DesignResult:
 
 
 @register("bounded-random")
-def design_bounded_random(problem: DesignProblem, target_bpp: float | None = None, warmup_fraction: float = 0.4, **_) -> DesignResult:
+def design_bounded_random(
+    problem: DesignProblem, target_bpp: float | None = None, warmup_fraction: float = 0.4, **_
+) -> DesignResult:
     """Sorted-random warm-up, then uniform sampling inside bounds from its Pareto tables near the target rate."""
     rng = np.random.default_rng(problem.seed)
     run = _Run(problem, "bounded-random")
@@ -130,8 +139,14 @@ def design_bounded_random(problem: DesignProblem, target_bpp: float | None = Non
 
 
 @register("bayes")
-def design_bayes(problem: DesignProblem, target_bpp: float | None = None, warmup_fraction: float = 0.3,
-                 objective_mode: str = "gain", study_name: str | None = None, **_) -> DesignResult:
+def design_bayes(
+    problem: DesignProblem,
+    target_bpp: float | None = None,
+    warmup_fraction: float = 0.3,
+    objective_mode: str = "gain",
+    study_name: str | None = None,
+    **_,
+) -> DesignResult:
     """Optuna over the 128 bounded entries.
 
     ``objective_mode="gain"``: maximize the gain over the ladder (TPE).
@@ -146,10 +161,22 @@ def design_bayes(problem: DesignProblem, target_bpp: float | None = None, warmup
     rng = np.random.default_rng(problem.seed)
     run = _Run(problem, "bayes")
     pareto = objective_mode == "pareto"
-    sampler = (optuna.samplers.NSGAIISampler(seed=problem.seed) if pareto else optuna.samplers.TPESampler(seed=problem.seed, multivariate=True))
-    name = study_name or f"dnnjpeg-{problem.model.name}-{problem.at}-{problem.subsampling}-{objective_mode}-seed{problem.seed}"
-    study = optuna.create_study(study_name=name, storage=problem.storage, load_if_exists=True, sampler=sampler,
-                                directions=["minimize", "minimize"] if pareto else ["maximize"])
+    sampler = (
+        optuna.samplers.NSGAIISampler(seed=problem.seed)
+        if pareto
+        else optuna.samplers.TPESampler(seed=problem.seed, multivariate=True)
+    )
+    name = (
+        study_name
+        or f"dnnjpeg-{problem.model.name}-{problem.at}-{problem.subsampling}-{objective_mode}-seed{problem.seed}"
+    )
+    study = optuna.create_study(
+        study_name=name,
+        storage=problem.storage,
+        load_if_exists=True,
+        sampler=sampler,
+        directions=["minimize", "minimize"] if pareto else ["maximize"],
+    )
     if "lo" in study.user_attrs:  # resuming: same bounds as before
         lo, hi = np.array(study.user_attrs["lo"]), np.array(study.user_attrs["hi"])
         tgt = study.user_attrs["target_bpp"]
@@ -168,7 +195,9 @@ def design_bayes(problem: DesignProblem, target_bpp: float | None = None, warmup
     for t in study.trials:  # an earlier run's measurements join this result without being re-measured
         if t.state == optuna.trial.TrialState.COMPLETE and "m" in t.user_attrs:
             tab = QuantTables.from_array(np.array([t.params[f"e{i}"] for i in range(128)]).reshape(2, 8, 8))
-            old = Candidate(tab, Measurement(**t.user_attrs["m"]), t.user_attrs["gain"], {"phase": "bayes", "trial": t.number})
+            old = Candidate(
+                tab, Measurement(**t.user_attrs["m"]), t.user_attrs["gain"], {"phase": "bayes", "trial": t.number}
+            )
             run.cands.append(old)
             run.history.append(old.to_dict())
 
@@ -183,21 +212,30 @@ def design_bayes(problem: DesignProblem, target_bpp: float | None = None, warmup
     remaining = problem.budget - n0 - done
     if remaining > 0:
         study.optimize(objective, n_trials=remaining)
-    return run.result(target_bpp=tgt, study=name, objective_mode=objective_mode, resumed_trials=done,
-                      bounds={"lo": lo.tolist(), "hi": hi.tolist()})
+    return run.result(
+        target_bpp=tgt,
+        study=name,
+        objective_mode=objective_mode,
+        resumed_trials=done,
+        bounds={"lo": lo.tolist(), "hi": hi.tolist()},
+    )
 
 
 class _Annealer:
     """Simulated annealing with an ask/tell interface (nevergrad has none)."""
 
-    def __init__(self, dim: int, rng: np.random.Generator, t0: float = 0.2, decay: float = 0.95, step: float = 0.08) -> None:
+    def __init__(
+        self, dim: int, rng: np.random.Generator, t0: float = 0.2, decay: float = 0.95, step: float = 0.08
+    ) -> None:
         self.rng, self.t, self.decay, self.step = rng, t0, decay, step
         self.x = rng.random(dim)
         self.f = None
         self._pending = None
 
     def ask(self) -> np.ndarray:
-        self._pending = np.clip(self.x + self.rng.normal(0, self.step, self.x.shape), 0, 1) if self.f is not None else self.x
+        self._pending = (
+            np.clip(self.x + self.rng.normal(0, self.step, self.x.shape), 0, 1) if self.f is not None else self.x
+        )
         return self._pending
 
     def tell(self, loss: float) -> None:
@@ -224,12 +262,25 @@ class _NevergradArm:
 
 
 #: Bandit arms: name → nevergrad optimizer (None: the hand-written annealer).
-BANDIT_ARMS = {"pso": "PSO", "de": "TwoPointsDE", "greedy": "OnePlusOne", "nelder-mead": "NelderMead", "annealing": None}
+BANDIT_ARMS = {
+    "pso": "PSO",
+    "de": "TwoPointsDE",
+    "greedy": "OnePlusOne",
+    "nelder-mead": "NelderMead",
+    "annealing": None,
+}
 
 
 @register("bandit")
-def design_bandit(problem: DesignProblem, target_bpp: float | None = None, warmup_fraction: float = 0.3,
-                  c: float = 0.05, epsilon: float = 0.1, arms: tuple[str, ...] = tuple(BANDIT_ARMS), **_) -> DesignResult:
+def design_bandit(
+    problem: DesignProblem,
+    target_bpp: float | None = None,
+    warmup_fraction: float = 0.3,
+    c: float = 0.05,
+    epsilon: float = 0.1,
+    arms: tuple[str, ...] = tuple(BANDIT_ARMS),
+    **_,
+) -> DesignResult:
     """UCB over search heuristics inside the bounded region: each round picks the arm maximizing
     U(a) = mean reward + c·sqrt(log t / (2·N(a))) (an untried arm first; a random arm with
     probability ``epsilon``); reward = the candidate's gain rank among all gains so far (0..1),
@@ -243,7 +294,11 @@ def design_bandit(problem: DesignProblem, target_bpp: float | None = None, warmu
         if a not in BANDIT_ARMS:
             raise ValueError(f"unknown bandit arm {a!r}; choose from {', '.join(BANDIT_ARMS)}")
         ng_name = BANDIT_ARMS[a]
-        pool[a] = _Annealer(128, np.random.default_rng(problem.seed + 1 + i)) if ng_name is None else _NevergradArm(ng_name, 128, max(rounds, 2), problem.seed + 1 + i)
+        pool[a] = (
+            _Annealer(128, np.random.default_rng(problem.seed + 1 + i))
+            if ng_name is None
+            else _NevergradArm(ng_name, 128, max(rounds, 2), problem.seed + 1 + i)
+        )
     pulls = {a: 0 for a in arms}
     reward = {a: 0.0 for a in arms}
     gains = [x.gain for x in run.cands]
@@ -268,8 +323,14 @@ def design_bandit(problem: DesignProblem, target_bpp: float | None = None, warmu
         gains.append(cand.gain)
         pulls[a] += 1
         reward[a] += r
-    return run.result(target_bpp=tgt, arm_pulls=pulls, arm_mean_reward={a: reward[a] / max(1, pulls[a]) for a in arms},
-                      c=c, epsilon=epsilon, bounds={"lo": lo.tolist(), "hi": hi.tolist()})
+    return run.result(
+        target_bpp=tgt,
+        arm_pulls=pulls,
+        arm_mean_reward={a: reward[a] / max(1, pulls[a]) for a in arms},
+        c=c,
+        epsilon=epsilon,
+        bounds={"lo": lo.tolist(), "hi": hi.tolist()},
+    )
 
 
 # -- a low-dimensional designer ----------------------------------------------------------
@@ -278,12 +339,18 @@ def design_bandit(problem: DesignProblem, target_bpp: float | None = None, warmu
 # (luma_curve -4..2, chroma_level -3..1.5, chroma_slope -2..3, 90 measurements on 300 images) looked
 # worse on the eval split's top-1 (BD-rate -2.5% [-10.3, +3.7] against -7.6%) but better on its KL
 # (-5.0% [-6.7, -3.3] against -0.8% [-3.1, +1.4]); the ranges stay, and `fisher` beats both.
-PARAMETRIC_RANGES = {"luma_slope": (-2.0, 2.0), "luma_curve": (-2.0, 2.0), "chroma_level": (-1.5, 1.5), "chroma_slope": (-2.0, 2.0)}
+PARAMETRIC_RANGES = {
+    "luma_slope": (-2.0, 2.0),
+    "luma_curve": (-2.0, 2.0),
+    "chroma_level": (-1.5, 1.5),
+    "chroma_slope": (-2.0, 2.0),
+}
 PARAMETRIC_SCALES = (0.35, 0.7, 1.4)
 
 
-def parametric_tables(luma_slope: float, luma_curve: float, chroma_level: float, chroma_slope: float,
-                      base: QuantTables | None = None) -> QuantTables:
+def parametric_tables(
+    luma_slope: float, luma_curve: float, chroma_level: float, chroma_slope: float, base: QuantTables | None = None
+) -> QuantTables:
     """``base`` tables (default Annex K) reshaped by a smooth profile over radial frequency
     r = (u + v) / 14 ∈ [0, 1]: luma × exp(slope·r + curve·r²), chroma × exp(level + slope·r);
     rounded, clamped 1..255."""
@@ -296,8 +363,14 @@ def parametric_tables(luma_slope: float, luma_curve: float, chroma_level: float,
     return QuantTables(np.clip(np.rint(lu), 1, 255).astype(np.int64), np.clip(np.rint(ch), 1, 255).astype(np.int64))
 
 
-def profile_search(run: _Run, n_shapes: int, scales=PARAMETRIC_SCALES, ranges=None, base: QuantTables | None = None,
-                   phase: str = "parametric") -> tuple[float, dict, QuantTables, float]:
+def profile_search(
+    run: _Run,
+    n_shapes: int,
+    scales=PARAMETRIC_SCALES,
+    ranges=None,
+    base: QuantTables | None = None,
+    phase: str = "parametric",
+) -> tuple[float, dict, QuantTables, float]:
     """Optuna (TPE) over the 4 profile parameters of :func:`parametric_tables` applied to ``base``;
     each shape is scored by its mean gain over the ladder at ``scales`` (a discrete BD-distortion).
     The unmodified base is tried first. Returns (best mean gain, its parameters, its tables at
@@ -316,7 +389,9 @@ def profile_search(run: _Run, n_shapes: int, scales=PARAMETRIC_SCALES, ranges=No
 
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=run.problem.seed))
     study.enqueue_trial({k: 0.0 for k in ranges})
-    study.optimize(lambda t: score({k: t.suggest_float(k, lo, hi) for k, (lo, hi) in ranges.items()}), n_trials=max(1, n_shapes))
+    study.optimize(
+        lambda t: score({k: t.suggest_float(k, lo, hi) for k, (lo, hi) in ranges.items()}), n_trials=max(1, n_shapes)
+    )
     best_score, best_params, best_tables = max(shapes, key=lambda x: x[0])
     return best_score, best_params, best_tables, shapes[0][0]
 
@@ -327,6 +402,8 @@ def design_parametric(problem: DesignProblem, scales: tuple[float, ...] = PARAME
     tables, so ``budget`` measurements try ``budget // len(scales)`` shapes."""
     run = _Run(problem, "parametric")
     best_score, best_params, best_tables, annex_k = profile_search(run, problem.budget // len(scales), scales)
-    res = run.result(best_params=best_params, best_shape_gain=best_score, annex_k_shape_gain=annex_k, scales=list(scales))
+    res = run.result(
+        best_params=best_params, best_shape_gain=best_score, annex_k_shape_gain=annex_k, scales=list(scales)
+    )
     res.tables = best_tables  # the shape at scale 1: evaluation sweeps it
     return res

@@ -11,8 +11,8 @@ encodes to ±1 in tests).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 from scipy.fft import dctn
@@ -93,4 +93,6 @@ def dct_statistics(images: Iterable[np.ndarray], subsampling: str = "4:2:0") -> 
         n, s, s2, _ = a
         return np.sqrt(np.maximum(s2 / n - (s / n) ** 2, 0))
 
-    return DctStats(std(acc["y"]), std(acc["c"]), acc["y"][3] / acc["y"][0], acc["c"][3] / acc["c"][0], (acc["y"][0], acc["c"][0]))
+    return DctStats(
+        std(acc["y"]), std(acc["c"]), acc["y"][3] / acc["y"][0], acc["c"][3] / acc["c"][0], (acc["y"][0], acc["c"][0])
+    )

@@ -12,8 +12,8 @@ from __future__ import annotations
 import datetime
 import json
 import platform
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -24,8 +24,23 @@ from dnnjpeg.evaluate.spec import CodecCurve, CodecSpec, parse_codec
 from dnnjpeg.evaluate.trial import Pristine, TrialResult, build_pristine, run_trial
 from dnnjpeg.models import Model
 
-__all__ = ["evaluate", "write_outputs", "CodecCurve", "CodecSpec", "parse_codec", "build_pristine", "run_trial",
-           "Pristine", "TrialResult", "point_summary", "versions", "recompare", "json_safe", "transfer_notes", "with_selection"]
+__all__ = [
+    "evaluate",
+    "write_outputs",
+    "CodecCurve",
+    "CodecSpec",
+    "parse_codec",
+    "build_pristine",
+    "run_trial",
+    "Pristine",
+    "TrialResult",
+    "point_summary",
+    "versions",
+    "recompare",
+    "json_safe",
+    "transfer_notes",
+    "with_selection",
+]
 
 
 def versions() -> dict[str, str]:
@@ -101,7 +116,13 @@ def evaluate(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     total = len(dataset) + sum(len(c.points) for c in curves) * len(dataset)
-    cols = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeRemainingColumn()]
+    cols = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+    ]
     with Progress(*cols, disable=not progress, transient=False) as bar:
         task = bar.add_task("decoding pristine images", total=total, rate="")
         pristine = build_pristine(dataset, model, at, progress=lambda k: bar.advance(task, k), batch_size=batch_size)
@@ -113,12 +134,23 @@ def evaluate(
             for spec in c.points:
                 bar.update(task, description=f"{c.name} {spec.label}")
                 t0 = datetime.datetime.now()
-                tr = run_trial(spec, pristine, model, batch_size=batch_size, workers=workers, progress=lambda k: bar.advance(task, k))
+                tr = run_trial(
+                    spec,
+                    pristine,
+                    model,
+                    batch_size=batch_size,
+                    workers=workers,
+                    progress=lambda k: bar.advance(task, k),
+                )
                 dt = (datetime.datetime.now() - t0).total_seconds()
                 p = point_summary(tr, pristine)
                 p["seconds"] = dt
                 p["tables"] = spec.tables.to_dict()
-                p["per_image"] = {"bits": tr.bits.tolist(), "top1": tr.top5[:, 0].tolist(), "kl": np.round(tr.kl, 6).tolist()}
+                p["per_image"] = {
+                    "bits": tr.bits.tolist(),
+                    "top1": tr.top5[:, 0].tolist(),
+                    "kl": np.round(tr.kl, 6).tolist(),
+                }
                 pts.append(p)
                 bits.append(tr.bits)
                 correct.append(tr.top5[:, 0] == pristine.labels)
@@ -135,11 +167,18 @@ def evaluate(
                 out_curves.append(entry)
                 curve_data.append(cd)
         if len(families) >= 2:  # every setting measured, chosen per image (subsampling included)
-            entry, cd = _selected_entry(families, pristine.labels, pristine_top1, pristine.pixels, select, model.name,
-                                        name="all settings per-image")
+            entry, cd = _selected_entry(
+                families,
+                pristine.labels,
+                pristine_top1,
+                pristine.pixels,
+                select,
+                model.name,
+                name="all settings per-image",
+            )
             out_curves.append(entry)
             curve_data.append(cd)
-        curves = list(curves) + [CodecCurve(e["name"], (), "selected") for e in out_curves[len(curves):]]
+        curves = list(curves) + [CodecCurve(e["name"], (), "selected") for e in out_curves[len(curves) :]]
 
     ref_i = _reference_index(curves, reference)
     notes = transfer_notes(curves, model.name, at)
@@ -147,24 +186,41 @@ def evaluate(
     comparisons = []
     for i, cd in enumerate(curve_data):
         if i != ref_i:
-            comparisons.append(compare_curves(curve_data[ref_i], cd, pristine_correct, target_drop, n_boot, seed).to_dict())
+            comparisons.append(
+                compare_curves(curve_data[ref_i], cd, pristine_correct, target_drop, n_boot, seed).to_dict()
+            )
     p_top5 = np.argsort(-pristine.logits, 1)[:, :5]
     metric = "top1" if pristine.labeled else "agreement"
     return {
         "settings": {
-            "data": str(dataset.root), "layout": dataset.layout, "split": split, "model": model.name, "at": at,
-            "input_size": model.preprocess.size, "n_images": len(pristine), "labeled": pristine.labeled,
-            "accuracy_metric": metric, "reference": curves[ref_i].name, "target_drop": target_drop,
-            "n_boot": n_boot, "seed": seed, "batch_size": batch_size, "workers": workers,
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "data": str(dataset.root),
+            "layout": dataset.layout,
+            "split": split,
+            "model": model.name,
+            "at": at,
+            "input_size": model.preprocess.size,
+            "n_images": len(pristine),
+            "labeled": pristine.labeled,
+            "accuracy_metric": metric,
+            "reference": curves[ref_i].name,
+            "target_drop": target_drop,
+            "n_boot": n_boot,
+            "seed": seed,
+            "batch_size": batch_size,
+            "workers": workers,
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         },
         "versions": versions(),
         "pristine": {
             "top1": float(100 * pristine_correct.mean()),
             "top5": float(100 * (p_top5 == pristine.labels[:, None]).any(1).mean()),
             "agreement": 100.0,
-            "per_image": {"path": pristine.paths, "label": pristine.labels.tolist(), "top1": pristine.logits.argmax(1).tolist(),
-                          "pixels": pristine.pixels.tolist()},
+            "per_image": {
+                "path": pristine.paths,
+                "label": pristine.labels.tolist(),
+                "top1": pristine.logits.argmax(1).tolist(),
+                "pixels": pristine.pixels.tolist(),
+            },
         },
         "curves": out_curves,
         "comparisons": comparisons,
@@ -208,8 +264,15 @@ def recompare(result: dict, reference: str | None = None, n_boot: int | None = N
         data = []
         for c in result["curves"]:
             per = [p["per_image"] for p in c["points"]]
-            data.append(CurveData(c["name"], np.array([q["bits"] for q in per]), np.array([q["top1"] for q in per]) == label,
-                                  pixels, np.array([q["kl"] for q in per], dtype=np.float64)))
+            data.append(
+                CurveData(
+                    c["name"],
+                    np.array([q["bits"] for q in per]),
+                    np.array([q["top1"] for q in per]) == label,
+                    pixels,
+                    np.array([q["kl"] for q in per], dtype=np.float64),
+                )
+            )
     except KeyError as e:
         raise ValueError(f"result has no per-image record {e} (written with an older dnnjpeg?)") from None
     names = [c["name"] for c in result["curves"]]
@@ -218,13 +281,24 @@ def recompare(result: dict, reference: str | None = None, n_boot: int | None = N
         raise ValueError(f"reference curve {ref!r} not among {names}")
     ref_i = names.index(ref)
     pristine_correct = np.asarray(result["pristine"]["per_image"]["top1"]) == label
-    comparisons = [compare_curves(data[ref_i], d, pristine_correct, s.get("target_drop", 1.0), n_boot, seed).to_dict()
-                   for i, d in enumerate(data) if i != ref_i]
+    comparisons = [
+        compare_curves(data[ref_i], d, pristine_correct, s.get("target_drop", 1.0), n_boot, seed).to_dict()
+        for i, d in enumerate(data)
+        if i != ref_i
+    ]
     return {**result, "settings": {**s, "reference": ref, "n_boot": n_boot, "seed": seed}, "comparisons": comparisons}
 
 
-def _selected_entry(curves: Sequence[dict], labels: np.ndarray, pristine_top1: np.ndarray, pixels: np.ndarray, lambdas: Sequence[float],
-                    selector: str, selector_kl: np.ndarray | None = None, name: str | None = None) -> tuple[dict, CurveData]:
+def _selected_entry(
+    curves: Sequence[dict],
+    labels: np.ndarray,
+    pristine_top1: np.ndarray,
+    pixels: np.ndarray,
+    lambdas: Sequence[float],
+    selector: str,
+    selector_kl: np.ndarray | None = None,
+    name: str | None = None,
+) -> tuple[dict, CurveData]:
     """The per-image choice among the members of one or more measured curves (results.json curve
     entry and its CurveData).
 
@@ -247,25 +321,53 @@ def _selected_entry(curves: Sequence[dict], labels: np.ndarray, pristine_top1: n
     pts = []
     for i, lam in enumerate(lams):
         p_sel = pred[ch[i], cols]
-        pts.append({
-            "label": f"λ={lam:.2g}", "lam": lam, "quality": None, "scale": None, "subsampling": sub,
-            "optimize": opt, "bpp": float(b[i].sum() / pixels.sum()),
-            "mean_image_bpp": float(np.mean(b[i] / pixels)), "compression_ratio": None,
-            "top1": float(100 * np.mean(p_sel == labels)), "top5": None, "agreement": float(100 * np.mean(p_sel == pristine_top1)),
-            "kl": float(k[i].mean()), "seconds": 0.0, "tables": None,
-            "members": np.bincount(ch[i], minlength=len(bits)).tolist(),
-            "per_image": {"bits": b[i].tolist(), "top1": p_sel.tolist(), "kl": np.round(k[i], 6).tolist(), "choice": ch[i].tolist()},
-        })
+        pts.append(
+            {
+                "label": f"λ={lam:.2g}",
+                "lam": lam,
+                "quality": None,
+                "scale": None,
+                "subsampling": sub,
+                "optimize": opt,
+                "bpp": float(b[i].sum() / pixels.sum()),
+                "mean_image_bpp": float(np.mean(b[i] / pixels)),
+                "compression_ratio": None,
+                "top1": float(100 * np.mean(p_sel == labels)),
+                "top5": None,
+                "agreement": float(100 * np.mean(p_sel == pristine_top1)),
+                "kl": float(k[i].mean()),
+                "seconds": 0.0,
+                "tables": None,
+                "members": np.bincount(ch[i], minlength=len(bits)).tolist(),
+                "per_image": {
+                    "bits": b[i].tolist(),
+                    "top1": p_sel.tolist(),
+                    "kl": np.round(k[i], 6).tolist(),
+                    "choice": ch[i].tolist(),
+                },
+            }
+        )
     one = len(curves) == 1
     name = name or f"{curves[0]['name'] if one else ' + '.join(c['name'] for c in curves)} per-image"
-    entry = {"name": name, "kind": "selected", "family": curves[0]["name"] if one else [c["name"] for c in curves], "selector": selector,
-             "family_labels": [p["label"] if one else f"{c['name']} {p['label']}" for c, p in members], "points": pts}
+    entry = {
+        "name": name,
+        "kind": "selected",
+        "family": curves[0]["name"] if one else [c["name"] for c in curves],
+        "selector": selector,
+        "family_labels": [p["label"] if one else f"{c['name']} {p['label']}" for c, p in members],
+        "points": pts,
+    }
     return entry, CurveData(name, b, pred[ch, cols] == labels, pixels, k)
 
 
-def with_selection(result: dict, lambdas: Sequence[float] | None = None, selector: dict | None = None,
-                   curves: Sequence[str] | None = None, kappa: dict[str, Sequence[float]] | None = None,
-                   union: bool = False) -> dict:
+def with_selection(
+    result: dict,
+    lambdas: Sequence[float] | None = None,
+    selector: dict | None = None,
+    curves: Sequence[str] | None = None,
+    kappa: dict[str, Sequence[float]] | None = None,
+    union: bool = False,
+) -> dict:
     """Add per-image choice curves to a saved result, from its per-image records (no images, no model).
 
     Args:
@@ -288,15 +390,26 @@ def with_selection(result: dict, lambdas: Sequence[float] | None = None, selecto
     pr = result["pristine"]["per_image"]
     labels, pixels, ptop1 = np.asarray(pr["label"]), np.asarray(pr["pixels"]), np.asarray(pr["top1"])
     by_name = {c["name"]: c for c in result["curves"]}
-    names = (list(curves) if curves is not None else list(kappa) if kappa is not None
-             else [c["name"] for c in result["curves"] if c.get("kind") != "selected" and len(c["points"]) >= 2])
+    names = (
+        list(curves)
+        if curves is not None
+        else list(kappa)
+        if kappa is not None
+        else [c["name"] for c in result["curves"] if c.get("kind") != "selected" and len(c["points"]) >= 2]
+    )
     sel_curves = {}
     if selector is not None:
         if selector["pristine"]["per_image"]["path"] != pr["path"]:
             raise ValueError("selector result was measured on other images (paths differ)")
         sel_curves = {c["name"]: c for c in selector["curves"]}
     chooser = []  # (curve, the chooser's KL (K, N) or None)
-    who = "rate" if kappa is not None else selector["settings"]["model"] if selector is not None else result["settings"]["model"]
+    who = (
+        "rate"
+        if kappa is not None
+        else selector["settings"]["model"]
+        if selector is not None
+        else result["settings"]["model"]
+    )
     for n in names:
         if n not in by_name:
             raise ValueError(f"curve {n!r} not among {list(by_name)}")
@@ -339,7 +452,9 @@ def write_outputs(result: dict, out: str | Path) -> dict[str, Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     return {
-        "results": atomic_write_text(out / "results.json", json.dumps(json_safe(result), indent=1, default=_jsonable, allow_nan=False)),
+        "results": atomic_write_text(
+            out / "results.json", json.dumps(json_safe(result), indent=1, default=_jsonable, allow_nan=False)
+        ),
         "curves": plot_curves(result, out / "curves.png"),
         "markdown": markdown_report(result, out / "report.md"),
         "html": html_report(result, out / "report.html"),

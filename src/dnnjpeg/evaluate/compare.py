@@ -102,7 +102,9 @@ def _bd(fn, ref_rate, ref_acc, test_rate, test_acc, min_overlap: float) -> float
         return float("nan")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return float(getattr(bjontegaard, fn)(r1, a1, r2, a2, method="pchip", require_matching_points=False, min_overlap=0))
+        return float(
+            getattr(bjontegaard, fn)(r1, a1, r2, a2, method="pchip", require_matching_points=False, min_overlap=0)
+        )
 
 
 def bd_rate(ref_rate, ref_acc, test_rate, test_acc, min_overlap: float = 0.2) -> float:
@@ -188,14 +190,25 @@ def compare_curves(
     target, bdr, bda, r_at, t_at, ratio, bdk = metrics(None)
     rng = np.random.default_rng(seed)
     boots = np.array([metrics(rng.integers(0, n, n))[1:] for _ in range(n_boot)]) if n_boot else np.zeros((0, 6))
-    nan_frac = {k: float(np.mean(~np.isfinite(boots[:, i]))) if n_boot else 0.0
-                for i, k in enumerate(["bd_rate", "bd_accuracy", "ref_at", "test_at", "ratio", "bd_rate_kl"])}
+    nan_frac = {
+        k: float(np.mean(~np.isfinite(boots[:, i]))) if n_boot else 0.0
+        for i, k in enumerate(["bd_rate", "bd_accuracy", "ref_at", "test_at", "ratio", "bd_rate_kl"])
+    }
     return Comparison(
-        reference=ref.name, test=test.name, target_accuracy=target,
-        bd_rate=bdr, bd_rate_ci=_ci(boots[:, 0]),
-        bd_accuracy=bda, bd_accuracy_ci=_ci(boots[:, 1]),
-        ref_bpp_at_target=r_at, test_bpp_at_target=t_at,
-        bpp_ratio=ratio, bpp_ratio_ci=_ci(boots[:, 4]),
-        n_images=n, n_boot=n_boot, nan_fraction=nan_frac,
-        bd_rate_kl=bdk, bd_rate_kl_ci=_ci(boots[:, 5]) if with_kl else (float("nan"), float("nan")),
+        reference=ref.name,
+        test=test.name,
+        target_accuracy=target,
+        bd_rate=bdr,
+        bd_rate_ci=_ci(boots[:, 0]),
+        bd_accuracy=bda,
+        bd_accuracy_ci=_ci(boots[:, 1]),
+        ref_bpp_at_target=r_at,
+        test_bpp_at_target=t_at,
+        bpp_ratio=ratio,
+        bpp_ratio_ci=_ci(boots[:, 4]),
+        n_images=n,
+        n_boot=n_boot,
+        nan_fraction=nan_frac,
+        bd_rate_kl=bdk,
+        bd_rate_kl_ci=_ci(boots[:, 5]) if with_kl else (float("nan"), float("nan")),
     )

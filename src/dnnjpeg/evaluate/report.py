@@ -27,8 +27,10 @@ def plot_curves(result: dict, path: Path) -> Path:
         style = {"marker": "o", "ms": 3 if chosen else 4, "ls": "--" if chosen else "-", "label": c["name"]}
         ax.plot(x, [p[metric] for p in pts], **style)
         ax2.plot(x, [p["kl"] for p in pts], **style)
-        for p in ([] if chosen else pts[:: max(1, len(pts) // 6)]):
-            ax.annotate(p["label"], (p["bpp"], p[metric]), fontsize=7, alpha=0.6, xytext=(3, -9), textcoords="offset points")
+        for p in [] if chosen else pts[:: max(1, len(pts) // 6)]:
+            ax.annotate(
+                p["label"], (p["bpp"], p[metric]), fontsize=7, alpha=0.6, xytext=(3, -9), textcoords="offset points"
+            )
     pr = result["pristine"][metric]
     ax.axhline(pr, color="k", ls="--", lw=1, label=f"pristine {pr:.1f}%")
     ax.axhline(pr - 1, color="gray", ls=":", lw=1, label="pristine − 1 point")
@@ -73,22 +75,45 @@ def _tables(result: dict) -> tuple[list[str], list[list[list[str]]], list[str], 
     for c in result["curves"]:
         rows = []
         for p in c["points"]:
-            rows.append([p["label"], _f(p["bpp"], "{:.3f}"), _f(p["mean_image_bpp"], "{:.3f}"), _f(p["compression_ratio"], "{:.1f}"),
-                         _f(p["top1"], "{:.1f}"), _f(p["top5"], "{:.1f}"), _f(p["agreement"], "{:.1f}"), _f(p["kl"], "{:.4f}")])
+            rows.append(
+                [
+                    p["label"],
+                    _f(p["bpp"], "{:.3f}"),
+                    _f(p["mean_image_bpp"], "{:.3f}"),
+                    _f(p["compression_ratio"], "{:.1f}"),
+                    _f(p["top1"], "{:.1f}"),
+                    _f(p["top5"], "{:.1f}"),
+                    _f(p["agreement"], "{:.1f}"),
+                    _f(p["kl"], "{:.4f}"),
+                ]
+            )
         curve_rows.append(rows)
-    cmp_headers = ["test vs reference", "BD-rate % [95% CI]", "BD-rate on KL % [CI]", "Δacc at equal rate (pts) [CI]",
-                   "bpp at target (ref → test)", "bpp ratio [CI]"]
+    cmp_headers = [
+        "test vs reference",
+        "BD-rate % [95% CI]",
+        "BD-rate on KL % [CI]",
+        "Δacc at equal rate (pts) [CI]",
+        "bpp at target (ref → test)",
+        "bpp ratio [CI]",
+    ]
     cmp_rows = []
     for k in result["comparisons"]:
-        cmp_rows.append([
-            f"{k['test']} vs {k['reference']}",
-            f"{_f(k['bd_rate'], '{:+.1f}')} {_ci(k['bd_rate_ci'], '{:+.1f}')}"
-            + (f" ({100 * k['nan_fraction']['bd_rate']:.0f}% of resamples undefined)" if k["nan_fraction"].get("bd_rate", 0) > 0.01 else ""),
-            f"{_f(k.get('bd_rate_kl'), '{:+.1f}')} {_ci(k.get('bd_rate_kl_ci', (None, None)), '{:+.1f}')}",
-            f"{_f(k['bd_accuracy'], '{:+.2f}')} {_ci(k['bd_accuracy_ci'], '{:+.2f}')}",
-            f"{_f(k['ref_bpp_at_target'], '{:.3f}')} → {_f(k['test_bpp_at_target'], '{:.3f}')} (target {k['target_accuracy']:.1f}%)",
-            f"{_f(k['bpp_ratio'], '{:.3f}')} {_ci(k['bpp_ratio_ci'], '{:.3f}')}",
-        ])
+        cmp_rows.append(
+            [
+                f"{k['test']} vs {k['reference']}",
+                f"{_f(k['bd_rate'], '{:+.1f}')} {_ci(k['bd_rate_ci'], '{:+.1f}')}"
+                + (
+                    f" ({100 * k['nan_fraction']['bd_rate']:.0f}% of resamples undefined)"
+                    if k["nan_fraction"].get("bd_rate", 0) > 0.01
+                    else ""
+                ),
+                f"{_f(k.get('bd_rate_kl'), '{:+.1f}')} {_ci(k.get('bd_rate_kl_ci', (None, None)), '{:+.1f}')}",
+                f"{_f(k['bd_accuracy'], '{:+.2f}')} {_ci(k['bd_accuracy_ci'], '{:+.2f}')}",
+                f"{_f(k['ref_bpp_at_target'], '{:.3f}')} → {_f(k['test_bpp_at_target'], '{:.3f}')} (target "
+                f"{k['target_accuracy']:.1f}%)",
+                f"{_f(k['bpp_ratio'], '{:.3f}')} {_ci(k['bpp_ratio_ci'], '{:.3f}')}",
+            ]
+        )
     return curve_headers, curve_rows, cmp_headers, cmp_rows
 
 
@@ -96,10 +121,22 @@ def _settings_lines(result: dict) -> list[tuple[str, str]]:
     s = result["settings"]
     p = result["pristine"]
     return [
-        ("data", f"{s['data']} ({s['layout']}, split {s['split']}, {s['n_images']} images, {len(result['failures'])} unreadable)"),
+        (
+            "data",
+            f"{s['data']} ({s['layout']}, split {s['split']}, {s['n_images']} images, {len(result['failures'])} "
+            "unreadable)",
+        ),
         ("model", s["model"]),
-        ("JPEG at", f"{s['at']} ({'model-input crop encoded' if s['at'] == 'input' else 'stored image encoded, then preprocessed'})"),
-        ("accuracy axis", f"{s['accuracy_metric']} ({'ground-truth labels' if s['labeled'] else 'agreement with the pristine top-1: unlabeled data'})"),
+        (
+            "JPEG at",
+            f"{s['at']} "
+            f"({'model-input crop encoded' if s['at'] == 'input' else 'stored image encoded, then preprocessed'})",
+        ),
+        (
+            "accuracy axis",
+            f"{s['accuracy_metric']} "
+            f"({'ground-truth labels' if s['labeled'] else 'agreement with the pristine top-1: unlabeled data'})",
+        ),
         ("pristine", f"top-1 {p['top1']:.1f}%, top-5 {p['top5']:.1f}%"),
         ("bootstrap", f"{s['n_boot']} paired resamples of the images, seed {s['seed']}"),
         ("versions", ", ".join(f"{k} {v}" for k, v in result["versions"].items())),
@@ -115,8 +152,15 @@ def markdown_report(result: dict, path: Path) -> Path:
     if krows:
         out += ["## Comparisons", "", "| " + " | ".join(kh) + " |", "|" + "---|" * len(kh)]
         out += ["| " + " | ".join(r) + " |" for r in krows]
-        out += ["", "bpp = total bits / total pixels of what was encoded; mean image bpp = the mean of per-image rates. Negative BD-rate: fewer bits for the same accuracy. BD-rate on KL: the same with −ln(mean KL to the pristine output) as the quality axis, which every image moves, so its interval is narrower. Target = pristine − "
-                f"{result['settings']['target_drop']:g} point(s). Curves are made monotone first (isotonic fit).", ""]
+        out += [
+            "",
+            "bpp = total bits / total pixels of what was encoded; mean image bpp = the mean of per-image rates. "
+            "Negative BD-rate: fewer bits for the same accuracy. BD-rate on KL: the same with −ln(mean KL to the "
+            "pristine output) as the quality axis, which every image moves, so its interval is narrower. "
+            "Target = pristine − "
+            f"{result['settings']['target_drop']:g} point(s). Curves are made monotone first (isotonic fit).",
+            "",
+        ]
     for c, rows in zip(result["curves"], crows):
         out += [f"## {c['name']}", "", "| " + " | ".join(ch) + " |", "|" + "---|" * len(ch)]
         out += ["| " + " | ".join(r) + " |" for r in rows]
@@ -140,13 +184,18 @@ def _html_table(headers, rows) -> str:
 def html_report(result: dict, path: Path) -> Path:
     """Write the report as a self-contained HTML page (the plot is linked beside it)."""
     ch, crows, kh, krows = _tables(result)
-    parts = [f"<!doctype html><meta charset=utf-8><title>dnnjpeg evaluation</title><style>{_CSS}</style>",
-             "<h1>dnnjpeg evaluation</h1><ul>"]
+    parts = [
+        f"<!doctype html><meta charset=utf-8><title>dnnjpeg evaluation</title><style>{_CSS}</style>",
+        "<h1>dnnjpeg evaluation</h1><ul>",
+    ]
     parts += [f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in _settings_lines(result)]
     parts.append("</ul><img src='curves.png' alt='accuracy and KL against bits per pixel'>")
     if krows:
-        parts += ["<h2>Comparisons</h2>", _html_table(kh, krows),
-                  "<p>Negative BD-rate: fewer bits for the same accuracy. Intervals: paired bootstrap over images.</p>"]
+        parts += [
+            "<h2>Comparisons</h2>",
+            _html_table(kh, krows),
+            "<p>Negative BD-rate: fewer bits for the same accuracy. Intervals: paired bootstrap over images.</p>",
+        ]
     for c, rows in zip(result["curves"], crows):
         parts += [f"<h2>{html.escape(c['name'])}</h2>", _html_table(ch, rows)]
     if result["failures"]:

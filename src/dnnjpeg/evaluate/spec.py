@@ -15,7 +15,6 @@ The text form used by ``--codec``::
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -76,23 +75,39 @@ class CodecCurve:
     designed_for: tuple[str | None, str | None] | None = None
 
     @staticmethod
-    def standard(qualities=DEFAULT_QUALITIES, subsampling: str = "4:2:0", optimize: bool = True, name: str | None = None) -> "CodecCurve":
+    def standard(
+        qualities=DEFAULT_QUALITIES, subsampling: str = "4:2:0", optimize: bool = True, name: str | None = None
+    ) -> CodecCurve:
         """The IJG quality ladder."""
-        pts = tuple(CodecSpec(QuantTables.standard(q), subsampling, optimize, quality=q) for q in sorted(set(qualities)))
+        pts = tuple(
+            CodecSpec(QuantTables.standard(q), subsampling, optimize, quality=q) for q in sorted(set(qualities))
+        )
         return CodecCurve(name or f"standard {subsampling}", pts, "standard")
 
     @staticmethod
-    def from_tables(tables: QuantTables, scales=DEFAULT_SCALES, subsampling: str = "4:2:0", optimize: bool = True, name: str = "tables") -> "CodecCurve":
+    def from_tables(
+        tables: QuantTables,
+        scales=DEFAULT_SCALES,
+        subsampling: str = "4:2:0",
+        optimize: bool = True,
+        name: str = "tables",
+    ) -> CodecCurve:
         """A designed table swept into a curve by scaling every entry (clamped to 1..255)."""
         pts = tuple(CodecSpec(tables.scaled(s), subsampling, optimize, scale=s) for s in sorted(set(scales)))
         return CodecCurve(f"{name} {subsampling}", pts, "tables")
 
     @staticmethod
-    def from_table_set(tables, tags=None, subsampling: str = "4:2:0", optimize: bool = True, name: str = "tables") -> "CodecCurve":
+    def from_table_set(
+        tables, tags=None, subsampling: str = "4:2:0", optimize: bool = True, name: str = "tables"
+    ) -> CodecCurve:
         """Several designed tables as the points of one curve (e.g. a designer's λ sweep), unscaled."""
         tables = list(tables)
         tags = tags or [f"#{i}" for i in range(len(tables))]
-        return CodecCurve(f"{name} {subsampling}", tuple(CodecSpec(t, subsampling, optimize, tag=g) for t, g in zip(tables, tags)), "tables")
+        return CodecCurve(
+            f"{name} {subsampling}",
+            tuple(CodecSpec(t, subsampling, optimize, tag=g) for t, g in zip(tables, tags)),
+            "tables",
+        )
 
 
 def sweep_of(doc: dict, where: str = "table JSON") -> list[tuple[QuantTables, str]]:
@@ -150,9 +165,13 @@ def parse_codec(text: str, subsampling: str = "4:2:0", scales=DEFAULT_SCALES, op
             raise ValueError(f"{arg}: cannot read a designed sweep: {e}") from None
         pts = sweep_of(doc, arg)
         if len(pts) < 2:
-            raise ValueError(f"{arg}: holds no sweep of tables (made by design --method fisher); use tables:{arg} to scale its table")
-        return replace(CodecCurve.from_table_set([t for t, _ in pts], [g for _, g in pts], ss, optimize, name=Path(arg).stem),
-                       designed_for=_designed_for(doc))
+            raise ValueError(
+                f"{arg}: holds no sweep of tables (made by design --method fisher); use tables:{arg} to scale its table"
+            )
+        return replace(
+            CodecCurve.from_table_set([t for t, _ in pts], [g for _, g in pts], ss, optimize, name=Path(arg).stem),
+            designed_for=_designed_for(doc),
+        )
     if kind == "preset":
         from dnnjpeg.presets import available_presets, load_preset, preset_info
 
@@ -163,8 +182,16 @@ def parse_codec(text: str, subsampling: str = "4:2:0", scales=DEFAULT_SCALES, op
         info = preset_info(arg)
         pts = sweep_of(info, f"preset {arg}")
         if len(pts) >= 2:
-            return replace(CodecCurve.from_table_set([t for t, _ in pts], [g for _, g in pts], ss, optimize, name=f"preset:{arg}"),
-                           designed_for=_designed_for(info))
-        return replace(CodecCurve.from_tables(load_preset(arg), scales, ss, optimize, name=f"preset:{arg}"), designed_for=_designed_for(info))
-    raise ValueError(f"--codec {text!r}: unknown kind {kind!r}; use standard[:Q,...], tables:FILE.json, sweep:FILE.json or preset:NAME "
-                     "(optionally @4:4:4)")
+            return replace(
+                CodecCurve.from_table_set([t for t, _ in pts], [g for _, g in pts], ss, optimize, name=f"preset:{arg}"),
+                designed_for=_designed_for(info),
+            )
+        return replace(
+            CodecCurve.from_tables(load_preset(arg), scales, ss, optimize, name=f"preset:{arg}"),
+            designed_for=_designed_for(info),
+        )
+    raise ValueError(
+        f"--codec {text!r}: unknown kind {kind!r}; use standard[:Q,...], tables:FILE.json, sweep:FILE.json or "
+        "preset:NAME "
+        "(optionally @4:4:4)"
+    )

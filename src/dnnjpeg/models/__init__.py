@@ -10,8 +10,8 @@ weights are present locally.  Any ``nn.Module`` can be wrapped with
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -122,7 +122,7 @@ class Preprocess:
             nh, nw = (yb - ya) * nh / h, (xb - xa) * nw / w
             nh, nw = max(top + self.size, round(nh)), max(left + self.size, round(nw))
         y = F.interpolate(x, size=(nh, nw), mode=self.interpolation, antialias=True, align_corners=False)
-        return y[..., top:top + self.size, left:left + self.size]
+        return y[..., top : top + self.size, left : left + self.size]
 
     def normalize(self, batch_uint8: np.ndarray):
         """uint8 (N, H, W, 3) → float32 torch tensor (N, 3, H, W), normalized, channels_last memory."""
@@ -225,8 +225,13 @@ def _torchvision(arch: str) -> Model:
             f"torchvision:{arch}: weights not available offline (put them in the torch hub cache first): {e}"
         ) from e
     t = weights.transforms()
-    pre = Preprocess(size=int(t.crop_size[0]), resize=int(t.resize_size[0]), interpolation=str(t.interpolation.value),
-                     mean=tuple(t.mean), std=tuple(t.std))
+    pre = Preprocess(
+        size=int(t.crop_size[0]),
+        resize=int(t.resize_size[0]),
+        interpolation=str(t.interpolation.value),
+        mean=tuple(t.mean),
+        std=tuple(t.std),
+    )
     return _prepare(net, f"torchvision:{arch}", pre)
 
 
@@ -241,8 +246,13 @@ def _timm(arch: str) -> Model:
         raise ModelUnavailableError(f"timm:{arch}: pretrained weights not available offline: {e}") from e
     cfg = net.pretrained_cfg
     size = int(cfg["input_size"][-1])
-    pre = Preprocess(size=size, resize=round(size / cfg.get("crop_pct", 0.875)), interpolation=cfg.get("interpolation", "bicubic"),
-                     mean=tuple(cfg["mean"]), std=tuple(cfg["std"]))
+    pre = Preprocess(
+        size=size,
+        resize=round(size / cfg.get("crop_pct", 0.875)),
+        interpolation=cfg.get("interpolation", "bicubic"),
+        mean=tuple(cfg["mean"]),
+        std=tuple(cfg["std"]),
+    )
     return _prepare(net, f"timm:{arch}", pre)
 
 
@@ -258,5 +268,7 @@ def load_model(name: str) -> Model:
     if name.startswith("timm:"):
         return _timm(name.split(":", 1)[1])
     if name not in _REGISTRY:
-        raise ModelUnavailableError(f"unknown model {name!r}; available: {', '.join(available_models())}, torchvision:NAME, timm:NAME")
+        raise ModelUnavailableError(
+            f"unknown model {name!r}; available: {', '.join(available_models())}, torchvision:NAME, timm:NAME"
+        )
     return _REGISTRY[name]()

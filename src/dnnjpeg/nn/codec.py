@@ -28,10 +28,13 @@ class Encoded:
     scaled_y: torch.Tensor | None = None
     scaled_c: torch.Tensor | None = None
 
-    def continuous(self) -> "Encoded":
+    def continuous(self) -> Encoded:
         """The same encoding with the pre-rounding values as levels (what a designer's rate term should see)."""
-        return Encoded(self.scaled_y if self.scaled_y is not None else self.levels_y,
-                       self.scaled_c if self.scaled_c is not None else self.levels_c, self.pixels)
+        return Encoded(
+            self.scaled_y if self.scaled_y is not None else self.levels_y,
+            self.scaled_c if self.scaled_c is not None else self.levels_c,
+            self.pixels,
+        )
 
 
 class DiffJPEG(nn.Module):
@@ -49,7 +52,9 @@ class DiffJPEG(nn.Module):
     decoded RGB (B, 3, H, W) in 0..255, or (decoded, :class:`Encoded`) with ``return_levels``.
     """
 
-    def __init__(self, subsampling: str = "4:2:0", rounding: str = "exact", soft_levels: int = 5, hardness: float = 2.0) -> None:
+    def __init__(
+        self, subsampling: str = "4:2:0", rounding: str = "exact", soft_levels: int = 5, hardness: float = 2.0
+    ) -> None:
         super().__init__()
         if subsampling not in J.CHROMA_FACTORS:
             raise ValueError(f"subsampling must be one of {tuple(J.CHROMA_FACTORS)}, got {subsampling!r}")

@@ -22,8 +22,22 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "ROUNDINGS", "rgb_to_ycbcr", "ycbcr_to_rgb", "ste_round", "ste_floor", "pad_to", "downsample", "upsample",
-    "blockify", "unblockify", "dct_matrix", "block_dct", "block_idct", "quantize", "soft_quantize", "as_table_tensor",
+    "ROUNDINGS",
+    "rgb_to_ycbcr",
+    "ycbcr_to_rgb",
+    "ste_round",
+    "ste_floor",
+    "pad_to",
+    "downsample",
+    "upsample",
+    "blockify",
+    "unblockify",
+    "dct_matrix",
+    "block_dct",
+    "block_idct",
+    "quantize",
+    "soft_quantize",
+    "as_table_tensor",
     "CHROMA_FACTORS",
 ]
 
@@ -168,8 +182,14 @@ def as_table_tensor(tables, batch: int | None = None, dtype=torch.float32, devic
     return t
 
 
-def quantize(coef: torch.Tensor, step: torch.Tensor, rounding: str = "exact", training: bool = True,
-             soft_levels: int = 5, hardness: float = 2.0) -> tuple[torch.Tensor, torch.Tensor]:
+def quantize(
+    coef: torch.Tensor,
+    step: torch.Tensor,
+    rounding: str = "exact",
+    training: bool = True,
+    soft_levels: int = 5,
+    hardness: float = 2.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Quantize and dequantize coefficients.
 
     Args:
@@ -217,6 +237,7 @@ def soft_quantize(coef: torch.Tensor, step: torch.Tensor, levels: int = 5, hardn
 # sitting at a rounding boundary, and one flipped high-frequency level moves a whole
 # block by tens of levels.  So ``exact`` reproduces jccolor.c's fixed-point color
 # conversion, jfdctint.c's "islow" DCT and the quantizer's round-half-up division.
+
 
 def _fix16(x: float) -> int:
     return int(x * 65536 + 0.5)

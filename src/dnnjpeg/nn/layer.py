@@ -34,10 +34,16 @@ class JPEGLayer(nn.Module):
         min_step: steps are clamped to at least this many 8-bit levels in the forward pass.
     """
 
-    def __init__(self, init: QuantTables | np.ndarray | None = None, subsampling: str = "4:4:4", levels: int = 5,
-                 hardness: float = 2.0, min_step: float = 0.25) -> None:
+    def __init__(
+        self,
+        init: QuantTables | np.ndarray | None = None,
+        subsampling: str = "4:4:4",
+        levels: int = 5,
+        hardness: float = 2.0,
+        min_step: float = 0.25,
+    ) -> None:
         super().__init__()
-        steps = (init if init is not None else QuantTables.standard(50))
+        steps = init if init is not None else QuantTables.standard(50)
         steps = steps.as_array() if hasattr(steps, "as_array") else np.asarray(steps, float)
         if steps.shape != (2, 8, 8) or (steps <= 0).any():
             raise ValueError(f"initial steps must be positive with shape (2, 8, 8), got {steps.shape}")
@@ -87,8 +93,9 @@ class JPEGLayer(nn.Module):
         y, c = self._coefficients(x)
         self._set_from_profile(y.abs().mean(0), c.abs().mean(0), ms)
 
-    def init_from_sensitivity(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, loss_fn=None,
-                              mean_step: float | None = None) -> None:
+    def init_from_sensitivity(
+        self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, loss_fn=None, mean_step: float | None = None
+    ) -> None:
         """Steps ∝ 1 / sqrt(mean squared gradient of the loss with respect to each DCT coefficient)
         of a pretrained ``model`` (which takes the [0, 1] images), so the frequencies the model is
         most sensitive to get the finest steps; scaled to ``mean_step`` (default: the current mean)."""
@@ -104,6 +111,6 @@ class JPEGLayer(nn.Module):
         model.eval()
         loss_fn(model(img), labels).backward()
         model.train(was_training)
-        gy = (cy.grad ** 2).reshape(-1, 64).mean(0)
-        gc = (cc.grad ** 2).reshape(-1, 64).mean(0)
+        gy = (cy.grad**2).reshape(-1, 64).mean(0)
+        gc = (cc.grad**2).reshape(-1, 64).mean(0)
         self._set_from_profile(gy.clamp(min=1e-20).rsqrt(), gc.clamp(min=1e-20).rsqrt(), ms)

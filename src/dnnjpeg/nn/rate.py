@@ -116,7 +116,7 @@ class RateModel(nn.Module):
         return self(enc) / enc.pixels
 
     @staticmethod
-    def fit(features: np.ndarray, bits: np.ndarray, subsampling: str = "4:2:0", info: dict | None = None) -> "RateModel":
+    def fit(features: np.ndarray, bits: np.ndarray, subsampling: str = "4:2:0", info: dict | None = None) -> RateModel:
         """Non-negative least squares on relative error: features (N, F), real bits (N,)."""
         from scipy.optimize import nnls
 
@@ -126,16 +126,21 @@ class RateModel(nn.Module):
         return RateModel(w / scale, subsampling, info)
 
     def to_dict(self) -> dict:
-        return {"subsampling": self.subsampling, "features": FEATURE_NAMES, "weights": self.weights.double().tolist(), "info": self.info}
+        return {
+            "subsampling": self.subsampling,
+            "features": FEATURE_NAMES,
+            "weights": self.weights.double().tolist(),
+            "info": self.info,
+        }
 
     @staticmethod
-    def from_dict(d: dict) -> "RateModel":
+    def from_dict(d: dict) -> RateModel:
         if d.get("features") != FEATURE_NAMES:
             raise ValueError("rate model weights were fitted for other features; refit with benchmarks/bench_rate.py")
         return RateModel(d["weights"], d["subsampling"], d.get("info"))
 
     @staticmethod
-    def default(subsampling: str = "4:2:0") -> "RateModel":
+    def default(subsampling: str = "4:2:0") -> RateModel:
         """The packaged model for ``subsampling`` (4:4:4, 4:2:2 or 4:2:0)."""
         data = json.loads(resources.files("dnnjpeg.nn").joinpath("rate_weights.json").read_text())
         if subsampling not in data:
@@ -165,7 +170,12 @@ def measure_rate_pairs(images, tables, subsampling: str = "4:2:0", progress=None
     t = torch.stack([torch.as_tensor(q.as_array(), dtype=torch.float32) for q in tables])
     feats, bits = [], []
     for im in images:
-        x = torch.from_numpy(np.array(im, dtype=np.uint8)).permute(2, 0, 1)[None].float().expand(len(tables), -1, -1, -1)
+        x = (
+            torch.from_numpy(np.array(im, dtype=np.uint8))
+            .permute(2, 0, 1)[None]
+            .float()
+            .expand(len(tables), -1, -1, -1)
+        )
         with torch.no_grad():
             _, enc = codec(x, t, return_levels=True)
         feats.append(rate_features(enc).double().numpy())

@@ -11,9 +11,9 @@ them is the layer.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -32,8 +32,11 @@ class _Block(nn.Module):
         self.b1 = nn.BatchNorm2d(cout)
         self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
         self.b2 = nn.BatchNorm2d(cout)
-        self.short = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-                      if stride != 1 or cin != cout else nn.Identity())
+        self.short = (
+            nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            if stride != 1 or cin != cout
+            else nn.Identity()
+        )
 
     def forward(self, x):
         return F.relu(self.b2(self.c2(F.relu(self.b1(self.c1(x))))) + self.short(x))
@@ -43,8 +46,9 @@ class SmallResNet(nn.Module):
     """CIFAR-style ResNet (3 stages of ``blocks`` basic blocks, widths w, 2w, 4w) on [0, 1] RGB
     input (B, 3, H, W), normalized inside with ``mean``/``std``; → (B, classes) logits."""
 
-    def __init__(self, classes: int = 10, width: int = 16, blocks: int = 1,
-                 mean=(0.491, 0.482, 0.447), std=(0.247, 0.243, 0.262)) -> None:
+    def __init__(
+        self, classes: int = 10, width: int = 16, blocks: int = 1, mean=(0.491, 0.482, 0.447), std=(0.247, 0.243, 0.262)
+    ) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
@@ -116,7 +120,7 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     oy = torch.randint(0, 9, (b,), generator=gen)
     ox = torch.randint(0, 9, (b,), generator=gen)
     flip = torch.rand(b, generator=gen) < 0.5
-    out = torch.stack([p[i, :, oy[i]:oy[i] + h, ox[i]:ox[i] + w] for i in range(b)])
+    out = torch.stack([p[i, :, oy[i] : oy[i] + h, ox[i] : ox[i] + w] for i in range(b)])
     out[flip] = out[flip].flip(-1)
     return out
 
@@ -126,13 +130,17 @@ def _accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 500) 
     correct = 0
     with torch.no_grad():
         for i in range(0, len(x), batch):
-            xb = torch.from_numpy(x[i:i + batch]).permute(0, 3, 1, 2).float() / 255.0
-            correct += int((model(xb).argmax(1).numpy() == y[i:i + batch]).sum())
+            xb = torch.from_numpy(x[i : i + batch]).permute(0, 3, 1, 2).float() / 255.0
+            correct += int((model(xb).argmax(1).numpy() == y[i : i + batch]).sum())
     return 100.0 * correct / len(x)
 
 
-def train_classifier(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray], cfg: TrainConfig,
-                     progress: Callable[[int, int, dict], None] | None = None) -> dict:
+def train_classifier(
+    train: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    cfg: TrainConfig,
+    progress: Callable[[int, int, dict], None] | None = None,
+) -> dict:
     """Train :class:`SmallResNet` (with a :class:`JPEGLayer` in front when ``cfg.jpeg_layer``).
 
     Args:
@@ -171,7 +179,7 @@ def train_classifier(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarra
         perm = torch.randperm(n, generator=gen)
         tot, cnt = 0.0, 0
         for i in range(n // cfg.batch_size):
-            idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+            idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
             xb = _augment(xs[idx].float() / 255.0, gen)
             loss = F.cross_entropy(model(xb), ys[idx])
             opt.zero_grad()
@@ -184,15 +192,24 @@ def train_classifier(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarra
             sched.step()
             tot += float(loss.detach()) * len(idx)
             cnt += len(idx)
-        rec = {"epoch": ep + 1, "train_loss": tot / cnt, "test_top1": _accuracy(model, *test), "seconds": time.perf_counter() - t0}
+        rec = {
+            "epoch": ep + 1,
+            "train_loss": tot / cnt,
+            "test_top1": _accuracy(model, *test),
+            "seconds": time.perf_counter() - t0,
+        }
         if layer is not None:
             s = layer.steps().detach()
             rec["mean_step_luma"], rec["mean_step_chroma"] = float(s[0].mean()), float(s[1].mean())
         history.append(rec)
         if progress:
             progress(ep + 1, cfg.epochs, rec)
-    out = {"test_top1": history[-1]["test_top1"], "history": history, "wall_seconds": time.perf_counter() - t0,
-           "config": {k: v for k, v in cfg.__dict__.items()}}
+    out = {
+        "test_top1": history[-1]["test_top1"],
+        "history": history,
+        "wall_seconds": time.perf_counter() - t0,
+        "config": {k: v for k, v in cfg.__dict__.items()},
+    }
     if layer is not None:
         out["tables"] = layer.to_quant_tables().to_dict()
     return out
@@ -206,7 +223,10 @@ def summarize_runs(runs: list[dict]) -> dict:
     by = {}
     for r in runs:
         by.setdefault(bool(r["config"]["jpeg_layer"]), {})[r["config"]["seed"]] = r["test_top1"]
-    out = {("with_layer" if k else "without_layer"): {"mean": float(np.mean(list(v.values()))), "per_seed": v} for k, v in by.items()}
+    out = {
+        ("with_layer" if k else "without_layer"): {"mean": float(np.mean(list(v.values()))), "per_seed": v}
+        for k, v in by.items()
+    }
     if True in by and False in by:
         seeds = sorted(set(by[True]) & set(by[False]))
         d = np.array([by[True][s] - by[False][s] for s in seeds])
@@ -214,6 +234,10 @@ def summarize_runs(runs: list[dict]) -> dict:
             half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
         else:
             half = float("nan")
-        out["difference"] = {"mean": float(d.mean()), "ci": [float(d.mean() - half), float(d.mean() + half)], "n": int(len(d)),
-                             "per_seed": dict(zip(seeds, d.tolist()))}
+        out["difference"] = {
+            "mean": float(d.mean()),
+            "ci": [float(d.mean() - half), float(d.mean() + half)],
+            "n": int(len(d)),
+            "per_seed": dict(zip(seeds, d.tolist())),
+        }
     return out

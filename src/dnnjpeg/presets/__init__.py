@@ -78,11 +78,15 @@ def preset_result(name: str) -> dict:
     if not m:
         raise ValueError(f"preset {name!r} carries no measured curve")
     k = m["comparison"]
-    curves = [{"name": k.get("reference", "standard"), "kind": "standard", "points": m["ladder"]},
-              {"name": f"preset:{name}", "kind": "tables", "points": m["preset"]}]
+    curves = [
+        {"name": k.get("reference", "standard"), "kind": "standard", "points": m["ladder"]},
+        {"name": f"preset:{name}", "kind": "tables", "points": m["preset"]},
+    ]
     comparisons = [k]
     if m.get("by_rate"):  # a sweep with its members' mean KL: also its per-image choice by rate
-        curves.append({"name": f"preset:{name} per-image by rate", "kind": "selected", "points": m["by_rate"]["points"]})
+        curves.append(
+            {"name": f"preset:{name} per-image by rate", "kind": "selected", "points": m["by_rate"]["points"]}
+        )
         comparisons.append(m["by_rate"]["comparison"])
     return {
         "settings": {**m["settings"], "accuracy_metric": "top1"},

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -34,7 +34,12 @@ def _schema():
     import pyarrow as pa
 
     types = {c: pa.string() for c in ("path", "tree", "format", "error", "message", "subsampling", "color", "mode")}
-    types.update({c: pa.bool_() for c in ("ok", "grayscale", "progressive", "arithmetic", "quality_exact", "jfif", "exif", "eoi_found")})
+    types.update(
+        {
+            c: pa.bool_()
+            for c in ("ok", "grayscale", "progressive", "arithmetic", "quality_exact", "jfif", "exif", "eoi_found")
+        }
+    )
     types["quality_distance"] = pa.float64()
     types["path_bytes"] = pa.binary()
     fields = [pa.field(c, types.get(c, pa.int64())) for c in COLUMNS]
@@ -203,7 +208,9 @@ def odd_files(df) -> dict[str, list[str]]:
         "quality < 10": j.loc[j["quality"].fillna(100) < 10, "path"].tolist(),
         f"extreme aspect (≥ {EXTREME_ASPECT:g}:1)": j.loc[(aspect >= EXTREME_ASPECT).fillna(False), "path"].tolist(),
         f"tiny (a side < {TINY_SIDE} px)": j.loc[((w < TINY_SIDE) | (h < TINY_SIDE)).fillna(False), "path"].tolist(),
-        f"huge (over {MAX_PIXELS / 1e6:.0f} megapixels: decoders refuse it)": j.loc[(w * h > MAX_PIXELS).fillna(False), "path"].tolist(),
+        f"huge (over {MAX_PIXELS / 1e6:.0f} megapixels: decoders refuse it)": j.loc[
+            (w * h > MAX_PIXELS).fillna(False), "path"
+        ].tolist(),
         "truncated (no end-of-image marker)": j.loc[j["eoi_found"].fillna(True) == False, "path"].tolist(),  # noqa: E712
         "12-bit or arithmetic-coded": j.loc[(j["precision"] != 8) | j["arithmetic"].fillna(False), "path"].tolist(),
     }
@@ -255,7 +262,9 @@ def summarize(df) -> dict:
     return out
 
 
-def write_survey(df, out: str | os.PathLike[str], csv: bool = False, plots: bool = True, umap: bool = True) -> dict[str, Path]:
+def write_survey(
+    df, out: str | os.PathLike[str], csv: bool = False, plots: bool = True, umap: bool = True
+) -> dict[str, Path]:
     """Write survey.parquet (+ survey.csv), summary.json, the plots and report.html into ``out``."""
     import io
     import json
@@ -283,4 +292,3 @@ def write_survey(df, out: str | os.PathLike[str], csv: bool = False, plots: bool
 
         written["html"] = html_report(df, summary, written, out / "report.html")
     return written
-

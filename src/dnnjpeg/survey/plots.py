@@ -59,7 +59,9 @@ def plot_color_gray(df, path: Path) -> Path:
         ax.bar(x, vals, 0.6, bottom=bottom, label=cat, color=col)
         for xi, b, v, c in zip(x, bottom, vals, counts):
             if c:
-                ax.text(xi, b + v / 2, f"{c:,}", ha="center", va="center", fontsize=8, color="white" if v > 6 else "black")
+                ax.text(
+                    xi, b + v / 2, f"{c:,}", ha="center", va="center", fontsize=8, color="white" if v > 6 else "black"
+                )
         bottom += vals
     ax.set_xticks(x, trees)
     ax.set_ylabel("% of files")
@@ -104,7 +106,13 @@ def plot_quality(df, path: Path) -> Path:
         g = j[j["tree"] == t]
         q = g["quality"].dropna().astype(float)
         exact = g["quality_exact"].fillna(False).astype(bool)
-        ax.hist(q, bins=bins, histtype="step", lw=1.5, label=f"{t}: {exact.sum():,} IJG, {(~exact).sum():,} not IJG (nearest)")
+        ax.hist(
+            q,
+            bins=bins,
+            histtype="step",
+            lw=1.5,
+            label=f"{t}: {exact.sum():,} IJG, {(~exact).sum():,} not IJG (nearest)",
+        )
     ax.set_yscale("log")
     ax.set_xlabel("estimated IJG quality")
     ax.set_ylabel("files (log)")
@@ -160,12 +168,22 @@ def plot_sizes(df, path: Path, crop: bool) -> Path:
         g = j[j["tree"] == t]
         w, h = g["width"].astype(float).to_numpy(), g["height"].astype(float).to_numpy()
         if len(w):
-            hb = ax.hist2d(w, h, bins=120 if crop else 80, range=[[0, lim], [0, lim]], norm=LogNorm(), cmap="viridis", cmin=1)
+            hb = ax.hist2d(
+                w, h, bins=120 if crop else 80, range=[[0, lim], [0, lim]], norm=LogNorm(), cmap="viridis", cmin=1
+            )
             fig.colorbar(hb[3], ax=ax, label="files (log)")
         for r, name, style in ((1, "1:1", "-"), (4 / 3, "4:3", "--"), (3 / 2, "3:2", ":")):
             for ratio in (r, 1 / r) if r != 1 else (r,):
                 ax.plot([0, lim], [0, lim / ratio], color="red", ls=style, lw=0.8, alpha=0.8)
-            ax.text(lim * 0.97, lim / r * 0.97 if lim / r < lim else lim * 0.97, name, color="red", fontsize=8, ha="right", va="top")
+            ax.text(
+                lim * 0.97,
+                lim / r * 0.97 if lim / r < lim else lim * 0.97,
+                name,
+                color="red",
+                fontsize=8,
+                ha="right",
+                va="top",
+            )
         ax.set_xlim(0, lim)
         ax.set_ylim(0, lim)
         ax.set_xlabel("width (px)")
@@ -206,7 +224,9 @@ def umap_embedding(df, max_points: int = 5000, keep_500: float = 0.1, seed: int 
     codes = {c: i for i, c in enumerate(SUBSAMPLING_ORDER)}
     sub = np.array([codes.get(s, len(codes) - 1) for s in pts["subsampling"]])
     onehot = np.eye(len(SUBSAMPLING_ORDER))[sub] * 2.0  # categorical: one-hot, weighted to matter
-    num = np.column_stack([np.log(pts["width"].astype(float)), np.log(pts["height"].astype(float)), pts["quality"].astype(float)])
+    num = np.column_stack(
+        [np.log(pts["width"].astype(float)), np.log(pts["height"].astype(float)), pts["quality"].astype(float)]
+    )
     num = (num - num.mean(0)) / (num.std(0) + 1e-9)
     x = np.column_stack([onehot, num])
     n_neighbors = int(min(15, max(2, len(x) - 1)))
@@ -229,20 +249,40 @@ def plot_umap(emb, rows, path: Path, color_by: str) -> Path:
                 sel = ((rows["subsampling"] == c) & (rows["tree"] == t)).to_numpy()
                 if sel.any():
                     n = int(rows["count"].to_numpy()[sel].sum())
-                    ax.scatter(emb[sel, 0], emb[sel, 1], s=size[sel], color=cmap(k), marker=markers[m % 5], alpha=0.6,
-                               label=f"{c}" + (f" · {t}" if len(trees) > 1 else "") + f" ({n:,} files)")
+                    ax.scatter(
+                        emb[sel, 0],
+                        emb[sel, 1],
+                        s=size[sel],
+                        color=cmap(k),
+                        marker=markers[m % 5],
+                        alpha=0.6,
+                        label=f"{c}" + (f" · {t}" if len(trees) > 1 else "") + f" ({n:,} files)",
+                    )
         ax.legend(fontsize=7, markerscale=1.5, loc="best")
     else:
         for m, t in enumerate(trees):
             sel = (rows["tree"] == t).to_numpy()
-            sc = ax.scatter(emb[sel, 0], emb[sel, 1], s=size[sel], c=rows["quality"].astype(float).to_numpy()[sel], cmap="viridis",
-                            vmin=0, vmax=100, marker=markers[m % 5], alpha=0.6, label=t)
+            sc = ax.scatter(
+                emb[sel, 0],
+                emb[sel, 1],
+                s=size[sel],
+                c=rows["quality"].astype(float).to_numpy()[sel],
+                cmap="viridis",
+                vmin=0,
+                vmax=100,
+                marker=markers[m % 5],
+                alpha=0.6,
+                label=t,
+            )
         fig.colorbar(sc, ax=ax, label="estimated IJG quality")
         if len(trees) > 1:
             ax.legend(fontsize=8)
     n_files = int(rows["count"].sum())
-    ax.set_title(f"UMAP of (subsampling, width, height, quality), colored by {color_by}\n"
-                 f"{len(rows):,} distinct settings from {n_files:,} files (width/height-500 files: 10% kept)", fontsize=10)
+    ax.set_title(
+        f"UMAP of (subsampling, width, height, quality), colored by {color_by}\n"
+        f"{len(rows):,} distinct settings from {n_files:,} files (width/height-500 files: 10% kept)",
+        fontsize=10,
+    )
     ax.set_xticks([])
     ax.set_yticks([])
     fig.tight_layout()

@@ -53,18 +53,30 @@ def html_report(df, summary: dict, figures: dict, path: Path, max_listed: int = 
     ]
     head = "<tr><th></th>" + "".join(f"<th>{html.escape(t)}</th>" for t in trees) + "</tr>"
     body = "".join(
-        "<tr><td>" + html.escape(name) + "</td>" + "".join(f"<td>{html.escape(fn(summary['trees'][t]))}</td>" for t in trees) + "</tr>"
+        "<tr><td>"
+        + html.escape(name)
+        + "</td>"
+        + "".join(f"<td>{html.escape(fn(summary['trees'][t]))}</td>" for t in trees)
+        + "</tr>"
         for name, fn in rows
     )
-    parts = [f"<!doctype html><meta charset=utf-8><title>dnnjpeg survey</title><style>{_CSS}</style>",
-             f"<h1>dnnjpeg survey</h1><p>{summary['n_files']:,} files in {len(trees)} tree(s). Headers only: no image was decoded.</p>",
-             f"<table>{head}{body}</table>"]
+    parts = [
+        f"<!doctype html><meta charset=utf-8><title>dnnjpeg survey</title><style>{_CSS}</style>",
+        f"<h1>dnnjpeg survey</h1><p>{summary['n_files']:,} files in {len(trees)} tree(s). Headers only: no image "
+        "was decoded.</p>",
+        f"<table>{head}{body}</table>",
+    ]
     for key, title in _FIGS:
         if key in figures:
-            parts.append(f"<h2>{html.escape(title)}</h2><img src='{html.escape(Path(figures[key]).name)}' alt='{html.escape(title)}'>")
+            parts.append(
+                f"<h2>{html.escape(title)}</h2><img src='{html.escape(Path(figures[key]).name)}' "
+                f"alt='{html.escape(title)}'>"
+            )
     if "umap_subsampling" not in figures:
-        parts.append("<p><i>UMAP not drawn: turned off (--no-umap), or fewer than 5 distinct "
-                     "(subsampling, width, height, quality) settings to project.</i></p>")
+        parts.append(
+            "<p><i>UMAP not drawn: turned off (--no-umap), or fewer than 5 distinct "
+            "(subsampling, width, height, quality) settings to project.</i></p>"
+        )
     parts.append("<h2>Odd files</h2>")
     for t in trees:
         odd = odd_files(df[df["tree"] == t])
@@ -73,6 +85,12 @@ def html_report(df, summary: dict, figures: dict, path: Path, max_listed: int = 
             if not paths:
                 continue
             shown = "".join(f"<li><code>{html.escape(p)}</code></li>" for p in paths[:max_listed])
-            more = f"<li>… and {len(paths) - max_listed:,} more (see survey.parquet)</li>" if len(paths) > max_listed else ""
-            parts.append(f"<details><summary>{html.escape(reason)}: {len(paths):,}</summary><ul>{shown}{more}</ul></details>")
+            more = (
+                f"<li>… and {len(paths) - max_listed:,} more (see survey.parquet)</li>"
+                if len(paths) > max_listed
+                else ""
+            )
+            parts.append(
+                f"<details><summary>{html.escape(reason)}: {len(paths):,}</summary><ul>{shown}{more}</ul></details>"
+            )
     return atomic_write_text(path, "\n".join(parts))

@@ -22,11 +22,36 @@ __all__ = ["COLUMNS", "walk", "scan_files"]
 #: ``path`` is printable (bytes that are not UTF-8 shown as ``\xNN``); ``path_bytes`` is the
 #: name exactly as the file system holds it (``os.fsencode``), so no name is ever lost.
 COLUMNS = (
-    "path", "path_bytes", "tree", "file_size", "format", "ok", "error", "message",
-    "width", "height", "display_width", "display_height", "orientation",
-    "components", "grayscale", "subsampling", "color", "mode", "progressive", "arithmetic", "precision",
-    "quality", "quality_exact", "quality_distance", "n_qtables", "qtable_bits", "restart_interval",
-    "jfif", "exif", "eoi_found",
+    "path",
+    "path_bytes",
+    "tree",
+    "file_size",
+    "format",
+    "ok",
+    "error",
+    "message",
+    "width",
+    "height",
+    "display_width",
+    "display_height",
+    "orientation",
+    "components",
+    "grayscale",
+    "subsampling",
+    "color",
+    "mode",
+    "progressive",
+    "arithmetic",
+    "precision",
+    "quality",
+    "quality_exact",
+    "quality_distance",
+    "n_qtables",
+    "qtable_bits",
+    "restart_interval",
+    "jfif",
+    "exif",
+    "eoi_found",
 )
 
 
@@ -85,7 +110,7 @@ def scan_files(items: list[tuple[str, str | None]], tree: str) -> dict:
         app["error"](err)
         app["message"](msg)
         if rec is None:
-            for c in COLUMNS[COLUMNS.index("width"):]:
+            for c in COLUMNS[COLUMNS.index("width") :]:
                 app[c](None)
             continue
         lt, ct = rec.luma_table, rec.chroma_table
