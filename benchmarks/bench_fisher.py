@@ -24,7 +24,7 @@ import torch  # noqa: E402
 
 from dnnjpeg.codec import ZIGZAG, QuantTables  # noqa: E402
 from dnnjpeg.data import discover  # noqa: E402
-from dnnjpeg.design.fisher import fisher_statistics, lagrangian_tables, lambda_for_bpp  # noqa: E402
+from dnnjpeg.design.fisher import fisher_lambda_for_bpp, fisher_statistics, lagrangian_tables  # noqa: E402
 from dnnjpeg.evaluate.trial import build_pristine  # noqa: E402
 from dnnjpeg.models import load_model  # noqa: E402
 from dnnjpeg.nn import DiffJPEG  # noqa: E402
@@ -72,7 +72,7 @@ def main() -> None:
     base = kl(QuantTables(ones.reshape(8, 8), ones.reshape(8, 8)))  # step 1 everywhere: rounding alone
     rows = []
     for target in (float(t) for t in a.targets.split(",")):
-        ref = lagrangian_tables(stats, lambda_for_bpp(stats, target))
+        ref = lagrangian_tables(stats, fisher_lambda_for_bpp(stats, target))
         rows.append(
             {
                 "target_bpp": target,

@@ -7,7 +7,7 @@ design model on the eval split) and optionally ``eval-MODEL/results.json`` (the 
 measured on other models).  Every curve of the run (the IJG ladder, each designed table swept
 by scale, a designer's own sweep) becomes a family; ``dnnjpeg.evaluate.with_selection`` then
 gives each eval image the member with least KL + λ·KiB, one point per λ of
-``dnnjpeg.select.DEFAULT_LAMBDAS`` (fixed before any of these measurements), and compares the
+``dnnjpeg.conventions.DEFAULT_LAMBDAS_NATS_PER_KIB`` (fixed before any of these measurements), and compares the
 result with the ladder.  Exact, not a model of the encoder: encoding is deterministic, so the
 chosen file's bits and prediction are the member's recorded ones (tests/test_select.py checks
 this against ``compress --select-model``).  On the other models two rows: chosen by the

@@ -9,10 +9,11 @@ from typer.testing import CliRunner
 from dnnjpeg.cli import app
 from dnnjpeg.codec import QuantTables, decode, decode_file, encode, parse_header
 from dnnjpeg.compress import compress_tree, output_path
+from dnnjpeg.conventions import KIB_BITS
 from dnnjpeg.data import discover
 from dnnjpeg.evaluate import CodecCurve, evaluate, with_selection
 from dnnjpeg.evaluate.trial import _load_rgb, outcome
-from dnnjpeg.select import KIB_BITS, choose, select_encode, selected_curve
+from dnnjpeg.select import choose, select_encode, selected_curve
 
 from .evaluate.tiny import tiny_model, write_images
 from .test_compress import _snapshot, _tree

@@ -708,8 +708,8 @@ def evaluate(
     ),
 ) -> None:
     """Rate against accuracy: encode every image with every codec setting, classify, compare."""
+    from dnnjpeg.conventions import DEFAULT_LAMBDAS_NATS_PER_KIB
     from dnnjpeg.models import ModelUnavailableError
-    from dnnjpeg.select import DEFAULT_LAMBDAS
 
     if at not in ("input", "original"):
         raise typer.BadParameter("--at must be input or original")
@@ -717,7 +717,9 @@ def evaluate(
     if select or select_lambdas:
         try:
             lams = (
-                [float(x) for x in select_lambdas.split(",") if x.strip()] if select_lambdas else list(DEFAULT_LAMBDAS)
+                [float(x) for x in select_lambdas.split(",") if x.strip()]
+                if select_lambdas
+                else list(DEFAULT_LAMBDAS_NATS_PER_KIB)
             )
         except ValueError:
             raise typer.BadParameter(
@@ -782,7 +784,7 @@ def demo(
             "with a larger folder (or benchmarks/bench_design.py).",
             highlight=False,
         )
-    from dnnjpeg.select import DEFAULT_LAMBDAS
+    from dnnjpeg.conventions import DEFAULT_LAMBDAS_NATS_PER_KIB
 
     _run_evaluation(
         src,
@@ -802,7 +804,7 @@ def demo(
         True,
         None,
         1.0,
-        list(DEFAULT_LAMBDAS),
+        list(DEFAULT_LAMBDAS_NATS_PER_KIB),
     )
 
 

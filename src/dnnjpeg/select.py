@@ -38,10 +38,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from dnnjpeg._fs import read_json
+from dnnjpeg.conventions import DEFAULT_LAMBDAS_NATS_PER_KIB, KIB_BITS
 
 __all__ = [
-    "KIB_BITS",
-    "DEFAULT_LAMBDAS",
     "choose",
     "selected_curve",
     "SelectedImage",
@@ -52,10 +51,8 @@ __all__ = [
 ]
 
 #: bits per KiB: λ is in nats of KL per KiB of file
-KIB_BITS = 8192
 #: λ (nats per KiB) swept by ``evaluate --select``: from "nearly the finest member" (at the model
 #: input one KiB is about 0.16 bpp, at ImageNet's stored sizes about 0.04 bpp) to "the coarsest"
-DEFAULT_LAMBDAS = tuple(float(x) for x in np.geomspace(1e-5, 1.0, 16))
 
 
 def choose(bits: np.ndarray, kl: np.ndarray, lam: float) -> np.ndarray:
@@ -120,7 +117,7 @@ def selected_curve(
     bits: np.ndarray,
     correct: np.ndarray,
     kl: np.ndarray,
-    lambdas: Sequence[float] = DEFAULT_LAMBDAS,
+    lambdas: Sequence[float] = DEFAULT_LAMBDAS_NATS_PER_KIB,
     selector_kl: np.ndarray | None = None,
 ) -> tuple[list[float], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The per-image choice applied at every λ, from records of every member on every image.

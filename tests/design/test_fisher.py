@@ -10,9 +10,9 @@ from dnnjpeg.codec import QuantTables, encode
 from dnnjpeg.design.fisher import (
     STEPS,
     FisherStats,
+    fisher_lambda_for_bpp,
     fisher_statistics,
     lagrangian_tables,
-    lambda_for_bpp,
     level_entropy,
     rd_curves,
 )
@@ -100,7 +100,7 @@ def test_lagrangian_tables_trade_rate_for_weighted_distortion():
         assert b2.luma.ravel()[10] <= a.luma.ravel()[10]
         assert b2.luma.ravel()[10] < a.luma.ravel()[10] or a.luma.ravel()[10] == 1
     # λ found for a target rate lands near it
-    lam = lambda_for_bpp(st, 1.0)
+    lam = fisher_lambda_for_bpp(st, 1.0)
     assert st.estimated_bpp(lagrangian_tables(st, lam)) == pytest.approx(1.0, rel=0.1)
 
 
@@ -114,7 +114,7 @@ def test_fisher_weights_see_only_what_the_network_sees():
     assert st.w_luma[0] > 0 and np.all(st.w_chroma[:, 0] > 0)
     assert np.all(st.w_luma[1:] < 1e-6 * st.w_luma[0]) and np.all(st.w_chroma[:, 1:] < 1e-6 * st.w_chroma[:, :1])
     assert all(p.requires_grad for p in m.module.parameters())  # the model is left as it was
-    t = lagrangian_tables(st, lambda_for_bpp(st, 0.3))
+    t = lagrangian_tables(st, fisher_lambda_for_bpp(st, 0.3))
     assert t.luma.ravel()[0] < t.luma.ravel()[1:].min()  # the only frequency that matters is the finest
     again = fisher_statistics(inputs, m, "4:4:4", samples=3, rd_images=4, batch_size=2)
     assert np.array_equal(again.w_luma, st.w_luma)  # seeded: repeatable
@@ -135,7 +135,7 @@ def test_fisher_at_original_weights_what_survives_the_resize():
     assert st.luma_blocks == pytest.approx((4 * 81 + 2 * 99) / 6) and st.pixels == pytest.approx(
         (4 * 72 * 72 + 2 * 72 * 88) / 6
     )
-    t = lagrangian_tables(st, lambda_for_bpp(st, 0.5))
+    t = lagrangian_tables(st, fisher_lambda_for_bpp(st, 0.5))
     assert t.luma[7, 7] > t.luma[0, 1]  # what the resize removes is quantized coarser
 
 

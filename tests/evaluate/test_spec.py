@@ -1,12 +1,13 @@
 import pytest
 
 from dnnjpeg.codec import QuantTables
-from dnnjpeg.evaluate.spec import DEFAULT_QUALITIES, parse_codec
+from dnnjpeg.conventions import LADDER_QUALITIES
+from dnnjpeg.evaluate.spec import parse_codec
 
 
 def test_parse_standard_and_tables(tmp_path):
     c = parse_codec("standard")
-    assert [p.quality for p in c.points] == list(DEFAULT_QUALITIES) and c.points[0].subsampling == "4:2:0"
+    assert [p.quality for p in c.points] == list(LADDER_QUALITIES) and c.points[0].subsampling == "4:2:0"
     c = parse_codec("standard:50,10@4:4:4")
     assert [p.quality for p in c.points] == [10, 50] and c.name == "standard 4:4:4"
     assert c.points[1].tables == QuantTables.standard(50)

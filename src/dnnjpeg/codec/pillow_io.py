@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Literal
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -16,12 +15,11 @@ from PIL import Image, UnidentifiedImageError
 from dnnjpeg.codec.errors import CorruptJpegError, NotAJpegError
 from dnnjpeg.codec.header import sniff_format
 from dnnjpeg.codec.tables import QuantTables
+from dnnjpeg.conventions import SUBSAMPLINGS, Subsampling
 
 __all__ = ["SUBSAMPLINGS", "Subsampling", "encode", "decode", "decode_file", "as_pil"]
 
-Subsampling = Literal["4:4:4", "4:2:2", "4:2:0"]
 #: The chroma subsamplings Pillow's encoder can write.
-SUBSAMPLINGS: tuple[str, ...] = ("4:4:4", "4:2:2", "4:2:0")
 
 
 def as_pil(image: np.ndarray | Image.Image) -> Image.Image:

@@ -45,7 +45,7 @@ __all__ = [
     "rd_curves",
     "level_entropy",
     "lagrangian_tables",
-    "lambda_for_bpp",
+    "fisher_lambda_for_bpp",
     "design_fisher",
     "DEFAULT_TARGET_BPP",
     "STEPS",
@@ -177,8 +177,8 @@ def lagrangian_tables(stats: FisherStats, lam: float, gamma: float = 1.0) -> Qua
     return QuantTables(STEPS[jy.argmin(0)].reshape(8, 8), STEPS[jc.argmin(0)].reshape(8, 8))
 
 
-def lambda_for_bpp(stats: FisherStats, target_bpp: float, gamma: float = 1.0, iters: int = 50) -> float:
-    """λ whose tables' estimated bpp is closest to ``target_bpp`` (bisection in log λ; the
+def fisher_lambda_for_bpp(stats: FisherStats, target_bpp: float, gamma: float = 1.0, iters: int = 50) -> float:
+    """λ (nats per bit) whose tables' estimated bpp is closest to ``target_bpp`` (bisection in log λ; the
     estimate falls as λ grows)."""
     lo, hi = -30.0, 5.0
     for _ in range(iters):
@@ -344,7 +344,7 @@ def design_fisher(
     run = _Run(problem, "fisher")
     for g in gammas:
         for t in sorted(targets):
-            lam = lambda_for_bpp(stats, t, g)
+            lam = fisher_lambda_for_bpp(stats, t, g)
             tables = lagrangian_tables(stats, lam, g)
             run.try_(tables, phase="fisher", lam=lam, gamma=g, target_bpp=t, est_bpp=stats.estimated_bpp(tables))
     mean_gain = {g: float(np.mean([h["gain"] for h in run.history if h["gamma"] == g])) for g in gammas}

@@ -17,19 +17,19 @@ import math
 import numpy as np
 
 from dnnjpeg.codec import QuantTables
+from dnnjpeg.conventions import DEFAULT_LAMBDAS_NATS_PER_BPP
 from dnnjpeg.design import DesignProblem, DesignResult, register
 from dnnjpeg.design.search import _Run
 
-__all__ = ["design_gradient", "DEFAULT_LAMBDAS"]
+__all__ = ["design_gradient"]
 
 #: λ in nats of KL per bit per pixel, high to low (coarse to fine tables).
-DEFAULT_LAMBDAS = (0.1, 0.05, 0.025, 0.012, 0.006, 0.003)
 
 
 @register("gradient")
 def design_gradient(
     problem: DesignProblem,
-    lambdas=DEFAULT_LAMBDAS,
+    lambdas=DEFAULT_LAMBDAS_NATS_PER_BPP,
     epochs: float = 2.0,
     batch_size: int = 16,
     lr: float = 0.05,

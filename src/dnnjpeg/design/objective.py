@@ -15,14 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from dnnjpeg.codec import QuantTables
+from dnnjpeg.conventions import LADDER_QUALITIES
 from dnnjpeg.data import Dataset
 from dnnjpeg.evaluate.spec import CodecSpec
 from dnnjpeg.evaluate.trial import Pristine, build_pristine, run_trial
 from dnnjpeg.models import Model
 
-__all__ = ["Measurement", "TableEvaluator", "LADDER_QUALITIES", "OBJECTIVES"]
+__all__ = ["Measurement", "TableEvaluator", "OBJECTIVES"]
 
-LADDER_QUALITIES = (5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 95)
 OBJECTIVES = ("kl", "top1")
 
 

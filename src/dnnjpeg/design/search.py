@@ -88,7 +88,7 @@ class _Run:
 
     def target_bpp(self, target: float | None) -> float:
         # Default target: the ladder's rate at quality 50 on the trial images.
-        from dnnjpeg.design.objective import LADDER_QUALITIES
+        from dnnjpeg.conventions import LADDER_QUALITIES
 
         return target if target is not None else self.ev.ladder[LADDER_QUALITIES.index(50)].bpp
 

@@ -3,7 +3,7 @@
 Why by hand: neither Pillow nor jpeglib exposes the encoder's unquantized DCT
 coefficients, and reading quantized ones from already-compressed files would
 measure the earlier encoder's losses.  The steps mirror libjpeg-turbo's
-compressor: JFIF RGB→YCbCr, chroma down-sampling by box averaging (h2v1/h2v2),
+compressor: JFIF RGB→YCbCr, chroma down-sampling with libjpeg's rounding (h2v1/h2v2),
 edge replication to whole blocks, level shift by 128, and the 8×8 DCT with
 JPEG's scaling, which equals the orthonormal DCT-II (checked against real
 encodes to ±1 in tests).
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.fft import dctn
 
-__all__ = ["rgb_to_ycbcr", "downsample", "blocks_dct", "DctStats", "dct_statistics"]
+from dnnjpeg.conventions import CHROMA_FACTORS
 
-_FACTORS = {"4:4:4": (1, 1), "4:2:2": (1, 2), "4:2:0": (2, 2)}  # (vertical, horizontal)
+__all__ = ["rgb_to_ycbcr", "downsample", "blocks_dct", "DctStats", "dct_statistics"]
 
 
 def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
@@ -38,13 +38,21 @@ def _pad_to(plane: np.ndarray, mh: int, mw: int) -> np.ndarray:
 
 
 def downsample(plane: np.ndarray, subsampling: str) -> np.ndarray:
-    """Box-average a chroma plane (H, W) as libjpeg does for 4:2:2 / 4:2:0 (edges replicated first)."""
-    fv, fh = _FACTORS[subsampling]
-    if (fv, fh) == (1, 1):
+    """Down-sample a chroma plane (H, W) as libjpeg-turbo does for 4:2:2 (h2v1) / 4:2:0 (h2v2).
+
+    Edges are replicated to whole factors, then each box is summed and divided with libjpeg's
+    alternating rounding bias (0, 1 for h2v1; 1, 2 for h2v2 along a row), rounded down: the
+    values equal :func:`dnnjpeg.nn.functional.downsample` (tested). A float plane is rounded
+    to integers first, as the encoder's color conversion does.
+    """
+    fh, fv = CHROMA_FACTORS[subsampling]
+    if (fh, fv) == (1, 1):
         return plane
-    p = _pad_to(plane, fv, fh)
+    p = np.floor(_pad_to(plane, fv, fh) + 0.5)
     h, w = p.shape
-    return p.reshape(h // fv, fv, w // fh, fh).mean(axis=(1, 3))
+    s = p.reshape(h // fv, fv, w // fh, fh).sum(axis=(1, 3))
+    bias = np.resize(np.array([1.0, 2.0] if fh * fv == 4 else [0.0, 1.0]), s.shape[1])
+    return np.floor((s + bias) / (fh * fv))
 
 
 def blocks_dct(plane: np.ndarray) -> np.ndarray:
@@ -72,8 +80,8 @@ class DctStats:
 
 def dct_statistics(images: Iterable[np.ndarray], subsampling: str = "4:2:0") -> DctStats:
     """Accumulate DCT statistics over uint8 (H, W, 3) RGB images (streaming: constant memory)."""
-    if subsampling not in _FACTORS:
-        raise ValueError(f"subsampling must be one of {tuple(_FACTORS)}, got {subsampling!r}")
+    if subsampling not in CHROMA_FACTORS:
+        raise ValueError(f"subsampling must be one of {tuple(CHROMA_FACTORS)}, got {subsampling!r}")
     acc = {k: [0, np.zeros((8, 8)), np.zeros((8, 8)), np.zeros((8, 8))] for k in ("y", "c")}  # n, sum, sum², sum|x|
     for img in images:
         ycc = rgb_to_ycbcr(np.asarray(img))

@@ -372,7 +372,7 @@ def with_selection(
 
     Args:
         result: a loaded ``results.json`` (the measuring model's).
-        lambdas: λ in nats per KiB (default :data:`dnnjpeg.select.DEFAULT_LAMBDAS`).
+        lambdas: λ in nats per KiB (default :data:`dnnjpeg.conventions.DEFAULT_LAMBDAS_NATS_PER_KIB`).
         selector: another model's ``results.json`` on the same images and curves: that model
             chooses, ``result``'s model is measured (how well the choice transfers).
         curves: names of the family curves (default every curve of ≥ 2 points that is not itself a choice).
@@ -384,9 +384,9 @@ def with_selection(
         A copy with the new curves (named "NAME per-image", or "NAME per-image by MODEL") and
         every comparison recomputed. Raises ValueError when images or curves do not match.
     """
-    from dnnjpeg.select import DEFAULT_LAMBDAS
+    from dnnjpeg.conventions import DEFAULT_LAMBDAS_NATS_PER_KIB
 
-    lambdas = DEFAULT_LAMBDAS if lambdas is None else lambdas
+    lambdas = DEFAULT_LAMBDAS_NATS_PER_KIB if lambdas is None else lambdas
     pr = result["pristine"]["per_image"]
     labels, pixels, ptop1 = np.asarray(pr["label"]), np.asarray(pr["pixels"]), np.asarray(pr["top1"])
     by_name = {c["name"]: c for c in result["curves"]}

@@ -19,11 +19,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from dnnjpeg._fs import read_json
-from dnnjpeg.codec import SUBSAMPLINGS, QuantTables
+from dnnjpeg.codec import QuantTables
+from dnnjpeg.conventions import LADDER_QUALITIES, SUBSAMPLINGS
 
-__all__ = ["CodecSpec", "CodecCurve", "parse_codec", "sweep_of", "DEFAULT_QUALITIES", "DEFAULT_SCALES"]
+__all__ = ["CodecSpec", "CodecCurve", "parse_codec", "sweep_of", "DEFAULT_SCALES"]
 
-DEFAULT_QUALITIES = (5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 95)
 DEFAULT_SCALES = (0.25, 0.4, 0.6, 0.8, 1.0, 1.3, 1.7, 2.2, 3.0, 4.0)
 
 
@@ -76,7 +76,7 @@ class CodecCurve:
 
     @staticmethod
     def standard(
-        qualities=DEFAULT_QUALITIES, subsampling: str = "4:2:0", optimize: bool = True, name: str | None = None
+        qualities=LADDER_QUALITIES, subsampling: str = "4:2:0", optimize: bool = True, name: str | None = None
     ) -> CodecCurve:
         """The IJG quality ladder."""
         pts = tuple(
@@ -145,7 +145,7 @@ def parse_codec(text: str, subsampling: str = "4:2:0", scales=DEFAULT_SCALES, op
             if bad or not qs:
                 raise ValueError(f"--codec {text!r}: qualities must be in 1..100")
         else:
-            qs = list(DEFAULT_QUALITIES)
+            qs = list(LADDER_QUALITIES)
         return CodecCurve.standard(qs, ss, optimize)
     if kind == "tables":
         if not arg:

@@ -19,13 +19,12 @@ import numpy as np
 
 from dnnjpeg._fs import describe_error
 from dnnjpeg.codec import decode, encode, load_image
+from dnnjpeg.conventions import AT_CHOICES
 from dnnjpeg.data import Dataset
 from dnnjpeg.evaluate.spec import CodecSpec
 from dnnjpeg.models import Model
 
-__all__ = ["Pristine", "TrialResult", "build_pristine", "run_trial", "AT_CHOICES"]
-
-AT_CHOICES = ("input", "original")
+__all__ = ["Pristine", "TrialResult", "build_pristine", "run_trial"]
 
 
 def _bmp_bytes(w: int, h: int) -> int:

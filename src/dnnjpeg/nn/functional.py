@@ -21,6 +21,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from dnnjpeg.conventions import CHROMA_FACTORS
+
 __all__ = [
     "ROUNDINGS",
     "rgb_to_ycbcr",
@@ -44,7 +46,6 @@ __all__ = [
 #: Rounding modes of the coefficient quantizer.
 ROUNDINGS = ("exact", "ste", "cubic", "noise", "soft")
 #: Chroma sampling: (horizontal, vertical) down-sampling factor.
-CHROMA_FACTORS = {"4:4:4": (1, 1), "4:2:2": (2, 1), "4:2:0": (2, 2)}
 
 _RGB2YCC = torch.tensor([[0.299, 0.587, 0.114], [-0.168735892, -0.331264108, 0.5], [0.5, -0.418687589, -0.081312411]])
 _YCC2RGB = torch.tensor([[1.0, 0.0, 1.402], [1.0, -0.344136286, -0.714136286], [1.0, 1.772, 0.0]])
