@@ -478,3 +478,8 @@ def test_compress_on_a_full_disk_ends_in_one_clear_error(tmp_path):
     assert "Traceback" not in text and "rc=2" in text and "No space left on device" in text, text
     assert text.count("No space left") == 1, text  # one error, not one per file
     assert "whole " in text and int(text.split("whole ")[1].split()[0]) > 0, text
+
+
+def test_compress_refuses_a_jpegli_family(tmp_path):
+    res = runner.invoke(app, ["compress", str(_src(tmp_path)), str(tmp_path / "dst"), "--by-rate", "--family", "jpegli"])
+    _clean_error(res, "jpegli is a codec for evaluate")

@@ -390,6 +390,11 @@ def compress(
                     "sweep:design.json"
                 )
             curves = [parse_codec(f, subsampling, optimize=optimize) for f in family]
+            if any(c.kind == "jpegli" for c in curves):
+                raise ValueError(
+                    "--family jpegli: compress writes dnnjpeg's tables with libjpeg; jpegli is a codec "
+                    "for evaluate (--codec jpegli) only"
+                )
             points = [(c, p) for c in curves for p in c.points]
             t, fam, subs = None, [p.tables for _, p in points], [p.subsampling for _, p in points]
             what = " + ".join(c.name for c in curves)
@@ -671,7 +676,8 @@ def evaluate(
     codec: list[str] = typer.Option(
         ["standard"],
         "--codec",
-        help="standard[:Q,...], tables:FILE.json, sweep:FILE.json or preset:NAME, optionally @4:4:4. Repeatable.",
+        help="standard[:Q,...], tables:FILE.json, sweep:FILE.json or preset:NAME, optionally @4:4:4; jpegli[:Q,...]. "
+        "Repeatable.",
     ),
     out: Path = typer.Option(Path("eval-out"), "--out", help="Output folder for results.json, curves.png, report.*"),
     at: str = typer.Option("input", "--at", help=_AT_HELP),

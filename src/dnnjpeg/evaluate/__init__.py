@@ -58,7 +58,18 @@ def versions() -> dict[str, str]:
         "pillow": PIL.__version__,
         "libjpeg-turbo": str(features.version("libjpeg_turbo") or features.version("jpg")),
         "numpy": np.__version__,
+        "simplejpeg": _version("simplejpeg"),
+        "pyjpegli": _version("pyjpegli"),
     }
+
+
+def _version(dist: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
 
 
 def point_summary(trial: TrialResult, pristine: Pristine) -> dict:

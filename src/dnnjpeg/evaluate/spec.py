@@ -11,6 +11,8 @@ The text form used by ``--codec``::
                                   subsampling it was designed for unless @ says otherwise;
                                   a preset that holds a sweep is that family of tables
     standard:10,50@4:4:4          any form, with its own chroma subsampling
+    jpegli[:10,50,90]             jpegli (pyjpegli) at these qualities (default: the ladder's);
+                                  its own tables and adaptive quantization, always 4:2:0
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from dnnjpeg._fs import read_json
-from dnnjpeg.codec import QuantTables
+from dnnjpeg.codec import QuantTables, encode
 from dnnjpeg.conventions import LADDER_QUALITIES, SUBSAMPLINGS
 
 __all__ = ["CodecSpec", "CodecCurve", "parse_codec", "sweep_of", "DEFAULT_SCALES"]
 
+#: What writes the file: Pillow's libjpeg-turbo with exactly the given tables, or jpegli.
+ENCODERS = ("libjpeg", "jpegli")
 DEFAULT_SCALES = (0.25, 0.4, 0.6, 0.8, 1.0, 1.3, 1.7, 2.2, 3.0, 4.0)
 
 
@@ -32,6 +36,8 @@ class CodecSpec:
     """One JPEG setting: exactly the tables, subsampling and Huffman mode to encode with.
 
     ``quality`` / ``scale`` only describe where the tables came from (for labels).
+    ``encoder`` "libjpeg" (Pillow's libjpeg-turbo, exactly these tables) or "jpegli" (jpegli at
+    ``quality``: its own tables, given here as it writes them, and adaptive quantization).
     """
 
     tables: QuantTables
@@ -40,10 +46,23 @@ class CodecSpec:
     quality: int | None = None
     scale: float | None = None
     tag: str | None = None  # a label for tables of a set (e.g. "λ=0.05")
+    encoder: str = "libjpeg"
 
     def __post_init__(self) -> None:
         if self.subsampling not in SUBSAMPLINGS:
             raise ValueError(f"subsampling {self.subsampling!r} not in {SUBSAMPLINGS}")
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder {self.encoder!r} not in {ENCODERS}")
+        if self.encoder == "jpegli" and (self.quality is None or self.subsampling != "4:2:0"):
+            raise ValueError("a jpegli setting needs a quality and writes 4:2:0 only")
+
+    def encode(self, image) -> bytes:
+        """The JPEG file for uint8 (H, W, 3) RGB or (H, W) gray ``image`` with this setting."""
+        if self.encoder == "jpegli":
+            from dnnjpeg.codec.jpegli import encode_jpegli
+
+            return encode_jpegli(image, self.quality)
+        return encode(image, self.tables, self.subsampling, self.optimize)
 
     @property
     def label(self) -> str:
@@ -60,6 +79,7 @@ class CodecSpec:
             "tag": self.tag,
             "subsampling": self.subsampling,
             "optimize": self.optimize,
+            "encoder": self.encoder,
             "tables": self.tables.to_dict(),
         }
 
@@ -70,7 +90,7 @@ class CodecCurve:
 
     name: str
     points: tuple[CodecSpec, ...]
-    kind: str = "standard"  # standard | tables
+    kind: str = "standard"  # standard | tables | jpegli
     # (model, at) a designed table was made for, when its file says so: a measurement elsewhere is a transfer
     designed_for: tuple[str | None, str | None] | None = None
 
@@ -83,6 +103,16 @@ class CodecCurve:
             CodecSpec(QuantTables.standard(q), subsampling, optimize, quality=q) for q in sorted(set(qualities))
         )
         return CodecCurve(name or f"standard {subsampling}", pts, "standard")
+
+    @staticmethod
+    def jpegli(qualities=LADDER_QUALITIES, name: str = "jpegli") -> CodecCurve:
+        """jpegli's own quality ladder (4:2:0, optimized Huffman, adaptive quantization)."""
+        from dnnjpeg.codec.jpegli import jpegli_tables
+
+        pts = tuple(
+            CodecSpec(jpegli_tables(q), "4:2:0", True, quality=q, encoder="jpegli") for q in sorted(set(qualities))
+        )
+        return CodecCurve(name, pts, "jpegli")
 
     @staticmethod
     def from_tables(
@@ -135,18 +165,22 @@ def parse_codec(text: str, subsampling: str = "4:2:0", scales=DEFAULT_SCALES, op
     explicit_ss = bool(ss)
     ss = ss or subsampling
     kind, _, arg = body.partition(":")
-    if kind == "standard":
+    if kind in ("standard", "jpegli"):
         if arg:
             try:
                 qs = [int(x) for x in arg.split(",") if x.strip()]
             except ValueError:
-                raise ValueError(f"--codec {text!r}: qualities must be integers, e.g. standard:10,50,90") from None
+                raise ValueError(f"--codec {text!r}: qualities must be integers, e.g. {kind}:10,50,90") from None
             bad = [q for q in qs if not 1 <= q <= 100]
             if bad or not qs:
                 raise ValueError(f"--codec {text!r}: qualities must be in 1..100")
         else:
             qs = list(LADDER_QUALITIES)
-        return CodecCurve.standard(qs, ss, optimize)
+        if kind == "standard":
+            return CodecCurve.standard(qs, ss, optimize)
+        if ss != "4:2:0":
+            raise ValueError(f"--codec {text!r}: jpegli writes 4:2:0 only")
+        return CodecCurve.jpegli(qs)
     if kind == "tables":
         if not arg:
             raise ValueError(f"--codec {text!r}: give a file, e.g. tables:design.json")
@@ -191,7 +225,6 @@ def parse_codec(text: str, subsampling: str = "4:2:0", scales=DEFAULT_SCALES, op
             designed_for=_designed_for(info),
         )
     raise ValueError(
-        f"--codec {text!r}: unknown kind {kind!r}; use standard[:Q,...], tables:FILE.json, sweep:FILE.json or "
-        "preset:NAME "
-        "(optionally @4:4:4)"
+        f"--codec {text!r}: unknown kind {kind!r}; use standard[:Q,...], tables:FILE.json, sweep:FILE.json, "
+        "preset:NAME (optionally @4:4:4) or jpegli[:Q,...]"
     )

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dnnjpeg._fs import describe_error
-from dnnjpeg.codec import decode, encode, load_image
+from dnnjpeg.codec import decode, load_image
 from dnnjpeg.conventions import AT_CHOICES
 from dnnjpeg.data import Dataset
 from dnnjpeg.evaluate.spec import CodecSpec
@@ -179,7 +179,7 @@ def run_trial(
         bits = np.empty(hi - lo, np.int64)
         out = np.empty((hi - lo, pre.size, pre.size, 3), np.uint8)
         for k, i in enumerate(range(lo, hi)):
-            data = encode(pristine.sources[i], spec.tables, spec.subsampling, spec.optimize)
+            data = spec.encode(pristine.sources[i])
             bits[k] = 8 * len(data)
             dec = decode(data)
             out[k] = dec if at_input else pre.geometry(dec)
