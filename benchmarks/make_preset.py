@@ -14,6 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
 from dnnjpeg._io import atomic_write_text
 from dnnjpeg.codec import QuantTables
 from dnnjpeg.evaluate import json_safe, recompare
@@ -52,13 +54,13 @@ def main() -> None:
     }
     if a.kappa:
         from dnnjpeg.evaluate import with_selection
-        from dnnjpeg.evaluate.spec import sweep_of
-        from dnnjpeg.select import family_kappa
+        from dnnjpeg.families import TableFamily, sweep_of
 
         if "sweep" not in design:
             raise SystemExit("--kappa needs a preset that holds its sweep (a '-sweep' curve)")
         dres = json.loads((Path(a.kappa) / "results.json").read_text())
-        kap = family_kappa(dres, [t for t, _ in sweep_of({"design": design})], a.kappa)
+        members = TableFamily.from_table_set([t for t, _ in sweep_of({"design": design})])
+        kap = np.array(members.kappa_from_evaluation(dres, a.kappa).kappa)
         for p, k in zip(design["sweep"], kap):
             p["kappa"] = float(k)
         design["kappa_from"] = {k: dres["settings"][k] for k in ("model", "at", "split", "n_images")}

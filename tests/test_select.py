@@ -230,17 +230,18 @@ def test_cli_compress_select_errors(tmp_path):
 def test_compress_by_rate_alone_matches_the_rule_and_cli(tmp_path):
     from dnnjpeg.compress import _pixels
     from dnnjpeg.evaluate import write_outputs
-    from dnnjpeg.select import family_kappa
+    from dnnjpeg.families import TableFamily
 
     # the members' mean KL comes from an evaluation of the same family on other images
     write_images(tmp_path / "design", 6)
     res = evaluate(discover(tmp_path / "design"), tiny_model(), [CodecCurve.standard(LADDER)], n_boot=0, progress=False)
     write_outputs(res, tmp_path / "ev")
     fam = _family()
-    kap = family_kappa(json.loads((tmp_path / "ev" / "results.json").read_text()), fam)
+    ev = json.loads((tmp_path / "ev" / "results.json").read_text())
+    kap = np.array(TableFamily.from_table_set(fam).kappa_from_evaluation(ev).kappa)
     assert kap.tolist() == [p["kl"] for p in res["curves"][0]["points"]]
     with pytest.raises(ValueError, match="no curve with these 3 tables"):
-        family_kappa(res, fam[:3], "ev")
+        TableFamily.from_table_set(fam[:3]).kappa_from_evaluation(res, "ev")
     src = _tree(tmp_path / "src")
     lam = 0.5 * float(np.median(-np.diff(kap)))  # a λ where the choice depends on each file's sizes
     rep = compress_tree(src, tmp_path / "dst", None, family=fam, kappa=kap, lam=lam)
@@ -318,11 +319,11 @@ def test_cli_compress_by_rate_with_two_families(tmp_path):
 def test_shipped_sweep_preset_compresses_by_rate_without_a_network(tmp_path):
     from dnnjpeg.compress import _pixels
     from dnnjpeg.evaluate import parse_codec
+    from dnnjpeg.families import parse_family
     from dnnjpeg.presets import preset_info
-    from dnnjpeg.select import recorded_kappa
 
     name = "efficientnet-lite0-420-original-sweep"
-    kap = recorded_kappa(f"preset:{name}")
+    kap = np.array(parse_family(f"preset:{name}").kappa)
     info = preset_info(name)
     assert kap is not None and len(kap) == len(info["design"]["sweep"]) >= 2
     assert np.all(np.diff(kap) < 0)  # coarse → fine: the network's mean KL falls as the tables refine

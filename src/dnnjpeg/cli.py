@@ -378,48 +378,37 @@ def compress(
         if tables is not None:
             t, fam, m, subs = QuantTables.load(tables), None, None, None
         else:
-            import numpy as np
-
-            from dnnjpeg.evaluate import parse_codec
+            from dnnjpeg._fs import read_json
+            from dnnjpeg.families import TableFamily, parse_family
             from dnnjpeg.models import load_model
-            from dnnjpeg.select import family_kappa
 
             if not family:
                 raise ValueError(
                     "--select-model, --kappa and --by-rate need --family, e.g. --family standard or --family "
                     "sweep:design.json"
                 )
-            curves = [parse_codec(f, subsampling, optimize=optimize) for f in family]
+            curves = [parse_family(f, subsampling, optimize=optimize) for f in family]
             if any(c.kind == "jpegli" for c in curves):
                 raise ValueError(
                     "--family jpegli: compress writes dnnjpeg's tables with libjpeg; jpegli is a codec "
                     "for evaluate (--codec jpegli) only"
                 )
-            points = [(c, p) for c in curves for p in c.points]
-            t, fam, subs = None, [p.tables for _, p in points], [p.subsampling for _, p in points]
-            what = " + ".join(c.name for c in curves)
-            if by_rate:
-                from dnnjpeg.select import recorded_kappa
-
-                ks = [recorded_kappa(f) for f in family]
-                missing = [f for f, k, c in zip(family, ks, curves) if k is None or len(k) != len(c.points)]
+            if kappa is not None:
+                kf = kappa / "results.json" if kappa.is_dir() else kappa
+                ev = read_json(kf)
+                curves = [c.kappa_from_evaluation(ev, str(kf)) for c in curves]
+            elif by_rate:
+                missing = [f for f, c in zip(family, curves) if c.kappa is None]
                 if missing:
                     raise ValueError(
                         f"--by-rate: {', '.join(missing)} records no mean KL per member; use --kappa EVAL "
                         "(an evaluation of the same family) or --select-model"
                     )
-                kap, m = np.concatenate(ks), None
-            elif kappa is not None:
-                kf = kappa / "results.json" if kappa.is_dir() else kappa
-                try:
-                    from dnnjpeg._fs import read_json
-
-                    ev = read_json(kf)
-                except (OSError, json.JSONDecodeError) as e:
-                    raise ValueError(f"{kf}: cannot read an evaluation: {e}") from None
-                kap, m = np.concatenate([family_kappa(ev, [p.tables for p in c.points], str(kf)) for c in curves]), None
-            else:
-                m = load_model(select_model)
+            whole = curves[0] if len(curves) == 1 else TableFamily.union(curves)
+            names = [f"{c.name} {p.label}" if len(curves) > 1 else p.label for c in curves for p in c.points]
+            t, fam, subs, what = None, list(whole.members), list(whole.subsamplings), whole.name
+            kap = whole.kappa if (kappa is not None or by_rate) else None
+            m = load_model(select_model) if select_model else None
             err.print(
                 f"choosing among {len(fam)} tables ({what}) {'by rate alone' if m is None else 'with ' + m.name} at "
                 + (f"{target_bpp:g} bpp" if target_bpp else f"λ = {lam:g} nats/KiB"),
@@ -462,11 +451,7 @@ def compress(
         )
     if rep.members:
         err.print(
-            "tables chosen: "
-            + ", ".join(
-                f"{points[k][0].name if len(curves) > 1 else ''} {points[k][1].label} ×{n}".strip()
-                for k, n in sorted(rep.members.items())
-            ),
+            "tables chosen: " + ", ".join(f"{names[k]} ×{n}" for k, n in sorted(rep.members.items())),
             highlight=False,
         )
     ratio = f" ({rep.bytes_before / rep.bytes_after:.2f}x smaller)" if rep.bytes_after else ""
@@ -578,7 +563,7 @@ def design(
     )
     if report is not None:
         # A designer that returns a family of tables (one per rate) is judged as that family.
-        test = f"sweep:{out}" if len(res.info.get("sweep") or []) >= 2 else f"tables:{out}"
+        test = f"sweep:{out}" if res.family is not None and len(res.family) >= 2 else f"tables:{out}"
         _run_evaluation(
             data,
             labels,

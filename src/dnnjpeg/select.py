@@ -23,8 +23,8 @@ deterministic), and :func:`select_encode` is the encoder used by
 tables by a network's output.
 
 A cheaper relative needs no network per image: replace each image's KL by the member's
-mean KL κ_k measured once on other images (:func:`family_kappa` from a design-split
-evaluation, or recorded in a sweep preset: :func:`recorded_kappa`; ``with_selection(..., kappa=…)``,
+mean KL κ_k measured once on other images (``TableFamily.kappa_from_evaluation`` on a
+design-split evaluation, or recorded in a sweep preset: ``TableFamily.kappa``; ``with_selection(..., kappa=…)``,
 ``compress --kappa`` / ``--by-rate``); the choice then moves
 bits away from images whose files grow most between members.  It keeps part of the gain
 (BENCHMARKS.md).
@@ -37,7 +37,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dnnjpeg._fs import read_json
 from dnnjpeg.conventions import DEFAULT_LAMBDAS_NATS_PER_KIB, KIB_BITS
 
 __all__ = [
@@ -45,8 +44,6 @@ __all__ = [
     "selected_curve",
     "SelectedImage",
     "select_encode",
-    "family_kappa",
-    "recorded_kappa",
     "lambda_for_bpp",
 ]
 
@@ -162,49 +159,6 @@ class SelectedImage:
     index: int
     kl: np.ndarray
     bits: np.ndarray
-
-
-def family_kappa(result: dict, family, where: str = "results") -> np.ndarray:
-    """Each member's mean KL (nats, (K,)) from a saved evaluation (a loaded ``results.json``,
-    typically ``evaluate --split design``) holding a curve with exactly these tables in this order.
-
-    Raises ValueError naming ``where`` when no curve matches.
-    """
-    from dnnjpeg.codec import QuantTables
-
-    family = list(family)
-    for c in result.get("curves", []):
-        pts = c.get("points", [])
-        if len(pts) == len(family) and all(
-            p.get("tables") and QuantTables.from_dict(p["tables"]) == t for p, t in zip(pts, family)
-        ):
-            return np.array([p["kl"] for p in pts], np.float64)
-    raise ValueError(
-        f"{where}: no curve with these {len(family)} tables (evaluate the same family there, e.g. on --split design)"
-    )
-
-
-def recorded_kappa(codec: str) -> np.ndarray | None:
-    """The members' mean KL recorded with a ``--codec`` family (a preset or ``sweep:FILE`` whose
-    sweep points carry ``kappa``, see ``benchmarks/make_preset.py --kappa``), or None."""
-
-    body = codec.partition("@")[0]
-    kind, _, arg = body.partition(":")
-    if kind == "preset":
-        from dnnjpeg.presets import preset_info
-
-        doc = preset_info(arg)
-    elif kind == "sweep":
-        try:
-            doc = read_json(arg)
-        except (OSError, ValueError):
-            return None
-    else:
-        return None
-    pts = (doc.get("design") or {}).get("sweep") or []
-    if not pts or any("kappa" not in p for p in pts):
-        return None
-    return np.array([p["kappa"] for p in pts], np.float64)
 
 
 def select_encode(

@@ -103,7 +103,7 @@ def test_gradient_smooth_basis_gives_smooth_valid_tables(problem_data):
 
 def test_fisher_designs_at_original_too(problem_data):
     r = design("fisher", _problem(problem_data, at="original"), targets=(0.5, 1.5), rd_images=4)
-    assert r.info["at"] == "original" and len(r.info["sweep"]) == 2
+    assert r.info["at"] == "original" and len(r.family) == 2
     assert all(h["bpp"] > 0 for h in r.history)  # each table measured on stored images at original size
     with pytest.raises(ValueError, match="at must be"):
         design("fisher", _problem(problem_data, at="nowhere"), targets=(0.5,), rd_images=4)
@@ -114,8 +114,9 @@ def test_fisher_keeps_the_gamma_whose_sweep_gains_most_on_the_design_split(probl
     gains = {float(k): v for k, v in r.info["gamma_gains"].items()}
     assert set(gains) == {0.5, 1.0, 2.0} and r.info["gamma"] == max(gains, key=gains.get)
     chosen = [h for h in r.history if h["gamma"] == r.info["gamma"]]
-    assert len(r.history) == 9 and len(r.info["sweep"]) == 3
-    assert [p["tables"] for p in r.info["sweep"]] == [h["tables"] for h in chosen]
+    assert len(r.history) == 9 and len(r.family) == 3
+    assert [t.to_dict() for t in r.family.members] == [h["tables"] for h in chosen]
+    assert [p["tables"] for p in r.to_dict()["design"]["sweep"]] == [h["tables"] for h in chosen]
     assert r.tables.to_dict() == max(chosen, key=lambda h: h["gain"])["tables"]  # best of the kept γ, not of all
     with pytest.raises(ValueError, match="gamma"):
         design("fisher", _problem(problem_data), targets=(0.5,), rd_images=4, gamma=(0.0, 1.0))
@@ -135,7 +136,7 @@ def test_fisher_refine_reshapes_the_model_table_by_measurement(problem_data):
     assert r.info["refine_shape_gain"] >= r.info["unrefined_shape_gain"]
     base = QuantTables.from_dict(best["tables"])
     assert r.tables == parametric_tables(**r.info["refine_params"], base=base)
-    assert len(r.info["sweep"]) == 3  # the sweep stays the model's
+    assert len(r.family) == 3  # the sweep stays the model's
 
 
 def test_deepn_without_fit_needs_no_trials(problem_data):

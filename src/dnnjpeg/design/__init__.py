@@ -26,6 +26,7 @@ from dnnjpeg._io import atomic_write_text
 from dnnjpeg.codec import QuantTables
 from dnnjpeg.data import Dataset
 from dnnjpeg.design.objective import Measurement, TableEvaluator
+from dnnjpeg.families import TableFamily
 from dnnjpeg.models import Model
 
 __all__ = ["DesignProblem", "DesignResult", "Candidate", "design", "METHODS", "register", "pareto_front"]
@@ -111,6 +112,9 @@ class DesignResult:
         pareto: the rate/distortion Pareto set of everything tried (may be empty for ``deepn``).
         history: every measurement in order, as dicts (tables, bpp, top1, kl, ce, gain, ...).
         info: settings, trials used, wall time, method parameters.
+        family: for a designer that makes one table per rate (fisher), those tables as a
+            :class:`~dnnjpeg.families.TableFamily` (coarse to fine); ``sweep_info`` holds what
+            each member records besides its tables (λ, target and measured bpp...).
     """
 
     method: str
@@ -118,8 +122,12 @@ class DesignResult:
     pareto: list[Candidate] = field(default_factory=list)
     history: list[dict] = field(default_factory=list)
     info: dict = field(default_factory=dict)
+    family: TableFamily | None = None
+    sweep_info: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
+        """The table document: tables at the top (``QuantTables.load`` reads it), and under
+        ``"design"`` how they were made, with the family as ``"sweep"`` (``--codec sweep:FILE``)."""
         d = self.tables.to_dict()
         d["design"] = {
             "method": self.method,
@@ -127,6 +135,9 @@ class DesignResult:
             "pareto": [c.to_dict() for c in self.pareto],
             "history": self.history,
         }
+        if self.family is not None:
+            extra = self.sweep_info or [{} for _ in self.family.members]
+            d["design"]["sweep"] = [{"tables": t.to_dict(), **x} for t, x in zip(self.family.members, extra)]
         return d
 
     def save(self, path: str | Path) -> Path:

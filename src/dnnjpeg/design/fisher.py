@@ -38,6 +38,7 @@ import numpy as np
 from dnnjpeg.codec import QuantTables
 from dnnjpeg.design import DesignProblem, DesignResult, register
 from dnnjpeg.design.search import _Run
+from dnnjpeg.families import TableFamily
 
 __all__ = [
     "FisherStats",
@@ -320,7 +321,7 @@ def design_fisher(
             degrees of freedom, for what the separable second-order model gets wrong.
     Returns:
         a DesignResult whose tables are the chosen γ's measured point with the highest gain over
-        the ladder; ``info["sweep"]`` lists that γ's points (λ, estimated and measured bpp) —
+        the ladder; ``family`` holds that γ's tables and ``sweep_info`` their points (λ, estimated and measured bpp) —
         together they are the designed curve (``--codec sweep:FILE``); ``info["gamma_gains"]``
         the mean gain of every candidate γ.
     """
@@ -353,7 +354,6 @@ def design_fisher(
     best = max(chosen, key=lambda c: c.gain)
     sweep = [
         {
-            "tables": c.tables.to_dict(),
             "lam": c.info["lam"],
             "target_bpp": c.info["target_bpp"],
             "est_bpp": c.info["est_bpp"],
@@ -381,5 +381,8 @@ def design_fisher(
         **extra,
     )
     res.tables = tables
-    res.info["sweep"] = sweep
+    res.family = TableFamily.from_table_set(
+        [c.tables for c in chosen], [f"λ={p['lam']:.3g}" for p in sweep], problem.subsampling, name="fisher"
+    )
+    res.sweep_info = sweep
     return res

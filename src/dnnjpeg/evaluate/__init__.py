@@ -20,9 +20,13 @@ import numpy as np
 from dnnjpeg._io import atomic_write_text
 from dnnjpeg.data import Dataset
 from dnnjpeg.evaluate.compare import CurveData, compare_curves
-from dnnjpeg.evaluate.spec import CodecCurve, CodecSpec, parse_codec
 from dnnjpeg.evaluate.trial import Pristine, TrialResult, build_pristine, run_trial
+from dnnjpeg.families import CodecSpec, TableFamily, parse_family
 from dnnjpeg.models import Model
+
+#: The evaluation names of the family type and its reader (one of each, in dnnjpeg.families).
+CodecCurve = TableFamily
+parse_codec = parse_family
 
 __all__ = [
     "evaluate",
@@ -189,7 +193,7 @@ def evaluate(
             )
             out_curves.append(entry)
             curve_data.append(cd)
-        curves = list(curves) + [CodecCurve(e["name"], (), "selected") for e in out_curves[len(curves) :]]
+        curves = list(curves) + [TableFamily(e["name"], (), "selected") for e in out_curves[len(curves) :]]
 
     ref_i = _reference_index(curves, reference)
     notes = transfer_notes(curves, model.name, at)

@@ -1,0 +1,60 @@
+"""TableFamily and the one reader of table, sweep, design and preset documents."""
+
+import json
+
+import pytest
+
+from dnnjpeg.codec import QuantTables
+from dnnjpeg.design import DesignResult
+from dnnjpeg.families import TableFamily, family_from_document, parse_family
+
+
+def _doc(n_sweep: int, kappa: bool) -> dict:
+    d = QuantTables.standard(50).to_dict()
+    d["design"] = {"method": "fisher", "model": "m", "at": "original", "subsampling": "4:4:4"}
+    if n_sweep:
+        d["design"]["sweep"] = [
+            {"tables": QuantTables.standard(q).to_dict(), "lam": 1 / q, **({"kappa": 1 / q} if kappa else {})}
+            for q in range(20, 20 + 10 * n_sweep, 10)
+        ]
+    return d
+
+
+def test_one_reader_for_tables_sweeps_and_presets(tmp_path):
+    (tmp_path / "d.json").write_text(json.dumps(_doc(3, kappa=True)))
+    sweep = parse_family(f"sweep:{tmp_path / 'd.json'}")
+    assert sweep.members == tuple(QuantTables.standard(q) for q in (20, 30, 40))
+    assert sweep.kappa == (1 / 20, 1 / 30, 1 / 40) and sweep.designed_for == ("m", "original")
+    assert sweep.labels == ("λ=0.05", "λ=0.0333", "λ=0.025")
+    scaled = parse_family(f"tables:{tmp_path / 'd.json'}", scales=(0.5, 1.0))
+    assert scaled.members == (QuantTables.standard(50).scaled(0.5), QuantTables.standard(50)) and scaled.kappa is None
+    (tmp_path / "one.json").write_text(json.dumps(_doc(0, kappa=False)))
+    with pytest.raises(ValueError, match="no sweep"):
+        parse_family(f"sweep:{tmp_path / 'one.json'}")
+    no_kappa = family_from_document(_doc(2, kappa=False), "here", name="x")
+    assert len(no_kappa) == 2 and no_kappa.kappa is None
+    preset = parse_family("preset:efficientnet-lite0-420-original-sweep")
+    assert preset.kappa is not None and len(preset.kappa) == len(preset) >= 2
+    with pytest.raises(ValueError, match="here: a table document is a JSON object"):
+        family_from_document([1, 2], "here", name="x")
+
+
+def test_union_and_kappa_rules():
+    a = TableFamily.standard((20, 80), "4:2:0").with_kappa([0.2, 0.01])
+    b = TableFamily.standard((20, 80), "4:4:4").with_kappa([0.15, 0.005])
+    u = TableFamily.union([a, b])
+    assert (
+        len(u) == 4 and u.subsamplings == ("4:2:0", "4:2:0", "4:4:4", "4:4:4") and u.kappa == (0.2, 0.01, 0.15, 0.005)
+    )
+    assert TableFamily.union([a, TableFamily.standard((50,))]).kappa is None
+    with pytest.raises(ValueError, match="3 mean KL values for 2 members"):
+        a.with_kappa([1, 2, 3])
+
+
+def test_a_design_result_saves_its_family_as_a_sweep(tmp_path):
+    fam = TableFamily.from_table_set([QuantTables.standard(q) for q in (30, 60)], ["λ=1", "λ=0.5"], name="fisher")
+    res = DesignResult("fisher", QuantTables.standard(60), family=fam, sweep_info=[{"lam": 1.0}, {"lam": 0.5}])
+    res.save(tmp_path / "r.json")
+    back = parse_family(f"sweep:{tmp_path / 'r.json'}")
+    assert back.members == fam.members and back.labels == ("λ=1", "λ=0.5")
+    assert QuantTables.load(tmp_path / "r.json") == QuantTables.standard(60)
