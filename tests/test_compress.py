@@ -11,9 +11,11 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from dnnjpeg.choosers import FixedTables, RateChoice, make_chooser
 from dnnjpeg.cli import app
 from dnnjpeg.codec import QuantTables, decode_file, parse_header
 from dnnjpeg.compress import SETTINGS_FILE, compress_tree
+from dnnjpeg.families import TableFamily
 
 from .codec.makers import noise_image, pillow_jpeg
 
@@ -45,7 +47,7 @@ def test_compress_mirrors_tree_with_exact_tables_and_leaves_src_alone(tmp_path):
     before = _snapshot(src)
     rng = np.random.default_rng(0)
     t = QuantTables(rng.integers(2, 90, (8, 8)), rng.integers(2, 120, (8, 8)))
-    rep = compress_tree(src, tmp_path / "dst", t, scale=1.5, subsampling="4:2:0", workers=2)
+    rep = compress_tree(src, tmp_path / "dst", FixedTables(t, "4:2:0"), scale=1.5, workers=2)
     assert _snapshot(src) == before
     assert rep.written == 12 and len(rep.failures) == 1 and "broken.jpg" in rep.failures[0][0]
     outs = sorted(p for p in (tmp_path / "dst").rglob("*") if p.name != SETTINGS_FILE)
@@ -191,21 +193,22 @@ def test_bad_arguments_are_refused_before_any_work(tmp_path, kw, match):
     assert not (tmp_path / "dst").exists()
 
 
-def test_lambda_and_target_together_are_refused(tmp_path):
-    src = _tree(tmp_path / "src", 2)
-    fam = [QuantTables.standard(q) for q in (20, 80)]
+def test_lambda_and_target_together_are_refused():
+    fam = TableFamily.standard((20, 80)).with_kappa([0.1, 0.01])
     with pytest.raises(ValueError, match="not both"):
-        compress_tree(src, tmp_path / "dst", None, family=fam, kappa=[0.1, 0.01], lam=0.01, target_bpp=1.0, workers=1)
+        RateChoice(fam, lam=0.01, target_bpp=1.0)
+    with pytest.raises(ValueError, match="both set λ"):
+        make_chooser(family=[fam], by_rate=True, lam=0.01, target_bpp=1.0)
 
 
 def test_target_out_of_reach_says_the_smallest_reachable_rate(tmp_path):
     src = _tree(tmp_path / "src", 6)
-    fam = [QuantTables.standard(q) for q in (20, 80)]
+    fam = TableFamily.standard((20, 80)).with_kappa([0.1, 0.01])
     with pytest.raises(ValueError, match=r"out of reach: the smallest files these tables make are (\d+\.\d+) bpp") as e:
-        compress_tree(src, tmp_path / "dst", None, family=fam, kappa=[0.1, 0.01], target_bpp=0.01, workers=1)
+        compress_tree(src, tmp_path / "dst", RateChoice(fam, target_bpp=0.01), workers=1)
     floor = float(str(e.value).split("make are ")[1].split(" bpp")[0])
     assert not list((tmp_path / "dst").rglob("*.jpg"))
-    rep = compress_tree(src, tmp_path / "dst", None, family=fam, kappa=[0.1, 0.01], target_bpp=floor + 1e-3, workers=1)
+    rep = compress_tree(src, tmp_path / "dst", RateChoice(fam, target_bpp=floor + 1e-3), workers=1)
     assert rep.written == 12 // 2 and rep.bpp <= floor + 1e-3
 
 

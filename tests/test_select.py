@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from dnnjpeg.choosers import NetworkChoice, RateChoice
 from dnnjpeg.cli import app
 from dnnjpeg.codec import QuantTables, decode, decode_file, encode, parse_header
 from dnnjpeg.compress import compress_tree, output_path
@@ -13,6 +14,7 @@ from dnnjpeg.conventions import KIB_BITS
 from dnnjpeg.data import discover
 from dnnjpeg.evaluate import CodecCurve, evaluate, with_selection
 from dnnjpeg.evaluate.trial import _load_rgb, outcome
+from dnnjpeg.families import TableFamily
 from dnnjpeg.select import choose, select_encode, selected_curve
 
 from .evaluate.tiny import tiny_model, write_images
@@ -181,7 +183,7 @@ def test_compress_select_writes_chosen_tables_and_leaves_src_alone(tmp_path):
     before = _snapshot(src)
     fam = _family()
     model = tiny_model()
-    rep = compress_tree(src, tmp_path / "dst", None, family=fam, model=model, lam=1e9)
+    rep = compress_tree(src, tmp_path / "dst", NetworkChoice(TableFamily.from_table_set(fam), 1e9, model=model))
     assert _snapshot(src) == before
     assert rep.written == 12 and len(rep.failures) == 1 and "broken.jpg" in rep.failures[0][0]
     assert sum(rep.members.values()) == 12
@@ -192,7 +194,7 @@ def test_compress_select_writes_chosen_tables_and_leaves_src_alone(tmp_path):
         q = tmp_path / "q10" / p.relative_to(tmp_path / "dst")
         assert p.read_bytes() == q.read_bytes()
     # λ = 0: every output holds one of the family's tables and has the least KL of them
-    rep0 = compress_tree(src, tmp_path / "dst0", None, family=fam, model=model, lam=0.0)
+    rep0 = compress_tree(src, tmp_path / "dst0", NetworkChoice(TableFamily.from_table_set(fam), 0.0, model=model))
     pre = model.preprocess
     chosen_not_coarsest = 0
     sources = {output_path(src, tmp_path / "dst0", f): f for f in src.rglob("*.*") if f.name != "broken.jpg"}
@@ -213,10 +215,14 @@ def test_compress_select_writes_chosen_tables_and_leaves_src_alone(tmp_path):
             chosen_not_coarsest += h.quant_tables() != fam[0]
     assert rep0.written == 12 and chosen_not_coarsest > 0
     # resume keeps the valid outputs; nothing is overwritten without being asked
-    again = compress_tree(src, tmp_path / "dst0", None, family=fam, model=model, lam=0.0, resume=True)
+    again = compress_tree(
+        src, tmp_path / "dst0", NetworkChoice(TableFamily.from_table_set(fam), 0.0, model=model), resume=True
+    )
     assert again.skipped == 12 and again.written == 0
-    with pytest.raises(ValueError, match="family"):
-        compress_tree(src, tmp_path / "x", None, family=fam, model=None, lam=0.1)
+    with pytest.raises(ValueError, match="needs a model"):
+        NetworkChoice(TableFamily.from_table_set(fam), 0.1)
+    with pytest.raises(ValueError, match="non-empty family"):
+        NetworkChoice(TableFamily.from_table_set([]), 0.1, model=model)
 
 
 def test_cli_compress_select_errors(tmp_path):
@@ -244,7 +250,7 @@ def test_compress_by_rate_alone_matches_the_rule_and_cli(tmp_path):
         TableFamily.from_table_set(fam[:3]).kappa_from_evaluation(res, "ev")
     src = _tree(tmp_path / "src")
     lam = 0.5 * float(np.median(-np.diff(kap)))  # a λ where the choice depends on each file's sizes
-    rep = compress_tree(src, tmp_path / "dst", None, family=fam, kappa=kap, lam=lam)
+    rep = compress_tree(src, tmp_path / "dst", RateChoice(TableFamily.from_table_set(fam).with_kappa(kap), lam))
     assert rep.written == 12 and len(rep.failures) == 1
     for f in src.rglob("*.*"):
         if f.name == "broken.jpg":
@@ -375,7 +381,8 @@ def test_compress_to_a_target_size(tmp_path):
     sizes = np.array([[8 * len(encode(_pixels(str(f)), t)) for f in sorted(src.glob("*.png"))] for t in fam])
     pix = 8 * 90 * 64
     target = 0.5 * (sizes[0].sum() + sizes[-1].sum()) / pix  # between the coarsest and the finest
-    rep = compress_tree(src, tmp_path / "out", None, family=fam, kappa=kap, target_bpp=target, workers=1)
+    fk = TableFamily.from_table_set(fam).with_kappa(kap)
+    rep = compress_tree(src, tmp_path / "out", RateChoice(fk, target_bpp=target), workers=1)
     outs = sorted((tmp_path / "out").glob("*.jpg"))
     got = 8 * sum(p.stat().st_size for p in outs) / pix
     assert rep.written == 8 and got == pytest.approx(rep.bpp) and got <= target
@@ -384,7 +391,7 @@ def test_compress_to_a_target_size(tmp_path):
         encode(_pixels(str(f)), fam[k]) for f, k in zip(sorted(src.glob("*.png")), ch)
     ]
     with pytest.raises(ValueError, match="> 0"):
-        compress_tree(src, tmp_path / "o2", None, family=fam, kappa=kap, target_bpp=0)
+        RateChoice(fk, target_bpp=0)
 
 
 def _outputs(root):

@@ -350,92 +350,29 @@ def compress(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from dnnjpeg._fs import display
-    from dnnjpeg.codec import QuantTables
-    from dnnjpeg.compress import MAX_SCALE, compress_tree
+    from dnnjpeg.choosers import MAX_SCALE, FixedTables, make_chooser
+    from dnnjpeg.compress import compress_tree
     from dnnjpeg.models import ModelUnavailableError
 
-    chooser = [x for x in (tables, select_model, kappa, by_rate or None) if x is not None]
-    if len(chooser) != 1:
-        raise typer.BadParameter(
-            "give one of --tables FILE, --select-model NAME, --kappa FILE or --by-rate (the last three with --family)"
-        )
     if resume and overwrite:
         raise typer.BadParameter("--resume keeps valid outputs and --overwrite replaces them: give one, not both")
     if not (math.isfinite(scale) and 0 < scale <= MAX_SCALE):
         raise typer.BadParameter(f"--scale must be in (0, {MAX_SCALE:g}] (above that every entry is 255), got {scale}")
-    if lam is not None and target_bpp is not None:
-        raise typer.BadParameter("--lam and --target-bpp both set λ: give one (--target-bpp finds the λ that fits)")
-    if lam is not None and not (math.isfinite(lam) and lam >= 0):
-        raise typer.BadParameter(f"--lam must be a finite number ≥ 0, got {lam}")
-    if target_bpp is not None and not (math.isfinite(target_bpp) and target_bpp > 0):
-        raise typer.BadParameter(f"--target-bpp must be a finite number > 0, got {target_bpp}")
-    if tables is not None and (lam is not None or target_bpp is not None or family):
-        raise typer.BadParameter("--lam, --target-bpp and --family go with a per-image chooser, not with --tables")
-    if target_bpp is None and lam is None:
-        lam = 0.002
-    kap = None
     try:
-        if tables is not None:
-            t, fam, m, subs = QuantTables.load(tables), None, None, None
-        else:
-            from dnnjpeg._fs import read_json
-            from dnnjpeg.families import TableFamily, parse_family
-            from dnnjpeg.models import load_model
-
-            if not family:
-                raise ValueError(
-                    "--select-model, --kappa and --by-rate need --family, e.g. --family standard or --family "
-                    "sweep:design.json"
-                )
-            curves = [parse_family(f, subsampling, optimize=optimize) for f in family]
-            if any(c.kind == "jpegli" for c in curves):
-                raise ValueError(
-                    "--family jpegli: compress writes dnnjpeg's tables with libjpeg; jpegli is a codec "
-                    "for evaluate (--codec jpegli) only"
-                )
-            if kappa is not None:
-                kf = kappa / "results.json" if kappa.is_dir() else kappa
-                ev = read_json(kf)
-                curves = [c.kappa_from_evaluation(ev, str(kf)) for c in curves]
-            elif by_rate:
-                missing = [f for f, c in zip(family, curves) if c.kappa is None]
-                if missing:
-                    raise ValueError(
-                        f"--by-rate: {', '.join(missing)} records no mean KL per member; use --kappa EVAL "
-                        "(an evaluation of the same family) or --select-model"
-                    )
-            whole = curves[0] if len(curves) == 1 else TableFamily.union(curves)
-            names = [f"{c.name} {p.label}" if len(curves) > 1 else p.label for c in curves for p in c.points]
-            t, fam, subs, what = None, list(whole.members), list(whole.subsamplings), whole.name
-            kap = whole.kappa if (kappa is not None or by_rate) else None
-            m = load_model(select_model) if select_model else None
-            err.print(
-                f"choosing among {len(fam)} tables ({what}) {'by rate alone' if m is None else 'with ' + m.name} at "
-                + (f"{target_bpp:g} bpp" if target_bpp else f"λ = {lam:g} nats/KiB"),
-                highlight=False,
-            )
+        chooser = make_chooser(
+            tables=tables, family=family, model=select_model, kappa_from=kappa, by_rate=by_rate, lam=lam,
+            target_bpp=target_bpp, subsampling=subsampling, optimize=optimize,
+        )  # fmt: skip
+        if not isinstance(chooser, FixedTables):
+            err.print(chooser.describe(), highlight=False)
         with Progress(
             TextColumn("compressing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err
         ) as bar:
             task = bar.add_task("", total=None)
             rep = compress_tree(
-                src,
-                dst,
-                t,
-                scale,
-                subsampling,
-                optimize,
-                workers,
-                resume,
-                overwrite,
-                lambda k: bar.advance(task, k),
-                family=fam,
-                model=m,
-                lam=None if fam is None or target_bpp is not None else lam,
-                family_subsampling=subs,
-                kappa=kap,
-                target_bpp=target_bpp if fam is not None else None,
-            )
+                src, dst, chooser, scale=scale, workers=workers, resume=resume, overwrite=overwrite,
+                progress=lambda k: bar.advance(task, k),
+            )  # fmt: skip
     except (ValueError, FileNotFoundError, ModelUnavailableError) as e:
         raise _fail(str(e)) from None
     except OSError as e:  # e.g. a full disk: every output already written is complete (atomic writes)
@@ -451,7 +388,7 @@ def compress(
         )
     if rep.members:
         err.print(
-            "tables chosen: " + ", ".join(f"{names[k]} ×{n}" for k, n in sorted(rep.members.items())),
+            "tables chosen: " + ", ".join(f"{chooser.member_label(k)} ×{n}" for k, n in sorted(rep.members.items())),
             highlight=False,
         )
     ratio = f" ({rep.bytes_before / rep.bytes_after:.2f}x smaller)" if rep.bytes_after else ""

@@ -12,9 +12,9 @@ warning) is a per-file failure, never re-encoded as garbage.
 Pixels are taken as stored (EXIF orientation is not applied; metadata is not
 copied); grayscale images stay grayscale.
 
-With a ``family`` of tables and a ``model`` each image gets the member the network
-prefers at one λ (:mod:`dnnjpeg.select`); the network then runs in this process,
-one image (K candidates) at a time.
+Each image's tables come from one chooser (:mod:`dnnjpeg.choosers`): fixed tables, the
+per-image choice by rate alone (in a process pool), or by a network (in this process,
+one image's K candidates at a time).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import json
 import math
 import os
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,15 +44,14 @@ from dnnjpeg._fs import (
 )
 from dnnjpeg._io import atomic_write_bytes, atomic_write_text
 from dnnjpeg._runtime import die_with_parent
-from dnnjpeg.codec import QuantTables, decode_file, encode, load_image
+from dnnjpeg.choosers import MAX_SCALE, Chooser, FixedTables
+from dnnjpeg.codec import QuantTables, decode_file, load_image
 from dnnjpeg.data import IMAGE_SUFFIXES
 
 __all__ = ["CompressReport", "compress_tree", "output_path", "SETTINGS_FILE", "MAX_SCALE"]
 
 #: The record of a run's settings, beside its outputs.
 SETTINGS_FILE = ".dnnjpeg-compress.json"
-#: Beyond this every table entry is 255 already (entries are ≥ 1): a larger scale is a typo.
-MAX_SCALE = 255.0
 
 
 @dataclass
@@ -140,64 +139,38 @@ def _write(
         return src, "failed", 0, 0, _error(e)
 
 
-def _one(args) -> tuple[str, str, int, int, str | None]:
-    src, dst, tables, subsampling, optimize, resume, overwrite, roots = args
-    return _write(
-        src, dst, resume, overwrite, lambda px: encode(px, tables, subsampling=subsampling, optimize=optimize), roots
-    )
-
-
-def _one_selected(job) -> tuple[tuple[str, str, int, int, str | None], int | None]:
-    """One file encoded with its chosen member: (outcome as :func:`_one`, chosen index or None).
-    Top level so that a process pool can run the network-free choice (``model`` None)."""
-    from dnnjpeg.select import select_encode
-
-    args, family, subsamplings, model, lam, kappa = job
-    src, dst, _, _, optimize, resume, overwrite, roots = args
+def _one(job) -> tuple[tuple[str, str, int, int, str | None], int | None]:
+    """One file encoded by its chooser: (outcome, chosen member or None). Top level, so that a
+    process pool can run it with a picklable chooser."""
+    (src, dst, resume, overwrite, roots), chooser, member = job
     chosen = []
 
     def make(px: np.ndarray) -> bytes:
-        sel = select_encode(px, family, model, lam, subsamplings, optimize, kappa)
-        chosen.append(sel.index)
-        return sel.data
+        if member is not None:  # fixed by a bit budget's λ, found after measuring every image
+            chosen.append(member)
+            return chooser.encode_member(px, member)
+        data, k = chooser.encode(px)
+        chosen.append(k)
+        return data
 
     res = _write(src, dst, resume, overwrite, make, roots)
-    return res, (chosen[0] if res[1] == "written" else None)
+    return res, (chosen[0] if res[1] == "written" and chosen else None)
 
 
 def _measure(job) -> tuple[tuple[str, str, int, int, str | None] | None, tuple[np.ndarray, np.ndarray, int] | None]:
     """Pass 1 of a size target: (outcome when the file is kept or fails, else None; (bits (K,), kl (K,), pixels))."""
-    from dnnjpeg.select import select_encode
-
-    args, family, subsamplings, model, kappa = job
-    src, dst, _, _, optimize, resume, overwrite, roots = args
+    (src, dst, resume, overwrite, roots), chooser, _ = job
     try:
         kept = _existing(src, safe_output_path(roots[1], Path(dst), roots[0]), resume, overwrite)
         if kept is not None:
             return kept, None
         px = _pixels(src)
-        sel = select_encode(px, family, model, 0.0, subsamplings, optimize, kappa)
-        return None, (sel.bits, sel.kl, int(px.shape[0] * px.shape[1]))
+        bits, kl = chooser.measure(px)
+        return None, (bits, kl, int(px.shape[0] * px.shape[1]))
     except Exception as e:  # every per-file problem is reported; the batch goes on
         if _fatal(e):
             raise
         return (src, "failed", 0, 0, _error(e)), None
-
-
-def _settings(tables, scale, subsampling, optimize, family, subs, model, lam, kappa, target_bpp) -> dict:
-    """What decides the bytes of every output: recorded beside them, compared on the next run."""
-    if family is None:
-        return {"tables": tables.to_dict(), "scale": scale, "subsampling": subsampling, "optimize": optimize}
-    return {
-        "family": [t.to_dict() for t in family],
-        "family_subsampling": list(subs),
-        "scale": scale,
-        "optimize": optimize,
-        "chooser": getattr(model, "name", None) if model is not None else "by rate",
-        "kappa": None if kappa is None else [float(k) for k in kappa],
-        "lam": None if target_bpp is not None else lam,
-        "target_bpp": target_bpp,
-    }
 
 
 def _check_settings(d: Path, settings: dict, resume: bool, overwrite: bool) -> bool:
@@ -244,39 +217,28 @@ def _stale_parts(d: Path) -> None:
 def compress_tree(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
-    tables: QuantTables | None,
+    chooser: Chooser | QuantTables,
+    *,
     scale: float = 1.0,
-    subsampling: str = "4:2:0",
-    optimize: bool = True,
     workers: int | None = None,
     resume: bool = False,
     overwrite: bool = False,
     progress: Callable[[int], None] | None = None,
-    family: Sequence[QuantTables] | None = None,
-    model=None,
-    lam: float | None = None,
-    family_subsampling: Sequence[str] | None = None,
-    kappa: Sequence[float] | None = None,
-    target_bpp: float | None = None,
 ) -> CompressReport:
     """Encode every image under ``src`` (recursively) into the mirrored tree ``dst``.
 
     Args:
-        tables: natural-order tables; ``scale`` multiplies them first (clamped to 1..255).
-            None when a ``family`` is given.
-        workers: processes (default all cores; with a family and a model the network runs here,
-            in one process).
-        family, model, lam: per-image choice among these tables by ``model`` at ``lam``
-            nats per KiB (see :mod:`dnnjpeg.select`); ``family_subsampling`` one per member
-            (default ``subsampling`` for all). ``kappa`` (K,) instead of a model: the choice by
-            rate alone, each member's KL replaced by its mean KL measured elsewhere.
-        target_bpp: with a family, instead of ``lam``: measure every member on every image
-            first, then use the λ whose choice comes closest to this many bits per pixel over
-            the files written, without exceeding it (one more encode per image).
+        chooser: how each image's tables are decided (:mod:`dnnjpeg.choosers`: ``FixedTables``,
+            ``RateChoice``, ``NetworkChoice``; :func:`~dnnjpeg.choosers.make_chooser` builds one);
+            plain :class:`QuantTables` mean ``FixedTables(tables)`` at 4:2:0.
+        scale: multiply every table entry first (clamped to 1..255).
+        workers: processes (default all cores); a chooser that holds a network runs here.
+        resume: keep outputs that already decode; ``overwrite``: replace them (not both).
+        progress: called with 1 per file done.
     Raises:
-        ValueError: ``dst`` overlaps ``src``; neither tables nor a family with model and λ; a bad
-            scale; ``resume`` with ``overwrite``; DST made with other settings (and no ``overwrite``);
-            ``target_bpp`` below what the family can reach (nothing is written then).
+        ValueError: ``dst`` overlaps ``src``; a bad scale; ``resume`` with ``overwrite``; DST made with
+            other settings (and no ``overwrite``); a bit budget below what the family can reach
+            (nothing is written then).
         FileNotFoundError: ``src`` does not exist.
         OSError: the destination is full, over quota or read-only (the batch stops; every
             output already written is whole).
@@ -292,50 +254,28 @@ def compress_tree(
         raise ValueError("--resume keeps valid outputs and --overwrite replaces them: give one, not both")
     if not (isinstance(scale, (int, float)) and math.isfinite(scale) and 0 < scale <= MAX_SCALE):
         raise ValueError(f"scale must be a number in (0, {MAX_SCALE:g}], got {scale}")
-    if family is not None:
-        if target_bpp is not None:
-            if lam is not None:
-                raise ValueError("give λ or a target bits per pixel (which finds λ), not both")
-            lam = 0.0  # found below
-        if (model is None and kappa is None) or lam is None or not len(family):
-            raise ValueError(
-                "a per-image choice needs a non-empty family of tables, a model (or the members' mean KL) and λ"
-            )
-        if kappa is not None and len(kappa) != len(family):
-            raise ValueError(f"{len(kappa)} mean KL values for {len(family)} tables")
-        if not (math.isfinite(lam) and lam >= 0):
-            raise ValueError(f"λ must be a finite number ≥ 0 nats/KiB, got {lam}")
-        family = [f.scaled(scale) if scale != 1.0 else f for f in family]
-        subs = list(family_subsampling) if family_subsampling is not None else [subsampling] * len(family)
-        t = None
-    elif tables is None:
-        raise ValueError("give tables, or a family of tables with a model and λ")
-    else:
-        t = tables.scaled(scale) if scale != 1.0 else tables
-        subs = None
-    if target_bpp is not None and not (math.isfinite(target_bpp) and target_bpp > 0):
-        raise ValueError(f"target bits per pixel must be a finite number > 0, got {target_bpp}")
-    settings = _settings(t, scale, subsampling, optimize, family, subs, model, lam, kappa, target_bpp)
+    if isinstance(chooser, QuantTables):
+        chooser = FixedTables(chooser)
+    chooser = chooser.scaled(scale)
     files, problems = walk_files(s, IMAGE_SUFFIXES)
     d.mkdir(parents=True, exist_ok=True)
-    recorded = _check_settings(d, settings, resume, overwrite)
+    recorded = _check_settings(d, {"chooser": chooser.settings(), "scale": scale}, resume, overwrite)
     _stale_parts(d)
     rep = CompressReport()
     rep.failures.extend((p, f"not read: {why}") for p, why in problems)
     seen: dict[Path, Path] = {}
     jobs = []
-    roots = (s, d)
     for f in map(Path, files):
         out = output_path(s, d, f)
         if out in seen:
             rep.failures.append((str(f), f"same output {display(out)} as {display(seen[out])}"))
             continue
         seen[out] = f
-        jobs.append((str(f), str(out), t, subsampling, optimize, resume, overwrite, roots))
+        jobs.append((str(f), str(out), resume, overwrite, (s, d)))
     workers = workers or os.cpu_count() or 1
 
-    def consume(results):
-        for src_path, status, before, after, msg in results:
+    def consume(results) -> None:
+        for (src_path, status, before, after, msg), k in results:
             if status == "failed":
                 rep.failures.append((src_path, msg or "failed"))
             else:
@@ -343,18 +283,13 @@ def compress_tree(
                 rep.skipped += status == "skipped"
                 rep.bytes_before += before
                 rep.bytes_after += after
+            if k is not None:
+                rep.members[k] = rep.members.get(k, 0) + 1
             if progress:
                 progress(1)
 
-    def consume_chosen(results):
-        for res, k in results:
-            if k is not None:
-                rep.members[k] = rep.members.get(k, 0) + 1
-            yield res
-
     def pool_map(fn, items):
-        # with a model the network runs here, one image's K candidates per batch
-        if workers == 1 or model is not None:
+        if workers == 1 or chooser.in_process:  # a network runs here, one image's candidates per batch
             yield from map(fn, items)
             return
         pool = ProcessPoolExecutor(workers, initializer=die_with_parent, initargs=(os.getpid(),))
@@ -363,39 +298,33 @@ def compress_tree(
         finally:  # on a fatal error (a full disk) the queued files are dropped, not tried one by one
             pool.shutdown(wait=True, cancel_futures=True)
 
-    if family is not None and target_bpp is not None:
-        from dnnjpeg.select import choose, lambda_for_bpp
-
-        measured, todo = [], []
-        for job, (done, m) in zip(jobs, pool_map(_measure, [(j, family, subs, model, kappa) for j in jobs])):
-            if done is not None:
-                consume([done])
-            else:
-                measured.append(m)
-                todo.append(job)
-        if todo:
-            bits = np.stack([m[0] for m in measured], 1)
-            kl = np.stack([m[1] for m in measured], 1)
-            pix = np.array([m[2] for m in measured])
-            floor = float(bits.min(0).sum() / pix.sum())
-            if floor > target_bpp:
-                if recorded and rep.written == 0:
-                    (d / SETTINGS_FILE).unlink(missing_ok=True)  # this run wrote nothing after all
-                raise ValueError(
-                    f"target {target_bpp:g} bpp is out of reach: the smallest files these tables make "
-                    f"are {floor:.4f} bpp (every image at its coarsest member); nothing was written"
-                )
-            rep.lam = lambda_for_bpp(bits, kl, pix, target_bpp)
-            ch = choose(bits, kl, rep.lam)
-            for k in ch:
-                rep.members[int(k)] = rep.members.get(int(k), 0) + 1
-            written_before = rep.bytes_after
-            consume(pool_map(_one, [(j[0], j[1], family[k], subs[k], *j[4:]) for j, k in zip(todo, ch)]))
-            rep.bpp = 8 * (rep.bytes_after - written_before) / float(pix.sum())
+    if chooser.target_bpp is None:
+        rep.lam = getattr(chooser, "lam", None)
+        consume(pool_map(_one, [(j, chooser, None) for j in jobs]))
         return rep
-    rep.lam = lam if family is not None else None
-    if family is not None:
-        consume(consume_chosen(pool_map(_one_selected, [(j, family, subs, model, lam, kappa) for j in jobs])))
-    else:
-        consume(pool_map(_one, jobs))
+    from dnnjpeg.select import choose, lambda_for_bpp
+
+    measured, todo = [], []
+    for job, (done, m) in zip(jobs, pool_map(_measure, [(j, chooser, None) for j in jobs])):
+        if done is not None:
+            consume([(done, None)])
+        else:
+            measured.append(m)
+            todo.append(job)
+    if todo:
+        bits = np.stack([m[0] for m in measured], 1)
+        kl = np.stack([m[1] for m in measured], 1)
+        pix = np.array([m[2] for m in measured])
+        floor = float(bits.min(0).sum() / pix.sum())
+        if floor > chooser.target_bpp:
+            if recorded and rep.written == 0:
+                (d / SETTINGS_FILE).unlink(missing_ok=True)  # this run wrote nothing after all
+            raise ValueError(
+                f"target {chooser.target_bpp:g} bpp is out of reach: the smallest files these tables make "
+                f"are {floor:.4f} bpp (every image at its coarsest member); nothing was written"
+            )
+        rep.lam = lambda_for_bpp(bits, kl, pix, chooser.target_bpp)
+        written_before = rep.bytes_after
+        consume(pool_map(_one, [(j, chooser, int(k)) for j, k in zip(todo, choose(bits, kl, rep.lam))]))
+        rep.bpp = 8 * (rep.bytes_after - written_before) / float(pix.sum())
     return rep

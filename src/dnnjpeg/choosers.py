@@ -1,0 +1,304 @@
+"""How ``compress`` decides each image's tables: one :class:`Chooser` per run.
+
+* :class:`FixedTables` — every image with the same tables.
+* :class:`RateChoice` — per image, the family member with the least recorded mean KL
+  (κ, nats) + λ · KiB: no network, runs in a process pool.
+* :class:`NetworkChoice` — per image, the member whose decode the network's output moves
+  least (KL to its output on the stored image) + λ · KiB: the network runs in this process.
+
+A family chooser takes λ (nats per KiB) or a ``target_bpp`` (then compress measures every
+member on every image first and finds the λ that fits). A new way to decide bits is one
+class with these methods, not a new set of flags: QNet and SDQ choosers plug in here.
+:func:`make_chooser` builds the right one from what a user has (the CLI's arguments).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from dnnjpeg.codec import QuantTables, encode
+from dnnjpeg.families import TableFamily
+
+__all__ = ["Chooser", "FixedTables", "RateChoice", "NetworkChoice", "make_chooser", "MAX_SCALE"]
+
+#: Beyond this every table entry is 255 already (entries are ≥ 1): a larger scale is a typo.
+MAX_SCALE = 255.0
+
+
+class Chooser(Protocol):
+    """What compress asks of a way to decide each image's tables.
+
+    ``in_process``: True when it holds a network and must run in the calling process; False
+    when it is picklable and cheap, so compress spreads it over a process pool.
+    ``target_bpp``: None, or the bits per pixel a family chooser must fit (compress then calls
+    :meth:`measure` on every image, picks λ, and calls :meth:`encode_member`).
+    """
+
+    in_process: bool
+    target_bpp: float | None
+
+    def scaled(self, factor: float) -> Chooser:
+        """The same chooser with every table entry × ``factor`` (clamped to 1..255)."""
+
+    def settings(self) -> dict:
+        """JSON-ready: everything that decides the output bytes (recorded beside the outputs)."""
+
+    def describe(self) -> str:
+        """One line for a person: what is chosen, among what, how."""
+
+    def encode(self, pixels: np.ndarray) -> tuple[bytes, int | None]:
+        """uint8 (H, W, 3) or (H, W) stored pixels → (JPEG file, chosen member or None)."""
+
+    def measure(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every member's (bits (K,), KL (K,) nats) on this image (family choosers only)."""
+
+    def encode_member(self, pixels: np.ndarray, k: int) -> bytes:
+        """The file of member ``k`` (family choosers only)."""
+
+    def member_label(self, k: int) -> str:
+        """A person's name for member ``k``."""
+
+
+@dataclass(frozen=True)
+class FixedTables:
+    """Every image encoded with ``tables`` (natural order) at ``subsampling``."""
+
+    tables: QuantTables
+    subsampling: str = "4:2:0"
+    optimize: bool = True
+    in_process = False
+    target_bpp = None
+
+    def scaled(self, factor: float) -> FixedTables:
+        return self if factor == 1.0 else replace(self, tables=self.tables.scaled(factor))
+
+    def settings(self) -> dict:
+        return {"tables": self.tables.to_dict(), "subsampling": self.subsampling, "optimize": self.optimize}
+
+    def describe(self) -> str:
+        return f"fixed tables at {self.subsampling}"
+
+    def encode(self, pixels: np.ndarray) -> tuple[bytes, int | None]:
+        return encode(pixels, self.tables, self.subsampling, self.optimize), None
+
+    def measure(self, pixels):
+        raise ValueError("fixed tables have no members to measure: a bit budget needs a family chooser")
+
+    def encode_member(self, pixels, k):
+        raise ValueError("fixed tables have no members")
+
+    def member_label(self, k: int) -> str:
+        return "tables"
+
+
+def _check_rate(lam: float | None, target_bpp: float | None) -> None:
+    if (lam is None) == (target_bpp is None):
+        raise ValueError("give λ or a target bits per pixel (which finds λ), not both and not neither")
+    if lam is not None and not (math.isfinite(lam) and lam >= 0):
+        raise ValueError(f"λ must be a finite number ≥ 0 nats/KiB, got {lam}")
+    if target_bpp is not None and not (math.isfinite(target_bpp) and target_bpp > 0):
+        raise ValueError(f"target bits per pixel must be a finite number > 0, got {target_bpp}")
+
+
+@dataclass(frozen=True)
+class _FamilyChoice:
+    family: TableFamily
+    lam: float | None = None
+    target_bpp: float | None = None
+
+    def __post_init__(self) -> None:
+        if not len(self.family):
+            raise ValueError("a per-image choice needs a non-empty family of tables")
+        if self.family.kind == "jpegli":
+            raise ValueError("jpegli is a codec for evaluate only: compress writes dnnjpeg's tables with libjpeg")
+        _check_rate(self.lam, self.target_bpp)
+
+    @property
+    def _optimize(self) -> bool:
+        return self.family.points[0].optimize
+
+    def with_lam(self, lam: float) -> _FamilyChoice:
+        """The same chooser at a fixed λ (what a bit budget resolves to)."""
+        return replace(self, lam=lam, target_bpp=None)
+
+    def scaled(self, factor: float) -> _FamilyChoice:
+        if factor == 1.0:
+            return self
+        pts = tuple(replace(p, tables=p.tables.scaled(factor), scale=factor) for p in self.family.points)
+        return replace(self, family=replace(self.family, points=pts, kappa=None))
+
+    def _base_settings(self) -> dict:
+        return {
+            "family": [t.to_dict() for t in self.family.members],
+            "family_subsampling": list(self.family.subsamplings),
+            "optimize": self._optimize,
+            "lam": self.lam,
+            "target_bpp": self.target_bpp,
+        }
+
+    def member_label(self, k: int) -> str:
+        mixed = len(set(self.family.subsamplings)) > 1
+        return self.family.labels[k] + (f" {self.family.subsamplings[k]}" if mixed else "")
+
+    def _kappa(self):
+        return None
+
+    def _model(self):
+        return None
+
+    def encode(self, pixels: np.ndarray) -> tuple[bytes, int | None]:
+        from dnnjpeg.select import select_encode
+
+        f = self.family
+        sel = select_encode(pixels, f.members, self._model(), self.lam, f.subsamplings, self._optimize, self._kappa())
+        return sel.data, sel.index
+
+    def measure(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from dnnjpeg.select import select_encode
+
+        f = self.family
+        sel = select_encode(pixels, f.members, self._model(), 0.0, f.subsamplings, self._optimize, self._kappa())
+        return sel.bits, sel.kl
+
+    def encode_member(self, pixels: np.ndarray, k: int) -> bytes:
+        return encode(pixels, self.family.members[k], self.family.subsamplings[k], self._optimize)
+
+    def _rate(self) -> str:
+        return f"{self.target_bpp:g} bpp" if self.target_bpp is not None else f"λ = {self.lam:g} nats/KiB"
+
+
+@dataclass(frozen=True)
+class RateChoice(_FamilyChoice):
+    """Per image, the member with the least κ_k + λ · KiB, κ the family's recorded mean KL
+    (``family.kappa``: from its preset or sweep, or ``TableFamily.kappa_from_evaluation``)."""
+
+    in_process = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.family.kappa is None:
+            raise ValueError(
+                f"{self.family.name} records no mean KL per member: choosing by rate alone needs it "
+                "(a sweep preset, or the family's evaluation on other images)"
+            )
+
+    def scaled(self, factor: float) -> RateChoice:
+        if factor != 1.0:
+            raise ValueError("a scale changes the tables whose mean KL was recorded: choose by rate at scale 1")
+        return self
+
+    def _kappa(self):
+        return np.asarray(self.family.kappa, np.float64)
+
+    def settings(self) -> dict:
+        return {**self._base_settings(), "chooser": "by rate", "kappa": list(self.family.kappa)}
+
+    def describe(self) -> str:
+        return f"choosing among {len(self.family)} tables ({self.family.name}) by rate alone at {self._rate()}"
+
+
+@dataclass(frozen=True)
+class NetworkChoice(_FamilyChoice):
+    """Per image, the member with the least KL(network output on the stored image ‖ on the
+    decoded member) + λ · KiB; ``model`` is a :class:`dnnjpeg.models.Model` (it runs here)."""
+
+    model: object = None
+    in_process = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.model is None:
+            raise ValueError("a network choice needs a model")
+
+    def _model(self):
+        return self.model
+
+    def settings(self) -> dict:
+        return {**self._base_settings(), "chooser": getattr(self.model, "name", str(self.model)), "kappa": None}
+
+    def describe(self) -> str:
+        return f"choosing among {len(self.family)} tables ({self.family.name}) with {self.model.name} at {self._rate()}"
+
+
+def make_chooser(
+    *,
+    tables: QuantTables | str | os.PathLike[str] | None = None,
+    family: Sequence[str | TableFamily] | None = None,
+    model=None,
+    kappa_from: str | os.PathLike[str] | None = None,
+    by_rate: bool = False,
+    lam: float | None = None,
+    target_bpp: float | None = None,
+    subsampling: str = "4:2:0",
+    optimize: bool = True,
+) -> Chooser:
+    """The chooser for what a user gave, with one clear error for every bad combination.
+
+    Args:
+        tables: fixed tables (or a table JSON file): :class:`FixedTables`.
+        family: ``--family`` values (``standard``, ``preset:NAME``, ``sweep:FILE``...) or families;
+            several are chosen among together (their union).
+        model: a model name or :class:`~dnnjpeg.models.Model`: :class:`NetworkChoice`.
+        kappa_from: an evaluation (``results.json`` or its folder) of the same family, or
+        by_rate: the family's own recorded mean KL: :class:`RateChoice`.
+        lam: nats per KiB; ``target_bpp``: bits per pixel to fit instead (one of the two; λ
+            defaults to 0.002 when neither is given).
+    Raises:
+        ValueError: none or several ways chosen, a family without one, λ with a target, a
+            family without recorded mean KL for ``by_rate``, an unreadable file...
+    """
+    from dnnjpeg._fs import read_json
+    from dnnjpeg.families import parse_family
+
+    ways = [x for x in (tables, model, kappa_from, by_rate or None) if x is not None]
+    if len(ways) != 1:
+        raise ValueError(
+            "give one of --tables FILE, --select-model NAME, --kappa FILE or --by-rate (the last three with --family)"
+        )
+    if tables is not None:
+        if lam is not None or target_bpp is not None or family:
+            raise ValueError("--lam, --target-bpp and --family go with a per-image chooser, not with --tables")
+        t = tables if isinstance(tables, QuantTables) else QuantTables.load(tables)
+        return FixedTables(t, subsampling, optimize)
+    if not family:
+        raise ValueError(
+            "--select-model, --kappa and --by-rate need --family, e.g. --family standard or --family sweep:design.json"
+        )
+    if lam is not None and target_bpp is not None:
+        raise ValueError("--lam and --target-bpp both set λ: give one (--target-bpp finds the λ that fits)")
+    if lam is None and target_bpp is None:
+        lam = 0.002
+    _check_rate(lam, target_bpp)  # before anything is read or loaded
+    fams = [f if isinstance(f, TableFamily) else parse_family(f, subsampling, optimize=optimize) for f in family]
+    if any(f.kind == "jpegli" for f in fams):
+        raise ValueError(
+            "--family jpegli: compress writes dnnjpeg's tables with libjpeg; jpegli is a codec for evaluate "
+            "(--codec jpegli) only"
+        )
+    if kappa_from is not None:
+        kf = Path(kappa_from)
+        kf = kf / "results.json" if kf.is_dir() else kf
+        ev = read_json(kf)
+        fams = [f.kappa_from_evaluation(ev, str(kf)) for f in fams]
+    elif by_rate:
+        missing = [getattr(t, "name", t) for t, f in zip(family, fams) if f.kappa is None]
+        if missing:
+            raise ValueError(
+                f"--by-rate: {', '.join(missing)} records no mean KL per member; use --kappa EVAL "
+                "(an evaluation of the same family) or --select-model"
+            )
+    whole = fams[0] if len(fams) == 1 else TableFamily.union(fams)
+    if model is not None:
+        if isinstance(model, str):
+            from dnnjpeg.models import load_model
+
+            model = load_model(model)
+        return NetworkChoice(whole, lam, target_bpp, model=model)
+    return RateChoice(whole, lam, target_bpp)
