@@ -485,3 +485,20 @@ def test_compress_refuses_a_jpegli_family(tmp_path):
         app, ["compress", str(_src(tmp_path)), str(tmp_path / "dst"), "--by-rate", "--family", "jpegli"]
     )
     _clean_error(res, "jpegli is a codec for evaluate")
+
+
+def test_design_flags_come_from_the_registry_and_a_foreign_flag_is_refused(tmp_path):
+    import dataclasses
+
+    from dnnjpeg.design import designers
+
+    help_text = runner.invoke(app, ["design", "--help"], env={"COLUMNS": "300"}).output
+    for name, d in designers().items():
+        assert f"{name}: " in help_text  # each method listed with its summary
+        for f in dataclasses.fields(d.options):
+            if f.metadata.get("cli", True):
+                assert "--" + f.name.replace("_", "-") in help_text, (name, f.name)
+    res = runner.invoke(app, ["design", "--method", "fisher", "--data", str(_src(tmp_path)), "--lambdas", "0.1"])
+    _clean_error(res, "--lambdas: not an option of fisher", "--targets")
+    res = runner.invoke(app, ["design", "--method", "gradient", "--data", str(tmp_path), "--objective", "pareto"])
+    _clean_error(res, "--objective pareto is for --method bayes")

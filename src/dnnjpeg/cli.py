@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import typer
@@ -98,26 +99,47 @@ def info(
         raise typer.Exit(1)
 
 
-def _run_evaluation(
-    data: Path,
-    labels: Path | None,
-    model_name: str,
-    codecs: list[str],
-    scales: str | None,
-    subsampling: str,
-    at: str,
-    split: str,
-    limit: int | None,
-    out: Path,
-    n_boot: int,
-    seed: int,
-    batch_size: int,
-    workers: int | None,
-    optimize: bool,
-    reference: str | None,
-    target_drop: float,
-    select: list[float] | None = None,
-) -> dict:
+@dataclass
+class EvaluationSettings:
+    """One ``evaluate`` run as the command line describes it (paths and codec texts; checked by
+    :func:`_run_evaluation` before the model loads)."""
+
+    data: Path
+    codecs: list[str]
+    out: Path
+    model: str = "efficientnet-lite0"
+    labels: Path | None = None
+    scales: str | None = None
+    subsampling: str = "4:2:0"
+    at: str = "input"
+    split: str = "all"
+    limit: int | None = None
+    n_boot: int = 1000
+    seed: int = 0
+    batch_size: int = 32
+    workers: int | None = None
+    optimize: bool = True
+    reference: str | None = None
+    target_drop: float = 1.0
+    select: list[float] | None = None
+
+
+def _run_evaluation(settings: EvaluationSettings) -> dict:
+    """Check the settings, evaluate, write the outputs, and print what a person needs."""
+    st = settings
+    data, labels, model_name, codecs, scales = st.data, st.labels, st.model, st.codecs, st.scales
+    subsampling, at, split, limit, out, n_boot, seed = (
+        st.subsampling,
+        st.at,
+        st.split,
+        st.limit,
+        st.out,
+        st.n_boot,
+        st.seed,
+    )
+    batch_size, workers, optimize, reference, target_drop, select = (
+        st.batch_size, st.workers, st.optimize, st.reference, st.target_drop, st.select,
+    )  # fmt: skip
     from dnnjpeg._fs import display
     from dnnjpeg.data import discover
     from dnnjpeg.evaluate import evaluate, parse_codec, write_outputs
@@ -403,11 +425,8 @@ def compress(
         raise typer.Exit(1)
 
 
-@app.command()
-def design(
-    method: str = typer.Option(
-        ..., "--method", help="deepn | parametric | sorted-random | bounded-random | bayes | bandit | gradient | fisher"
-    ),
+def _design_command(
+    method: str = typer.Option(..., "--method", help="The designer (see the list above)."),
     data: Path = typer.Option(..., "--data", help="Image folder; only its design split is used to design."),
     out: Path = typer.Option(Path("table.json"), "--out", help="Where the designed table JSON goes."),
     model: str = typer.Option("efficientnet-lite0", "--model"),
@@ -422,42 +441,29 @@ def design(
     storage: str | None = typer.Option(
         None, "--storage", help="Optuna storage URL, e.g. sqlite:///study.db (resumable)."
     ),
-    fit: bool = typer.Option(False, "--fit", help="deepn: tune the mapping's parameters on the design split."),
     labels: Path | None = typer.Option(None, "--labels"),
     report: Path | None = typer.Option(
         None, "--report", help="Re-measure on the eval split against the ladder; report folder."
     ),
     eval_limit: int | None = typer.Option(None, "--eval-limit", help="At most this many eval images for --report."),
-    lambdas: str | None = typer.Option(
-        None, "--lambdas", help="gradient: rate weights to sweep (nats/bpp), e.g. 0.05,0.01."
-    ),
-    epochs: float = typer.Option(2.0, "--epochs", help="gradient: passes over the design images per λ."),
-    basis: str = typer.Option("entries", "--basis", help="gradient: entries (128 free steps) | smooth (12 numbers)."),
-    gamma: str = typer.Option(
-        "1",
-        "--gamma",
-        help="fisher: exponent on the network's Fisher weights (1 = second-order model); "
-        "several, e.g. 0.75,1,1.5: the best sweep on the design split is kept.",
-    ),
-    refine: int = typer.Option(
-        0,
-        "--refine",
-        help="fisher: measure this many smooth reshapings of the best table (3 scales each) and keep the best.",
-    ),
+    **given,
 ) -> None:
-    """Design quantization tables favorable to a network (design split only); optionally
-    re-measure them on the held-out eval split against the standard ladder."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from dnnjpeg._fs import display
     from dnnjpeg.data import discover
-    from dnnjpeg.design import DesignProblem
+    from dnnjpeg.design import DesignProblem, designers
     from dnnjpeg.design import design as run_design
     from dnnjpeg.models import ModelUnavailableError, load_model
 
     try:
+        options = _designer_options(designers(), method, {k: v for k, v in given.items() if v is not None})
+        if objective == "pareto":
+            if method != "bayes":
+                raise ValueError("--objective pareto is for --method bayes (a Pareto set of tables)")
+            options = replace(options, objective_mode="pareto")
         ds = discover(data, labels)
         m = load_model(model)
-        mode = "pareto" if objective == "pareto" else "gain"
         prob = DesignProblem(
             ds, m, at, subsampling, budget, seed, trial_images, "kl" if objective == "pareto" else objective, storage
         )
@@ -470,23 +476,9 @@ def design(
         ) as bar:
             task = bar.add_task("", total=budget, best="")
             prob.progress = lambda i, n, g: bar.update(task, completed=i, best=f"best gain {g:+.3f}")
-            try:
-                gammas = tuple(float(g) for g in gamma.split(","))
-            except ValueError:
-                raise ValueError(f"--gamma {gamma!r}: give numbers, e.g. 1 or 0.75,1,1.5") from None
-            extra = {
-                "epochs": epochs,
-                "basis": basis,
-                "gamma": gammas if len(gammas) > 1 else gammas[0],
-                "refine": refine,
-            }
-            if lambdas:
-                extra["lambdas"] = tuple(float(x) for x in lambdas.split(","))
-            res = run_design(method, prob, fit=fit, objective_mode=mode, **extra)
+            res = run_design(method, prob, options)
     except (ValueError, FileNotFoundError, ModelUnavailableError) as e:
         raise _fail(str(e)) from None
-    from dnnjpeg._fs import display
-
     for f, msg in prob.skipped.items():
         err.print(f"[yellow]skipped[/yellow] {escape(display(f))}: {escape(msg)}", highlight=False)
     try:
@@ -501,25 +493,80 @@ def design(
     if report is not None:
         # A designer that returns a family of tables (one per rate) is judged as that family.
         test = f"sweep:{out}" if res.family is not None and len(res.family) >= 2 else f"tables:{out}"
-        _run_evaluation(
-            data,
-            labels,
-            model,
-            [f"standard@{subsampling}", f"{test}@{subsampling}"],
-            None,
-            subsampling,
-            at,
-            "eval",
-            eval_limit,
-            report,
-            1000,
-            seed,
-            32,
-            None,
-            True,
-            None,
-            1.0,
-        )
+        settings = EvaluationSettings(
+            data=data, labels=labels, model=model, codecs=[f"standard@{subsampling}", f"{test}@{subsampling}"],
+            subsampling=subsampling, at=at, split="eval", limit=eval_limit, out=report, seed=seed,
+        )  # fmt: skip
+        _run_evaluation(settings)
+
+
+def _designer_options(registry: dict, method: str, given: dict):
+    """The chosen designer's options dataclass from the flags given (None = not given).
+
+    Raises ValueError for an unknown method, a flag the method does not take (named, with
+    the flags it does take), or a value its kind cannot read.
+    """
+    import dataclasses
+
+    if method not in registry:
+        raise ValueError(f"unknown design method {method!r}; choose from {', '.join(registry)}")
+    fields = {f.name: f for f in dataclasses.fields(registry[method].options) if f.metadata.get("cli", True)}
+    bad = [k for k in given if k not in fields]
+    if bad:
+        takes = ", ".join(_flag(k) for k in fields) or "no options of its own"
+        raise ValueError(f"{', '.join(_flag(k) for k in bad)}: not an option of {method} (it takes {takes})")
+    values = {}
+    for k, v in given.items():
+        if fields[k].metadata.get("kind") == "floats":
+            try:
+                values[k] = tuple(float(x) for x in str(v).split(",") if x.strip())
+            except ValueError:
+                raise ValueError(f"{_flag(k)} {v!r}: give comma-separated numbers, e.g. 0.5,1,2") from None
+            if not values[k]:
+                raise ValueError(f"{_flag(k)}: give at least one number")
+        else:
+            values[k] = v
+    return registry[method].options(**values)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _register_design_command() -> None:
+    """Add ``design`` with one flag per designer option, generated from the registry: each
+    flag's help names the methods that take it, and a flag another method does not take is
+    refused, not silently dropped."""
+    import dataclasses
+    import inspect
+
+    from dnnjpeg.design import designers
+
+    registry = designers()
+    seen: dict[str, tuple[dataclasses.Field, list[str]]] = {}
+    for name, d in registry.items():
+        for f in dataclasses.fields(d.options):
+            if f.metadata.get("cli", True):
+                seen.setdefault(f.name, (f, []))[1].append(name)
+    types = {"bool": bool | None, "int": int | None, "float": float | None, "str": str | None, "floats": str | None}
+    params = [p for p in inspect.signature(_design_command).parameters.values() if p.kind != p.VAR_KEYWORD]
+    for name, (f, methods) in seen.items():
+        kind = f.metadata["kind"]
+        default = f.default if not isinstance(f.default, tuple) else ",".join(f"{x:g}" for x in f.default)
+        help_ = f"{f.metadata['help']} ({', '.join(methods)}; default {default})"
+        flag = _flag(name) if kind != "bool" else f"{_flag(name)}/--no-{name.replace('_', '-')}"
+        opt = typer.Option(None, flag, help=help_, show_default=False)
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=types[kind]))
+    _design_command.__signature__ = inspect.Signature(params)
+    _design_command.__doc__ = (
+        "Design quantization tables favorable to a network (design split only); optionally re-measure "
+        "them on the held-out eval split against the standard ladder.\n\nMethods:\n\n"
+        + "\n\n".join(f"{n}: {d.summary}" for n, d in registry.items())
+    )
+    app.command("design")(_design_command)
+
+
+_register_design_command()
 
 
 @app.command()
@@ -657,25 +704,12 @@ def evaluate(
             raise typer.BadParameter("--select-lambdas: give λ ≥ 0")
     try:
         _run_evaluation(
-            data,
-            labels,
-            model,
-            codec,
-            scales,
-            subsampling,
-            at,
-            split,
-            limit,
-            out,
-            n_boot,
-            seed,
-            batch_size,
-            workers,
-            optimize,
-            reference,
-            target_drop,
-            lams,
-        )
+            EvaluationSettings(
+                data=data, codecs=codec, out=out, model=model, labels=labels, scales=scales, subsampling=subsampling,
+                at=at, split=split, limit=limit, n_boot=n_boot, seed=seed, batch_size=batch_size, workers=workers,
+                optimize=optimize, reference=reference, target_drop=target_drop, select=lams,
+            )
+        )  # fmt: skip
     except (ValueError, FileNotFoundError, ModelUnavailableError) as e:
         raise _fail(str(e)) from None
     except OSError as e:  # e.g. a full disk: each output is written whole or not at all
@@ -715,25 +749,11 @@ def demo(
     from dnnjpeg.conventions import DEFAULT_LAMBDAS_NATS_PER_KIB
 
     _run_evaluation(
-        src,
-        None,
-        model,
-        ["standard@4:2:0", "standard@4:4:4", f"tables:{table}@4:2:0"],
-        None,
-        "4:2:0",
-        "input",
-        split,
-        limit,
-        out,
-        1000,
-        0,
-        32,
-        None,
-        True,
-        None,
-        1.0,
-        list(DEFAULT_LAMBDAS_NATS_PER_KIB),
-    )
+        EvaluationSettings(
+            data=src, codecs=["standard@4:2:0", "standard@4:4:4", f"tables:{table}@4:2:0"], out=out, model=model,
+            split=split, limit=limit, select=list(DEFAULT_LAMBDAS_NATS_PER_KIB),
+        )
+    )  # fmt: skip
 
 
 @app.command()

@@ -3,7 +3,7 @@ import pytest
 
 from dnnjpeg.codec import QuantTables, encode, read_coefficients, to_zigzag
 from dnnjpeg.data import discover
-from dnnjpeg.design import DesignProblem, design, pareto_front
+from dnnjpeg.design import DesignProblem, design, designers, pareto_front
 from dnnjpeg.design.deepn import DeepNParams, deepn_steps, deepn_tables
 from dnnjpeg.design.search import bounds_near_rate, sorted_random_tables
 from dnnjpeg.design.stats import blocks_dct, dct_statistics, rgb_to_ycbcr
@@ -59,15 +59,17 @@ def _problem(ds, **kw):
     return DesignProblem(ds, tiny_model(), budget=kw.pop("budget", 8), trial_images=6, seed=kw.pop("seed", 3), **kw)
 
 
-@pytest.mark.parametrize(
-    "method", ["deepn", "sorted-random", "bounded-random", "bayes", "bandit", "parametric", "gradient", "fisher"]
-)
+# Small settings for methods whose defaults take long; every registered method is tested.
+TINY = {
+    "deepn": {"fit": True},
+    "gradient": {"lambdas": (0.05, 0.01), "epochs": 1.0, "batch_size": 4},
+    "fisher": {"targets": (0.5, 1.5, 3.0), "rd_images": 4},
+}
+
+
+@pytest.mark.parametrize("method", list(designers()))
 def test_every_designer_valid_and_repeatable(problem_data, method):
-    opts = {"fit": True} if method == "deepn" else {}
-    if method == "gradient":
-        opts = {"lambdas": (0.05, 0.01), "epochs": 1.0, "batch_size": 4}
-    if method == "fisher":
-        opts = {"targets": (0.5, 1.5, 3.0), "rd_images": 4}
+    opts = TINY.get(method, {})
     r1 = design(method, _problem(problem_data), **opts)
     r2 = design(method, _problem(problem_data), **opts)
     assert isinstance(r1.tables, QuantTables) and not r1.tables.extended
@@ -217,3 +219,10 @@ def test_parametric_profile():
     assert t.luma[0, 0] == 16 and t.luma[7, 7] == 255  # DC untouched; 99·e = 269 clamps to 255
     assert t.luma[0, 7] == round(61 * np.exp(0.5))  # r = 7/14 = 0.5
     assert np.all(t.chroma == np.clip(np.rint(ANNEX_K_CHROMA * 2), 1, 255))
+
+
+def test_an_option_a_method_does_not_have_is_named(problem_data):
+    with pytest.raises(ValueError, match="fisher has no option lambdas; its options: targets, gamma"):
+        design("fisher", _problem(problem_data), lambdas=(0.1,))
+    for name, d in designers().items():  # every option says what it does
+        assert d.summary and all(f.metadata.get("help") for f in __import__("dataclasses").fields(d.options)), name

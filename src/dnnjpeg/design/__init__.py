@@ -1,7 +1,10 @@
 """Designing DNN-favorable quantization tables.
 
-Every method is a function ``design(problem, **options) -> DesignResult`` in its
-own module, registered here by name.  A problem bundles the design-split data,
+Every method is a function ``design_X(problem, options) -> DesignResult`` in its own
+module, with an options dataclass whose fields (made with :func:`option`) carry their
+help text, registered here by name with :func:`register`. The CLI's flags and help and
+the test list are generated from this registry: a new method is one module and one
+``@register`` line.  A problem bundles the design-split data,
 the model, where JPEG happens, the subsampling, the trial budget and the seed;
 methods that need measurements get a :class:`TableEvaluator` from it, so trials
 all run the same real encode → decode → classify path.
@@ -19,7 +22,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from dnnjpeg._io import atomic_write_text
@@ -29,7 +32,10 @@ from dnnjpeg.design.objective import Measurement, TableEvaluator
 from dnnjpeg.families import TableFamily
 from dnnjpeg.models import Model
 
-__all__ = ["DesignProblem", "DesignResult", "Candidate", "design", "METHODS", "register", "pareto_front"]
+__all__ = [
+    "DesignProblem", "DesignResult", "Candidate", "Designer", "design", "designers", "METHODS", "register", "option",
+    "pareto_front",
+]  # fmt: skip
 
 
 @dataclass
@@ -145,27 +151,78 @@ class DesignResult:
         return atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=1))
 
 
-METHODS: dict[str, Callable[..., DesignResult]] = {}
+def option(default, help: str, *, cli: bool = True, kind: str | None = None):
+    """A designer option: a dataclass field that says what it does.
+
+    Args:
+        help: one line for ``--help``.
+        cli: False for options a command line cannot spell (objects, internal switches).
+        kind: how the CLI reads it: "float", "int", "str", "bool", or "floats" (comma-separated,
+            a tuple); default: the type of ``default``.
+    """
+    if kind is None:
+        kind = {bool: "bool", int: "int", float: "float", str: "str", tuple: "floats"}.get(type(default))
+    return field(default=default, metadata={"help": help, "cli": cli, "kind": kind})
 
 
-def register(name: str):
-    """Decorator adding a designer function to :data:`METHODS`."""
+@dataclass(frozen=True)
+class Designer:
+    """A registered method: its name, its function ``fn(problem, options)`` and options class."""
+
+    name: str
+    fn: Callable[..., DesignResult]
+    options: type
+
+    @property
+    def summary(self) -> str:
+        """The first sentence of the method's docstring."""
+        para = " ".join((self.fn.__doc__ or self.name).strip().split("\n\n")[0].split())
+        return para.split(". ")[0].rstrip(".") + "."
+
+
+METHODS: dict[str, Designer] = {}
+
+
+def register(name: str, options: type):
+    """Decorator adding a designer function and its options dataclass to :data:`METHODS`."""
 
     def deco(fn):
-        METHODS[name] = fn
+        METHODS[name] = Designer(name, fn, options)
         return fn
 
     return deco
 
 
-def design(method: str, problem: DesignProblem, **options) -> DesignResult:
-    """Run designer ``method`` on ``problem``; records wall time and trials in ``info``."""
-    from dnnjpeg.design import deepn, fisher, gradient, search  # noqa: F401  (registers the methods)
+def designers() -> dict[str, Designer]:
+    """Every registered method, by name (importing the modules registers them)."""
+    from dnnjpeg.design import deepn, fisher, gradient, search  # noqa: F401
 
-    if method not in METHODS:
-        raise ValueError(f"unknown design method {method!r}; choose from {', '.join(sorted(METHODS))}")
+    return dict(sorted(METHODS.items()))
+
+
+def design(method: str, problem: DesignProblem, options=None, **kw) -> DesignResult:
+    """Run designer ``method`` on ``problem``; records wall time and trials in ``info``.
+
+    Args:
+        options: the method's options dataclass; or give its fields as keywords instead.
+    Raises:
+        ValueError: an unknown method, or an option the method does not have (named, with the
+            options it does have).
+    """
+    ds = designers()
+    if method not in ds:
+        raise ValueError(f"unknown design method {method!r}; choose from {', '.join(ds)}")
+    d = ds[method]
+    if options is None:
+        known = [f.name for f in fields(d.options)]
+        bad = sorted(set(kw) - set(known))
+        if bad:
+            raise ValueError(f"{method} has no option {', '.join(bad)}; its options: {', '.join(known) or 'none'}")
+        options = d.options(**kw)
+    elif kw:
+        raise ValueError("give the options as a dataclass or as keywords, not both")
     t0 = time.perf_counter()
-    res = METHODS[method](problem, **options)
+    res = d.fn(problem, options)
     ev = problem._evaluator
     res.info.update(
         {

@@ -101,10 +101,15 @@ FIT_RANGES = {
 
 
 def _register():
-    from dnnjpeg.design import Candidate, DesignResult, pareto_front, register
+    from dnnjpeg.design import DesignResult, option, register
 
-    @register("deepn")
-    def design_deepn(problem, params: DeepNParams | None = None, fit: bool = False, **_) -> DesignResult:
+    @dataclass(frozen=True)
+    class DeepNOptions:
+        fit: bool = option(False, "deepn: tune the mapping's parameters on the design split (spends the budget)")
+        params: DeepNParams | None = option(None, "the mapping's parameters (default: DeepNParams())", cli=False)
+
+    @register("deepn", DeepNOptions)
+    def design_deepn(problem, options: DeepNOptions) -> DesignResult:
         """DeepN-JPEG tables from the design images' DCT statistics.
 
         ``fit=False``: the mapping with ``params`` (defaults above); no model needed.
@@ -112,7 +117,8 @@ def _register():
         ``problem.budget`` measurements to maximize the gain over the ladder;
         the default mapping is measured first so the report says where it stands.
         """
-        p0 = params or DeepNParams()
+        fit = options.fit
+        p0 = options.params or DeepNParams()
         stats = design_statistics(problem)
         default = deepn_tables(stats, p0)
         info = {
@@ -125,36 +131,28 @@ def _register():
             return DesignResult("deepn", default, info=info)
         import optuna
 
-        ev = problem.evaluator()
-        m0 = ev.measure(default)
-        history = [{**Candidate(default, m0, ev.gain(m0)).to_dict(), "params": p0.to_dict(), "default": True}]
-        cands = [Candidate(default, m0, ev.gain(m0), {"params": p0.to_dict()})]
+        from dnnjpeg.design.objective import Run
+
+        run = Run(problem, "deepn")
+        first = run.try_(default, params=p0.to_dict(), default=True)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=problem.seed))
 
         def objective(trial):
-            kw = {k: trial.suggest_float(k, lo, hi) for k, (lo, hi) in FIT_RANGES.items()}
-            p = DeepNParams(**kw)
-            t = deepn_tables(stats, p)
-            m = ev.measure(t)
-            g = ev.gain(m)
-            cands.append(Candidate(t, m, g, {"params": p.to_dict()}))
-            history.append({**cands[-1].to_dict()})
-            if problem.progress:
-                problem.progress(len(history), problem.budget, max(c.gain for c in cands))
-            return g
+            p = DeepNParams(**{k: trial.suggest_float(k, lo, hi) for k, (lo, hi) in FIT_RANGES.items()})
+            return run.try_(deepn_tables(stats, p), params=p.to_dict()).gain
 
         study.optimize(objective, n_trials=max(1, problem.budget - 1))
-        best = max(cands, key=lambda c: c.gain)
+        best = max(run.cands, key=lambda c: c.gain)
         info.update(
             {
                 "fit": True,
-                "default_gain": cands[0].gain,
-                "default_measurement": m0.to_dict(),
+                "default_gain": first.gain,
+                "default_measurement": first.measurement.to_dict(),
                 "best_params": best.info["params"],
             }
         )
-        return DesignResult("deepn", best.tables, pareto_front(cands, problem.objective), history, info)
+        return run.result(**info)
 
     return design_deepn
 

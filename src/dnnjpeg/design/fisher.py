@@ -36,8 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from dnnjpeg.codec import QuantTables
-from dnnjpeg.design import DesignProblem, DesignResult, register
-from dnnjpeg.design.search import _Run
+from dnnjpeg.design import DesignProblem, DesignResult, option, register
+from dnnjpeg.design.objective import Run
 from dnnjpeg.families import TableFamily
 
 __all__ = [
@@ -293,18 +293,21 @@ def fisher_statistics(
     )
 
 
-@register("fisher")
-def design_fisher(
-    problem: DesignProblem,
-    targets=DEFAULT_TARGET_BPP,
-    gamma=1.0,
-    samples: int = 4,
-    rd_images: int = 150,
-    stat_images: int | None = None,
-    refine: int = 0,
-    **_,
-) -> DesignResult:
-    """Fisher designer (see module doc): one table per target rate, each measured on the trial images.
+@dataclass(frozen=True)
+class FisherOptions:
+    targets: tuple[float, ...] = option(tuple(DEFAULT_TARGET_BPP), "fisher: estimated bpp of the sweep's tables")
+    gamma: tuple[float, ...] = option(
+        (1.0,), "fisher: exponent(s) on the Fisher weights; several: the best sweep on the design split is kept"
+    )
+    samples: int = option(4, "fisher: sampled labels per image for the Fisher estimate")
+    rd_images: int = option(150, "fisher: design images whose coefficients give the RD curves")
+    stat_images: int | None = option(None, "fisher: design images for the statistics (default: all)", kind="int")
+    refine: int = option(0, "fisher: measure this many smooth reshapings of the best table (3 scales each)")
+
+
+@register("fisher", FisherOptions)
+def design_fisher(problem: DesignProblem, options: FisherOptions) -> DesignResult:
+    """One table per target rate from the network's Fisher information, no search (see module doc).
 
     Args:
         targets: estimated bits per pixel of the λ sweep's points.
@@ -327,6 +330,10 @@ def design_fisher(
     """
     from dnnjpeg.evaluate.trial import build_pristine
 
+    o = options
+    targets, gamma, samples, rd_images, stat_images, refine = (
+        o.targets, o.gamma, o.samples, o.rd_images, o.stat_images, o.refine,
+    )  # fmt: skip
     gammas = tuple(float(g) for g in (gamma if np.iterable(gamma) else (gamma,)))
     if not gammas or min(gammas) <= 0:
         raise ValueError(f"gamma must be positive, got {gamma!r}")
@@ -342,7 +349,7 @@ def design_fisher(
         seed=problem.seed,
         geometry=original,
     )
-    run = _Run(problem, "fisher")
+    run = Run(problem, "fisher")
     for g in gammas:
         for t in sorted(targets):
             lam = fisher_lambda_for_bpp(stats, t, g)

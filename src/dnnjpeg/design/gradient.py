@@ -13,33 +13,35 @@ encoder on the trial images like any other designer's candidate.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 from dnnjpeg.codec import QuantTables
 from dnnjpeg.conventions import DEFAULT_LAMBDAS_NATS_PER_BPP
-from dnnjpeg.design import DesignProblem, DesignResult, register
-from dnnjpeg.design.search import _Run
+from dnnjpeg.design import DesignProblem, DesignResult, option, register
+from dnnjpeg.design.objective import Run
 
 __all__ = ["design_gradient"]
 
 #: λ in nats of KL per bit per pixel, high to low (coarse to fine tables).
 
 
-@register("gradient")
-def design_gradient(
-    problem: DesignProblem,
-    lambdas=DEFAULT_LAMBDAS_NATS_PER_BPP,
-    epochs: float = 2.0,
-    batch_size: int = 16,
-    lr: float = 0.05,
-    rounding: str = "ste",
-    init_quality: int = 50,
-    train_images: int | None = None,
-    basis: str = "entries",
-    **_,
-) -> DesignResult:
-    """Gradient designer (see module doc).
+@dataclass(frozen=True)
+class GradientOptions:
+    lambdas: tuple[float, ...] = option(DEFAULT_LAMBDAS_NATS_PER_BPP, "gradient: rate weights to sweep, nats per bpp")
+    epochs: float = option(2.0, "gradient: passes over the design images per λ")
+    batch_size: int = option(16, "gradient: images per Adam step")
+    lr: float = option(0.05, "gradient: Adam learning rate on the log steps")
+    rounding: str = option("ste", "gradient: quantizer of the differentiable codec (ste, cubic, noise, soft)")
+    init_quality: int = option(50, "gradient: the first λ starts from the IJG tables of this quality")
+    train_images: int | None = option(None, "gradient: design images to descend on (default: all)", kind="int")
+    basis: str = option("entries", "gradient: entries (128 free steps) or smooth (12 numbers)")
+
+
+@register("gradient", GradientOptions)
+def design_gradient(problem: DesignProblem, options: GradientOptions) -> DesignResult:
+    """Tables by gradient descent through the differentiable codec, the network frozen, one per λ (see module doc).
 
     Args:
         lambdas: rate weights to sweep (nats per bpp), visited high → low.
@@ -58,6 +60,10 @@ def design_gradient(
     """
     import torch
 
+    o = options
+    lambdas, epochs, batch_size, lr = o.lambdas, o.epochs, o.batch_size, o.lr
+    rounding, init_quality, train_images, basis = o.rounding, o.init_quality, o.train_images, o.basis
+
     from dnnjpeg.evaluate.trial import build_pristine
 
     if basis not in ("entries", "smooth"):
@@ -67,7 +73,7 @@ def design_gradient(
             "design --method gradient runs the codec on the model-input crop: use --at input "
             "(its tables can still be evaluated --at original)"
         )
-    run = _Run(problem, "gradient")
+    run = Run(problem, "gradient")
     torch.manual_seed(problem.seed)
     rng = np.random.default_rng(problem.seed)
     train = build_pristine(problem.design_set().subset("design", train_images), problem.model, "input")

@@ -11,6 +11,7 @@ Top-1 gain is available too but is a step function on a few hundred images.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,7 +22,10 @@ from dnnjpeg.evaluate.spec import CodecSpec
 from dnnjpeg.evaluate.trial import Pristine, build_pristine, run_trial
 from dnnjpeg.models import Model
 
-__all__ = ["Measurement", "TableEvaluator", "OBJECTIVES"]
+if TYPE_CHECKING:  # annotations only: the design package imports this module
+    from dnnjpeg.design import Candidate, DesignResult
+
+__all__ = ["Measurement", "TableEvaluator", "OBJECTIVES", "Run"]
 
 OBJECTIVES = ("kl", "top1")
 
@@ -124,3 +128,67 @@ class TableEvaluator:
         if self.objective == "kl":
             return float(lk - np.log(max(m.kl, 1e-9)))
         return float(m.top1 - acc)
+
+
+class Run:
+    """One designer's measurements: every table it tries is measured on the problem's shared
+    evaluator, recorded as a :class:`~dnnjpeg.design.Candidate` and in the history, and
+    reported to ``problem.progress``; :meth:`result` makes the :class:`~dnnjpeg.design.DesignResult`
+    (best gain, Pareto front, the ladder). Every designer that measures uses one."""
+
+    def __init__(self, problem, method: str) -> None:
+        self.problem = problem
+        self.ev = problem.evaluator()
+        self.method = method
+        self.cands: list = []
+        self.history: list[dict] = []
+
+    def try_(self, tables: QuantTables, **info) -> Candidate:
+        """Measure ``tables``; ``info`` (phase, parameters...) is kept with the candidate."""
+        from dnnjpeg.design import Candidate
+
+        m = self.ev.measure(tables)
+        c = Candidate(tables, m, self.ev.gain(m), info)
+        self.cands.append(c)
+        self.history.append(c.to_dict())
+        if self.problem.progress:
+            self.problem.progress(len(self.cands), self.problem.budget, max(x.gain for x in self.cands))
+        return c
+
+    def target_bpp(self, target: float | None) -> float:
+        # Default target: the ladder's rate at quality 50 on the trial images.
+        from dnnjpeg.conventions import LADDER_QUALITIES
+
+        return target if target is not None else self.ev.ladder[LADDER_QUALITIES.index(50)].bpp
+
+    def warmup(self, rng, n: int) -> None:
+        """``n`` sorted-random tables."""
+        from dnnjpeg.design.search import sorted_random_tables
+
+        for _ in range(n):
+            self.try_(sorted_random_tables(rng), phase="sorted-random")
+
+    def warmup_bounds(self, rng, fraction: float, target: float | None) -> tuple[int, float, np.ndarray, np.ndarray]:
+        """Sorted-random warm-up of ``fraction`` of the budget (at least 4), then per-entry
+        bounds from its Pareto tables near the target rate. Returns (n warm-up, target bpp, lo, hi)."""
+        from dnnjpeg.design.search import bounds_near_rate
+
+        n0 = max(4, int(self.problem.budget * fraction))
+        self.warmup(rng, n0)
+        tgt = self.target_bpp(target)
+        lo, hi = bounds_near_rate(self.cands, tgt, objective=self.problem.objective)
+        return n0, tgt, lo, hi
+
+    def result(self, **info) -> DesignResult:
+        """The best-gain tables, the Pareto front, the history, and ``info`` plus the ladder."""
+        from dnnjpeg.design import DesignResult, pareto_front
+
+        best = max(self.cands, key=lambda c: c.gain)
+        info.setdefault("best_gain", best.gain)
+        info["ladder"] = [m.to_dict() for m in self.ev.ladder]
+        return DesignResult(
+            self.method, best.tables, pareto_front(self.cands, self.problem.objective), self.history, info
+        )
+
+
+# -- methods -------------------------------------------------------------------------------

@@ -10,11 +10,13 @@ sorted-random warm-up near a target rate, as the published pipeline did.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 from dnnjpeg.codec import QuantTables, from_zigzag
-from dnnjpeg.design import Candidate, DesignProblem, DesignResult, pareto_front, register
+from dnnjpeg.design import Candidate, DesignProblem, DesignResult, option, pareto_front, register
+from dnnjpeg.design.objective import Run
 
 __all__ = ["sorted_random_tables", "bounds_near_rate", "sample_bounded", "tables_from_vector"]
 
@@ -67,86 +69,64 @@ def tables_from_vector(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> QuantTa
 # -- shared plumbing ---------------------------------------------------------------------
 
 
-class _Run:
-    """Measure-and-record helper shared by the search methods."""
-
-    def __init__(self, problem: DesignProblem, method: str) -> None:
-        self.problem = problem
-        self.ev = problem.evaluator()
-        self.method = method
-        self.cands: list[Candidate] = []
-        self.history: list[dict] = []
-
-    def try_(self, tables: QuantTables, **info) -> Candidate:
-        m = self.ev.measure(tables)
-        c = Candidate(tables, m, self.ev.gain(m), info)
-        self.cands.append(c)
-        self.history.append(c.to_dict())
-        if self.problem.progress:
-            self.problem.progress(len(self.cands), self.problem.budget, max(x.gain for x in self.cands))
-        return c
-
-    def target_bpp(self, target: float | None) -> float:
-        # Default target: the ladder's rate at quality 50 on the trial images.
-        from dnnjpeg.conventions import LADDER_QUALITIES
-
-        return target if target is not None else self.ev.ladder[LADDER_QUALITIES.index(50)].bpp
-
-    def warmup(self, rng, n: int) -> None:
-        for _ in range(n):
-            self.try_(sorted_random_tables(rng), phase="sorted-random")
-
-    def warmup_bounds(self, rng, fraction: float, target: float | None) -> tuple[int, float, np.ndarray, np.ndarray]:
-        """Sorted-random warm-up of ``fraction`` of the budget (at least 4), then per-entry
-        bounds from its Pareto tables near the target rate. Returns (n warm-up, target bpp, lo, hi)."""
-        n0 = max(4, int(self.problem.budget * fraction))
-        self.warmup(rng, n0)
-        tgt = self.target_bpp(target)
-        lo, hi = bounds_near_rate(self.cands, tgt, objective=self.problem.objective)
-        return n0, tgt, lo, hi
-
-    def result(self, **info) -> DesignResult:
-        best = max(self.cands, key=lambda c: c.gain)
-        info.setdefault("best_gain", best.gain)
-        info["ladder"] = [m.to_dict() for m in self.ev.ladder]
-        return DesignResult(
-            self.method, best.tables, pareto_front(self.cands, self.problem.objective), self.history, info
-        )
+_TARGET = "bits per pixel the search centres on (default: the ladder's rate at q50 on the trial images)"
 
 
-# -- methods -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SortedRandomOptions:
+    """sorted-random has no options of its own: ``budget`` and ``seed`` are the problem's."""
 
 
-@register("sorted-random")
-def design_sorted_random(problem: DesignProblem, **_) -> DesignResult:
+@dataclass(frozen=True)
+class BoundedRandomOptions:
+    target_bpp: float | None = option(None, _TARGET, kind="float")
+    warmup_fraction: float = option(0.4, "share of the budget spent on the sorted-random warm-up")
+
+
+@dataclass(frozen=True)
+class BayesOptions:
+    target_bpp: float | None = option(None, _TARGET, kind="float")
+    warmup_fraction: float = option(0.3, "share of the budget spent on the sorted-random warm-up")
+    objective_mode: str = option("gain", "gain (TPE) or pareto (NSGA-II on bpp and distortion)", cli=False)
+    study_name: str | None = option(None, "Optuna study name (default: from model, at, subsampling, seed)", cli=False)
+
+
+@dataclass(frozen=True)
+class BanditOptions:
+    target_bpp: float | None = option(None, _TARGET, kind="float")
+    warmup_fraction: float = option(0.3, "share of the budget spent on the sorted-random warm-up")
+    ucb_c: float = option(0.05, "bandit: UCB exploration weight c")
+    epsilon: float = option(0.1, "bandit: probability of a random arm")
+    arms: tuple[str, ...] = option(tuple(), "arms to play (default: all)", cli=False)
+
+
+@dataclass(frozen=True)
+class ParametricOptions:
+    scales: tuple[float, ...] = option((), "scales each shape is scored at (default: PARAMETRIC_SCALES)", cli=False)
+
+
+@register("sorted-random", SortedRandomOptions)
+def design_sorted_random(problem: DesignProblem, options: SortedRandomOptions) -> DesignResult:
     """``budget`` sorted-random tables; returns the best gain and the Pareto front."""
-    run = _Run(problem, "sorted-random")
+    run = Run(problem, "sorted-random")
     run.warmup(np.random.default_rng(problem.seed), problem.budget)
     return run.result()
 
 
-@register("bounded-random")
-def design_bounded_random(
-    problem: DesignProblem, target_bpp: float | None = None, warmup_fraction: float = 0.4, **_
-) -> DesignResult:
+@register("bounded-random", BoundedRandomOptions)
+def design_bounded_random(problem: DesignProblem, options: BoundedRandomOptions) -> DesignResult:
     """Sorted-random warm-up, then uniform sampling inside bounds from its Pareto tables near the target rate."""
+    target_bpp, warmup_fraction = options.target_bpp, options.warmup_fraction
     rng = np.random.default_rng(problem.seed)
-    run = _Run(problem, "bounded-random")
+    run = Run(problem, "bounded-random")
     n0, tgt, lo, hi = run.warmup_bounds(rng, warmup_fraction, target_bpp)
     for _ in range(problem.budget - n0):
         run.try_(sample_bounded(rng, lo, hi), phase="bounded")
     return run.result(target_bpp=tgt, bounds={"lo": lo.tolist(), "hi": hi.tolist()})
 
 
-@register("bayes")
-def design_bayes(
-    problem: DesignProblem,
-    target_bpp: float | None = None,
-    warmup_fraction: float = 0.3,
-    objective_mode: str = "gain",
-    study_name: str | None = None,
-    **_,
-) -> DesignResult:
+@register("bayes", BayesOptions)
+def design_bayes(problem: DesignProblem, options: BayesOptions) -> DesignResult:
     """Optuna over the 128 bounded entries.
 
     ``objective_mode="gain"``: maximize the gain over the ladder (TPE).
@@ -155,11 +135,14 @@ def design_bayes(
     """
     import optuna
 
+    target_bpp, warmup_fraction = options.target_bpp, options.warmup_fraction
+    objective_mode, study_name = options.objective_mode, options.study_name
+
     if objective_mode not in ("gain", "pareto"):
         raise ValueError(f"objective_mode must be gain or pareto, got {objective_mode!r}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rng = np.random.default_rng(problem.seed)
-    run = _Run(problem, "bayes")
+    run = Run(problem, "bayes")
     pareto = objective_mode == "pareto"
     sampler = (
         optuna.samplers.NSGAIISampler(seed=problem.seed)
@@ -271,22 +254,23 @@ BANDIT_ARMS = {
 }
 
 
-@register("bandit")
-def design_bandit(
-    problem: DesignProblem,
-    target_bpp: float | None = None,
-    warmup_fraction: float = 0.3,
-    c: float = 0.05,
-    epsilon: float = 0.1,
-    arms: tuple[str, ...] = tuple(BANDIT_ARMS),
-    **_,
-) -> DesignResult:
-    """UCB over search heuristics inside the bounded region: each round picks the arm maximizing
+@register("bandit", BanditOptions)
+def design_bandit(problem: DesignProblem, options: BanditOptions) -> DesignResult:
+    """A UCB bandit over search heuristics inside the bounded region.
+
+    Each round picks the arm maximizing
     U(a) = mean reward + c·sqrt(log t / (2·N(a))) (an untried arm first; a random arm with
     probability ``epsilon``); reward = the candidate's gain rank among all gains so far (0..1),
     and 0 for a table that was already tried."""
+    target_bpp, warmup_fraction, c, epsilon = (
+        options.target_bpp,
+        options.warmup_fraction,
+        options.ucb_c,
+        options.epsilon,
+    )
+    arms = options.arms or tuple(BANDIT_ARMS)
     rng = np.random.default_rng(problem.seed)
-    run = _Run(problem, "bandit")
+    run = Run(problem, "bandit")
     n0, tgt, lo, hi = run.warmup_bounds(rng, warmup_fraction, target_bpp)
     rounds = problem.budget - n0
     pool = {}
@@ -364,7 +348,7 @@ def parametric_tables(
 
 
 def profile_search(
-    run: _Run,
+    run: Run,
     n_shapes: int,
     scales=PARAMETRIC_SCALES,
     ranges=None,
@@ -396,11 +380,13 @@ def profile_search(
     return best_score, best_params, best_tables, shapes[0][0]
 
 
-@register("parametric")
-def design_parametric(problem: DesignProblem, scales: tuple[float, ...] = PARAMETRIC_SCALES, **_) -> DesignResult:
-    """Few degrees of freedom, judged across the curve: :func:`profile_search` on the Annex K
-    tables, so ``budget`` measurements try ``budget // len(scales)`` shapes."""
-    run = _Run(problem, "parametric")
+@register("parametric", ParametricOptions)
+def design_parametric(problem: DesignProblem, options: ParametricOptions) -> DesignResult:
+    """Four smooth profile parameters on the Annex K tables, each shape scored across the curve.
+
+    :func:`profile_search`: ``budget`` measurements try ``budget // len(scales)`` shapes."""
+    scales = options.scales or PARAMETRIC_SCALES
+    run = Run(problem, "parametric")
     best_score, best_params, best_tables, annex_k = profile_search(run, problem.budget // len(scales), scales)
     res = run.result(
         best_params=best_params, best_shape_gain=best_score, annex_k_shape_gain=annex_k, scales=list(scales)

@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.fft import dctn
 
 from dnnjpeg.conventions import CHROMA_FACTORS
 
@@ -57,6 +56,8 @@ def downsample(plane: np.ndarray, subsampling: str) -> np.ndarray:
 
 def blocks_dct(plane: np.ndarray) -> np.ndarray:
     """Level-shifted 8×8 DCT of a plane (H, W) in 0..255 → float64 (n_blocks, 8, 8), natural order."""
+    from scipy.fft import dctn  # here: importing scipy would slow every CLI start
+
     p = _pad_to(plane, 8, 8) - 128.0
     h, w = p.shape
     blocks = p.reshape(h // 8, 8, w // 8, 8).transpose(0, 2, 1, 3).reshape(-1, 8, 8)
