@@ -37,7 +37,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dnnjpeg.conventions import DEFAULT_LAMBDAS_NATS_PER_KIB, KIB_BITS
+from dnnjpeg.evaluate.selection import choose, lambda_for_bpp, selected_curve
+from dnnjpeg.evaluate.trial import outcome
 
 __all__ = [
     "choose",
@@ -50,101 +51,6 @@ __all__ = [
 #: bits per KiB: λ is in nats of KL per KiB of file
 #: λ (nats per KiB) swept by ``evaluate --select``: from "nearly the finest member" (at the model
 #: input one KiB is about 0.16 bpp, at ImageNet's stored sizes about 0.04 bpp) to "the coarsest"
-
-
-def choose(bits: np.ndarray, kl: np.ndarray, lam: float) -> np.ndarray:
-    """Index of the chosen family member per image.
-
-    Args:
-        bits: (K, N) file size in bits of member k on image n.
-        kl: (K, N) KL(pristine ‖ decoded) in nats, same layout.
-        lam: nats per KiB (≥ 0).
-    Returns:
-        int64 (N,) indices in 0..K−1 minimizing kl + lam · bits / 8192; among equal costs the
-        smallest file.
-    """
-    bits, kl = np.asarray(bits, np.float64), np.asarray(kl, np.float64)
-    if bits.shape != kl.shape or bits.ndim != 2 or bits.shape[0] == 0:
-        raise ValueError(f"bits {bits.shape} and kl {kl.shape} must both be (K ≥ 1, N)")
-    if not lam >= 0:
-        raise ValueError(f"λ must be ≥ 0 nats/KiB, got {lam}")
-    cost = kl + lam * bits / KIB_BITS
-    best = cost.min(0)
-    # ties (e.g. λ = 0 and several members with KL exactly 0): the smallest file among them
-    tie = np.isclose(cost, best, rtol=0, atol=1e-12)
-    return np.where(tie, bits, np.inf).argmin(0).astype(np.int64)
-
-
-def lambda_for_bpp(
-    bits: np.ndarray, kl: np.ndarray, pixels: np.ndarray, target_bpp: float, lo: float = 1e-9, hi: float = 1e4
-) -> float:
-    """The smallest λ (nats per KiB) whose per-image choice fits ``target_bpp`` on these images.
-
-    Args:
-        bits, kl: (K, N) every member's size in bits and KL (nats) on every image.
-        pixels: (N,) pixels per image; the rate is total bits / total pixels.
-        target_bpp: bits per pixel to stay at or under.
-    Returns:
-        λ in [lo, hi]: the least KL at that total size (sizes fall as λ grows, so this is a
-        bisection on log λ); ``hi`` when even the coarsest choice is larger than the target,
-        ``lo`` when the finest already fits.
-    """
-    bits = np.asarray(bits, np.float64)
-    budget = target_bpp * float(np.sum(pixels))
-    cols = np.arange(bits.shape[1])
-
-    def total(lam: float) -> float:
-        return float(bits[choose(bits, kl, lam), cols].sum())
-
-    if total(lo) <= budget:
-        return lo
-    if total(hi) > budget:
-        return hi
-    a, b = np.log(lo), np.log(hi)
-    for _ in range(60):  # 2^-60 of the log-range: far below any change of choice
-        m = 0.5 * (a + b)
-        if total(float(np.exp(m))) <= budget:
-            b = m
-        else:
-            a = m
-    return float(np.exp(b))
-
-
-def selected_curve(
-    bits: np.ndarray,
-    correct: np.ndarray,
-    kl: np.ndarray,
-    lambdas: Sequence[float] = DEFAULT_LAMBDAS_NATS_PER_KIB,
-    selector_kl: np.ndarray | None = None,
-) -> tuple[list[float], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The per-image choice applied at every λ, from records of every member on every image.
-
-    Args:
-        bits, correct, kl: (K, N) per member and image: bits, top-1 correct (bool), KL in nats.
-        lambdas: λ values in nats per KiB.
-        selector_kl: (K, N) KL of the network that chooses, when it is not the one measured
-            (a transfer: choose with one model, measure with another); default ``kl``.
-    Returns:
-        (λ kept, bits (L, N), correct (L, N), kl (L, N), choice (L, N)): points whose choice
-        repeats the previous λ's are dropped, so L ≤ len(lambdas); λ ascending, i.e. fine → coarse.
-    """
-    bits, correct, kl = np.asarray(bits), np.asarray(correct, bool), np.asarray(kl, np.float64)
-    sel = kl if selector_kl is None else np.asarray(selector_kl, np.float64)
-    if not (bits.shape == correct.shape == kl.shape == sel.shape):
-        raise ValueError(
-            f"records disagree in shape: bits {bits.shape}, correct {correct.shape}, kl {kl.shape}, selector "
-            f"{sel.shape}"
-        )
-    cols = np.arange(bits.shape[1])
-    lams, choices = [], []
-    for lam in sorted(lambdas):
-        c = choose(bits, sel, lam)
-        if choices and np.array_equal(c, choices[-1]):
-            continue
-        lams.append(float(lam))
-        choices.append(c)
-    ch = np.array(choices)
-    return lams, bits[ch, cols], correct[ch, cols], kl[ch, cols], ch
 
 
 @dataclass
@@ -183,7 +89,6 @@ def select_encode(
             the returned ``kl`` is ``kappa``).
     """
     from dnnjpeg.codec import decode, encode
-    from dnnjpeg.evaluate.trial import outcome
 
     family = list(family)
     subs = [subsampling] * len(family) if isinstance(subsampling, str) else list(subsampling)

@@ -19,7 +19,8 @@ import numpy as np
 
 from dnnjpeg._io import atomic_write_text
 from dnnjpeg.data import Dataset
-from dnnjpeg.evaluate.compare import CurveData, compare_curves
+from dnnjpeg.evaluate.compare import CurveData, compare_curves, recompare
+from dnnjpeg.evaluate.selection import selected_entry, with_selection
 from dnnjpeg.evaluate.trial import Pristine, TrialResult, build_pristine, run_trial
 from dnnjpeg.families import CodecSpec, TableFamily, parse_family
 from dnnjpeg.models import Model
@@ -178,11 +179,11 @@ def evaluate(
         families = list(out_curves)
         for c in families:
             if len(c["points"]) >= 2:
-                entry, cd = _selected_entry([c], pristine.labels, pristine_top1, pristine.pixels, select, model.name)
+                entry, cd = selected_entry([c], pristine.labels, pristine_top1, pristine.pixels, select, model.name)
                 out_curves.append(entry)
                 curve_data.append(cd)
         if len(families) >= 2:  # every setting measured, chosen per image (subsampling included)
-            entry, cd = _selected_entry(
+            entry, cd = selected_entry(
                 families,
                 pristine.labels,
                 pristine_top1,
@@ -259,196 +260,6 @@ def transfer_notes(curves: Sequence[CodecCurve], model_name: str, at: str) -> li
         if m and m != model_name:
             out.append(f"{c.name}: designed for {m}, measured on {model_name} (a transfer)")
     return out
-
-
-def recompare(result: dict, reference: str | None = None, n_boot: int | None = None, seed: int | None = None) -> dict:
-    """Recompute a saved result's comparisons from its per-image records (no images, no model).
-
-    For results written before a comparison metric existed (BD-rate on KL), or to
-    compare against another reference curve. ``result`` is a loaded
-    ``results.json``; returns a copy with new ``comparisons`` (and settings
-    ``reference``/``n_boot``/``seed`` updated). Raises ValueError naming what is
-    missing when the result holds no per-image records.
-    """
-    s = result["settings"]
-    n_boot = s["n_boot"] if n_boot is None else n_boot
-    seed = s["seed"] if seed is None else seed
-    try:
-        label = np.asarray(result["pristine"]["per_image"]["label"])
-        pixels = np.asarray(result["pristine"]["per_image"]["pixels"])
-        data = []
-        for c in result["curves"]:
-            per = [p["per_image"] for p in c["points"]]
-            data.append(
-                CurveData(
-                    c["name"],
-                    np.array([q["bits"] for q in per]),
-                    np.array([q["top1"] for q in per]) == label,
-                    pixels,
-                    np.array([q["kl"] for q in per], dtype=np.float64),
-                )
-            )
-    except KeyError as e:
-        raise ValueError(f"result has no per-image record {e} (written with an older dnnjpeg?)") from None
-    names = [c["name"] for c in result["curves"]]
-    ref = reference or s.get("reference") or names[0]
-    if ref not in names:
-        raise ValueError(f"reference curve {ref!r} not among {names}")
-    ref_i = names.index(ref)
-    pristine_correct = np.asarray(result["pristine"]["per_image"]["top1"]) == label
-    comparisons = [
-        compare_curves(data[ref_i], d, pristine_correct, s.get("target_drop", 1.0), n_boot, seed).to_dict()
-        for i, d in enumerate(data)
-        if i != ref_i
-    ]
-    return {**result, "settings": {**s, "reference": ref, "n_boot": n_boot, "seed": seed}, "comparisons": comparisons}
-
-
-def _selected_entry(
-    curves: Sequence[dict],
-    labels: np.ndarray,
-    pristine_top1: np.ndarray,
-    pixels: np.ndarray,
-    lambdas: Sequence[float],
-    selector: str,
-    selector_kl: np.ndarray | None = None,
-    name: str | None = None,
-) -> tuple[dict, CurveData]:
-    """The per-image choice among the members of one or more measured curves (results.json curve
-    entry and its CurveData).
-
-    ``curves``: results.json curves with per-image records, their points together the family
-    (several: e.g. the ladder at 4:2:0 and 4:4:4, so subsampling is chosen per image too);
-    ``selector_kl`` (K, N): the choosing model's KL when it is not the measuring one (a transfer).
-    """
-    from dnnjpeg.select import selected_curve
-
-    members = [(c, p) for c in curves for p in c["points"]]
-    per = [p["per_image"] for _, p in members]
-    bits = np.array([q["bits"] for q in per], np.int64)
-    pred = np.array([q["top1"] for q in per], np.int64)
-    kl = np.array([q["kl"] for q in per], np.float64)
-    lams, b, _, k, ch = selected_curve(bits, pred == labels, kl, lambdas, selector_kl)
-    cols = np.arange(bits.shape[1])
-    subs = {p.get("subsampling") for _, p in members}
-    opts = {p.get("optimize") for _, p in members}
-    sub, opt = (subs.pop() if len(subs) == 1 else None), (opts.pop() if len(opts) == 1 else None)  # None: mixed
-    pts = []
-    for i, lam in enumerate(lams):
-        p_sel = pred[ch[i], cols]
-        pts.append(
-            {
-                "label": f"λ={lam:.2g}",
-                "lam": lam,
-                "quality": None,
-                "scale": None,
-                "subsampling": sub,
-                "optimize": opt,
-                "bpp": float(b[i].sum() / pixels.sum()),
-                "mean_image_bpp": float(np.mean(b[i] / pixels)),
-                "compression_ratio": None,
-                "top1": float(100 * np.mean(p_sel == labels)),
-                "top5": None,
-                "agreement": float(100 * np.mean(p_sel == pristine_top1)),
-                "kl": float(k[i].mean()),
-                "seconds": 0.0,
-                "tables": None,
-                "members": np.bincount(ch[i], minlength=len(bits)).tolist(),
-                "per_image": {
-                    "bits": b[i].tolist(),
-                    "top1": p_sel.tolist(),
-                    "kl": np.round(k[i], 6).tolist(),
-                    "choice": ch[i].tolist(),
-                },
-            }
-        )
-    one = len(curves) == 1
-    name = name or f"{curves[0]['name'] if one else ' + '.join(c['name'] for c in curves)} per-image"
-    entry = {
-        "name": name,
-        "kind": "selected",
-        "family": curves[0]["name"] if one else [c["name"] for c in curves],
-        "selector": selector,
-        "family_labels": [p["label"] if one else f"{c['name']} {p['label']}" for c, p in members],
-        "points": pts,
-    }
-    return entry, CurveData(name, b, pred[ch, cols] == labels, pixels, k)
-
-
-def with_selection(
-    result: dict,
-    lambdas: Sequence[float] | None = None,
-    selector: dict | None = None,
-    curves: Sequence[str] | None = None,
-    kappa: dict[str, Sequence[float]] | None = None,
-    union: bool = False,
-) -> dict:
-    """Add per-image choice curves to a saved result, from its per-image records (no images, no model).
-
-    Args:
-        result: a loaded ``results.json`` (the measuring model's).
-        lambdas: λ in nats per KiB (default :data:`dnnjpeg.conventions.DEFAULT_LAMBDAS_NATS_PER_KIB`).
-        selector: another model's ``results.json`` on the same images and curves: that model
-            chooses, ``result``'s model is measured (how well the choice transfers).
-        curves: names of the family curves (default every curve of ≥ 2 points that is not itself a choice).
-        kappa: curve name → each member's mean KL measured elsewhere (K,) (e.g. on the design
-            split): the choice by rate alone, least κ_k + λ·KiB per image, no network per image
-            (curves named "NAME per-image by rate"); replaces ``selector``.
-        union: also the choice among the members of all ``curves`` together ("A + B per-image").
-    Returns:
-        A copy with the new curves (named "NAME per-image", or "NAME per-image by MODEL") and
-        every comparison recomputed. Raises ValueError when images or curves do not match.
-    """
-    from dnnjpeg.conventions import DEFAULT_LAMBDAS_NATS_PER_KIB
-
-    lambdas = DEFAULT_LAMBDAS_NATS_PER_KIB if lambdas is None else lambdas
-    pr = result["pristine"]["per_image"]
-    labels, pixels, ptop1 = np.asarray(pr["label"]), np.asarray(pr["pixels"]), np.asarray(pr["top1"])
-    by_name = {c["name"]: c for c in result["curves"]}
-    names = (
-        list(curves)
-        if curves is not None
-        else list(kappa)
-        if kappa is not None
-        else [c["name"] for c in result["curves"] if c.get("kind") != "selected" and len(c["points"]) >= 2]
-    )
-    sel_curves = {}
-    if selector is not None:
-        if selector["pristine"]["per_image"]["path"] != pr["path"]:
-            raise ValueError("selector result was measured on other images (paths differ)")
-        sel_curves = {c["name"]: c for c in selector["curves"]}
-    chooser = []  # (curve, the chooser's KL (K, N) or None)
-    who = (
-        "rate"
-        if kappa is not None
-        else selector["settings"]["model"]
-        if selector is not None
-        else result["settings"]["model"]
-    )
-    for n in names:
-        if n not in by_name:
-            raise ValueError(f"curve {n!r} not among {list(by_name)}")
-        skl = None
-        if kappa is not None:
-            k = np.asarray(kappa.get(n, ()), np.float64)
-            if k.shape != (len(by_name[n]["points"]),):
-                raise ValueError(f"kappa for {n!r} needs {len(by_name[n]['points'])} values, got {k.shape}")
-            skl = np.broadcast_to(k[:, None], (len(k), len(labels)))
-        elif selector is not None:
-            if n not in sel_curves or len(sel_curves[n]["points"]) != len(by_name[n]["points"]):
-                raise ValueError(f"selector result has no curve {n!r} with the same {len(by_name[n]['points'])} points")
-            skl = np.array([p["per_image"]["kl"] for p in sel_curves[n]["points"]], np.float64)
-        chooser.append((by_name[n], skl))
-    groups = [[c] for c in chooser] + ([chooser] if union and len(chooser) >= 2 else [])
-    new = []
-    for g in groups:
-        skl = None if g[0][1] is None else np.concatenate([k for _, k in g])
-        entry, _ = _selected_entry([c for c, _ in g], labels, ptop1, pixels, lambdas, who, skl)
-        if selector is not None or kappa is not None:
-            entry["name"] = f"{entry['name']} by {who}"
-        new.append(entry)
-    fresh = {e["name"] for e in new}  # a choice computed again replaces the earlier one of the same name
-    return recompare({**result, "curves": [c for c in result["curves"] if c["name"] not in fresh] + new})
 
 
 def _reference_index(curves: Sequence[CodecCurve], name: str | None) -> int:

@@ -212,3 +212,46 @@ def compare_curves(
         bd_rate_kl=bdk,
         bd_rate_kl_ci=_ci(boots[:, 5]) if with_kl else (float("nan"), float("nan")),
     )
+
+
+def recompare(result: dict, reference: str | None = None, n_boot: int | None = None, seed: int | None = None) -> dict:
+    """Recompute a saved result's comparisons from its per-image records (no images, no model).
+
+    For results written before a comparison metric existed (BD-rate on KL), or to
+    compare against another reference curve. ``result`` is a loaded
+    ``results.json``; returns a copy with new ``comparisons`` (and settings
+    ``reference``/``n_boot``/``seed`` updated). Raises ValueError naming what is
+    missing when the result holds no per-image records.
+    """
+    s = result["settings"]
+    n_boot = s["n_boot"] if n_boot is None else n_boot
+    seed = s["seed"] if seed is None else seed
+    try:
+        label = np.asarray(result["pristine"]["per_image"]["label"])
+        pixels = np.asarray(result["pristine"]["per_image"]["pixels"])
+        data = []
+        for c in result["curves"]:
+            per = [p["per_image"] for p in c["points"]]
+            data.append(
+                CurveData(
+                    c["name"],
+                    np.array([q["bits"] for q in per]),
+                    np.array([q["top1"] for q in per]) == label,
+                    pixels,
+                    np.array([q["kl"] for q in per], dtype=np.float64),
+                )
+            )
+    except KeyError as e:
+        raise ValueError(f"result has no per-image record {e} (written with an older dnnjpeg?)") from None
+    names = [c["name"] for c in result["curves"]]
+    ref = reference or s.get("reference") or names[0]
+    if ref not in names:
+        raise ValueError(f"reference curve {ref!r} not among {names}")
+    ref_i = names.index(ref)
+    pristine_correct = np.asarray(result["pristine"]["per_image"]["top1"]) == label
+    comparisons = [
+        compare_curves(data[ref_i], d, pristine_correct, s.get("target_drop", 1.0), n_boot, seed).to_dict()
+        for i, d in enumerate(data)
+        if i != ref_i
+    ]
+    return {**result, "settings": {**s, "reference": ref, "n_boot": n_boot, "seed": seed}, "comparisons": comparisons}

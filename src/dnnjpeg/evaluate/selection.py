@@ -1,0 +1,258 @@
+"""Per-image choice curves from an evaluation's records: the rule, its bit budget, its curves.
+
+:func:`choose` is the rule (least KL + λ·KiB per image), :func:`lambda_for_bpp` the λ
+that fits a bit budget, :func:`selected_curve` the rule applied at every λ to records of
+every member on every image, and :func:`with_selection` adds such curves to a saved
+result (``evaluate --select``, ``benchmarks/bench_select.py``). The encoder that makes
+these choices on new images is :func:`dnnjpeg.select.select_encode`; both live on the
+evaluation side so that evaluation never imports the encoder's module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from dnnjpeg.conventions import DEFAULT_LAMBDAS_NATS_PER_KIB, KIB_BITS
+from dnnjpeg.evaluate.compare import CurveData, recompare
+
+__all__ = ["choose", "lambda_for_bpp", "selected_curve", "selected_entry", "with_selection"]
+
+
+def choose(bits: np.ndarray, kl: np.ndarray, lam: float) -> np.ndarray:
+    """Index of the chosen family member per image.
+
+    Args:
+        bits: (K, N) file size in bits of member k on image n.
+        kl: (K, N) KL(pristine ‖ decoded) in nats, same layout.
+        lam: nats per KiB (≥ 0).
+    Returns:
+        int64 (N,) indices in 0..K−1 minimizing kl + lam · bits / 8192; among equal costs the
+        smallest file.
+    """
+    bits, kl = np.asarray(bits, np.float64), np.asarray(kl, np.float64)
+    if bits.shape != kl.shape or bits.ndim != 2 or bits.shape[0] == 0:
+        raise ValueError(f"bits {bits.shape} and kl {kl.shape} must both be (K ≥ 1, N)")
+    if not lam >= 0:
+        raise ValueError(f"λ must be ≥ 0 nats/KiB, got {lam}")
+    cost = kl + lam * bits / KIB_BITS
+    best = cost.min(0)
+    # ties (e.g. λ = 0 and several members with KL exactly 0): the smallest file among them
+    tie = np.isclose(cost, best, rtol=0, atol=1e-12)
+    return np.where(tie, bits, np.inf).argmin(0).astype(np.int64)
+
+
+def lambda_for_bpp(
+    bits: np.ndarray, kl: np.ndarray, pixels: np.ndarray, target_bpp: float, lo: float = 1e-9, hi: float = 1e4
+) -> float:
+    """The smallest λ (nats per KiB) whose per-image choice fits ``target_bpp`` on these images.
+
+    Args:
+        bits, kl: (K, N) every member's size in bits and KL (nats) on every image.
+        pixels: (N,) pixels per image; the rate is total bits / total pixels.
+        target_bpp: bits per pixel to stay at or under.
+    Returns:
+        λ in [lo, hi]: the least KL at that total size (sizes fall as λ grows, so this is a
+        bisection on log λ); ``hi`` when even the coarsest choice is larger than the target,
+        ``lo`` when the finest already fits.
+    """
+    bits = np.asarray(bits, np.float64)
+    budget = target_bpp * float(np.sum(pixels))
+    cols = np.arange(bits.shape[1])
+
+    def total(lam: float) -> float:
+        return float(bits[choose(bits, kl, lam), cols].sum())
+
+    if total(lo) <= budget:
+        return lo
+    if total(hi) > budget:
+        return hi
+    a, b = np.log(lo), np.log(hi)
+    for _ in range(60):  # 2^-60 of the log-range: far below any change of choice
+        m = 0.5 * (a + b)
+        if total(float(np.exp(m))) <= budget:
+            b = m
+        else:
+            a = m
+    return float(np.exp(b))
+
+
+def selected_curve(
+    bits: np.ndarray,
+    correct: np.ndarray,
+    kl: np.ndarray,
+    lambdas: Sequence[float] = DEFAULT_LAMBDAS_NATS_PER_KIB,
+    selector_kl: np.ndarray | None = None,
+) -> tuple[list[float], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The per-image choice applied at every λ, from records of every member on every image.
+
+    Args:
+        bits, correct, kl: (K, N) per member and image: bits, top-1 correct (bool), KL in nats.
+        lambdas: λ values in nats per KiB.
+        selector_kl: (K, N) KL of the network that chooses, when it is not the one measured
+            (a transfer: choose with one model, measure with another); default ``kl``.
+    Returns:
+        (λ kept, bits (L, N), correct (L, N), kl (L, N), choice (L, N)): points whose choice
+        repeats the previous λ's are dropped, so L ≤ len(lambdas); λ ascending, i.e. fine → coarse.
+    """
+    bits, correct, kl = np.asarray(bits), np.asarray(correct, bool), np.asarray(kl, np.float64)
+    sel = kl if selector_kl is None else np.asarray(selector_kl, np.float64)
+    if not (bits.shape == correct.shape == kl.shape == sel.shape):
+        raise ValueError(
+            f"records disagree in shape: bits {bits.shape}, correct {correct.shape}, kl {kl.shape}, selector "
+            f"{sel.shape}"
+        )
+    cols = np.arange(bits.shape[1])
+    lams, choices = [], []
+    for lam in sorted(lambdas):
+        c = choose(bits, sel, lam)
+        if choices and np.array_equal(c, choices[-1]):
+            continue
+        lams.append(float(lam))
+        choices.append(c)
+    ch = np.array(choices)
+    return lams, bits[ch, cols], correct[ch, cols], kl[ch, cols], ch
+
+
+def selected_entry(
+    curves: Sequence[dict],
+    labels: np.ndarray,
+    pristine_top1: np.ndarray,
+    pixels: np.ndarray,
+    lambdas: Sequence[float],
+    selector: str,
+    selector_kl: np.ndarray | None = None,
+    name: str | None = None,
+) -> tuple[dict, CurveData]:
+    """The per-image choice among the members of one or more measured curves (results.json curve
+    entry and its CurveData).
+
+    ``curves``: results.json curves with per-image records, their points together the family
+    (several: e.g. the ladder at 4:2:0 and 4:4:4, so subsampling is chosen per image too);
+    ``selector_kl`` (K, N): the choosing model's KL when it is not the measuring one (a transfer).
+    """
+    members = [(c, p) for c in curves for p in c["points"]]
+    per = [p["per_image"] for _, p in members]
+    bits = np.array([q["bits"] for q in per], np.int64)
+    pred = np.array([q["top1"] for q in per], np.int64)
+    kl = np.array([q["kl"] for q in per], np.float64)
+    lams, b, _, k, ch = selected_curve(bits, pred == labels, kl, lambdas, selector_kl)
+    cols = np.arange(bits.shape[1])
+    subs = {p.get("subsampling") for _, p in members}
+    opts = {p.get("optimize") for _, p in members}
+    sub, opt = (subs.pop() if len(subs) == 1 else None), (opts.pop() if len(opts) == 1 else None)  # None: mixed
+    pts = []
+    for i, lam in enumerate(lams):
+        p_sel = pred[ch[i], cols]
+        pts.append(
+            {
+                "label": f"λ={lam:.2g}",
+                "lam": lam,
+                "quality": None,
+                "scale": None,
+                "subsampling": sub,
+                "optimize": opt,
+                "bpp": float(b[i].sum() / pixels.sum()),
+                "mean_image_bpp": float(np.mean(b[i] / pixels)),
+                "compression_ratio": None,
+                "top1": float(100 * np.mean(p_sel == labels)),
+                "top5": None,
+                "agreement": float(100 * np.mean(p_sel == pristine_top1)),
+                "kl": float(k[i].mean()),
+                "seconds": 0.0,
+                "tables": None,
+                "members": np.bincount(ch[i], minlength=len(bits)).tolist(),
+                "per_image": {
+                    "bits": b[i].tolist(),
+                    "top1": p_sel.tolist(),
+                    "kl": np.round(k[i], 6).tolist(),
+                    "choice": ch[i].tolist(),
+                },
+            }
+        )
+    one = len(curves) == 1
+    name = name or f"{curves[0]['name'] if one else ' + '.join(c['name'] for c in curves)} per-image"
+    entry = {
+        "name": name,
+        "kind": "selected",
+        "family": curves[0]["name"] if one else [c["name"] for c in curves],
+        "selector": selector,
+        "family_labels": [p["label"] if one else f"{c['name']} {p['label']}" for c, p in members],
+        "points": pts,
+    }
+    return entry, CurveData(name, b, pred[ch, cols] == labels, pixels, k)
+
+
+def with_selection(
+    result: dict,
+    lambdas: Sequence[float] | None = None,
+    selector: dict | None = None,
+    curves: Sequence[str] | None = None,
+    kappa: dict[str, Sequence[float]] | None = None,
+    union: bool = False,
+) -> dict:
+    """Add per-image choice curves to a saved result, from its per-image records (no images, no model).
+
+    Args:
+        result: a loaded ``results.json`` (the measuring model's).
+        lambdas: λ in nats per KiB (default :data:`dnnjpeg.conventions.DEFAULT_LAMBDAS_NATS_PER_KIB`).
+        selector: another model's ``results.json`` on the same images and curves: that model
+            chooses, ``result``'s model is measured (how well the choice transfers).
+        curves: names of the family curves (default every curve of ≥ 2 points that is not itself a choice).
+        kappa: curve name → each member's mean KL measured elsewhere (K,) (e.g. on the design
+            split): the choice by rate alone, least κ_k + λ·KiB per image, no network per image
+            (curves named "NAME per-image by rate"); replaces ``selector``.
+        union: also the choice among the members of all ``curves`` together ("A + B per-image").
+    Returns:
+        A copy with the new curves (named "NAME per-image", or "NAME per-image by MODEL") and
+        every comparison recomputed. Raises ValueError when images or curves do not match.
+    """
+    lambdas = DEFAULT_LAMBDAS_NATS_PER_KIB if lambdas is None else lambdas
+    pr = result["pristine"]["per_image"]
+    labels, pixels, ptop1 = np.asarray(pr["label"]), np.asarray(pr["pixels"]), np.asarray(pr["top1"])
+    by_name = {c["name"]: c for c in result["curves"]}
+    names = (
+        list(curves)
+        if curves is not None
+        else list(kappa)
+        if kappa is not None
+        else [c["name"] for c in result["curves"] if c.get("kind") != "selected" and len(c["points"]) >= 2]
+    )
+    sel_curves = {}
+    if selector is not None:
+        if selector["pristine"]["per_image"]["path"] != pr["path"]:
+            raise ValueError("selector result was measured on other images (paths differ)")
+        sel_curves = {c["name"]: c for c in selector["curves"]}
+    chooser = []  # (curve, the chooser's KL (K, N) or None)
+    who = (
+        "rate"
+        if kappa is not None
+        else selector["settings"]["model"]
+        if selector is not None
+        else result["settings"]["model"]
+    )
+    for n in names:
+        if n not in by_name:
+            raise ValueError(f"curve {n!r} not among {list(by_name)}")
+        skl = None
+        if kappa is not None:
+            k = np.asarray(kappa.get(n, ()), np.float64)
+            if k.shape != (len(by_name[n]["points"]),):
+                raise ValueError(f"kappa for {n!r} needs {len(by_name[n]['points'])} values, got {k.shape}")
+            skl = np.broadcast_to(k[:, None], (len(k), len(labels)))
+        elif selector is not None:
+            if n not in sel_curves or len(sel_curves[n]["points"]) != len(by_name[n]["points"]):
+                raise ValueError(f"selector result has no curve {n!r} with the same {len(by_name[n]['points'])} points")
+            skl = np.array([p["per_image"]["kl"] for p in sel_curves[n]["points"]], np.float64)
+        chooser.append((by_name[n], skl))
+    groups = [[c] for c in chooser] + ([chooser] if union and len(chooser) >= 2 else [])
+    new = []
+    for g in groups:
+        skl = None if g[0][1] is None else np.concatenate([k for _, k in g])
+        entry, _ = selected_entry([c for c, _ in g], labels, ptop1, pixels, lambdas, who, skl)
+        if selector is not None or kappa is not None:
+            entry["name"] = f"{entry['name']} by {who}"
+        new.append(entry)
+    fresh = {e["name"] for e in new}  # a choice computed again replaces the earlier one of the same name
+    return recompare({**result, "curves": [c for c in result["curves"] if c["name"] not in fresh] + new})
