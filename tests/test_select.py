@@ -103,7 +103,7 @@ def test_evaluate_select_agrees_with_the_encoder(tmp_path):
     assert again["curves"][1]["points"] == sel["points"]
     twice = with_selection(res, lambdas=lams)  # computed again: replaced, not duplicated
     assert [c["name"] for c in twice["curves"]] == [c["name"] for c in res["curves"]]
-    json.dumps(again)
+    json.dumps(again.to_dict())
 
 
 def test_choice_among_several_curves_chooses_subsampling_too(tmp_path):
@@ -151,7 +151,7 @@ def test_with_selection_transfer_and_errors(tmp_path):
     write_images(tmp_path / "d", 8)
     ds = discover(tmp_path / "d")
     res = evaluate(ds, tiny_model(), [CodecCurve.standard(LADDER)], at="input", n_boot=0, progress=False)
-    other = json.loads(json.dumps(res))
+    other = json.loads(json.dumps(res.to_dict()))
     for c in other["curves"]:  # a selector whose network is untouched by the coarsest tables only
         for k, p in enumerate(c["points"]):
             p["per_image"]["kl"] = [float(k > 0)] * len(p["per_image"]["kl"])

@@ -20,6 +20,7 @@ import numpy as np
 from dnnjpeg._io import atomic_write_text
 from dnnjpeg.data import Dataset
 from dnnjpeg.evaluate.compare import CurveData, compare_curves, recompare
+from dnnjpeg.evaluate.result import EvaluationResult
 from dnnjpeg.evaluate.selection import selected_entry, with_selection
 from dnnjpeg.evaluate.trial import Pristine, TrialResult, build_pristine, run_trial
 from dnnjpeg.families import CodecSpec, TableFamily, parse_family
@@ -30,6 +31,7 @@ CodecCurve = TableFamily
 parse_codec = parse_family
 
 __all__ = [
+    "EvaluationResult",
     "evaluate",
     "write_outputs",
     "CodecCurve",
@@ -113,7 +115,7 @@ def evaluate(
     split: str = "all",
     progress: bool = True,
     select: Sequence[float] | None = None,
-) -> dict:
+) -> EvaluationResult:
     """Measure every curve on ``dataset`` with ``model``.
 
     Args:
@@ -127,7 +129,7 @@ def evaluate(
             point per λ, as a curve named "NAME per-image"; with several curves also the choice
             among all their settings ("all settings per-image").
     Returns:
-        A JSON-ready dict (see ``results.json``).
+        An :class:`EvaluationResult` (``to_dict()`` is what ``results.json`` holds).
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -207,8 +209,8 @@ def evaluate(
             )
     p_top5 = np.argsort(-pristine.logits, 1)[:, :5]
     metric = "top1" if pristine.labeled else "agreement"
-    return {
-        "settings": {
+    return EvaluationResult(
+        settings={
             "data": str(dataset.root),
             "layout": dataset.layout,
             "split": split,
@@ -226,8 +228,8 @@ def evaluate(
             "workers": workers,
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         },
-        "versions": versions(),
-        "pristine": {
+        versions=versions(),
+        pristine={
             "top1": float(100 * pristine_correct.mean()),
             "top5": float(100 * (p_top5 == pristine.labels[:, None]).any(1).mean()),
             "agreement": 100.0,
@@ -238,11 +240,11 @@ def evaluate(
                 "pixels": pristine.pixels.tolist(),
             },
         },
-        "curves": out_curves,
-        "comparisons": comparisons,
-        "notes": notes,
-        "failures": [list(f) for f in pristine.failures],
-    }
+        curves=out_curves,
+        comparisons=comparisons,
+        notes=notes,
+        failures=[list(f) for f in pristine.failures],
+    )
 
 
 def transfer_notes(curves: Sequence[CodecCurve], model_name: str, at: str) -> list[str]:
@@ -271,8 +273,9 @@ def _reference_index(curves: Sequence[CodecCurve], name: str | None) -> int:
     return next((i for i, c in enumerate(curves) if c.kind == "standard"), 0)
 
 
-def write_outputs(result: dict, out: str | Path) -> dict[str, Path]:
+def write_outputs(result: EvaluationResult | dict, out: str | Path) -> dict[str, Path]:
     """Write results.json, curves.png, report.md and report.html into ``out`` (atomically each)."""
+    result = EvaluationResult.from_dict(result)
     from dnnjpeg.evaluate.report import html_report, markdown_report, plot_curves
 
     out = Path(out)
@@ -290,6 +293,8 @@ def write_outputs(result: dict, out: str | Path) -> dict[str, Path]:
 def json_safe(x):
     """A copy of ``x`` (dicts, lists, floats) with every NaN as None, for strict JSON."""
     # Strict JSON has no NaN: an undefined comparison (no overlap, target never reached) is null.
+    if isinstance(x, EvaluationResult):
+        return json_safe(x.to_dict())
     if isinstance(x, float) and x != x:
         return None
     if isinstance(x, dict):

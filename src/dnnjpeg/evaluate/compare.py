@@ -17,8 +17,12 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from dnnjpeg.evaluate.result import EvaluationResult
 
 __all__ = ["CurveData", "monotone_curve", "bd_rate", "bd_accuracy", "rate_at_accuracy", "compare_curves", "Comparison"]
 
@@ -214,7 +218,9 @@ def compare_curves(
     )
 
 
-def recompare(result: dict, reference: str | None = None, n_boot: int | None = None, seed: int | None = None) -> dict:
+def recompare(
+    result: EvaluationResult | dict, reference: str | None = None, n_boot: int | None = None, seed: int | None = None
+) -> EvaluationResult:
     """Recompute a saved result's comparisons from its per-image records (no images, no model).
 
     For results written before a comparison metric existed (BD-rate on KL), or to
@@ -223,6 +229,9 @@ def recompare(result: dict, reference: str | None = None, n_boot: int | None = N
     ``reference``/``n_boot``/``seed`` updated). Raises ValueError naming what is
     missing when the result holds no per-image records.
     """
+    from dnnjpeg.evaluate.result import EvaluationResult
+
+    result = EvaluationResult.from_dict(result).to_dict()
     s = result["settings"]
     n_boot = s["n_boot"] if n_boot is None else n_boot
     seed = s["seed"] if seed is None else seed
@@ -254,4 +263,6 @@ def recompare(result: dict, reference: str | None = None, n_boot: int | None = N
         for i, d in enumerate(data)
         if i != ref_i
     ]
-    return {**result, "settings": {**s, "reference": ref, "n_boot": n_boot, "seed": seed}, "comparisons": comparisons}
+    return EvaluationResult.from_dict(
+        {**result, "settings": {**s, "reference": ref, "n_boot": n_boot, "seed": seed}, "comparisons": comparisons}
+    )

@@ -16,6 +16,7 @@ import numpy as np
 
 from dnnjpeg.conventions import DEFAULT_LAMBDAS_NATS_PER_KIB, KIB_BITS
 from dnnjpeg.evaluate.compare import CurveData, recompare
+from dnnjpeg.evaluate.result import EvaluationResult
 
 __all__ = ["choose", "lambda_for_bpp", "selected_curve", "selected_entry", "with_selection"]
 
@@ -185,13 +186,13 @@ def selected_entry(
 
 
 def with_selection(
-    result: dict,
+    result: EvaluationResult | dict,
     lambdas: Sequence[float] | None = None,
     selector: dict | None = None,
     curves: Sequence[str] | None = None,
     kappa: dict[str, Sequence[float]] | None = None,
     union: bool = False,
-) -> dict:
+) -> EvaluationResult:
     """Add per-image choice curves to a saved result, from its per-image records (no images, no model).
 
     Args:
@@ -209,6 +210,9 @@ def with_selection(
         every comparison recomputed. Raises ValueError when images or curves do not match.
     """
     lambdas = DEFAULT_LAMBDAS_NATS_PER_KIB if lambdas is None else lambdas
+    result = EvaluationResult.from_dict(result).to_dict()
+    if selector is not None:
+        selector = EvaluationResult.from_dict(selector).to_dict()
     pr = result["pristine"]["per_image"]
     labels, pixels, ptop1 = np.asarray(pr["label"]), np.asarray(pr["pixels"]), np.asarray(pr["top1"])
     by_name = {c["name"]: c for c in result["curves"]}
