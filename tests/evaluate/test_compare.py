@@ -98,3 +98,20 @@ def test_kl_bd_rate_is_nan_without_per_image_kl():
     assert np.isnan(c.bd_rate_kl) and np.isfinite(c.bd_rate)
     with pytest.raises(ValueError, match="test"):
         test.fidelity()
+
+
+def test_wilson_interval_and_the_small_sample_figure(tmp_path):
+    import json
+
+    from dnnjpeg.evaluate.report import _precision_lines, plot_curves, wilson_interval
+
+    lo, hi = wilson_interval(7, 14)
+    assert 22 < 50 - lo < 24 and abs((50 - lo) - (hi - 50)) < 1e-9  # ±23 points around 50% with 14 images
+    assert abs(wilson_interval(0, 10)[0]) < 1e-9 and wilson_interval(10, 10)[1] > 99.99
+    assert "±23 points" in _precision_lines({"n_images": 14, "accuracy_metric": "agreement"})[0][1]
+    assert _precision_lines({"n_images": 500, "accuracy_metric": "top1"}) == []
+    golden = json.loads(
+        (__import__("pathlib").Path(__file__).parents[1] / "golden" / "evaluate-results.json").read_text()
+    )
+    golden["settings"]["split"] = "all"
+    assert plot_curves(golden, tmp_path / "c.png").stat().st_size > 10_000

@@ -11,53 +11,115 @@ from dnnjpeg._io import atomic_write_bytes, atomic_write_text
 __all__ = ["plot_curves", "markdown_report", "html_report"]
 
 
-def plot_curves(result: dict, path: Path) -> Path:
-    """Accuracy and KL against bits per pixel, one line per curve, pristine as a horizontal line."""
+#: Below this many images accuracy moves in steps too coarse to rank codecs: the figure leads
+#: with the network's output distortion (KL), which every image moves, and bits saved at equal KL.
+FEW_IMAGES = 100
+
+
+def wilson_interval(k: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval (in %) of a proportion of ``k`` successes in ``n`` trials."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    p = k / n
+    den = 1 + z * z / n
+    mid = (p + z * z / (2 * n)) / den
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / den
+    return 100 * (mid - half), 100 * (mid + half)
+
+
+def plot_curves(result, path: Path) -> Path:
+    """The rate/accuracy figure: accuracy, mean KL to the pristine output, and bits saved at equal
+    KL against the reference curve (95% intervals), each against bits per pixel.
+
+    With fewer than :data:`FEW_IMAGES` images the KL panels come first and the accuracy panel shows
+    the reference curve's 95% interval; only the reference curve's points are labelled.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FormatStrFormatter
 
     metric = result["settings"]["accuracy_metric"]
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 5.2))
+    s = result["settings"]
+    n = int(s.get("n_images") or 0)
+    few = n < FEW_IMAGES
+    fig, axes = plt.subplots(1, 3, figsize=(17, 5.2), gridspec_kw={"width_ratios": [1.15, 1.15, 0.8]})
+    ax_acc, ax_kl, ax_save = (axes[2], axes[0], axes[1]) if few else (axes[0], axes[1], axes[2])
+    ref = s.get("reference")
     for c in result["curves"]:
         pts = c["points"]
         x = [p["bpp"] for p in pts]
         chosen = c.get("kind") == "selected"  # per-image choices: dashed, their λ labels only in the tables
         style = {"marker": "o", "ms": 3 if chosen else 4, "ls": "--" if chosen else "-", "label": c["name"]}
-        ax.plot(x, [p[metric] for p in pts], **style)
-        ax2.plot(x, [p["kl"] for p in pts], **style)
-        for p in [] if chosen else pts[:: max(1, len(pts) // 6)]:
-            ax.annotate(
-                p["label"], (p["bpp"], p[metric]), fontsize=7, alpha=0.6, xytext=(3, -9), textcoords="offset points"
-            )
+        (line,) = ax_acc.plot(x, [p[metric] for p in pts], **style)
+        ax_kl.plot(x, [p["kl"] for p in pts], **style)
+        if c["name"] == ref:
+            for p in pts[:: max(1, len(pts) // 6)]:  # a few quality labels on the reference only: readable
+                ax_kl.annotate(p["label"], (p["bpp"], p["kl"]), fontsize=7, alpha=0.7, xytext=(4, 4),
+                               textcoords="offset points", color=line.get_color())  # fmt: skip
+            if few and n:
+                lo_hi = [wilson_interval(p[metric] * n / 100, n) for p in pts]
+                ax_acc.fill_between(x, [a for a, _ in lo_hi], [b for _, b in lo_hi], color=line.get_color(),
+                                    alpha=0.12, label=f"{c['name']}: 95% interval")  # fmt: skip
     pr = result["pristine"][metric]
-    ax.axhline(pr, color="k", ls="--", lw=1, label=f"pristine {pr:.1f}%")
-    ax.axhline(pr - 1, color="gray", ls=":", lw=1, label="pristine − 1 point")
-    ax.set_xscale("log")
-    ax.set_xlabel("bits per pixel (real files, log scale)")
-    ax.set_ylabel(f"{metric} (%)")
-    s = result["settings"]
-    ax.set_title(f"{s['model']} · JPEG at {s['at']} · {s['n_images']} images ({s['split']} split)", fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    ax2.set_xscale("log")
-    ax2.set_yscale("log")
-    ax2.set_xlabel("bits per pixel (log scale)")
-    ax2.set_ylabel("mean KL(pristine ‖ compressed) (nats, log)")
-    ax2.set_title("output distortion", fontsize=10)
-    ax2.grid(True, which="both", alpha=0.3)
-    from matplotlib.ticker import FormatStrFormatter
-
-    for a in (ax, ax2):  # plain numbers on the log axis, not 4×10⁻¹
-        a.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax_acc.axhline(pr, color="k", ls="--", lw=1, label=f"pristine {pr:.1f}%")
+    ax_acc.axhline(pr - 1, color="gray", ls=":", lw=1, label="pristine − 1 point")
+    ax_acc.set_xlabel("bits per pixel (real files, log scale)")
+    ax_acc.set_ylabel(f"{metric} (%)")
+    acc_title = f"{metric} · {n} images"
+    if few and n:
+        lo, hi = wilson_interval(n / 2, n)
+        acc_title += f": ±{(hi - lo) / 2:.0f} points (95%)"
+    ax_acc.set_title(acc_title, fontsize=10)
+    ax_acc.legend(fontsize=7, loc="lower right")
+    ax_kl.set_yscale("log")
+    ax_kl.set_xlabel("bits per pixel (real files, log scale)")
+    ax_kl.set_ylabel("mean KL(pristine ‖ compressed) (nats, log)")
+    ax_kl.set_title(f"{s['model']} · JPEG at {s['at']} · {n} images ({s['split']} split): output distortion",
+                    fontsize=10)  # fmt: skip
+    if few:
+        ax_kl.legend(fontsize=7, loc="upper right")
+    for a in (ax_acc, ax_kl):
+        a.set_xscale("log")
+        a.grid(True, which="both", alpha=0.3)
+        a.xaxis.set_major_formatter(FormatStrFormatter("%g"))  # plain numbers on the log axis, not 4×10⁻¹
         a.xaxis.set_minor_formatter(FormatStrFormatter("%g"))
         a.tick_params(axis="x", which="minor", labelsize=7)
+    _plot_savings(ax_save, result)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     return atomic_write_bytes(path, buf.getvalue())
+
+
+def _plot_savings(ax, result) -> None:
+    """Bits saved at equal KL (−BD-rate on KL, %) per curve against the reference, with 95% intervals."""
+    rows = [k for k in result["comparisons"] if k.get("bd_rate_kl") is not None and k["bd_rate_kl"] == k["bd_rate_kl"]]
+    ref = result["settings"].get("reference")
+    if not rows:
+        ax.text(0.5, 0.5, "no comparison: the curves do not overlap", ha="center", va="center", fontsize=9)
+        ax.set_axis_off()
+        return
+    names = [k["test"] for k in rows]
+    saved = [-k["bd_rate_kl"] for k in rows]
+    lo = [-(k["bd_rate_kl_ci"][1]) if k["bd_rate_kl_ci"][1] is not None else v for k, v in zip(rows, saved)]
+    hi = [-(k["bd_rate_kl_ci"][0]) if k["bd_rate_kl_ci"][0] is not None else v for k, v in zip(rows, saved)]
+    err = [[max(0.0, v - a) for v, a in zip(saved, lo)], [max(0.0, b - v) for v, b in zip(saved, hi)]]
+    y = list(range(len(rows)))
+    colors = ["tab:green" if v > 0 else "tab:red" for v in saved]
+    ax.barh(y, saved, height=0.6, xerr=err, color=colors, alpha=0.7, capsize=3)
+    ax.set_xlim(min(0.0, *lo) - 8, max(0.0, *hi) + 8)
+    ax.set_yticks(y, [n if len(n) <= 28 else n[:27] + "…" for n in names], fontsize=8)
+    ax.set_ylim(len(rows) - 0.4, -0.6)  # first comparison on top; one bar stays a bar, not a block
+    ax.axvline(0, color="k", lw=1)
+    for yi, v in zip(y, saved):
+        ax.annotate(f"{v:+.0f}%", (v, yi), fontsize=8, xytext=(4 if v >= 0 else -4, -10),
+                    textcoords="offset points", ha="left" if v >= 0 else "right")  # fmt: skip
+    ax.set_xlabel(f"bits saved at equal KL vs {ref} (%, 95% interval)")
+    ax.set_title("bytes saved at equal output distortion", fontsize=10)
+    ax.grid(True, axis="x", alpha=0.3)
 
 
 def _f(x, fmt="{:.2f}") -> str:
@@ -120,27 +182,45 @@ def _tables(result: dict) -> tuple[list[str], list[list[list[str]]], list[str], 
 def _settings_lines(result: dict) -> list[tuple[str, str]]:
     s = result["settings"]
     p = result["pristine"]
+    return (
+        [
+            (
+                "data",
+                f"{s['data']} ({s['layout']}, split {s['split']}, {s['n_images']} images, {len(result['failures'])} "
+                "unreadable)",
+            ),
+            ("model", s["model"]),
+            (
+                "JPEG at",
+                f"{s['at']} "
+                f"({'model-input crop encoded' if s['at'] == 'input' else 'stored image encoded, then preprocessed'})",
+            ),
+            (
+                "accuracy axis",
+                f"{s['accuracy_metric']} "
+                f"({'ground-truth labels' if s['labeled'] else 'agreement with the pristine top-1: unlabeled data'})",
+            ),
+            ("pristine", f"top-1 {p['top1']:.1f}%, top-5 {p['top5']:.1f}%"),
+            ("bootstrap", f"{s['n_boot']} paired resamples of the images, seed {s['seed']}"),
+            ("versions", ", ".join(f"{k} {v}" for k, v in result["versions"].items())),
+        ]
+        + _precision_lines(s)
+        + [("note", n) for n in result.get("notes", [])]
+    )
+
+
+def _precision_lines(s: dict) -> list[tuple[str, str]]:
+    n = int(s.get("n_images") or 0)
+    if not n or n >= FEW_IMAGES:
+        return []
+    lo, hi = wilson_interval(n / 2, n)
     return [
         (
-            "data",
-            f"{s['data']} ({s['layout']}, split {s['split']}, {s['n_images']} images, {len(result['failures'])} "
-            "unreadable)",
-        ),
-        ("model", s["model"]),
-        (
-            "JPEG at",
-            f"{s['at']} "
-            f"({'model-input crop encoded' if s['at'] == 'input' else 'stored image encoded, then preprocessed'})",
-        ),
-        (
-            "accuracy axis",
-            f"{s['accuracy_metric']} "
-            f"({'ground-truth labels' if s['labeled'] else 'agreement with the pristine top-1: unlabeled data'})",
-        ),
-        ("pristine", f"top-1 {p['top1']:.1f}%, top-5 {p['top5']:.1f}%"),
-        ("bootstrap", f"{s['n_boot']} paired resamples of the images, seed {s['seed']}"),
-        ("versions", ", ".join(f"{k} {v}" for k, v in result["versions"].items())),
-    ] + [("note", n) for n in result.get("notes", [])]
+            "how sure",
+            f"with {n} images one point's {s['accuracy_metric']} is known to ±{(hi - lo) / 2:.0f} points (95% "
+            "Wilson interval at 50%): compare codecs by KL and by bits saved at equal KL, which every image moves",
+        )
+    ]
 
 
 def markdown_report(result: dict, path: Path) -> Path:
