@@ -257,29 +257,17 @@ def _color_name(components: tuple[Component, ...], adobe: int | None, jfif: bool
     return "other"
 
 
-def _parse(data: bytes, path: str, file_size: int, complete: bool, tail: bytes | None = None) -> JpegHeader:
+def _segments(data: bytes, path: str, complete: bool, warnings: list[str]):
+    """Yield (marker, offset, payload) for every marker segment after SOI, up to and including
+    the first SOS; skip (and note in ``warnings``) what libjpeg skips. Raises _NeedMore when an
+    incomplete head ends first, CorruptJpegError for broken structure."""
     n = len(data)
-    if n == 0:
-        raise NotAJpegError(path, "empty file (0 bytes)", "empty")
-    if data[:2] != b"\xff\xd8":
-        fmt = sniff_format(data[:64])
-        raise NotAJpegError(path, f"not a JPEG: no SOI marker (content looks like {fmt})", fmt)
 
     def short() -> None:
         if not complete:
             raise _NeedMore
         raise CorruptJpegError(path, f"truncated: file ends at byte {n} before the start of scan")
 
-    qtables: dict[int, np.ndarray] = {}
-    qbits: dict[int, int] = {}
-    sof = None
-    components: tuple[Component, ...] = ()
-    width = height = precision = 0
-    adobe = None
-    jfif = exif = False
-    orientation = None
-    restart = 0
-    warnings: list[str] = []
     pos = 2
     while True:
         if pos >= n:
@@ -316,61 +304,86 @@ def _parse(data: bytes, path: str, file_size: int, complete: bool, tail: bytes |
         end = pos + length
         if end > n:
             short()
-        seg = data[pos + 2 : end]
+        yield marker, pos - 2, data[pos + 2 : end]
+        pos = end
+
+
+def _read_dqt(seg: bytes, at: int, path: str, qtables: dict, qbits: dict) -> None:
+    """Every table of one DQT segment into ``qtables`` (natural order) and ``qbits`` (8 or 16)."""
+    i = 0
+    while i < len(seg):
+        pq, tq = seg[i] >> 4, seg[i] & 15
+        if pq > 1 or tq > 3:
+            raise CorruptJpegError(path, f"DQT at offset {at}: invalid precision/slot byte 0x{seg[i]:02X}")
+        size = 128 if pq else 64
+        raw = seg[i + 1 : i + 1 + size]
+        if len(raw) < size:
+            raise CorruptJpegError(path, f"DQT at offset {at}: table {tq} is cut short")
+        zz = np.frombuffer(raw, dtype=">u2" if pq else np.uint8)
+        qtables[tq] = zz[INVERSE_ZIGZAG].astype(np.uint16).reshape(8, 8)
+        qbits[tq] = 16 if pq else 8
+        i += 1 + size
+
+
+def _read_sof(seg: bytes, at: int, path: str) -> tuple[int, int, int, tuple[Component, ...]]:
+    """(precision, height, width, components) of a SOF segment."""
+    if len(seg) < 6:
+        raise CorruptJpegError(path, f"SOF segment at offset {at} too short")
+    precision, height, width, nf = seg[0], (seg[1] << 8) | seg[2], (seg[3] << 8) | seg[4], seg[5]
+    if len(seg) < 6 + 3 * nf or nf == 0:
+        raise CorruptJpegError(path, f"SOF segment at offset {at} declares {nf} components but is {len(seg)} bytes")
+    comps = []
+    for k in range(nf):
+        cid, hv, tq = seg[6 + 3 * k : 9 + 3 * k]
+        h, v = hv >> 4, hv & 15
+        if not (1 <= h <= 4 and 1 <= v <= 4):
+            raise CorruptJpegError(path, f"component {cid} has invalid sampling factors {h}x{v}")
+        comps.append(Component(cid, h, v, tq))
+    if width == 0:
+        raise CorruptJpegError(path, "image width is 0")
+    return precision, height, width, tuple(comps)
+
+
+def _parse(data: bytes, path: str, file_size: int, complete: bool, tail: bytes | None = None) -> JpegHeader:
+    n = len(data)
+    if n == 0:
+        raise NotAJpegError(path, "empty file (0 bytes)", "empty")
+    if data[:2] != b"\xff\xd8":
+        fmt = sniff_format(data[:64])
+        raise NotAJpegError(path, f"not a JPEG: no SOI marker (content looks like {fmt})", fmt)
+
+    qtables: dict[int, np.ndarray] = {}
+    qbits: dict[int, int] = {}
+    sof = None
+    components: tuple[Component, ...] = ()
+    width = height = precision = 0
+    adobe = None
+    jfif = exif = False
+    orientation = None
+    restart = 0
+    warnings: list[str] = []
+    for marker, at, seg in _segments(data, path, complete, warnings):
         if marker == 0xDB:
-            i = 0
-            while i < len(seg):
-                pq, tq = seg[i] >> 4, seg[i] & 15
-                if pq > 1 or tq > 3:
-                    raise CorruptJpegError(path, f"DQT at offset {pos - 2}: invalid precision/slot byte 0x{seg[i]:02X}")
-                size = 128 if pq else 64
-                raw = seg[i + 1 : i + 1 + size]
-                if len(raw) < size:
-                    raise CorruptJpegError(path, f"DQT at offset {pos - 2}: table {tq} is cut short")
-                zz = np.frombuffer(raw, dtype=">u2" if pq else np.uint8)
-                qtables[tq] = zz[INVERSE_ZIGZAG].astype(np.uint16).reshape(8, 8)
-                qbits[tq] = 16 if pq else 8
-                i += 1 + size
+            _read_dqt(seg, at, path, qtables, qbits)
         elif marker in _SOF:
             if sof is not None:
-                warnings.append(f"second SOF marker 0xFF{marker:02X} at offset {pos - 2} ignored")
+                warnings.append(f"second SOF marker 0xFF{marker:02X} at offset {at} ignored")
             else:
-                if len(seg) < 6:
-                    raise CorruptJpegError(path, f"SOF segment at offset {pos - 2} too short")
-                precision, height, width, nf = seg[0], (seg[1] << 8) | seg[2], (seg[3] << 8) | seg[4], seg[5]
-                if len(seg) < 6 + 3 * nf or nf == 0:
-                    raise CorruptJpegError(
-                        path, f"SOF segment at offset {pos - 2} declares {nf} components but is {len(seg)} bytes"
-                    )
-                comps = []
-                for k in range(nf):
-                    cid, hv, tq = seg[6 + 3 * k : 9 + 3 * k]
-                    h, v = hv >> 4, hv & 15
-                    if not (1 <= h <= 4 and 1 <= v <= 4):
-                        raise CorruptJpegError(path, f"component {cid} has invalid sampling factors {h}x{v}")
-                    comps.append(Component(cid, h, v, tq))
-                components = tuple(comps)
-                if width == 0:
-                    raise CorruptJpegError(path, "image width is 0")
+                precision, height, width, components = _read_sof(seg, at, path)
                 sof = marker
-        elif marker == 0xDD:
-            if len(seg) >= 2:
-                restart = (seg[0] << 8) | seg[1]
-        elif marker == 0xE0:
-            if seg[:5] == b"JFIF\x00":
-                jfif = True
-        elif marker == 0xE1:
-            if seg[:6] == b"Exif\x00\x00":
-                exif = True
-                orientation = _exif_orientation(seg)
-        elif marker == 0xEE:
-            if seg[:5] == b"Adobe" and len(seg) >= 12:
-                adobe = seg[11]
+        elif marker == 0xDD and len(seg) >= 2:
+            restart = (seg[0] << 8) | seg[1]
+        elif marker == 0xE0 and seg[:5] == b"JFIF\x00":
+            jfif = True
+        elif marker == 0xE1 and seg[:6] == b"Exif\x00\x00":
+            exif = True
+            orientation = _exif_orientation(seg)
+        elif marker == 0xEE and seg[:5] == b"Adobe" and len(seg) >= 12:
+            adobe = seg[11]
         elif marker == 0xDA:
             if sof is None:
                 raise CorruptJpegError(path, "start of scan before any frame header (SOF)")
             break
-        pos = end
 
     if height == 0:
         warnings.append("height 0 in SOF: defined later by a DNL marker")
