@@ -73,79 +73,59 @@ def scan_files(items: list[tuple[str, str | None]], tree: str) -> dict:
     cols = _empty_columns()
     luma = np.zeros((n, 64), np.uint16)
     chroma = np.zeros((n, 64), np.uint16)
-    app = {c: cols[c].append for c in COLUMNS}
     for i, (path, walk_error) in enumerate(items):
-        app["path"](display(path))
-        app["path_bytes"](os.fsencode(path))
-        app["tree"](tree)
-        rec = None
-        err = msg = None
-        fmt = None
-        size = None
-        if walk_error is not None:
-            err, msg = "WalkError", f"{display(path)}: {walk_error}"
-        else:
-            try:
-                h = parse_header(path)
-                rec = h
-                size = h.file_size
-                fmt = "JPEG"
-            except NotAJpegError as e:
-                err, msg, fmt = type(e).__name__, str(e), e.detected_format
-                size = _size(path)
-            except JpegError as e:
-                err, msg, fmt = type(e).__name__, str(e), "JPEG"
-                size = _size(path)
-            except OSError as e:
-                err = type(e).__name__
-                if e.errno == errno.ELOOP:
-                    err = "SymlinkLoop"
-                msg = f"{display(path)}: {e.strerror or e}"
-                fmt = _sniff(path)
-            except Exception as e:  # keep the batch going whatever one file does
-                err, msg = type(e).__name__, f"{display(path)}: {e}"
-        app["file_size"](size)
-        app["format"](fmt)
-        app["ok"](rec is not None)
-        app["error"](err)
-        app["message"](msg)
-        if rec is None:
-            for c in COLUMNS[COLUMNS.index("width") :]:
-                app[c](None)
-            continue
-        lt, ct = rec.luma_table, rec.chroma_table
-        if lt is not None:
-            luma[i] = lt.reshape(64)
-            q = estimate_quality_tables(lt, ct)
-            quality, exact, dist = q.quality, q.exact, q.distance
-        else:
-            quality = exact = dist = None
-        if ct is not None:
-            chroma[i] = ct.reshape(64)
-        dw, dh = rec.display_size
-        app["width"](rec.width)
-        app["height"](rec.height)
-        app["display_width"](dw)
-        app["display_height"](dh)
-        app["orientation"](rec.orientation)
-        app["components"](rec.n_components)
-        app["grayscale"](rec.n_components == 1)
-        app["subsampling"](rec.subsampling)
-        app["color"](rec.color)
-        app["mode"](rec.mode)
-        app["progressive"](rec.mode == "progressive")
-        app["arithmetic"](rec.arithmetic)
-        app["precision"](rec.precision)
-        app["quality"](quality)
-        app["quality_exact"](exact)
-        app["quality_distance"](dist)
-        app["n_qtables"](len(rec.qtables))
-        app["qtable_bits"](max(rec.qtable_bits.values()) if rec.qtable_bits else None)
-        app["restart_interval"](rec.restart_interval)
-        app["jfif"](rec.jfif)
-        app["exif"](rec.exif)
-        app["eoi_found"](rec.eoi_found)
+        rec, row = _read(path, walk_error)
+        row.update(path=display(path), path_bytes=os.fsencode(path), tree=tree, ok=rec is not None)
+        if rec is not None:
+            row.update(_header_fields(rec))
+            if rec.luma_table is not None:
+                luma[i] = rec.luma_table.reshape(64)
+            if rec.chroma_table is not None:
+                chroma[i] = rec.chroma_table.reshape(64)
+        for c in COLUMNS:
+            cols[c].append(row.get(c))
     return {"columns": cols, "luma": luma, "chroma": chroma}
+
+
+def _read(path: str, walk_error: str | None):
+    """(header or None, {file_size, format, error, message}) for one entry; never raises."""
+    if walk_error is not None:
+        return None, {"error": "WalkError", "message": f"{display(path)}: {walk_error}"}
+    try:
+        h = parse_header(path)
+        return h, {"file_size": h.file_size, "format": "JPEG"}
+    except NotAJpegError as e:
+        return None, {
+            "error": type(e).__name__,
+            "message": str(e),
+            "format": e.detected_format,
+            "file_size": _size(path),
+        }
+    except JpegError as e:
+        return None, {"error": type(e).__name__, "message": str(e), "format": "JPEG", "file_size": _size(path)}
+    except OSError as e:
+        err = "SymlinkLoop" if e.errno == errno.ELOOP else type(e).__name__
+        return None, {"error": err, "message": f"{display(path)}: {e.strerror or e}", "format": _sniff(path)}
+    except Exception as e:  # keep the batch going whatever one file does
+        return None, {"error": type(e).__name__, "message": f"{display(path)}: {e}"}
+
+
+def _header_fields(rec) -> dict:
+    """The record's columns from ``width`` on, for a header that parsed."""
+    quality = exact = dist = None
+    if rec.luma_table is not None:
+        q = estimate_quality_tables(rec.luma_table, rec.chroma_table)
+        quality, exact, dist = q.quality, q.exact, q.distance
+    dw, dh = rec.display_size
+    return {
+        "width": rec.width, "height": rec.height, "display_width": dw, "display_height": dh,
+        "orientation": rec.orientation, "components": rec.n_components, "grayscale": rec.n_components == 1,
+        "subsampling": rec.subsampling, "color": rec.color, "mode": rec.mode,
+        "progressive": rec.mode == "progressive", "arithmetic": rec.arithmetic, "precision": rec.precision,
+        "quality": quality, "quality_exact": exact, "quality_distance": dist, "n_qtables": len(rec.qtables),
+        "qtable_bits": max(rec.qtable_bits.values()) if rec.qtable_bits else None,
+        "restart_interval": rec.restart_interval, "jfif": rec.jfif, "exif": rec.exif, "eoi_found": rec.eoi_found,
+    }  # fmt: skip
 
 
 def _size(path: str) -> int | None:
