@@ -101,6 +101,40 @@ def point_summary(trial: TrialResult, pristine: Pristine) -> dict:
     }
 
 
+def _measure_curve(c: TableFamily, pristine: Pristine, model: Model, bar, task, batch_size: int, workers):
+    """One curve's trials: (results.json curve record, CurveData for the comparisons)."""
+    pts, bits, correct, kls = [], [], [], []
+    for spec in c.points:
+        bar.update(task, description=f"{c.name} {spec.label}")
+        t0 = datetime.datetime.now()
+        tr = run_trial(
+            spec, pristine, model, batch_size=batch_size, workers=workers, progress=lambda k: bar.advance(task, k)
+        )
+        dt = (datetime.datetime.now() - t0).total_seconds()
+        p = point_summary(tr, pristine)
+        p["seconds"] = dt
+        p["tables"] = spec.tables.to_dict()
+        p["per_image"] = {"bits": tr.bits.tolist(), "top1": tr.top5[:, 0].tolist(), "kl": np.round(tr.kl, 6).tolist()}
+        pts.append(p)
+        bits.append(tr.bits)
+        correct.append(tr.top5[:, 0] == pristine.labels)
+        kls.append(tr.kl)
+        bar.update(task, rate=f"{len(pristine) / max(dt, 1e-9):.0f} img/s")
+    cd = CurveData(c.name, np.array(bits), np.array(correct), pristine.pixels, np.array(kls))
+    return {"name": c.name, "kind": c.kind, "points": pts}, cd
+
+
+def _selection_curves(families: list[dict], pristine: Pristine, lambdas, selector: str) -> list:
+    """Each measured curve of ≥ 2 points chosen per image, and with several curves the choice
+    among all their settings: [(curve record, CurveData)]."""
+    top1 = pristine.logits.argmax(1)
+    args = (pristine.labels, top1, pristine.pixels, lambdas, selector)
+    out = [selected_entry([c], *args) for c in families if len(c["points"]) >= 2]
+    if len(families) >= 2:  # every setting measured, chosen per image (subsampling included)
+        out.append(selected_entry(families, *args, name="all settings per-image"))
+    return out
+
+
 def evaluate(
     dataset: Dataset,
     model: Model,
@@ -148,55 +182,14 @@ def evaluate(
             raise ValueError(f"{dataset.root}: no readable images (of {len(dataset)})")
         out_curves, curve_data = [], []
         for c in curves:
-            pts, bits, correct, kls = [], [], [], []
-            for spec in c.points:
-                bar.update(task, description=f"{c.name} {spec.label}")
-                t0 = datetime.datetime.now()
-                tr = run_trial(
-                    spec,
-                    pristine,
-                    model,
-                    batch_size=batch_size,
-                    workers=workers,
-                    progress=lambda k: bar.advance(task, k),
-                )
-                dt = (datetime.datetime.now() - t0).total_seconds()
-                p = point_summary(tr, pristine)
-                p["seconds"] = dt
-                p["tables"] = spec.tables.to_dict()
-                p["per_image"] = {
-                    "bits": tr.bits.tolist(),
-                    "top1": tr.top5[:, 0].tolist(),
-                    "kl": np.round(tr.kl, 6).tolist(),
-                }
-                pts.append(p)
-                bits.append(tr.bits)
-                correct.append(tr.top5[:, 0] == pristine.labels)
-                kls.append(tr.kl)
-                bar.update(task, rate=f"{len(pristine) / max(dt, 1e-9):.0f} img/s")
-            out_curves.append({"name": c.name, "kind": c.kind, "points": pts})
-            curve_data.append(CurveData(c.name, np.array(bits), np.array(correct), pristine.pixels, np.array(kls)))
-    if select is not None:
-        pristine_top1 = pristine.logits.argmax(1)
-        families = list(out_curves)
-        for c in families:
-            if len(c["points"]) >= 2:
-                entry, cd = selected_entry([c], pristine.labels, pristine_top1, pristine.pixels, select, model.name)
-                out_curves.append(entry)
-                curve_data.append(cd)
-        if len(families) >= 2:  # every setting measured, chosen per image (subsampling included)
-            entry, cd = selected_entry(
-                families,
-                pristine.labels,
-                pristine_top1,
-                pristine.pixels,
-                select,
-                model.name,
-                name="all settings per-image",
-            )
+            entry, cd = _measure_curve(c, pristine, model, bar, task, batch_size, workers)
             out_curves.append(entry)
             curve_data.append(cd)
-        curves = list(curves) + [TableFamily(e["name"], (), "selected") for e in out_curves[len(curves) :]]
+    if select is not None:
+        new = _selection_curves(out_curves, pristine, select, model.name)
+        out_curves += [e for e, _ in new]
+        curve_data += [cd for _, cd in new]
+        curves = list(curves) + [TableFamily(e["name"], (), "selected") for e, _ in new]
 
     ref_i = _reference_index(curves, reference)
     notes = transfer_notes(curves, model.name, at)
