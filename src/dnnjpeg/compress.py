@@ -74,6 +74,19 @@ class CompressReport:
     def ok(self) -> bool:
         return not self.failures
 
+    def add(self, outcome: tuple[str, str, int, int, str | None], member: int | None) -> None:
+        """Count one file's (source, status, bytes before, bytes after, error) and chosen member."""
+        src_path, status, before, after, msg = outcome
+        if status == "failed":
+            self.failures.append((src_path, msg or "failed"))
+        else:
+            self.written += status == "written"
+            self.skipped += status == "skipped"
+            self.bytes_before += before
+            self.bytes_after += after
+        if member is not None:
+            self.members[member] = self.members.get(member, 0) + 1
+
 
 def output_path(src_root: Path, dst_root: Path, path: Path) -> Path:
     """Mirror ``path`` under ``dst_root``; non-JPEG suffixes become ``.jpg``."""
@@ -214,6 +227,19 @@ def _stale_parts(d: Path) -> None:
                 pass
 
 
+def _pool_map(fn, items, workers: int):
+    """``map(fn, items)`` here (one worker: a chooser that holds a network runs in this process, one
+    image's candidates per batch) or in a process pool whose workers die with this process."""
+    if workers == 1:
+        yield from map(fn, items)
+        return
+    pool = ProcessPoolExecutor(workers, initializer=die_with_parent, initargs=(os.getpid(),))
+    try:
+        yield from pool.map(fn, items, chunksize=16)
+    finally:  # on a fatal error (a full disk) the queued files are dropped, not tried one by one
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def compress_tree(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
@@ -275,35 +301,18 @@ def compress_tree(
     workers = workers or os.cpu_count() or 1
 
     def consume(results) -> None:
-        for (src_path, status, before, after, msg), k in results:
-            if status == "failed":
-                rep.failures.append((src_path, msg or "failed"))
-            else:
-                rep.written += status == "written"
-                rep.skipped += status == "skipped"
-                rep.bytes_before += before
-                rep.bytes_after += after
-            if k is not None:
-                rep.members[k] = rep.members.get(k, 0) + 1
+        for res, k in results:
+            rep.add(res, k)
             if progress:
                 progress(1)
 
     def pool_map(fn, items):
-        if workers == 1 or chooser.in_process:  # a network runs here, one image's candidates per batch
-            yield from map(fn, items)
-            return
-        pool = ProcessPoolExecutor(workers, initializer=die_with_parent, initargs=(os.getpid(),))
-        try:
-            yield from pool.map(fn, items, chunksize=16)
-        finally:  # on a fatal error (a full disk) the queued files are dropped, not tried one by one
-            pool.shutdown(wait=True, cancel_futures=True)
+        return _pool_map(fn, items, 1 if chooser.in_process else workers)
 
     if chooser.target_bpp is None:
         rep.lam = getattr(chooser, "lam", None)
         consume(pool_map(_one, [(j, chooser, None) for j in jobs]))
         return rep
-    from dnnjpeg.select import choose, lambda_for_bpp
-
     measured, todo = [], []
     for job, (done, m) in zip(jobs, pool_map(_measure, [(j, chooser, None) for j in jobs])):
         if done is not None:
@@ -312,19 +321,35 @@ def compress_tree(
             measured.append(m)
             todo.append(job)
     if todo:
-        bits = np.stack([m[0] for m in measured], 1)
-        kl = np.stack([m[1] for m in measured], 1)
-        pix = np.array([m[2] for m in measured])
-        floor = float(bits.min(0).sum() / pix.sum())
-        if floor > chooser.target_bpp:
+        try:
+            members, rep.lam, pixels = _fit_budget(measured, chooser.target_bpp)
+        except ValueError:
             if recorded and rep.written == 0:
                 (d / SETTINGS_FILE).unlink(missing_ok=True)  # this run wrote nothing after all
-            raise ValueError(
-                f"target {chooser.target_bpp:g} bpp is out of reach: the smallest files these tables make "
-                f"are {floor:.4f} bpp (every image at its coarsest member); nothing was written"
-            )
-        rep.lam = lambda_for_bpp(bits, kl, pix, chooser.target_bpp)
+            raise
         written_before = rep.bytes_after
-        consume(pool_map(_one, [(j, chooser, int(k)) for j, k in zip(todo, choose(bits, kl, rep.lam))]))
-        rep.bpp = 8 * (rep.bytes_after - written_before) / float(pix.sum())
+        consume(pool_map(_one, [(j, chooser, k) for j, k in zip(todo, members)]))
+        rep.bpp = 8 * (rep.bytes_after - written_before) / pixels
     return rep
+
+
+def _fit_budget(measured: list, target_bpp: float) -> tuple[list[int], float, float]:
+    """From every member's (bits (K,), KL (K,), pixels) on every image: each image's member at the
+    λ (nats per KiB) whose choice fits ``target_bpp`` over these images, that λ, and their pixels.
+
+    Raises:
+        ValueError: even every image at its smallest file is over the target (says how small it gets).
+    """
+    from dnnjpeg.select import choose, lambda_for_bpp
+
+    bits = np.stack([m[0] for m in measured], 1)
+    kl = np.stack([m[1] for m in measured], 1)
+    pix = np.array([m[2] for m in measured])
+    floor = float(bits.min(0).sum() / pix.sum())
+    if floor > target_bpp:
+        raise ValueError(
+            f"target {target_bpp:g} bpp is out of reach: the smallest files these tables make "
+            f"are {floor:.4f} bpp (every image at its coarsest member); nothing was written"
+        )
+    lam = lambda_for_bpp(bits, kl, pix, target_bpp)
+    return [int(k) for k in choose(bits, kl, lam)], lam, float(pix.sum())
