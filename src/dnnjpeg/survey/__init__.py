@@ -97,68 +97,25 @@ def survey(
         if not os.path.exists(r):
             raise FileNotFoundError(f"{display(r)}: no such file or folder")
     workers = workers or os.cpu_count() or 1
-    tables = []
-    done: set[tuple[str, bytes]] = set()
     pdir = Path(parts_dir) if parts_dir is not None else None
-    if pdir is not None:
-        if pdir.exists() and resume:
-            for f in sorted(pdir.glob("part-*.parquet")):
-                t = pq.read_table(f)
-                tables.append(t)
-                done.update(zip(t.column("tree").to_pylist(), t.column("path_bytes").to_pylist()))
-        elif pdir.exists():
-            shutil.rmtree(pdir)
-        pdir.mkdir(parents=True, exist_ok=True)
+    tables, done = _load_parts(pdir, resume)
     if progress and done:
         progress(len(done))
     part_no = len(tables)
 
-    def save(t):
+    def save(t, n_files: int) -> None:
         nonlocal part_no
-        if t is None:
-            return
-        tables.append(t)
-        if pdir is not None:
-            tmp = pdir / f".part-{part_no:06d}.tmp"
-            pq.write_table(t, tmp)
-            os.replace(tmp, pdir / f"part-{part_no:06d}.parquet")
-        part_no += 1
+        if t is not None:
+            tables.append(t)
+            if pdir is not None:  # each finished chunk on disk at once: what --resume reads
+                tmp = pdir / f".part-{part_no:06d}.tmp"
+                pq.write_table(t, tmp)
+                os.replace(tmp, pdir / f"part-{part_no:06d}.parquet")
+            part_no += 1
+        if progress:
+            progress(n_files)
 
-    def chunks():
-        for root, label in zip(roots, labels):
-            buf = []
-            for item in walk(root):
-                if (label, os.fsencode(item[0])) in done:
-                    continue
-                buf.append(item)
-                if len(buf) >= chunk:
-                    yield buf, label
-                    buf = []
-            if buf:
-                yield buf, label
-
-    if workers == 1:
-        for items, label in chunks():
-            save(_scan_job(items, label))
-            if progress:
-                progress(len(items))
-    else:
-        with ProcessPoolExecutor(workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
-            pending = {}
-            for items, label in chunks():
-                pending[pool.submit(_scan_job, items, label)] = len(items)
-                if len(pending) >= 4 * workers:  # bounded: the walk does not run far ahead
-                    fin, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for f in fin:
-                        save(f.result())
-                        n_done = pending.pop(f)
-                        if progress:
-                            progress(n_done)
-            for f in list(pending):
-                save(f.result())
-                n_done = pending.pop(f)
-                if progress:
-                    progress(n_done)
+    _scan_chunks(_chunks(roots, labels, done, chunk), workers, save)
     if not tables:
         import pandas as pd
 
@@ -168,6 +125,57 @@ def survey(
     order = {label: i for i, label in enumerate(labels)}  # trees in the order the user gave them
     df = df.assign(_order=df["tree"].map(order)).sort_values(["_order", "path"], kind="stable")
     return df.drop(columns="_order").reset_index(drop=True)
+
+
+def _load_parts(pdir: Path | None, resume: bool) -> tuple[list, set[tuple[str, bytes]]]:
+    """Saved parts (with ``resume``) and the (tree, name) pairs they hold; else a fresh parts folder."""
+    import pyarrow.parquet as pq
+
+    tables, done = [], set()
+    if pdir is None:
+        return tables, done
+    if pdir.exists() and resume:
+        for f in sorted(pdir.glob("part-*.parquet")):
+            t = pq.read_table(f)
+            tables.append(t)
+            done.update(zip(t.column("tree").to_pylist(), t.column("path_bytes").to_pylist()))
+    elif pdir.exists():
+        shutil.rmtree(pdir)
+    pdir.mkdir(parents=True, exist_ok=True)
+    return tables, done
+
+
+def _chunks(roots, labels, done, chunk: int):
+    """(entries, tree label) in chunks of ``chunk``, skipping entries already done."""
+    for root, label in zip(roots, labels):
+        buf = []
+        for item in walk(root):
+            if (label, os.fsencode(item[0])) in done:
+                continue
+            buf.append(item)
+            if len(buf) >= chunk:
+                yield buf, label
+                buf = []
+        if buf:
+            yield buf, label
+
+
+def _scan_chunks(chunks, workers: int, save) -> None:
+    """Scan every chunk (here, or in a bounded process pool) and ``save(table, n_files)`` each."""
+    if workers == 1:
+        for items, label in chunks:
+            save(_scan_job(items, label), len(items))
+        return
+    with ProcessPoolExecutor(workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+        pending = {}
+        for items, label in chunks:
+            pending[pool.submit(_scan_job, items, label)] = len(items)
+            if len(pending) >= 4 * workers:  # bounded: the walk does not run far ahead
+                fin, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for f in fin:
+                    save(f.result(), pending.pop(f))
+        for f in list(pending):
+            save(f.result(), pending.pop(f))
 
 
 def _nullable(t):
