@@ -26,7 +26,7 @@ import numpy as np
 from dnnjpeg.codec import QuantTables, encode
 from dnnjpeg.families import TableFamily
 
-__all__ = ["Chooser", "FixedTables", "RateChoice", "NetworkChoice", "make_chooser", "MAX_SCALE"]
+__all__ = ["Chooser", "FixedTables", "RateChoice", "NetworkChoice", "QNetChoice", "make_chooser", "MAX_SCALE"]
 
 #: Beyond this every table entry is 255 already (entries are ≥ 1): a larger scale is a typo.
 MAX_SCALE = 255.0
@@ -225,6 +225,56 @@ class NetworkChoice(_FamilyChoice):
 
     def describe(self) -> str:
         return f"choosing among {len(self.family)} tables ({self.family.name}) with {self.model.name} at {self._rate()}"
+
+
+@dataclass(frozen=True)
+class QNetChoice(_FamilyChoice):
+    """Per image, the member with the least KL *predicted* by a QNet (:mod:`dnnjpeg.qnet`) from the
+    image's thumbnail and every member's file size, + λ · KiB: no classifier at compression time."""
+
+    qnet: object = None
+    in_process = True  # a small torch network: one process, no copies of it per worker
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.qnet is None:
+            raise ValueError("a QNet choice needs a trained QNet (dnnjpeg.qnet.load_qnet)")
+        q = self.qnet.family
+        if q.members != self.family.members or q.subsamplings != self.family.subsamplings:
+            raise ValueError(f"the QNet was trained for the family {q.name!r}, not for {self.family.name!r}")
+
+    def _predict(self, pixels: np.ndarray) -> tuple[list[bytes], np.ndarray, np.ndarray]:
+        from dnnjpeg.qnet import thumbnail
+
+        f = self.family
+        datas = [encode(pixels, t, s, self._optimize) for t, s in zip(f.members, f.subsamplings)]
+        bits = np.array([8 * len(d) for d in datas], np.int64)
+        kl = self.qnet.predict_kl(thumbnail(pixels)[None], bits[None], np.array([pixels.shape[0] * pixels.shape[1]]))[0]
+        return datas, bits, kl
+
+    def encode(self, pixels: np.ndarray) -> tuple[bytes, int | None]:
+        from dnnjpeg.evaluate.selection import choose
+
+        datas, bits, kl = self._predict(pixels)
+        k = int(choose(bits[:, None], kl[:, None], self.lam)[0])
+        return datas[k], k
+
+    def measure(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        _, bits, kl = self._predict(pixels)
+        return bits, kl
+
+    def settings(self) -> dict:
+        import hashlib
+
+        state = self.qnet.net.state_dict()
+        digest = hashlib.sha256(b"".join(v.numpy().tobytes() for v in state.values())).hexdigest()[:16]
+        return {**self._base_settings(), "chooser": f"qnet {self.qnet.model_name} {digest}", "kappa": None}
+
+    def describe(self) -> str:
+        return (
+            f"choosing among {len(self.family)} tables ({self.family.name}) with a QNet for "
+            f"{self.qnet.model_name} (no classifier) at {self._rate()}"
+        )
 
 
 def make_chooser(
