@@ -79,6 +79,6 @@ def test_the_choice_is_the_rule_on_predicted_kl_and_files_are_checked(samples, t
     (tmp_path / "bad.pt").write_bytes(b"not a qnet")
     with pytest.raises(ValueError, match="bad.pt: not a QNet file"):
         load_qnet(tmp_path / "bad.pt")
-    with pytest.raises(ValueError, match="holds 4 members, the family 3"):
+    with pytest.raises(ValueError, match="hold 4 members, the family 3"):
         train_qnet(QNetData(samples.thumbs, samples.bits, samples.pixels, samples.kl), TableFamily.from_table_set(
             FAM.members[:3]), "tiny")  # fmt: skip
