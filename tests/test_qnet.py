@@ -82,3 +82,31 @@ def test_the_choice_is_the_rule_on_predicted_kl_and_files_are_checked(samples, t
     with pytest.raises(ValueError, match="hold 4 members, the family 3"):
         train_qnet(QNetData(samples.thumbs, samples.bits, samples.pixels, samples.kl), TableFamily.from_table_set(
             FAM.members[:3]), "tiny")  # fmt: skip
+
+
+def test_cli_trains_a_qnet_and_compresses_with_it(tmp_path):
+    from typer.testing import CliRunner
+
+    from dnnjpeg.cli import app
+    from dnnjpeg.codec import decode_file, parse_header
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i, img in enumerate(_images(8, 3)):
+        (src / f"n01440764_{i}.jpg").write_bytes(encode(img, QuantTables.standard(95)))
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    run = CliRunner().invoke
+    r = run(app, ["qnet", "train", "--data", str(src), "--family", "standard:10,50,90", "--augment", "1", "--epochs", "2",
+                  "--out", str(tmp_path / "q.pt")])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    r = run(app, ["compress", str(src), str(tmp_path / "dst"), "--qnet", str(tmp_path / "q.pt"), "--lam", "0.01"])
+    assert r.exit_code == 0, r.output
+    assert "with a QNet for efficientnet-lite0" in r.output and "8 written" in r.output
+    ladder = [QuantTables.standard(q) for q in (10, 50, 90)]
+    for p in (tmp_path / "dst").glob("*.jpg"):
+        assert parse_header(p).quant_tables() in ladder and decode_file(p).size
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before
+    r = run(
+        app, ["compress", str(src), str(tmp_path / "d2"), "--qnet", str(tmp_path / "q.pt"), "--family", "standard:20"]
+    )
+    assert r.exit_code == 2 and "trained for the family" in r.output

@@ -284,6 +284,7 @@ def make_chooser(
     model=None,
     kappa_from: str | os.PathLike[str] | None = None,
     by_rate: bool = False,
+    qnet=None,
     lam: float | None = None,
     target_bpp: float | None = None,
     subsampling: str = "4:2:0",
@@ -298,6 +299,7 @@ def make_chooser(
         model: a model name or :class:`~dnnjpeg.models.Model`: :class:`NetworkChoice`.
         kappa_from: an evaluation (``results.json`` or its folder) of the same family, or
         by_rate: the family's own recorded mean KL: :class:`RateChoice`.
+        qnet: a trained QNet (or its file): :class:`QNetChoice`; the family defaults to its own.
         lam: nats per KiB; ``target_bpp``: bits per pixel to fit instead (one of the two; λ
             defaults to 0.002 when neither is given).
     Raises:
@@ -307,16 +309,24 @@ def make_chooser(
     from dnnjpeg._fs import read_json
     from dnnjpeg.families import parse_family
 
-    ways = [x for x in (tables, model, kappa_from, by_rate or None) if x is not None]
+    ways = [x for x in (tables, model, kappa_from, by_rate or None, qnet) if x is not None]
     if len(ways) != 1:
         raise ValueError(
-            "give one of --tables FILE, --select-model NAME, --kappa FILE or --by-rate (the last three with --family)"
+            "give one of --tables FILE, --select-model NAME, --kappa FILE, --by-rate (these three with --family) "
+            "or --qnet FILE"
         )
     if tables is not None:
         if lam is not None or target_bpp is not None or family:
             raise ValueError("--lam, --target-bpp and --family go with a per-image chooser, not with --tables")
         t = tables if isinstance(tables, QuantTables) else QuantTables.load(tables)
         return FixedTables(t, subsampling, optimize)
+    if qnet is not None and not isinstance(qnet, (str, os.PathLike)) and not family:
+        family = [qnet.family]
+    if qnet is not None and not family:
+        from dnnjpeg.qnet import load_qnet
+
+        qnet = load_qnet(qnet)
+        family = [qnet.family]
     if not family:
         raise ValueError(
             "--select-model, --kappa and --by-rate need --family, e.g. --family standard or --family sweep:design.json"
@@ -345,6 +355,12 @@ def make_chooser(
                 "(an evaluation of the same family) or --select-model"
             )
     whole = fams[0] if len(fams) == 1 else TableFamily.union(fams)
+    if qnet is not None:
+        if isinstance(qnet, (str, os.PathLike)):
+            from dnnjpeg.qnet import load_qnet
+
+            qnet = load_qnet(qnet, whole)
+        return QNetChoice(whole, lam, target_bpp, qnet=qnet)
     if model is not None:
         if isinstance(model, str):
             from dnnjpeg.models import load_model

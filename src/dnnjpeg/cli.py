@@ -364,6 +364,12 @@ def compress(
         help="Like --kappa, with the members' mean KL recorded in the --family itself "
         "(e.g. preset:efficientnet-lite0-420-original-sweep): no network, no other file.",
     ),
+    qnet: Path | None = typer.Option(
+        None,
+        "--qnet",
+        help="Choose each image's tables with this trained QNet (dnnjpeg qnet train): predicted KL + λ·KiB, "
+        "no classifier; its own family unless --family is given (then they must match).",
+    ),
 ) -> None:
     """Re-encode a whole tree with designed tables as standard baseline JPEG files, or with each
     image's choice among a family of tables by a network (--select-model)."""
@@ -382,7 +388,7 @@ def compress(
         raise typer.BadParameter(f"--scale must be in (0, {MAX_SCALE:g}] (above that every entry is 255), got {scale}")
     try:
         chooser = make_chooser(
-            tables=tables, family=family, model=select_model, kappa_from=kappa, by_rate=by_rate, lam=lam,
+            tables=tables, family=family, model=select_model, kappa_from=kappa, by_rate=by_rate, qnet=qnet, lam=lam,
             target_bpp=target_bpp, subsampling=subsampling, optimize=optimize,
         )  # fmt: skip
         if not isinstance(chooser, FixedTables):
@@ -854,6 +860,73 @@ def train(
             highlight=False,
         )
     err.print(f"wrote {out / 'results.json'}")
+
+
+qnet_app = typer.Typer(
+    no_args_is_help=True, help="The task-aware quantization network: choose tables without the classifier."
+)
+app.add_typer(qnet_app, name="qnet")
+
+
+@qnet_app.command("train")
+def qnet_train(
+    data: Path = typer.Option(..., "--data", help="Image folder; only its design split is used (no labels needed)."),
+    out: Path = typer.Option(Path("qnet.pt"), "--out", help="Where the trained QNet goes."),
+    model: str = typer.Option("efficientnet-lite0", "--model", help="The classifier whose KL the QNet predicts."),
+    family: str = typer.Option(
+        "preset:efficientnet-lite0-420-original-sweep", "--family", help="The tables to choose among (a --codec value)."
+    ),
+    augment: int = typer.Option(4, "--augment", help="Augmented copies per design image (crops, flips, re-encodes)."),
+    limit: int | None = typer.Option(None, "--limit", help="At most this many design images."),
+    epochs: int = typer.Option(40, "--epochs"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Train a QNet: the classifier's own KL on every family member of augmented design images is the
+    target; the network learns it from a thumbnail and the members' file sizes (JPEG of the stored image)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from dnnjpeg._fs import display
+    from dnnjpeg.codec import load_image
+    from dnnjpeg.data import discover
+    from dnnjpeg.families import parse_family
+    from dnnjpeg.models import ModelUnavailableError, load_model
+    from dnnjpeg.qnet import make_samples, save_qnet, train_qnet
+
+    if augment < 0 or epochs < 1 or (limit is not None and limit < 1):
+        raise _fail("--augment must be ≥ 0, --epochs and --limit ≥ 1")
+    try:
+        fam = parse_family(family)
+        ds = discover(data).subset("design", limit)
+        if len(ds) == 0:
+            raise ValueError(f"{display(data)}: no images in the design split")
+        m = load_model(model)
+    except (ValueError, FileNotFoundError, ModelUnavailableError) as e:
+        raise _fail(str(e)) from None
+    skipped = []
+
+    def images():
+        for r in ds.records:
+            try:
+                yield load_image(r.path, "RGB")
+            except Exception as e:  # noqa: BLE001 — a bad file is named and skipped, the rest go on
+                skipped.append((str(r.path), f"{type(e).__name__}: {e}"))
+
+    cols = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+    with Progress(*cols, console=err) as bar:
+        t = bar.add_task("measuring members", total=len(ds) * max(1, augment))
+        samples = make_samples(images(), fam, m, augment, seed, progress=lambda k: bar.advance(t, k))
+        t2 = bar.add_task("training", total=epochs)
+        q = train_qnet(
+            samples, fam, m.name, epochs=epochs, seed=seed, progress=lambda e, loss: bar.update(t2, completed=e)
+        )
+    for f, msg in skipped:
+        err.print(f"[yellow]skipped[/yellow] {escape(display(f))}: {escape(msg)}", highlight=False)
+    try:
+        save_qnet(q, out)
+    except OSError as e:
+        raise _fail(f"writing {display(out)}: {e.strerror or e}") from None
+    err.print(f"{len(samples)} samples from {len(ds) - len(skipped)} design images; final loss "
+              f"{q.history[-1]['loss']:.3f}; wrote {display(out)}", highlight=False)  # fmt: skip
 
 
 def main() -> None:
