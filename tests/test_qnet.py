@@ -96,8 +96,8 @@ def test_cli_trains_a_qnet_and_compresses_with_it(tmp_path):
         (src / f"n01440764_{i}.jpg").write_bytes(encode(img, QuantTables.standard(95)))
     before = {p.name: p.read_bytes() for p in src.iterdir()}
     run = CliRunner().invoke
-    r = run(app, ["qnet", "train", "--data", str(src), "--family", "standard:10,50,90", "--augment", "1", "--epochs", "2",
-                  "--out", str(tmp_path / "q.pt")])  # fmt: skip
+    args = ["--family", "standard:10,50,90", "--augment", "1", "--epochs", "2", "--out", str(tmp_path / "q.pt")]
+    r = run(app, ["qnet", "train", "--data", str(src), *args])
     assert r.exit_code == 0, r.output
     r = run(app, ["compress", str(src), str(tmp_path / "dst"), "--qnet", str(tmp_path / "q.pt"), "--lam", "0.01"])
     assert r.exit_code == 0, r.output
