@@ -66,6 +66,12 @@ def display(path: object) -> str:
     JSON and a strict stdout all refuse; this form is safe everywhere.
     """
     s = os.fspath(path) if isinstance(path, (str, bytes, os.PathLike)) else str(path)
+    if isinstance(s, str):
+        try:
+            s.encode("utf-8")
+            return s  # the common case: already valid text
+        except UnicodeEncodeError:
+            pass
     b = s if isinstance(s, bytes) else s.encode("utf-8", "surrogateescape")
     return b.decode("utf-8", "backslashreplace")
 
@@ -176,8 +182,7 @@ def open_regular(path: str | os.PathLike[str]):
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             raise NotRegularFileError(path, _kind(mode))
-        os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
+        return os.fdopen(fd, "rb")  # O_NONBLOCK changes nothing for a regular file's reads
     except BaseException:
         os.close(fd)
         raise
