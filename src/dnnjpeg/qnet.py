@@ -196,7 +196,7 @@ def train_qnet(
     data: QNetData,
     family: TableFamily,
     model_name: str,
-    epochs: int = 30,
+    epochs: int = 10,
     batch_size: int = 64,
     lr: float = 3e-3,
     seed: int = 0,

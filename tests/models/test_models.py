@@ -77,3 +77,12 @@ def test_a_1x20000_strip_is_prepared_in_bounded_memory():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert int(r.stdout.strip()) < 300, f"peak grew by {r.stdout.strip()} MB"  # the full resize takes 3.9 GB
+
+
+def test_a_network_on_a_smaller_input_is_one_name_away():
+    m = load_model("efficientnet-lite0@128")
+    assert m.name == "efficientnet-lite0@128" and (m.preprocess.size, m.preprocess.resize) == (128, 146)
+    assert m.logits(np.zeros((1, 128, 128, 3), np.uint8)).shape == (1, 1000)
+    for bad in ("efficientnet-lite0@big", "efficientnet-lite0@8", "nope@128"):
+        with pytest.raises(ModelUnavailableError):
+            load_model(bad)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from PIL import Image
@@ -267,6 +267,16 @@ def load_model(name: str) -> Model:
         return _torchvision(name.split(":", 1)[1])
     if name.startswith("timm:"):
         return _timm(name.split(":", 1)[1])
+    base, at, size = name.partition("@")
+    if at:
+        # NAME@S: the same network on an S×S input (resize S/0.875, centre crop) — a cheaper proxy
+        # whose output can stand in for the full-size network's (e.g. to choose tables per image).
+        if not size.isdigit() or not 32 <= int(size) <= 1024:
+            raise ModelUnavailableError(f"{name!r}: give an input size in pixels, e.g. {base}@128")
+        m = load_model(base)
+        s = int(size)
+        pre = replace(m.preprocess, size=s, resize=round(s / 0.875))
+        return replace(m, name=name, preprocess=pre)
     if name not in _REGISTRY:
         raise ModelUnavailableError(
             f"unknown model {name!r}; available: {', '.join(available_models())}, torchvision:NAME, timm:NAME"
