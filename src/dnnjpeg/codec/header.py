@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dnnjpeg._fs import open_regular
 from dnnjpeg.codec.errors import CorruptJpegError, NotAJpegError
 from dnnjpeg.codec.tables import INVERSE_ZIGZAG, QuantTables
 
@@ -442,8 +443,6 @@ def parse_header(path: str | os.PathLike[str], head_bytes: int = HEAD_BYTES, che
         NotAJpegError, CorruptJpegError: as :func:`parse_header_bytes`.
         OSError: the file cannot be opened or read (permission, missing...).
     """
-    from dnnjpeg._fs import open_regular
-
     p = os.fspath(path)
     with open_regular(p) as f:
         size = os.fstat(f.fileno()).st_size
@@ -470,7 +469,5 @@ def parse_header(path: str | os.PathLike[str], head_bytes: int = HEAD_BYTES, che
 
 def read_head(path: str | os.PathLike[str], n: int = 64) -> bytes:
     """The first ``n`` bytes of a regular file (for format sniffing)."""
-    from dnnjpeg._fs import open_regular
-
     with open_regular(Path(path)) as f:
         return f.read(n)

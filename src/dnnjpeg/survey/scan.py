@@ -55,8 +55,8 @@ COLUMNS = (
 )
 
 
-def _empty_columns() -> dict[str, list]:
-    return {c: [] for c in COLUMNS}
+#: the header's columns (from ``width`` on) of an entry whose header did not parse
+_NO_HEADER = (None,) * (len(COLUMNS) - COLUMNS.index("width"))
 
 
 def scan_files(items: list[tuple[str, str | None]], tree: str) -> dict:
@@ -70,62 +70,55 @@ def scan_files(items: list[tuple[str, str | None]], tree: str) -> dict:
         tables of files without them are all zero.
     """
     n = len(items)
-    cols = _empty_columns()
     luma = np.zeros((n, 64), np.uint16)
     chroma = np.zeros((n, 64), np.uint16)
+    rows = []  # one tuple per file in COLUMNS order, turned into columns at the end (this is a hot loop)
     for i, (path, walk_error) in enumerate(items):
-        rec, row = _read(path, walk_error)
-        row.update(path=display(path), path_bytes=os.fsencode(path), tree=tree, ok=rec is not None)
+        rec, found = _read(path, walk_error)
+        fields = _NO_HEADER
         if rec is not None:
-            row.update(_header_fields(rec))
+            fields = _header_fields(rec)
             if rec.luma_table is not None:
                 luma[i] = rec.luma_table.reshape(64)
             if rec.chroma_table is not None:
                 chroma[i] = rec.chroma_table.reshape(64)
-        for c in COLUMNS:
-            cols[c].append(row.get(c))
+        size, fmt, err, msg = found
+        rows.append((display(path), os.fsencode(path), tree, size, fmt, rec is not None, err, msg, *fields))
+    cols = {c: list(v) for c, v in zip(COLUMNS, zip(*rows))} if rows else {c: [] for c in COLUMNS}
     return {"columns": cols, "luma": luma, "chroma": chroma}
 
 
 def _read(path: str, walk_error: str | None):
-    """(header or None, {file_size, format, error, message}) for one entry; never raises."""
+    """(header or None, (file size, format, error, message)) for one entry; never raises."""
     if walk_error is not None:
-        return None, {"error": "WalkError", "message": f"{display(path)}: {walk_error}"}
+        return None, (None, None, "WalkError", f"{display(path)}: {walk_error}")
     try:
         h = parse_header(path)
-        return h, {"file_size": h.file_size, "format": "JPEG"}
+        return h, (h.file_size, "JPEG", None, None)
     except NotAJpegError as e:
-        return None, {
-            "error": type(e).__name__,
-            "message": str(e),
-            "format": e.detected_format,
-            "file_size": _size(path),
-        }
+        return None, (_size(path), e.detected_format, type(e).__name__, str(e))
     except JpegError as e:
-        return None, {"error": type(e).__name__, "message": str(e), "format": "JPEG", "file_size": _size(path)}
+        return None, (_size(path), "JPEG", type(e).__name__, str(e))
     except OSError as e:
         err = "SymlinkLoop" if e.errno == errno.ELOOP else type(e).__name__
-        return None, {"error": err, "message": f"{display(path)}: {e.strerror or e}", "format": _sniff(path)}
+        return None, (None, _sniff(path), err, f"{display(path)}: {e.strerror or e}")
     except Exception as e:  # keep the batch going whatever one file does
-        return None, {"error": type(e).__name__, "message": f"{display(path)}: {e}"}
+        return None, (None, None, type(e).__name__, f"{display(path)}: {e}")
 
 
-def _header_fields(rec) -> dict:
-    """The record's columns from ``width`` on, for a header that parsed."""
+def _header_fields(rec) -> tuple:
+    """The record's columns from ``width`` on (COLUMNS order), for a header that parsed."""
     quality = exact = dist = None
     if rec.luma_table is not None:
         q = estimate_quality_tables(rec.luma_table, rec.chroma_table)
         quality, exact, dist = q.quality, q.exact, q.distance
     dw, dh = rec.display_size
-    return {
-        "width": rec.width, "height": rec.height, "display_width": dw, "display_height": dh,
-        "orientation": rec.orientation, "components": rec.n_components, "grayscale": rec.n_components == 1,
-        "subsampling": rec.subsampling, "color": rec.color, "mode": rec.mode,
-        "progressive": rec.mode == "progressive", "arithmetic": rec.arithmetic, "precision": rec.precision,
-        "quality": quality, "quality_exact": exact, "quality_distance": dist, "n_qtables": len(rec.qtables),
-        "qtable_bits": max(rec.qtable_bits.values()) if rec.qtable_bits else None,
-        "restart_interval": rec.restart_interval, "jfif": rec.jfif, "exif": rec.exif, "eoi_found": rec.eoi_found,
-    }  # fmt: skip
+    return (
+        rec.width, rec.height, dw, dh, rec.orientation, rec.n_components, rec.n_components == 1,
+        rec.subsampling, rec.color, rec.mode, rec.mode == "progressive", rec.arithmetic, rec.precision,
+        quality, exact, dist, len(rec.qtables), max(rec.qtable_bits.values()) if rec.qtable_bits else None,
+        rec.restart_interval, rec.jfif, rec.exif, rec.eoi_found,
+    )  # fmt: skip
 
 
 def _size(path: str) -> int | None:
