@@ -27,7 +27,7 @@ from dnnjpeg._fs import display, read_regular
 from dnnjpeg.codec.errors import CorruptJpegError, JpegError, NotAJpegError, UnsupportedJpegError
 from dnnjpeg.codec.header import parse_header_bytes, sniff_format
 
-__all__ = ["MAX_PIXELS", "ImageTooLargeError", "load_image", "check_jpeg_data"]
+__all__ = ["MAX_PIXELS", "ImageTooLargeError", "load_image", "decode_image_bytes", "check_jpeg_data"]
 
 #: Pillow's decompression-bomb limit (about 89 megapixels): larger images are refused.
 MAX_PIXELS: int = int(Image.MAX_IMAGE_PIXELS or 89_478_485)
@@ -97,11 +97,19 @@ def load_image(path: str | os.PathLike[str], mode: str | None = None) -> np.ndar
         UnsupportedJpegError, ImageTooLargeError.
     """
     p = os.fspath(path)
-    name = display(p)
-    data = read_regular(p)
+    return decode_image_bytes(read_regular(p), display(p), mode)
+
+
+def decode_image_bytes(data: bytes, name: str, mode: str | None = None, require_jpeg: bool = False) -> np.ndarray:
+    """:func:`load_image` on bytes already read; ``name`` names the source in errors.
+
+    ``require_jpeg``: anything but a JPEG is a :class:`NotAJpegError` (what ``decode_file`` wants).
+    """
     if not data:
         raise NotAJpegError(name, "empty file (0 bytes)", "empty")
     fmt = sniff_format(data[:64])
+    if require_jpeg and fmt != "JPEG":
+        raise NotAJpegError(name, f"not a JPEG (content looks like {fmt})", fmt)
     if fmt == "JPEG":
         # Gray and YCbCr files: the strict decode's pixels are the image (libjpeg-turbo with the
         # same settings as Pillow's; identical on all 1000 imagenet-sample files and 144 Kodak

@@ -105,18 +105,12 @@ def decode(data: bytes, mode: str = "RGB", path: str = "<bytes>") -> np.ndarray:
 def decode_file(path: str | os.PathLike[str], mode: str = "RGB") -> np.ndarray:
     """Decode a JPEG file to uint8 (H, W, 3) RGB (or (H, W) for ``mode="L"``); errors name the file.
 
-    Only a regular file is opened, and a libjpeg warning (corrupt or truncated scan data)
-    is an error (:func:`dnnjpeg.codec.files.check_jpeg_data`).
+    Only a regular file is opened, anything but a JPEG is a :class:`NotAJpegError`, and a libjpeg
+    warning (corrupt or truncated scan data) is an error: the strict reader of
+    :func:`dnnjpeg.codec.files.load_image`, one decode per file.
     """
     from dnnjpeg._fs import display, read_regular
-    from dnnjpeg.codec.files import check_jpeg_data
+    from dnnjpeg.codec.files import decode_image_bytes
 
     p = os.fspath(path)
-    data = read_regular(p)
-    if not data:
-        raise NotAJpegError(display(p), "empty file (0 bytes)", "empty")
-    fmt = sniff_format(data[:64])
-    if fmt != "JPEG":
-        raise NotAJpegError(display(p), f"not a JPEG (content looks like {fmt})", fmt)
-    check_jpeg_data(data, display(p))
-    return decode(data, mode, display(p))
+    return decode_image_bytes(read_regular(p), display(p), mode, require_jpeg=True)
