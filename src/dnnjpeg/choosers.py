@@ -320,12 +320,11 @@ def make_chooser(
             raise ValueError("--lam, --target-bpp and --family go with a per-image chooser, not with --tables")
         t = tables if isinstance(tables, QuantTables) else QuantTables.load(tables)
         return FixedTables(t, subsampling, optimize)
-    if qnet is not None and not isinstance(qnet, (str, os.PathLike)) and not family:
-        family = [qnet.family]
-    if qnet is not None and not family:
+    if isinstance(qnet, (str, os.PathLike)):
         from dnnjpeg.qnet import load_qnet
 
         qnet = load_qnet(qnet)
+    if qnet is not None and not family:
         family = [qnet.family]
     if not family:
         raise ValueError(
@@ -355,11 +354,7 @@ def make_chooser(
                 "(an evaluation of the same family) or --select-model"
             )
     whole = fams[0] if len(fams) == 1 else TableFamily.union(fams)
-    if qnet is not None:
-        if isinstance(qnet, (str, os.PathLike)):
-            from dnnjpeg.qnet import load_qnet
-
-            qnet = load_qnet(qnet, whole)
+    if qnet is not None:  # QNetChoice refuses a family the QNet was not trained for
         return QNetChoice(whole, lam, target_bpp, qnet=qnet)
     if model is not None:
         if isinstance(model, str):

@@ -373,20 +373,16 @@ def compress(
 ) -> None:
     """Re-encode a whole tree with designed tables as standard baseline JPEG files, or with each
     image's choice among a family of tables by a network (--select-model)."""
-    import math
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from dnnjpeg._fs import display
-    from dnnjpeg.choosers import MAX_SCALE, FixedTables, make_chooser
-    from dnnjpeg.compress import compress_tree
+    from dnnjpeg.choosers import FixedTables, make_chooser
+    from dnnjpeg.compress import check_run, compress_tree
     from dnnjpeg.models import ModelUnavailableError
 
-    if resume and overwrite:
-        raise typer.BadParameter("--resume keeps valid outputs and --overwrite replaces them: give one, not both")
-    if not (math.isfinite(scale) and 0 < scale <= MAX_SCALE):
-        raise typer.BadParameter(f"--scale must be in (0, {MAX_SCALE:g}] (above that every entry is 255), got {scale}")
     try:
+        check_run(scale, resume, overwrite)  # before a model loads
         chooser = make_chooser(
             tables=tables, family=family, model=select_model, kappa_from=kappa, by_rate=by_rate, qnet=qnet, lam=lam,
             target_bpp=target_bpp, subsampling=subsampling, optimize=optimize,

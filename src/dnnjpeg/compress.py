@@ -48,7 +48,7 @@ from dnnjpeg.choosers import MAX_SCALE, Chooser, FixedTables
 from dnnjpeg.codec import QuantTables, decode_file, load_image
 from dnnjpeg.data import IMAGE_SUFFIXES
 
-__all__ = ["CompressReport", "compress_tree", "output_path", "SETTINGS_FILE", "MAX_SCALE"]
+__all__ = ["CompressReport", "compress_tree", "check_run", "output_path", "SETTINGS_FILE", "MAX_SCALE"]
 
 #: The record of a run's settings, beside its outputs.
 SETTINGS_FILE = ".dnnjpeg-compress.json"
@@ -240,6 +240,14 @@ def _pool_map(fn, items, workers: int):
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+def check_run(scale: float, resume: bool, overwrite: bool) -> None:
+    """Refuse a scale outside (0, MAX_SCALE] and ``resume`` with ``overwrite`` (ValueError), before any work."""
+    if resume and overwrite:
+        raise ValueError("--resume keeps valid outputs and --overwrite replaces them: give one, not both")
+    if not (isinstance(scale, (int, float)) and math.isfinite(scale) and 0 < scale <= MAX_SCALE):
+        raise ValueError(f"--scale must be in (0, {MAX_SCALE:g}] (above that every entry is 255), got {scale}")
+
+
 def compress_tree(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
@@ -276,10 +284,7 @@ def compress_tree(
         raise ValueError(f"destination {display(dst)} overlaps source {display(src)}: dnnjpeg never writes inside SRC")
     if d.exists() and not d.is_dir():
         raise ValueError(f"destination {display(dst)} exists and is not a folder")
-    if resume and overwrite:
-        raise ValueError("--resume keeps valid outputs and --overwrite replaces them: give one, not both")
-    if not (isinstance(scale, (int, float)) and math.isfinite(scale) and 0 < scale <= MAX_SCALE):
-        raise ValueError(f"scale must be a number in (0, {MAX_SCALE:g}], got {scale}")
+    check_run(scale, resume, overwrite)
     if isinstance(chooser, QuantTables):
         chooser = FixedTables(chooser)
     chooser = chooser.scaled(scale)

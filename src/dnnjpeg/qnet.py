@@ -102,10 +102,8 @@ class QNetData:
 
     def split(self, n_first: int) -> tuple[QNetData, QNetData]:
         """The first ``n_first`` samples and the rest."""
-        f = lambda a, s: a[s]  # noqa: E731
-        a, b = slice(0, n_first), slice(n_first, None)
-        parts = [(f(x, a), f(x, b)) for x in (self.thumbs, self.bits, self.pixels, self.kl)]
-        return QNetData(*[p[0] for p in parts]), QNetData(*[p[1] for p in parts])
+        arrays = (self.thumbs, self.bits, self.pixels, self.kl)
+        return QNetData(*(x[:n_first] for x in arrays)), QNetData(*(x[n_first:] for x in arrays))
 
 
 def make_samples(
