@@ -127,19 +127,6 @@ class EvaluationSettings:
 def _run_evaluation(settings: EvaluationSettings) -> dict:
     """Check the settings, evaluate, write the outputs, and print what a person needs."""
     st = settings
-    data, labels, model_name, codecs, scales = st.data, st.labels, st.model, st.codecs, st.scales
-    subsampling, at, split, limit, out, n_boot, seed = (
-        st.subsampling,
-        st.at,
-        st.split,
-        st.limit,
-        st.out,
-        st.n_boot,
-        st.seed,
-    )
-    batch_size, workers, optimize, reference, target_drop, select = (
-        st.batch_size, st.workers, st.optimize, st.reference, st.target_drop, st.select,
-    )  # fmt: skip
     from dnnjpeg._fs import display
     from dnnjpeg.data import discover
     from dnnjpeg.evaluate import evaluate, parse_codec, write_outputs
@@ -147,46 +134,46 @@ def _run_evaluation(settings: EvaluationSettings) -> dict:
     from dnnjpeg.models import load_model
 
     # Everything that can be checked is checked before the model loads.
-    if batch_size < 1:
-        raise ValueError(f"--batch-size must be ≥ 1, got {batch_size}")
-    if n_boot < 0:
-        raise ValueError(f"--bootstrap must be ≥ 0 resamples (0 = no intervals), got {n_boot}")
-    if limit is not None and limit < 1:
-        raise ValueError(f"--limit must be ≥ 1, got {limit}")
-    if workers is not None and workers < 0:
-        raise ValueError(f"--workers must be ≥ 0, got {workers}")
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {display(out)} exists and is not a folder")
+    if st.batch_size < 1:
+        raise ValueError(f"--batch-size must be ≥ 1, got {st.batch_size}")
+    if st.n_boot < 0:
+        raise ValueError(f"--bootstrap must be ≥ 0 resamples (0 = no intervals), got {st.n_boot}")
+    if st.limit is not None and st.limit < 1:
+        raise ValueError(f"--limit must be ≥ 1, got {st.limit}")
+    if st.workers is not None and st.workers < 0:
+        raise ValueError(f"--workers must be ≥ 0, got {st.workers}")
+    if st.out.exists() and not st.out.is_dir():
+        raise ValueError(f"--out {display(st.out)} exists and is not a folder")
     try:
-        sc = [float(x) for x in scales.split(",")] if scales else list(DEFAULT_SCALES)
+        sc = [float(x) for x in st.scales.split(",")] if st.scales else list(DEFAULT_SCALES)
     except ValueError:
-        raise ValueError(f"--scales {scales!r}: give comma-separated numbers, e.g. 0.5,1,2") from None
+        raise ValueError(f"--scales {st.scales!r}: give comma-separated numbers, e.g. 0.5,1,2") from None
     if any(not (0 < x < float("inf")) for x in sc):
-        raise ValueError(f"--scales {scales!r}: every scale must be a finite number > 0")
-    curves = [parse_codec(c, subsampling, sc, optimize) for c in codecs]
-    ds = discover(data, labels).subset(split, limit)
+        raise ValueError(f"--scales {st.scales!r}: every scale must be a finite number > 0")
+    curves = [parse_codec(c, st.subsampling, sc, st.optimize) for c in st.codecs]
+    ds = discover(st.data, st.labels).subset(st.split, st.limit)
     if len(ds) == 0:
-        raise ValueError(f"{display(data)}: no images in split {split!r}")
-    model = load_model(model_name)
+        raise ValueError(f"{display(st.data)}: no images in split {st.split!r}")
+    model = load_model(st.model)
     err.print(
-        f"{len(ds)} images ({ds.layout}, split {split}) · {model.name} · JPEG at {at} · "
+        f"{len(ds)} images ({ds.layout}, split {st.split}) · {model.name} · JPEG at {st.at} · "
         f"{sum(len(c.points) for c in curves)} codec settings"
     )
     result = evaluate(
         ds,
         model,
         curves,
-        at=at,
-        reference=reference,
-        target_drop=target_drop,
-        n_boot=n_boot,
-        seed=seed,
-        batch_size=batch_size,
-        workers=workers,
-        split=split,
-        select=select,
+        at=st.at,
+        reference=st.reference,
+        target_drop=st.target_drop,
+        n_boot=st.n_boot,
+        seed=st.seed,
+        batch_size=st.batch_size,
+        workers=st.workers,
+        split=st.split,
+        select=st.select,
     )
-    paths = write_outputs(result, out)
+    paths = write_outputs(result, st.out)
     for f in result["failures"]:
         err.print(f"[yellow]skipped[/yellow] {escape(display(f[0]))}: {escape(f[1])}", highlight=False)
     for n in result.get("notes", []):
