@@ -1,15 +1,18 @@
-"""The QNet choice on held-out images: train on the design split, choose on the eval split.
+"""The QNet choice on held-out images: samples from the design split, choices on the eval split.
 
-1. Training samples from the design split only: every image and ``--augment`` augmented copies,
-   each with every family member's file size and the classifier's KL (cached in OUT).
-2. A QNet fit to log KL; the last 10% of training images held out for its error and regret.
+1. Samples: ``dnnjpeg qnet train --work WORK`` keeps each design image's samples (the image and its
+   augmented copies: every member's file size, the classifier's KL, the quantization errors and the
+   probe's statistics) as WORK/000000.npz, ... in design-split order.
+2. For each ``--train-images`` N, a QNet is fitted on the first N design images' samples.
 3. On the eval split, the per-image records of an evaluation of the same family at original
    (``EVAL``: ``dnnjpeg evaluate --split eval --at original --codec standard --codec FAMILY
-   --select``) give every member's real bits and KL; the QNet predicts the KL from each image's
-   thumbnail and the members' sizes, the rule chooses, and the choice is measured against the
-   ladder (BD-rate, paired bootstrap) beside the in-the-loop choice and the choice by rate.
+   --select``) give every member's real bits and KL; the QNet predicts the KL from each eval
+   image (one probe pass, the quantization errors, the members' sizes), the rule chooses, and the
+   choice is measured against the ladder (BD-rate, paired bootstrap) beside the in-the-loop choice
+   and the choice by rate. ``--transfer EVAL2`` (the same family measured by another classifier on
+   the same images) also measures the lite0 QNet's choice with that classifier.
 
-    .venv/bin/python benchmarks/bench_qnet.py --eval EVALDIR [--train-images 508] [--augment 4] [--out bench-qnet]
+    .venv/bin/python benchmarks/bench_qnet.py --eval EVALDIR --work WORK [--train-images 100,250,508]
 """
 
 from __future__ import annotations
@@ -24,102 +27,129 @@ import numpy as np
 from dnnjpeg._runtime import tune_malloc
 from dnnjpeg.codec import load_image
 from dnnjpeg.conventions import DEFAULT_LAMBDAS_NATS_PER_KIB, KIB_BITS
-from dnnjpeg.data import discover
 from dnnjpeg.evaluate import recompare
 from dnnjpeg.evaluate.selection import choose, selected_entry
 from dnnjpeg.families import parse_family
 from dnnjpeg.models import load_model
-from dnnjpeg.qnet import QNetData, make_samples, save_qnet, thumbnail, train_qnet
+from dnnjpeg.qnet import DEFAULT_PROBE, QNetData, probe_stats, quantization_error, save_qnet, train_qnet
+
+LAMS = [1e-3, 3e-3, 1e-2, 3e-2]
 
 
-def _regret(bits, kl, pred, lams) -> list[float]:
-    """Mean excess Lagrangian cost (nats) of choosing by ``pred`` instead of the true KL, per λ."""
+def _regret(bits, kl, pred) -> list[float]:
+    """Mean excess Lagrangian cost (nats) of choosing by ``pred`` instead of the true KL, per λ; (K, N) arrays."""
     cols = np.arange(bits.shape[1])
     out = []
-    for lam in lams:
+    for lam in LAMS:
         cost = kl + lam * bits / KIB_BITS
         out.append(float((cost[choose(bits, pred, lam), cols] - cost[choose(bits, kl, lam), cols]).mean()))
     return out
 
 
+def _eval_records(path: Path, fam_name: str):
+    r = json.loads((path / "results.json").read_text())
+    curve = next(c for c in r["curves"] if c["name"] == fam_name)
+    bits = np.array([p["per_image"]["bits"] for p in curve["points"]], np.int64)
+    kl = np.array([p["per_image"]["kl"] for p in curve["points"]], np.float64)
+    return r, curve, bits, kl
+
+
+def _choice(r, curve, selector_kl, name):
+    pr = r["pristine"]["per_image"]
+    labels, ptop1, pixels = np.array(pr["label"]), np.array(pr["top1"]), np.array(pr["pixels"])
+    entry, _ = selected_entry(
+        [curve], labels, ptop1, pixels, DEFAULT_LAMBDAS_NATS_PER_KIB, "x", selector_kl=selector_kl
+    )
+    entry["name"] = name
+    return entry
+
+
+def _fmt(k) -> str:
+    return (
+        f"BD-rate {k['bd_rate']:+.1f}% [{k['bd_rate_ci'][0]:+.1f}, {k['bd_rate_ci'][1]:+.1f}]; on KL "
+        f"{k['bd_rate_kl']:+.1f}% [{k['bd_rate_kl_ci'][0]:+.1f}, {k['bd_rate_kl_ci'][1]:+.1f}]"
+    )
+
+
 def main() -> None:
     tune_malloc()
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared/data/imagenet-sample"))
     ap.add_argument("--eval", required=True, help="evaluation folder of the family at original on the eval split")
+    ap.add_argument("--work", required=True, help="the samples folder of `dnnjpeg qnet train --work`")
     ap.add_argument("--family", default="preset:efficientnet-lite0-420-original-sweep")
-    ap.add_argument("--model", default="efficientnet-lite0")
-    ap.add_argument("--train-images", type=int, default=None, help="design images to train on (default: all)")
-    ap.add_argument("--augment", type=int, default=4)
-    ap.add_argument("--epochs", type=int, default=40)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--model", default="efficientnet-lite0", help="the classifier the samples' KL is of")
+    ap.add_argument("--probe", default=DEFAULT_PROBE)
+    ap.add_argument("--train-images", default="508", help="comma-separated numbers of design images to fit on")
+    ap.add_argument("--alpha", type=float, default=10.0)
+    ap.add_argument("--transfer", action="append", default=[], help="EVAL of the same family by another classifier")
     ap.add_argument("--out", default="bench-qnet")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     fam = parse_family(a.family)
-    model = load_model(a.model)
-    design = discover(a.data).subset("design", a.train_images)
-    cache = out / f"samples-{len(design)}-aug{a.augment}-seed{a.seed}.npz"
+    probe = load_model(a.probe)
+    parts = [QNetData.from_bytes(f.read_bytes()) for f in sorted(Path(a.work).glob("[0-9]*.npz"))]
+    r, curve, bits, kl = _eval_records(Path(a.eval), fam.name)
+    pr = r["pristine"]["per_image"]
+    pixels = np.array(pr["pixels"])
+    cache = out / f"eval-features-{Path(a.eval).name}-{a.probe}.npz"
     t0 = time.perf_counter()
     if cache.exists():
         z = np.load(cache)
-        data = QNetData(z["thumbs"], z["bits"], z["pixels"], z["kl"])
+        dq, stats, t_feat = z["dq"], z["stats"], float(z["t_feat"])
     else:
-        imgs = (load_image(r.path, "RGB") for r in design.records)
-        data = make_samples(imgs, fam, model, a.augment, a.seed)
-        np.savez(cache, thumbs=data.thumbs, bits=data.bits, pixels=data.pixels, kl=data.kl)
-    t_samples = time.perf_counter() - t0
-    n_val = (len(design) // 10) * a.augment
-    train, val = data.split(len(data) - n_val)
-    t0 = time.perf_counter()
-    q = train_qnet(train, fam, model.name, epochs=a.epochs, seed=a.seed)
-    t_train = time.perf_counter() - t0
-    save_qnet(q, out / "qnet.pt")
-    lams = [1e-3, 3e-3, 1e-2, 3e-2]
-    pv = q.predict_kl(val.thumbs, val.bits, val.pixels)
-    lv, lp = np.log(np.maximum(val.kl, 1e-5)), np.log(pv)
-    r2 = [1 - np.var(lv[:, k] - lp[:, k]) / np.var(lv[:, k]) for k in range(len(fam))]
-    reg_val = _regret(val.bits.T, val.kl.T, pv.T, lams)
-
-    # -- the eval split: real bits and KL of every member from the evaluation's records
-    r = json.loads((Path(a.eval) / "results.json").read_text())
-    curve = next(c for c in r["curves"] if c["name"] == fam.name)
-    pr = r["pristine"]["per_image"]
-    labels, ptop1, pixels = np.array(pr["label"]), np.array(pr["top1"]), np.array(pr["pixels"])
-    bits = np.array([p["per_image"]["bits"] for p in curve["points"]], np.int64)
-    kl = np.array([p["per_image"]["kl"] for p in curve["points"]], np.float64)
-    t0 = time.perf_counter()
-    thumbs = np.stack([thumbnail(load_image(p, "RGB")) for p in pr["path"]])
-    pred = q.predict_kl(thumbs, bits.T, pixels).T
-    t_pred = (time.perf_counter() - t0) / len(pixels)
-    entry, _ = selected_entry([curve], labels, ptop1, pixels, DEFAULT_LAMBDAS_NATS_PER_KIB, "qnet", selector_kl=pred)
-    entry["name"] = f"{fam.name} per-image by qnet"
+        dqs, sts, t_dq, t_probe = [], [], 0.0, 0.0
+        for p in pr["path"]:
+            img = load_image(p, "RGB")
+            t1 = time.perf_counter()
+            dqs.append(quantization_error(img, fam))
+            t2 = time.perf_counter()
+            sts.append(probe_stats([img], probe)[0])
+            t_dq, t_probe = t_dq + t2 - t1, t_probe + time.perf_counter() - t2
+        dq, stats = np.stack(dqs), np.stack(sts)
+        t_feat = (t_dq + t_probe) / len(dqs)
+        print(f"features per eval image: quantization errors {1000 * t_dq / len(dqs):.1f} ms, "
+              f"probe {1000 * t_probe / len(dqs):.1f} ms (one process, 2 torch threads)")  # fmt: skip
+        np.savez(cache, dq=dq, stats=stats, t_feat=t_feat)
+    print(f"eval features {time.perf_counter() - t0:.0f} s ({1000 * t_feat:.1f} ms/image)")
     kap = np.broadcast_to(np.array(fam.kappa)[:, None], kl.shape) if fam.kappa else None
-    curves = [c for c in r["curves"] if c["kind"] != "selected" or c["name"] == f"{fam.name} per-image"] + [entry]
+    base = [c for c in r["curves"] if c["kind"] != "selected" or c["name"] == f"{fam.name} per-image"]
+    extra = []
     if kap is not None:
-        by_rate, _ = selected_entry(
-            [curve], labels, ptop1, pixels, DEFAULT_LAMBDAS_NATS_PER_KIB, "rate", selector_kl=kap
-        )
-        by_rate["name"] = f"{fam.name} per-image by rate"
-        curves.append(by_rate)
-    res = recompare({**r, "curves": curves})
+        extra.append(_choice(r, curve, kap, f"{fam.name} per-image by rate"))
+    rows = []
+    for n in [int(x) for x in a.train_images.split(",")]:
+        data = QNetData.concat(parts[:n])
+        q = train_qnet(data, fam, a.model, a.probe, alpha=a.alpha)
+        q.info.update({"n_images": min(n, len(parts))})
+        save_qnet(q, out / f"qnet-{n}.json")
+        pred = q.predict_kl(bits.T, pixels, dq, stats).T
+        ly, lp = np.log(np.maximum(kl, 1e-5)), np.log(pred)
+        r2 = [1 - np.var(ly[k] - lp[k]) / np.var(ly[k]) for k in range(len(fam))]
+        extra.append(_choice(r, curve, pred, f"{fam.name} per-image by qnet ({min(n, len(parts))} images)"))
+        rows.append((min(n, len(parts)), len(data), r2, _regret(bits, kl, pred), pred))
+    res = recompare({**r, "curves": base + extra})
     (out / "results.json").write_text(json.dumps(res.to_dict(), indent=1, default=float))
-    reg_eval = _regret(bits, kl, pred, lams)
-    reg_rate = _regret(bits, kl, kap, lams) if kap is not None else None
-    print(f"train: {len(design)} design images × {a.augment} augmentations = {len(data)} samples ({t_samples:.0f} s), "
-          f"{len(train)} to fit, {len(val)} held out; fit {t_train:.0f} s, {a.epochs} epochs")  # fmt: skip
-    print("held-out R² of log KL per member (coarse → fine): " + " ".join(f"{x:.2f}" for x in r2))
-    print("regret (nats, mean excess KL + λ·KiB) at λ = " + ", ".join(f"{x:g}" for x in lams))
-    print("  held-out design samples: " + " ".join(f"{x:.4f}" for x in reg_val))
-    print("  eval split, qnet:        " + " ".join(f"{x:.4f}" for x in reg_eval))
-    if reg_rate is not None:
-        print("  eval split, by rate:     " + " ".join(f"{x:.4f}" for x in reg_rate))
-    print(f"QNet prediction {1000 * t_pred:.1f} ms/image (thumbnail + network), K encodes not included")
+    print(f"regret (nats, mean excess KL + λ·KiB over the in-the-loop choice) at λ = {LAMS}")
+    if kap is not None:
+        print("  by rate:            " + " ".join(f"{x:.4f}" for x in _regret(bits, kl, kap)))
+    for n, ns, r2, reg, _ in rows:
+        print(f"  qnet {n:>4} images ({ns} samples): " + " ".join(f"{x:.4f}" for x in reg)
+              + "   R² of log KL (coarse → fine): " + " ".join(f"{x:.2f}" for x in r2))  # fmt: skip
     for k in res.comparisons:
-        kl_txt = f"; on KL {k['bd_rate_kl']:+.1f}% [{k['bd_rate_kl_ci'][0]:+.1f}, {k['bd_rate_kl_ci'][1]:+.1f}]"
-        print(f"{k['test']:>60} vs {k['reference']}: BD-rate {k['bd_rate']:+.1f}% "
-              f"[{k['bd_rate_ci'][0]:+.1f}, {k['bd_rate_ci'][1]:+.1f}]{kl_txt}")  # fmt: skip
+        print(f"{k['test']:>72} vs {k['reference']}: {_fmt(k)}")
+    for t in a.transfer:
+        r2_, curve2, _, _ = _eval_records(Path(t), fam.name)
+        if r2_["pristine"]["per_image"]["path"] != pr["path"]:
+            raise SystemExit(f"{t}: other images than {a.eval}")
+        n, _, _, _, pred = rows[-1]
+        ent = [_choice(r2_, curve2, pred, f"{fam.name} per-image by the {a.model} qnet")]
+        if kap is not None:
+            ent.append(_choice(r2_, curve2, kap, f"{fam.name} per-image by rate"))
+        b2 = [c for c in r2_["curves"] if c["kind"] != "selected" or c["name"] == f"{fam.name} per-image"]
+        res2 = recompare({**r2_, "curves": b2 + ent})
+        for k in res2.comparisons:
+            print(f"[{r2_['settings']['model']}] {k['test']:>60} vs {k['reference']}: {_fmt(k)}")
 
 
 if __name__ == "__main__":

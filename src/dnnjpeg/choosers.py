@@ -229,11 +229,12 @@ class NetworkChoice(_FamilyChoice):
 
 @dataclass(frozen=True)
 class QNetChoice(_FamilyChoice):
-    """Per image, the member with the least KL *predicted* by a QNet (:mod:`dnnjpeg.qnet`) from the
-    image's thumbnail and every member's file size, + λ · KiB: no classifier at compression time."""
+    """Per image, the member with the least KL *predicted* by a QNet (:mod:`dnnjpeg.qnet`) + λ · KiB:
+    from one pass of its small probe network, the members' quantization errors and file sizes;
+    the classifier itself never runs."""
 
     qnet: object = None
-    in_process = True  # a small torch network: one process, no copies of it per worker
+    in_process = True  # the probe network: one process, no copy of it per worker
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -244,13 +245,10 @@ class QNetChoice(_FamilyChoice):
             raise ValueError(f"the QNet was trained for the family {q.name!r}, not for {self.family.name!r}")
 
     def _predict(self, pixels: np.ndarray) -> tuple[list[bytes], np.ndarray, np.ndarray]:
-        from dnnjpeg.qnet import thumbnail
-
         f = self.family
         datas = [encode(pixels, t, s, self._optimize) for t, s in zip(f.members, f.subsamplings)]
         bits = np.array([8 * len(d) for d in datas], np.int64)
-        kl = self.qnet.predict_kl(thumbnail(pixels)[None], bits[None], np.array([pixels.shape[0] * pixels.shape[1]]))[0]
-        return datas, bits, kl
+        return datas, bits, self.qnet.predict_image(pixels, bits)
 
     def encode(self, pixels: np.ndarray) -> tuple[bytes, int | None]:
         from dnnjpeg.evaluate.selection import choose
@@ -264,16 +262,12 @@ class QNetChoice(_FamilyChoice):
         return bits, kl
 
     def settings(self) -> dict:
-        import hashlib
-
-        state = self.qnet.net.state_dict()
-        digest = hashlib.sha256(b"".join(v.numpy().tobytes() for v in state.values())).hexdigest()[:16]
-        return {**self._base_settings(), "chooser": f"qnet {self.qnet.model_name} {digest}", "kappa": None}
+        return {**self._base_settings(), "chooser": f"qnet {self.qnet.model_name} {self.qnet.digest()}", "kappa": None}
 
     def describe(self) -> str:
         return (
             f"choosing among {len(self.family)} tables ({self.family.name}) with a QNet for "
-            f"{self.qnet.model_name} (no classifier) at {self._rate()}"
+            f"{self.qnet.model_name} (probe {self.qnet.probe_name}; the classifier does not run) at {self._rate()}"
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -151,6 +152,8 @@ def _run_evaluation(settings: EvaluationSettings) -> dict:
     if any(not (0 < x < float("inf")) for x in sc):
         raise ValueError(f"--scales {st.scales!r}: every scale must be a finite number > 0")
     curves = [parse_codec(c, st.subsampling, sc, st.optimize) for c in st.codecs]
+    if st.at != "original" and any(c.qnet is not None for c in curves):
+        raise ValueError("--codec qnet:…: a QNet chooses among JPEGs of the stored image; use --at original")
     ds = discover(st.data, st.labels).subset(st.split, st.limit)
     if len(ds) == 0:
         raise ValueError(f"{display(st.data)}: no images in split {st.split!r}")
@@ -351,11 +354,12 @@ def compress(
         help="Like --kappa, with the members' mean KL recorded in the --family itself "
         "(e.g. preset:efficientnet-lite0-420-original-sweep): no network, no other file.",
     ),
-    qnet: Path | None = typer.Option(
+    qnet: str | None = typer.Option(
         None,
         "--qnet",
-        help="Choose each image's tables with this trained QNet (dnnjpeg qnet train): predicted KL + λ·KiB, "
-        "no classifier; its own family unless --family is given (then they must match).",
+        help="Choose each image's tables with this trained QNet (a file from dnnjpeg qnet train, or "
+        "preset:efficientnet-lite0-qnet): predicted KL + λ·KiB, the classifier does not run; its own family "
+        "unless --family is given (then they must match).",
     ),
 ) -> None:
     """Re-encode a whole tree with designed tables as standard baseline JPEG files, or with each
@@ -634,8 +638,8 @@ def evaluate(
     codec: list[str] = typer.Option(
         ["standard"],
         "--codec",
-        help="standard[:Q,...], tables:FILE.json, sweep:FILE.json or preset:NAME, optionally @4:4:4; jpegli[:Q,...]. "
-        "Repeatable.",
+        help="standard[:Q,...], tables:FILE.json, sweep:FILE.json or preset:NAME, optionally @4:4:4; jpegli[:Q,...]; "
+        "qnet:FILE or qnet:preset:NAME (its family and its own per-image choice, --at original). Repeatable.",
     ),
     out: Path = typer.Option(Path("eval-out"), "--out", help="Output folder for results.json, curves.png, report.*"),
     at: str = typer.Option("input", "--at", help=_AT_HELP),
@@ -854,62 +858,99 @@ app.add_typer(qnet_app, name="qnet")
 @qnet_app.command("train")
 def qnet_train(
     data: Path = typer.Option(..., "--data", help="Image folder; only its design split is used (no labels needed)."),
-    out: Path = typer.Option(Path("qnet.pt"), "--out", help="Where the trained QNet goes."),
+    out: Path = typer.Option(Path("qnet.json"), "--out", help="Where the trained QNet goes (a small JSON file)."),
     model: str = typer.Option("efficientnet-lite0", "--model", help="The classifier whose KL the QNet predicts."),
     family: str = typer.Option(
         "preset:efficientnet-lite0-420-original-sweep", "--family", help="The tables to choose among (a --codec value)."
     ),
-    augment: int = typer.Option(4, "--augment", help="Augmented copies per design image (crops, flips, re-encodes)."),
+    probe: str = typer.Option(
+        "efficientnet-lite0@128", "--probe", help="The small network the QNet runs on each image (NAME or NAME@S)."
+    ),
+    augment: int = typer.Option(
+        4, "--augment", help="Augmented copies per design image besides the image itself (crops, flips, re-encodes)."
+    ),
     limit: int | None = typer.Option(None, "--limit", help="At most this many design images."),
-    epochs: int = typer.Option(40, "--epochs"),
+    alpha: float = typer.Option(10.0, "--alpha", help="Ridge penalty of the predictor (in samples)."),
     seed: int = typer.Option(0, "--seed"),
+    work: Path | None = typer.Option(
+        None,
+        "--work",
+        help="Keep each image's measured samples here as they finish; a run killed and started again with "
+        "the same folder resumes where it stopped (default: OUT's name + '.samples').",
+    ),
 ) -> None:
     """Train a QNet: the classifier's own KL on every family member of augmented design images is the
-    target; the network learns it from a thumbnail and the members' file sizes (JPEG of the stored image)."""
+    target; the QNet predicts it from one pass of a small probe network, each member's quantization
+    error and file size (JPEG of the stored image). Measuring the targets is the slow part (K + 1
+    classifier passes per sample): it is kept in --work and resumes."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from dnnjpeg._fs import display
-    from dnnjpeg.codec import load_image
+    from dnnjpeg._fs import display, read_json
+    from dnnjpeg._io import atomic_write_text
     from dnnjpeg.data import discover
     from dnnjpeg.families import parse_family
     from dnnjpeg.models import ModelUnavailableError, load_model
     from dnnjpeg.qnet import make_samples, save_qnet, train_qnet
 
-    if augment < 0 or epochs < 1 or (limit is not None and limit < 1):
-        raise _fail("--augment must be ≥ 0, --epochs and --limit ≥ 1")
+    if augment < 0 or (limit is not None and limit < 1) or not (math.isfinite(alpha) and alpha > 0):
+        raise _fail("--augment must be ≥ 0, --limit ≥ 1 and --alpha a number > 0")
+    work = work if work is not None else out.with_name(out.name + ".samples")
     try:
         fam = parse_family(family)
         ds = discover(data).subset("design", limit)
         if len(ds) == 0:
             raise ValueError(f"{display(data)}: no images in the design split")
-        m = load_model(model)
+        m, p = load_model(model), load_model(probe)
+        # what decides the samples: a resumed run must have made them the same way
+        recipe = {
+            "format": "dnnjpeg.qnet-samples/1",
+            "model": m.name,
+            "probe": p.name,
+            "family": [t.to_dict() for t in fam.members],
+            "subsamplings": list(fam.subsamplings),
+            "augment": augment,
+            "seed": seed,
+            "images": [str(r.path.name) for r in ds.records],
+        }
+        work.mkdir(parents=True, exist_ok=True)
+        if not work.is_dir() or work.is_symlink():
+            raise ValueError(f"--work {display(work)}: not a folder")
+        manifest = work / "recipe.json"
+        if manifest.exists():
+            if read_json(manifest) != recipe:
+                raise ValueError(
+                    f"--work {display(work)} holds samples made another way (model, probe, family, augment, seed "
+                    "or images differ): give another --work folder"
+                )
+        else:
+            atomic_write_text(manifest, json.dumps(recipe))
     except (ValueError, FileNotFoundError, ModelUnavailableError) as e:
         raise _fail(str(e)) from None
+    except OSError as e:
+        raise _fail(f"--work {display(work)}: {e.strerror or e}") from None
     skipped = []
-
-    def images():
-        for r in ds.records:
-            try:
-                yield load_image(r.path, "RGB")
-            except Exception as e:  # noqa: BLE001 — a bad file is named and skipped, the rest go on
-                skipped.append((str(r.path), f"{type(e).__name__}: {e}"))
-
     cols = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
-    with Progress(*cols, console=err) as bar:
-        t = bar.add_task("measuring members", total=len(ds) * max(1, augment))
-        samples = make_samples(images(), fam, m, augment, seed, progress=lambda k: bar.advance(t, k))
-        t2 = bar.add_task("training", total=epochs)
-        q = train_qnet(
-            samples, fam, m.name, epochs=epochs, seed=seed, progress=lambda e, loss: bar.update(t2, completed=e)
-        )
+    try:
+        with Progress(*cols, console=err) as bar:
+            t = bar.add_task("measuring members", total=len(ds))
+            samples = make_samples(
+                [r.path for r in ds.records], fam, m, p, augment, seed, progress=lambda k: bar.advance(t, k),
+                cache=work, on_error=lambda f, e: skipped.append((str(f), f"{type(e).__name__}: {e}")),
+            )  # fmt: skip
+    except ValueError as e:
+        raise _fail(str(e)) from None
+    except OSError as e:
+        raise _fail(f"--work {display(work)}: {e.strerror or e}") from None
     for f, msg in skipped:
         err.print(f"[yellow]skipped[/yellow] {escape(display(f))}: {escape(msg)}", highlight=False)
+    q = train_qnet(samples, fam, m.name, p.name, alpha=alpha)
+    q.info.update({"n_images": len(ds) - len(skipped), "augment": augment, "seed": seed})
     try:
         save_qnet(q, out)
     except OSError as e:
         raise _fail(f"writing {display(out)}: {e.strerror or e}") from None
-    err.print(f"{len(samples)} samples from {len(ds) - len(skipped)} design images; final loss "
-              f"{q.history[-1]['loss']:.3f}; wrote {display(out)}", highlight=False)  # fmt: skip
+    err.print(f"{len(samples)} samples from {len(ds) - len(skipped)} design images; wrote {display(out)} "
+              f"(samples kept in {display(work)})", highlight=False)  # fmt: skip
 
 
 def main() -> None:

@@ -20,13 +20,15 @@ by rate alone uses) and what it was designed for (model, ``--at``, subsampling).
     standard:10,50@4:4:4          any form, with its own chroma subsampling
     jpegli[:10,50,90]             jpegli (pyjpegli) at these qualities (default: the ladder's);
                                   its own tables and adaptive quantization, always 4:2:0
+    qnet:qnet.json                a QNet's family ("qnet:FILE members"); evaluate also measures
+    qnet:preset:efficientnet-lite0-qnet   the QNet's own choice per image ("qnet:FILE", at original)
 
 Every table, sweep, design and preset document goes through :func:`family_from_document`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dnnjpeg._fs import read_json
@@ -118,6 +120,8 @@ class TableFamily:
     kind: str = "standard"
     designed_for: DesignedFor | None = None
     kappa: tuple[float, ...] | None = None
+    #: a :class:`dnnjpeg.qnet.QNet` that chooses among these members per image (``qnet:FILE``)
+    qnet: object = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.kappa is not None and len(self.kappa) != len(self.points):
@@ -329,7 +333,16 @@ def parse_family(text: str, subsampling: str = "4:2:0", scales=DEFAULT_SCALES, o
         return family_from_document(
             doc, f"preset {arg}", name=f"preset:{arg}", subsampling=ss, scales=scales, optimize=optimize
         )
+    if kind == "qnet":
+        from dnnjpeg.qnet import load_qnet
+
+        if not arg:
+            raise ValueError(f"--codec {text!r}: give a QNet file or preset, e.g. qnet:preset:efficientnet-lite0-qnet")
+        if explicit_ss:
+            raise ValueError(f"--codec {text!r}: a QNet chooses among its own family's subsamplings; drop @{ss}")
+        q = load_qnet(body.partition(":")[2])
+        return replace(q.family, name=f"qnet:{arg} members", qnet=q)
     raise ValueError(
         f"--codec {text!r}: unknown kind {kind!r}; use standard[:Q,...], tables:FILE.json, sweep:FILE.json, "
-        "preset:NAME (optionally @4:4:4) or jpegli[:Q,...]"
+        "preset:NAME (optionally @4:4:4), jpegli[:Q,...] or qnet:FILE"
     )

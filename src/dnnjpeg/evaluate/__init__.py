@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from dnnjpeg._io import atomic_write_text
+from dnnjpeg.conventions import DEFAULT_LAMBDAS_NATS_PER_KIB
 from dnnjpeg.data import Dataset
 from dnnjpeg.evaluate.compare import CurveData, compare_curves, recompare
 from dnnjpeg.evaluate.result import EvaluationResult
@@ -135,6 +136,25 @@ def _selection_curves(families: list[dict], pristine: Pristine, lambdas, selecto
     return out
 
 
+def _qnet_curve(c: TableFamily, entry: dict, pristine: Pristine, lambdas):
+    """A QNet's own per-image choice among its family's measured members, one point per λ: the
+    chosen file's bits and prediction are the member's (encoding is deterministic)."""
+    from dnnjpeg.qnet import probe_stats, quantization_error
+
+    q = c.qnet
+    probe = q.get_probe()
+    dq = np.stack([quantization_error(s, q.family) for s in pristine.sources])
+    stats = np.concatenate([probe_stats(pristine.sources[i : i + 32], probe) for i in range(0, len(pristine), 32)])
+    bits = np.array([p["per_image"]["bits"] for p in entry["points"]], np.int64)
+    pred = q.predict_kl(bits.T, pristine.pixels, dq, stats).T
+    top1 = pristine.logits.argmax(1)
+    lambdas = DEFAULT_LAMBDAS_NATS_PER_KIB if lambdas is None else lambdas
+    name = entry["name"].removesuffix(" members")
+    sel, cd = selected_entry([entry], pristine.labels, top1, pristine.pixels, lambdas, "qnet", pred, name=name)
+    sel["selector"] = f"qnet {q.model_name} {q.digest()} (probe {q.probe_name})"
+    return sel, cd
+
+
 def evaluate(
     dataset: Dataset,
     model: Model,
@@ -167,6 +187,8 @@ def evaluate(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    if at != "original" and any(c.qnet is not None for c in curves):
+        raise ValueError("a QNet chooses among JPEGs of the stored image: evaluate qnet: codecs with --at original")
     total = len(dataset) + sum(len(c.points) for c in curves) * len(dataset)
     cols = [
         TextColumn("{task.description}"),
@@ -185,8 +207,14 @@ def evaluate(
             entry, cd = _measure_curve(c, pristine, model, bar, task, batch_size, workers)
             out_curves.append(entry)
             curve_data.append(cd)
+    qnets = [(c, e) for c, e in zip(curves, out_curves) if c.qnet is not None]
+    if qnets:
+        new = [_qnet_curve(c, e, pristine, select) for c, e in qnets]
+        out_curves += [e for e, _ in new]
+        curve_data += [cd for _, cd in new]
+        curves = list(curves) + [TableFamily(e["name"], (), "selected") for e, _ in new]
     if select is not None:
-        new = _selection_curves(out_curves, pristine, select, model.name)
+        new = _selection_curves([e for e in out_curves if e["kind"] != "selected"], pristine, select, model.name)
         out_curves += [e for e, _ in new]
         curve_data += [cd for _, cd in new]
         curves = list(curves) + [TableFamily(e["name"], (), "selected") for e, _ in new]
