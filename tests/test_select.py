@@ -13,6 +13,7 @@ from dnnjpeg.compress import compress_tree, output_path
 from dnnjpeg.conventions import KIB_BITS
 from dnnjpeg.data import discover
 from dnnjpeg.evaluate import CodecCurve, evaluate, with_selection
+from dnnjpeg.evaluate.selection import climb, climb_choice
 from dnnjpeg.evaluate.trial import _load_rgb, outcome
 from dnnjpeg.families import TableFamily
 from dnnjpeg.select import choose, select_encode, selected_curve
@@ -58,6 +59,57 @@ def test_choice_beats_every_member_at_its_lambda_and_rate_falls_with_lambda():
     other = kl[::-1].copy()
     _, b2, _, k2, ch2 = selected_curve(bits, correct, kl, [0.0], selector_kl=other)
     assert np.array_equal(ch2[0], choose(bits, other, 0.0)) and np.array_equal(k2[0], kl[ch2[0], np.arange(n)])
+
+
+def test_climb_walks_to_the_cheapest_member_measuring_few():
+    bits = np.array([40_000, 5_000, 20_000, 10_000, 80_000, 160_000])  # sizes out of order: 1 3 2 0 4 5
+    kl = np.array([0.02, 0.50, 0.05, 0.20, 0.01, 0.005])
+    asked = []
+
+    def kl_of(ks):
+        assert not set(ks) & set(asked)  # a member is measured once
+        asked.extend(ks)
+        return kl[ks]
+
+    for lam in (0.0, 0.001, 0.01, 0.1, 10.0):
+        asked.clear()
+        k, measured = climb(bits, kl_of, lam, start=2)
+        assert k == choose(bits[:, None], kl[:, None], lam)[0] and measured == asked
+    asked.clear()
+    assert climb(bits, kl_of, 0.01, start=2) == (0, [2, 3, 0, 4])  # 3 then one step: 4 of 6 measured
+    # a cost with two valleys: the search stops in the one it started next to
+    bumpy = np.array([0.0, 0.5, 0.2, 0.9, 0.0, 0.0])
+    k, _ = climb(bits, lambda ks: bumpy[ks], 0.0, start=1)
+    assert k == 1 and choose(bits[:, None], bumpy[:, None], 0.0)[0] == 0
+    # on records: the same choice as choose() when every image's cost is unimodal along its sizes
+    rng = np.random.default_rng(1)
+    b = np.sort(rng.integers(2_000, 200_000, (8, 200)), axis=0)
+    kl_convex = rng.uniform(50, 2000, 200) / b  # KL falling as the file grows: a convex cost along the sizes
+    for lam in (0.001, 0.05, 1.0):
+        ch, count = climb_choice(b, kl_convex, lam, np.full(200, 4))
+        assert np.array_equal(ch, choose(b, kl_convex, lam)) and count.max() <= 8 and count.min() >= 3
+
+
+def test_select_encode_climb_measures_fewer_members_for_the_same_choice(imagenet_dir):
+    from dnnjpeg.data import discover as _discover
+
+    fam = [QuantTables.standard(q) for q in (5, 10, 20, 35, 50, 70, 85, 95)]
+    model = tiny_model()
+    agree, nan = 0, 0
+    for r in _discover(imagenet_dir).records[:6]:
+        rgb = _load_rgb(str(r.path))
+        for lam in (0.0005, 0.005, 0.05):
+            full = select_encode(rgb, fam, model, lam)
+            c = select_encode(rgb, fam, model, lam, search="climb")
+            cost = full.kl + lam * full.bits / KIB_BITS
+            assert np.isfinite(c.kl[c.index]) and np.allclose(c.kl[np.isfinite(c.kl)], full.kl[np.isfinite(c.kl)],
+                                                              atol=1e-5)  # fmt: skip
+            assert c.data == encode(rgb, fam[c.index]) and np.array_equal(c.bits, full.bits)
+            agree += cost[c.index] <= cost.min() + 1e-5
+            nan += int(np.isnan(c.kl).sum())
+    assert agree >= 16 and nan > 0  # (of 18) nearly always the same choice, with members left unmeasured
+    with pytest.raises(ValueError, match="search"):
+        select_encode(rgb, fam, model, 0.1, search="some")
 
 
 def _family():
@@ -231,6 +283,9 @@ def test_cli_compress_select_errors(tmp_path):
     assert r.exit_code == 2 and "--family" in r.output
     r = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "d2")])
     assert r.exit_code == 2 and "--select-model" in r.output
+    r = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "d3"), "--by-rate", "--search", "climb",
+                                 "--family", "preset:efficientnet-lite0-420-original-sweep"])  # fmt: skip
+    assert r.exit_code == 2 and "--search climb is a way for --select-model" in r.output
 
 
 def test_compress_by_rate_alone_matches_the_rule_and_cli(tmp_path):
@@ -399,3 +454,20 @@ def _outputs(root):
     from dnnjpeg.compress import SETTINGS_FILE
 
     return sorted(p for p in root.rglob("*") if p.is_file() and p.name != SETTINGS_FILE)
+
+
+def test_compress_with_a_climbing_network_choice_records_it(tmp_path):
+    src = _tree(tmp_path / "src", n=4)
+    fam = TableFamily.from_table_set([QuantTables.standard(q) for q in (5, 10, 20, 35, 50, 70, 85, 95)])
+    ch = NetworkChoice(fam, 0.005, model=tiny_model(), search="climb")
+    assert "local search" in ch.describe() and ch.settings()["search"] == "climb"
+    assert "search" not in NetworkChoice(fam, 0.005, model=tiny_model()).settings()  # older runs still resume
+    rep = compress_tree(src, tmp_path / "dst", ch)
+    assert rep.written == 4
+    for p in _outputs(tmp_path / "dst"):
+        h = parse_header(p)
+        assert h.is_grayscale or h.quant_tables() in fam.members
+    settings = json.loads((tmp_path / "dst" / ".dnnjpeg-compress.json").read_text())
+    assert settings["settings"]["chooser"]["search"] == "climb"
+    with pytest.raises(ValueError, match="all or climb"):
+        NetworkChoice(fam, 0.1, model=tiny_model(), search="half")

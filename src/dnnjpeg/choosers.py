@@ -210,21 +210,48 @@ class NetworkChoice(_FamilyChoice):
     decoded member) + λ · KiB; ``model`` is a :class:`dnnjpeg.models.Model` (it runs here)."""
 
     model: object = None
+    #: "all": every member measured (K + 1 passes); "climb": a local search along the file sizes
+    #: from the choice by rate (when the family records κ) or the middle member (3–5 passes)
+    search: str = "all"
     in_process = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.model is None:
             raise ValueError("a network choice needs a model")
+        if self.search not in ("all", "climb"):
+            raise ValueError(f"--search must be all or climb, got {self.search!r}")
 
     def _model(self):
         return self.model
 
+    def encode(self, pixels: np.ndarray) -> tuple[bytes, int | None]:
+        if self.search == "all":
+            return super().encode(pixels)
+        from dnnjpeg.evaluate.selection import choose
+        from dnnjpeg.select import select_encode
+
+        f = self.family
+        start = None
+        if f.kappa is not None:
+            bits = np.array([8 * len(encode(pixels, t, s, self._optimize)) for t, s in zip(f.members, f.subsamplings)])
+            start = int(choose(bits[:, None], np.asarray(f.kappa, np.float64)[:, None], self.lam)[0])
+        sel = select_encode(pixels, f.members, self.model, self.lam, f.subsamplings, self._optimize, search="climb",
+                            start=start)  # fmt: skip
+        return sel.data, sel.index
+
     def settings(self) -> dict:
-        return {**self._base_settings(), "chooser": getattr(self.model, "name", str(self.model)), "kappa": None}
+        s = {**self._base_settings(), "chooser": getattr(self.model, "name", str(self.model)), "kappa": None}
+        if self.search != "all":
+            s["search"] = self.search
+        return s
 
     def describe(self) -> str:
-        return f"choosing among {len(self.family)} tables ({self.family.name}) with {self.model.name} at {self._rate()}"
+        how = "" if self.search == "all" else " (local search)"
+        return (
+            f"choosing among {len(self.family)} tables ({self.family.name}) with {self.model.name}{how} at "
+            f"{self._rate()}"
+        )
 
 
 @dataclass(frozen=True)
@@ -283,6 +310,7 @@ def make_chooser(
     target_bpp: float | None = None,
     subsampling: str = "4:2:0",
     optimize: bool = True,
+    search: str = "all",
 ) -> Chooser:
     """The chooser for what a user gave, with one clear error for every bad combination.
 
@@ -296,6 +324,8 @@ def make_chooser(
         qnet: a trained QNet (or its file): :class:`QNetChoice`; the family defaults to its own.
         lam: nats per KiB; ``target_bpp``: bits per pixel to fit instead (one of the two; λ
             defaults to 0.002 when neither is given).
+        search: with ``model``: "all" members measured per image, or "climb" (a local search;
+            with ``target_bpp`` the budget is still found by measuring every member).
     Raises:
         ValueError: none or several ways chosen, a family without one, λ with a target, a
             family without recorded mean KL for ``by_rate``, an unreadable file...
@@ -303,6 +333,8 @@ def make_chooser(
     from dnnjpeg._fs import read_json
     from dnnjpeg.families import parse_family
 
+    if search != "all" and model is None:
+        raise ValueError("--search climb is a way for --select-model to measure fewer members")
     ways = [x for x in (tables, model, kappa_from, by_rate or None, qnet) if x is not None]
     if len(ways) != 1:
         raise ValueError(
@@ -355,5 +387,5 @@ def make_chooser(
             from dnnjpeg.models import load_model
 
             model = load_model(model)
-        return NetworkChoice(whole, lam, target_bpp, model=model)
+        return NetworkChoice(whole, lam, target_bpp, model=model, search=search)
     return RateChoice(whole, lam, target_bpp)

@@ -361,6 +361,13 @@ def compress(
         "preset:efficientnet-lite0-qnet): predicted KL + λ·KiB, the classifier does not run; its own family "
         "unless --family is given (then they must match).",
     ),
+    search: str = typer.Option(
+        "all",
+        "--search",
+        help="With --select-model: 'all' runs the network on every member (K + 1 passes per image); 'climb' "
+        "walks from the choice by rate (or the middle member) to the cheaper neighbour until none is "
+        "cheaper: about 4 passes, nearly the same choice (BENCHMARKS.md).",
+    ),
 ) -> None:
     """Re-encode a whole tree with designed tables as standard baseline JPEG files, or with each
     image's choice among a family of tables by a network (--select-model)."""
@@ -376,7 +383,7 @@ def compress(
         check_run(scale, resume, overwrite)  # before a model loads
         chooser = make_chooser(
             tables=tables, family=family, model=select_model, kappa_from=kappa, by_rate=by_rate, qnet=qnet, lam=lam,
-            target_bpp=target_bpp, subsampling=subsampling, optimize=optimize,
+            target_bpp=target_bpp, subsampling=subsampling, optimize=optimize, search=search,
         )  # fmt: skip
         if not isinstance(chooser, FixedTables):
             err.print(chooser.describe(), highlight=False)

@@ -148,11 +148,13 @@ def quantization_error(rgb: np.ndarray, family: TableFamily) -> np.ndarray:
     luma = np.zeros((len(family), 64), np.float64)
     chroma = np.zeros(len(family), np.float64)
     for comp, f, is_luma in comps:
-        blocks = _block_dct(comp)
-        cy = (np.arange(blocks.shape[0]) * 8 + 4) * f
-        cx = (np.arange(blocks.shape[1]) * 8 + 4) * f
-        inside = ((cy >= y0) & (cy < y0 + side))[:, None] & ((cx >= x0) & (cx < x0 + side))[None, :]
-        c = blocks[inside] if inside.any() else blocks.reshape(-1, 64)
+        # only the blocks whose centres lie in the crop are transformed (a contiguous range)
+        cy = (np.arange(comp.shape[0] // 8) * 8 + 4) * f
+        cx = (np.arange(comp.shape[1] // 8) * 8 + 4) * f
+        rows, cols = np.flatnonzero((cy >= y0) & (cy < y0 + side)), np.flatnonzero((cx >= x0) & (cx < x0 + side))
+        if len(rows) and len(cols):
+            comp = comp[rows[0] * 8 : (rows[-1] + 1) * 8, cols[0] * 8 : (cols[-1] + 1) * 8]
+        c = _block_dct(comp).reshape(-1, 64)
         if not len(c):
             continue
         q = ql if is_luma else qc

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dnnjpeg.evaluate.selection import choose, lambda_for_bpp, selected_curve
+from dnnjpeg.evaluate.selection import choose, climb, lambda_for_bpp, selected_curve
 from dnnjpeg.evaluate.trial import outcome
 
 __all__ = [
@@ -75,6 +75,8 @@ def select_encode(
     subsampling: str | Sequence[str] = "4:2:0",
     optimize: bool = True,
     kappa: np.ndarray | None = None,
+    search: str = "all",
+    start: int | None = None,
 ) -> SelectedImage:
     """Encode one stored image with the family member its network prefers at λ.
 
@@ -87,6 +89,9 @@ def select_encode(
         subsampling: one for every member, or one per member.
         kappa: (K,) members' mean KL measured elsewhere: the choice by rate alone (no network;
             the returned ``kl`` is ``kappa``).
+        search: "all" measures every member (K + 1 network passes); "climb" measures only the
+            members :func:`~dnnjpeg.evaluate.selection.climb` visits from ``start`` (default: the
+            middle file size), usually 3–5 passes; the returned ``kl`` is NaN for the others.
     """
     from dnnjpeg.codec import decode, encode
 
@@ -99,12 +104,35 @@ def select_encode(
         kl = np.asarray(kappa, np.float64)
         if kl.shape != (len(family),):
             raise ValueError(f"kappa has {kl.shape} values for {len(family)} tables")
-    else:
+    bits = np.array([8 * len(d) for d in datas], np.int64)
+    if search not in ("all", "climb"):
+        raise ValueError(f"search must be 'all' or 'climb', got {search!r}")
+    if kappa is None and search == "climb":
+        kl = np.full(len(family), np.nan)
+        pre = model.preprocess
+        rgb3 = np.repeat(rgb[..., None], 3, axis=2) if rgb.ndim == 2 else rgb
+        pristine_in = pre.geometry(rgb3)
+        p_logits = []
+
+        def kl_of(ks: list[int]) -> np.ndarray:
+            first = not p_logits
+            inputs = np.stack(([pristine_in] if first else []) + [pre.geometry(decode(datas[k])) for k in ks])
+            logits = model.logits(inputs, batch_size=len(inputs))
+            if first:
+                p_logits.append(logits[:1])
+                logits = logits[1:]
+            _, v = outcome(np.repeat(p_logits[0], len(ks), 0), logits)
+            kl[ks] = v
+            return v
+
+        s = int(np.argsort(bits, kind="stable")[len(bits) // 2]) if start is None else int(start)
+        k, _ = climb(bits, kl_of, lam, s)
+        return SelectedImage(datas[k], k, kl, bits)
+    if kappa is None:
         pre = model.preprocess
         rgb3 = np.repeat(rgb[..., None], 3, axis=2) if rgb.ndim == 2 else rgb
         inputs = np.stack([pre.geometry(rgb3)] + [pre.geometry(decode(d)) for d in datas])
         logits = model.logits(inputs, batch_size=len(inputs))
         _, kl = outcome(np.repeat(logits[:1], len(family), 0), logits[1:])
-    bits = np.array([8 * len(d) for d in datas], np.int64)
     k = int(choose(bits[:, None], kl[:, None], lam)[0])
     return SelectedImage(datas[k], k, kl, bits)

@@ -18,7 +18,7 @@ from dnnjpeg.conventions import DEFAULT_LAMBDAS_NATS_PER_KIB, KIB_BITS
 from dnnjpeg.evaluate.compare import CurveData, recompare
 from dnnjpeg.evaluate.result import EvaluationResult
 
-__all__ = ["choose", "lambda_for_bpp", "selected_curve", "selected_entry", "with_selection"]
+__all__ = ["choose", "climb", "climb_choice", "lambda_for_bpp", "selected_curve", "selected_entry", "with_selection"]
 
 
 def choose(bits: np.ndarray, kl: np.ndarray, lam: float) -> np.ndarray:
@@ -42,6 +42,57 @@ def choose(bits: np.ndarray, kl: np.ndarray, lam: float) -> np.ndarray:
     # ties (e.g. λ = 0 and several members with KL exactly 0): the smallest file among them
     tie = np.isclose(cost, best, rtol=0, atol=1e-12)
     return np.where(tie, bits, np.inf).argmin(0).astype(np.int64)
+
+
+def climb(bits: np.ndarray, kl_of, lam: float, start: int) -> tuple[int, list[int]]:
+    """The choice of :func:`choose` for one image by a local search that measures few members.
+
+    The members are ordered by this image's file size; from ``start`` the search measures the
+    neighbours, moves to the cheaper one (KL + λ·KiB) and stops where neither neighbour is
+    cheaper. It finds :func:`choose`'s member whenever the cost is unimodal along the sizes, as
+    it nearly always is for a coarse-to-fine sweep (BENCHMARKS.md measures how often it is not).
+
+    Args:
+        bits: (K,) this image's member file sizes in bits.
+        kl_of: called with a list of member indices not measured yet → their KL (nats), same order
+            (one call per step, so a network can measure them in one batch).
+        lam: nats per KiB; ``start``: the member to start from.
+    Returns:
+        (the chosen member, the members measured in the order measured).
+    """
+    bits = np.asarray(bits, np.float64)
+    order = np.argsort(bits, kind="stable")
+    pos = int(np.flatnonzero(order == start)[0])
+    cost: dict[int, float] = {}
+    measured: list[int] = []
+    while True:
+        want = [int(order[p]) for p in (pos, pos - 1, pos + 1) if 0 <= p < len(order) and int(order[p]) not in cost]
+        if want:
+            for k, v in zip(want, np.asarray(kl_of(want), np.float64)):
+                cost[k] = float(v) + lam * bits[k] / KIB_BITS
+            measured += want
+        near = [p for p in (pos - 1, pos + 1) if 0 <= p < len(order)]
+        best = min(near, key=lambda p: cost[int(order[p])], default=pos)
+        if cost[int(order[best])] >= cost[int(order[pos])]:
+            return int(order[pos]), measured
+        pos = best
+
+
+def climb_choice(bits: np.ndarray, kl: np.ndarray, lam: float, start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`climb` on every image of measured records: what ``--search climb`` would choose.
+
+    Args:
+        bits, kl: (K, N) every member's size in bits and KL (nats) on every image.
+        start: (N,) each image's first member.
+    Returns:
+        (int64 (N,) chosen members, int64 (N,) members measured per image).
+    """
+    bits, kl = np.asarray(bits), np.asarray(kl, np.float64)
+    out, count = np.empty(bits.shape[1], np.int64), np.empty(bits.shape[1], np.int64)
+    for n in range(bits.shape[1]):
+        out[n], m = climb(bits[:, n], lambda ks, n=n: kl[ks, n], lam, int(start[n]))
+        count[n] = len(m)
+    return out, count
 
 
 def lambda_for_bpp(
