@@ -28,7 +28,7 @@ from dnnjpeg._runtime import tune_malloc
 from dnnjpeg.codec import load_image
 from dnnjpeg.conventions import DEFAULT_LAMBDAS_NATS_PER_KIB, KIB_BITS
 from dnnjpeg.evaluate import recompare
-from dnnjpeg.evaluate.selection import choose, selected_entry
+from dnnjpeg.evaluate.selection import choose, climb_choice, selected_entry
 from dnnjpeg.families import parse_family
 from dnnjpeg.models import load_model
 from dnnjpeg.qnet import DEFAULT_PROBE, QNetData, probe_stats, quantization_error, save_qnet, train_qnet
@@ -128,6 +128,18 @@ def main() -> None:
         r2 = [1 - np.var(ly[k] - lp[k]) / np.var(ly[k]) for k in range(len(fam))]
         extra.append(_choice(r, curve, pred, f"{fam.name} per-image by qnet ({min(n, len(parts))} images)"))
         rows.append((min(n, len(parts)), len(data), r2, _regret(bits, kl, pred), pred))
+    # the network in the loop, measuring only the members a local search visits (compress --search climb)
+    passes = {}
+    for name, start_kl in (("by rate", kap), ("the qnet", rows[-1][4])):
+        if start_kl is None:
+            continue
+
+        def rule(lam, start_kl=start_kl, name=name):
+            ch, count = climb_choice(bits, kl, lam, choose(bits, start_kl, lam))
+            passes.setdefault(name, []).append(1 + count.mean())  # + the pristine pass
+            return ch
+
+        extra.append(_choice(r, curve, None, f"{fam.name} per-image, climb from {name}", rule))
     res = recompare({**r, "curves": base + extra})
     (out / "results.json").write_text(json.dumps(res.to_dict(), indent=1, default=float))
     print(f"regret (nats, mean excess KL + λ·KiB over the in-the-loop choice) at λ = {LAMS}")
@@ -136,6 +148,9 @@ def main() -> None:
     for n, ns, r2, reg, _ in rows:
         print(f"  qnet {n:>4} images ({ns} samples): " + " ".join(f"{x:.4f}" for x in reg)
               + "   R² of log KL (coarse → fine): " + " ".join(f"{x:.2f}" for x in r2))  # fmt: skip
+    for name, p in passes.items():
+        print(f"climb from {name}: network passes per image (pristine included) over λ: "
+              f"mean {np.mean(p):.2f}, range {min(p):.2f}–{max(p):.2f} (all members: {len(fam) + 1})")  # fmt: skip
     for k in res.comparisons:
         print(f"{k['test']:>72} vs {k['reference']}: {_fmt(k)}")
     for t in a.transfer:

@@ -136,6 +136,7 @@ def selected_curve(
     kl: np.ndarray,
     lambdas: Sequence[float] = DEFAULT_LAMBDAS_NATS_PER_KIB,
     selector_kl: np.ndarray | None = None,
+    rule=None,
 ) -> tuple[list[float], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The per-image choice applied at every λ, from records of every member on every image.
 
@@ -144,6 +145,8 @@ def selected_curve(
         lambdas: λ values in nats per KiB.
         selector_kl: (K, N) KL of the network that chooses, when it is not the one measured
             (a transfer: choose with one model, measure with another); default ``kl``.
+        rule: ``rule(λ)`` → int (N,) choices, instead of :func:`choose` on the selector's KL
+            (e.g. :func:`climb_choice`, a search that measures only some members).
     Returns:
         (λ kept, bits (L, N), correct (L, N), kl (L, N), choice (L, N)): points whose choice
         repeats the previous λ's are dropped, so L ≤ len(lambdas); λ ascending, i.e. fine → coarse.
@@ -158,7 +161,7 @@ def selected_curve(
     cols = np.arange(bits.shape[1])
     lams, choices = [], []
     for lam in sorted(lambdas):
-        c = choose(bits, sel, lam)
+        c = choose(bits, sel, lam) if rule is None else np.asarray(rule(lam), np.int64)
         if choices and np.array_equal(c, choices[-1]):
             continue
         lams.append(float(lam))
@@ -176,20 +179,22 @@ def selected_entry(
     selector: str,
     selector_kl: np.ndarray | None = None,
     name: str | None = None,
+    rule=None,
 ) -> tuple[dict, CurveData]:
     """The per-image choice among the members of one or more measured curves (results.json curve
     entry and its CurveData).
 
     ``curves``: results.json curves with per-image records, their points together the family
     (several: e.g. the ladder at 4:2:0 and 4:4:4, so subsampling is chosen per image too);
-    ``selector_kl`` (K, N): the choosing model's KL when it is not the measuring one (a transfer).
+    ``selector_kl`` (K, N): the choosing model's KL when it is not the measuring one (a transfer);
+    ``rule``: see :func:`selected_curve`.
     """
     members = [(c, p) for c in curves for p in c["points"]]
     per = [p["per_image"] for _, p in members]
     bits = np.array([q["bits"] for q in per], np.int64)
     pred = np.array([q["top1"] for q in per], np.int64)
     kl = np.array([q["kl"] for q in per], np.float64)
-    lams, b, _, k, ch = selected_curve(bits, pred == labels, kl, lambdas, selector_kl)
+    lams, b, _, k, ch = selected_curve(bits, pred == labels, kl, lambdas, selector_kl, rule)
     cols = np.arange(bits.shape[1])
     subs = {p.get("subsampling") for _, p in members}
     opts = {p.get("optimize") for _, p in members}
