@@ -65,3 +65,41 @@ def test_tables_are_baseline_per_image_coarser_at_higher_lambda_and_reread_exact
     (tmp_path / "bad.pt").write_bytes(b"nope")
     with pytest.raises(ValueError, match="bad.pt: not a table-generator file"):
         load_tablenet(tmp_path / "bad.pt")
+
+
+def test_compress_gives_each_image_its_own_tables_and_the_cli_checks(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import dnnjpeg.models as models
+    from dnnjpeg.choosers import TableNetChoice, make_chooser
+    from dnnjpeg.cli import app
+    from dnnjpeg.compress import compress_tree
+
+    real = models.load_model
+    monkeypatch.setattr(models, "load_model", lambda n: tiny_model() if n == "tiny" else real(n))
+    src = tmp_path / "src"
+    src.mkdir()
+    imgs = _crops(5, 4, size=48)
+    for i, img in enumerate(imgs):
+        (src / f"n01440764_{i}.jpg").write_bytes(encode(img, QuantTables.standard(95)))
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    t = train_tablenet(_crops(16, 2), tiny_model(), epochs=1, batch_size=8, seed=0)
+    save_tablenet(t, tmp_path / "t.pt")
+    ch = make_chooser(tablenet=str(tmp_path / "t.pt"), lam=0.02)
+    assert isinstance(ch, TableNetChoice) and "own tables" in ch.describe()
+    rep = compress_tree(src, tmp_path / "dst", ch)
+    assert rep.written == 5 and {p.name: p.read_bytes() for p in src.iterdir()} == before
+    pre = tiny_model().preprocess
+    for p in sorted((tmp_path / "dst").glob("*.jpg")):
+        img = decode((src / p.name).read_bytes())
+        assert parse_header(p).quant_tables() == t.tables(pre.geometry(img)[None], 0.02)[0]
+    for bad in ({"lam": None}, {"lam": 0.02, "target_bpp": 0.5}, {"lam": 0.02, "family": ["standard"]}):
+        with pytest.raises(ValueError, match="--tablenet"):
+            make_chooser(tablenet=t, **bad)
+    r = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "d2"), "--tablenet", str(tmp_path / "t.pt"),
+                                 "--lam", "0.02", "--scale", "2"])  # fmt: skip
+    assert r.exit_code == 2 and "--scale does not apply" in r.output
+    r = CliRunner().invoke(app, ["qnet", "train-tables", "--data", str(src), "--model", "tiny", "--epochs", "2",
+                                 "--out", str(tmp_path / "c.pt")])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert load_tablenet(tmp_path / "c.pt", "tiny").history[-1]["epoch"] == 2 and (tmp_path / "c.pt.ckpt").is_file()

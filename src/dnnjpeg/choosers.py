@@ -26,7 +26,10 @@ import numpy as np
 from dnnjpeg.codec import QuantTables, encode
 from dnnjpeg.families import TableFamily
 
-__all__ = ["Chooser", "FixedTables", "RateChoice", "NetworkChoice", "QNetChoice", "make_chooser", "MAX_SCALE"]
+__all__ = [
+    "Chooser", "FixedTables", "RateChoice", "NetworkChoice", "QNetChoice", "TableNetChoice", "make_chooser",
+    "MAX_SCALE",
+]  # fmt: skip
 
 #: Beyond this every table entry is 255 already (entries are ≥ 1): a larger scale is a typo.
 MAX_SCALE = 255.0
@@ -298,6 +301,64 @@ class QNetChoice(_FamilyChoice):
         )
 
 
+@dataclass(frozen=True)
+class TableNetChoice:
+    """Each image gets its own tables from a table generator (:mod:`dnnjpeg.tablenet`) at ``lam``
+    (nats of KL per bit per pixel at the model input): the thumbnail of the classifier's input crop
+    → 128 steps, rounded. Trained at the model input: meant for datasets stored near that size."""
+
+    tablenet: object
+    lam: float
+    subsampling: str = "4:2:0"
+    optimize: bool = True
+    in_process = True
+    target_bpp = None
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.lam) and self.lam > 0):
+            raise ValueError(f"--tablenet needs --lam, a finite number > 0 nats per bpp, got {self.lam}")
+
+    def _crop(self, pixels: np.ndarray) -> np.ndarray:
+        from dnnjpeg.models import load_model
+
+        pre = load_model(self.tablenet.model_name).preprocess if not hasattr(self, "_pre") else self._pre
+        object.__setattr__(self, "_pre", pre)
+        rgb = np.repeat(pixels[..., None], 3, axis=2) if pixels.ndim == 2 else pixels
+        return pre.geometry(rgb)
+
+    def tables_for(self, pixels: np.ndarray) -> QuantTables:
+        """This image's rounded tables."""
+        return self.tablenet.tables(self._crop(pixels)[None], self.lam)[0]
+
+    def scaled(self, factor: float) -> TableNetChoice:
+        if factor != 1.0:
+            raise ValueError("--scale does not apply to a table generator: change --lam")
+        return self
+
+    def settings(self) -> dict:
+        import hashlib
+
+        h = hashlib.sha256(b"".join(v.numpy().tobytes() for v in self.tablenet.net.state_dict().values()))
+        return {"tablenet": f"{self.tablenet.model_name} {h.hexdigest()[:16]}", "lam": self.lam,
+                "subsampling": self.subsampling, "optimize": self.optimize}  # fmt: skip
+
+    def describe(self) -> str:
+        m = self.tablenet.model_name
+        return f"each image's own tables from a table generator for {m} at λ = {self.lam:g} nats/bpp"
+
+    def encode(self, pixels: np.ndarray) -> tuple[bytes, int | None]:
+        return encode(pixels, self.tables_for(pixels), self.subsampling, self.optimize), None
+
+    def measure(self, pixels):
+        raise ValueError("a table generator takes --lam, not a bit budget")
+
+    def encode_member(self, pixels, k):
+        raise ValueError("a table generator has no members")
+
+    def member_label(self, k: int) -> str:
+        return "own tables"
+
+
 def make_chooser(
     *,
     tables: QuantTables | str | os.PathLike[str] | None = None,
@@ -311,6 +372,7 @@ def make_chooser(
     subsampling: str = "4:2:0",
     optimize: bool = True,
     search: str = "all",
+    tablenet=None,
 ) -> Chooser:
     """The chooser for what a user gave, with one clear error for every bad combination.
 
@@ -324,6 +386,7 @@ def make_chooser(
         qnet: a trained QNet (or its file): :class:`QNetChoice`; the family defaults to its own.
         lam: nats per KiB; ``target_bpp``: bits per pixel to fit instead (one of the two; λ
             defaults to 0.002 when neither is given).
+        tablenet: a table generator (or its file): :class:`TableNetChoice` at ``lam`` (nats per bpp).
         search: with ``model``: "all" members measured per image, or "climb" (a local search;
             with ``target_bpp`` the budget is still found by measuring every member).
     Raises:
@@ -333,6 +396,16 @@ def make_chooser(
     from dnnjpeg._fs import read_json
     from dnnjpeg.families import parse_family
 
+    if tablenet is not None:
+        if any(x is not None for x in (tables, model, kappa_from, qnet)) or by_rate or family or target_bpp is not None:
+            raise ValueError("--tablenet gives each image its own tables: use it with --lam only")
+        if lam is None:
+            raise ValueError("--tablenet needs --lam (nats of KL per bit per pixel at the model input, e.g. 0.02)")
+        if isinstance(tablenet, (str, os.PathLike)):
+            from dnnjpeg.tablenet import load_tablenet
+
+            tablenet = load_tablenet(tablenet)
+        return TableNetChoice(tablenet, lam, subsampling, optimize)
     if search != "all" and model is None:
         raise ValueError("--search climb is a way for --select-model to measure fewer members")
     ways = [x for x in (tables, model, kappa_from, by_rate or None, qnet) if x is not None]

@@ -368,6 +368,12 @@ def compress(
         "walks from the choice by rate (or the middle member) to the cheaper neighbour until none is "
         "cheaper: about 4 passes, nearly the same choice (BENCHMARKS.md).",
     ),
+    tablenet: Path | None = typer.Option(
+        None,
+        "--tablenet",
+        help="Give each image its own tables from this table generator (dnnjpeg qnet train-tables) at --lam "
+        "(nats per bit per pixel at the model input). Trained at the model input: for data stored near that size.",
+    ),
 ) -> None:
     """Re-encode a whole tree with designed tables as standard baseline JPEG files, or with each
     image's choice among a family of tables by a network (--select-model)."""
@@ -383,7 +389,7 @@ def compress(
         check_run(scale, resume, overwrite)  # before a model loads
         chooser = make_chooser(
             tables=tables, family=family, model=select_model, kappa_from=kappa, by_rate=by_rate, qnet=qnet, lam=lam,
-            target_bpp=target_bpp, subsampling=subsampling, optimize=optimize, search=search,
+            target_bpp=target_bpp, subsampling=subsampling, optimize=optimize, search=search, tablenet=tablenet,
         )  # fmt: skip
         if not isinstance(chooser, FixedTables):
             err.print(chooser.describe(), highlight=False)
@@ -958,6 +964,67 @@ def qnet_train(
         raise _fail(f"writing {display(out)}: {e.strerror or e}") from None
     err.print(f"{len(samples)} samples from {len(ds) - len(skipped)} design images; wrote {display(out)} "
               f"(samples kept in {display(work)})", highlight=False)  # fmt: skip
+
+
+@qnet_app.command("train-tables")
+def qnet_train_tables(
+    data: Path = typer.Option(..., "--data", help="Image folder; only its design split is used (no labels needed)."),
+    out: Path = typer.Option(Path("tablenet.pt"), "--out", help="Where the table generator goes."),
+    model: str = typer.Option("efficientnet-lite0", "--model", help="The classifier (frozen) it is trained against."),
+    epochs: int = typer.Option(6, "--epochs", help="Passes over the design images."),
+    limit: int | None = typer.Option(None, "--limit", help="At most this many design images."),
+    seed: int = typer.Option(0, "--seed"),
+    per_image: bool = typer.Option(
+        True, "--per-image/--global", help="--global trains only the λ-indexed sweep (the control)."
+    ),
+) -> None:
+    """Train a network that gives each image its own quantization tables (the seed's literal form):
+    thumbnail + λ → 128 steps, end to end through the differentiable codec and the rate model, the
+    classifier frozen, at its input geometry. A run killed and started again with the same --out
+    resumes after its last finished epoch (OUT + '.ckpt')."""
+    import numpy as np
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from dnnjpeg._fs import display
+    from dnnjpeg.codec import load_image
+    from dnnjpeg.data import discover
+    from dnnjpeg.models import ModelUnavailableError, load_model
+    from dnnjpeg.tablenet import save_tablenet, train_tablenet
+
+    if epochs < 1 or (limit is not None and limit < 1):
+        raise _fail("--epochs and --limit must be ≥ 1")
+    try:
+        ds = discover(data).subset("design", limit)
+        if len(ds) == 0:
+            raise ValueError(f"{display(data)}: no images in the design split")
+        m = load_model(model)
+    except (ValueError, FileNotFoundError, ModelUnavailableError) as e:
+        raise _fail(str(e)) from None
+    crops, skipped = [], []
+    for r in ds.records:
+        try:
+            crops.append(m.preprocess.geometry(load_image(r.path, "RGB")))
+        except Exception as e:  # noqa: BLE001 — a bad file is named and skipped, the rest go on
+            skipped.append((str(r.path), f"{type(e).__name__}: {e}"))
+    for f, msg in skipped:
+        err.print(f"[yellow]skipped[/yellow] {escape(display(f))}: {escape(msg)}", highlight=False)
+    if not crops:
+        raise _fail(f"{display(data)}: no readable design images")
+    cols = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+    ck = out.with_name(out.name + ".ckpt")
+    try:
+        with Progress(*cols, console=err) as bar:
+            t = bar.add_task("training", total=epochs)
+            tn = train_tablenet(
+                np.stack(crops), m, epochs=epochs, seed=seed, per_image=per_image, checkpoint=ck,
+                progress=lambda e, loss: bar.update(t, completed=e, description=f"training (loss {loss:.4f})"),
+            )  # fmt: skip
+        save_tablenet(tn, out)
+    except OSError as e:
+        raise _fail(f"writing {display(out)}: {e.strerror or e}") from None
+    h = tn.history[-1]
+    err.print(f"{len(crops)} design images, {epochs} epochs: loss {h['loss']:.4f} (KL {h['kl']:.4f} nats, "
+              f"≈{h['est_bpp']:.2f} bpp); wrote {display(out)}", highlight=False)  # fmt: skip
 
 
 def main() -> None:

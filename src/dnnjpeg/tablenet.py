@@ -110,7 +110,7 @@ class TableNet:
         """float32 (N, 2, 8, 8) natural-log steps before rounding."""
         import torch
 
-        x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float()
+        x = torch.from_numpy(np.array(crops, np.float32)).permute(0, 3, 1, 2)
         lam = np.broadcast_to(np.asarray(lam, np.float64), (len(x),))
         self.net.eval()
         self.net.per_image = per_image
