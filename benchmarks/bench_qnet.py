@@ -54,12 +54,11 @@ def _eval_records(path: Path, fam_name: str):
     return r, curve, bits, kl
 
 
-def _choice(r, curve, selector_kl, name):
+def _choice(r, curve, selector_kl, name, rule=None):
     pr = r["pristine"]["per_image"]
     labels, ptop1, pixels = np.array(pr["label"]), np.array(pr["top1"]), np.array(pr["pixels"])
-    entry, _ = selected_entry(
-        [curve], labels, ptop1, pixels, DEFAULT_LAMBDAS_NATS_PER_KIB, "x", selector_kl=selector_kl
-    )
+    lams = DEFAULT_LAMBDAS_NATS_PER_KIB
+    entry, _ = selected_entry([curve], labels, ptop1, pixels, lams, "x", selector_kl=selector_kl, rule=rule)
     entry["name"] = name
     return entry
 

@@ -10,6 +10,7 @@ from dnnjpeg.codec import QuantTables, decode, encode
 from dnnjpeg.evaluate.selection import choose
 from dnnjpeg.families import TableFamily, parse_family
 from dnnjpeg.qnet import (
+    QNet,
     augment,
     load_qnet,
     make_samples,
@@ -155,6 +156,28 @@ def test_the_choice_is_the_rule_on_predicted_kl_and_files_are_checked(samples, t
         train_qnet(samples, TableFamily.from_table_set(FAM.members[:3]), "tiny")
     with pytest.raises(ValueError, match="unknown QNet preset"):
         load_qnet("preset:nope")
+
+
+def test_the_shipped_preset_is_for_lite0_and_the_original_sweep_and_compresses(imagenet_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from dnnjpeg.cli import app
+    from dnnjpeg.codec import parse_header
+
+    q = load_qnet("preset:efficientnet-lite0-qnet")
+    fam = parse_family("preset:efficientnet-lite0-420-original-sweep")
+    assert isinstance(q, QNet) and q.model_name == "efficientnet-lite0" and q.probe_name == "efficientnet-lite0@128"
+    assert q.family.members == fam.members and q.info["n_samples"] >= 1000
+    src = tmp_path / "src"
+    src.mkdir()
+    for p in sorted(imagenet_dir.iterdir())[:3]:
+        (src / p.name).write_bytes(p.read_bytes())
+    args = ["compress", str(src), str(tmp_path / "dst"), "--qnet", "preset:efficientnet-lite0-qnet", "--lam", "0.002"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0 and "3 written" in r.output, r.output
+    for p in (tmp_path / "dst").iterdir():
+        if not p.name.startswith("."):
+            assert parse_header(p).quant_tables() in fam.members
 
 
 def test_cli_trains_a_qnet_resumes_and_compresses_with_it(tmp_path, monkeypatch):
