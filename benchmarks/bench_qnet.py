@@ -157,11 +157,14 @@ def main() -> None:
         if r2_["pristine"]["per_image"]["path"] != pr["path"]:
             raise SystemExit(f"{t}: other images than {a.eval}")
         n, _, _, _, pred = rows[-1]
-        ent = [_choice(r2_, curve2, pred, f"{fam.name} per-image by the {a.model} qnet")]
+        ent = [
+            _choice(r2_, curve2, pred, f"{fam.name} per-image by the {a.model} qnet"),
+            _choice(r2_, curve2, kl, f"{fam.name} per-image by {a.model} in the loop"),
+        ]
         if kap is not None:
             ent.append(_choice(r2_, curve2, kap, f"{fam.name} per-image by rate"))
         b2 = [c for c in r2_["curves"] if c["kind"] != "selected" or c["name"] == f"{fam.name} per-image"]
-        res2 = recompare({**r2_, "curves": b2 + ent})
+        res2 = recompare({**r2_, "settings": {**r2_["settings"], "n_boot": 1000}, "curves": b2 + ent})
         for k in res2.comparisons:
             print(f"[{r2_['settings']['model']}] {k['test']:>60} vs {k['reference']}: {_fmt(k)}")
 

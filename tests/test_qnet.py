@@ -256,3 +256,29 @@ def test_evaluate_measures_the_qnets_own_choice(samples, tmp_path, monkeypatch):
     assert any(k["test"] == own["name"] for k in res["comparisons"])
     with pytest.raises(ValueError, match="--at original"):
         evaluate(ds, tiny_model(), [fam], at="input", n_boot=0, progress=False)
+
+
+def test_compress_with_a_qnet_in_a_pool_resumes_after_a_kill(samples, tmp_path, monkeypatch):
+    import dnnjpeg.models as models
+    from dnnjpeg.compress import compress_tree
+
+    real = models.load_model
+    monkeypatch.setattr(models, "load_model", lambda n: tiny_model() if n == "tiny" else real(n))
+    q = train_qnet(samples, FAM, "tiny", "tiny")
+    ch = QNetChoice(FAM, 0.01, qnet=q)
+    assert not ch.in_process  # spread over compress's process pool, the probe loaded once per worker
+    src = tmp_path / "src"
+    src.mkdir()
+    for i, img in enumerate(_images(6, 7)):
+        (src / f"{i}.jpg").write_bytes(encode(img, QuantTables.standard(95)))
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    rep = compress_tree(src, tmp_path / "dst", ch, workers=2)
+    assert rep.written == 6 and {p.name: p.read_bytes() for p in src.iterdir()} == before
+    first = {p.name: p.read_bytes() for p in (tmp_path / "dst").glob("*.jpg")}
+    # what a kill leaves: files not written yet, and a half-written one under a temporary name
+    (tmp_path / "dst" / "1.jpg").unlink()
+    (tmp_path / "dst" / "4.jpg").unlink()
+    (tmp_path / "dst" / ".4.jpg.x1y2z3.part").write_bytes(first["4.jpg"][:100])
+    again = compress_tree(src, tmp_path / "dst", ch, workers=2, resume=True)
+    assert again.written == 2 and again.skipped == 4
+    assert {p.name: p.read_bytes() for p in (tmp_path / "dst").glob("*.jpg")} == first

@@ -264,7 +264,8 @@ class QNetChoice(_FamilyChoice):
     the classifier itself never runs."""
 
     qnet: object = None
-    in_process = True  # the probe network: one process, no copy of it per worker
+    # picklable: compress spreads it over its process pool, each worker loading the small probe once
+    in_process = False
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -36,7 +36,7 @@ __all__ = ["TableNet", "train_tablenet", "save_tablenet", "load_tablenet", "LAMB
 
 FORMAT = "dnnjpeg.tablenet/1"
 #: λ range (nats of KL per bit per pixel at the model input) drawn in training, log-uniform
-LAMBDA_RANGE = (0.002, 0.2)
+LAMBDA_RANGE = (0.003, 3.0)
 THUMB = 64
 
 
@@ -132,6 +132,7 @@ def train_tablenet(
     epochs: int = 6,
     batch_size: int = 16,
     lr: float = 3e-3,
+    lam_lr: float = 0.05,
     seed: int = 0,
     subsampling: str = "4:2:0",
     per_image: bool = True,
@@ -145,6 +146,7 @@ def train_tablenet(
             the design images; flipped at random while training.
         model: the classifier (:class:`dnnjpeg.models.Model`); its parameters are left as they were.
         epochs: passes over the crops; λ is drawn per sample, log-uniform in :data:`LAMBDA_RANGE`.
+        lr / lam_lr: Adam's rate for the per-image network / for the λ → log-steps part.
         per_image: False trains the λ-only part (a global sweep; the control).
         progress: called with (epoch, mean loss) after every epoch.
         checkpoint: a file: the state after every epoch is written there (atomically), and a
@@ -162,7 +164,12 @@ def train_tablenet(
     g = torch.Generator().manual_seed(seed)
     tn = _module()
     tn.per_image = per_image
-    opt = torch.optim.Adam([p for n, p in tn.named_parameters() if per_image or n.startswith("lam.")], lr=lr)
+    # the λ → table part moves log steps directly (as the gradient designer's Adam does, at its rate);
+    # the per-image part is an ordinary small network
+    groups = [{"params": list(tn.lam.parameters()), "lr": lam_lr}]
+    if per_image:
+        groups.append({"params": [p for n, p in tn.named_parameters() if not n.startswith("lam.")], "lr": lr})
+    opt = torch.optim.Adam(groups)
     history: list[dict] = []
     start = 0
     if checkpoint is not None and Path(checkpoint).is_file():
