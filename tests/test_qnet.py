@@ -207,7 +207,7 @@ def test_cli_trains_a_qnet_resumes_and_compresses_with_it(tmp_path, monkeypatch)
     assert r.exit_code == 0 and q.read_bytes() == first and len(list(work.glob("*.npz"))) == n
     r = run(app, ["qnet", "train", "--data", str(src), *args, "--seed", "1"])
     assert r.exit_code == 2 and "holds samples made another way" in r.output
-    r = run(app, ["compress", str(src), str(tmp_path / "dst"), "--qnet", str(q), "--lam", "0.01"])
+    r = run(app, ["compress", str(src), str(tmp_path / "dst"), "--qnet", str(q), "--lam", "0.01", "--workers", "1"])
     assert r.exit_code == 0, r.output
     assert "with a QNet for tiny" in r.output and "8 written" in r.output
     ladder = [QuantTables.standard(q) for q in (10, 50, 90)]
@@ -258,13 +258,12 @@ def test_evaluate_measures_the_qnets_own_choice(samples, tmp_path, monkeypatch):
         evaluate(ds, tiny_model(), [fam], at="input", n_boot=0, progress=False)
 
 
-def test_compress_with_a_qnet_in_a_pool_resumes_after_a_kill(samples, tmp_path, monkeypatch):
-    import dnnjpeg.models as models
+def test_compress_with_a_qnet_in_a_pool_resumes_after_a_kill(samples, tmp_path):
     from dnnjpeg.compress import compress_tree
 
-    real = models.load_model
-    monkeypatch.setattr(models, "load_model", lambda n: tiny_model() if n == "tiny" else real(n))
     q = train_qnet(samples, FAM, "tiny", "tiny")
+    q.probe = tiny_model()  # travels with the QNet to the spawned workers
+    q.probe.logits(np.zeros((2, 32, 32, 3), np.uint8))  # torch's threads have run here: workers must not fork
     ch = QNetChoice(FAM, 0.01, qnet=q)
     assert not ch.in_process  # spread over compress's process pool, the probe loaded once per worker
     src = tmp_path / "src"

@@ -264,8 +264,10 @@ class QNetChoice(_FamilyChoice):
     the classifier itself never runs."""
 
     qnet: object = None
-    # picklable: compress spreads it over its process pool, each worker loading the small probe once
+    # picklable: compress spreads it over its process pool, each worker loading the small probe once;
+    # spawned, not forked: the probe runs torch (see compress._pool_map)
     in_process = False
+    pool_start = "spawn"
 
     def __post_init__(self) -> None:
         super().__post_init__()

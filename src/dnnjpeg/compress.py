@@ -23,6 +23,7 @@ import errno
 import hashlib
 import json
 import math
+import multiprocessing
 import os
 import stat
 from collections.abc import Callable
@@ -227,13 +228,17 @@ def _stale_parts(d: Path) -> None:
                 pass
 
 
-def _pool_map(fn, items, workers: int):
+def _pool_map(fn, items, workers: int, start: str | None = None):
     """``map(fn, items)`` here (one worker: a chooser that holds a network runs in this process, one
-    image's candidates per batch) or in a process pool whose workers die with this process."""
+    image's candidates per batch) or in a process pool whose workers die with this process.
+
+    ``start``: the pool's start method ("spawn" for work that runs torch: a worker forked from a
+    process whose torch thread pool has run can hang on its first torch call); default the platform's."""
     if workers == 1:
         yield from map(fn, items)
         return
-    pool = ProcessPoolExecutor(workers, initializer=die_with_parent, initargs=(os.getpid(),))
+    ctx = multiprocessing.get_context(start) if start else None
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=die_with_parent, initargs=(os.getpid(),))
     try:
         yield from pool.map(fn, items, chunksize=16)
     finally:  # on a fatal error (a full disk) the queued files are dropped, not tried one by one
@@ -312,7 +317,7 @@ def compress_tree(
                 progress(1)
 
     def pool_map(fn, items):
-        return _pool_map(fn, items, 1 if chooser.in_process else workers)
+        return _pool_map(fn, items, 1 if chooser.in_process else workers, getattr(chooser, "pool_start", None))
 
     if chooser.target_bpp is None:
         rep.lam = getattr(chooser, "lam", None)
