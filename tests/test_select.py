@@ -108,6 +108,12 @@ def test_select_encode_climb_measures_fewer_members_for_the_same_choice(imagenet
             agree += cost[c.index] <= cost.min() + 1e-5
             nan += int(np.isnan(c.kl).sum())
     assert agree >= 16 and nan > 0  # (of 18) nearly always the same choice, with members left unmeasured
+    kappa = np.geomspace(0.5, 0.001, len(fam))
+    c = select_encode(rgb, fam, model, 0.005, kappa=kappa, search="climb", start="rate")
+    by_rate = select_encode(rgb, fam, None, 0.005, kappa=kappa)
+    assert np.isfinite(c.kl[by_rate.index]) and not np.allclose(c.kl[np.isfinite(c.kl)], kappa[np.isfinite(c.kl)])
+    with pytest.raises(ValueError, match="needs kappa"):
+        select_encode(rgb, fam, model, 0.1, search="climb", start="rate")
     with pytest.raises(ValueError, match="search"):
         select_encode(rgb, fam, model, 0.1, search="some")
 

@@ -231,16 +231,12 @@ class NetworkChoice(_FamilyChoice):
     def encode(self, pixels: np.ndarray) -> tuple[bytes, int | None]:
         if self.search == "all":
             return super().encode(pixels)
-        from dnnjpeg.evaluate.selection import choose
         from dnnjpeg.select import select_encode
 
         f = self.family
-        start = None
-        if f.kappa is not None:
-            bits = np.array([8 * len(encode(pixels, t, s, self._optimize)) for t, s in zip(f.members, f.subsamplings)])
-            start = int(choose(bits[:, None], np.asarray(f.kappa, np.float64)[:, None], self.lam)[0])
-        sel = select_encode(pixels, f.members, self.model, self.lam, f.subsamplings, self._optimize, search="climb",
-                            start=start)  # fmt: skip
+        start = "rate" if f.kappa is not None else None
+        sel = select_encode(pixels, f.members, self.model, self.lam, f.subsamplings, self._optimize,
+                            kappa=f.kappa, search="climb", start=start)  # fmt: skip
         return sel.data, sel.index
 
     def settings(self) -> dict:

@@ -76,7 +76,7 @@ def select_encode(
     optimize: bool = True,
     kappa: np.ndarray | None = None,
     search: str = "all",
-    start: int | None = None,
+    start: int | str | None = None,
 ) -> SelectedImage:
     """Encode one stored image with the family member its network prefers at λ.
 
@@ -90,8 +90,10 @@ def select_encode(
         kappa: (K,) members' mean KL measured elsewhere: the choice by rate alone (no network;
             the returned ``kl`` is ``kappa``).
         search: "all" measures every member (K + 1 network passes); "climb" measures only the
-            members :func:`~dnnjpeg.evaluate.selection.climb` visits from ``start`` (default: the
-            middle file size), usually 3–5 passes; the returned ``kl`` is NaN for the others.
+            members :func:`~dnnjpeg.evaluate.selection.climb` visits from ``start`` (a member
+            index; "rate": the choice by ``kappa``; default: the middle file size), usually 3–5
+            passes; the returned ``kl`` is NaN for the others. With "climb", ``kappa`` only
+            chooses the start.
     """
     from dnnjpeg.codec import decode, encode
 
@@ -99,11 +101,18 @@ def select_encode(
     subs = [subsampling] * len(family) if isinstance(subsampling, str) else list(subsampling)
     if len(subs) != len(family) or not family:
         raise ValueError(f"{len(family)} tables but {len(subs)} subsamplings")
+    if start == "rate" and kappa is None:
+        raise ValueError("start='rate' needs kappa (the members' mean KL)")
     datas = [encode(rgb, t, s, optimize) for t, s in zip(family, subs)]
     if kappa is not None:
         kl = np.asarray(kappa, np.float64)
         if kl.shape != (len(family),):
             raise ValueError(f"kappa has {kl.shape} values for {len(family)} tables")
+        if search == "climb" and start == "rate":
+            bits0 = np.array([8 * len(d) for d in datas], np.int64)
+            start = int(choose(bits0[:, None], kl[:, None], lam)[0])
+        if search == "climb":
+            kappa = None
     bits = np.array([8 * len(d) for d in datas], np.int64)
     if search not in ("all", "climb"):
         raise ValueError(f"search must be 'all' or 'climb', got {search!r}")
