@@ -1,0 +1,179 @@
+"""The exact entropy-coded size of quantized levels under given Huffman tables (baseline JPEG).
+
+A baseline scan codes, per block in the scan's order, the DC difference to the previous block of
+the same component (a size category's Huffman code + that many magnitude bits) and the AC levels
+in zig-zag order as run/size symbols (a run of up to 15 zeros and the size of the next nonzero
+level, + its magnitude bits), ZRL (0xF0) for each further 16 zeros, and EOB (0x00) when the block
+ends in zeros. :func:`scan_bits` counts exactly that, vectorized over blocks; the file's scan holds
+these bits padded to a byte, with a 0x00 stuffed after every 0xFF byte.
+
+Why by hand: libjpeg exposes no per-block bit count, and a search over levels needs it without
+writing a file per candidate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from dnnjpeg.codec.tables import ZIGZAG
+
+__all__ = ["HuffmanTable", "parse_huffman", "scan_bits", "magnitude_size"]
+
+
+@dataclass(frozen=True)
+class HuffmanTable:
+    """One DHT table: ``lengths`` int (256,) code length in bits of every symbol (0: not coded)."""
+
+    lengths: np.ndarray
+
+    @staticmethod
+    def from_bits(bits: Sequence[int], values: Sequence[int]) -> HuffmanTable:
+        """From a DHT segment's 16 counts (codes of length 1..16) and its symbols in order."""
+        if len(bits) != 16 or sum(bits) != len(values):
+            raise ValueError(f"a Huffman table needs 16 counts summing to its {len(values)} symbols")
+        lengths = np.zeros(256, np.int64)
+        i = 0
+        for n_bits, count in enumerate(bits, start=1):
+            for v in values[i : i + count]:
+                lengths[v] = n_bits
+            i += count
+        return HuffmanTable(lengths)
+
+
+def magnitude_size(v: np.ndarray) -> np.ndarray:
+    """JPEG's size category of integer levels: 0 for 0, else the bit length of |v| (int64, same shape)."""
+    a = np.abs(np.asarray(v, np.int64))
+    return np.where(a == 0, 0, np.floor(np.log2(np.maximum(a, 1))).astype(np.int64) + 1)
+
+
+def parse_huffman(data: bytes) -> tuple[dict[tuple[int, int], HuffmanTable], dict[int, tuple[int, int]]]:
+    """The Huffman tables of a baseline JPEG file and which ones each scan component uses.
+
+    Args:
+        data: the file's bytes (one scan: baseline sequential).
+    Returns:
+        ({(class, id): table} with class 0 = DC, 1 = AC; {component id: (DC id, AC id)} from the SOS).
+    Raises:
+        ValueError: no SOS, or a segment that runs past the data.
+    """
+    tables: dict[tuple[int, int], HuffmanTable] = {}
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            raise ValueError(f"no marker at byte {i}")
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        seg = data[i + 4 : i + 2 + length]
+        if len(seg) != length - 2:
+            raise ValueError(f"segment 0xFF{marker:02X} at byte {i} runs past the data")
+        if marker == 0xC4:
+            j = 0
+            while j < len(seg):
+                tc, th = seg[j] >> 4, seg[j] & 15
+                bits = list(seg[j + 1 : j + 17])
+                values = list(seg[j + 17 : j + 17 + sum(bits)])
+                tables[(tc, th)] = HuffmanTable.from_bits(bits, values)
+                j += 17 + sum(bits)
+        elif marker == 0xDA:
+            n = seg[0]
+            use = {seg[1 + 2 * k]: (seg[2 + 2 * k] >> 4, seg[2 + 2 * k] & 15) for k in range(n)}
+            return tables, use
+        i += 2 + length
+    raise ValueError("no start of scan (SOS) segment")
+
+
+def _coding_order(rows: int, cols: int, h: int, v: int, mcus: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """An interleaved scan's blocks of one component, MCU by MCU (h×v blocks each, row-major):
+    (block row, block column) arrays in coding order."""
+    my, mx = mcus
+    by = np.arange(my)[:, None, None, None] * v + np.arange(v)[None, None, :, None]
+    bx = np.arange(mx)[None, :, None, None] * h + np.arange(h)[None, None, None, :]
+    by, bx = np.broadcast_arrays(by, bx)
+    return by.reshape(-1), bx.reshape(-1)
+
+
+def scan_bits(
+    blocks: Sequence[np.ndarray],
+    sampling: Sequence[tuple[int, int]],
+    width: int,
+    height: int,
+    dc: Sequence[HuffmanTable],
+    ac: Sequence[HuffmanTable],
+) -> int:
+    """Bits of the entropy-coded scan (before byte padding and stuffing) of a baseline JPEG.
+
+    Args:
+        blocks: per component, integer levels (rows, cols, 8, 8) in natural order (as
+            :class:`dnnjpeg.codec.Coefficients` holds them), at least the component's own
+            ceil(its width / 8) × ceil(its height / 8) blocks; more (MCU padding) are ignored.
+        sampling: (h, v) per component; ``width`` / ``height``: the image's size in pixels.
+        dc / ac: per component, its DC and AC Huffman table.
+    Returns:
+        the number of bits. An interleaved scan codes whole MCUs: the blocks past the component's
+        edge are libjpeg's dummy blocks (the previous block's DC, AC zero: a size-0 DC difference
+        and an EOB each). Raises ValueError when a level needs a symbol the tables lack, or a
+        component holds too few blocks.
+    """
+    hmax, vmax = max(s[0] for s in sampling), max(s[1] for s in sampling)
+    interleaved = len(blocks) > 1
+    total = 0
+    for comp, (h, v), dct, act in zip(blocks, sampling, dc, ac):
+        comp = np.asarray(comp)
+        rows = math.ceil(math.ceil(height * v / vmax) / 8)
+        cols = math.ceil(math.ceil(width * h / hmax) / 8)
+        if comp.shape[0] < rows or comp.shape[1] < cols:
+            raise ValueError(f"a {width}×{height} image needs {rows}×{cols} blocks here, got {comp.shape[:2]}")
+        if interleaved:
+            by, bx = _coding_order(rows, cols, h, v, (math.ceil(height / (8 * vmax)), math.ceil(width / (8 * hmax))))
+            real = (by < rows) & (bx < cols)
+            by, bx = by[real], bx[real]
+            n_dummy = int((~real).sum())
+        else:  # a single-component scan codes the component's own blocks in raster order
+            by, bx = np.divmod(np.arange(rows * cols), cols)
+            n_dummy = 0
+        z = comp[by, bx].reshape(-1, 64)[:, ZIGZAG].astype(np.int64)
+        total += _dc_bits(z[:, 0], dct) + _ac_bits(z[:, 1:], act)
+        if n_dummy:
+            total += n_dummy * int(_code(dct, np.array([0]), "DC")[0] + _code(act, np.array([0x00]), "EOB")[0])
+    return int(total)
+
+
+def _code(table: HuffmanTable, symbols: np.ndarray, what: str) -> np.ndarray:
+    n = table.lengths[symbols]
+    if np.any(n == 0):
+        bad = int(symbols[np.flatnonzero(n == 0)[0]])
+        raise ValueError(f"{what} symbol 0x{bad:02X} has no Huffman code in these tables")
+    return n
+
+
+def _dc_bits(dc: np.ndarray, table: HuffmanTable) -> int:
+    size = magnitude_size(np.diff(dc, prepend=0))
+    return int((_code(table, size, "DC") + size).sum())
+
+
+def _ac_bits(ac: np.ndarray, table: HuffmanTable) -> int:
+    """(n, 63) zig-zag AC levels → bits of their run/size symbols, ZRLs, magnitudes and EOBs."""
+    blk, pos = np.nonzero(ac)
+    pos = pos + 1  # zig-zag index 1..63
+    first = np.r_[True, blk[1:] != blk[:-1]] if len(blk) else np.zeros(0, bool)
+    prev = np.where(first, 0, np.r_[0, pos[:-1]])
+    run = pos - prev - 1
+    size = magnitude_size(ac[blk, pos - 1])
+    sym = (run % 16) * 16 + size
+    bits = int((_code(table, sym, "AC") + size).sum())
+    n_zrl = int((run // 16).sum())
+    if n_zrl:
+        bits += n_zrl * int(_code(table, np.array([0xF0]), "ZRL")[0])
+    last = np.zeros(len(ac), np.int64)
+    np.maximum.at(last, blk, pos)
+    n_eob = int((last < 63).sum())
+    if n_eob:
+        bits += n_eob * int(_code(table, np.array([0x00]), "EOB")[0])
+    return bits
