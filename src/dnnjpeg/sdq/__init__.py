@@ -1,9 +1,12 @@
 """Soft-decision quantization: each block's levels chosen for the network (work in progress).
 
 :mod:`dnnjpeg.sdq.rate` is the exact bit cost of levels under a file's Huffman tables, the
-rate term the block-level search will minimize against the network-weighted error.
+rate term; :mod:`dnnjpeg.sdq.trellis` the block-level search (:func:`sdq_levels`: each block's AC
+levels minimizing weighted squared error + λ · bits, exact for the Lagrangian). Still to come: the
+network's weights (Fisher per model, gradient per image), Huffman re-fitting, and compress/evaluate.
 """
 
 from dnnjpeg.sdq.rate import HuffmanTable, parse_huffman, scan_bits
+from dnnjpeg.sdq.trellis import sdq_levels, trellis_ac
 
-__all__ = ["HuffmanTable", "parse_huffman", "scan_bits"]
+__all__ = ["HuffmanTable", "parse_huffman", "scan_bits", "sdq_levels", "trellis_ac"]
