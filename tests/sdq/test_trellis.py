@@ -84,3 +84,19 @@ def test_sdq_levels_keep_dc_rounded_in_natural_order(ac_table):
     assert np.array_equal(coarse[:, 0, 0], lv[:, 0, 0]) and np.count_nonzero(coarse) <= np.count_nonzero(lv)
     with pytest.raises(ValueError, match="λ"):
         trellis_ac(np.zeros((1, 63)), np.ones(63), np.ones(63), -1.0, ac_table)
+
+
+def test_a_table_without_zrl_or_some_symbols_still_rounds_at_lambda_zero():
+    import warnings
+
+    from dnnjpeg.sdq import HuffmanTable
+
+    lengths = np.full(256, 6, np.int64)
+    lengths[0xF0] = 0  # no ZRL: a run of 16 zeros cannot be coded, so no path may need one
+    rng = np.random.default_rng(7)
+    c = rng.uniform(-50, 50, (50, 63))  # every coefficient rounds to a nonzero level: no long runs
+    q = np.full(63, 4.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 0 · ∞ must not make NaN costs (argmin would pick them)
+        got = trellis_ac(c, q, np.ones(63), 0.0, HuffmanTable(lengths))
+    assert np.array_equal(got, np.rint(c / q).astype(np.int64))

@@ -91,10 +91,13 @@ def read_coefficients(path: str | os.PathLike[str]) -> Coefficients:
     )
 
 
-def write_coefficients(coefficients: Coefficients, path: str | os.PathLike[str] | None = None) -> bytes:
+def write_coefficients(
+    coefficients: Coefficients, path: str | os.PathLike[str] | None = None, optimize: bool = False
+) -> bytes:
     """Write coefficients as a standard baseline Huffman JPEG; returns its bytes.
 
-    When ``path`` is given the file is written atomically as well.
+    When ``path`` is given the file is written atomically as well. ``optimize``: Huffman tables
+    fitted to these levels (libjpeg's optimize_coding) instead of the standard ones.
     """
     import jpeglib
 
@@ -117,7 +120,7 @@ def write_coefficients(coefficients: Coefficients, path: str | os.PathLike[str] 
     im.samp_factor = np.array([(v, h) for h, v in c.sampling], dtype=np.int32)
     with tempfile.TemporaryDirectory(prefix="dnnjpeg-") as tmp:
         out = Path(tmp) / "coef.jpg"
-        im.write_dct(str(out))
+        im.write_dct(str(out), flags=["+OPTIMIZE_CODING"] if optimize else [])
         data = out.read_bytes()
     if path is not None:
         atomic_write_bytes(Path(path), data)

@@ -60,7 +60,10 @@ def trellis_ac(coef: np.ndarray, steps: np.ndarray, weights: np.ndarray, lam: fl
         j = np.arange(i)
         run = i - j - 1
         sym_len = length[(run % 16)[None, None, :] * 16 + size[:, :, i - 1, None]]  # (2, N, i)
-        bits = sym_len + size[:, :, i - 1, None] + (run // 16)[None, None, :] * zrl
+        n_zrl = run // 16
+        zrl_bits = np.zeros(i)
+        zrl_bits[n_zrl > 0] = n_zrl[n_zrl > 0] * zrl  # (no 0 · ∞ when the table has no ZRL)
+        bits = sym_len + size[:, :, i - 1, None] + zrl_bits[None, None, :]
         between = run_cost[:, i - 1, None] - run_cost[:, :i]  # zeros at positions j+1..i-1
         rate = np.where(np.isfinite(bits), lam * np.where(np.isfinite(bits), bits, 0.0), np.inf)  # 0 · ∞ is ∞ here
         total = best[None, :, :i] + between[None] + dist[:, :, i - 1, None] + rate  # (2, N, i)
