@@ -36,7 +36,7 @@ def image_coefficients(rgb: np.ndarray, subsampling: str = "4:2:0") -> tuple[np.
     a = np.asarray(rgb)
     if a.ndim != 3 or a.shape[2] != 3:
         raise ValueError(f"SDQ encodes RGB images (H, W, 3), got shape {a.shape}")
-    x = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].double()
+    x = torch.from_numpy(np.array(a, np.float64)).permute(2, 0, 1)[None]
     with torch.no_grad():
         y, c = DiffJPEG(subsampling).double().transform(x)
     y, c = y.numpy(), c.numpy()
