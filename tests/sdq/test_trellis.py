@@ -100,3 +100,16 @@ def test_a_table_without_zrl_or_some_symbols_still_rounds_at_lambda_zero():
         warnings.simplefilter("error")  # 0 · ∞ must not make NaN costs (argmin would pick them)
         got = trellis_ac(c, q, np.ones(63), 0.0, HuffmanTable(lengths))
     assert np.array_equal(got, np.rint(c / q).astype(np.int64))
+
+
+def test_the_compiled_loop_equals_the_numpy_reference(ac_table):
+    rng = np.random.default_rng(9)
+    c = _blocks(rng, 400, scale=60.0)
+    q = rng.integers(1, 40, 63).astype(float)
+    w = rng.uniform(0.0, 2.0, 63)
+    for lam in (0.0, 3.0, 30.0, 300.0):
+        a = trellis_ac(c, q, w, lam, ac_table, engine="numba")
+        b = trellis_ac(c, q, w, lam, ac_table, engine="numpy")
+        assert np.array_equal(a, b), lam
+    with pytest.raises(ValueError, match="engine"):
+        trellis_ac(c, q, w, 1.0, ac_table, engine="gpu")

@@ -23,7 +23,9 @@ from dnnjpeg.sdq.rate import HuffmanTable, magnitude_size
 __all__ = ["trellis_ac", "sdq_levels"]
 
 
-def trellis_ac(coef: np.ndarray, steps: np.ndarray, weights: np.ndarray, lam: float, ac: HuffmanTable) -> np.ndarray:
+def trellis_ac(
+    coef: np.ndarray, steps: np.ndarray, weights: np.ndarray, lam: float, ac: HuffmanTable, engine: str = "numba"
+) -> np.ndarray:
     """The AC levels of every block minimizing Σ_k w_k (c_k − q_k l_k)² + λ · bits.
 
     Args:
@@ -31,6 +33,8 @@ def trellis_ac(coef: np.ndarray, steps: np.ndarray, weights: np.ndarray, lam: fl
         steps: (63,) quantization steps, zig-zag order; ``weights``: (63,) w_k ≥ 0.
         lam: λ ≥ 0, in squared coefficient units per bit.
         ac: the AC Huffman table whose code lengths are the rate.
+        engine: "numba" (a compiled loop per block; the default) or "numpy" (vectorized over
+            blocks, the reference): the same levels.
     Returns:
         int64 (N, 63) levels. With λ = 0 and positive weights: round(c / q).
     """
@@ -44,6 +48,12 @@ def trellis_ac(coef: np.ndarray, steps: np.ndarray, weights: np.ndarray, lam: fl
         raise ValueError(f"λ must be ≥ 0, got {lam}")
     length = ac.lengths.astype(np.float64)
     length = np.where(length > 0, length, np.inf)  # a symbol without a code cannot be chosen
+    if engine == "numba":
+        out = np.zeros((n, 63), np.int64)
+        _trellis_numba()(np.ascontiguousarray(c), q, w, float(lam), length, out)
+        return out
+    if engine != "numpy":
+        raise ValueError(f"engine must be numba or numpy, got {engine!r}")
     zrl, eob = length[0xF0], length[0x00]
     r = np.rint(c / q)
     cands = np.stack([r, r - np.sign(r)])  # (2, N, 63): rounded, one step toward zero
@@ -85,6 +95,82 @@ def trellis_ac(coef: np.ndarray, steps: np.ndarray, weights: np.ndarray, lam: fl
         out[rows[on], cur[on] - 1] = level[rows[on], cur[on]]
         cur = np.where(on, prev[rows, cur], 0)
     return out
+
+
+_NUMBA = []
+
+
+def _trellis_numba():
+    """The dynamic programme as a compiled loop (numba): the NumPy form allocates (2, N, i) arrays
+    63 times per call, which dominates at ImageNet sizes; compiled once per process, cached on disk."""
+    if _NUMBA:
+        return _NUMBA[0]
+    import numba
+
+    @numba.njit(cache=True)
+    def run(c, q, w, lam, length, out):  # pragma: no cover - compiled
+        n = c.shape[0]
+        inf = np.inf
+        zrl, eob = length[0xF0], length[0x00]
+        best = np.empty(64)
+        prev = np.zeros(64, np.int64)
+        level = np.zeros(64, np.int64)
+        s = np.empty(64)
+        for b in range(n):
+            s[0] = 0.0
+            for t in range(63):
+                s[t + 1] = s[t] + w[t] * c[b, t] ** 2
+            best[0] = 0.0
+            for i in range(1, 64):
+                t = i - 1
+                r = np.rint(c[b, t] / q[t])
+                bv, bj, bl = inf, 0, 0
+                for k in range(2):
+                    cand = r if k == 0 else r - np.sign(r)
+                    if (k == 0 and r == 0) or (k == 1 and abs(r) < 2):
+                        continue
+                    a = int(abs(cand))
+                    size = 0
+                    while a > 0:
+                        size += 1
+                        a >>= 1
+                    d = w[t] * (c[b, t] - q[t] * cand) ** 2
+                    for j in range(i):
+                        if best[j] == inf:
+                            continue
+                        run_ = i - j - 1
+                        nz = run_ // 16
+                        sym = length[(run_ % 16) * 16 + size]
+                        if sym == inf or (nz > 0 and zrl == inf):
+                            continue
+                        bits = sym + size + (nz * zrl if nz > 0 else 0.0)
+                        cost = best[j] + (s[t] - s[j]) + d + lam * bits
+                        if cost < bv:
+                            bv, bj, bl = cost, j, int(cand)
+                best[i] = bv
+                prev[i] = bj
+                level[i] = bl
+            ev, ej = inf, 0
+            for j in range(64):
+                if best[j] == inf:
+                    continue
+                if j < 63:
+                    if eob == inf:
+                        continue
+                    cost = best[j] + (s[63] - s[j]) + lam * eob
+                else:
+                    cost = best[j] + (s[63] - s[j])
+                if cost < ev:
+                    ev, ej = cost, j
+            for t in range(63):
+                out[b, t] = 0
+            cur = ej
+            while cur > 0:
+                out[b, cur - 1] = level[cur]
+                cur = prev[cur]
+
+    _NUMBA.append(run)
+    return run
 
 
 def sdq_levels(coef: np.ndarray, steps: np.ndarray, weights: np.ndarray, lam: float, ac: HuffmanTable) -> np.ndarray:
