@@ -27,8 +27,8 @@ from dnnjpeg.codec import QuantTables, encode
 from dnnjpeg.families import TableFamily
 
 __all__ = [
-    "Chooser", "FixedTables", "RateChoice", "NetworkChoice", "QNetChoice", "TableNetChoice", "make_chooser",
-    "MAX_SCALE",
+    "Chooser", "FixedTables", "RateChoice", "NetworkChoice", "QNetChoice", "TableNetChoice", "SDQChoice",
+    "make_chooser", "MAX_SCALE",
 ]  # fmt: skip
 
 #: Beyond this every table entry is 255 already (entries are ≥ 1): a larger scale is a typo.
@@ -358,6 +358,58 @@ class TableNetChoice:
         return "own tables"
 
 
+@dataclass(frozen=True)
+class SDQChoice:
+    """Every image with ``tables``, each block's levels chosen by soft-decision quantization
+    (:mod:`dnnjpeg.sdq`): least Σ w_k (c_k − q_k l_k)² + λ · bits. ``weights`` (3, 8, 8) for Y, Cb,
+    Cr: the network's (``fisher``, λ in nats per bit) or 1 (``mse``, the PSNR control). Gray
+    images are written with plain rounding (the search is for colour images so far)."""
+
+    tables: QuantTables
+    weights: np.ndarray
+    lam: float
+    name: str = "fisher"
+    subsampling: str = "4:2:0"
+    in_process = False
+    pool_start = "spawn"  # the coefficients come from the differentiable codec (torch)
+    target_bpp = None
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.lam) and self.lam >= 0):
+            raise ValueError(f"--sdq needs --lam, a finite number ≥ 0 (nats per bit for fisher), got {self.lam}")
+        if self.subsampling not in ("4:2:0", "4:4:4"):
+            raise ValueError(f"--sdq writes 4:2:0 or 4:4:4, got {self.subsampling}")
+
+    def scaled(self, factor: float) -> SDQChoice:
+        return self if factor == 1.0 else replace(self, tables=self.tables.scaled(factor))
+
+    def settings(self) -> dict:
+        import hashlib
+
+        digest = hashlib.sha256(np.ascontiguousarray(self.weights, np.float64).tobytes()).hexdigest()[:16]
+        return {"sdq": f"{self.name} {digest}", "tables": self.tables.to_dict(), "lam": self.lam,
+                "subsampling": self.subsampling}  # fmt: skip
+
+    def describe(self) -> str:
+        return f"soft-decision quantization ({self.name} weights) at λ = {self.lam:g}, {self.subsampling}"
+
+    def encode(self, pixels: np.ndarray) -> tuple[bytes, int | None]:
+        if pixels.ndim == 2:
+            return encode(pixels, self.tables, self.subsampling, True), None
+        from dnnjpeg.sdq.encode import sdq_encode
+
+        return sdq_encode(pixels, self.tables, self.lam, self.weights, self.subsampling)[0], None
+
+    def measure(self, pixels):
+        raise ValueError("--sdq takes --lam; a bit budget (--target-bpp) is not supported yet")
+
+    def encode_member(self, pixels, k):
+        raise ValueError("SDQ has no members")
+
+    def member_label(self, k: int) -> str:
+        return "sdq"
+
+
 def make_chooser(
     *,
     tables: QuantTables | str | os.PathLike[str] | None = None,
@@ -372,6 +424,7 @@ def make_chooser(
     optimize: bool = True,
     search: str = "all",
     tablenet=None,
+    sdq: str | None = None,
 ) -> Chooser:
     """The chooser for what a user gave, with one clear error for every bad combination.
 
@@ -386,6 +439,8 @@ def make_chooser(
         lam: nats per KiB; ``target_bpp``: bits per pixel to fit instead (one of the two; λ
             defaults to 0.002 when neither is given).
         tablenet: a table generator (or its file): :class:`TableNetChoice` at ``lam`` (nats per bpp).
+        sdq: "fisher" or "mse": :class:`SDQChoice` at ``lam`` with ``tables`` (default: the shipped
+            lite0 table for stored images).
         search: with ``model``: "all" members measured per image, or "climb" (a local search;
             with ``target_bpp`` the budget is still found by measuring every member).
     Raises:
@@ -395,6 +450,25 @@ def make_chooser(
     from dnnjpeg._fs import read_json
     from dnnjpeg.families import parse_family
 
+    if sdq is not None:
+        if (
+            any(x is not None for x in (model, kappa_from, qnet, tablenet))
+            or by_rate
+            or family
+            or target_bpp is not None
+        ):
+            raise ValueError("--sdq chooses each block's levels for fixed tables: use it with --lam (and --tables)")
+        if sdq not in ("fisher", "mse"):
+            raise ValueError(f"--sdq must be fisher or mse, got {sdq!r}")
+        if lam is None:
+            raise ValueError("--sdq needs --lam (nats per bit for fisher, squared levels per bit for mse)")
+        from dnnjpeg.presets import load_preset
+        from dnnjpeg.sdq.encode import fisher_weights
+
+        t = (tables if isinstance(tables, QuantTables) else QuantTables.load(tables)) if tables is not None else (
+            load_preset("efficientnet-lite0-420-original"))  # fmt: skip
+        w = fisher_weights() if sdq == "fisher" else np.ones((3, 8, 8))
+        return SDQChoice(t, w, lam, sdq, subsampling)
     if tablenet is not None:
         if any(x is not None for x in (tables, model, kappa_from, qnet)) or by_rate or family or target_bpp is not None:
             raise ValueError("--tablenet gives each image its own tables: use it with --lam only")

@@ -374,6 +374,13 @@ def compress(
         help="Give each image its own tables from this table generator (dnnjpeg qnet train-tables) at --lam "
         "(nats per bit per pixel at the model input). Trained at the model input: for data stored near that size.",
     ),
+    sdq: str | None = typer.Option(
+        None,
+        "--sdq",
+        help="Soft-decision quantization with --lam: each block's levels chosen for the network (fisher: lite0's "
+        "Fisher weights, λ in nats per bit, e.g. 1e-6) or for PSNR (mse, λ in squared levels per bit, e.g. 30), "
+        "with --tables or the shipped lite0 table. Experimental: not yet measured against the ladder.",
+    ),
 ) -> None:
     """Re-encode a whole tree with designed tables as standard baseline JPEG files, or with each
     image's choice among a family of tables by a network (--select-model)."""
@@ -390,6 +397,7 @@ def compress(
         chooser = make_chooser(
             tables=tables, family=family, model=select_model, kappa_from=kappa, by_rate=by_rate, qnet=qnet, lam=lam,
             target_bpp=target_bpp, subsampling=subsampling, optimize=optimize, search=search, tablenet=tablenet,
+            sdq=sdq,
         )  # fmt: skip
         if not isinstance(chooser, FixedTables):
             err.print(chooser.describe(), highlight=False)

@@ -16,7 +16,23 @@ from dnnjpeg.codec.tables import QuantTables
 from dnnjpeg.sdq.rate import parse_huffman
 from dnnjpeg.sdq.trellis import sdq_levels
 
-__all__ = ["image_coefficients", "sdq_encode"]
+__all__ = ["image_coefficients", "sdq_encode", "fisher_weights", "FISHER_PRESET"]
+
+#: the shipped design whose Fisher diagonal weights ``--sdq fisher`` (lite0, JPEG of the stored image)
+FISHER_PRESET = "efficientnet-lite0-420-original-sweep"
+
+
+def fisher_weights(preset: str = FISHER_PRESET) -> np.ndarray:
+    """(3, 8, 8) error weights for Y, Cb, Cr: half the network's mean Fisher diagonal per frequency,
+    as the ``fisher`` designer measured it (recorded in the preset), so that Σ w (c − ĉ)² ≈ KL in
+    nats and λ is in nats per bit."""
+    from dnnjpeg.presets import preset_info
+
+    f = preset_info(preset).get("design", {}).get("fisher")
+    if not f:
+        raise ValueError(f"preset {preset!r} records no Fisher weights")
+    return 0.5 * np.concatenate([np.asarray(f["w_luma"], np.float64)[None], np.asarray(f["w_chroma"], np.float64)])
+
 
 _SAMPLING = {"4:2:0": ((2, 2), (1, 1), (1, 1)), "4:4:4": ((1, 1), (1, 1), (1, 1))}
 
@@ -57,7 +73,8 @@ def sdq_encode(
         rgb: uint8 (H, W, 3) stored pixels.
         tables: the quantization tables (natural order), written into the file.
         lam: λ ≥ 0 in squared coefficient units per bit (0: plain rounding).
-        weights: (2, 8, 8) error weight per frequency for luma and chroma (None: 1, the PSNR form).
+        weights: error weight per frequency, natural order: (3, 8, 8) for Y, Cb, Cr or (2, 8, 8)
+            for luma and chroma (None: 1, the PSNR form).
         iterations: trellis passes, each under the Huffman tables fitted to the previous levels.
     Returns:
         (the JPEG file's bytes, the levels written).
@@ -68,9 +85,11 @@ def sdq_encode(
         raise ValueError(f"iterations must be ≥ 1, got {iterations}")
     h, w = np.asarray(rgb).shape[:2]
     comps = image_coefficients(rgb, subsampling)
-    wt = np.ones((2, 8, 8)) if weights is None else np.asarray(weights, np.float64)
-    if wt.shape != (2, 8, 8) or not np.all(wt >= 0):
-        raise ValueError(f"weights must be (2, 8, 8) and ≥ 0, got shape {wt.shape}")
+    wt = np.ones((3, 8, 8)) if weights is None else np.asarray(weights, np.float64)
+    if wt.shape == (2, 8, 8):
+        wt = wt[[0, 1, 1]]
+    if wt.shape != (3, 8, 8) or not np.all(wt >= 0):
+        raise ValueError(f"weights must be (3, 8, 8) or (2, 8, 8) and ≥ 0, got shape {wt.shape}")
     steps = [tables.luma, tables.chroma, tables.chroma]
     sampling = _SAMPLING[subsampling]
 
@@ -86,6 +105,6 @@ def sdq_encode(
         for i, (c, s) in enumerate(zip(comps, steps)):
             ac = huff[(1, use[ids[i]][1])]
             flat = c.reshape(-1, 8, 8)
-            levels.append(sdq_levels(flat, s, wt[min(i, 1)], lam, ac).reshape(c.shape))
+            levels.append(sdq_levels(flat, s, wt[i], lam, ac).reshape(c.shape))
     coef = pack(levels)
     return write_coefficients(coef, optimize=True), coef
