@@ -55,3 +55,12 @@ def test_bad_arguments():
         sdq_encode(img[..., 0], QuantTables.standard(50), 1.0)
     with pytest.raises(ValueError, match="weights"):
         sdq_encode(img, QuantTables.standard(50), 1.0, weights=np.ones((8, 8)))
+
+
+@pytest.mark.parametrize("h,w", [(70, 91), (45, 100), (61, 39), (64, 64)])
+def test_odd_block_grids_decode_like_libjpegs_own_file(kodak_dir, h, w):
+    """A component whose block count is odd (width 100: 13 luma columns) must not shift its rows."""
+    img = np.asarray(Image.open(kodak_dir / "kodim05.png").convert("RGB"))[:h, :w]
+    t = QuantTables.standard(70)
+    ours, plain = decode(sdq_encode(img, t, 0.0)[0]), decode(encode(img, t, "4:2:0", optimize=True))
+    assert abs(_psnr(ours, img) - _psnr(plain, img)) < 0.1

@@ -9,6 +9,8 @@ file is written by libjpeg from the levels with optimized Huffman tables, an ord
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from dnnjpeg.codec.coefficients import Coefficients, write_coefficients
@@ -93,8 +95,13 @@ def sdq_encode(
     steps = [tables.luma, tables.chroma, tables.chroma]
     sampling = _SAMPLING[subsampling]
 
+    hmax, vmax = max(f[0] for f in sampling), max(f[1] for f in sampling)
+    # each component's own blocks: the writer takes exactly those (libjpeg adds the MCU padding
+    # itself, as dummy blocks; padded arrays would shift its rows when the block count is odd)
+    real = [(math.ceil(math.ceil(h * v / vmax) / 8), math.ceil(math.ceil(w * f / hmax) / 8)) for f, v in sampling]
+
     def pack(levels) -> Coefficients:
-        blocks = tuple(np.clip(lv, -2047, 2047).astype(np.int16) for lv in levels)
+        blocks = tuple(np.clip(lv[:r, :c], -2047, 2047).astype(np.int16) for lv, (r, c) in zip(levels, real))
         return Coefficients(blocks, tables, sampling, w, h)
 
     levels = [np.rint(c / s) for c, s in zip(comps, steps)]
