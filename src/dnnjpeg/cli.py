@@ -379,7 +379,8 @@ def compress(
         "--sdq",
         help="Soft-decision quantization with --lam: each block's levels chosen for the network (fisher: lite0's "
         "Fisher weights, λ in nats per bit, e.g. 1e-6) or for PSNR (mse, λ in squared levels per bit, e.g. 30), "
-        "with --tables or the shipped lite0 table. Experimental: not yet measured against the ladder.",
+        "with --tables or the shipped lite0 table. Experimental: with one table swept by λ it loses to the ladder "
+        "(BENCHMARKS.md).",
     ),
 ) -> None:
     """Re-encode a whole tree with designed tables as standard baseline JPEG files, or with each
