@@ -14,6 +14,7 @@ class with these methods, not a new set of flags: QNet and SDQ choosers plug in 
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Sequence
@@ -317,13 +318,15 @@ class TableNetChoice:
         if not (math.isfinite(self.lam) and self.lam > 0):
             raise ValueError(f"--tablenet needs --lam, a finite number > 0 nats per bpp, got {self.lam}")
 
-    def _crop(self, pixels: np.ndarray) -> np.ndarray:
+    @functools.cached_property
+    def _pre(self):
         from dnnjpeg.models import load_model
 
-        pre = load_model(self.tablenet.model_name).preprocess if not hasattr(self, "_pre") else self._pre
-        object.__setattr__(self, "_pre", pre)
+        return load_model(self.tablenet.model_name).preprocess
+
+    def _crop(self, pixels: np.ndarray) -> np.ndarray:
         rgb = np.repeat(pixels[..., None], 3, axis=2) if pixels.ndim == 2 else pixels
-        return pre.geometry(rgb)
+        return self._pre.geometry(rgb)
 
     def tables_for(self, pixels: np.ndarray) -> QuantTables:
         """This image's rounded tables."""

@@ -104,16 +104,15 @@ def select_encode(
     if start == "rate" and kappa is None:
         raise ValueError("start='rate' needs kappa (the members' mean KL)")
     datas = [encode(rgb, t, s, optimize) for t, s in zip(family, subs)]
+    bits = np.array([8 * len(d) for d in datas], np.int64)
     if kappa is not None:
         kl = np.asarray(kappa, np.float64)
         if kl.shape != (len(family),):
             raise ValueError(f"kappa has {kl.shape} values for {len(family)} tables")
         if search == "climb" and start == "rate":
-            bits0 = np.array([8 * len(d) for d in datas], np.int64)
-            start = int(choose(bits0[:, None], kl[:, None], lam)[0])
+            start = int(choose(bits[:, None], kl[:, None], lam)[0])
         if search == "climb":
             kappa = None
-    bits = np.array([8 * len(d) for d in datas], np.int64)
     if search not in ("all", "climb"):
         raise ValueError(f"search must be 'all' or 'climb', got {search!r}")
     if kappa is None and search == "climb":

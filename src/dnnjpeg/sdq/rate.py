@@ -58,34 +58,28 @@ def parse_huffman(data: bytes) -> tuple[dict[tuple[int, int], HuffmanTable], dic
     Returns:
         ({(class, id): table} with class 0 = DC, 1 = AC; {component id: (DC id, AC id)} from the SOS).
     Raises:
-        ValueError: no SOS, or a segment that runs past the data.
+        ValueError: no SOS (the header parser's reason: cut short, an end of image first...).
     """
+    from dnnjpeg.codec.errors import JpegError
+    from dnnjpeg.codec.header import _segments
+
     tables: dict[tuple[int, int], HuffmanTable] = {}
-    i = 2
-    while i + 4 <= len(data):
-        if data[i] != 0xFF:
-            raise ValueError(f"no marker at byte {i}")
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        length = int.from_bytes(data[i + 2 : i + 4], "big")
-        seg = data[i + 4 : i + 2 + length]
-        if len(seg) != length - 2:
-            raise ValueError(f"segment 0xFF{marker:02X} at byte {i} runs past the data")
-        if marker == 0xC4:
-            j = 0
-            while j < len(seg):
-                tc, th = seg[j] >> 4, seg[j] & 15
-                bits = list(seg[j + 1 : j + 17])
-                values = list(seg[j + 17 : j + 17 + sum(bits)])
-                tables[(tc, th)] = HuffmanTable.from_bits(bits, values)
-                j += 17 + sum(bits)
-        elif marker == 0xDA:
-            n = seg[0]
-            use = {seg[1 + 2 * k]: (seg[2 + 2 * k] >> 4, seg[2 + 2 * k] & 15) for k in range(n)}
-            return tables, use
-        i += 2 + length
+    try:  # the header parser's walk: fill bytes, junk and lengths handled once, for every reader
+        for marker, _, seg in _segments(data, "<bytes>", True, []):
+            if marker == 0xC4:
+                j = 0
+                while j < len(seg):
+                    tc, th = seg[j] >> 4, seg[j] & 15
+                    bits = list(seg[j + 1 : j + 17])
+                    values = list(seg[j + 17 : j + 17 + sum(bits)])
+                    tables[(tc, th)] = HuffmanTable.from_bits(bits, values)
+                    j += 17 + sum(bits)
+            elif marker == 0xDA:
+                n = seg[0]
+                use = {seg[1 + 2 * k]: (seg[2 + 2 * k] >> 4, seg[2 + 2 * k] & 15) for k in range(n)}
+                return tables, use
+    except JpegError as e:
+        raise ValueError(f"no start of scan (SOS) segment: {e}") from None
     raise ValueError("no start of scan (SOS) segment")
 
 
