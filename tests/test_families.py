@@ -58,3 +58,35 @@ def test_a_design_result_saves_its_family_as_a_sweep(tmp_path):
     back = parse_family(f"sweep:{tmp_path / 'r.json'}")
     assert back.members == fam.members and back.labels == ("λ=1", "λ=0.5")
     assert QuantTables.load(tmp_path / "r.json") == QuantTables.standard(60)
+
+
+def test_sdq_families_search_the_levels_of_a_familys_tables(kodak_dir):
+    import numpy as np
+    from PIL import Image
+
+    from dnnjpeg.codec import decode, encode
+    from dnnjpeg.sdq.encode import sdq_encode, table_lambda
+    from dnnjpeg.sdq.weights import model_weights
+
+    f = parse_family("sdq:mse:0.02:standard:40,80")
+    assert f.kind == "sdq" and f.name == "sdq:mse:0.02 standard 4:2:0" and f.labels == ("q=40", "q=80")
+    assert all(p.encoder == "sdq" and p.sdq == ("mse", 0.02, 0) for p in f.points)
+    assert f.points[0].to_dict()["sdq"] == ["mse", 0.02, 0]
+    d = parse_family("sdq:fisher")
+    assert len(d) == 8 and d.points[0].sdq == ("fisher", 0.01, 0) and d.kappa is None  # SDQ changes the KL
+    assert parse_family("sdq:fisher:0.03:r1:standard:50@4:4:4").points[0].subsampling == "4:4:4"
+    img = np.asarray(Image.open(kodak_dir / "kodim03.png").convert("RGB"))[:96, :120]
+    spec = f.points[1]
+    lam = table_lambda(spec.tables, model_weights("mse"), 0.02)
+    assert spec.encode(img) == sdq_encode(img, spec.tables, lam, None)[0]
+    assert len(spec.encode(img)) < len(encode(img, spec.tables, "4:2:0", True))
+    gray = img[..., 1]
+    assert spec.encode(gray) == encode(gray, spec.tables, "4:2:0", True)  # gray: plain rounding
+    assert decode(spec.encode(img)).shape == img.shape
+    with pytest.raises(ValueError, match="this image's weights"):
+        parse_family("sdq:gradient:0.01:standard:50").points[0].encode(img)
+    for bad, msg in (("sdq:psnr", "fisher, crop, gradient, mse"), ("sdq:fisher:jpegli", "plain tables"),
+                     ("sdq:mse:-1", "alpha"), ("sdq:mse:standard@4:2:2", "4:2:0 or 4:4:4"),
+                     ("sdq:fisher:sdq:mse", "plain tables")):  # fmt: skip
+        with pytest.raises(ValueError, match=msg):
+            parse_family(bad)

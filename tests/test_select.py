@@ -477,3 +477,23 @@ def test_compress_with_a_climbing_network_choice_records_it(tmp_path):
     assert settings["settings"]["chooser"]["search"] == "climb"
     with pytest.raises(ValueError, match="all or climb"):
         NetworkChoice(fam, 0.1, model=tiny_model(), search="half")
+
+
+def test_the_per_image_choice_composes_with_sdq_members(tmp_path):
+    """select_encode over SDQ members: each member encodes itself; gradient weights are computed once
+    per image from the choosing network and give exactly the member's own file."""
+    from dnnjpeg.families import parse_family
+    from dnnjpeg.sdq.weights import gradient_weights
+
+    model = tiny_model()
+    rgb = np.asarray(__import__("PIL.Image").Image.open(write_images(tmp_path, 1, size=(48, 40))[0]).convert("RGB"))
+    for kind in ("mse", "gradient"):
+        fam = parse_family(f"sdq:{kind}:0.05:standard:30,60,90")
+        sel = select_encode(rgb, fam.points, model, 0.0, fam.subsamplings)
+        w = gradient_weights(rgb, model) if kind == "gradient" else None
+        datas = [p.encode(rgb, weights=w) for p in fam.points]
+        assert sel.data == datas[sel.index] and sel.bits.tolist() == [8 * len(d) for d in datas]
+        plain = [encode(rgb, t, "4:2:0", True) for t in fam.members]
+        assert sum(sel.bits) < 8 * sum(map(len, plain))
+    with pytest.raises(ValueError, match="needs the network"):
+        select_encode(rgb, fam.points, None, 0.0, fam.subsamplings, kappa=np.zeros(3))

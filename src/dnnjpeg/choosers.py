@@ -139,13 +139,16 @@ class _FamilyChoice:
         return replace(self, family=replace(self.family, points=pts, kappa=None))
 
     def _base_settings(self) -> dict:
-        return {
+        s = {
             "family": [t.to_dict() for t in self.family.members],
             "family_subsampling": list(self.family.subsamplings),
             "optimize": self._optimize,
             "lam": self.lam,
             "target_bpp": self.target_bpp,
         }
+        if any(p.sdq for p in self.family.points):  # (only then, so earlier runs' settings still match)
+            s["family_sdq"] = [list(p.sdq) if p.sdq else None for p in self.family.points]
+        return s
 
     def member_label(self, k: int) -> str:
         mixed = len(set(self.family.subsamplings)) > 1
@@ -161,18 +164,18 @@ class _FamilyChoice:
         from dnnjpeg.select import select_encode
 
         f = self.family
-        sel = select_encode(pixels, f.members, self._model(), self.lam, f.subsamplings, self._optimize, self._kappa())
+        sel = select_encode(pixels, f.points, self._model(), self.lam, f.subsamplings, self._optimize, self._kappa())
         return sel.data, sel.index
 
     def measure(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         from dnnjpeg.select import select_encode
 
         f = self.family
-        sel = select_encode(pixels, f.members, self._model(), 0.0, f.subsamplings, self._optimize, self._kappa())
+        sel = select_encode(pixels, f.points, self._model(), 0.0, f.subsamplings, self._optimize, self._kappa())
         return sel.bits, sel.kl
 
     def encode_member(self, pixels: np.ndarray, k: int) -> bytes:
-        return encode(pixels, self.family.members[k], self.family.subsamplings[k], self._optimize)
+        return self.family.points[k].encode(pixels)
 
     def _rate(self) -> str:
         return f"{self.target_bpp:g} bpp" if self.target_bpp is not None else f"λ = {self.lam:g} nats/KiB"
@@ -236,7 +239,7 @@ class NetworkChoice(_FamilyChoice):
 
         f = self.family
         start = "rate" if f.kappa is not None else None
-        sel = select_encode(pixels, f.members, self.model, self.lam, f.subsamplings, self._optimize,
+        sel = select_encode(pixels, f.points, self.model, self.lam, f.subsamplings, self._optimize,
                             kappa=f.kappa, search="climb", start=start)  # fmt: skip
         return sel.data, sel.index
 
@@ -271,12 +274,16 @@ class QNetChoice(_FamilyChoice):
         if self.qnet is None:
             raise ValueError("a QNet choice needs a trained QNet (dnnjpeg.qnet.load_qnet)")
         q = self.qnet.family
-        if q.members != self.family.members or q.subsamplings != self.family.subsamplings:
+        if (q.members, q.subsamplings, [p.encoder for p in q.points]) != (
+            self.family.members,
+            self.family.subsamplings,
+            [p.encoder for p in self.family.points],
+        ):
             raise ValueError(f"the QNet was trained for the family {q.name!r}, not for {self.family.name!r}")
 
     def _predict(self, pixels: np.ndarray) -> tuple[list[bytes], np.ndarray, np.ndarray]:
         f = self.family
-        datas = [encode(pixels, t, s, self._optimize) for t, s in zip(f.members, f.subsamplings)]
+        datas = [p.encode(pixels) for p in f.points]
         bits = np.array([8 * len(d) for d in datas], np.int64)
         return datas, bits, self.qnet.predict_image(pixels, bits)
 
@@ -364,22 +371,38 @@ class TableNetChoice:
 @dataclass(frozen=True)
 class SDQChoice:
     """Every image with ``tables``, each block's levels chosen by soft-decision quantization
-    (:mod:`dnnjpeg.sdq`): least Σ w_k (c_k − q_k l_k)² + λ · bits. ``weights`` (3, 8, 8) for Y, Cb,
-    Cr: the network's (``fisher``, λ in nats per bit) or 1 (``mse``, the PSNR control). Gray
-    images are written with plain rounding (the search is for colour images so far)."""
+    (:mod:`dnnjpeg.sdq`): least Σ w (c − q l)² + λ · bits.
+
+    ``weights`` (:data:`dnnjpeg.sdq.weights.WEIGHTS`): "fisher" (lite0's per-model Fisher diagonal,
+    λ in nats per bit), "crop" (the same, zero outside lite0's centre crop), "gradient" (this
+    image's own Fisher diagonal per block, one backward pass of ``model_name`` per image), "mse"
+    (the PSNR control, λ in squared levels per bit). ``lam`` None: ``alpha`` × the table's weighted
+    step error (:func:`dnnjpeg.sdq.encode.table_lambda`). ``bpp``: instead of a fixed λ, each
+    image gets the smallest λ whose file fits that many bits per pixel (a per-image budget).
+    Gray images are written with plain rounding (the search is for colour images)."""
 
     tables: QuantTables
-    weights: np.ndarray
-    lam: float
-    name: str = "fisher"
+    weights: str = "fisher"
+    lam: float | None = None
+    alpha: float = 0.01
     subsampling: str = "4:2:0"
+    bpp: float | None = None
+    model_name: str = "efficientnet-lite0"
     in_process = False
     pool_start = "spawn"  # the coefficients come from the differentiable codec (torch)
-    target_bpp = None
+    target_bpp = None  # the budget is per image (``bpp``), not a λ fitted over the tree
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.lam) and self.lam >= 0):
-            raise ValueError(f"--sdq needs --lam, a finite number ≥ 0 (nats per bit for fisher), got {self.lam}")
+        from dnnjpeg.sdq.weights import WEIGHTS
+
+        if self.weights not in WEIGHTS:
+            raise ValueError(f"--sdq must be one of {', '.join(WEIGHTS)}, got {self.weights!r}")
+        if self.lam is not None and not (math.isfinite(self.lam) and self.lam >= 0):
+            raise ValueError(f"--sdq --lam must be a finite number ≥ 0 (nats per bit), got {self.lam}")
+        if not (math.isfinite(self.alpha) and self.alpha >= 0):
+            raise ValueError(f"--sdq alpha must be a finite number ≥ 0, got {self.alpha}")
+        if self.bpp is not None and (self.lam is not None or not (math.isfinite(self.bpp) and self.bpp > 0)):
+            raise ValueError(f"--sdq takes --lam or --target-bpp (a number > 0), not both; got {self.bpp}")
         if self.subsampling not in ("4:2:0", "4:4:4"):
             raise ValueError(f"--sdq writes 4:2:0 or 4:4:4, got {self.subsampling}")
 
@@ -387,30 +410,75 @@ class SDQChoice:
         return self if factor == 1.0 else replace(self, tables=self.tables.scaled(factor))
 
     def settings(self) -> dict:
-        import hashlib
-
-        digest = hashlib.sha256(np.ascontiguousarray(self.weights, np.float64).tobytes()).hexdigest()[:16]
-        return {"sdq": f"{self.name} {digest}", "tables": self.tables.to_dict(), "lam": self.lam,
-                "subsampling": self.subsampling}  # fmt: skip
+        return {"sdq": self.weights, "tables": self.tables.to_dict(), "lam": self.lam, "alpha": self.alpha,
+                "bpp": self.bpp, "subsampling": self.subsampling,
+                "model": self.model_name if self.weights in ("gradient", "crop") else None}  # fmt: skip
 
     def describe(self) -> str:
-        return f"soft-decision quantization ({self.name} weights) at λ = {self.lam:g}, {self.subsampling}"
+        rate = (f"{self.bpp:g} bpp per image" if self.bpp is not None else f"λ = {self.lam:g}" if self.lam is not None
+                else f"λ = {self.alpha:g} × the table's step error")  # fmt: skip
+        return f"soft-decision quantization ({self.weights} weights) at {rate}, {self.subsampling}"
+
+    @functools.cached_property
+    def _model(self):
+        from dnnjpeg.models import load_model
+
+        return load_model(self.model_name)
 
     def encode(self, pixels: np.ndarray) -> tuple[bytes, int | None]:
         if pixels.ndim == 2:
             return encode(pixels, self.tables, self.subsampling, True), None
-        from dnnjpeg.sdq.encode import sdq_encode
+        from dnnjpeg.sdq.encode import image_coefficients, sdq_encode, table_lambda
+        from dnnjpeg.sdq.weights import gradient_weights, model_weights
 
-        return sdq_encode(pixels, self.tables, self.lam, self.weights, self.subsampling)[0], None
+        coefs = image_coefficients(pixels, self.subsampling)
+        if self.weights == "gradient":
+            w = gradient_weights(pixels, self._model, self.subsampling)
+        else:
+            w = model_weights(self.weights, pixels.shape[:2], self.subsampling)
+        lam_w = model_weights("mse" if self.weights == "mse" else "fisher")
+
+        def at(lam: float) -> bytes:
+            return sdq_encode(pixels, self.tables, lam, w, self.subsampling, coefficients=coefs)[0]
+
+        if self.bpp is None:
+            return at(self.lam if self.lam is not None else table_lambda(self.tables, lam_w, self.alpha)), None
+        return _within_budget(at, self.bpp * pixels.shape[0] * pixels.shape[1] / 8, table_lambda(self.tables, lam_w, 1.0))
 
     def measure(self, pixels):
-        raise ValueError("--sdq takes --lam; a bit budget (--target-bpp) is not supported yet")
+        raise ValueError("SDQ has no members to measure: its budget is per image")
 
     def encode_member(self, pixels, k):
         raise ValueError("SDQ has no members")
 
     def member_label(self, k: int) -> str:
         return "sdq"
+
+
+def _within_budget(at, budget_bytes: float, lam0: float) -> tuple[bytes, int | None]:
+    """The file of the smallest λ whose size fits ``budget_bytes`` (bits fall as λ grows): λ = 0
+    when rounding fits, else doubling from ``lam0`` / 64 then 12 halvings of the bracket in log
+    space; when no λ fits, the smallest file found."""
+    data = at(0.0)
+    if len(data) <= budget_bytes:
+        return data, None
+    lo, hi, best = 0.0, lam0 / 64, None
+    for _ in range(40):
+        d = at(hi)
+        if len(d) <= budget_bytes:
+            best = d
+            break
+        lo, data, hi = hi, min(data, d, key=len), hi * 4
+    if best is None:
+        return data, None
+    for _ in range(12):
+        mid = math.sqrt(lo * hi) if lo > 0 else hi / 4
+        d = at(mid)
+        if len(d) <= budget_bytes:
+            hi, best = mid, d
+        else:
+            lo = mid
+    return best, None
 
 
 def make_chooser(
@@ -442,8 +510,9 @@ def make_chooser(
         lam: nats per KiB; ``target_bpp``: bits per pixel to fit instead (one of the two; λ
             defaults to 0.002 when neither is given).
         tablenet: a table generator (or its file): :class:`TableNetChoice` at ``lam`` (nats per bpp).
-        sdq: "fisher" or "mse": :class:`SDQChoice` at ``lam`` with ``tables`` (default: the shipped
-            lite0 table for stored images).
+        sdq: SDQ weights (fisher, crop, gradient, mse): :class:`SDQChoice` with ``tables``
+            (default: the shipped lite0 table for stored images) at ``lam`` (nats per bit; default
+            alpha × the table's step error) or ``target_bpp`` per image.
         search: with ``model``: "all" members measured per image, or "climb" (a local search;
             with ``target_bpp`` the budget is still found by measuring every member).
     Raises:
@@ -454,24 +523,16 @@ def make_chooser(
     from dnnjpeg.families import parse_family
 
     if sdq is not None:
-        if (
-            any(x is not None for x in (model, kappa_from, qnet, tablenet))
-            or by_rate
-            or family
-            or target_bpp is not None
-        ):
-            raise ValueError("--sdq chooses each block's levels for fixed tables: use it with --lam (and --tables)")
-        if sdq not in ("fisher", "mse"):
-            raise ValueError(f"--sdq must be fisher or mse, got {sdq!r}")
-        if lam is None:
-            raise ValueError("--sdq needs --lam (nats per bit for fisher, squared levels per bit for mse)")
+        if any(x is not None for x in (model, kappa_from, qnet, tablenet)) or by_rate or family:
+            raise ValueError(
+                "--sdq searches each block's levels in fixed tables (--tables, default the shipped lite0 table); "
+                "to choose a table per image too, use --family sdq:WEIGHTS --select-model MODEL"
+            )
         from dnnjpeg.presets import load_preset
-        from dnnjpeg.sdq.encode import fisher_weights
 
         t = (tables if isinstance(tables, QuantTables) else QuantTables.load(tables)) if tables is not None else (
             load_preset("efficientnet-lite0-420-original"))  # fmt: skip
-        w = fisher_weights() if sdq == "fisher" else np.ones((3, 8, 8))
-        return SDQChoice(t, w, lam, sdq, subsampling)
+        return SDQChoice(t, sdq, lam, subsampling=subsampling, bpp=target_bpp)
     if tablenet is not None:
         if any(x is not None for x in (tables, model, kappa_from, qnet)) or by_rate or family or target_bpp is not None:
             raise ValueError("--tablenet gives each image its own tables: use it with --lam only")

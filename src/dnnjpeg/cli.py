@@ -377,10 +377,11 @@ def compress(
     sdq: str | None = typer.Option(
         None,
         "--sdq",
-        help="Soft-decision quantization with --lam: each block's levels chosen for the network (fisher: lite0's "
-        "Fisher weights, λ in nats per bit, e.g. 1e-6) or for PSNR (mse, λ in squared levels per bit, e.g. 30), "
-        "with --tables or the shipped lite0 table. Experimental: with one table swept by λ it loses to the ladder "
-        "(BENCHMARKS.md).",
+        help="Soft-decision quantization: each block's levels chosen for the network, in --tables (default: the "
+        "shipped lite0 table). fisher: lite0's per-model weights; crop: the same, zero outside lite0's centre crop; "
+        "gradient: each image's own weights (one backward pass of lite0); mse: for PSNR (the control). --lam in "
+        "nats per bit (default: 0.01 × the table's step error) or --target-bpp per image. To choose a table per "
+        "image too: --family sdq:WEIGHTS --select-model efficientnet-lite0 (BENCHMARKS.md).",
     ),
 ) -> None:
     """Re-encode a whole tree with designed tables as standard baseline JPEG files, or with each

@@ -22,6 +22,11 @@ by rate alone uses) and what it was designed for (model, ``--at``, subsampling).
                                   its own tables and adaptive quantization, always 4:2:0
     qnet:qnet.json                a QNet's family ("qnet:FILE members"); evaluate also measures
     qnet:preset:efficientnet-lite0-qnet   the QNet's own choice per image ("qnet:FILE", at original)
+    sdq:fisher                    soft-decision quantization (dnnjpeg.sdq): each block's levels
+    sdq:fisher:0.01:r1:standard   searched with lite0's Fisher weights (or mse: the PSNR control)
+                                  at λ = alpha × each table's weighted step error, optionally
+                                  r1 table re-fit, in a family's tables (default: the shipped
+                                  lite0 sweep; any family form above but jpegli and qnet)
 
 Every table, sweep, design and preset document goes through :func:`family_from_document`.
 """
@@ -30,6 +35,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+import numpy as np
 
 from dnnjpeg._fs import read_json
 from dnnjpeg.codec import QuantTables, encode
@@ -40,8 +47,9 @@ __all__ = [
     "DEFAULT_SCALES",
 ]  # fmt: skip
 
-#: What writes the file: Pillow's libjpeg-turbo with exactly the given tables, or jpegli.
-ENCODERS = ("libjpeg", "jpegli")
+#: What writes the file: Pillow's libjpeg-turbo with exactly the given tables, jpegli, or
+#: soft-decision quantization (:mod:`dnnjpeg.sdq`: the given tables, each block's levels searched).
+ENCODERS = ("libjpeg", "jpegli", "sdq")
 DEFAULT_SCALES = (0.25, 0.4, 0.6, 0.8, 1.0, 1.3, 1.7, 2.2, 3.0, 4.0)
 
 
@@ -50,8 +58,11 @@ class CodecSpec:
     """One JPEG setting: exactly the tables, subsampling and Huffman mode to encode with.
 
     ``quality`` / ``scale`` only describe where the tables came from (for labels).
-    ``encoder`` "libjpeg" (Pillow's libjpeg-turbo, exactly these tables) or "jpegli" (jpegli at
-    ``quality``: its own tables, given here as it writes them, and adaptive quantization).
+    ``encoder`` "libjpeg" (Pillow's libjpeg-turbo, exactly these tables), "jpegli" (jpegli at
+    ``quality``: its own tables, given here as it writes them, and adaptive quantization) or "sdq"
+    (these tables, each block's levels chosen by soft-decision quantization with the weights
+    ``sdq[0]`` (:data:`dnnjpeg.sdq.weights.WEIGHTS`) at λ = ``sdq[1]`` × the table's weighted step
+    error, ``sdq[2]`` table re-fits; gray images are rounded as libjpeg does).
     """
 
     tables: QuantTables
@@ -61,6 +72,7 @@ class CodecSpec:
     scale: float | None = None
     tag: str | None = None  # a label for tables of a set (e.g. "λ=0.05")
     encoder: str = "libjpeg"
+    sdq: tuple | None = None  # (weights, alpha, refit) for encoder "sdq"
 
     def __post_init__(self) -> None:
         if self.subsampling not in SUBSAMPLINGS:
@@ -69,13 +81,32 @@ class CodecSpec:
             raise ValueError(f"encoder {self.encoder!r} not in {ENCODERS}")
         if self.encoder == "jpegli" and (self.quality is None or self.subsampling != "4:2:0"):
             raise ValueError("a jpegli setting needs a quality and writes 4:2:0 only")
+        if (self.encoder == "sdq") != (self.sdq is not None):
+            raise ValueError("an sdq setting needs its (weights, alpha, refit), and only it has them")
+        if self.encoder == "sdq" and (self.subsampling not in ("4:2:0", "4:4:4") or not self.optimize):
+            raise ValueError("SDQ writes 4:2:0 or 4:4:4 with optimized Huffman tables")
 
-    def encode(self, image) -> bytes:
-        """The JPEG file for uint8 (H, W, 3) RGB or (H, W) gray ``image`` with this setting."""
+    def encode(self, image, weights=None) -> bytes:
+        """The JPEG file for uint8 (H, W, 3) RGB or (H, W) gray ``image`` with this setting.
+
+        ``weights``: this image's SDQ weights (three (rows, cols, 8, 8) arrays), which an "sdq"
+        setting with gradient weights needs (:func:`dnnjpeg.sdq.weights.gradient_weights`)."""
         if self.encoder == "jpegli":
             from dnnjpeg.codec.jpegli import encode_jpegli
 
             return encode_jpegli(image, self.quality)
+        if self.encoder == "sdq" and np.ndim(image) == 3:
+            from dnnjpeg.sdq.encode import sdq_encode, table_lambda
+            from dnnjpeg.sdq.weights import model_weights
+
+            name, alpha, refit = self.sdq
+            if name == "gradient" and weights is None:
+                raise ValueError("SDQ with gradient weights needs this image's weights (dnnjpeg.sdq.gradient_weights)")
+            lam_w, w = model_weights("mse" if name == "mse" else "fisher"), weights
+            if w is None:
+                w = model_weights(name, image.shape[:2], self.subsampling)
+            lam = table_lambda(self.tables, lam_w, alpha)
+            return sdq_encode(image, self.tables, lam, w, self.subsampling, refit=refit)[0]
         return encode(image, self.tables, self.subsampling, self.optimize)
 
     @property
@@ -94,6 +125,7 @@ class CodecSpec:
             "subsampling": self.subsampling,
             "optimize": self.optimize,
             "encoder": self.encoder,
+            **({"sdq": list(self.sdq)} if self.sdq else {}),
             "tables": self.tables.to_dict(),
         }
 
@@ -109,8 +141,9 @@ class TableFamily:
     Attributes:
         name: e.g. "standard 4:2:0", "preset:efficientnet-lite0-420-original-sweep 4:2:0".
         points: the members, each a :class:`CodecSpec` (coarse to fine as given).
-        kind: "standard" (IJG ladder), "tables" (scaled table or a sweep), "jpegli", or
-            "selected" (an evaluation's per-image choice curve; no members of its own).
+        kind: "standard" (IJG ladder), "tables" (scaled table or a sweep), "jpegli", "sdq" (a
+            family's tables with soft-decision quantization), or "selected" (an evaluation's
+            per-image choice curve; no members of its own).
         designed_for: (model, at) the tables were designed for, when the document says so.
         kappa: (K,) each member's mean KL in nats, when recorded (the choice by rate alone).
     """
@@ -333,6 +366,8 @@ def parse_family(text: str, subsampling: str = "4:2:0", scales=DEFAULT_SCALES, o
         return family_from_document(
             doc, f"preset {arg}", name=f"preset:{arg}", subsampling=ss, scales=scales, optimize=optimize
         )
+    if kind == "sdq":
+        return _sdq_family(text, arg, ss if explicit_ss else None, subsampling, scales)
     if kind == "qnet":
         from dnnjpeg.qnet import load_qnet
 
@@ -344,5 +379,43 @@ def parse_family(text: str, subsampling: str = "4:2:0", scales=DEFAULT_SCALES, o
         return replace(q.family, name=f"qnet:{arg} members", qnet=q)
     raise ValueError(
         f"--codec {text!r}: unknown kind {kind!r}; use standard[:Q,...], tables:FILE.json, sweep:FILE.json, "
-        "preset:NAME (optionally @4:4:4), jpegli[:Q,...] or qnet:FILE"
+        "preset:NAME (optionally @4:4:4), jpegli[:Q,...], qnet:FILE or sdq:WEIGHTS[:ALPHA[:FAMILY]]"
     )
+
+
+#: ``sdq:`` defaults: the shipped lite0 sweep as the tables, alpha measured on the design split (BENCHMARKS.md)
+SDQ_DEFAULT_FAMILY = "preset:efficientnet-lite0-420-original-sweep"
+SDQ_DEFAULT_ALPHA = 0.01
+
+
+def _sdq_family(text: str, arg: str, explicit_ss: str | None, subsampling: str, scales) -> TableFamily:
+    """``sdq:WEIGHTS[:ALPHA][:rN][:FAMILY]``: FAMILY's tables, each block's levels searched."""
+    parts = arg.split(":")
+    weights = parts.pop(0) if parts else ""
+    from dnnjpeg.sdq.weights import WEIGHTS
+
+    if weights not in WEIGHTS:
+        raise ValueError(
+            f"--codec {text!r}: SDQ weights are {', '.join(WEIGHTS)}; e.g. sdq:fisher, sdq:gradient:0.01, "
+            "sdq:mse:0.01:standard"
+        )
+    alpha, refit = SDQ_DEFAULT_ALPHA, 0
+    if parts:
+        try:
+            alpha = float(parts[0])
+            parts.pop(0)
+        except ValueError:
+            pass
+    if not (alpha >= 0 and np.isfinite(alpha)):
+        raise ValueError(f"--codec {text!r}: alpha must be a finite number ≥ 0")
+    if parts and parts[0].startswith("r") and parts[0][1:].isdigit():
+        refit = int(parts.pop(0)[1:])
+    inner_text = ":".join(parts) or SDQ_DEFAULT_FAMILY
+    inner = parse_family(inner_text + (f"@{explicit_ss}" if explicit_ss else ""), subsampling, scales, True)
+    if inner.kind in ("jpegli", "sdq") or inner.qnet is not None:
+        raise ValueError(f"--codec {text!r}: SDQ searches the levels of plain tables, not of {inner.name}")
+    if any(s not in ("4:2:0", "4:4:4") for s in inner.subsamplings):
+        raise ValueError(f"--codec {text!r}: SDQ writes 4:2:0 or 4:4:4")
+    pts = tuple(replace(p, encoder="sdq", sdq=(weights, alpha, refit), optimize=True) for p in inner.points)
+    tag = f"sdq:{weights}:{alpha:g}" + (f":r{refit}" if refit else "")
+    return TableFamily(f"{tag} {inner.name}", pts, "sdq", inner.designed_for)

@@ -83,7 +83,9 @@ def select_encode(
     Args:
         rgb: uint8 (H, W, 3) or (H, W) stored pixels (JPEG is applied to the stored image;
             the network sees each decoded candidate through its own resize and crop).
-        family: sequence of :class:`~dnnjpeg.codec.QuantTables` (K ≥ 1).
+        family: sequence of :class:`~dnnjpeg.codec.QuantTables` (K ≥ 1), or of
+            :class:`~dnnjpeg.families.CodecSpec` (each encodes itself: e.g. SDQ members; then
+            ``subsampling`` and ``optimize`` are the specs' own).
         model: a :class:`dnnjpeg.models.Model`; None with ``kappa``.
         lam: nats of KL per KiB.
         subsampling: one for every member, or one per member.
@@ -103,7 +105,15 @@ def select_encode(
         raise ValueError(f"{len(family)} tables but {len(subs)} subsamplings")
     if start == "rate" and kappa is None:
         raise ValueError("start='rate' needs kappa (the members' mean KL)")
-    datas = [encode(rgb, t, s, optimize) for t, s in zip(family, subs)]
+    grad = None
+    if any(getattr(t, "sdq", None) and t.sdq[0] == "gradient" for t in family) and np.ndim(rgb) == 3:
+        from dnnjpeg.sdq.weights import gradient_weights
+
+        if model is None:
+            raise ValueError("SDQ with gradient weights needs the network (--select-model)")
+        grad = gradient_weights(rgb, model)  # once per image, for every member
+    datas = [t.encode(rgb, weights=grad) if hasattr(t, "encode") else encode(rgb, t, s, optimize)
+             for t, s in zip(family, subs)]  # fmt: skip
     bits = np.array([8 * len(d) for d in datas], np.int64)
     if kappa is not None:
         kl = np.asarray(kappa, np.float64)

@@ -102,3 +102,27 @@ def test_recompare_rebuilds_comparisons_from_saved_per_image_records(tmp_path):
         recompare(saved)
     with pytest.raises(ValueError, match="not among"):
         recompare(res, reference="nope")
+
+
+def test_sdq_codecs_are_measured_like_any_family(tmp_path):
+    """evaluate --codec sdq:…: the files are the SDQ members' own (gradient weights from the
+    measuring model), their rates real, and every member joins the comparisons."""
+    from dnnjpeg.families import parse_family
+    from dnnjpeg.sdq.weights import gradient_weights
+
+    write_images(tmp_path / "d", 4, size=(53, 41))
+    ds = discover(tmp_path / "d")
+    m = tiny_model()
+    pr = build_pristine(ds, m, "original")
+    for kind in ("mse", "gradient"):
+        spec = parse_family(f"sdq:{kind}:0.05:standard:50").points[0]
+        tr = run_trial(spec, pr, m, batch_size=2, workers=0)
+        for i, src in enumerate(pr.sources):
+            w = gradient_weights(src, m) if kind == "gradient" else None
+            assert tr.bits[i] == 8 * len(spec.encode(src, weights=w))
+            assert tr.bits[i] < 8 * len(encode(src, spec.tables, "4:2:0", True))
+    res = evaluate(ds, m, [CodecCurve.standard((20, 50, 90)), parse_family("sdq:mse:0.05:standard:20,50,90")],
+                   at="original", n_boot=0, progress=False)  # fmt: skip
+    names = [c["name"] for c in res.to_dict()["curves"]]
+    assert "sdq:mse:0.05 standard 4:2:0" in names
+    assert any(c["test"] == "sdq:mse:0.05 standard 4:2:0" for c in res.to_dict()["comparisons"])

@@ -113,3 +113,20 @@ def test_the_compiled_loop_equals_the_numpy_reference(ac_table):
         assert np.array_equal(a, b), lam
     with pytest.raises(ValueError, match="engine"):
         trellis_ac(c, q, w, 1.0, ac_table, engine="gpu")
+
+
+def test_per_block_weights_are_each_blocks_own_search(ac_table):
+    """(N, 63) weights (per-image gradient weights): every block searched with its own row, in
+    both engines, equal to searching that block alone; zero weight at λ > 0 zeroes the block."""
+    rng = np.random.default_rng(7)
+    c = _blocks(rng, 60)
+    q = np.full(63, 6.0)
+    w = rng.gamma(0.5, 1.0, (60, 63))
+    w[5] = 0.0
+    both = [trellis_ac(c, q, w, 40.0, ac_table, engine=e) for e in ("numba", "numpy")]
+    assert np.array_equal(both[0], both[1])
+    alone = np.stack([trellis_ac(c[i : i + 1], q, w[i], 40.0, ac_table)[0] for i in range(60)])
+    assert np.array_equal(both[0], alone)
+    assert not both[0][5].any() and both[0].any()
+    with pytest.raises(ValueError, match="weights"):
+        trellis_ac(c, q, w[:10], 40.0, ac_table)

@@ -149,6 +149,15 @@ def outcome(pristine_logits: np.ndarray, logits: np.ndarray) -> tuple[np.ndarray
     return top5.astype(np.int64), kl
 
 
+def _image_weights(spec: CodecSpec, src: np.ndarray, model: Model, at_input: bool):
+    """SDQ with gradient weights: this image's, from the measuring model (None for every other setting)."""
+    if not (spec.sdq and spec.sdq[0] == "gradient" and src.ndim == 3):
+        return None
+    from dnnjpeg.sdq.weights import gradient_weights
+
+    return gradient_weights(src, model, spec.subsampling, at="input" if at_input else "original")
+
+
 def run_trial(
     spec: CodecSpec,
     pristine: Pristine,
@@ -179,7 +188,7 @@ def run_trial(
         bits = np.empty(hi - lo, np.int64)
         out = np.empty((hi - lo, pre.size, pre.size, 3), np.uint8)
         for k, i in enumerate(range(lo, hi)):
-            data = spec.encode(pristine.sources[i])
+            data = spec.encode(pristine.sources[i], weights=_image_weights(spec, pristine.sources[i], model, at_input))
             bits[k] = 8 * len(data)
             dec = decode(data)
             out[k] = dec if at_input else pre.geometry(dec)

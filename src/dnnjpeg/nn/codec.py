@@ -80,13 +80,18 @@ class DiffJPEG(nn.Module):
         y, c = J.pad_to(ycc[:, :1], 8 * fv, 8 * fh), J.pad_to(J.downsample(ycc[:, 1:], fh, fv), 8, 8)
         return J.block_dct(J.blockify(y - 128)), J.block_dct(J.blockify(c - 128))
 
-    def reconstruct(self, dy: torch.Tensor, dc: torch.Tensor, h: int, w: int) -> torch.Tensor:
-        """The decoder half: (dequantized) coefficients as from :meth:`transform` → RGB (B, 3, h, w) 0..255."""
+    def reconstruct(self, dy: torch.Tensor, dc: torch.Tensor, h: int, w: int, smooth: bool = False) -> torch.Tensor:
+        """The decoder half: (dequantized) coefficients as from :meth:`transform` → RGB (B, 3, h, w) 0..255.
+
+        ``smooth``: no rounding anywhere (only the range limits), so derivatives with respect to
+        the coefficients are those of a piecewise-linear map that finite differences can check."""
         fh, fv = J.CHROMA_FACTORS[self.subsampling]
+        rnd = (lambda v: v) if smooth else J.ste_round
         # The decoder's IDCT output is rounded and range-limited to samples.
-        y_hat = J.ste_round(J.unblockify(J.block_idct(dy)) + 128).clamp(0, 255)
-        c_hat = J.ste_round(J.unblockify(J.block_idct(dc)) + 128).clamp(0, 255)
-        return J.ycbcr_to_rgb(torch.cat([y_hat[..., :h, :w], J.upsample(c_hat, fh, fv, h, w)], dim=1))
+        y_hat = rnd(J.unblockify(J.block_idct(dy)) + 128).clamp(0, 255)
+        c_hat = rnd(J.unblockify(J.block_idct(dc)) + 128).clamp(0, 255)
+        up = J.upsample(c_hat, fh, fv, h, w, smooth=smooth)
+        return J.ycbcr_to_rgb(torch.cat([y_hat[..., :h, :w], up], dim=1), smooth=smooth)
 
     @staticmethod
     def _encode_exact(x, q_y, q_c, fh, fv):

@@ -70,11 +70,13 @@ def rgb_to_ycbcr(rgb: torch.Tensor) -> torch.Tensor:
     return ste_round(ycc).clamp(0, 255)
 
 
-def ycbcr_to_rgb(ycc: torch.Tensor) -> torch.Tensor:
-    """JFIF YCbCr → RGB, (B, 3, H, W) 0..255, rounded and range-limited as the decoder does."""
+def ycbcr_to_rgb(ycc: torch.Tensor, smooth: bool = False) -> torch.Tensor:
+    """JFIF YCbCr → RGB, (B, 3, H, W) 0..255, rounded and range-limited as the decoder does
+    (``smooth``: not rounded, for derivatives that finite differences can check)."""
     m = _YCC2RGB.to(ycc)
     off = torch.tensor([0.0, 128.0, 128.0], device=ycc.device, dtype=ycc.dtype).view(1, 3, 1, 1)
-    return ste_round(torch.einsum("ij,bjhw->bihw", m, ycc - off)).clamp(0, 255)
+    rgb = torch.einsum("ij,bjhw->bihw", m, ycc - off)
+    return (rgb if smooth else ste_round(rgb)).clamp(0, 255)
 
 
 def pad_to(x: torch.Tensor, mh: int, mw: int) -> torch.Tensor:
@@ -99,13 +101,14 @@ def downsample(c: torch.Tensor, fh: int, fv: int) -> torch.Tensor:
     return ste_floor((s + bias) / n)
 
 
-def upsample(c: torch.Tensor, fh: int, fv: int, h: int, w: int) -> torch.Tensor:
+def upsample(c: torch.Tensor, fh: int, fv: int, h: int, w: int, smooth: bool = False) -> torch.Tensor:
     """libjpeg-turbo's "fancy" (triangular) chroma up-sampling to (h, w).
 
     c: (B, C, ceil(h/fv)·k, ceil(w/fh)·k) decoded chroma samples (extra padded rows/columns are
     cropped first, since the decoder's edge context replicates the last *real* sample).
     h2v2: column sums 3·near + far, then (3·this + neighbour + 8) >> 4 and (… + 7) >> 4;
-    h2v1: (3·this + neighbour + 1) >> 2 and (… + 2) >> 2.
+    h2v1: (3·this + neighbour + 1) >> 2 and (… + 2) >> 2. ``smooth``: the same filter without the
+    shifts' flooring.
     """
     if fh == 1 and fv == 1:
         return c[..., :h, :w]
@@ -121,8 +124,9 @@ def upsample(c: torch.Tensor, fh: int, fv: int, h: int, w: int) -> torch.Tensor:
         rows = c
         bias_l, bias_r, div = 1.0, 2.0, 4.0
     p = F.pad(rows, (1, 1, 0, 0), mode="replicate")
-    left = ste_floor((3 * rows + p[..., :-2] + bias_l) / div)
-    right = ste_floor((3 * rows + p[..., 2:] + bias_r) / div)
+    fl = (lambda v: v) if smooth else ste_floor
+    left = fl((3 * rows + p[..., :-2] + bias_l) / div)
+    right = fl((3 * rows + p[..., 2:] + bias_r) / div)
     out = torch.stack([left, right], dim=-1).reshape(*rows.shape[:-1], 2 * ww)
     return out[..., :h, :w]
 

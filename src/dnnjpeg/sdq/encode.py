@@ -18,7 +18,7 @@ from dnnjpeg.codec.tables import QuantTables
 from dnnjpeg.sdq.rate import parse_huffman
 from dnnjpeg.sdq.trellis import sdq_levels
 
-__all__ = ["image_coefficients", "sdq_encode", "fisher_weights", "FISHER_PRESET"]
+__all__ = ["image_coefficients", "sdq_encode", "fisher_weights", "FISHER_PRESET", "table_lambda"]
 
 #: the shipped design whose Fisher diagonal weights ``--sdq fisher`` (lite0, JPEG of the stored image)
 FISHER_PRESET = "efficientnet-lite0-420-original-sweep"
@@ -34,6 +34,27 @@ def fisher_weights(preset: str = FISHER_PRESET) -> np.ndarray:
     if not f:
         raise ValueError(f"preset {preset!r} records no Fisher weights")
     return 0.5 * np.concatenate([np.asarray(f["w_luma"], np.float64)[None], np.asarray(f["w_chroma"], np.float64)])
+
+
+def table_lambda(tables: QuantTables, weights: np.ndarray, alpha: float) -> float:
+    """λ for one table: ``alpha`` × the geometric mean over luma frequencies of w_f q_f², the
+    weighted squared error of one quantization step.
+
+    Why: a fixed λ would zero a fine table's levels and leave a coarse table's alone; tying λ to
+    the step size (mozjpeg scales its trellis λ with q² the same way) makes ``alpha`` one
+    dimensionless setting for a whole family of tables, the search trading about ``alpha`` of a
+    step's error per bit at every rate.
+
+    Args:
+        weights: (3, 8, 8) or (2, 8, 8) per-model weights (their luma plane is used).
+    Returns:
+        λ in the weights' error units per bit (nats per bit for Fisher weights).
+    """
+    if not (np.isfinite(alpha) and alpha >= 0):
+        raise ValueError(f"alpha must be a finite number ≥ 0, got {alpha}")
+    w = np.asarray(weights, np.float64)[0]
+    q = np.asarray(tables.luma, np.float64)
+    return float(alpha * np.exp(np.mean(np.log(np.maximum(w, 1e-30) * q**2))))
 
 
 _SAMPLING = {"4:2:0": ((2, 2), (1, 1), (1, 1)), "4:4:4": ((1, 1), (1, 1), (1, 1))}
@@ -54,9 +75,10 @@ def image_coefficients(rgb: np.ndarray, subsampling: str = "4:2:0") -> tuple[np.
     a = np.asarray(rgb)
     if a.ndim != 3 or a.shape[2] != 3:
         raise ValueError(f"SDQ encodes RGB images (H, W, 3), got shape {a.shape}")
-    x = torch.from_numpy(np.array(a, np.float64)).permute(2, 0, 1)[None]
-    with torch.no_grad():
-        y, c = DiffJPEG(subsampling).double().transform(x)
+    # float32: the coefficients are the search's target, not written; twice as fast as float64
+    x = torch.from_numpy(np.array(a, np.float32)).permute(2, 0, 1)[None]
+    with torch.no_grad():  # not inference_mode: its tensors would poison the codec's cached DCT matrix for autograd
+        y, c = DiffJPEG(subsampling).transform(x)
     y, c = y.numpy(), c.numpy()
     return tuple(b.reshape(*b.shape[:2], 8, 8) for b in (y[0, 0], c[0, 0], c[0, 1]))
 
@@ -65,34 +87,39 @@ def sdq_encode(
     rgb: np.ndarray,
     tables: QuantTables,
     lam: float,
-    weights: np.ndarray | None = None,
+    weights=None,
     subsampling: str = "4:2:0",
     iterations: int = 2,
+    refit: int = 0,
+    coefficients=None,
 ) -> tuple[bytes, Coefficients]:
     """One image encoded with ``tables`` and each block's levels chosen by the trellis.
 
     Args:
         rgb: uint8 (H, W, 3) stored pixels.
         tables: the quantization tables (natural order), written into the file.
-        lam: λ ≥ 0 in squared coefficient units per bit (0: plain rounding).
+        lam: λ ≥ 0 in squared coefficient units per bit (nats per bit with Fisher weights; 0:
+            plain rounding).
         weights: error weight per frequency, natural order: (3, 8, 8) for Y, Cb, Cr or (2, 8, 8)
-            for luma and chroma (None: 1, the PSNR form).
+            for luma and chroma; or per block, a sequence of three arrays (rows, cols, 8, 8) on
+            :func:`image_coefficients`' grid (:func:`dnnjpeg.sdq.weights.gradient_weights`);
+            None: 1, the PSNR form.
         iterations: trellis passes, each under the Huffman tables fitted to the previous levels.
+        refit: table re-fits (OptS's alternation): after a pass, every step becomes the weighted
+            least-squares step for the chosen levels (Σ w c l / Σ w l², rounded, 1..255; luma
+            from Y, chroma from Cb and Cr), and one more pass runs under the new tables. The
+            file carries the last tables.
+        coefficients: :func:`image_coefficients` of ``rgb`` when the caller has them already.
     Returns:
-        (the JPEG file's bytes, the levels written).
+        (the JPEG file's bytes, the levels written and their tables).
     """
     if subsampling not in _SAMPLING:
         raise ValueError(f"SDQ writes 4:2:0 or 4:4:4, got {subsampling!r}")
-    if iterations < 1:
-        raise ValueError(f"iterations must be ≥ 1, got {iterations}")
+    if iterations < 1 or refit < 0:
+        raise ValueError(f"iterations must be ≥ 1 and refit ≥ 0, got {iterations}, {refit}")
     h, w = np.asarray(rgb).shape[:2]
-    comps = image_coefficients(rgb, subsampling)
-    wt = np.ones((3, 8, 8)) if weights is None else np.asarray(weights, np.float64)
-    if wt.shape == (2, 8, 8):
-        wt = wt[[0, 1, 1]]
-    if wt.shape != (3, 8, 8) or not np.all(wt >= 0):
-        raise ValueError(f"weights must be (3, 8, 8) or (2, 8, 8) and ≥ 0, got shape {wt.shape}")
-    steps = [tables.luma, tables.chroma, tables.chroma]
+    comps = coefficients if coefficients is not None else image_coefficients(rgb, subsampling)
+    wt = _component_weights(weights, comps)
     sampling = _SAMPLING[subsampling]
 
     hmax, vmax = max(f[0] for f in sampling), max(f[1] for f in sampling)
@@ -100,18 +127,56 @@ def sdq_encode(
     # itself, as dummy blocks; padded arrays would shift its rows when the block count is odd)
     real = [(math.ceil(math.ceil(h * v / vmax) / 8), math.ceil(math.ceil(w * f / hmax) / 8)) for f, v in sampling]
 
-    def pack(levels) -> Coefficients:
+    def pack(levels, tables) -> Coefficients:
         blocks = tuple(np.clip(lv[:r, :c], -2047, 2047).astype(np.int16) for lv, (r, c) in zip(levels, real))
         return Coefficients(blocks, tables, sampling, w, h)
 
-    levels = [np.rint(c / s) for c, s in zip(comps, steps)]
-    for _ in range(iterations):
-        huff, use = parse_huffman(write_coefficients(pack(levels), optimize=True))
+    levels = [np.rint(c / s) for c, s in zip(comps, (tables.luma, tables.chroma, tables.chroma))]
+    for it in range(iterations + refit):
+        steps = (tables.luma, tables.chroma, tables.chroma)
+        huff, use = parse_huffman(write_coefficients(pack(levels, tables), optimize=True))
         ids = sorted(use)
         levels = []
         for i, (c, s) in enumerate(zip(comps, steps)):
             ac = huff[(1, use[ids[i]][1])]
-            flat = c.reshape(-1, 8, 8)
-            levels.append(sdq_levels(flat, s, wt[i], lam, ac).reshape(c.shape))
-    coef = pack(levels)
+            lv = sdq_levels(c.reshape(-1, 8, 8), s, wt[i].reshape(-1, 8, 8) if wt[i].ndim > 2 else wt[i], lam, ac)
+            levels.append(lv.reshape(c.shape))
+        if it < refit:
+            tables = _refit_tables(comps, levels, wt, tables)
+    coef = pack(levels, tables)
     return write_coefficients(coef, optimize=True), coef
+
+
+def _component_weights(weights, comps) -> list[np.ndarray]:
+    """Y, Cb, Cr weights: (8, 8) each, or (rows, cols, 8, 8) each on the coefficients' grid."""
+    if weights is None:
+        return [np.ones((8, 8))] * 3
+    if isinstance(weights, (list, tuple)):
+        if len(weights) != 3:
+            raise ValueError(f"per-block weights are three arrays (Y, Cb, Cr), got {len(weights)}")
+        out = [np.asarray(x, np.float64).reshape(*c.shape[:2], 8, 8) if np.size(x) == c.size else None
+               for x, c in zip(weights, comps)]  # fmt: skip
+        if any(o is None for o in out):
+            raise ValueError("per-block weights must have one (8, 8) row per block of each component")
+    else:
+        a = np.asarray(weights, np.float64)
+        if a.shape == (2, 8, 8):
+            a = a[[0, 1, 1]]
+        if a.shape != (3, 8, 8):
+            raise ValueError(f"weights must be (3, 8, 8), (2, 8, 8) or per block, got shape {a.shape}")
+        out = list(a)
+    if not all(np.all(np.isfinite(o)) and np.all(o >= 0) for o in out):
+        raise ValueError("weights must be finite and ≥ 0")
+    return out
+
+
+def _refit_tables(comps, levels, wt, tables: QuantTables) -> QuantTables:
+    """The steps that minimize Σ w (c − q l)² for fixed levels, per frequency: luma from Y, chroma
+    from Cb and Cr; a frequency with no nonzero level keeps its step."""
+    new = []
+    for idx, old in (((0,), tables.luma), ((1, 2), tables.chroma)):
+        num = sum((np.broadcast_to(wt[i], comps[i].shape) * comps[i] * levels[i]).reshape(-1, 8, 8).sum(0) for i in idx)
+        den = sum((np.broadcast_to(wt[i], comps[i].shape) * levels[i] ** 2).reshape(-1, 8, 8).sum(0) for i in idx)
+        q = np.where(den > 0, num / np.where(den > 0, den, 1.0), old)
+        new.append(np.clip(np.rint(q), 1, 255).astype(np.int64))
+    return QuantTables(new[0], new[1])

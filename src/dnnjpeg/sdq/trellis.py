@@ -30,7 +30,8 @@ def trellis_ac(
 
     Args:
         coef: float (N, 63) unquantized AC coefficients in zig-zag order (positions 1..63).
-        steps: (63,) quantization steps, zig-zag order; ``weights``: (63,) w_k ≥ 0.
+        steps: (63,) quantization steps, zig-zag order; ``weights``: (63,) w_k ≥ 0 for every
+            block, or (N, 63) one row per block (per-image gradient weights).
         lam: λ ≥ 0, in squared coefficient units per bit.
         ac: the AC Huffman table whose code lengths are the rate.
         engine: "numba" (a compiled loop per block; the default) or "numpy" (vectorized over
@@ -42,15 +43,18 @@ def trellis_ac(
     n = len(c)
     q = np.asarray(steps, np.float64)
     w = np.asarray(weights, np.float64)
-    if c.ndim != 2 or c.shape[1] != 63 or q.shape != (63,) or w.shape != (63,):
-        raise ValueError(f"expected coef (N, 63), steps and weights (63,), got {c.shape}, {q.shape}, {w.shape}")
+    if c.ndim != 2 or c.shape[1] != 63 or q.shape != (63,) or w.shape not in ((63,), (n, 63)):
+        raise ValueError(
+            f"expected coef (N, 63), steps (63,), weights (63,) or (N, 63), got {c.shape}, {q.shape}, {w.shape}"
+        )
     if not lam >= 0:
         raise ValueError(f"λ must be ≥ 0, got {lam}")
     length = ac.lengths.astype(np.float64)
     length = np.where(length > 0, length, np.inf)  # a symbol without a code cannot be chosen
     if engine == "numba":
         out = np.zeros((n, 63), np.int64)
-        _trellis_numba()(np.ascontiguousarray(c), q, w, float(lam), length, out)
+        wb = np.ascontiguousarray(np.broadcast_to(w, (n, 63)))
+        _trellis_numba()(np.ascontiguousarray(c), q, wb, float(lam), length, out)
         return out
     if engine != "numpy":
         raise ValueError(f"engine must be numba or numpy, got {engine!r}")
@@ -116,11 +120,14 @@ def _trellis_numba():
         prev = np.zeros(64, np.int64)
         level = np.zeros(64, np.int64)
         s = np.empty(64)
+        live = np.empty(64, np.int64)  # positions with a finite best: the only predecessors worth trying
         for b in range(n):
             s[0] = 0.0
             for t in range(63):
-                s[t + 1] = s[t] + w[t] * c[b, t] ** 2
+                s[t + 1] = s[t] + w[b, t] * c[b, t] ** 2
             best[0] = 0.0
+            live[0] = 0
+            nlive = 1
             for i in range(1, 64):
                 t = i - 1
                 r = np.rint(c[b, t] / q[t])
@@ -134,10 +141,9 @@ def _trellis_numba():
                     while a > 0:
                         size += 1
                         a >>= 1
-                    d = w[t] * (c[b, t] - q[t] * cand) ** 2
-                    for j in range(i):
-                        if best[j] == inf:
-                            continue
+                    d = w[b, t] * (c[b, t] - q[t] * cand) ** 2
+                    for m in range(nlive):
+                        j = live[m]
                         run_ = i - j - 1
                         nz = run_ // 16
                         sym = length[(run_ % 16) * 16 + size]
@@ -150,10 +156,12 @@ def _trellis_numba():
                 best[i] = bv
                 prev[i] = bj
                 level[i] = bl
+                if bv < inf:
+                    live[nlive] = i
+                    nlive += 1
             ev, ej = inf, 0
-            for j in range(64):
-                if best[j] == inf:
-                    continue
+            for m in range(nlive):
+                j = live[m]
                 if j < 63:
                     if eob == inf:
                         continue
@@ -178,15 +186,18 @@ def sdq_levels(coef: np.ndarray, steps: np.ndarray, weights: np.ndarray, lam: fl
 
     Args:
         coef: float (N, 8, 8) or (N, 64) unquantized DCT coefficients, natural order.
-        steps / weights: (8, 8) or (64,) natural order.
+        steps: (8, 8) or (64,) natural order; ``weights``: the same, or one per block:
+            (N, 8, 8) or (N, 64).
     Returns:
         int64 levels, the shape of ``coef``.
     """
     c = np.asarray(coef, np.float64)
     flat = c.reshape(len(c), 64)
-    q, w = np.asarray(steps, np.float64).reshape(64), np.asarray(weights, np.float64).reshape(64)
+    q = np.asarray(steps, np.float64).reshape(64)
+    w = np.asarray(weights, np.float64)
+    w = w.reshape(64) if w.size == 64 else w.reshape(len(c), 64)
     z = flat[:, ZIGZAG]
-    ac_levels = trellis_ac(z[:, 1:], q[ZIGZAG][1:], w[ZIGZAG][1:], lam, ac)
+    ac_levels = trellis_ac(z[:, 1:], q[ZIGZAG][1:], w[..., ZIGZAG][..., 1:], lam, ac)
     out = np.zeros((len(c), 64), np.int64)
     out[:, ZIGZAG[1:]] = ac_levels
     out[:, 0] = np.rint(flat[:, 0] / q[0])
