@@ -142,7 +142,9 @@ def main() -> None:
                 for j, (i, x) in enumerate(zip(idx, imgs)):
                     cache = work / f"{i:06d}.npz" if work else None
                     keys = set(np.load(cache).files) if cache and cache.exists() else set()
-                    if x.ndim == 3 and any(f"{c['name']}|0" not in keys for c in configs if c["kind"] in ("gradient", "mix")):
+                    if x.ndim == 3 and any(
+                        f"{c['name']}|0" not in keys for c in configs if c["kind"] in ("gradient", "mix")
+                    ):
                         grads[j] = gradient_weights(x, wmodel, classes=a.classes)
             t1 = time.perf_counter()
             jobs = [(paths[i], configs, fam.members, g, pre, str(work / f"{i:06d}.npz") if work else None)

@@ -377,14 +377,14 @@ class SDQChoice:
     λ in nats per bit), "crop" (the same, zero outside lite0's centre crop), "gradient" (this
     image's own Fisher diagonal per block, one backward pass of ``model_name`` per image), "mse"
     (the PSNR control, λ in squared levels per bit). ``lam`` None: ``alpha`` × the table's weighted
-    step error (:func:`dnnjpeg.sdq.encode.table_lambda`). ``bpp``: instead of a fixed λ, each
+    step error (:func:`dnnjpeg.sdq.encode.table_lambda`; default by weights). ``bpp``: instead of a fixed λ, each
     image gets the smallest λ whose file fits that many bits per pixel (a per-image budget).
     Gray images are written with plain rounding (the search is for colour images)."""
 
     tables: QuantTables
     weights: str = "fisher"
     lam: float | None = None
-    alpha: float = 0.01
+    alpha: float | None = None  # None: dnnjpeg.sdq.weights.DEFAULT_ALPHA for the weights
     subsampling: str = "4:2:0"
     bpp: float | None = None
     model_name: str = "efficientnet-lite0"
@@ -397,9 +397,10 @@ class SDQChoice:
 
         if self.weights not in WEIGHTS:
             raise ValueError(f"--sdq must be one of {', '.join(WEIGHTS)}, got {self.weights!r}")
+
         if self.lam is not None and not (math.isfinite(self.lam) and self.lam >= 0):
             raise ValueError(f"--sdq --lam must be a finite number ≥ 0 (nats per bit), got {self.lam}")
-        if not (math.isfinite(self.alpha) and self.alpha >= 0):
+        if self.alpha is not None and not (math.isfinite(self.alpha) and self.alpha >= 0):
             raise ValueError(f"--sdq alpha must be a finite number ≥ 0, got {self.alpha}")
         if self.bpp is not None and (self.lam is not None or not (math.isfinite(self.bpp) and self.bpp > 0)):
             raise ValueError(f"--sdq takes --lam or --target-bpp (a number > 0), not both; got {self.bpp}")
@@ -409,14 +410,20 @@ class SDQChoice:
     def scaled(self, factor: float) -> SDQChoice:
         return self if factor == 1.0 else replace(self, tables=self.tables.scaled(factor))
 
+    @property
+    def _alpha(self) -> float:
+        from dnnjpeg.sdq.weights import DEFAULT_ALPHA
+
+        return DEFAULT_ALPHA[self.weights] if self.alpha is None else self.alpha
+
     def settings(self) -> dict:
-        return {"sdq": self.weights, "tables": self.tables.to_dict(), "lam": self.lam, "alpha": self.alpha,
+        return {"sdq": self.weights, "tables": self.tables.to_dict(), "lam": self.lam, "alpha": self._alpha,
                 "bpp": self.bpp, "subsampling": self.subsampling,
                 "model": self.model_name if self.weights in ("gradient", "crop") else None}  # fmt: skip
 
     def describe(self) -> str:
         rate = (f"{self.bpp:g} bpp per image" if self.bpp is not None else f"λ = {self.lam:g}" if self.lam is not None
-                else f"λ = {self.alpha:g} × the table's step error")  # fmt: skip
+                else f"λ = {self._alpha:g} × the table's step error")  # fmt: skip
         return f"soft-decision quantization ({self.weights} weights) at {rate}, {self.subsampling}"
 
     @functools.cached_property
@@ -442,8 +449,10 @@ class SDQChoice:
             return sdq_encode(pixels, self.tables, lam, w, self.subsampling, coefficients=coefs)[0]
 
         if self.bpp is None:
-            return at(self.lam if self.lam is not None else table_lambda(self.tables, lam_w, self.alpha)), None
-        return _within_budget(at, self.bpp * pixels.shape[0] * pixels.shape[1] / 8, table_lambda(self.tables, lam_w, 1.0))
+            return at(self.lam if self.lam is not None else table_lambda(self.tables, lam_w, self._alpha)), None
+        return _within_budget(
+            at, self.bpp * pixels.shape[0] * pixels.shape[1] / 8, table_lambda(self.tables, lam_w, 1.0)
+        )
 
     def measure(self, pixels):
         raise ValueError("SDQ has no members to measure: its budget is per image")

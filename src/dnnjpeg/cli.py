@@ -380,8 +380,8 @@ def compress(
         help="Soft-decision quantization: each block's levels chosen for the network, in --tables (default: the "
         "shipped lite0 table). fisher: lite0's per-model weights; crop: the same, zero outside lite0's centre crop; "
         "gradient: each image's own weights (one backward pass of lite0); mse: for PSNR (the control). --lam in "
-        "nats per bit (default: 0.01 × the table's step error) or --target-bpp per image. To choose a table per "
-        "image too: --family sdq:WEIGHTS --select-model efficientnet-lite0 (BENCHMARKS.md).",
+        "nats per bit (default: a fraction of the table's step error) or --target-bpp per image. To choose a "
+        "table per image too: --family sdq:WEIGHTS --select-model efficientnet-lite0 (BENCHMARKS.md).",
     ),
 ) -> None:
     """Re-encode a whole tree with designed tables as standard baseline JPEG files, or with each

@@ -383,23 +383,22 @@ def parse_family(text: str, subsampling: str = "4:2:0", scales=DEFAULT_SCALES, o
     )
 
 
-#: ``sdq:`` defaults: the shipped lite0 sweep as the tables, alpha measured on the design split (BENCHMARKS.md)
+#: ``sdq:`` default tables: the shipped lite0 sweep (alpha: :data:`dnnjpeg.sdq.weights.DEFAULT_ALPHA`)
 SDQ_DEFAULT_FAMILY = "preset:efficientnet-lite0-420-original-sweep"
-SDQ_DEFAULT_ALPHA = 0.01
 
 
 def _sdq_family(text: str, arg: str, explicit_ss: str | None, subsampling: str, scales) -> TableFamily:
     """``sdq:WEIGHTS[:ALPHA][:rN][:FAMILY]``: FAMILY's tables, each block's levels searched."""
     parts = arg.split(":")
     weights = parts.pop(0) if parts else ""
-    from dnnjpeg.sdq.weights import WEIGHTS
+    from dnnjpeg.sdq.weights import DEFAULT_ALPHA, WEIGHTS
 
     if weights not in WEIGHTS:
         raise ValueError(
             f"--codec {text!r}: SDQ weights are {', '.join(WEIGHTS)}; e.g. sdq:fisher, sdq:gradient:0.01, "
             "sdq:mse:0.01:standard"
         )
-    alpha, refit = SDQ_DEFAULT_ALPHA, 0
+    alpha, refit = DEFAULT_ALPHA[weights], 0
     if parts:
         try:
             alpha = float(parts[0])

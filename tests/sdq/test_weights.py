@@ -82,3 +82,22 @@ def test_bad_arguments_are_refused():
         gradient_weights(_image(20, 20), model, classes=9)
     with pytest.raises(ValueError, match="float32"):
         coefficient_gradients(_image(20, 20), model, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("subsampling,shape", [("4:2:0", (40, 100)), ("4:4:4", (70, 30)), ("4:2:0", (37, 129))])
+def test_the_crop_mask_is_exactly_the_blocks_the_model_reads(subsampling, shape):
+    """A block is in the mask iff its DC reaches the model's input through the decoder and the
+    resize and crop (mid-gray image: no clamping, the DC basis is positive, no cancellation)."""
+    from dnnjpeg.sdq.weights import crop_mask
+
+    pre = Preprocess(size=16, resize=18)
+    h, w = shape
+    comps = image_coefficients(np.full((h, w, 3), 128, np.uint8), subsampling)
+    y = torch.zeros(1, 1, *comps[0].shape[:2], 64, requires_grad=True)
+    c = torch.zeros(1, 2, *comps[1].shape[:2], 64, requires_grad=True)
+    pre.geometry_tensor(DiffJPEG(subsampling).reconstruct(y, c, h, w, smooth=True)).sum().backward()
+    reads = [y.grad[0, 0, ..., 0] != 0, c.grad[0, 0, ..., 0] != 0, c.grad[0, 1, ..., 0] != 0]
+    masks = crop_mask(h, w, pre, subsampling)
+    for m, r in zip(masks, reads):
+        assert np.array_equal(m, r.numpy()), (m.astype(int), r.int().numpy())
+    assert not masks[0].all() and masks[0].any()

@@ -20,11 +20,22 @@ import numpy as np
 
 from dnnjpeg.sdq.encode import image_coefficients
 
-__all__ = ["coefficient_gradients", "gradient_weights", "crop_mask", "model_weights", "WEIGHTS", "WEIGHTS_MODEL"]
+__all__ = [
+    "coefficient_gradients",
+    "gradient_weights",
+    "crop_mask",
+    "model_weights",
+    "WEIGHTS",
+    "WEIGHTS_MODEL",
+    "DEFAULT_ALPHA",
+]
 
 #: the weights SDQ can use: lite0's per-model Fisher diagonal; the same inside lite0's crop only;
 #: the image's own Fisher diagonal per block (needs the network); 1 (the PSNR control)
 WEIGHTS = ("fisher", "crop", "gradient", "mse")
+#: alpha (λ as a fraction of a table's weighted step error per bit, :func:`dnnjpeg.sdq.encode.table_lambda`)
+#: by weights, chosen on 96 design-split images with lite0 among 0.001–0.1 (BENCHMARKS.md)
+DEFAULT_ALPHA = {"fisher": 0.01, "crop": 0.01, "gradient": 0.001, "mse": 0.001}
 #: the network the shipped per-model weights (and the crop) are lite0's
 WEIGHTS_MODEL = "efficientnet-lite0"
 

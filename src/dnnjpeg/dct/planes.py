@@ -1,0 +1,131 @@
+"""JPEG coefficients as network input: frequency-as-channel planes, block-grid crops, DCT-domain flips.
+
+A file's dequantized coefficients become planes: Y as (64, H/8, W/8), one channel per frequency
+u·8 + v (natural order: u vertical, v horizontal), and Cb, Cr as (128, H/16, W/16) for 4:2:0 (Cb's 64
+then Cr's 64), at luma resolution for 4:4:4. No inverse DCT runs.
+
+Rules for other files (one per kind, stated where they apply):
+- gray: chroma planes of zeros (exact: a gray image's chroma is neutral, every coefficient 0);
+- progressive or multi-scan: read by jpeglib instead of the compiled reader (same values, slower);
+- 4:2:2, 4:4:0, 4:1:1 and CMYK: an error naming the file (no exact conversion to either layout);
+- a file whose chroma layout is not the one asked for (4:4:4 where 4:2:0 is wanted): an error
+  naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from dnnjpeg.codec.coefficients import Coefficients
+from dnnjpeg.codec.errors import UnsupportedJpegError
+from dnnjpeg.codec.tables import QuantTables
+
+__all__ = ["DctPlanes", "planes_of", "load_planes", "hflip", "crop_blocks", "LAYOUTS", "ODD_H"]
+
+LAYOUTS = ("4:2:0", "4:4:4")
+#: channels whose horizontal frequency v is odd: a horizontal flip negates them
+ODD_H = np.array([(k % 8) % 2 == 1 for k in range(64)])
+
+
+@dataclass(frozen=True)
+class DctPlanes:
+    """One image's dequantized coefficients as channels.
+
+    Attributes:
+        y: float32 (64, bh, bw) luma, channel u·8 + v.
+        cbcr: float32 (128, ch, cw): Cb's 64 channels then Cr's; (ch, cw) = (bh, bw) / 2
+            rounded up for 4:2:0, (bh, bw) for 4:4:4.
+        layout: "4:2:0" or "4:4:4"; ``tables``: the file's; ``width``, ``height``: pixels.
+    """
+
+    y: np.ndarray
+    cbcr: np.ndarray
+    layout: str
+    tables: QuantTables
+    width: int
+    height: int
+
+
+def _channels(blocks: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """int16 (rows, cols, 8, 8) levels → float32 (64, rows, cols) dequantized."""
+    r, c = blocks.shape[:2]
+    deq = blocks.reshape(r, c, 64).astype(np.float32) * steps.reshape(64).astype(np.float32)
+    return np.ascontiguousarray(deq.transpose(2, 0, 1))
+
+
+def planes_of(coef: Coefficients, layout: str = "4:2:0", where: str = "<coefficients>") -> DctPlanes:
+    """The planes of read coefficients, by the module's rules (``where`` names the file in errors)."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    y = _channels(coef.blocks[0], coef.tables.luma)
+    bh, bw = y.shape[1:]
+    ch, cw = ((bh + 1) // 2, (bw + 1) // 2) if layout == "4:2:0" else (bh, bw)
+    if len(coef.blocks) == 1:
+        cbcr = np.zeros((128, ch, cw), np.float32)
+    else:
+        sub = coef.subsampling
+        if sub not in LAYOUTS:
+            raise UnsupportedJpegError(where, f"{sub} chroma: the DCT loader reads 4:2:0 and 4:4:4 files")
+        if sub != layout:
+            raise UnsupportedJpegError(where, f"{sub} chroma where the loader's layout is {layout}")
+        cbcr = np.concatenate([_channels(b, coef.tables.chroma) for b in coef.blocks[1:]])
+        if cbcr.shape[1:] != (ch, cw):
+            raise UnsupportedJpegError(where, f"chroma blocks {cbcr.shape[1:]} do not match luma's {(bh, bw)}")
+    return DctPlanes(y, cbcr, layout, coef.tables, coef.width, coef.height)
+
+
+def load_planes(path: str | os.PathLike[str], layout: str = "4:2:0") -> DctPlanes:
+    """A JPEG file's planes (:func:`dnnjpeg.dct.read.read_coefficients_fast`, then :func:`planes_of`).
+
+    Raises:
+        NotAJpegError / CorruptJpegError / UnsupportedJpegError naming the file.
+    """
+    from dnnjpeg.dct.read import read_coefficients_fast
+
+    p = os.fspath(path)
+    return planes_of(read_coefficients_fast(p), layout, p)
+
+
+def hflip(y: np.ndarray, cbcr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A horizontal flip without leaving the DCT domain: block columns reversed, odd horizontal
+    frequencies negated (the basis cos((2x + 1)vπ/16) is (−1)^v times itself under x → 7 − x).
+
+    Args:
+        y: (..., 64, rows, cols); cbcr: (..., 128, rows', cols') (numpy arrays or torch tensors).
+    Returns:
+        The flipped planes. Exactly the coefficients of the flipped image when the width is a
+        multiple of the MCU width (8 px for 4:4:4, 16 for 4:2:0); otherwise the padding moves to
+        the left edge.
+    """
+
+    def flip(a, odd):
+        sign = np.where(odd, -1.0, 1.0).astype(np.float32)
+        if hasattr(a, "flip"):  # a torch tensor
+            import torch
+
+            s = torch.from_numpy(sign).to(a.dtype).view(-1, 1, 1)
+            return a.flip(-1) * s
+        return a[..., ::-1] * sign.reshape(-1, 1, 1)
+
+    return flip(y, ODD_H), flip(cbcr, np.concatenate([ODD_H, ODD_H]))
+
+
+def crop_blocks(p: DctPlanes, top: int, left: int, rows: int, cols: int) -> DctPlanes:
+    """A crop on the block grid (luma blocks; 4:2:0 needs even ``top`` and ``left`` and, unless it
+    ends at the image's edge, even ``rows`` and ``cols``). Blocks past the edge are zeros (mid-gray)."""
+    f = 2 if p.layout == "4:2:0" else 1
+    if top % f or left % f or top < 0 or left < 0 or rows < 1 or cols < 1:
+        raise ValueError(f"a {p.layout} crop starts on the MCU grid ({f} blocks) at ≥ 0, got ({top}, {left})")
+
+    def cut(a, t, lft, r, c):
+        out = np.zeros((a.shape[0], r, c), np.float32)
+        part = a[:, t : t + r, lft : lft + c]
+        out[:, : part.shape[1], : part.shape[2]] = part
+        return out
+
+    y = cut(p.y, top, left, rows, cols)
+    c = cut(p.cbcr, top // f, left // f, -(-rows // f), -(-cols // f))
+    return DctPlanes(y, c, p.layout, p.tables, min(8 * cols, p.width), min(8 * rows, p.height))

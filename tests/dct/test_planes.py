@@ -1,0 +1,82 @@
+"""Frequency-as-channel planes (dnnjpeg.dct.planes): the file's dequantized coefficients, flips and
+crops that stay in the DCT domain, and one stated rule per odd kind of file."""
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dnnjpeg.codec import read_coefficients
+from dnnjpeg.codec.errors import UnsupportedJpegError
+from dnnjpeg.dct.planes import crop_blocks, hflip, load_planes
+from dnnjpeg.nn import DiffJPEG
+
+
+def _file(tmp_path, img, name="a.jpg", **kw):
+    b = io.BytesIO()
+    Image.fromarray(img).save(b, "JPEG", **kw)
+    p = tmp_path / name
+    p.write_bytes(b.getvalue())
+    return p
+
+
+def _photo(kodak_dir, h, w):
+    return np.asarray(Image.open(kodak_dir / "kodim23.png").convert("RGB"))[100 : 100 + h, 200 : 200 + w]
+
+
+@pytest.mark.parametrize("sub,layout", [(2, "4:2:0"), (0, "4:4:4")])
+def test_planes_are_the_levels_times_the_steps(tmp_path, kodak_dir, sub, layout):
+    p = _file(tmp_path, _photo(kodak_dir, 37, 53), quality=80, subsampling=sub)
+    pl = load_planes(p, layout)
+    c = read_coefficients(p)
+    assert pl.y.shape == (64, 5, 7) and pl.cbcr.shape == ((128, 3, 4) if layout == "4:2:0" else (128, 5, 7))
+    assert np.array_equal(pl.y, c.dequantized(0).reshape(5, 7, 64).transpose(2, 0, 1))
+    cr = c.dequantized(2)
+    assert np.array_equal(pl.cbcr[64:], cr.reshape(*cr.shape[:2], 64).transpose(2, 0, 1))
+
+
+def test_the_dct_flip_is_the_pixel_flip(kodak_dir):
+    """Where the block grid allows (width a multiple of the MCU): exact for luma and 4:4:4; 4:2:0
+    chroma within libjpeg's down-sampling bias (it alternates by column, so a flip moves it)."""
+    img = _photo(kodak_dir, 48, 64)
+    for sub in ("4:4:4", "4:2:0"):
+        codec = DiffJPEG(sub).double()
+        x = torch.from_numpy(img.astype(np.float64)).permute(2, 0, 1)[None]
+        y, c = codec.transform(x)
+        yf, cf = codec.transform(x.flip(-1))
+
+        def planes(t):  # (1, C, rows, cols, 64) → (C·64, rows, cols)
+            return t[0].permute(0, 3, 1, 2).reshape(-1, *t.shape[2:4])
+
+        fy, fc = hflip(planes(y), planes(c))
+        assert torch.allclose(fy, planes(yf), atol=1e-9)
+        tol = 1e-9 if sub == "4:4:4" else 8.0  # one chroma sample level moves a coefficient by ≤ 8
+        assert (fc - planes(cf)).abs().max() <= tol
+        # numpy in, numpy out, twice is the identity
+        a = planes(y).numpy()
+        assert np.array_equal(hflip(*hflip(a, planes(c).numpy()))[0], a)
+
+
+def test_crops_stay_on_the_mcu_grid_and_pad_with_mid_gray(tmp_path, kodak_dir):
+    pl = load_planes(_file(tmp_path, _photo(kodak_dir, 64, 64), quality=90), "4:2:0")
+    c = crop_blocks(pl, 2, 4, 4, 2)
+    assert np.array_equal(c.y, pl.y[:, 2:6, 4:6]) and np.array_equal(c.cbcr, pl.cbcr[:, 1:3, 2:3])
+    edge = crop_blocks(pl, 6, 6, 4, 4)
+    assert np.array_equal(edge.y[:, :2, :2], pl.y[:, 6:, 6:]) and not edge.y[:, 2:].any()
+    with pytest.raises(ValueError, match="MCU grid"):
+        crop_blocks(pl, 1, 0, 2, 2)
+
+
+def test_odd_files_follow_the_stated_rules(tmp_path, kodak_dir):
+    img = _photo(kodak_dir, 32, 32)
+    gray = load_planes(_file(tmp_path, img[..., 0], "g.jpg", quality=90))
+    assert gray.cbcr.shape == (128, 2, 2) and not gray.cbcr.any()
+    prog = load_planes(_file(tmp_path, img, "p.jpg", quality=90, progressive=True, subsampling=2))
+    base = load_planes(_file(tmp_path, img, "b.jpg", quality=90, subsampling=2))
+    assert np.array_equal(prog.y, base.y) and np.array_equal(prog.cbcr, base.cbcr)
+    with pytest.raises(UnsupportedJpegError, match="s422.jpg.*4:2:2"):
+        load_planes(_file(tmp_path, img, "s422.jpg", quality=90, subsampling=1))
+    with pytest.raises(UnsupportedJpegError, match="s444.jpg.*layout is 4:2:0"):
+        load_planes(_file(tmp_path, img, "s444.jpg", quality=90, subsampling=0), "4:2:0")
