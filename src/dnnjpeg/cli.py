@@ -795,18 +795,39 @@ def train(
     limit_per_class: int | None = typer.Option(
         None, "--limit-per-class", help="Use at most N training images per class."
     ),
+    input_kind: str = typer.Option(
+        "pixels",
+        "--input",
+        help="pixels (decoded images, ResNet-8) or dct (the JPEG files' own coefficients, no "
+        "decoding: a ResNet on the 8×8 block grid; 4:2:0 and 4:4:4 files, gray as zero chroma).",
+    ),
+    frequencies: int | None = typer.Option(
+        None, "--frequencies", help="With --input dct: keep the first N luma and N/4 chroma frequencies (zig-zag)."
+    ),
+    dct_width: int = typer.Option(64, "--dct-width", help="With --input dct: channels of the first stage."),
     out: Path = typer.Option(Path("train-out"), "--out"),
 ) -> None:
-    """Train a small ResNet on an ImageFolder dataset, optionally with the JPEG-DL layer;
-    writes OUT/results.json (and the learned tables per seed)."""
+    """Train a small ResNet on an ImageFolder dataset, optionally with the JPEG-DL layer, or a
+    frequency network on the files' DCT coefficients (--input dct); writes OUT/results.json (and the
+    learned tables per seed)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from dnnjpeg._io import atomic_write_text
     from dnnjpeg.nn.train import TrainConfig, load_image_folder, summarize_runs, train_classifier
 
     try:
-        tr = load_image_folder(data / "train", limit_per_class)
-        te = load_image_folder(data / "test")
+        if input_kind not in ("pixels", "dct"):
+            raise ValueError(f"--input must be pixels or dct, got {input_kind!r}")
+        if input_kind == "dct" and (jpeg_layer or compare):
+            raise ValueError("--input dct trains a frequency network: --jpeg-layer and --compare are for pixels")
+        if input_kind == "dct":
+            from dnnjpeg.dct.nets import load_dct_folder
+
+            tr = load_dct_folder(data / "train", limit_per_class=limit_per_class)
+            te = load_dct_folder(data / "test")
+        else:
+            tr = load_image_folder(data / "train", limit_per_class)
+            te = load_image_folder(data / "test")
         seed_list = [int(x) for x in seeds.split(",") if x.strip()]
     except (ValueError, FileNotFoundError) as e:
         raise _fail(str(e)) from None
@@ -821,7 +842,7 @@ def train(
     ) as bar:
         for s in seed_list:
             for v in variants:
-                name = f"seed {s} {'with' if v else 'without'} layer"
+                name = f"seed {s} " + ("dct" if input_kind == "dct" else f"{'with' if v else 'without'} layer")
                 task = bar.add_task(name, total=epochs, msg="")
                 cfg = TrainConfig(
                     epochs=epochs,
@@ -834,6 +855,9 @@ def train(
                     layer_lr=layer_lr,
                     layer_init=layer_init,
                     layer_quality=layer_quality,
+                    input=input_kind,
+                    frequencies=frequencies,
+                    dct_width=dct_width,
                 )
                 r = train_classifier(
                     tr[:2],
@@ -857,10 +881,11 @@ def train(
     con = Console()
     for r in runs:
         c = r["config"]
+        what = (
+            "frequency network" if c.get("input") == "dct" else f"{'with   ' if c['jpeg_layer'] else 'without'} layer"
+        )
         con.print(
-            f"seed {c['seed']} {'with   ' if c['jpeg_layer'] else 'without'} layer: test top-1 {r['test_top1']:.2f}% "
-            f"({r['wall_seconds']:.0f} s)",
-            highlight=False,
+            f"seed {c['seed']} {what}: test top-1 {r['test_top1']:.2f}% ({r['wall_seconds']:.0f} s)", highlight=False
         )
     if "difference" in summary:
         d = summary["difference"]

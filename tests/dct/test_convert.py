@@ -44,7 +44,9 @@ def test_batch_norm_relu_and_pooling():
     assert torch.allclose(BlockReLU("exact", 15, torch.float64)(_dct(x)), _dct(torch.relu(x)), atol=1e-12)
     for mode in ("asm", "apx"):  # φ = 15: every frequency, so exact
         assert torch.allclose(BlockReLU(mode, 15, torch.float64)(_dct(x)), _dct(torch.relu(x)), atol=1e-12)
-    errs = [float((BlockReLU("asm", phi, torch.float64)(_dct(x)) - _dct(torch.relu(x))).abs().mean()) for phi in (2, 6, 10)]
+    errs = [
+        float((BlockReLU("asm", phi, torch.float64)(_dct(x)) - _dct(torch.relu(x))).abs().mean()) for phi in (2, 6, 10)
+    ]
     assert errs[0] > errs[1] > errs[2] > 0  # fewer frequencies, a worse mask
     with pytest.raises(ValueError):
         BlockReLU("asm", 0)

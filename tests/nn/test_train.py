@@ -93,3 +93,29 @@ def test_summary_interval_covers_the_mean():
     ]
     d = summarize_runs(runs)["difference"]
     assert d["ci"][0] < d["mean"] < d["ci"][1] and np.isclose(d["mean"], 0.5)
+
+
+def test_train_input_dct_reads_the_files_coefficients(tmp_path):
+    data = _folder(tmp_path / "png", 12)
+    r = runner.invoke(app, ["train", str(data), "--input", "dct", "--epochs", "1", "--out", str(tmp_path / "o")])
+    assert r.exit_code != 0 and "0.png" in r.output and "coefficients" in r.output  # PNGs have none
+    jpg = tmp_path / "jpg"
+    for p in data.rglob("*.png"):
+        q = jpg / p.relative_to(data).with_suffix(".jpg")
+        q.parent.mkdir(parents=True, exist_ok=True)
+        Image.open(p).save(q, quality=90)
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["train", str(jpg), "--input", "dct", "--seeds", "0,1", "--epochs", "6", "--batch-size",
+                            "8", "--dct-width", "8", "--lr", "0.05", "--out", str(out)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    res = json.loads((out / "results.json").read_text())
+    assert [x["config"]["input"] for x in res["runs"]] == ["dct", "dct"] and res["summary"]["dct"]["mean"] > 75
+    r = runner.invoke(app, ["train", str(jpg), "--input", "dct", "--compare", "--out", str(tmp_path / "o2")])
+    assert r.exit_code != 0 and "--compare" in r.output
+
+
+def test_summary_pairs_the_frequency_network_with_the_pixel_one():
+    runs = [{"config": {"seed": s, "jpeg_layer": False, "input": i}, "test_top1": a}
+            for s, i, a in ((0, "pixels", 70.0), (0, "dct", 68.0), (1, "pixels", 72.0), (1, "dct", 71.0))]  # fmt: skip
+    d = summarize_runs(runs)["dct_difference"]
+    assert d["n"] == 2 and d["mean"] == -1.5 and d["ci"][0] < -1.5 < d["ci"][1]

@@ -247,8 +247,10 @@ def _convert_module(m: nn.Module, relu, dtype) -> nn.Module:
         return _Residual(m, relu, dtype)
     if isinstance(m, nn.Sequential):
         return nn.Sequential(*(_convert_module(c, relu, dtype) for c in m))
-    raise ValueError(f"no exact DCT-domain form for {type(m).__name__}: convert handles Conv2d, BatchNorm2d, "
-                     "ReLU, global average pooling, Flatten, Linear, Sequential and the ResNet blocks of dnnjpeg.train")  # fmt: skip
+    raise ValueError(
+        f"no exact DCT-domain form for {type(m).__name__}: convert handles Conv2d, BatchNorm2d, ReLU, "
+        "global average pooling, Flatten, Linear, Sequential and the ResNet blocks of dnnjpeg.train"
+    )
 
 
 class ConvertedModel(nn.Module):
@@ -263,7 +265,13 @@ class ConvertedModel(nn.Module):
 
 
 def convert(
-    model: nn.Module, relu: str = "exact", phi: int = 15, layout: str = "4:2:0", mean=None, std=None, dtype=torch.float32
+    model: nn.Module,
+    relu: str = "exact",
+    phi: int = 15,
+    layout: str = "4:2:0",
+    mean=None,
+    std=None,
+    dtype=torch.float32,
 ):
     """A pixel classifier converted to the DCT domain.
 

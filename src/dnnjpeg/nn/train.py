@@ -112,6 +112,12 @@ class TrainConfig:
     layer_init: str = "mean_abs"  # mean_abs | standard
     layer_quality: int = 50  # IJG quality of the initial mean step (and of "standard")
     layer_subsampling: str = "4:4:4"
+    #: "pixels" (uint8 images, :class:`SmallResNet`) or "dct" (coefficient planes (N, 192, h, w) from
+    #: :func:`dnnjpeg.dct.nets.load_dct_folder`, :class:`dnnjpeg.dct.nets.FrequencyResNet`)
+    input: str = "pixels"
+    dct_width: int = 64
+    #: with "dct": keep the first N luma and N/4 Cb and Cr frequencies in zig-zag order (None: all 192)
+    frequencies: int | None = None
 
 
 def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -130,7 +136,8 @@ def _accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 500) 
     correct = 0
     with torch.no_grad():
         for i in range(0, len(x), batch):
-            xb = torch.from_numpy(x[i : i + batch]).permute(0, 3, 1, 2).float() / 255.0
+            xb = torch.from_numpy(x[i : i + batch])
+            xb = xb if xb.dtype == torch.float32 else xb.permute(0, 3, 1, 2).float() / 255.0  # planes or pixels
             correct += int((model(xb).argmax(1).numpy() == y[i : i + batch]).sum())
     return 100.0 * correct / len(x)
 
@@ -140,22 +147,35 @@ def train_classifier(
     test: tuple[np.ndarray, np.ndarray],
     cfg: TrainConfig,
     progress: Callable[[int, int, dict], None] | None = None,
+    keep_model: bool = False,
 ) -> dict:
-    """Train :class:`SmallResNet` (with a :class:`JPEGLayer` in front when ``cfg.jpeg_layer``).
+    """Train :class:`SmallResNet` (with a :class:`JPEGLayer` in front when ``cfg.jpeg_layer``), or
+    with ``cfg.input == "dct"`` a :class:`dnnjpeg.dct.nets.FrequencyResNet` on coefficient planes.
 
     Args:
-        train, test: (uint8 images (N, H, W, 3), int64 labels (N,)).
+        train, test: (uint8 images (N, H, W, 3), int64 labels (N,)); with ``cfg.input == "dct"``
+            (float32 planes (N, 192, h, w), labels).
         progress: called after each epoch with (epoch, epochs, record).
     Returns:
         {"test_top1": % after the last epoch, "history": per-epoch records, "tables": learned
-        steps as a tables dict (with the layer), "wall_seconds", "config"}.
+        steps as a tables dict (with the layer), "wall_seconds", "config"}; with ``keep_model`` also
+        "model": the trained network in eval mode.
     """
     from dnnjpeg.codec import QuantTables
 
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     classes = int(max(train[1].max(), test[1].max())) + 1
-    net = SmallResNet(classes, cfg.width, cfg.blocks)  # same init with and without the layer: seeded first
+    dct = cfg.input == "dct"
+    if cfg.input not in ("pixels", "dct") or (dct and cfg.jpeg_layer):
+        raise ValueError(f"input must be pixels or dct (without the JPEG layer), got {cfg.input!r}")
+    if dct:
+        from dnnjpeg.dct.nets import FrequencyResNet, lowest_frequencies
+
+        keep = None if cfg.frequencies is None else lowest_frequencies(cfg.frequencies, max(1, cfg.frequencies // 4))
+        net = FrequencyResNet(classes, cfg.dct_width, cfg.blocks, keep)
+    else:
+        net = SmallResNet(classes, cfg.width, cfg.blocks)  # same init with and without the layer: seeded first
     layer = None
     if cfg.jpeg_layer:
         std = QuantTables.standard(cfg.layer_quality)
@@ -171,7 +191,7 @@ def train_classifier(
     opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.15)
     opt_q = torch.optim.Adam(layer.param_groups(cfg.layer_lr)) if layer is not None else None
-    xs = torch.from_numpy(train[0]).permute(0, 3, 1, 2)
+    xs = torch.from_numpy(train[0]) if dct else torch.from_numpy(train[0]).permute(0, 3, 1, 2)
     ys = torch.from_numpy(train[1])
     history, t0 = [], time.perf_counter()
     for ep in range(cfg.epochs):
@@ -180,7 +200,12 @@ def train_classifier(
         tot, cnt = 0.0, 0
         for i in range(n // cfg.batch_size):
             idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-            xb = _augment(xs[idx].float() / 255.0, gen)
+            if dct:
+                from dnnjpeg.dct.nets import dct_augment
+
+                xb = dct_augment(xs[idx], gen)
+            else:
+                xb = _augment(xs[idx].float() / 255.0, gen)
             loss = F.cross_entropy(model(xb), ys[idx])
             opt.zero_grad()
             if opt_q:
@@ -212,29 +237,33 @@ def train_classifier(
     }
     if layer is not None:
         out["tables"] = layer.to_quant_tables().to_dict()
+    if keep_model:
+        out["model"] = model.eval()
     return out
 
 
 def summarize_runs(runs: list[dict]) -> dict:
-    """Mean test top-1 per variant and, for seeds run both ways, the paired difference
-    (with − without) with a 95% t-interval over seeds."""
+    """Mean test top-1 per variant ("without_layer", "with_layer", "dct") and, for seeds run two
+    ways, the paired difference with a 95% t-interval over seeds: "difference" (with − without the
+    layer) and "dct_difference" (frequency network − pixel network without the layer)."""
     from scipy import stats
 
-    by = {}
+    def variant(c: dict) -> str:
+        return "dct" if c.get("input", "pixels") == "dct" else "with_layer" if c["jpeg_layer"] else "without_layer"
+
+    by: dict[str, dict] = {}
     for r in runs:
-        by.setdefault(bool(r["config"]["jpeg_layer"]), {})[r["config"]["seed"]] = r["test_top1"]
-    out = {
-        ("with_layer" if k else "without_layer"): {"mean": float(np.mean(list(v.values()))), "per_seed": v}
-        for k, v in by.items()
-    }
-    if True in by and False in by:
-        seeds = sorted(set(by[True]) & set(by[False]))
-        d = np.array([by[True][s] - by[False][s] for s in seeds])
-        if len(d) >= 2:
-            half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
-        else:
-            half = float("nan")
-        out["difference"] = {
+        by.setdefault(variant(r["config"]), {})[r["config"]["seed"]] = r["test_top1"]
+    out: dict = {k: {"mean": float(np.mean(list(v.values()))), "per_seed": v} for k, v in by.items()}
+    for name, a, b in (("difference", "with_layer", "without_layer"), ("dct_difference", "dct", "without_layer")):
+        if a not in by or b not in by:
+            continue
+        seeds = sorted(set(by[a]) & set(by[b]))
+        d = np.array([by[a][s] - by[b][s] for s in seeds])
+        if not len(d):
+            continue
+        half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))) if len(d) >= 2 else float("nan")
+        out[name] = {
             "mean": float(d.mean()),
             "ci": [float(d.mean() - half), float(d.mean() + half)],
             "n": int(len(d)),
