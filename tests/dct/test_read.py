@@ -77,3 +77,21 @@ def test_damage_is_an_error_naming_the_file(tmp_path):
     with pytest.raises(CorruptJpegError, match="restart marker"):
         read_coefficients_fast(p)
     assert sos > 0
+
+
+def test_files_sharing_a_header_share_its_plan_and_a_fake_sos_cannot_mislead_it(tmp_path):
+    from dnnjpeg.dct import read
+
+    rng = np.random.default_rng(5)
+    imgs = [rng.integers(0, 256, (24, 40, 3), dtype=np.uint8) for _ in range(3)]
+    a, b = _jpeg(imgs[0], quality=60), _jpeg(imgs[1], quality=60)
+    read._PLANS.clear()
+    _same(a, tmp_path, "a.jpg")
+    _same(b, tmp_path, "b.jpg")  # the same header bytes: the cached plan, its own scan
+    assert len(read._PLANS) == 1
+    # an APP15 segment holding the bytes of an SOS marker, ahead of the real one: two files alike up to
+    # that fake marker but with other tables after it must each be read with their own header
+    fake = b"\xff\xef\x00\x08\xff\xda\x00\x04\x00\x00"
+    for q in (30, 90):
+        d = _jpeg(imgs[2], quality=q)
+        _same(d[:2] + fake + d[2:], tmp_path, f"fake{q}.jpg")

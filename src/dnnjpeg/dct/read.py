@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import os
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -32,9 +33,11 @@ __all__ = ["read_coefficients_fast", "decode_coefficients"]
 _LOOK = 9  # bits of the lookup table: most codes are shorter (libjpeg uses 8–9)
 
 
-def _tables(bits: np.ndarray, vals: np.ndarray):
+def _tables(bits: np.ndarray, vals: np.ndarray, ac: bool):
     """Canonical decoding arrays of one Huffman table: (maxcode (18,), valptr (17,), mincode (17,),
-    look_len (512,), look_sym (512,)) — lengths 1..16, a 9-bit table for codes up to 9 bits."""
+    look_len (512,), look_sym (512,), fast (512,)) — lengths 1..16, a 9-bit table for codes up to 9
+    bits, and ``fast``: where a code and its magnitude bits fit in the 9 bits, the decoded value,
+    run and length packed as value·2¹⁶ + run·2⁸ + length (0: not fast; end of block and ZRL never are)."""
     maxcode = np.full(18, -1, np.int64)
     valptr = np.zeros(17, np.int64)
     mincode = np.zeros(17, np.int64)
@@ -56,7 +59,20 @@ def _tables(bits: np.ndarray, vals: np.ndarray):
             maxcode[length] = code - 1
         code <<= 1
     maxcode[17] = 1 << 40  # sentinel: no code is longer than 16 bits
-    return maxcode, valptr, mincode, look_len, look_sym
+    fast = np.zeros(1 << _LOOK, np.int64)
+    for idx in range(1 << _LOOK):
+        ln = int(look_len[idx])
+        if not ln:
+            continue
+        sym = int(look_sym[idx])
+        run, size = (sym >> 4, sym & 15) if ac else (0, sym)
+        if (ac and size == 0) or ln + size > _LOOK:
+            continue
+        v = (idx >> (_LOOK - ln - size)) & ((1 << size) - 1) if size else 0
+        if size and v < (1 << (size - 1)):
+            v -= (1 << size) - 1
+        fast[idx] = v * 65536 + run * 256 + ln + size
+    return maxcode, valptr, mincode, look_len, look_sym, fast
 
 
 @functools.lru_cache(maxsize=64)
@@ -67,9 +83,9 @@ def _decoder_tables(specs: tuple[bytes, ...]) -> tuple[np.ndarray, ...]:
     for i, spec in enumerate(specs):
         bits = np.frombuffer(spec[1:17], np.uint8)
         vals = np.frombuffer(spec[17:], np.uint8)
-        built.append(_tables(bits, vals))
+        built.append(_tables(bits, vals, spec[0] >> 4 == 1))
         huffval[i, : len(vals)] = vals
-    return (*(np.stack([b[i] for b in built]) for i in range(5)), huffval)
+    return (*(np.stack([b[i] for b in built]) for i in range(6)), huffval)
 
 
 _ZZ = ZIGZAG.astype(np.int64)
@@ -104,6 +120,7 @@ def _kernel():
         mincode,
         look_len,
         look_sym,
+        fast,
         huffval,
         zz,
         out,
@@ -158,6 +175,21 @@ def _kernel():
                                         nbits += 8
                                 t = tdc if k == 0 else tac
                                 idx = (buf >> (nbits - 9)) & 511
+                                f = fast[t, idx]
+                                if f != 0:  # a short code and its magnitude in one lookup
+                                    nbits -= f & 255
+                                    val = f >> 16
+                                    if k == 0:
+                                        pred[c] += val
+                                        out[blk, 0] = pred[c]
+                                        k = 1
+                                        continue
+                                    k += (f >> 8) & 255
+                                    if k > 63:
+                                        return 4, pos
+                                    out[blk, zz[k]] = val
+                                    k += 1
+                                    continue
                                 ln = look_len[t, idx]
                                 if ln > 0:
                                     sym = look_sym[t, idx]
@@ -207,37 +239,64 @@ def _kernel():
     return decode
 
 
-def decode_coefficients(data: bytes, path: str = "<bytes>") -> Coefficients | None:
-    """The quantized coefficients of a one-scan sequential Huffman JPEG held in memory.
+@dataclass(frozen=True)
+class _Plan:
+    """What the header says about decoding the scan (the same for every file with this header)."""
 
-    Returns:
-        :class:`~dnnjpeg.codec.Coefficients` (blocks per component, natural order, each
-        component's own block grid as libjpeg's ``width_in_blocks``), or None when the file is
-        progressive or has several scans (the caller reads it with jpeglib).
-    Raises:
-        NotAJpegError / CorruptJpegError / UnsupportedJpegError naming ``path``.
-    """
+    start: int  # offset of the entropy-coded data
+    coef: tuple  # (tables, sampling, width, height) for the Coefficients
+    comps: tuple  # (h, v) per component
+    args: tuple  # the kernel's table and geometry arguments after (data, pos)
+    grids: tuple  # (rows, cols) decoded per component
+    real: tuple  # (rows, cols) kept per component
+    off: np.ndarray
+    sizes: tuple
+
+
+_PLANS: dict[bytes, _Plan | None] = {}  # header bytes → plan (None: not for this reader)
+
+
+def _plan(data: bytes, path: str) -> _Plan | None:
+    """The scan plan, from the cache when another file had exactly these header bytes.
+
+    The key is everything up to the end of the first SOS segment the bytes show; an entry is kept only
+    when the full parse found its SOS there (not inside an APP segment), so equal keys mean equal
+    headers. Most files of a dataset share one (CIFAR-10: every file)."""
+    k = data.find(b"\xff\xda")
+    key = data[: k + 2 + ((data[k + 2] << 8) | data[k + 3])] if 0 <= k and k + 4 <= len(data) else None
+    if key is not None and key in _PLANS:
+        return _PLANS[key]
+    plan, start = _parse_plan(data, path)
+    if key is not None and start == len(key):
+        if len(_PLANS) >= 256:
+            _PLANS.pop(next(iter(_PLANS)))
+        _PLANS[key] = plan
+    return plan
+
+
+def _parse_plan(data: bytes, path: str) -> tuple[_Plan | None, int | None]:
     h = parse_header_bytes(data, path)
     _check_supported(h)
+    if h.warnings:  # what libjpeg would warn about in the header is an error here too
+        raise CorruptJpegError(path, h.warnings[0])
     if h.mode == "progressive":
-        return None
+        return None, None
     huff: dict[tuple[int, int], bytes] = {}  # (class, id) → the table's DHT bytes
     sos = start = None
     for marker, at, seg in _segments(data, path, True, []):
         if marker == 0xC4:
             j = 0
             while j + 17 <= len(seg):
-                tc, th = seg[j] >> 4, seg[j] & 15
-                bits = np.frombuffer(seg[j + 1 : j + 17], np.uint8)
-                huff[(tc, th)] = bytes(seg[j : j + 17 + int(bits.sum())])
-                j += 17 + int(bits.sum())
+                n = int(np.frombuffer(seg[j + 1 : j + 17], np.uint8).sum())
+                huff[(seg[j] >> 4, seg[j] & 15)] = bytes(seg[j : j + 17 + n])
+                j += 17 + n
         elif marker == 0xDA:
             sos, start = seg, at + 2 + ((data[at + 2] << 8) | data[at + 3])
             break
     comps = h.components
     ns = sos[0]
     if ns != len(comps):
-        return None  # one component per scan (several scans): jpeglib
+        return None, start  # one component per scan (several scans): jpeglib
     ids = [sos[1 + 2 * k] for k in range(ns)]
     if ids != [c.id for c in comps]:
         raise CorruptJpegError(path, f"scan components {ids} are not the frame's {[c.id for c in comps]}")
@@ -252,23 +311,41 @@ def decode_coefficients(data: bytes, path: str = "<bytes>") -> Coefficients | No
     arrays = _decoder_tables(tuple(huff[key] for key in keys))
     hmax, vmax = max(c.h for c in comps), max(c.v for c in comps)
     if ns == 1:  # a non-interleaved scan: one block per MCU over the component's own blocks
-        bh, bw = -(-h.height // 8), -(-h.width // 8)
+        bh, bw = _ceil(h.height, 8), _ceil(h.width, 8)
         comp_h = comp_v = np.ones(1, np.int64)
         mcux, mcuy, grids = bw, bh, [(bh, bw)]
     else:
-        mcux, mcuy = -(-h.width // (8 * hmax)), -(-h.height // (8 * vmax))
+        mcux, mcuy = _ceil(h.width, 8 * hmax), _ceil(h.height, 8 * vmax)
         comp_h = np.array([c.h for c in comps], np.int64)
         comp_v = np.array([c.v for c in comps], np.int64)
         grids = [(mcuy * c.v, mcux * c.h) for c in comps]
     sizes = [r * c for r, c in grids]
     off = np.cumsum([0] + sizes[:-1]).astype(np.int64)
+    real = [(_ceil(_ceil(h.height * c.v, vmax), 8), _ceil(_ceil(h.width * c.h, hmax), 8)) for c in comps]
+    args = (comp_h, comp_v, np.array([slot[(0, d)] for d, _ in sel], np.int64),
+            np.array([slot[(1, a)] for _, a in sel], np.int64), off, np.array([c for _, c in grids], np.int64),
+            mcux, mcuy, h.restart_interval, *arrays, _ZZ)  # fmt: skip
+    coef = (h.quant_tables(), tuple((c.h, c.v) for c in comps), h.width, h.height)
+    return _Plan(start, coef, tuple((c.h, c.v) for c in comps), args, tuple(grids), tuple(real), off,
+                 tuple(sizes)), start  # fmt: skip
+
+
+def decode_coefficients(data: bytes, path: str = "<bytes>") -> Coefficients | None:
+    """The quantized coefficients of a one-scan sequential Huffman JPEG held in memory.
+
+    Returns:
+        :class:`~dnnjpeg.codec.Coefficients` (blocks per component, natural order, each
+        component's own block grid as libjpeg's ``width_in_blocks``), or None when the file is
+        progressive or has several scans (the caller reads it with jpeglib).
+    Raises:
+        NotAJpegError / CorruptJpegError / UnsupportedJpegError naming ``path``.
+    """
+    plan = _plan(data, path)
+    if plan is None:
+        return None
+    sizes, off, grids = plan.sizes, plan.off, plan.grids
     out = np.zeros((sum(sizes), 64), np.int16)
-    status, end = _kernel()(
-        np.frombuffer(data, np.uint8), int(start), comp_h, comp_v,
-        np.array([slot[(0, d)] for d, _ in sel], np.int64), np.array([slot[(1, a)] for _, a in sel], np.int64),
-        off, np.array([c for _, c in grids], np.int64), mcux, mcuy, h.restart_interval,
-        *arrays, _ZZ, out,
-    )  # fmt: skip
+    status, end = _kernel()(np.frombuffer(data, np.uint8), plan.start, *plan.args, out)
     if status:
         why = {1: "bad Huffman code", 2: "data cut short (premature end of data segment)",
                3: "wrong or missing restart marker", 4: "coefficient index past 63",
@@ -277,12 +354,10 @@ def decode_coefficients(data: bytes, path: str = "<bytes>") -> Coefficients | No
     if not _ends_cleanly(data, end):
         raise CorruptJpegError(path, f"bytes after the scan data at offset {end} before the end-of-image marker")
     blocks = []
-    for i, c in enumerate(comps):
-        rows, cols = grids[i]
-        real = (_ceil(_ceil(h.height * c.v, vmax), 8), _ceil(_ceil(h.width * c.h, hmax), 8))
+    for i, (rows, cols) in enumerate(grids):
         b = out[off[i] : off[i] + sizes[i]].reshape(rows, cols, 8, 8)
-        blocks.append(np.ascontiguousarray(b[: real[0], : real[1]]))
-    return Coefficients(tuple(blocks), h.quant_tables(), tuple((c.h, c.v) for c in comps), h.width, h.height)
+        blocks.append(np.ascontiguousarray(b[: plan.real[i][0], : plan.real[i][1]]))
+    return Coefficients(tuple(blocks), *plan.coef)
 
 
 def _ceil(a: int, b: int) -> int:
