@@ -101,6 +101,11 @@ def main() -> None:
     ap.add_argument("--work", default=None, help="folder keeping every encode (resume, transfer runs)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--chunk", type=int, default=16)
+    ap.add_argument(
+        "--model-eval",
+        default=None,
+        help="--model's own evaluation of the ladder and --family on the same images (else re-encoded)",
+    )
     ap.add_argument("--out", default="bench-sdq-network")
     a = ap.parse_args()
     out = Path(a.out)
@@ -171,7 +176,12 @@ def main() -> None:
         return {**c, "points": pts}
 
     px = np.array(pr["pixels"][:n])
-    if a.model != r["settings"]["model"] or n < len(pr["path"]):
+    own = json.loads((Path(a.model_eval) / "results.json").read_text()) if a.model_eval else None
+    if own is not None and own["pristine"]["per_image"]["path"][:n] == paths and own["settings"]["model"] == a.model:
+        curves = [sub(c) for c in own["curves"] if c["name"] in ("standard 4:2:0", fam.name)]
+        r = {**own, "curves": []}
+        pr = own["pristine"]["per_image"]
+    elif a.model != r["settings"]["model"] or n < len(pr["path"]):
         # another classifier (a transfer) or a subset: the ladder and plain members are measured again
         # from the evaluation's own encodes is not possible here, so they are re-encoded plainly
         curves = _plain_curves(r, [parse_family("standard"), fam], paths, model, p_logits, labels, px)

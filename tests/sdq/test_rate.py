@@ -95,3 +95,31 @@ def test_the_count_is_libjpegs_own_scan_with_optimized_tables(tmp_path, size, su
                          [tables[(1, use[i][1])] for i in ids])  # fmt: skip
         scan = _scan(data)
         assert math.ceil(bits / 8) == len(scan) - scan.count(b"\xff\x00")
+
+
+@pytest.mark.parametrize("sub", ["4:2:0", "4:4:4"])
+def test_optimal_tables_are_the_ones_libjpeg_fits(sub):
+    """scan_symbols + optimal_table give exactly the Huffman tables libjpeg's optimize_coding writes
+    for the same levels (dummy blocks of odd grids included)."""
+    from dnnjpeg.codec import QuantTables
+    from dnnjpeg.codec.coefficients import Coefficients, write_coefficients
+    from dnnjpeg.sdq.rate import optimal_table, scan_symbols
+
+    rng = np.random.default_rng(11)
+    sampling = ((2, 2), (1, 1), (1, 1)) if sub == "4:2:0" else ((1, 1),) * 3
+    for w, h in ((37, 29), (64, 48), (9, 120)):
+        hmax = sampling[0][0]  # = vmax here
+        shapes = [
+            (math.ceil(math.ceil(h * v / hmax) / 8), math.ceil(math.ceil(w * hh / hmax) / 8)) for hh, v in sampling
+        ]
+        blocks = tuple(np.clip(np.rint(rng.laplace(0, 6, (*sh, 8, 8)) * np.linspace(3, 0.2, 64).reshape(8, 8)),
+                               -200, 200).astype(np.int16) for sh in shapes)  # fmt: skip
+        coef = Coefficients(blocks, QuantTables.standard(50), sampling, w, h)
+        tables, use = parse_huffman(write_coefficients(coef, optimize=True))
+        ids = sorted(use)
+        stats = scan_symbols(blocks, sampling, w, h)
+        for slot, comps in ((0, [0]), (1, [1, 2])):
+            ac = optimal_table(sum(stats[c][1] for c in comps))
+            dc = optimal_table(sum(stats[c][0] for c in comps))
+            assert np.array_equal(ac.lengths, tables[(1, use[ids[comps[0]]][1])].lengths), (w, h, slot)
+            assert np.array_equal(dc.lengths, tables[(0, use[ids[comps[0]]][0])].lengths), (w, h, slot)

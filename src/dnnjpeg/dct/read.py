@@ -38,54 +38,106 @@ def _tables(bits: np.ndarray, vals: np.ndarray, ac: bool):
     look_len (512,), look_sym (512,), fast (512,)) — lengths 1..16, a 9-bit table for codes up to 9
     bits, and ``fast``: where a code and its magnitude bits fit in the 9 bits, the decoded value,
     run and length packed as value·2¹⁶ + run·2⁸ + length (0: not fast; end of block and ZRL never are)."""
+    counts = bits.astype(np.int64)  # codes of each length 1..16
+    first = np.zeros(17, np.int64)  # the canonical first code of each length
+    for length in range(1, 16):
+        first[length + 1] = (first[length] + counts[length - 1]) << 1
     maxcode = np.full(18, -1, np.int64)
-    valptr = np.zeros(17, np.int64)
     mincode = np.zeros(17, np.int64)
+    valptr = np.zeros(17, np.int64)
+    has = counts > 0
+    lengths = np.arange(1, 17)
+    mincode[1:] = first[1:]
+    maxcode[1:17] = np.where(has, first[1:] + counts - 1, -1)
+    valptr[1:] = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    maxcode[17] = 1 << 40  # sentinel: no code is longer than 16 bits
+    # codes of ≤ 9 bits, in canonical order, fill a prefix of the lookup table, 2^(9 − length) entries each
+    sym_len = np.repeat(lengths, counts)
+    short = sym_len <= _LOOK
+    reps = 1 << (_LOOK - sym_len[short])
     look_len = np.zeros(1 << _LOOK, np.int64)
     look_sym = np.zeros(1 << _LOOK, np.int64)
-    code = k = 0
-    for length in range(1, 17):
-        n = int(bits[length - 1])
-        if n:
-            valptr[length] = k
-            mincode[length] = code
-            for _ in range(n):
-                if length <= _LOOK:
-                    lo = code << (_LOOK - length)
-                    look_len[lo : lo + (1 << (_LOOK - length))] = length
-                    look_sym[lo : lo + (1 << (_LOOK - length))] = vals[k]
-                code += 1
-                k += 1
-            maxcode[length] = code - 1
-        code <<= 1
-    maxcode[17] = 1 << 40  # sentinel: no code is longer than 16 bits
-    fast = np.zeros(1 << _LOOK, np.int64)
-    for idx in range(1 << _LOOK):
-        ln = int(look_len[idx])
-        if not ln:
-            continue
-        sym = int(look_sym[idx])
-        run, size = (sym >> 4, sym & 15) if ac else (0, sym)
-        if (ac and size == 0) or ln + size > _LOOK:
-            continue
-        v = (idx >> (_LOOK - ln - size)) & ((1 << size) - 1) if size else 0
-        if size and v < (1 << (size - 1)):
-            v -= (1 << size) - 1
-        fast[idx] = v * 65536 + run * 256 + ln + size
+    look_len[: reps.sum()] = np.repeat(sym_len[short], reps)
+    look_sym[: reps.sum()] = np.repeat(vals[: len(sym_len)][short].astype(np.int64), reps)
+    idx = np.arange(1 << _LOOK)
+    ln, sym = look_len, look_sym
+    run, size = (sym >> 4, sym & 15) if ac else (np.zeros_like(sym), sym)
+    ok = (ln > 0) & (ln + size <= _LOOK) & ~((size == 0) & ac)
+    shift = np.where(ok, _LOOK - ln - size, 0)
+    v = (idx >> shift) & ((1 << size) - 1)
+    v = np.where((size > 0) & (v < (1 << np.maximum(size - 1, 0))), v - (1 << size) + 1, v)
+    fast = np.where(ok, v * 65536 + run * 256 + ln + size, 0).astype(np.int64)
     return maxcode, valptr, mincode, look_len, look_sym, fast
 
 
 @functools.lru_cache(maxsize=64)
 def _decoder_tables(specs: tuple[bytes, ...]) -> tuple[np.ndarray, ...]:
     """The kernel's stacked arrays for the tables a scan uses (each given as its DHT bytes: class/id,
-    16 counts, values); cached, since most files of a dataset share their Huffman tables."""
-    built, huffval = [], np.zeros((len(specs), 256), np.int64)
+    16 counts, values): (maxcode, valptr, mincode, look_len, look_sym, fast, huffval), one row per
+    table; cached, since the files of many datasets share their Huffman tables. Built compiled: a
+    photo's own optimized tables differ from every other file's, and in Python they cost more
+    than decoding the scan."""
+    t = len(specs)
+    bits = np.zeros((t, 16), np.int64)
+    huffval = np.zeros((t, 256), np.int64)
+    ac = np.zeros(t, np.int64)
     for i, spec in enumerate(specs):
-        bits = np.frombuffer(spec[1:17], np.uint8)
-        vals = np.frombuffer(spec[17:], np.uint8)
-        built.append(_tables(bits, vals, spec[0] >> 4 == 1))
-        huffval[i, : len(vals)] = vals
-    return (*(np.stack([b[i] for b in built]) for i in range(6)), huffval)
+        bits[i] = np.frombuffer(spec[1:17], np.uint8)
+        v = np.frombuffer(spec[17:], np.uint8)
+        huffval[i, : len(v)] = v
+        ac[i] = spec[0] >> 4
+    out = (np.full((t, 18), -1, np.int64), np.zeros((t, 17), np.int64), np.zeros((t, 17), np.int64),
+           *(np.zeros((t, 1 << _LOOK), np.int64) for _ in range(3)))  # fmt: skip
+    _table_kernel()(bits, huffval, ac, *out)
+    return (*out, huffval)
+
+
+_TABLE_KERNEL: list = []
+
+
+def _table_kernel():
+    """Canonical Huffman decoding arrays, compiled (see :func:`_tables`, the same in NumPy)."""
+    if _TABLE_KERNEL:
+        return _TABLE_KERNEL[0]
+    import numba
+
+    @numba.njit(cache=True, nogil=True)
+    def build(bits, huffval, ac, maxcode, valptr, mincode, look_len, look_sym, fast):  # pragma: no cover
+        for t in range(bits.shape[0]):
+            code = 0
+            k = 0
+            for length in range(1, 17):
+                n = bits[t, length - 1]
+                if n:
+                    valptr[t, length] = k
+                    mincode[t, length] = code
+                    for _ in range(n):
+                        if length <= 9:
+                            lo = code << (9 - length)
+                            for j in range(lo, lo + (1 << (9 - length))):
+                                look_len[t, j] = length
+                                look_sym[t, j] = huffval[t, k]
+                        code += 1
+                        k += 1
+                    maxcode[t, length] = code - 1
+                code <<= 1
+            maxcode[t, 17] = 1 << 40
+            for j in range(512):
+                ln = look_len[t, j]
+                if ln == 0:
+                    continue
+                sym = look_sym[t, j]
+                run = sym >> 4 if ac[t] else 0
+                size = sym & 15 if ac[t] else sym
+                if (ac[t] and size == 0) or ln + size > 9:
+                    continue
+                v = (j >> (9 - ln - size)) & ((1 << size) - 1) if size else 0
+                if size and v < (1 << (size - 1)):
+                    v -= (1 << size) - 1
+                fast[t, j] = v * 65536 + run * 256 + ln + size
+
+    _TABLE_KERNEL.append(build)
+    return build
 
 
 _ZZ = ZIGZAG.astype(np.int64)
@@ -98,14 +150,15 @@ def _kernel():
         return _KERNEL[0]
     import numba
 
-    mask = (1 << 48) - 1  # the bit buffer keeps at most 47 bits: plain int64 arithmetic
+    mask = (1 << 56) - 1  # the bit buffer keeps at most 55 bits: plain int64 arithmetic
 
     # One flat loop, no helper functions: a compiled call that takes arrays pays reference counting
     # on each of them, which at one call per Huffman symbol made the decoder four times slower.
     @numba.njit(cache=True, nogil=True)
     def decode(
         data,
-        pos,
+        seg_end,
+        codes,
         comp_h,
         comp_v,
         comp_dc,
@@ -125,9 +178,13 @@ def _kernel():
         zz,
         out,
     ):  # pragma: no cover - compiled
-        # returns (status, position after the scan): 0 ok, 1 bad Huffman code, 2 data cut short,
-        # 3 wrong restart marker, 4 coefficient index past 63, 5 bytes left over
-        n = data.shape[0]
+        # data: the scan's entropy-coded bytes with stuffing and markers removed; seg_end: where each
+        # restart interval's bytes end in it; codes: the marker after each (RST0..7 expected).
+        # returns (status, 0): 0 ok, 1 bad Huffman code, 2 data cut short, 3 wrong restart marker,
+        # 4 coefficient index past 63, 5 bytes left over
+        pos = 0
+        si = 0
+        limit = seg_end[0]
         ncomp = comp_h.shape[0]
         buf = 0
         nbits = 0
@@ -140,14 +197,15 @@ def _kernel():
                 if restart > 0 and mcu > 0 and mcu % restart == 0:
                     if padded > 0 and nbits < padded:
                         return 2, pos
+                    if pos < limit or nbits - padded >= 8:
+                        return 5, pos  # bytes of the interval left unused
+                    if si + 1 >= seg_end.shape[0] or codes[si] != 0xD0 + rst:
+                        return 3, pos
+                    si += 1
+                    limit = seg_end[si]
                     nbits = 0
                     buf = 0
                     padded = 0
-                    while pos + 1 < n and data[pos] == 0xFF and data[pos + 1] == 0xFF:
-                        pos += 1
-                    if pos + 1 >= n or data[pos] != 0xFF or data[pos + 1] != 0xD0 + rst:
-                        return 3, pos
-                    pos += 2
                     rst = (rst + 1) & 7
                     for c in range(ncomp):
                         pred[c] = 0
@@ -158,18 +216,22 @@ def _kernel():
                     for by in range(comp_v[c]):
                         for bx in range(comp_h[c]):
                             blk = comp_off[c] + (my * comp_v[c] + by) * comp_bw[c] + mx * comp_h[c] + bx
+                            # The DC coefficient, then the AC run: the same decoding, kept apart so
+                            # that the AC loop, where the time goes, tests nothing about DC.
                             k = 0
                             while k < 64:
-                                if nbits < 32:  # refill: a code (≤ 16 bits) and its magnitude (≤ 11)
-                                    while nbits < 40:
+                                while nbits < 32:  # refill: a code (≤ 16 bits) and its magnitude (≤ 11)
+                                    if pos + 3 <= limit:
+                                        w = (data[pos] << 16) | (data[pos + 1] << 8) | data[pos + 2]
+                                        buf = ((buf << 24) | w) & mask
+                                        nbits += 24
+                                        pos += 3
+                                    else:
                                         b = 0
-                                        if pos < n and data[pos] != 0xFF:
+                                        if pos < limit:
                                             b = data[pos]
                                             pos += 1
-                                        elif pos + 1 < n and data[pos + 1] == 0x00:
-                                            b = 0xFF
-                                            pos += 2
-                                        else:  # a marker or the end: zeros, counted (used = cut short)
+                                        else:  # past the interval's bytes: zeros, counted (used = cut short)
                                             padded += 8
                                         buf = ((buf << 8) | b) & mask
                                         nbits += 8
@@ -179,60 +241,52 @@ def _kernel():
                                 if f != 0:  # a short code and its magnitude in one lookup
                                     nbits -= f & 255
                                     val = f >> 16
+                                    r = (f >> 8) & 255
+                                else:
+                                    ln = look_len[t, idx]
+                                    if ln > 0:
+                                        sym = look_sym[t, idx]
+                                    else:  # a code longer than the lookup: canonical search
+                                        ln = 10
+                                        code = (buf >> (nbits - 10)) & 1023
+                                        while ln <= 16 and code > maxcode[t, ln]:
+                                            ln += 1
+                                            code = (buf >> (nbits - ln)) & ((1 << ln) - 1)
+                                        if ln > 16:
+                                            return 1, pos
+                                        sym = huffval[t, valptr[t, ln] + code - mincode[t, ln]]
+                                    nbits -= ln
                                     if k == 0:
-                                        pred[c] += val
-                                        out[blk, 0] = pred[c]
-                                        k = 1
-                                        continue
-                                    k += (f >> 8) & 255
-                                    if k > 63:
-                                        return 4, pos
-                                    out[blk, zz[k]] = val
-                                    k += 1
-                                    continue
-                                ln = look_len[t, idx]
-                                if ln > 0:
-                                    sym = look_sym[t, idx]
-                                else:
-                                    ln = 10
-                                    code = (buf >> (nbits - 10)) & 1023
-                                    while ln <= 16 and code > maxcode[t, ln]:
-                                        ln += 1
-                                        code = (buf >> (nbits - ln)) & ((1 << ln) - 1)
-                                    if ln > 16:
-                                        return 1, pos
-                                    sym = huffval[t, valptr[t, ln] + code - mincode[t, ln]]
-                                nbits -= ln
-                                if k == 0:
-                                    r = 0
-                                    s = sym
-                                else:
-                                    r = sym >> 4
-                                    s = sym & 15
-                                    if s == 0:
-                                        if r != 15:
-                                            break  # end of block
-                                        k += 16
-                                        continue
-                                    k += r
-                                    if k > 63:
-                                        return 4, pos
-                                val = 0
-                                if s > 0:
-                                    val = (buf >> (nbits - s)) & ((1 << s) - 1)
-                                    nbits -= s
-                                    if val < (1 << (s - 1)):
-                                        val = val - (1 << s) + 1
+                                        r = 0
+                                        s = sym
+                                    else:
+                                        r = sym >> 4
+                                        s = sym & 15
+                                        if s == 0:
+                                            if r != 15:
+                                                break  # end of block
+                                            k += 16
+                                            continue
+                                    val = 0
+                                    if s > 0:
+                                        val = (buf >> (nbits - s)) & ((1 << s) - 1)
+                                        nbits -= s
+                                        if val < (1 << (s - 1)):
+                                            val = val - (1 << s) + 1
                                 if k == 0:
                                     pred[c] += val
                                     out[blk, 0] = pred[c]
-                                else:
-                                    out[blk, zz[k]] = val
+                                    k = 1
+                                    continue
+                                k += r
+                                if k > 63:
+                                    return 4, pos
+                                out[blk, zz[k]] = val
                                 k += 1
         if padded > 0 and nbits < padded:
             return 2, pos
-        if nbits - padded >= 8:
-            return 5, pos  # whole bytes read ahead and never used: extraneous data
+        if pos < limit or nbits - padded >= 8 or si + 1 != seg_end.shape[0]:
+            return 5, pos  # bytes (or restart intervals) after the last block
         return 0, pos
 
     _KERNEL.append(decode)
@@ -345,7 +399,10 @@ def decode_coefficients(data: bytes, path: str = "<bytes>") -> Coefficients | No
         return None
     sizes, off, grids = plan.sizes, plan.off, plan.grids
     out = np.zeros((sum(sizes), 64), np.int16)
-    status, end = _kernel()(np.frombuffer(data, np.uint8), plan.start, *plan.args, out)
+    body, seg_end, codes, end = _entropy_data(np.frombuffer(data, np.uint8), plan.start)
+    if end is None:
+        raise CorruptJpegError(path, "premature end of JPEG file: no marker after the scan data")
+    status, _ = _kernel()(body, seg_end, codes, *plan.args, out)
     if status:
         why = {1: "bad Huffman code", 2: "data cut short (premature end of data segment)",
                3: "wrong or missing restart marker", 4: "coefficient index past 63",
@@ -358,6 +415,67 @@ def decode_coefficients(data: bytes, path: str = "<bytes>") -> Coefficients | No
         b = out[off[i] : off[i] + sizes[i]].reshape(rows, cols, 8, 8)
         blocks.append(np.ascontiguousarray(b[: plan.real[i][0], : plan.real[i][1]]))
     return Coefficients(tuple(blocks), *plan.coef)
+
+
+def _entropy_data(arr: np.ndarray, start: int):
+    """The scan's entropy-coded bytes, unstuffed (0xFF 0x00 → 0xFF), with its restart markers taken out.
+
+    Returns:
+        (bytes (M,) uint8, where each restart interval ends in them (S,) int64, the marker code
+        after each interval but the last (S − 1,), the file offset of the marker that ends the
+        scan or None when the file ends first).
+    """
+    n = len(arr) - start
+    body = np.empty(max(n, 1), np.uint8)
+    seg_end = np.empty(n // 2 + 2, np.int64)
+    codes = np.empty(n // 2 + 2, np.int64)
+    m, s, end = _unstuff_kernel()(arr, start, body, seg_end, codes)
+    return body[:m], seg_end[: s + 1], codes[:s], (None if end < 0 else int(end))
+
+
+_UNSTUFF: list = []
+
+
+def _unstuff_kernel():
+    """One compiled pass over the scan: copy data bytes, drop stuffed zeros, note restart markers."""
+    if _UNSTUFF:
+        return _UNSTUFF[0]
+    import numba
+
+    @numba.njit(cache=True, nogil=True)
+    def unstuff(arr, pos, body, seg_end, codes):  # pragma: no cover - compiled
+        n = arr.shape[0]
+        m = 0
+        s = 0
+        while pos < n:
+            b = arr[pos]
+            if b != 0xFF:
+                body[m] = b
+                m += 1
+                pos += 1
+                continue
+            if pos + 1 < n and arr[pos + 1] == 0x00:  # a stuffed data 0xFF
+                body[m] = 0xFF
+                m += 1
+                pos += 2
+                continue
+            f = pos
+            while pos + 1 < n and arr[pos + 1] == 0xFF:  # fill before a marker
+                pos += 1
+            if pos + 1 >= n:
+                break
+            code = arr[pos + 1]
+            seg_end[s] = m
+            if code < 0xD0 or code > 0xD7:
+                return m, s, f
+            codes[s] = code
+            s += 1
+            pos += 2
+        seg_end[s] = m
+        return m, s, -1
+
+    _UNSTUFF.append(unstuff)
+    return unstuff
 
 
 def _ceil(a: int, b: int) -> int:

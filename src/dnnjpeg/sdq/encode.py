@@ -3,7 +3,8 @@
 The image's unquantized coefficients come from the differentiable codec's encoder half (libjpeg's
 colour conversion, down-sampling and padding, float DCT); the levels from
 :func:`dnnjpeg.sdq.trellis.sdq_levels` under the code lengths of the Huffman tables that libjpeg
-fits to the previous pass's levels (the first pass: plain rounding), ``iterations`` times; the
+fits to the previous pass's levels (the first pass: plain rounding; computed as libjpeg does,
+:func:`dnnjpeg.sdq.rate.optimal_table`, without writing a file), ``iterations`` times; the
 file is written by libjpeg from the levels with optimized Huffman tables, an ordinary baseline JPEG.
 """
 
@@ -15,7 +16,7 @@ import numpy as np
 
 from dnnjpeg.codec.coefficients import Coefficients, write_coefficients
 from dnnjpeg.codec.tables import QuantTables
-from dnnjpeg.sdq.rate import parse_huffman
+from dnnjpeg.sdq.rate import optimal_table, scan_symbols
 from dnnjpeg.sdq.trellis import sdq_levels
 
 __all__ = ["image_coefficients", "sdq_encode", "fisher_weights", "FISHER_PRESET", "table_lambda"]
@@ -134,12 +135,12 @@ def sdq_encode(
     levels = [np.rint(c / s) for c, s in zip(comps, (tables.luma, tables.chroma, tables.chroma))]
     for it in range(iterations + refit):
         steps = (tables.luma, tables.chroma, tables.chroma)
-        huff, use = parse_huffman(write_coefficients(pack(levels, tables), optimize=True))
-        ids = sorted(use)
+        # the AC tables libjpeg's optimize_coding will fit to these levels (Y: table 0; Cb, Cr: table 1)
+        stats = scan_symbols(pack(levels, tables).blocks, sampling, w, h)
+        acs = [optimal_table(stats[0][1])] + [optimal_table(stats[1][1] + stats[2][1])] * 2
         levels = []
         for i, (c, s) in enumerate(zip(comps, steps)):
-            ac = huff[(1, use[ids[i]][1])]
-            lv = sdq_levels(c.reshape(-1, 8, 8), s, wt[i].reshape(-1, 8, 8) if wt[i].ndim > 2 else wt[i], lam, ac)
+            lv = sdq_levels(c.reshape(-1, 8, 8), s, wt[i].reshape(-1, 8, 8) if wt[i].ndim > 2 else wt[i], lam, acs[i])
             levels.append(lv.reshape(c.shape))
         if it < refit:
             tables = _refit_tables(comps, levels, wt, tables)

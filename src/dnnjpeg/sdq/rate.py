@@ -21,7 +21,7 @@ import numpy as np
 
 from dnnjpeg.codec.tables import ZIGZAG
 
-__all__ = ["HuffmanTable", "parse_huffman", "scan_bits", "magnitude_size"]
+__all__ = ["HuffmanTable", "parse_huffman", "scan_bits", "scan_symbols", "optimal_table", "magnitude_size"]
 
 
 @dataclass(frozen=True)
@@ -137,6 +137,116 @@ def scan_bits(
         if n_dummy:
             total += n_dummy * int(_code(dct, np.array([0]), "DC")[0] + _code(act, np.array([0x00]), "EOB")[0])
     return int(total)
+
+
+def scan_symbols(
+    blocks: Sequence[np.ndarray], sampling: Sequence[tuple[int, int]], width: int, height: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """How often each Huffman symbol occurs in a baseline scan of these levels, per component:
+    (DC size categories (256,), AC run/size symbols with ZRL and EOB (256,)) counts, dummy blocks
+    of an interleaved scan included (what libjpeg's optimize_coding gathers). Arguments as
+    :func:`scan_bits`."""
+    hmax, vmax = max(s[0] for s in sampling), max(s[1] for s in sampling)
+    interleaved = len(blocks) > 1
+    out = []
+    for comp, (h, v) in zip(blocks, sampling):
+        comp = np.asarray(comp)
+        rows = math.ceil(math.ceil(height * v / vmax) / 8)
+        cols = math.ceil(math.ceil(width * h / hmax) / 8)
+        if interleaved:
+            by, bx = _coding_order(rows, cols, h, v, (math.ceil(height / (8 * vmax)), math.ceil(width / (8 * hmax))))
+            real = (by < rows) & (bx < cols)
+            by, bx, n_dummy = by[real], bx[real], int((~real).sum())
+        else:
+            by, bx = np.divmod(np.arange(rows * cols), cols)
+            n_dummy = 0
+        z = comp[by, bx].reshape(-1, 64)[:, ZIGZAG].astype(np.int64)
+        dc = np.bincount(magnitude_size(np.diff(z[:, 0], prepend=0)), minlength=256)
+        ac = z[:, 1:]
+        blk, pos = np.nonzero(ac)
+        pos = pos + 1
+        first = np.r_[True, blk[1:] != blk[:-1]] if len(blk) else np.zeros(0, bool)
+        run = pos - np.where(first, 0, np.r_[0, pos[:-1]]) - 1
+        acc = np.bincount((run % 16) * 16 + magnitude_size(ac[blk, pos - 1]), minlength=256)
+        acc[0xF0] += int((run // 16).sum())
+        last = np.zeros(len(ac), np.int64)
+        np.maximum.at(last, blk, pos)
+        acc[0x00] += int((last < 63).sum()) + n_dummy
+        dc[0] += n_dummy
+        out.append((dc, acc))
+    return out
+
+
+def optimal_table(freq: np.ndarray) -> HuffmanTable:
+    """The Huffman table libjpeg's optimize_coding builds for symbol counts (256,): the same
+    algorithm (jpeg_gen_optimal_table: merge the two rarest, ties to the higher symbol; a reserved
+    code so that no code is all ones; lengths limited to 16 bits), so the same code lengths.
+
+    Why by hand: SDQ needs the tables libjpeg will fit to candidate levels without writing a file."""
+    f = np.zeros(257, np.int64)
+    f[:256] = freq
+    f[256] = 1  # the reserved code point
+    codesize = np.zeros(257, np.int64)
+    _merge_kernel()(f, codesize, np.full(257, -1, np.int64))
+    bits = np.bincount(codesize[codesize > 0], minlength=33)
+    for i in range(32, 16, -1):  # limit to 16 bits as libjpeg does
+        while bits[i] > 0:
+            j = i - 2
+            while bits[j] == 0:
+                j -= 1
+            bits[i] -= 2
+            bits[i - 1] += 1
+            bits[j + 1] += 2
+            bits[j] -= 1
+    i = 16
+    while bits[i] == 0:
+        i -= 1
+    bits[i] -= 1  # drop the reserved code (the longest)
+    order = [int(j) for n in range(1, 33) for j in np.flatnonzero(codesize[:256] == n)]
+    return HuffmanTable.from_bits([int(b) for b in bits[1:17]], order[: int(bits[1:17].sum())])
+
+
+_MERGE: list = []
+
+
+def _merge_kernel():
+    """libjpeg's merge loop (the rarest two, ties to the higher symbol), compiled: in Python its
+    160-odd passes over 257 counts cost more than writing the file it saves."""
+    if _MERGE:
+        return _MERGE[0]
+    import numba
+
+    @numba.njit(cache=True)
+    def merge(f, codesize, others):  # pragma: no cover - compiled
+        while True:
+            c1 = -1
+            v = 1 << 62
+            for i in range(257):
+                if f[i] and f[i] <= v:
+                    v = f[i]
+                    c1 = i
+            c2 = -1
+            v = 1 << 62
+            for i in range(257):
+                if f[i] and f[i] <= v and i != c1:
+                    v = f[i]
+                    c2 = i
+            if c2 < 0:
+                return
+            f[c1] += f[c2]
+            f[c2] = 0
+            codesize[c1] += 1
+            while others[c1] >= 0:
+                c1 = others[c1]
+                codesize[c1] += 1
+            others[c1] = c2
+            codesize[c2] += 1
+            while others[c2] >= 0:
+                c2 = others[c2]
+                codesize[c2] += 1
+
+    _MERGE.append(merge)
+    return merge
 
 
 def _code(table: HuffmanTable, symbols: np.ndarray, what: str) -> np.ndarray:
