@@ -206,7 +206,7 @@ def main() -> None:
     base["pristine"] = {**r["pristine"], "per_image": {
         **{k: v[:n] for k, v in pr.items()}, "top1": ptop1.tolist()}}  # fmt: skip
     res = with_selection(base, curves=[c["name"] for c in curves if c["name"] != "standard 4:2:0"])
-    res = recompare(res.to_dict())
+    res = recompare(res.to_dict(), n_boot=1000)  # (an --model-eval may have been run without intervals)
     (out / "results.json").write_text(json.dumps(res.to_dict(), indent=1, default=float))
     print(f"per image: gradient {1000 * t_grad / n:.0f} ms, SDQ encodes {1000 * t_enc / n / n_c / n_k:.0f} ms "
           f"each ({a.workers} workers)")  # fmt: skip
