@@ -75,3 +75,15 @@ def test_a_converted_resnet_equals_the_pixel_one_on_the_reference_decode(layout)
     with pytest.raises(ValueError, match="no exact DCT-domain form"):
         convert(nn.Sequential(nn.MaxPool2d(2)).eval(), mean=(0,) * 3, std=(1,) * 3)
     assert np.isfinite(ref.detach().numpy()).all()
+
+
+def test_set_relu_switches_every_relu_in_place():
+    from dnnjpeg.dct.convert import set_relu
+
+    torch.manual_seed(2)
+    net = SmallResNet(10, width=4).double().eval()
+    y, cbcr = torch.randn(2, 64, 4, 4).double() * 50, torch.randn(2, 128, 2, 2).double() * 10
+    m = convert(net, "exact", dtype=torch.float64)
+    fresh = convert(net, "apx", 3, dtype=torch.float64)(y, cbcr)
+    assert torch.equal(set_relu(m, "apx", 3)(y, cbcr), fresh)
+    assert all(r.mode == "apx" and r.phi == 3 for r in m.modules() if isinstance(r, BlockReLU))

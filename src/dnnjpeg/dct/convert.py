@@ -35,7 +35,9 @@ from torch import nn
 
 from dnnjpeg.nn.functional import dct_matrix
 
-__all__ = ["convert", "block_conv_weight", "BlockConv", "BlockBatchNorm", "BlockReLU", "reference_pixels", "RELUS"]
+__all__ = [
+    "convert", "set_relu", "block_conv_weight", "BlockConv", "BlockBatchNorm", "BlockReLU", "reference_pixels", "RELUS",
+]  # fmt: skip
 
 RELUS = ("exact", "asm", "apx")
 _YCC2RGB = ((1.0, 0.0, 1.402), (1.0, -0.344136286, -0.714136286), (1.0, 1.772, 0.0))
@@ -302,6 +304,17 @@ def convert(
             raise ValueError("give the model's input normalization: convert(model, mean=..., std=...)")
         body = _convert_module(model, _relu(relu, phi, dtype), dtype)
     return ConvertedModel(_Input(tuple(mean), tuple(std), layout, dtype), body).eval()
+
+
+def set_relu(model: nn.Module, mode: str, phi: int = 15) -> nn.Module:
+    """Switch every ReLU of a converted model to ``mode`` with ``phi`` frequencies, in place (the
+    block convolutions, the costly part of a conversion, stay). Returns ``model``."""
+    ref = BlockReLU(mode, phi)
+    for m in model.modules():
+        if isinstance(m, BlockReLU):
+            m.mode, m.phi = mode, phi
+            m.low = ref.low.to(m.low.dtype)
+    return model
 
 
 def _relu(mode: str, phi: int, dtype):
