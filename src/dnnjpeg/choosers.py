@@ -426,15 +426,19 @@ class SDQChoice:
                 else f"λ = {self._alpha:g} × the table's step error")  # fmt: skip
         return f"soft-decision quantization ({self.weights} weights) at {rate}, {self.subsampling}"
 
-    @functools.cached_property
+    @property
     def _model(self):
-        from dnnjpeg.models import load_model
+        # once per process: compress hands every job its own unpickled copy of the chooser
+        if self.model_name not in _SDQ_MODELS:
+            from dnnjpeg.models import load_model
 
-        return load_model(self.model_name)
+            _SDQ_MODELS[self.model_name] = load_model(self.model_name)
+        return _SDQ_MODELS[self.model_name]
 
     def encode(self, pixels: np.ndarray) -> tuple[bytes, int | None]:
         if pixels.ndim == 2:
             return encode(pixels, self.tables, self.subsampling, True), None
+        _one_thread_in_pool_workers()
         from dnnjpeg.sdq.encode import image_coefficients, sdq_encode, table_lambda
         from dnnjpeg.sdq.weights import gradient_weights, model_weights
 
@@ -462,6 +466,23 @@ class SDQChoice:
 
     def member_label(self, k: int) -> str:
         return "sdq"
+
+
+_SDQ_MODELS: dict = {}
+_THREADS_SET: list = []
+
+
+def _one_thread_in_pool_workers() -> None:
+    """In one of compress's pool workers (one per core), torch runs on one thread: no threads
+    fighting for the cores the other workers use."""
+    if not _THREADS_SET:
+        import multiprocessing
+
+        import torch
+
+        if multiprocessing.parent_process() is not None:
+            torch.set_num_threads(1)
+        _THREADS_SET.append(True)
 
 
 def _within_budget(at, budget_bytes: float, lam0: float) -> tuple[bytes, int | None]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dnnjpeg.dct.planes import ODD_H
+from dnnjpeg.nn.train import _Block  # the same basic block as the pixel ResNet-8
 
 __all__ = ["FrequencyResNet", "load_dct_folder", "dct_augment", "stack_planes", "lowest_frequencies"]
 
@@ -56,28 +56,14 @@ def load_dct_folder(
         ValueError naming the file: not a JPEG, damaged, another size or a layout the loader
         does not read (:mod:`dnnjpeg.dct.planes`).
     """
-    from dnnjpeg._fs import describe_error, display
     from dnnjpeg.dct.planes import load_planes
+    from dnnjpeg.nn.train import read_folder
 
-    root = Path(root)
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.is_symlink())
-    if not classes:
-        raise ValueError(f"{root}: no class folders (expected root/<class>/<image>)")
-    xs, labels, shape = [], [], None
-    for k, c in enumerate(classes):
-        for p in sorted(p for p in (root / c).iterdir() if p.is_file())[:limit_per_class]:
-            try:
-                pl = load_planes(p, layout)
-            except Exception as e:  # noqa: BLE001 — every reader failure is reported with its file
-                raise ValueError(f"{display(p)}: cannot read coefficients ({describe_error(e)})") from None
-            x = stack_planes(pl.y, pl.cbcr)
-            if shape is None:
-                shape = x.shape
-            elif x.shape != shape:
-                raise ValueError(f"{display(p)}: {x.shape[1]}×{x.shape[2]} blocks differ from the first file's")
-            xs.append(x)
-            labels.append(k)
-    return np.stack(xs), np.asarray(labels, np.int64), classes
+    def read(p):
+        pl = load_planes(p, layout)
+        return stack_planes(pl.y, pl.cbcr)
+
+    return read_folder(root, read, "coefficients", limit_per_class)
 
 
 _SIGN = torch.from_numpy(np.where(np.concatenate([ODD_H] * 3), -1.0, 1.0).astype(np.float32)).view(1, 192, 1, 1)
@@ -93,23 +79,6 @@ def dct_augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     out = torch.stack([p[i, :, oy[i] : oy[i] + h, ox[i] : ox[i] + w] for i in range(b)])
     out[flip] = out[flip].flip(-1) * _SIGN.to(x.dtype)
     return out
-
-
-class _Block(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int) -> None:
-        super().__init__()
-        self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.b1 = nn.BatchNorm2d(cout)
-        self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.b2 = nn.BatchNorm2d(cout)
-        self.short = (
-            nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-            if stride != 1 or cin != cout
-            else nn.Identity()
-        )
-
-    def forward(self, x):
-        return F.relu(self.b2(self.c2(F.relu(self.b1(self.c1(x))))) + self.short(x))
 
 
 class FrequencyResNet(nn.Module):

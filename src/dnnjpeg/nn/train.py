@@ -71,28 +71,36 @@ def load_image_folder(root: str | Path, limit_per_class: int | None = None) -> t
 
     Returns uint8 (N, H, W, 3), int64 labels (N,), class names. Unreadable files or images of
     another size raise a ``ValueError`` naming the file."""
-    from dnnjpeg._fs import describe_error, display
     from dnnjpeg.codec import load_image
+
+    # strict: regular files only, a libjpeg warning is an error
+    return read_folder(root, lambda p: load_image(p, "RGB"), "image", limit_per_class)
+
+
+def read_folder(root: str | Path, read, what: str, limit_per_class: int | None = None):
+    """Every file of an ImageFolder tree through ``read(path) → array`` (all of one shape), with
+    labels from the sorted class folders: (stacked arrays, int64 labels, class names). A file
+    ``read`` fails on, or of another shape, is a ``ValueError`` naming it ("cannot read {what}")."""
+    from dnnjpeg._fs import describe_error, display
 
     root = Path(root)
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.is_symlink())
     if not classes:
         raise ValueError(f"{root}: no class folders (expected root/<class>/<image>)")
-    ims, labels, shape = [], [], None
+    xs, labels, shape = [], [], None
     for k, c in enumerate(classes):
-        files = sorted(p for p in (root / c).iterdir() if p.is_file())[:limit_per_class]
-        for p in files:
-            try:  # strict: regular files only, a libjpeg warning is an error
-                a = load_image(p, "RGB")
-            except Exception as e:  # noqa: BLE001 — any decoder failure is reported with its file
-                raise ValueError(f"{display(p)}: cannot read image ({describe_error(e)})") from None
+        for p in sorted(p for p in (root / c).iterdir() if p.is_file())[:limit_per_class]:
+            try:
+                a = read(p)
+            except Exception as e:  # noqa: BLE001 — any reader failure is reported with its file
+                raise ValueError(f"{display(p)}: cannot read {what} ({describe_error(e)})") from None
             if shape is None:
                 shape = a.shape
             elif a.shape != shape:
-                raise ValueError(f"{p}: size {a.shape[:2]} differs from the first image's {shape[:2]}")
-            ims.append(a)
+                raise ValueError(f"{display(p)}: shape {a.shape} differs from the first file's {shape}")
+            xs.append(a)
             labels.append(k)
-    return np.stack(ims), np.asarray(labels, np.int64), classes
+    return np.stack(xs), np.asarray(labels, np.int64), classes
 
 
 @dataclass
