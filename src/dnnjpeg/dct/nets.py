@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dnnjpeg.dct.planes import ODD_H
-from dnnjpeg.nn.train import _Block  # the same basic block as the pixel ResNet-8
+from dnnjpeg.nn.train import resnet_stages
 
 __all__ = ["FrequencyResNet", "load_dct_folder", "dct_augment", "stack_planes", "lowest_frequencies"]
 
@@ -98,13 +98,8 @@ class FrequencyResNet(nn.Module):
         self.register_buffer("keep", torch.tensor(keep))
         self.inorm = nn.BatchNorm2d(len(keep))
         self.stem = nn.Sequential(nn.Conv2d(len(keep), width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
-        layers, cin = [], width
-        for i, w in enumerate((width, 2 * width, 4 * width)):
-            for j in range(blocks):
-                layers.append(_Block(cin, w, 2 if (j == 0 and i > 0) else 1))
-                cin = w
-        self.layers = nn.Sequential(*layers)
-        self.fc = nn.Linear(cin, classes)
+        self.layers = resnet_stages(width, blocks)  # the pixel ResNet-8's stages, on the block grid
+        self.fc = nn.Linear(4 * width, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.inorm(x.index_select(1, self.keep))

@@ -42,6 +42,17 @@ class _Block(nn.Module):
         return F.relu(self.b2(self.c2(F.relu(self.b1(self.c1(x))))) + self.short(x))
 
 
+def resnet_stages(width: int, blocks: int) -> nn.Sequential:
+    """Three stages of ``blocks`` basic blocks, widths w, 2w, 4w, the last two starting at stride 2
+    (from ``width`` channels in to 4·``width`` out)."""
+    layers, cin = [], width
+    for i, w in enumerate((width, 2 * width, 4 * width)):
+        for j in range(blocks):
+            layers.append(_Block(cin, w, 2 if (j == 0 and i > 0) else 1))
+            cin = w
+    return nn.Sequential(*layers)
+
+
 class SmallResNet(nn.Module):
     """CIFAR-style ResNet (3 stages of ``blocks`` basic blocks, widths w, 2w, 4w) on [0, 1] RGB
     input (B, 3, H, W), normalized inside with ``mean``/``std``; → (B, classes) logits."""
@@ -53,13 +64,8 @@ class SmallResNet(nn.Module):
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
         self.stem = nn.Sequential(nn.Conv2d(3, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
-        layers, cin = [], width
-        for i, w in enumerate((width, 2 * width, 4 * width)):
-            for j in range(blocks):
-                layers.append(_Block(cin, w, 2 if (j == 0 and i > 0) else 1))
-                cin = w
-        self.layers = nn.Sequential(*layers)
-        self.fc = nn.Linear(cin, classes)
+        self.layers = resnet_stages(width, blocks)
+        self.fc = nn.Linear(4 * width, classes)
 
     def forward(self, x):
         x = self.layers(self.stem((x - self.mean) / self.std))
