@@ -35,12 +35,19 @@ def _draft(data: bytes, scale: int) -> np.ndarray:
     return np.asarray(im.convert("RGB"))
 
 
+def _planes(data: bytes):
+    c = decode_coefficients(data)
+    if c.subsampling not in ("4:2:0", "4:4:4", "gray"):
+        return c  # 4:2:2 and others: the loader refuses them (a few imagenet-sample files); read, not laid out
+    return planes_of(c, c.subsampling if c.subsampling != "gray" else "4:2:0")
+
+
 def _readers(datas: list[bytes], paths: list[str]) -> dict:
     import jpeglib
 
     return {
         "dnnjpeg coefficients (compiled reader)": lambda i: decode_coefficients(datas[i]),
-        "dnnjpeg planes (reader + dequantize + channels)": lambda i: planes_of(decode_coefficients(datas[i])),
+        "dnnjpeg planes (reader + dequantize + channels)": lambda i: _planes(datas[i]),
         "jpeglib read_dct": lambda i: jpeglib.read_dct(paths[i]).Y,
         "Pillow full decode (RGB)": lambda i: _pillow(datas[i]),
         "Pillow draft 1/2": lambda i: _draft(datas[i], 2),

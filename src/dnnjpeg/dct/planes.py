@@ -52,8 +52,9 @@ class DctPlanes:
 def _channels(blocks: np.ndarray, steps: np.ndarray) -> np.ndarray:
     """int16 (rows, cols, 8, 8) levels → float32 (64, rows, cols) dequantized."""
     r, c = blocks.shape[:2]
-    deq = blocks.reshape(r, c, 64).astype(np.float32) * steps.reshape(64).astype(np.float32)
-    return np.ascontiguousarray(deq.transpose(2, 0, 1))
+    # transpose the int16 levels (half the bytes of floats), then one multiply into float32
+    lv = np.ascontiguousarray(blocks.reshape(r * c, 64).T)
+    return np.multiply(lv, steps.reshape(64, 1).astype(np.float32), dtype=np.float32).reshape(64, r, c)
 
 
 def planes_of(coef: Coefficients, layout: str = "4:2:0", where: str = "<coefficients>") -> DctPlanes:
