@@ -64,3 +64,19 @@ def test_odd_block_grids_decode_like_libjpegs_own_file(kodak_dir, h, w):
     t = QuantTables.standard(70)
     ours, plain = decode(sdq_encode(img, t, 0.0)[0]), decode(encode(img, t, "4:2:0", optimize=True))
     assert abs(_psnr(ours, img) - _psnr(plain, img)) < 0.1
+
+
+@pytest.mark.parametrize("sub", ["4:2:0", "4:4:4", "4:2:2"])
+@pytest.mark.parametrize("shape", [(37, 53), (16, 16), (1, 9), (120, 77)])
+def test_the_numpy_encoder_half_is_the_differentiable_codecs(kodak_dir, sub, shape):
+    import torch
+
+    from dnnjpeg.nn import DiffJPEG
+    from dnnjpeg.sdq.encode import image_coefficients
+
+    img = np.asarray(Image.open(kodak_dir / "kodim15.png").convert("RGB"))[50 : 50 + shape[0], 90 : 90 + shape[1]]
+    y, c = DiffJPEG(sub).double().transform(torch.from_numpy(img.astype(np.float64)).permute(2, 0, 1)[None])
+    ref = [y[0, 0].numpy(), c[0, 0].numpy(), c[0, 1].numpy()]
+    for got, want in zip(image_coefficients(img, sub), ref):
+        assert got.shape[:2] == want.shape[:2]
+        assert np.abs(got.reshape(want.shape) - want).max() < 2e-3
