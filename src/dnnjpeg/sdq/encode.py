@@ -106,9 +106,10 @@ def image_coefficients(rgb: np.ndarray, subsampling: str = "4:2:0") -> tuple[np.
 
 
 def _kron_t() -> np.ndarray:
-    from dnnjpeg.nn.functional import dct_matrix
-
-    d = dct_matrix().double().numpy()
+    """Kron(D, D)ᵀ for the orthonormal 8×8 DCT-II D (as :func:`dnnjpeg.nn.functional.dct_matrix`)."""
+    k = np.arange(8)
+    d = np.cos((2 * k[None, :] + 1) * k[:, None] * np.pi / 16) * np.sqrt(2 / 8)
+    d[0] /= np.sqrt(2)
     return np.kron(d, d).T.astype(np.float32)
 
 
