@@ -95,3 +95,29 @@ def test_files_sharing_a_header_share_its_plan_and_a_fake_sos_cannot_mislead_it(
     for q in (30, 90):
         d = _jpeg(imgs[2], quality=q)
         _same(d[:2] + fake + d[2:], tmp_path, f"fake{q}.jpg")
+
+
+def test_the_compiled_table_builder_equals_the_numpy_reference():
+    """_decoder_tables (numba) and _tables (NumPy, the readable reference) build the same arrays."""
+    from dnnjpeg.dct import read
+    from dnnjpeg.sdq import parse_huffman  # noqa: F401 — the DHT bytes come from real files below
+
+    rng = np.random.default_rng(9)
+    img = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    for kw in ({"quality": 75}, {"quality": 95, "optimize": True}):
+        data = _jpeg(img, **kw)
+        at = data.index(b"\xff\xc4")
+        seg = data[at + 4 : at + 2 + ((data[at + 2] << 8) | data[at + 3])]
+        specs, j = [], 0
+        while j + 17 <= len(seg):
+            n = sum(seg[j + 1 : j + 17])
+            specs.append(bytes(seg[j : j + 17 + n]))
+            j += 17 + n
+        read._decoder_tables.cache_clear()
+        built = read._decoder_tables(tuple(specs))
+        for i, spec in enumerate(specs):
+            ref = read._tables(
+                np.frombuffer(spec[1:17], np.uint8), np.frombuffer(spec[17:], np.uint8), spec[0] >> 4 == 1
+            )
+            for a, b in zip(built[:6], ref):
+                assert np.array_equal(a[i], b)

@@ -34,7 +34,8 @@ _LOOK = 9  # bits of the lookup table: most codes are shorter (libjpeg uses 8–
 
 
 def _tables(bits: np.ndarray, vals: np.ndarray, ac: bool):
-    """Canonical decoding arrays of one Huffman table: (maxcode (18,), valptr (17,), mincode (17,),
+    """Canonical decoding arrays of one Huffman table, in NumPy: the readable reference of the compiled
+    builder (:func:`_decoder_tables`, equal in tests). (maxcode (18,), valptr (17,), mincode (17,),
     look_len (512,), look_sym (512,), fast (512,)) — lengths 1..16, a 9-bit table for codes up to 9
     bits, and ``fast``: where a code and its magnitude bits fit in the 9 bits, the decoded value,
     run and length packed as value·2¹⁶ + run·2⁸ + length (0: not fast; end of block and ZRL never are)."""
@@ -47,9 +48,9 @@ def _tables(bits: np.ndarray, vals: np.ndarray, ac: bool):
     valptr = np.zeros(17, np.int64)
     has = counts > 0
     lengths = np.arange(1, 17)
-    mincode[1:] = first[1:]
+    mincode[1:] = np.where(has, first[1:], 0)  # (lengths without codes are never looked at)
     maxcode[1:17] = np.where(has, first[1:] + counts - 1, -1)
-    valptr[1:] = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    valptr[1:] = np.where(has, np.concatenate([[0], np.cumsum(counts)[:-1]]), 0)
     maxcode[17] = 1 << 40  # sentinel: no code is longer than 16 bits
     # codes of ≤ 9 bits, in canonical order, fill a prefix of the lookup table, 2^(9 − length) entries each
     sym_len = np.repeat(lengths, counts)
