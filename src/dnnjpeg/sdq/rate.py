@@ -169,9 +169,10 @@ def scan_symbols(
         run = pos - np.where(first, 0, np.r_[0, pos[:-1]]) - 1
         acc = np.bincount((run % 16) * 16 + magnitude_size(ac[blk, pos - 1]), minlength=256)
         acc[0xF0] += int((run // 16).sum())
-        last = np.zeros(len(ac), np.int64)
-        np.maximum.at(last, blk, pos)
-        acc[0x00] += int((last < 63).sum()) + n_dummy
+        # np.nonzero runs block by block, positions rising: a block's last entry is its last nonzero
+        ends = np.r_[blk[1:] != blk[:-1], True] if len(blk) else np.zeros(0, bool)
+        ended_at_63 = int((pos[ends] == 63).sum())
+        acc[0x00] += len(ac) - ended_at_63 + n_dummy  # EOB unless the block's last level is at 63
         dc[0] += n_dummy
         out.append((dc, acc))
     return out

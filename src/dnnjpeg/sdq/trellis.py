@@ -53,8 +53,10 @@ def trellis_ac(
     length = np.where(length > 0, length, np.inf)  # a symbol without a code cannot be chosen
     if engine == "numba":
         out = np.zeros((n, 63), np.int64)
-        wb = np.ascontiguousarray(np.broadcast_to(w, (n, 63)))
-        _trellis_numba()(np.ascontiguousarray(c), q, wb, float(lam), length, out)
+        w2 = np.ascontiguousarray(w.reshape(-1, 63))  # one row for every block, or one per block
+        _trellis_numba()(
+            np.ascontiguousarray(c), q, w2, 1 if len(w2) == n and w.ndim == 2 else 0, float(lam), length, out
+        )
         return out
     if engine != "numpy":
         raise ValueError(f"engine must be numba or numpy, got {engine!r}")
@@ -112,7 +114,7 @@ def _trellis_numba():
     import numba
 
     @numba.njit(cache=True)
-    def run(c, q, w, lam, length, out):  # pragma: no cover - compiled
+    def run(c, q, w, per_block, lam, length, out):  # pragma: no cover - compiled
         n = c.shape[0]
         inf = np.inf
         zrl, eob = length[0xF0], length[0x00]
@@ -124,7 +126,7 @@ def _trellis_numba():
         for b in range(n):
             s[0] = 0.0
             for t in range(63):
-                s[t + 1] = s[t] + w[b, t] * c[b, t] ** 2
+                s[t + 1] = s[t] + w[b * per_block, t] * c[b, t] ** 2
             best[0] = 0.0
             live[0] = 0
             nlive = 1
@@ -141,7 +143,7 @@ def _trellis_numba():
                     while a > 0:
                         size += 1
                         a >>= 1
-                    d = w[b, t] * (c[b, t] - q[t] * cand) ** 2
+                    d = w[b * per_block, t] * (c[b, t] - q[t] * cand) ** 2
                     for m in range(nlive):
                         j = live[m]
                         run_ = i - j - 1
