@@ -115,10 +115,23 @@ def scan_bits(
         and an EOB each). Raises ValueError when a level needs a symbol the tables lack, or a
         component holds too few blocks.
     """
+    total = 0
+    for (dcn, acn, mag), dct, act in zip(scan_symbols(blocks, sampling, width, height), dc, ac):
+        total += _coded(dct, dcn, "DC") + _coded(act, acn, "AC") + mag
+    return int(total)
+
+
+def scan_symbols(
+    blocks: Sequence[np.ndarray], sampling: Sequence[tuple[int, int]], width: int, height: int
+) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """How often each Huffman symbol occurs in a baseline scan of these levels, per component:
+    (DC size categories (256,), AC run/size symbols with ZRL and EOB (256,) counts, magnitude
+    bits), dummy blocks of an interleaved scan included (what libjpeg's optimize_coding gathers).
+    Arguments as :func:`scan_bits`; a component with too few blocks is a ValueError."""
     hmax, vmax = max(s[0] for s in sampling), max(s[1] for s in sampling)
     interleaved = len(blocks) > 1
-    total = 0
-    for comp, (h, v), dct, act in zip(blocks, sampling, dc, ac):
+    out = []
+    for comp, (h, v) in zip(blocks, sampling):
         comp = np.asarray(comp)
         rows = math.ceil(math.ceil(height * v / vmax) / 8)
         cols = math.ceil(math.ceil(width * h / hmax) / 8)
@@ -127,55 +140,43 @@ def scan_bits(
         if interleaved:
             by, bx = _coding_order(rows, cols, h, v, (math.ceil(height / (8 * vmax)), math.ceil(width / (8 * hmax))))
             real = (by < rows) & (bx < cols)
-            by, bx = by[real], bx[real]
-            n_dummy = int((~real).sum())
+            by, bx, n_dummy = by[real], bx[real], int((~real).sum())
         else:  # a single-component scan codes the component's own blocks in raster order
             by, bx = np.divmod(np.arange(rows * cols), cols)
             n_dummy = 0
         z = comp[by, bx].reshape(-1, 64)[:, ZIGZAG].astype(np.int64)
-        total += _dc_bits(z[:, 0], dct) + _ac_bits(z[:, 1:], act)
-        if n_dummy:
-            total += n_dummy * int(_code(dct, np.array([0]), "DC")[0] + _code(act, np.array([0x00]), "EOB")[0])
-    return int(total)
-
-
-def scan_symbols(
-    blocks: Sequence[np.ndarray], sampling: Sequence[tuple[int, int]], width: int, height: int
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """How often each Huffman symbol occurs in a baseline scan of these levels, per component:
-    (DC size categories (256,), AC run/size symbols with ZRL and EOB (256,)) counts, dummy blocks
-    of an interleaved scan included (what libjpeg's optimize_coding gathers). Arguments as
-    :func:`scan_bits`."""
-    hmax, vmax = max(s[0] for s in sampling), max(s[1] for s in sampling)
-    interleaved = len(blocks) > 1
-    out = []
-    for comp, (h, v) in zip(blocks, sampling):
-        comp = np.asarray(comp)
-        rows = math.ceil(math.ceil(height * v / vmax) / 8)
-        cols = math.ceil(math.ceil(width * h / hmax) / 8)
-        if interleaved:
-            by, bx = _coding_order(rows, cols, h, v, (math.ceil(height / (8 * vmax)), math.ceil(width / (8 * hmax))))
-            real = (by < rows) & (bx < cols)
-            by, bx, n_dummy = by[real], bx[real], int((~real).sum())
-        else:
-            by, bx = np.divmod(np.arange(rows * cols), cols)
-            n_dummy = 0
-        z = comp[by, bx].reshape(-1, 64)[:, ZIGZAG].astype(np.int64)
-        dc = np.bincount(magnitude_size(np.diff(z[:, 0], prepend=0)), minlength=256)
-        ac = z[:, 1:]
-        blk, pos = np.nonzero(ac)
-        pos = pos + 1
-        first = np.r_[True, blk[1:] != blk[:-1]] if len(blk) else np.zeros(0, bool)
-        run = pos - np.where(first, 0, np.r_[0, pos[:-1]]) - 1
-        acc = np.bincount((run % 16) * 16 + magnitude_size(ac[blk, pos - 1]), minlength=256)
-        acc[0xF0] += int((run // 16).sum())
-        # np.nonzero runs block by block, positions rising: a block's last entry is its last nonzero
-        ends = np.r_[blk[1:] != blk[:-1], True] if len(blk) else np.zeros(0, bool)
-        ended_at_63 = int((pos[ends] == 63).sum())
-        acc[0x00] += len(ac) - ended_at_63 + n_dummy  # EOB unless the block's last level is at 63
-        dc[0] += n_dummy
-        out.append((dc, acc))
+        dc_size = magnitude_size(np.diff(z[:, 0], prepend=0))
+        dc = np.bincount(dc_size, minlength=256)
+        acc, ac_mag = _ac_symbols(z[:, 1:])
+        dc[0] += n_dummy  # a dummy block: the previous block's DC (difference 0) and an EOB
+        acc[0x00] += n_dummy
+        out.append((dc, acc, int(dc_size.sum()) + ac_mag))
     return out
+
+
+def _ac_symbols(ac: np.ndarray) -> tuple[np.ndarray, int]:
+    """(n, 63) zig-zag AC levels → (counts of their run/size symbols, ZRLs and EOBs (256,), magnitude bits)."""
+    blk, pos = np.nonzero(ac)
+    pos = pos + 1  # zig-zag index 1..63
+    first = np.r_[True, blk[1:] != blk[:-1]] if len(blk) else np.zeros(0, bool)
+    run = pos - np.where(first, 0, np.r_[0, pos[:-1]]) - 1
+    size = magnitude_size(ac[blk, pos - 1])
+    counts = np.bincount((run % 16) * 16 + size, minlength=256)
+    counts[0xF0] += int((run // 16).sum())
+    # np.nonzero runs block by block, positions rising: a block's last entry is its last nonzero
+    ends = np.r_[blk[1:] != blk[:-1], True] if len(blk) else np.zeros(0, bool)
+    counts[0x00] += len(ac) - int((pos[ends] == 63).sum())  # EOB unless the last level is at 63
+    return counts, int(size.sum())
+
+
+def _coded(table: HuffmanTable, counts: np.ndarray, what: str) -> int:
+    """Bits of the Huffman codes of symbols counted (256,); a used symbol without a code is a ValueError."""
+    missing = np.flatnonzero((counts > 0) & (table.lengths == 0))
+    if len(missing):
+        m = int(missing[0])
+        name = {0x00: "EOB", 0xF0: "ZRL"}.get(m, f"symbol 0x{m:02X}") if what == "AC" else f"symbol 0x{m:02X}"
+        raise ValueError(f"{what} {name} has no Huffman code in these tables")
+    return int(counts @ table.lengths)
 
 
 def optimal_table(freq: np.ndarray) -> HuffmanTable:
@@ -250,35 +251,7 @@ def _merge_kernel():
     return merge
 
 
-def _code(table: HuffmanTable, symbols: np.ndarray, what: str) -> np.ndarray:
-    n = table.lengths[symbols]
-    if np.any(n == 0):
-        bad = int(symbols[np.flatnonzero(n == 0)[0]])
-        raise ValueError(f"{what} symbol 0x{bad:02X} has no Huffman code in these tables")
-    return n
-
-
-def _dc_bits(dc: np.ndarray, table: HuffmanTable) -> int:
-    size = magnitude_size(np.diff(dc, prepend=0))
-    return int((_code(table, size, "DC") + size).sum())
-
-
 def _ac_bits(ac: np.ndarray, table: HuffmanTable) -> int:
     """(n, 63) zig-zag AC levels → bits of their run/size symbols, ZRLs, magnitudes and EOBs."""
-    blk, pos = np.nonzero(ac)
-    pos = pos + 1  # zig-zag index 1..63
-    first = np.r_[True, blk[1:] != blk[:-1]] if len(blk) else np.zeros(0, bool)
-    prev = np.where(first, 0, np.r_[0, pos[:-1]])
-    run = pos - prev - 1
-    size = magnitude_size(ac[blk, pos - 1])
-    sym = (run % 16) * 16 + size
-    bits = int((_code(table, sym, "AC") + size).sum())
-    n_zrl = int((run // 16).sum())
-    if n_zrl:
-        bits += n_zrl * int(_code(table, np.array([0xF0]), "ZRL")[0])
-    last = np.zeros(len(ac), np.int64)
-    np.maximum.at(last, blk, pos)
-    n_eob = int((last < 63).sum())
-    if n_eob:
-        bits += n_eob * int(_code(table, np.array([0x00]), "EOB")[0])
-    return bits
+    counts, mag = _ac_symbols(ac)
+    return _coded(table, counts, "AC") + mag
