@@ -64,3 +64,19 @@ def die_with_parent(parent_pid: int) -> None:
             return
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os._exit(1)
+
+
+_ONE_THREAD: list = []
+
+
+def one_torch_thread_in_pool_workers() -> None:
+    """In one of a process pool's workers (one per core), torch runs on one thread: no threads
+    fighting for the cores the other workers use. Does nothing in the main process; once per process."""
+    if not _ONE_THREAD:
+        import multiprocessing
+
+        import torch
+
+        if multiprocessing.parent_process() is not None:
+            torch.set_num_threads(1)
+        _ONE_THREAD.append(True)

@@ -24,6 +24,7 @@ from typing import Protocol
 
 import numpy as np
 
+from dnnjpeg._runtime import one_torch_thread_in_pool_workers
 from dnnjpeg.codec import QuantTables, encode
 from dnnjpeg.families import TableFamily
 
@@ -438,16 +439,13 @@ class SDQChoice:
     def encode(self, pixels: np.ndarray) -> tuple[bytes, int | None]:
         if pixels.ndim == 2:
             return encode(pixels, self.tables, self.subsampling, True), None
-        _one_thread_in_pool_workers()
+        one_torch_thread_in_pool_workers()
         from dnnjpeg.sdq.encode import image_coefficients, sdq_encode, table_lambda
-        from dnnjpeg.sdq.weights import gradient_weights, model_weights
+        from dnnjpeg.sdq.weights import image_weights, rate_weights
 
         coefs = image_coefficients(pixels, self.subsampling)
-        if self.weights == "gradient":
-            w = gradient_weights(pixels, self._model, self.subsampling)
-        else:
-            w = model_weights(self.weights, pixels.shape[:2], self.subsampling)
-        lam_w = model_weights("mse" if self.weights == "mse" else "fisher")
+        w = image_weights(self.weights, pixels, self.subsampling, self._model if self.weights == "gradient" else None)
+        lam_w = rate_weights(self.weights)
 
         def at(lam: float) -> bytes:
             return sdq_encode(pixels, self.tables, lam, w, self.subsampling, coefficients=coefs)[0]
@@ -469,20 +467,6 @@ class SDQChoice:
 
 
 _SDQ_MODELS: dict = {}
-_THREADS_SET: list = []
-
-
-def _one_thread_in_pool_workers() -> None:
-    """In one of compress's pool workers (one per core), torch runs on one thread: no threads
-    fighting for the cores the other workers use."""
-    if not _THREADS_SET:
-        import multiprocessing
-
-        import torch
-
-        if multiprocessing.parent_process() is not None:
-            torch.set_num_threads(1)
-        _THREADS_SET.append(True)
 
 
 def _within_budget(at, budget_bytes: float, lam0: float) -> tuple[bytes, int | None]:

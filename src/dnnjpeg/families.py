@@ -97,15 +97,13 @@ class CodecSpec:
             return encode_jpegli(image, self.quality)
         if self.encoder == "sdq" and np.ndim(image) == 3:
             from dnnjpeg.sdq.encode import sdq_encode, table_lambda
-            from dnnjpeg.sdq.weights import model_weights
+            from dnnjpeg.sdq.weights import image_weights, rate_weights
 
             name, alpha, refit = self.sdq
             if name == "gradient" and weights is None:
                 raise ValueError("SDQ with gradient weights needs this image's weights (dnnjpeg.sdq.gradient_weights)")
-            lam_w, w = model_weights("mse" if name == "mse" else "fisher"), weights
-            if w is None:
-                w = model_weights(name, image.shape[:2], self.subsampling)
-            lam = table_lambda(self.tables, lam_w, alpha)
+            w = weights if weights is not None else image_weights(name, image, self.subsampling)
+            lam = table_lambda(self.tables, rate_weights(name), alpha)
             return sdq_encode(image, self.tables, lam, w, self.subsampling, refit=refit)[0]
         return encode(image, self.tables, self.subsampling, self.optimize)
 

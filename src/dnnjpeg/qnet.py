@@ -384,14 +384,10 @@ class QNet:
         if self.probe is not None:
             return self.probe
         if self.probe_name not in _PROBES:
-            import multiprocessing
-
-            import torch
-
+            from dnnjpeg._runtime import one_torch_thread_in_pool_workers
             from dnnjpeg.models import load_model
 
-            if multiprocessing.parent_process() is not None:
-                torch.set_num_threads(1)  # one of a pool's workers per core: no threads fighting for them
+            one_torch_thread_in_pool_workers()
             _PROBES[self.probe_name] = load_model(self.probe_name)
         return _PROBES[self.probe_name]
 

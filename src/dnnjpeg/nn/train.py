@@ -184,7 +184,7 @@ def train_classifier(
     if cfg.input not in ("pixels", "dct") or (dct and cfg.jpeg_layer):
         raise ValueError(f"input must be pixels or dct (without the JPEG layer), got {cfg.input!r}")
     if dct:
-        from dnnjpeg.dct.nets import FrequencyResNet, lowest_frequencies
+        from dnnjpeg.dct.nets import FrequencyResNet, dct_augment, lowest_frequencies
 
         keep = None if cfg.frequencies is None else lowest_frequencies(cfg.frequencies, max(1, cfg.frequencies // 4))
         net = FrequencyResNet(classes, cfg.dct_width, cfg.blocks, keep)
@@ -214,12 +214,7 @@ def train_classifier(
         tot, cnt = 0.0, 0
         for i in range(n // cfg.batch_size):
             idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-            if dct:
-                from dnnjpeg.dct.nets import dct_augment
-
-                xb = dct_augment(xs[idx], gen)
-            else:
-                xb = _augment(xs[idx].float() / 255.0, gen)
+            xb = dct_augment(xs[idx], gen) if dct else _augment(xs[idx].float() / 255.0, gen)
             loss = F.cross_entropy(model(xb), ys[idx])
             opt.zero_grad()
             if opt_q:

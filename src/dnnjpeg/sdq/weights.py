@@ -115,6 +115,23 @@ def gradient_weights(
     return [(0.5 * np.tensordot(p, g.astype(np.float64) ** 2, axes=1)).astype(np.float32) for g in grads]
 
 
+def rate_weights(name: str) -> np.ndarray:
+    """The (3, 8, 8) per-model weights whose step error sets λ for weights ``name``
+    (:func:`dnnjpeg.sdq.encode.table_lambda`): 1 for "mse", lite0's Fisher diagonal for the rest
+    (crop and gradient weights are in its units, nats per squared level)."""
+    return model_weights("mse" if name == "mse" else "fisher")
+
+
+def image_weights(name: str, rgb: np.ndarray, subsampling: str = "4:2:0", model=None):
+    """The weights ``name`` for one image: :func:`gradient_weights` from ``model`` for "gradient"
+    (which needs it), :func:`model_weights` for the others."""
+    if name == "gradient":
+        if model is None:
+            raise ValueError("SDQ with gradient weights needs the network (dnnjpeg.sdq.gradient_weights)")
+        return gradient_weights(rgb, model, subsampling)
+    return model_weights(name, np.asarray(rgb).shape[:2], subsampling)
+
+
 def model_weights(name: str, shape: tuple[int, int] | None = None, subsampling: str = "4:2:0"):
     """The weights that need no network at compression time.
 
