@@ -21,7 +21,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from dnnjpeg.dct.planes import planes_of  # noqa: E402
+from dnnjpeg.dct.planes import planes_from_bytes  # noqa: E402
 from dnnjpeg.dct.read import decode_coefficients  # noqa: E402
 
 
@@ -35,19 +35,25 @@ def _draft(data: bytes, scale: int) -> np.ndarray:
     return np.asarray(im.convert("RGB"))
 
 
-def _planes(data: bytes):
+def _layout(data: bytes) -> str | None:
     c = decode_coefficients(data)
-    if c.subsampling not in ("4:2:0", "4:4:4", "gray"):
-        return c  # 4:2:2 and others: the loader refuses them (a few imagenet-sample files); read, not laid out
-    return planes_of(c, c.subsampling if c.subsampling != "gray" else "4:2:0")
+    sub = c.subsampling if c is not None else None
+    return "4:2:0" if sub == "gray" else sub if sub in ("4:2:0", "4:4:4") else None
+
+
+def _planes(data: bytes, layout: str | None):
+    if layout is None:
+        return decode_coefficients(data)  # 4:2:2 and others: the loader refuses them (a few imagenet-sample files)
+    return planes_from_bytes(data, "<bench>", layout)
 
 
 def _readers(datas: list[bytes], paths: list[str]) -> dict:
     import jpeglib
 
+    layouts = [_layout(d) for d in datas]
     return {
         "dnnjpeg coefficients (compiled reader)": lambda i: decode_coefficients(datas[i]),
-        "dnnjpeg planes (reader + dequantize + channels)": lambda i: _planes(datas[i]),
+        "dnnjpeg planes (reader + dequantize + channels)": lambda i: _planes(datas[i], layouts[i]),
         "jpeglib read_dct": lambda i: jpeglib.read_dct(paths[i]).Y,
         "Pillow full decode (RGB)": lambda i: _pillow(datas[i]),
         "Pillow draft 1/2": lambda i: _draft(datas[i], 2),

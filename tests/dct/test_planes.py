@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 
 from dnnjpeg.codec import read_coefficients
-from dnnjpeg.codec.errors import UnsupportedJpegError
-from dnnjpeg.dct.planes import crop_blocks, hflip, load_planes
+from dnnjpeg.codec.errors import CorruptJpegError, UnsupportedJpegError
+from dnnjpeg.dct.planes import crop_blocks, hflip, load_planes, planes_from_bytes, planes_of
 from dnnjpeg.nn import DiffJPEG
 
 
@@ -80,3 +80,25 @@ def test_odd_files_follow_the_stated_rules(tmp_path, kodak_dir):
         load_planes(_file(tmp_path, img, "s422.jpg", quality=90, subsampling=1))
     with pytest.raises(UnsupportedJpegError, match="s444.jpg.*layout is 4:2:0"):
         load_planes(_file(tmp_path, img, "s444.jpg", quality=90, subsampling=0), "4:2:0")
+
+
+@pytest.mark.parametrize("h,w", [(1, 1), (17, 33), (129, 7), (40, 48)])
+def test_the_fused_loader_equals_the_coefficients_laid_out(tmp_path, kodak_dir, h, w):
+    """planes_from_bytes dequantizes straight from the compiled reader's flat blocks; it must equal
+    jpeglib's coefficients laid out by planes_of, on every grid edge case and with restart markers."""
+    img = _photo(kodak_dir, h, w)
+    for sub, layout in ((2, "4:2:0"), (0, "4:4:4")):
+        for extra in ({}, {"restart_marker_blocks": 1}):
+            p = _file(tmp_path, img, quality=75, subsampling=sub, **extra)
+            fused = planes_from_bytes(p.read_bytes(), str(p), layout)
+            ref = planes_of(read_coefficients(p), layout)
+            assert fused.y.dtype == np.float32 and fused.y.shape == ref.y.shape
+            assert np.array_equal(fused.y, ref.y) and np.array_equal(fused.cbcr, ref.cbcr)
+            assert (fused.width, fused.height, fused.layout) == (w, h, layout)
+
+
+def test_a_damaged_progressive_file_is_named_not_the_temporary_copy(tmp_path, kodak_dir):
+    p = _file(tmp_path, _photo(kodak_dir, 64, 64), "prog.jpg", quality=90, progressive=True)
+    data = p.read_bytes()
+    with pytest.raises(CorruptJpegError, match="prog.jpg"):
+        planes_from_bytes(data[: len(data) // 2], str(p))

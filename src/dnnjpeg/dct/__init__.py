@@ -5,8 +5,8 @@ inverse DCT); :mod:`dnnjpeg.dct.planes` lays them out as frequency channels (Y (
 Cr (128, …)) with block-grid crops and DCT-domain flips.
 """
 
-from dnnjpeg.dct.planes import DctPlanes, crop_blocks, hflip, load_planes, planes_of
+from dnnjpeg.dct.planes import DctPlanes, crop_blocks, hflip, load_planes, planes_from_bytes, planes_of
 from dnnjpeg.dct.read import decode_coefficients, read_coefficients_fast
 
-__all__ = ["DctPlanes", "crop_blocks", "hflip", "load_planes", "planes_of", "decode_coefficients",
+__all__ = ["DctPlanes", "crop_blocks", "hflip", "load_planes", "planes_from_bytes", "planes_of", "decode_coefficients",
            "read_coefficients_fast"]  # fmt: skip

@@ -28,7 +28,7 @@ from dnnjpeg.codec.errors import CorruptJpegError
 from dnnjpeg.codec.header import _segments, parse_header_bytes
 from dnnjpeg.codec.tables import ZIGZAG
 
-__all__ = ["read_coefficients_fast", "decode_coefficients"]
+__all__ = ["read_coefficients_fast", "decode_coefficients", "decode_flat"]
 
 _LOOK = 9  # bits of the lookup table: most codes are shorter (libjpeg uses 8–9)
 
@@ -102,6 +102,8 @@ def _table_kernel():
         return _TABLE_KERNEL[0]
     import numba
 
+    LOOK = _LOOK
+
     @numba.njit(cache=True, nogil=True)
     def build(bits, huffval, ac, maxcode, valptr, mincode, look_len, look_sym, fast):  # pragma: no cover
         for t in range(bits.shape[0]):
@@ -113,9 +115,9 @@ def _table_kernel():
                     valptr[t, length] = k
                     mincode[t, length] = code
                     for _ in range(n):
-                        if length <= 9:
-                            lo = code << (9 - length)
-                            for j in range(lo, lo + (1 << (9 - length))):
+                        if length <= LOOK:
+                            lo = code << (LOOK - length)
+                            for j in range(lo, lo + (1 << (LOOK - length))):
                                 look_len[t, j] = length
                                 look_sym[t, j] = huffval[t, k]
                         code += 1
@@ -123,16 +125,16 @@ def _table_kernel():
                     maxcode[t, length] = code - 1
                 code <<= 1
             maxcode[t, 17] = 1 << 40
-            for j in range(512):
+            for j in range(1 << LOOK):
                 ln = look_len[t, j]
                 if ln == 0:
                     continue
                 sym = look_sym[t, j]
                 run = sym >> 4 if ac[t] else 0
                 size = sym & 15 if ac[t] else sym
-                if (ac[t] and size == 0) or ln + size > 9:
+                if (ac[t] and size == 0) or ln + size > LOOK:
                     continue
-                v = (j >> (9 - ln - size)) & ((1 << size) - 1) if size else 0
+                v = (j >> (LOOK - ln - size)) & ((1 << size) - 1) if size else 0
                 if size and v < (1 << (size - 1)):
                     v -= (1 << size) - 1
                 fast[t, j] = v * 65536 + run * 256 + ln + size
@@ -152,6 +154,7 @@ def _kernel():
     import numba
 
     mask = (1 << 56) - 1  # the bit buffer keeps at most 55 bits: plain int64 arithmetic
+    LOOK, LMASK = _LOOK, (1 << _LOOK) - 1
 
     # One flat loop, no helper functions: a compiled call that takes arrays pays reference counting
     # on each of them, which at one call per Huffman symbol made the decoder four times slower.
@@ -237,7 +240,7 @@ def _kernel():
                                         buf = ((buf << 8) | b) & mask
                                         nbits += 8
                                 t = tdc if k == 0 else tac
-                                idx = (buf >> (nbits - 9)) & 511
+                                idx = (buf >> (nbits - LOOK)) & LMASK
                                 f = fast[t, idx]
                                 if f != 0:  # a short code and its magnitude in one lookup
                                     nbits -= f & 255
@@ -248,8 +251,8 @@ def _kernel():
                                     if ln > 0:
                                         sym = look_sym[t, idx]
                                     else:  # a code longer than the lookup: canonical search
-                                        ln = 10
-                                        code = (buf >> (nbits - 10)) & 1023
+                                        ln = LOOK + 1
+                                        code = (buf >> (nbits - ln)) & ((1 << ln) - 1)
                                         while ln <= 16 and code > maxcode[t, ln]:
                                             ln += 1
                                             code = (buf >> (nbits - ln)) & ((1 << ln) - 1)
@@ -395,11 +398,28 @@ def decode_coefficients(data: bytes, path: str = "<bytes>") -> Coefficients | No
     Raises:
         NotAJpegError / CorruptJpegError / UnsupportedJpegError naming ``path``.
     """
+    flat = decode_flat(data, path)
+    if flat is None:
+        return None
+    plan, out = flat
+    off, grids, sizes = plan.off, plan.grids, plan.sizes
+    blocks = []
+    for i, (rows, cols) in enumerate(grids):
+        b = out[off[i] : off[i] + sizes[i]].reshape(rows, cols, 8, 8)
+        blocks.append(np.ascontiguousarray(b[: plan.real[i][0], : plan.real[i][1]]))
+    return Coefficients(tuple(blocks), *plan.coef)
+
+
+def decode_flat(data: bytes, path: str = "<bytes>") -> tuple[_Plan, np.ndarray] | None:
+    """The scan decoded into one int16 (blocks, 64) array, natural order: component ``i``'s blocks
+    start at row ``plan.off[i]``, row-major over its decoded grid ``plan.grids[i]`` (of which the first
+    ``plan.real[i]`` rows and columns are the image's). None for progressive or multi-scan files.
+    For layouts that skip :class:`Coefficients` (the planes loader); errors as
+    :func:`decode_coefficients`."""
     plan = _plan(data, path)
     if plan is None:
         return None
-    sizes, off, grids = plan.sizes, plan.off, plan.grids
-    out = np.zeros((sum(sizes), 64), np.int16)
+    out = np.zeros((sum(plan.sizes), 64), np.int16)
     body, seg_end, codes, end = _entropy_data(np.frombuffer(data, np.uint8), plan.start)
     if end is None:
         raise CorruptJpegError(path, "premature end of JPEG file: no marker after the scan data")
@@ -411,11 +431,7 @@ def decode_coefficients(data: bytes, path: str = "<bytes>") -> Coefficients | No
         raise CorruptJpegError(path, f"corrupt scan data: {why}")
     if not _ends_cleanly(data, end):
         raise CorruptJpegError(path, f"bytes after the scan data at offset {end} before the end-of-image marker")
-    blocks = []
-    for i, (rows, cols) in enumerate(grids):
-        b = out[off[i] : off[i] + sizes[i]].reshape(rows, cols, 8, 8)
-        blocks.append(np.ascontiguousarray(b[: plan.real[i][0], : plan.real[i][1]]))
-    return Coefficients(tuple(blocks), *plan.coef)
+    return plan, out
 
 
 def _entropy_data(arr: np.ndarray, start: int):
