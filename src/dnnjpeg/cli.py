@@ -383,6 +383,13 @@ def compress(
         "nats per bit (default: a fraction of the table's step error) or --target-bpp per image. To choose a "
         "table per image too: --family sdq:WEIGHTS --select-model efficientnet-lite0 (BENCHMARKS.md).",
     ),
+    resize: int | None = typer.Option(
+        None,
+        "--resize",
+        help="Store every image at a classifier's input size S first: shorter side to S/0.875, centre crop S×S "
+        "(S a multiple of 16: whole 4:2:0 blocks), so that a model reading coefficients (--model dct:…) needs no "
+        "resizing. Every mode; the choosers then see the stored image.",
+    ),
 ) -> None:
     """Re-encode a whole tree with designed tables as standard baseline JPEG files, or with each
     image's choice among a family of tables by a network (--select-model)."""
@@ -396,6 +403,8 @@ def compress(
 
     try:
         check_run(scale, resume, overwrite)  # before a model loads
+        if resize is not None and (resize < 16 or resize > 4096 or resize % 16):
+            raise ValueError(f"--resize must be a multiple of 16 from 16 to 4096 (whole 4:2:0 blocks), got {resize}")
         chooser = make_chooser(
             tables=tables, family=family, model=select_model, kappa_from=kappa, by_rate=by_rate, qnet=qnet, lam=lam,
             target_bpp=target_bpp, subsampling=subsampling, optimize=optimize, search=search, tablenet=tablenet,
@@ -409,7 +418,7 @@ def compress(
             task = bar.add_task("", total=None)
             rep = compress_tree(
                 src, dst, chooser, scale=scale, workers=workers, resume=resume, overwrite=overwrite,
-                progress=lambda k: bar.advance(task, k),
+                progress=lambda k: bar.advance(task, k), resize=resize,
             )  # fmt: skip
     except (ValueError, FileNotFoundError, ModelUnavailableError) as e:
         raise _fail(str(e)) from None
@@ -1060,6 +1069,86 @@ def qnet_train_tables(
     h = tn.history[-1]
     err.print(f"{len(crops)} design images, {epochs} epochs: loss {h['loss']:.4f} (KL {h['kl']:.4f} nats, "
               f"≈{h['est_bpp']:.2f} bpp); wrote {display(out)}", highlight=False)  # fmt: skip
+
+
+dct_app = typer.Typer(no_args_is_help=True, help="Classifiers that read JPEG coefficients instead of pixels.")
+app.add_typer(dct_app, name="dct")
+
+
+@dct_app.command("distill")
+def dct_distill(
+    data: list[Path] = typer.Option(
+        ..., "--data", help="Image folder (repeatable); only the design split of each is used (no labels needed)."
+    ),
+    out: Path = typer.Option(Path("dct-stem.pt"), "--out", help="Where the trained stem goes."),
+    model: str = typer.Option("efficientnet-lite0", "--model", help="The pixel classifier to teach the stem from."),
+    steps: int = typer.Option(1000, "--steps", help="Batches of augmented samples."),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    lr: float = typer.Option(2e-3, "--lr"),
+    kl: float = typer.Option(0.0, "--kl", help="Weight of the output KL besides the feature MSE (slower)."),
+    limit: int | None = typer.Option(None, "--limit", help="At most this many design images per folder."),
+    split: str = typer.Option("design", "--split", help="design, eval or all of each folder."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Teach a DCT-domain stem to reproduce a pretrained classifier's stride-8 features (distillation:
+    the frozen pixel model gives the targets). The result is a model: ``--model dct:OUT`` in evaluate.
+    A run killed and started again with the same --out resumes (OUT + '.ckpt')."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from dnnjpeg._fs import display
+    from dnnjpeg.codec import load_image
+    from dnnjpeg.data import discover
+    from dnnjpeg.dct.distill import DistillConfig, distill
+    from dnnjpeg.dct.stem import SPLITS, save_stem
+    from dnnjpeg.models import ModelUnavailableError, load_model
+
+    if steps < 1 or batch_size < 2 or (limit is not None and limit < 1) or not (math.isfinite(lr) and lr > 0):
+        raise _fail("--steps ≥ 1, --batch-size ≥ 2, --limit ≥ 1 and --lr > 0, please")
+    if not (math.isfinite(kl) and kl >= 0):
+        raise _fail("--kl must be a number ≥ 0")
+    if model not in SPLITS:
+        raise _fail(f"--model {model}: no DCT stem split is known for it (known: {', '.join(SPLITS)})")
+    try:
+        records = []
+        for d in data:
+            ds = discover(d).subset(split, limit)
+            if len(ds) == 0:
+                raise ValueError(f"{display(d)}: no images in the {split} split")
+            records.extend(ds.records)
+        m = load_model(model)
+    except (ValueError, FileNotFoundError, ModelUnavailableError) as e:
+        raise _fail(str(e)) from None
+    images, names, skipped = [], [], []
+    for r in records:
+        try:
+            images.append(load_image(r.path, "RGB"))
+            names.append(str(r.path.name))
+        except Exception as e:  # noqa: BLE001 — a bad file is named and skipped, the rest go on
+            skipped.append((str(r.path), f"{type(e).__name__}: {e}"))
+    for f, msg in skipped:
+        err.print(f"[yellow]skipped[/yellow] {escape(display(f))}: {escape(msg)}", highlight=False)
+    if not images:
+        raise _fail("no readable images to distill from")
+    cfg = DistillConfig(steps=steps, batch_size=batch_size, lr=lr, kl_weight=kl, seed=seed)
+    ck = out.with_name(out.name + ".ckpt")
+    cols = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+    try:
+        with Progress(*cols, console=err) as bar:
+            t = bar.add_task("distilling", total=steps)
+            res = distill(
+                images, m, cfg, names=names, checkpoint=ck,
+                progress=lambda s, n, loss: bar.update(t, completed=s, description=f"distilling (loss {loss:.3f})"),
+            )  # fmt: skip
+        meta = {"images": len(images), "steps": steps, "kl_weight": kl, "history": res.history}
+        save_stem(res.stem, m.name, out, meta)
+    except ValueError as e:
+        raise _fail(str(e)) from None
+    except OSError as e:
+        raise _fail(f"writing {display(out)}: {e.strerror or e}") from None
+    ck.unlink(missing_ok=True)
+    h = res.history[-1] if res.history else {"feature_loss": float("nan")}
+    err.print(f"{len(images)} images, {steps} steps: feature loss {h['feature_loss']:.4f} (relative MSE); "
+              f"wrote {display(out)} — use it as --model dct:{display(out)}", highlight=False)  # fmt: skip
 
 
 def main() -> None:

@@ -120,9 +120,28 @@ def _existing(src: str, out: Path, resume: bool, overwrite: bool) -> tuple[str, 
     return None
 
 
-def _pixels(src: str) -> np.ndarray:
+def _pixels(src: str, resize: int | None = None) -> np.ndarray:
     # gray stays gray (H, W); everything else RGB (H, W, 3); strict decode (errors name the file)
-    return load_image(src)
+    px = load_image(src)
+    return px if resize is None else at_model_size(px, resize)
+
+
+def at_model_size(px: np.ndarray, size: int) -> np.ndarray:
+    """An image as a classifier's preprocessing would crop it: the shorter side resized to
+    round(size / 0.875) (bilinear, antialiased), then the centre ``size``×``size`` (``--resize``).
+
+    Args:
+        px: uint8 (H, W) gray or (H, W, 3) RGB.
+        size: output side in pixels (a multiple of 16: the 4:2:0 block grid then has no padding).
+    Returns:
+        uint8 (size, size) or (size, size, 3), gray kept gray.
+    """
+    from dnnjpeg.models import Preprocess
+
+    pre = Preprocess(size=size, resize=round(size / 0.875))
+    if px.ndim == 2:  # the three equal channels of the RGB view resize alike
+        return np.ascontiguousarray(pre.geometry(np.repeat(px[..., None], 3, 2))[..., 0])
+    return pre.geometry(px)
 
 
 _error = describe_error
@@ -135,7 +154,13 @@ def _fatal(e: Exception) -> bool:
 
 
 def _write(
-    src: str, dst: str, resume: bool, overwrite: bool, make: Callable[[np.ndarray], bytes], roots: tuple[Path, Path]
+    src: str,
+    dst: str,
+    resume: bool,
+    overwrite: bool,
+    make: Callable[[np.ndarray], bytes],
+    roots: tuple[Path, Path],
+    resize: int | None = None,
 ) -> tuple[str, str, int, int, str | None]:
     """(source, status, bytes before, bytes after, error) for one file encoded by ``make(pixels)``."""
     try:
@@ -144,7 +169,7 @@ def _write(
         if kept is not None:
             return kept
         before = os.path.getsize(src)
-        data = make(_pixels(src))
+        data = make(_pixels(src, resize))
         atomic_write_bytes(out, data)
         return src, "written", before, len(data), None
     except Exception as e:  # every per-file problem is reported; the batch goes on
@@ -156,7 +181,7 @@ def _write(
 def _one(job) -> tuple[tuple[str, str, int, int, str | None], int | None]:
     """One file encoded by its chooser: (outcome, chosen member or None). Top level, so that a
     process pool can run it with a picklable chooser."""
-    (src, dst, resume, overwrite, roots), chooser, member = job
+    (src, dst, resume, overwrite, roots, resize), chooser, member = job
     chosen = []
 
     def make(px: np.ndarray) -> bytes:
@@ -167,18 +192,18 @@ def _one(job) -> tuple[tuple[str, str, int, int, str | None], int | None]:
         chosen.append(k)
         return data
 
-    res = _write(src, dst, resume, overwrite, make, roots)
+    res = _write(src, dst, resume, overwrite, make, roots, resize)
     return res, (chosen[0] if res[1] == "written" and chosen else None)
 
 
 def _measure(job) -> tuple[tuple[str, str, int, int, str | None] | None, tuple[np.ndarray, np.ndarray, int] | None]:
     """Pass 1 of a size target: (outcome when the file is kept or fails, else None; (bits (K,), kl (K,), pixels))."""
-    (src, dst, resume, overwrite, roots), chooser, _ = job
+    (src, dst, resume, overwrite, roots, resize), chooser, _ = job
     try:
         kept = _existing(src, safe_output_path(roots[1], Path(dst), roots[0]), resume, overwrite)
         if kept is not None:
             return kept, None
-        px = _pixels(src)
+        px = _pixels(src, resize)
         bits, kl = chooser.measure(px)
         return None, (bits, kl, int(px.shape[0] * px.shape[1]))
     except Exception as e:  # every per-file problem is reported; the batch goes on
@@ -263,6 +288,7 @@ def compress_tree(
     resume: bool = False,
     overwrite: bool = False,
     progress: Callable[[int], None] | None = None,
+    resize: int | None = None,
 ) -> CompressReport:
     """Encode every image under ``src`` (recursively) into the mirrored tree ``dst``.
 
@@ -274,6 +300,9 @@ def compress_tree(
         workers: processes (default all cores); a chooser that holds a network runs here.
         resume: keep outputs that already decode; ``overwrite``: replace them (not both).
         progress: called with 1 per file done.
+        resize: store every image at a classifier's input size first (:func:`at_model_size`:
+            shorter side to size/0.875, centre crop size×size; a multiple of 16), so that a model
+            reading the files' coefficients needs no resizing.
     Raises:
         ValueError: ``dst`` overlaps ``src``; a bad scale; ``resume`` with ``overwrite``; DST made with
             other settings (and no ``overwrite``); a bit budget below what the family can reach
@@ -290,12 +319,15 @@ def compress_tree(
     if d.exists() and not d.is_dir():
         raise ValueError(f"destination {display(dst)} exists and is not a folder")
     check_run(scale, resume, overwrite)
+    if resize is not None and not (isinstance(resize, int) and 16 <= resize <= 4096 and resize % 16 == 0):
+        raise ValueError(f"--resize must be a multiple of 16 from 16 to 4096 (whole 4:2:0 blocks), got {resize}")
     if isinstance(chooser, QuantTables):
         chooser = FixedTables(chooser)
     chooser = chooser.scaled(scale)
     files, problems = walk_files(s, IMAGE_SUFFIXES)
     d.mkdir(parents=True, exist_ok=True)
-    recorded = _check_settings(d, {"chooser": chooser.settings(), "scale": scale}, resume, overwrite)
+    settings = {"chooser": chooser.settings(), "scale": scale} | ({"resize": resize} if resize else {})
+    recorded = _check_settings(d, settings, resume, overwrite)
     _stale_parts(d)
     rep = CompressReport()
     rep.failures.extend((p, f"not read: {why}") for p, why in problems)
@@ -307,7 +339,7 @@ def compress_tree(
             rep.failures.append((str(f), f"same output {display(out)} as {display(seen[out])}"))
             continue
         seen[out] = f
-        jobs.append((str(f), str(out), resume, overwrite, (s, d)))
+        jobs.append((str(f), str(out), resume, overwrite, (s, d), resize))
     workers = workers or os.cpu_count() or 1
 
     def consume(results) -> None:

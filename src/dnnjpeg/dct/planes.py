@@ -23,7 +23,8 @@ from dnnjpeg.codec.coefficients import Coefficients
 from dnnjpeg.codec.errors import UnsupportedJpegError
 from dnnjpeg.codec.tables import QuantTables
 
-__all__ = ["DctPlanes", "planes_of", "planes_from_bytes", "load_planes", "hflip", "crop_blocks", "LAYOUTS", "ODD_H"]
+__all__ = ["DctPlanes", "planes_of", "planes_from_bytes", "load_planes", "hflip", "crop_blocks", "downscale",
+           "reduced_idct", "LAYOUTS", "ODD_H"]  # fmt: skip
 
 LAYOUTS = ("4:2:0", "4:4:4")
 #: channels whose horizontal frequency v is odd: a horizontal flip negates them
@@ -219,3 +220,67 @@ def crop_blocks(p: DctPlanes, top: int, left: int, rows: int, cols: int) -> DctP
     y = cut(p.y, top, left, rows, cols)
     c = cut(p.cbcr, top // f, left // f, -(-rows // f), -(-cols // f))
     return DctPlanes(y, c, p.layout, p.tables, min(8 * cols, p.width), min(8 * rows, p.height))
+
+
+def _dct(n: int) -> np.ndarray:
+    """(n, n) orthonormal DCT-II (JPEG's DCT of an 8×8 block X is D X Dᵀ with n = 8)."""
+    k = np.arange(n)
+    d = np.cos((2 * k[None, :] + 1) * k[:, None] * np.pi / (2 * n)) * np.sqrt(2 / n)
+    d[0] /= np.sqrt(2)
+    return d
+
+
+def reduced_idct(factor: int) -> np.ndarray:
+    """(8/f, 8) R: libjpeg's reduced-size inverse DCT along one axis (``scale_denom`` f = 2 or 4, the
+    decode Pillow's ``draft`` asks for): a block's 8/f pixels per row are R c for its 8 coefficients
+    c, before the level shift. Separable: the block's pixels are R C Rᵀ + 128.
+
+    Written out here because no library exposes it as a matrix: libjpeg's 4×4 and 2×2 kernels
+    (jidctred.c, kept by libjpeg-turbo) are not the 4- or 2-point inverse DCT of the lowest
+    coefficients; they also read the odd coefficients 5 and 7 (and 3 for 2×2). These are their
+    constants, scaled so that a flat block keeps its mean; with them the DCT-domain result equals
+    Pillow's draft() decode within one level of rounding (tested)."""
+    s8 = np.sqrt(8)
+    if factor == 2:
+        dc = np.array([2, 0, 0, 0, 0, 0, 0, 0], float)
+        even = np.array([0, 0, 1.847759065, 0, 0, 0, -0.765366865, 0])
+        odd0 = np.array([0, 1.061594337, 0, -2.172734803, 0, 1.451774981, 0, -0.211164243])
+        odd2 = np.array([0, 2.562915447, 0, 0.899976223, 0, -0.601344887, 0, -0.509795579])
+        return np.stack([dc + even + odd2, dc - even + odd0, dc - even - odd0, dc + even - odd2]) / (2 * s8)
+    if factor == 4:
+        dc = np.array([4, 0, 0, 0, 0, 0, 0, 0], float)
+        odd = np.array([0, 3.624509785, 0, -1.272758580, 0, 0.850430095, 0, -0.720959822])
+        return np.stack([dc + odd, dc - odd]) / (4 * s8)
+    raise ValueError(f"factor must be 2 or 4, got {factor}")
+
+
+def _regroup(factor: int) -> np.ndarray:
+    """(8, 8·f) A: the 8-point DCT of ``factor`` neighbouring blocks decoded by libjpeg's reduced
+    inverse DCT (:func:`reduced_idct`), from their coefficients (block i's u-th at column i·8 + u)."""
+    return _dct(8) @ np.kron(np.eye(factor), reduced_idct(factor))
+
+
+def downscale(planes: np.ndarray, factor: int) -> np.ndarray:
+    """Down-scale coefficient planes by ½ or ¼ without leaving the DCT domain.
+
+    Each block becomes the (8/f)×(8/f) pixels libjpeg's scaled inverse DCT gives it (``scale_denom``
+    f, Pillow's ``draft``: mostly its lowest (8/f)² coefficients, see :func:`reduced_idct`), and each
+    f×f group of reduced blocks is regrouped into one 8×8 block — one exact linear map per axis
+    (:func:`_regroup`). A grid not divisible by f is padded with zero blocks (mid-gray).
+
+    Args:
+        planes: float (K·64, h, w), channel u·8 + v per component (K = 1 for luma, 2 for Cb+Cr).
+        factor: 2 or 4.
+    Returns:
+        float32 (K·64, ⌈h/f⌉, ⌈w/f⌉).
+    """
+    if factor not in (2, 4):
+        raise ValueError(f"factor must be 2 or 4, got {factor}")
+    kc, h, w = planes.shape
+    hh, ww = -(-h // factor), -(-w // factor)
+    a = np.zeros((kc // 64, 8, 8, hh * factor, ww * factor), np.float32)
+    a[..., :h, :w] = planes.reshape(kc // 64, 8, 8, h, w)
+    blocks = a.reshape(kc // 64, 8, 8, hh, factor, ww, factor)  # (k, u, v, gy, i, gx, j)
+    m = _regroup(factor).astype(np.float32).reshape(8, factor, 8)  # A[u', i·8 + u] → [u', i, u]
+    out = np.einsum("aiu,bjv,kuvyixj->kabyx", m, m, blocks, optimize=True)
+    return np.ascontiguousarray(out.reshape(kc, hh, ww), dtype=np.float32)

@@ -183,13 +183,19 @@ def run_trial(
     n = len(pristine)
     pre = model.preprocess
     at_input = pristine.at == "input"
+    # A model that reads coefficients (dnnjpeg.dct.stem.DctModel) gets each file's own bytes: no
+    # decode; its own rule fits a stored image (at original) to its input grid.
+    coefficients = getattr(model, "reads_coefficients", False)
 
     def jpeg_batch(lo: int, hi: int):
         bits = np.empty(hi - lo, np.int64)
-        out = np.empty((hi - lo, pre.size, pre.size, 3), np.uint8)
+        out = [] if coefficients else np.empty((hi - lo, pre.size, pre.size, 3), np.uint8)
         for k, i in enumerate(range(lo, hi)):
             data = spec.encode(pristine.sources[i], weights=_image_weights(spec, pristine.sources[i], model, at_input))
             bits[k] = 8 * len(data)
+            if coefficients:
+                out.append(data)
+                continue
             dec = decode(data)
             out[k] = dec if at_input else pre.geometry(dec)
         return bits, out
@@ -219,7 +225,7 @@ def run_trial(
     logits_all = []
     for lo, hi, bits, imgs in jpeg_batches():
         bits_all[lo:hi] = bits
-        logits_all.append(model.logits(imgs, batch_size=batch_size))
+        logits_all.append(model.logits_files(imgs, batch_size) if coefficients else model.logits(imgs, batch_size))
         if progress:
             progress(hi - lo)
     logits = np.concatenate(logits_all) if logits_all else np.zeros((0, pristine.logits.shape[1]), np.float32)

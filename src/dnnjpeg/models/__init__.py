@@ -257,7 +257,8 @@ def _timm(arch: str) -> Model:
 
 
 def load_model(name: str) -> Model:
-    """Load a registered model by name, or ``torchvision:ARCH`` / ``timm:ARCH``.
+    """Load a registered model by name, ``torchvision:ARCH`` / ``timm:ARCH``, or ``dct:FILE`` / ``dct:NAME``
+    (a classifier reading JPEG coefficients, :func:`dnnjpeg.dct.stem.load_dct_model`).
 
     Raises:
         ModelUnavailableError: unknown name, or a package/weights missing (the
@@ -267,6 +268,11 @@ def load_model(name: str) -> Model:
         return _torchvision(name.split(":", 1)[1])
     if name.startswith("timm:"):
         return _timm(name.split(":", 1)[1])
+    if name.startswith("dct:"):
+        # a pixel classifier whose early layers are a DCT-domain stem (dnnjpeg.dct.stem)
+        from dnnjpeg.dct.stem import load_dct_model
+
+        return load_dct_model(name)
     base, at, size = name.partition("@")
     if at:
         # NAME@S: the same network on an S×S input (resize S/0.875, centre crop) — a cheaper proxy
