@@ -270,3 +270,34 @@ def test_sigkill_of_compress_ends_its_pool_workers(tmp_path):
     for w in left:
         os.kill(w, signal.SIGKILL)
     assert not left, "pool workers outlived a SIGKILLed compress"
+
+
+def test_resize_stores_every_image_at_the_model_geometry(tmp_path):
+    """--resize S: each output is the classifier's own crop of its source (shorter side to S/0.875,
+    centre S×S) on whole 4:2:0 blocks; gray stays gray; a DST made without it is not mixed with it."""
+    from dnnjpeg.compress import at_model_size
+    from dnnjpeg.models import Preprocess
+
+    src = _tree(tmp_path / "src")
+    before = _snapshot(src)
+    t = QuantTables.standard(90)
+    rep = compress_tree(src, tmp_path / "dst", t, workers=2, resize=32)
+    assert rep.written == 12 and len(rep.failures) == 1
+    for out in (tmp_path / "dst").rglob("*.*"):
+        if out.name == SETTINGS_FILE:
+            continue
+        h = parse_header(out)
+        assert (h.width, h.height) == (32, 32) and np.array_equal(h.quant_tables().luma, t.luma)
+    rgb = noise_image(40, 56, seed=0)
+    want = Preprocess(size=32, resize=round(32 / 0.875)).geometry(rgb)
+    assert np.array_equal(at_model_size(rgb, 32), want)
+    gray = noise_image(30, 20, seed=1, channels=1)
+    g = at_model_size(gray, 32)
+    assert g.shape == (32, 32) and np.array_equal(g, Preprocess(32, 37).geometry(gray)[..., 0])
+    assert _snapshot(src) == before
+    with pytest.raises(ValueError, match="other settings"):
+        compress_tree(src, tmp_path / "dst", t, workers=2, resume=True)
+    with pytest.raises(ValueError, match="multiple of 16"):
+        compress_tree(src, tmp_path / "dst2", t, resize=30)
+    r = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "dst3"), "--resize", "40"])
+    assert r.exit_code != 0 and "multiple of 16" in r.output

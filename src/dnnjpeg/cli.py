@@ -665,7 +665,11 @@ _AT_HELP = (
 def evaluate(
     data: Path = typer.Option(..., "--data", help="Image folder: class sub-folders, wnid-named files, or unlabeled."),
     model: str = typer.Option(
-        "efficientnet-lite0", "--model", help="efficientnet-lite0/1/2, torchvision:NAME, timm:NAME."
+        "efficientnet-lite0",
+        "--model",
+        help="efficientnet-lite0/1/2, torchvision:NAME, timm:NAME; dct:FILE (a stem from 'dnnjpeg dct distill') or "
+        "dct:efficientnet-lite0 (shipped): lite0 reading each encoded file's own coefficients, no decode (pristine "
+        "images through their exact DCT; --at original: the DCT-domain ½/¼ down-scale and a block-grid centre crop).",
     ),
     codec: list[str] = typer.Option(
         ["standard"],
