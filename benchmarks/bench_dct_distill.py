@@ -66,7 +66,7 @@ def stems(a, m) -> dict[str, str]:
                 t0 = time.perf_counter()
                 cfg = DistillConfig(steps=a.steps)
 
-                def prog(s, total, loss, n=n):
+                def prog(s, total, loss, n=n, t0=t0):
                     if s % 50 == 0:
                         print(f"  stem {n}: step {s}/{total} feature loss {loss:.3f} "
                               f"{time.perf_counter() - t0:.0f}s", flush=True)  # fmt: skip
