@@ -129,6 +129,11 @@ def test_the_geometry_rule(kodak_dir):
     assert ys.shape == (64, 28, 28) and np.array_equal(ys[:, :20, :20], small.y) and not ys[:, 20:].any()
     same = planes_from_bytes(_jpeg(img[:224, :224], quality=90, subsampling=2))
     assert fit_geometry(same.y, same.cbcr, 224)[0] is same.y
+    yc, _ = fit_geometry(p.y, p.cbcr, 224, "crop")  # no down-scale: the centre 28×28 of (62, 90)
+    assert np.array_equal(yc, p.y[:, 16:44, 30:58])
+    assert fit_geometry(p.y, p.cbcr, 224, "stored")[0] is p.y
+    with pytest.raises(ValueError, match="geometry"):
+        fit_geometry(p.y, p.cbcr, 224, "zoom")
 
 
 def test_a_stem_file_is_a_model_that_reads_files(tmp_path, kodak_dir, lite0):
@@ -152,6 +157,18 @@ def test_a_stem_file_is_a_model_that_reads_files(tmp_path, kodak_dir, lite0):
     # pixels through the same network (the pixel rule): close to the q90 file's logits
     px = model.logits(img[None])
     assert px.shape == (1, 1000) and np.abs(px[0] - a[0]).max() < np.abs(a[0] - a[1]).max()
+
+
+def test_stored_geometry_reads_each_file_at_its_own_size(tmp_path, kodak_dir, lite0):
+    f = save_stem(stem_for(lite0, TINY), lite0.name, tmp_path / "s.pt")
+    m = load_model(f"dct:{f}#stored")
+    assert m.geometry == "stored" and m.name.endswith("#stored")
+    files = [_jpeg(_photo(kodak_dir, h, w), quality=90, subsampling=2) for h, w in ((224, 224), (160, 288), (224, 224))]
+    both = m.logits_files(files, batch_size=3)
+    alone = np.concatenate([m.logits_files([x]) for x in files])
+    assert both.shape == (3, 1000) and np.allclose(both, alone, atol=1e-4)
+    with pytest.raises(ModelUnavailableError, match="geometry"):
+        load_model(f"dct:{f}#zoom")
 
 
 def test_bad_stem_files_are_clear_errors(tmp_path):

@@ -32,7 +32,7 @@ from torch import nn
 from torch.nn import functional as F
 
 __all__ = ["DctStem", "DctNet", "DctModel", "split_model", "fit_geometry", "load_dct_model", "save_stem",
-           "stem_for", "assemble", "STEM_FORMAT", "SHIPPED", "SPLITS"]  # fmt: skip
+           "stem_for", "assemble", "STEM_FORMAT", "SHIPPED", "SPLITS", "GEOMETRIES"]  # fmt: skip
 
 STEM_FORMAT = "dnnjpeg.dct-stem/2"
 #: where each supported classifier is cut: (blocks kept in the pixel head, the stride-8 stage's channels)
@@ -235,13 +235,18 @@ class DctNet(nn.Module):
         return self.forward_planes(*self.planes_of_pixels(x))
 
 
-def fit_geometry(y: np.ndarray, cbcr: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Planes of any size → the model's ``size``×``size`` input grid, in the DCT domain.
+GEOMETRIES = ("fit", "crop", "stored")
 
-    Rule: the largest of ½ and ¼ down-scales (:func:`dnnjpeg.dct.planes.downscale`) that keeps
-    the shorter side at least ``size`` pixels is applied, then a centre crop of ``size/8`` blocks on
-    the MCU grid (zero blocks, mid-gray, where the image is smaller). Planes already at the grid
-    are returned as they are.
+
+def fit_geometry(y: np.ndarray, cbcr: np.ndarray, size: int, mode: str = "fit") -> tuple[np.ndarray, np.ndarray]:
+    """Planes of any size → what the model reads, in the DCT domain, by one of three rules.
+
+    - ``fit`` (default): the largest of the ½ and ¼ down-scales (:func:`dnnjpeg.dct.planes.downscale`,
+      libjpeg's reduced decode) that keeps the shorter side at least ``size`` pixels, then a centre
+      crop of ``size/8`` blocks on the MCU grid (zero blocks, mid-gray, where the image is smaller);
+    - ``crop``: the centre crop alone, at the stored scale;
+    - ``stored``: everything, at the stored size (the network is convolutional with global pooling).
+    Planes already at the input grid are returned as they are.
 
     Args:
         y: float32 (64, h, w); cbcr: float32 (128, ⌈h/2⌉, ⌈w/2⌉) (4:2:0); size: pixels, a
@@ -249,11 +254,13 @@ def fit_geometry(y: np.ndarray, cbcr: np.ndarray, size: int) -> tuple[np.ndarray
     """
     from dnnjpeg.dct.planes import downscale
 
+    if mode not in GEOMETRIES:
+        raise ValueError(f"geometry must be one of {GEOMETRIES}, got {mode!r}")
     n = size // 8
-    if y.shape[1:] == (n, n):
+    if y.shape[1:] == (n, n) or mode == "stored":
         return y, cbcr
     f = 1
-    while f < 4 and 8 * min(y.shape[1:]) // (2 * f) >= size:
+    while mode == "fit" and f < 4 and 8 * min(y.shape[1:]) // (2 * f) >= size:
         f *= 2
     if f > 1:
         y, cbcr = downscale(y, f), downscale(cbcr, f)
@@ -310,6 +317,8 @@ class DctModel(_model_base()):
     """
 
     reads_coefficients: bool = True
+    #: how a file not at the input size is read (:func:`fit_geometry`): "fit", "crop" or "stored"
+    geometry: str = "fit"
 
     def planes(self, data: bytes, path: str = "<bytes>") -> tuple[np.ndarray, np.ndarray]:
         """A file's planes at the model's input grid (the module's rules); errors name ``path``."""
@@ -324,18 +333,22 @@ class DctModel(_model_base()):
                 raise
             p = planes_from_bytes(data, path, "4:4:4")
             y, c = p.y, downscale(p.cbcr, 2)
-        return fit_geometry(y, c, self.preprocess.size)
+        return fit_geometry(y, c, self.preprocess.size, self.geometry)
 
     def logits_files(self, datas: list[bytes], batch_size: int = 64) -> np.ndarray:
         """JPEG files' bytes → float32 (N, C) logits from their own coefficients (no decode)."""
-        out = []
+        out = np.zeros((len(datas), self.num_classes), np.float32)
         with torch.inference_mode():
             for i in range(0, len(datas), batch_size):
                 pl = [self.planes(d) for d in datas[i : i + batch_size]]
-                y = torch.from_numpy(np.stack([a for a, _ in pl]))
-                c = torch.from_numpy(np.stack([b for _, b in pl]))
-                out.append(self.module.forward_planes(y, c).float().numpy())
-        return np.concatenate(out) if out else np.zeros((0, self.num_classes), np.float32)
+                shapes: dict[tuple, list[int]] = {}  # at the stored size: one batch per grid size
+                for k, (y, _) in enumerate(pl):
+                    shapes.setdefault(y.shape, []).append(k)
+                for ks in shapes.values():
+                    y = torch.from_numpy(np.stack([pl[k][0] for k in ks]))
+                    c = torch.from_numpy(np.stack([pl[k][1] for k in ks]))
+                    out[[i + k for k in ks]] = self.module.forward_planes(y, c).float().numpy()
+        return out
 
 
 def stem_for(model, config: dict | None = None) -> DctStem:
@@ -359,7 +372,8 @@ def assemble(model, stem: DctStem, name: str | None = None, info: dict | None = 
 
 def load_dct_model(spec: str) -> DctModel:
     """``dct:FILE`` (a stem from ``dnnjpeg dct distill``) or ``dct:NAME`` (a shipped stem,
-    :data:`SHIPPED`) → a model that reads coefficients.
+    :data:`SHIPPED`) → a model that reads coefficients; ``#crop`` or ``#stored`` after it picks the
+    geometry rule for files not at the input size (:func:`fit_geometry`; default ``fit``).
 
     Raises:
         ModelUnavailableError: no such file or shipped stem, or the file is not a stem.
@@ -369,6 +383,10 @@ def load_dct_model(spec: str) -> DctModel:
     from dnnjpeg.models import ModelUnavailableError, load_model
 
     ref = spec.split(":", 1)[1] if spec.startswith("dct:") else spec
+    ref, _, geometry = ref.partition("#")
+    geometry = geometry or "fit"
+    if geometry not in GEOMETRIES:
+        raise ModelUnavailableError(f"{spec!r}: the geometry after '#' must be one of {', '.join(GEOMETRIES)}")
     if ref in SHIPPED:
         path = Path(str(resources.files("dnnjpeg.presets") / SHIPPED[ref]))
     else:
@@ -383,4 +401,7 @@ def load_dct_model(spec: str) -> DctModel:
     base = load_model(ck["model"])
     stem = stem_for(base, ck["config"])
     stem.load_state_dict(ck["state"], strict=True)
-    return assemble(base, stem.eval(), f"dct:{ref}", {"stem": str(path), "model": ck["model"], **ck.get("meta", {})})
+    info = {"stem": str(path), "model": ck["model"], **ck.get("meta", {})}
+    m = assemble(base, stem.eval(), f"dct:{ref}" + (f"#{geometry}" if geometry != "fit" else ""), info)
+    m.geometry = geometry
+    return m
