@@ -34,7 +34,7 @@ from PIL import Image  # noqa: E402
 from dnnjpeg.codec import load_image  # noqa: E402
 from dnnjpeg.data import discover  # noqa: E402
 from dnnjpeg.dct.distill import DistillConfig, distill  # noqa: E402
-from dnnjpeg.dct.stem import load_dct_model, save_stem  # noqa: E402
+from dnnjpeg.dct.stem import assemble, load_dct_model, save_stem, stem_for  # noqa: E402
 from dnnjpeg.models import load_model  # noqa: E402
 
 
@@ -76,6 +76,15 @@ def stems(a, m) -> dict[str, str]:
                 save_stem(res.stem, m.name, f, {"images": len(imgs), "steps": a.steps, "history": res.history,
                                                 "seconds": time.perf_counter() - t0})  # fmt: skip
             out[f"{n} images"] = str(f)
+    if a.scratch_steps:  # the control: the detail path alone, from scratch, on all design images
+        f = a.work / f"scratch-{a.scratch_steps}.pt"
+        if not f.is_file():
+            ds = discover(a.data).subset("design")
+            imgs = [load_image(r.path, "RGB") for r in ds.records]
+            cfg = DistillConfig(steps=a.scratch_steps, stem={"coarse": False, "width": 64, "chroma": 24, "blocks": 3})
+            res = distill(imgs, m, cfg, names=[r.path.name for r in ds.records], checkpoint=a.work / "scratch.ckpt")
+            save_stem(res.stem, m.name, f, {"images": len(imgs), "steps": a.scratch_steps, "history": res.history})
+        out[f"scratch, {a.scratch_steps} steps"] = str(f)
     return out
 
 
@@ -152,16 +161,23 @@ def main() -> None:
     ap.add_argument("--speed-images", type=int, default=256)
     ap.add_argument("--speed-model", default=None, help="which stem's model to time (default: the last)")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--scratch-steps", type=int, default=0, help="also distill the detail path alone from scratch")
+    ap.add_argument("--untrained", action="store_true", help="also measure the stem before distillation")
+    ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--out", type=Path, default=Path("bench-dct-distill.json"))
     a = ap.parse_args()
     torch.set_num_threads(2)
     m = load_model("efficientnet-lite0")
     files = stems(a, m)
     dms = {name: load_dct_model(f"dct:{f}") for name, f in files.items()}
+    if a.untrained:  # the starting point: the pixel head on the ½ image, up-sampled, no detail
+        torch.manual_seed(0)
+        dms["not distilled"] = assemble(m, stem_for(m).eval())
     res = {"stems": files, "accuracy": accuracy(a, m, dms)}
-    key = a.speed_model or list(dms)[-1]
-    res["speed_images_per_s"] = speed(a, m, dms[key])
-    res["speed_model"] = key
+    if not a.no_speed:
+        key = a.speed_model or next(k for k in dms if "images" in k)
+        res["speed_images_per_s"] = speed(a, m, dms[key])
+        res["speed_model"] = key
     a.out.write_text(json.dumps(res, indent=1))
 
 

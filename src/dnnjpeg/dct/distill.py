@@ -161,9 +161,9 @@ def distill(
     recipe = config.recipe(model.name, names or [str(i) for i in range(len(images))])
     torch.manual_seed(config.seed)
     stem = stem_for(model, config.stem).to(memory_format=torch.channels_last)
-    head_params = {id(p) for p in stem.head.parameters()}
-    groups = [{"params": [p for p in stem.parameters() if id(p) not in head_params], "scale": 1.0},
-              {"params": list(stem.head.parameters()), "scale": config.head_lr}]  # fmt: skip
+    head = list(stem.head.parameters()) if stem.head is not None else []
+    groups = [{"params": [p for p in stem.parameters() if all(p is not q for q in head)], "scale": 1.0},
+              {"params": head, "scale": config.head_lr}]  # fmt: skip
     opt = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     warm = max(1, min(50, config.steps // 20))
 

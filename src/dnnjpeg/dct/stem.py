@@ -111,10 +111,12 @@ class DctStem(nn.Module):
     """
 
     def __init__(self, head: nn.Module, out_channels: int, mean, std, width: int = 32, chroma: int = 8,
-                 blocks: int = 2, expand: int = 3, kernel: int = 5) -> None:  # fmt: skip
+                 blocks: int = 2, expand: int = 3, kernel: int = 5, coarse: bool = True) -> None:  # fmt: skip
         super().__init__()
-        self.config = {"width": width, "chroma": chroma, "blocks": blocks, "expand": expand, "kernel": kernel}
-        self.head = head
+        self.config = {"width": width, "chroma": chroma, "blocks": blocks, "expand": expand, "kernel": kernel,
+                       "coarse": coarse}  # fmt: skip
+        # coarse=False: the detail path alone, trained from scratch (the control BENCHMARKS.md reports)
+        self.head = head if coarse else None
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0)
         self.register_buffer("idct", _half_idct())
@@ -124,6 +126,8 @@ class DctStem(nn.Module):
             self.up.bias.zero_()
             self.up.weight[torch.arange(4 * out_channels), torch.arange(4 * out_channels) // 4] = 1.0
         self.detail = Detail(out_channels, width, chroma, blocks, expand, kernel)
+        if not coarse:
+            nn.init.ones_(self.detail.out[1].weight)
 
     def half_ycbcr(self, y: torch.Tensor, cbcr: torch.Tensor) -> torch.Tensor:
         """YCbCr samples (B, 3, 4h, 4w), 0..255 scale, of the half-size image the planes hold: each
@@ -150,6 +154,8 @@ class DctStem(nn.Module):
         h, w = y.shape[-2:]
         if cbcr.shape[-2:] != ((h + 1) // 2, (w + 1) // 2):
             raise ValueError(f"chroma grid {tuple(cbcr.shape[-2:])} is not the 4:2:0 grid of luma's {(h, w)}")
+        if self.head is None:
+            return self.detail(y, cbcr)
         coarse = F.pixel_shuffle(self.up(self.head(self.half_image(y, cbcr))), 2)
         if coarse.shape[-2] < h or coarse.shape[-1] < w:
             coarse = F.pad(coarse, (0, max(0, w - coarse.shape[-1]), 0, max(0, h - coarse.shape[-2])))
