@@ -205,3 +205,17 @@ def test_evaluate_feeds_a_coefficient_model_the_files_own_coefficients(tmp_path,
         assert list(tr.bits) == [8 * len(f) for f in files]
         if at == "input":  # pristine: the crops' exact DCT (the pixel rule)
             assert np.allclose(pr.logits, model.logits(np.stack(pr.sources)), atol=1e-5)
+
+
+def test_the_scratch_control_is_the_detail_path_alone(tmp_path, lite0):
+    stem = stem_for(lite0, {**TINY, "coarse": False})
+    assert stem.head is None and not any(k.startswith("head.") for k in stem.state_dict())
+    y, c = torch.randn(2, 64, 28, 28), torch.randn(2, 128, 14, 14)
+    with torch.no_grad():
+        stem.eval()
+        assert torch.equal(stem(y, c), stem.detail(y, c)) and stem(y, c).abs().sum() > 0
+    f = save_stem(stem, lite0.name, tmp_path / "s.pt")
+    m = load_model(f"dct:{f}")
+    assert m.module.stem.head is None
+    with torch.no_grad():
+        assert torch.allclose(m.module.stem(y, c), stem(y, c), atol=1e-6)
