@@ -158,8 +158,11 @@ def _kron(dtype, device) -> torch.Tensor:
     # One 64×64 matrix product per block is faster on CPU than two 8×8 products.
     key = (dtype, str(device))
     if key not in _KRON:
-        d = dct_matrix(torch.float64)
-        _KRON[key] = torch.kron(d, d).to(dtype=dtype, device=device)
+        # made outside inference mode whatever the caller's: a cached inference tensor would break
+        # every later autograd use (a model's logits run under inference_mode, a designer's backward)
+        with torch.inference_mode(False):
+            d = dct_matrix(torch.float64)
+            _KRON[key] = torch.kron(d, d).to(dtype=dtype, device=device)
     return _KRON[key]
 
 
