@@ -117,9 +117,12 @@ def _batch(images, preprocess, seed: int, step: int, batch_size: int):
 
     n = len(images)
     ys, cs, px = [], [], []
+    perms: dict[int, np.ndarray] = {}  # a batch spans at most two epochs: each permutation drawn once
     for j in range(batch_size):
         g = step * batch_size + j
-        idx = np.random.default_rng([seed, g // n]).permutation(n)[g % n]
+        if g // n not in perms:
+            perms[g // n] = np.random.default_rng([seed, g // n]).permutation(n)
+        idx = perms[g // n][g % n]
         data, dec = augment(images[idx], np.random.default_rng([seed, step, j]), preprocess)
         p = planes_from_bytes(data, "<sample>", "4:2:0")
         ys.append(p.y)

@@ -58,10 +58,18 @@ def _channels(blocks: np.ndarray, steps: np.ndarray) -> np.ndarray:
     return np.multiply(lv, steps.reshape(64, 1).astype(np.float32), dtype=np.float32).reshape(64, r, c)
 
 
+def _layout(layout: str, sub: str) -> str:
+    """The layout asked for; "file": the file's own (gray → 4:2:0; others then fail the layout check)."""
+    if layout == "file":
+        return sub if sub in LAYOUTS else "4:2:0"
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS} or 'file', got {layout!r}")
+    return layout
+
+
 def planes_of(coef: Coefficients, layout: str = "4:2:0", where: str = "<coefficients>") -> DctPlanes:
     """The planes of read coefficients, by the module's rules (``where`` names the file in errors)."""
-    if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    layout = _layout(layout, coef.subsampling)
     y = _channels(coef.blocks[0], coef.tables.luma)
     bh, bw = y.shape[1:]
     ch, cw = ((bh + 1) // 2, (bw + 1) // 2) if layout == "4:2:0" else (bh, bw)
@@ -110,19 +118,22 @@ def planes_from_bytes(data: bytes, path: str = "<bytes>", layout: str = "4:2:0")
     """A JPEG file's planes from its bytes: the compiled reader's flat blocks dequantized straight
     into the channel layout (no :class:`Coefficients` in between); progressive and multi-scan files
     through jpeglib and :func:`planes_of`. Equal to ``planes_of(read_coefficients(path), layout)``.
+    ``layout`` "file" takes the file's own (4:2:0 or 4:4:4; gray as 4:2:0).
 
     Raises:
         NotAJpegError / CorruptJpegError / UnsupportedJpegError naming ``path``.
     """
     from dnnjpeg.dct.read import decode_flat
 
-    if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    if layout not in (*LAYOUTS, "file"):
+        raise ValueError(f"layout must be one of {LAYOUTS} or 'file', got {layout!r}")
     flat = decode_flat(data, path)
     if flat is None:
         return planes_of(_jpeglib_coefficients(data, path), layout, path)
     plan, blocks = flat
     tables, sampling, width, height = plan.coef
+    sub = _subsampling(sampling)
+    layout = _layout(layout, sub)
     gather = _gather_kernel()
     bh, bw = plan.real[0]
     y = np.empty((64, bh, bw), np.float32)
@@ -130,7 +141,6 @@ def planes_from_bytes(data: bytes, path: str = "<bytes>", layout: str = "4:2:0")
     ch, cw = ((bh + 1) // 2, (bw + 1) // 2) if layout == "4:2:0" else (bh, bw)
     if len(sampling) == 1:
         return DctPlanes(y, np.zeros((128, ch, cw), np.float32), layout, tables, width, height)
-    sub = _subsampling(sampling)
     if sub not in LAYOUTS:
         raise UnsupportedJpegError(path, f"{sub} chroma: the DCT loader reads 4:2:0 and 4:4:4 files")
     if sub != layout:

@@ -328,18 +328,11 @@ class DctModel(_model_base()):
 
     def planes(self, data: bytes, path: str = "<bytes>") -> tuple[np.ndarray, np.ndarray]:
         """A file's planes at the model's input grid (the module's rules); errors name ``path``."""
-        from dnnjpeg.codec.errors import UnsupportedJpegError
         from dnnjpeg.dct.planes import downscale, planes_from_bytes
 
-        try:
-            p = planes_from_bytes(data, path, "4:2:0")
-            y, c = p.y, p.cbcr
-        except UnsupportedJpegError as e:
-            if "4:4:4" not in e.cause:
-                raise
-            p = planes_from_bytes(data, path, "4:4:4")
-            y, c = p.y, downscale(p.cbcr, 2)
-        return fit_geometry(y, c, self.preprocess.size, self.geometry)
+        p = planes_from_bytes(data, path, "file")  # one read whatever the layout
+        c = downscale(p.cbcr, 2) if p.layout == "4:4:4" else p.cbcr
+        return fit_geometry(p.y, c, self.preprocess.size, self.geometry)
 
     def logits_files(self, datas: list[bytes], batch_size: int = 64) -> np.ndarray:
         """JPEG files' bytes → float32 (N, C) logits from their own coefficients (no decode)."""
