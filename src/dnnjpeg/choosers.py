@@ -266,7 +266,7 @@ class QNetChoice(_FamilyChoice):
 
     qnet: object = None
     # picklable: compress spreads it over its process pool, each worker loading the small probe once;
-    # spawned, not forked: the probe runs torch (see compress._pool_map)
+    # spawned, not forked: the probe runs torch (see dnnjpeg.engine.LocalEngine)
     in_process = False
     pool_start = "spawn"
 

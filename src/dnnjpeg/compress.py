@@ -23,11 +23,9 @@ import errno
 import hashlib
 import json
 import math
-import multiprocessing
 import os
 import stat
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,10 +42,10 @@ from dnnjpeg._fs import (
     walk_files,
 )
 from dnnjpeg._io import atomic_write_bytes, atomic_write_text
-from dnnjpeg._runtime import die_with_parent
 from dnnjpeg.choosers import MAX_SCALE, Chooser, FixedTables
 from dnnjpeg.codec import QuantTables, decode_file, load_image
 from dnnjpeg.data import IMAGE_SUFFIXES
+from dnnjpeg.engine import Engine, LocalEngine
 
 __all__ = ["CompressReport", "compress_tree", "check_run", "output_path", "SETTINGS_FILE", "MAX_SCALE"]
 
@@ -196,6 +194,102 @@ def _one(job) -> tuple[tuple[str, str, int, int, str | None], int | None]:
     return res, (chosen[0] if res[1] == "written" and chosen else None)
 
 
+def _one_shared(item, chooser) -> tuple[tuple[str, str, int, int, str | None], int | None]:
+    """:func:`_one` as an engine runs it: ``item`` = (job, member, fresh), the chooser shared.
+
+    ``fresh``: the output did not exist when the driver handed the job out (Ray engine). Ray runs
+    the task of a killed worker again; an output present then was written by the killed attempt
+    (whole: every write is atomic) and is this run's, not an earlier run's."""
+    job, member, fresh = item
+    if fresh:
+        src, dst = job[0], job[1]
+        try:
+            if stat.S_ISREG(os.lstat(dst).st_mode):
+                return (src, "written", os.path.getsize(src), os.path.getsize(dst), None), None
+        except OSError:
+            pass
+    return _one((job, chooser, member))
+
+
+def _measure_shared(item, chooser):
+    return _measure((item[0], chooser, None))
+
+
+def _prepare(job, shared) -> tuple[tuple | None, tuple | None]:
+    """Worker half of the batched network choice: (outcome, None) for a file kept or failed, else
+    (None, (source, output path, bytes before, :class:`~dnnjpeg.pipeline.Candidates`))."""
+    from dnnjpeg.pipeline import candidates
+
+    src, dst, resume, overwrite, roots, resize = job
+    points, pre = shared
+    try:
+        out = safe_output_path(roots[1], Path(dst), roots[0])
+        kept = _existing(src, out, resume, overwrite)
+        if kept is not None:
+            return kept, None
+        before = os.path.getsize(src)
+        return None, (src, str(out), before, candidates(_pixels(src, resize), points, pre))
+    except Exception as e:  # every per-file problem is reported; the batch goes on
+        if _fatal(e):
+            raise
+        return (src, "failed", 0, 0, _error(e)), None
+
+
+def _batched_choice(jobs, chooser, engine, batch_size: int, measure_only: bool = False):
+    """The network choice with many images' candidates per forward pass (:mod:`dnnjpeg.pipeline`):
+    JPEG work in threads, the network here. Yields per job, in order, (outcome, member) — or
+    with ``measure_only`` (outcome or None, (bits, kl, pixels) or None)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dnnjpeg.pipeline import bounded_map, score_stream
+
+    points = chooser.family.points
+    shared = (points, chooser.model.preprocess)
+    # JPEG work in threads (Pillow and libjpeg release the GIL): measured faster here than a process
+    # pool, which must copy each image's K + 1 model inputs back (BENCHMARKS.md, "Batched pipeline")
+    threads = max(1, min(8, engine.workers // 2))
+    with ThreadPoolExecutor(threads) as pool:
+        prepared = bounded_map(pool, lambda j: _prepare(j, shared), jobs, 4 * threads + 2)
+        items = ((done, None if p is None else p[3].inputs, p) for done, p in prepared)
+        yield from _decide(score_stream(items, chooser.model, batch_size), chooser, measure_only)
+
+
+def _decide(scored, chooser, measure_only: bool):
+    from dnnjpeg.evaluate.trial import outcome
+    from dnnjpeg.select import choose
+
+    points = chooser.family.points
+    for done, logits, p in scored:
+        if done is not None:
+            yield done, None
+            continue
+        src, out, before, c = p
+        _, kl = outcome(np.repeat(logits[:1], len(points), 0), logits[1:])
+        if measure_only:
+            yield None, (c.bits, kl, c.pixels)
+            continue
+        k = int(choose(c.bits[:, None], kl[:, None], chooser.lam)[0])
+        try:
+            atomic_write_bytes(Path(out), c.datas[k])
+            yield (src, "written", before, len(c.datas[k]), None), k
+        except Exception as e:  # every per-file problem is reported; the batch goes on
+            if _fatal(e):
+                raise
+            yield (src, "failed", 0, 0, _error(e)), None
+
+
+def _batchable(chooser) -> bool:
+    """A network choice that measures every member, without per-image SDQ gradients (those need
+    the network before encoding): its candidates can be made away from the network."""
+    from dnnjpeg.choosers import NetworkChoice
+
+    return (
+        isinstance(chooser, NetworkChoice)
+        and chooser.search == "all"
+        and not any(p.sdq and p.sdq[0] == "gradient" for p in chooser.family.points)
+    )
+
+
 def _measure(job) -> tuple[tuple[str, str, int, int, str | None] | None, tuple[np.ndarray, np.ndarray, int] | None]:
     """Pass 1 of a size target: (outcome when the file is kept or fails, else None; (bits (K,), kl (K,), pixels))."""
     (src, dst, resume, overwrite, roots, resize), chooser, _ = job
@@ -253,23 +347,6 @@ def _stale_parts(d: Path) -> None:
                 pass
 
 
-def _pool_map(fn, items, workers: int, start: str | None = None):
-    """``map(fn, items)`` here (one worker: a chooser that holds a network runs in this process, one
-    image's candidates per batch) or in a process pool whose workers die with this process.
-
-    ``start``: the pool's start method ("spawn" for work that runs torch: a worker forked from a
-    process whose torch thread pool has run can hang on its first torch call); default the platform's."""
-    if workers == 1:
-        yield from map(fn, items)
-        return
-    ctx = multiprocessing.get_context(start) if start else None
-    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=die_with_parent, initargs=(os.getpid(),))
-    try:
-        yield from pool.map(fn, items, chunksize=16)
-    finally:  # on a fatal error (a full disk) the queued files are dropped, not tried one by one
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
 def check_run(scale: float, resume: bool, overwrite: bool) -> None:
     """Refuse a scale outside (0, MAX_SCALE] and ``resume`` with ``overwrite`` (ValueError), before any work."""
     if resume and overwrite:
@@ -289,6 +366,8 @@ def compress_tree(
     overwrite: bool = False,
     progress: Callable[[int], None] | None = None,
     resize: int | None = None,
+    engine: Engine | None = None,
+    batch_size: int = 32,
 ) -> CompressReport:
     """Encode every image under ``src`` (recursively) into the mirrored tree ``dst``.
 
@@ -303,6 +382,10 @@ def compress_tree(
         resize: store every image at a classifier's input size first (:func:`at_model_size`:
             shorter side to size/0.875, centre crop size×size; a multiple of 16), so that a model
             reading the files' coefficients needs no resizing.
+        engine: where the work runs (:mod:`dnnjpeg.engine`); default a local pool of ``workers``.
+            A network choice measuring every member runs its network here on batches of
+            ``batch_size`` candidates from many images, its JPEG work in the pool; on Ray each
+            worker holds its own copy of the network.
     Raises:
         ValueError: ``dst`` overlaps ``src``; a bad scale; ``resume`` with ``overwrite``; DST made with
             other settings (and no ``overwrite``); a bit budget below what the family can reach
@@ -340,7 +423,15 @@ def compress_tree(
             continue
         seen[out] = f
         jobs.append((str(f), str(out), resume, overwrite, (s, d), resize))
-    workers = workers or os.cpu_count() or 1
+    engine = engine or LocalEngine(workers)
+    on_ray = engine.name == "ray"
+    # Ray re-runs a killed worker's task: a job whose output did not exist at hand-out may find
+    # the killed attempt's (whole) output, which is then this run's (see _one_shared)
+    fresh = {j[1]: on_ray and not os.path.lexists(j[1]) for j in jobs}
+    batched = _batchable(chooser) and not on_ray
+    here = LocalEngine(1)
+    eng = here if chooser.in_process and not on_ray and not batched else engine
+    start = getattr(chooser, "pool_start", None)
 
     def consume(results) -> None:
         for res, k in results:
@@ -348,15 +439,19 @@ def compress_tree(
             if progress:
                 progress(1)
 
-    def pool_map(fn, items):
-        return _pool_map(fn, items, 1 if chooser.in_process else workers, getattr(chooser, "pool_start", None))
+    def run(js, members=None):
+        members = members or [None] * len(js)
+        items = [(j, k, fresh[j[1]]) for j, k in zip(js, members)]
+        return eng.map(_one_shared, items, chooser, start=start, chunk=1 if eng.workers == 1 else 8)
 
     if chooser.target_bpp is None:
         rep.lam = getattr(chooser, "lam", None)
-        consume(pool_map(_one, [(j, chooser, None) for j in jobs]))
+        consume(_batched_choice(jobs, chooser, engine, batch_size) if batched else run(jobs))
         return rep
     measured, todo = [], []
-    for job, (done, m) in zip(jobs, pool_map(_measure, [(j, chooser, None) for j in jobs])):
+    results = (_batched_choice(jobs, chooser, engine, batch_size, measure_only=True) if batched
+               else eng.map(_measure_shared, [(j,) for j in jobs], chooser, start=start, chunk=8))  # fmt: skip
+    for job, (done, m) in zip(jobs, results):
         if done is not None:
             consume([(done, None)])
         else:
@@ -370,9 +465,24 @@ def compress_tree(
                 (d / SETTINGS_FILE).unlink(missing_ok=True)  # this run wrote nothing after all
             raise
         written_before = rep.bytes_after
-        consume(pool_map(_one, [(j, chooser, k) for j, k in zip(todo, members)]))
+        if batched:  # the second pass needs no network: every member's file in the pool
+            items = [(j, k, False) for j, k in zip(todo, members)]
+            sdq = "spawn" if any(p.sdq for p in chooser.family.points) else None
+            consume(engine.map(_one_shared, items, _Members(chooser.family), start=sdq, chunk=8))
+        else:
+            consume(run(todo, members))
         rep.bpp = 8 * (rep.bytes_after - written_before) / pixels
     return rep
+
+
+@dataclass(frozen=True)
+class _Members:
+    """The picklable half of a family chooser: member k's file (a bit budget's second pass)."""
+
+    family: object
+
+    def encode_member(self, pixels: np.ndarray, k: int) -> bytes:
+        return self.family.points[k].encode(pixels)
 
 
 def _fit_budget(measured: list, target_bpp: float) -> tuple[list[int], float, float]:

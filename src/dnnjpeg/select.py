@@ -147,9 +147,9 @@ def select_encode(
         k, _ = climb(bits, kl_of, lam, s)
         return SelectedImage(datas[k], k, kl, bits)
     if kappa is None:
-        pre = model.preprocess
-        rgb3 = np.repeat(rgb[..., None], 3, axis=2) if rgb.ndim == 2 else rgb
-        inputs = np.stack([pre.geometry(rgb3)] + [pre.geometry(decode(d)) for d in datas])
+        from dnnjpeg.pipeline import model_inputs
+
+        inputs = model_inputs(rgb, datas, model.preprocess)
         logits = model.logits(inputs, batch_size=len(inputs))
         _, kl = outcome(np.repeat(logits[:1], len(family), 0), logits[1:])
     k = int(choose(bits[:, None], kl[:, None], lam)[0])

@@ -344,9 +344,9 @@ class DctModel(_model_base()):
                 for k, (y, _) in enumerate(pl):
                     shapes.setdefault(y.shape, []).append(k)
                 for ks in shapes.values():
-                    y = torch.from_numpy(np.stack([pl[k][0] for k in ks]))
-                    c = torch.from_numpy(np.stack([pl[k][1] for k in ks]))
-                    out[[i + k for k in ks]] = self.module.forward_planes(y, c).float().numpy()
+                    y = torch.from_numpy(np.stack([pl[k][0] for k in ks])).to(self.device)
+                    c = torch.from_numpy(np.stack([pl[k][1] for k in ks])).to(self.device)
+                    out[[i + k for k in ks]] = self.module.forward_planes(y, c).float().cpu().numpy()
         return out
 
 

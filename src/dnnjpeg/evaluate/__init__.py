@@ -13,6 +13,7 @@ import datetime
 import json
 import platform
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ import numpy as np
 from dnnjpeg._io import atomic_write_text
 from dnnjpeg.conventions import DEFAULT_LAMBDAS_NATS_PER_KIB
 from dnnjpeg.data import Dataset
+from dnnjpeg.engine import Engine, LocalEngine
 from dnnjpeg.evaluate.compare import CurveData, compare_curves, recompare
 from dnnjpeg.evaluate.result import EvaluationResult
 from dnnjpeg.evaluate.selection import selected_entry, with_selection
@@ -102,16 +104,107 @@ def point_summary(trial: TrialResult, pristine: Pristine) -> dict:
     }
 
 
-def _measure_curve(c: TableFamily, pristine: Pristine, model: Model, bar, task, batch_size: int, workers):
-    """One curve's trials: (results.json curve record, CurveData for the comparisons)."""
+#: Images per unit of work: what a worker holds at once (their sources, inputs and candidates)
+#: and what is cached for a resumed run. A multiple of the default batch size, so that a
+#: chunked run puts the same images in each inference batch as one pass over all of them.
+CHUNK = 256
+
+
+@dataclass
+class _Chunk:
+    """One chunk's measurements: the pristine summary (``paths``, ``labels``, ``logits`` (n, C),
+    ``pixels``, ``bmp``), ``failures``, per curve and point (bits (n,), top5 (n, 5), kl (n,),
+    seconds), and per QNet curve its (quantization errors, probe statistics) on these images."""
+
+    paths: list[str]
+    labels: np.ndarray
+    logits: np.ndarray
+    pixels: np.ndarray
+    bmp: np.ndarray
+    failures: list[tuple[str, str]]
+    trials: list[list[tuple[np.ndarray, np.ndarray, np.ndarray, float]]]
+    qnet: list[tuple[np.ndarray, np.ndarray] | None]
+
+    def to_bytes(self) -> bytes:
+        import io
+
+        arrays = {"labels": self.labels, "logits": self.logits, "pixels": self.pixels, "bmp": self.bmp}
+        seconds = []
+        for i, pts in enumerate(self.trials):
+            seconds.append([t[3] for t in pts])
+            for j, (b, t5, kl, _) in enumerate(pts):
+                arrays |= {f"b{i}_{j}": b, f"t{i}_{j}": t5, f"k{i}_{j}": kl}
+        for i, q in enumerate(self.qnet):
+            if q is not None:
+                arrays |= {f"dq{i}": q[0], f"st{i}": q[1]}
+        meta = {
+            "paths": self.paths,
+            "failures": self.failures,
+            "seconds": seconds,
+            "qnet": [q is not None for q in self.qnet],
+        }
+        buf = io.BytesIO()
+        np.savez(buf, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
+        return buf.getvalue()
+
+    @staticmethod
+    def from_bytes(data: bytes) -> _Chunk:
+        import io
+
+        z = np.load(io.BytesIO(data), allow_pickle=False)
+        meta = json.loads(z["meta"].tobytes())
+        trials = [[(z[f"b{i}_{j}"], z[f"t{i}_{j}"], z[f"k{i}_{j}"], sec) for j, sec in enumerate(secs)]
+                  for i, secs in enumerate(meta["seconds"])]  # fmt: skip
+        qnet = [(z[f"dq{i}"], z[f"st{i}"]) if has else None for i, has in enumerate(meta["qnet"])]
+        return _Chunk(meta["paths"], z["labels"], z["logits"], z["pixels"], z["bmp"],
+                      [tuple(f) for f in meta["failures"]], trials, qnet)  # fmt: skip
+
+
+def _evaluate_chunk(records, shared) -> _Chunk:
+    """Every curve's trials on one chunk of a dataset (run by an engine: here, or a Ray worker
+    holding the model). ``shared`` = (dataset without records, model, curves, at, batch size, JPEG
+    workers). Its sources are dropped when it returns: memory is one chunk's, not the dataset's."""
+    import time
+
+    ds, model, curves, at, batch_size, workers = shared
+    part = replace(ds, records=tuple(records), problems=())
+    pristine = build_pristine(part, model, at, batch_size=batch_size)
+    trials = []
+    for c in curves:
+        pts = []
+        for spec in c.points:
+            t0 = time.perf_counter()
+            tr = run_trial(spec, pristine, model, batch_size=batch_size, workers=workers)
+            pts.append((tr.bits, tr.top5, tr.kl, time.perf_counter() - t0))
+        trials.append(pts)
+    qnet = []
+    for c in curves:
+        if c.qnet is None or not len(pristine):
+            qnet.append(None if c.qnet is None else (np.zeros((0, 0)), np.zeros((0, 0))))
+            continue
+        from dnnjpeg.qnet import probe_stats, quantization_error
+
+        probe = c.qnet.get_probe()
+        src = pristine.sources
+        dq = np.stack([quantization_error(x, c.qnet.family) for x in src])
+        stats = np.concatenate([probe_stats(src[i : i + 32], probe) for i in range(0, len(src), 32)])
+        qnet.append((dq, stats))
+    return _Chunk(pristine.paths, pristine.labels, pristine.logits, pristine.pixels, pristine.bmp_bytes,
+                  [tuple(f) for f in pristine.failures], trials, qnet)  # fmt: skip
+
+
+def _chunk_key(settings: dict, records) -> str:
+    import hashlib
+
+    body = json.dumps([settings, [str(r.path) for r in records]], sort_keys=True, default=str)
+    return hashlib.sha256(body.encode()).hexdigest()[:32]
+
+
+def _curve_records(c: TableFamily, trials, pristine: Pristine):
+    """One curve's points from its concatenated trials: (results.json curve record, CurveData)."""
     pts, bits, correct, kls = [], [], [], []
-    for spec in c.points:
-        bar.update(task, description=f"{c.name} {spec.label}")
-        t0 = datetime.datetime.now()
-        tr = run_trial(
-            spec, pristine, model, batch_size=batch_size, workers=workers, progress=lambda k: bar.advance(task, k)
-        )
-        dt = (datetime.datetime.now() - t0).total_seconds()
+    for spec, (b, t5, kl, dt) in zip(c.points, trials):
+        tr = TrialResult(spec, b, t5, kl)
         p = point_summary(tr, pristine)
         p["seconds"] = dt
         p["tables"] = spec.tables.to_dict()
@@ -120,7 +213,6 @@ def _measure_curve(c: TableFamily, pristine: Pristine, model: Model, bar, task, 
         bits.append(tr.bits)
         correct.append(tr.top5[:, 0] == pristine.labels)
         kls.append(tr.kl)
-        bar.update(task, rate=f"{len(pristine) / max(dt, 1e-9):.0f} img/s")
     cd = CurveData(c.name, np.array(bits), np.array(correct), pristine.pixels, np.array(kls))
     return {"name": c.name, "kind": c.kind, "points": pts}, cd
 
@@ -136,15 +228,11 @@ def _selection_curves(families: list[dict], pristine: Pristine, lambdas, selecto
     return out
 
 
-def _qnet_curve(c: TableFamily, entry: dict, pristine: Pristine, lambdas):
+def _qnet_curve(c: TableFamily, entry: dict, pristine: Pristine, lambdas, dq: np.ndarray, stats: np.ndarray):
     """A QNet's own per-image choice among its family's measured members, one point per λ: the
-    chosen file's bits and prediction are the member's (encoding is deterministic)."""
-    from dnnjpeg.qnet import probe_stats, quantization_error
-
+    chosen file's bits and prediction are the member's (encoding is deterministic). ``dq``,
+    ``stats``: the QNet's quantization errors and probe statistics of every image."""
     q = c.qnet
-    probe = q.get_probe()
-    dq = np.stack([quantization_error(s, q.family) for s in pristine.sources])
-    stats = np.concatenate([probe_stats(pristine.sources[i : i + 32], probe) for i in range(0, len(pristine), 32)])
     bits = np.array([p["per_image"]["bits"] for p in entry["points"]], np.int64)
     pred = q.predict_kl(bits.T, pristine.pixels, dq, stats).T
     top1 = pristine.logits.argmax(1)
@@ -169,6 +257,9 @@ def evaluate(
     split: str = "all",
     progress: bool = True,
     select: Sequence[float] | None = None,
+    engine: Engine | None = None,
+    cache: str | Path | None = None,
+    chunk: int = CHUNK,
 ) -> EvaluationResult:
     """Measure every curve on ``dataset`` with ``model``.
 
@@ -182,6 +273,12 @@ def evaluate(
             per-image choice among its members by this model (:mod:`dnnjpeg.select`), one
             point per λ, as a curve named "NAME per-image"; with several curves also the choice
             among all their settings ("all settings per-image").
+        engine: where chunks of ``chunk`` images are measured (:mod:`dnnjpeg.engine`): default
+            here, JPEG work beside inference as ``workers`` says; a Ray engine sends each chunk
+            to a worker that holds the model. Memory holds one chunk's images, whatever the
+            dataset's size (``--at original`` included): per image only its results are kept.
+        cache: a folder where each finished chunk is saved (atomically) and found again by a
+            later run with the same settings: a killed run resumes where it stopped.
     Returns:
         An :class:`EvaluationResult` (``to_dict()`` is what ``results.json`` holds).
     """
@@ -197,19 +294,65 @@ def evaluate(
         TextColumn("{task.fields[rate]}"),
         TimeRemainingColumn(),
     ]
+    if chunk < 1:
+        raise ValueError(f"chunk must be ≥ 1 image, got {chunk}")
+    engine = engine or LocalEngine(1)
+    base = replace(dataset, records=(), problems=())
+    shared = (base, model, list(curves), at, batch_size, workers)
+    key_settings = {"model": model.name, "at": at, "batch_size": batch_size,
+                    "curves": [[c.name, [p.to_dict() if hasattr(p, "to_dict") else repr(p) for p in c.points],
+                                c.qnet.digest() if c.qnet is not None else None] for c in curves]}  # fmt: skip
+    recs = list(dataset.records)
+    chunks = [recs[i : i + chunk] for i in range(0, len(recs), chunk)]
+    folder = Path(cache) if cache is not None else None
+    parts: list[_Chunk] = []
     with Progress(*cols, disable=not progress, transient=False) as bar:
-        task = bar.add_task("decoding pristine images", total=total, rate="")
-        pristine = build_pristine(dataset, model, at, progress=lambda k: bar.advance(task, k), batch_size=batch_size)
-        if len(pristine) == 0:
-            raise ValueError(f"{dataset.root}: no readable images (of {len(dataset)})")
-        out_curves, curve_data = [], []
-        for c in curves:
-            entry, cd = _measure_curve(c, pristine, model, bar, task, batch_size, workers)
-            out_curves.append(entry)
-            curve_data.append(cd)
-    qnets = [(c, e) for c, e in zip(curves, out_curves) if c.qnet is not None]
+        task = bar.add_task(f"measuring {len(curves)} curve(s) on {engine.name}", total=total, rate="")
+        per_image = 1 + sum(len(c.points) for c in curves)
+        todo = []
+        for i, ch in enumerate(chunks):
+            f = folder / f"chunk-{_chunk_key(key_settings, ch)}.npz" if folder is not None else None
+            if f is not None and f.is_file():
+                try:
+                    parts.append(_Chunk.from_bytes(f.read_bytes()))
+                    bar.advance(task, per_image * len(ch))
+                    continue
+                except Exception:  # noqa: BLE001 — a damaged cache entry is measured again
+                    pass
+            parts.append(None)
+            todo.append((i, ch, f))
+        t0 = datetime.datetime.now()
+        done_images = 0
+        for (i, ch, f), res in zip(todo, engine.map(_evaluate_chunk, [t[1] for t in todo], shared)):
+            if f is not None:
+                from dnnjpeg._io import atomic_write_bytes
+
+                atomic_write_bytes(f, res.to_bytes())
+            parts[i] = res
+            done_images += len(ch)
+            bar.advance(task, per_image * len(ch))
+            dt = (datetime.datetime.now() - t0).total_seconds()
+            bar.update(task, rate=f"{done_images / max(dt, 1e-9):.1f} img/s")
+    pristine = _merged_pristine(parts, at, dataset)
+    if len(pristine) == 0:
+        raise ValueError(f"{dataset.root}: no readable images (of {len(dataset)})")
+    out_curves, curve_data = [], []
+    for ci, c in enumerate(curves):
+        trials = [
+            (np.concatenate([p.trials[ci][j][0] for p in parts]), np.concatenate([p.trials[ci][j][1] for p in parts]),
+             np.concatenate([p.trials[ci][j][2] for p in parts]), float(sum(p.trials[ci][j][3] for p in parts)))
+            for j in range(len(c.points))
+        ]  # fmt: skip
+        entry, cd = _curve_records(c, trials, pristine)
+        out_curves.append(entry)
+        curve_data.append(cd)
+    qnets = [(ci, c, e) for ci, (c, e) in enumerate(zip(curves, out_curves)) if c.qnet is not None]
     if qnets:
-        new = [_qnet_curve(c, e, pristine, select) for c, e in qnets]
+        new = []
+        for ci, c, e in qnets:
+            feats = [p.qnet[ci] for p in parts if len(p.paths)]
+            new.append(_qnet_curve(c, e, pristine, select, np.concatenate([q[0] for q in feats]),
+                                   np.concatenate([q[1] for q in feats])))  # fmt: skip
         out_curves += [e for e, _ in new]
         curve_data += [cd for _, cd in new]
         curves = list(curves) + [TableFamily(e["name"], (), "selected") for e, _ in new]
@@ -266,6 +409,18 @@ def evaluate(
         notes=notes,
         failures=[list(f) for f in pristine.failures],
     )
+
+
+def _merged_pristine(parts: list[_Chunk], at: str, dataset: Dataset) -> Pristine:
+    """The pristine summary of all chunks (no pixels kept)."""
+    paths = [x for p in parts for x in p.paths]
+    nc = next((p.logits.shape[1] for p in parts if p.logits.ndim == 2 and len(p.logits)), 0)
+    cat = lambda name, dt: (np.concatenate([getattr(p, name) for p in parts if len(p.paths)]) if paths  # noqa: E731
+                            else np.zeros(0, dt))  # fmt: skip
+    logits = np.concatenate([p.logits for p in parts if len(p.paths)]) if paths else np.zeros((0, nc), np.float32)
+    failures = [(p, f"not read: {why}") for p, why in dataset.problems] + [f for p in parts for f in p.failures]
+    return Pristine(at, paths, cat("labels", np.int64), [], None, logits, failures, dataset.labeled,
+                    pixels=cat("pixels", np.int64), bmp_bytes=cat("bmp", np.int64))  # fmt: skip
 
 
 def transfer_notes(curves: Sequence[CodecCurve], model_name: str, at: str) -> list[str]:

@@ -13,7 +13,7 @@ import os
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -40,8 +40,9 @@ class Pristine:
         at: "input" (JPEG the model-input crop) or "original" (JPEG the stored image).
         paths: the images that loaded, in dataset order.
         labels: int64 (N,) class indices; for unlabeled data the pristine top-1.
-        sources: what a trial encodes: uint8 (S, S, 3) crops (input) or full images (original).
-        inputs: uint8 (N, S, S, 3) pristine model inputs.
+        sources: what a trial encodes: uint8 (S, S, 3) crops (input) or full images (original);
+            empty in the summary :func:`dnnjpeg.evaluate.evaluate` keeps of its chunks.
+        inputs: uint8 (N, S, S, 3) pristine model inputs (None in that summary).
         logits: float32 (N, C) pristine logits.
         failures: (path, error message) of images that could not be read.
         labeled: whether ``labels`` are ground truth (else pristine predictions).
@@ -55,12 +56,15 @@ class Pristine:
     logits: np.ndarray
     failures: list[tuple[str, str]]
     labeled: bool
-    pixels: np.ndarray = field(init=False)
-    bmp_bytes: np.ndarray = field(init=False)
+    #: int64 (N,) pixels and 24-bit BMP bytes of each source (from ``sources`` when not given)
+    pixels: np.ndarray | None = None
+    bmp_bytes: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        self.pixels = np.array([s.shape[0] * s.shape[1] for s in self.sources], dtype=np.int64)
-        self.bmp_bytes = np.array([_bmp_bytes(s.shape[1], s.shape[0]) for s in self.sources], dtype=np.int64)
+        if self.pixels is None:
+            self.pixels = np.array([s.shape[0] * s.shape[1] for s in self.sources], dtype=np.int64)
+        if self.bmp_bytes is None:
+            self.bmp_bytes = np.array([_bmp_bytes(s.shape[1], s.shape[0]) for s in self.sources], dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.paths)

@@ -150,16 +150,31 @@ class Model:
     num_classes: int = 1000
     labels: str = "imagenet"  # label space: "imagenet" (wnid order) or a free name
     info: dict = field(default_factory=dict)
+    #: where ``module`` runs (a torch device string); inputs are prepared on the CPU and moved there
+    device: str = "cpu"
+
+    def to(self, device) -> Model:
+        """The same model on ``device`` (a ``torch.device`` or its name; see
+        :func:`dnnjpeg.pipeline.resolve_device`); logits still come back as NumPy arrays."""
+        import torch
+
+        d = torch.device(device)
+        if str(d) == self.device:
+            return self
+        return replace(self, module=self.module.to(d), device=str(d))
 
     def logits(self, batch_uint8: np.ndarray, batch_size: int = 64) -> np.ndarray:
         """Classify uint8 (N, S, S, 3) images already at input geometry → float32 (N, C) logits."""
         import torch
 
         out = []
+        on_cpu = self.device == "cpu"
         with torch.inference_mode():
             for i in range(0, len(batch_uint8), batch_size):
                 x = self.preprocess.normalize(batch_uint8[i : i + batch_size])
-                out.append(self.module(x).float().numpy())
+                if not on_cpu:
+                    x = x.to(self.device, non_blocking=True)
+                out.append(self.module(x).float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.num_classes), np.float32)
 
 

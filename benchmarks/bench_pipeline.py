@@ -1,0 +1,102 @@
+"""The batched classifier pipeline: per-image choice throughput against the model alone.
+
+    .venv/bin/python benchmarks/bench_pipeline.py --images 100 --batch 64 [--workers 1,2] [--device cpu]
+
+On ``--images`` imagenet-sample files (copied to a scratch folder, names sorted), the family
+``preset:efficientnet-lite0-420-original-sweep`` (K = 8), lite0, λ = 0.002 nats/KiB:
+
+* model only: lite0's forward pass on the images' pristine crops, ``--batch`` per pass
+  (the ceiling: what the network alone does at that batch size);
+* per image: the earlier path, one image's K + 1 inputs per pass, JPEG work between passes
+  (``select_encode`` image after image);
+* batched: ``compress --select-model`` through :mod:`dnnjpeg.pipeline` (JPEG work in a pool of
+  ``--workers`` processes, candidates of many images in batches of ``--batch``), files written.
+
+Candidates/s counts the K decoded files (not the pristine input) per image per second.
+Printed as a Markdown table; model loading is excluded from every timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from dnnjpeg._runtime import tune_malloc
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "imagenet-sample"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", type=int, default=100)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--workers", default="1,2", help="pool sizes for the batched path, comma-separated")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--family", default="preset:efficientnet-lite0-420-original-sweep")
+    args = ap.parse_args(argv)
+    tune_malloc()
+
+    import numpy as np
+    import torch
+
+    from dnnjpeg.choosers import make_chooser
+    from dnnjpeg.codec import load_image
+    from dnnjpeg.compress import compress_tree
+    from dnnjpeg.engine import LocalEngine
+    from dnnjpeg.models import load_model
+    from dnnjpeg.pipeline import resolve_device
+    from dnnjpeg.select import select_encode
+
+    files = sorted(SHARED.glob("*.JPEG"))[: args.images]
+    if not files:
+        sys.exit(f"no images under {SHARED}")
+    model = load_model("efficientnet-lite0").to(resolve_device(args.device))
+    chooser = make_chooser(family=[args.family], model=model, lam=0.002)
+    K = len(chooser.family)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "src"
+        src.mkdir()
+        for f in files:
+            shutil.copy(f, src / f.name)
+        imgs = [load_image(str(f)) for f in sorted(src.iterdir())]
+        pre = model.preprocess
+        crops = np.stack([pre.geometry(np.repeat(i[..., None], 3, 2) if i.ndim == 2 else i) for i in imgs])
+        model.logits(crops[: args.batch], args.batch)  # warm-up
+        t = time.perf_counter()
+        for _ in range(3):
+            model.logits(crops, args.batch)
+        dt = (time.perf_counter() - t) / 3
+        model_only = len(crops) / dt
+        rows.append(("model only (pristine crops)", f"{model_only:.1f}", "", ""))
+
+        t = time.perf_counter()
+        for img in imgs:
+            select_encode(img, chooser.family.points, model, 0.002, chooser.family.subsamplings, True)
+        dt = time.perf_counter() - t
+        rows.append(("per image (K + 1 per pass)", "", f"{len(imgs) / dt:.2f}", f"{K * len(imgs) / dt:.1f}"))
+
+        for w in [int(x) for x in args.workers.split(",")]:
+            out = Path(tmp) / f"out{w}"
+            t = time.perf_counter()
+            rep = compress_tree(src, out, chooser, engine=LocalEngine(w), batch_size=args.batch)
+            dt = time.perf_counter() - t
+            assert rep.ok and rep.written == len(imgs), rep.failures
+            rows.append((f"batched, {w} JPEG process(es)", "", f"{len(imgs) / dt:.2f}", f"{K * len(imgs) / dt:.1f}"))
+    print(f"\n{len(files)} images, K = {K}, batch {args.batch}, device {args.device}, "
+          f"{torch.get_num_threads()} torch threads, {os.cpu_count()} cores\n")  # fmt: skip
+    print("| path | model images/s | images/s | candidates/s |\n|---|---:|---:|---:|")
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+    best = max(float(r[3]) for r in rows[2:])
+    print(f"\nbatched / model only: {best / model_only:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""Where batch work runs: a local process pool (the default, nothing to start) or a Ray cluster.
+
+``survey``, ``compress`` and ``evaluate`` hand their work to one :class:`Engine`:
+``engine.map(fn, items, shared)`` yields ``fn(item, shared)`` for every item, in order, with a
+bounded number of items in flight. ``shared`` (tables, a chooser, a model) travels to each
+worker process once, not with every item. The guarantees of a run (SRC only read, atomic
+writes, one error row per bad file, resume) live in the functions mapped, so they hold on
+either engine; a worker killed mid-item has its items run again (Ray retries the task; every
+output is written atomically, so a half-written file is never seen).
+
+Ray core tasks are used rather than Ray Data's ``map_batches``: the items here are file
+paths whose results must come back in order as small records (or be written by the worker
+itself), and the model is held per worker process by :func:`_shared_value`'s cache, which is
+what an actor pool would give, while a killed worker's task is simply retried.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import socket
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from typing import Protocol
+
+from dnnjpeg._runtime import die_with_parent
+
+__all__ = ["ENGINES", "Engine", "EngineUnavailableError", "LocalEngine", "RayEngine", "make_engine"]
+
+ENGINES = ("local", "ray")
+
+
+class EngineUnavailableError(RuntimeError):
+    """The engine asked for cannot run here (Ray not installed, its cluster unreachable)."""
+
+
+class Engine(Protocol):
+    """Runs ``fn(item, shared)`` over items. ``workers``: how many run at once."""
+
+    name: str
+    workers: int
+
+    def map(self, fn: Callable, items: Iterable, shared=None, *, start: str | None = None, chunk: int = 1) -> Iterator:
+        """``fn(item, shared)`` for each item, in order. ``start``: a local pool's start method
+        ("spawn" for work that runs torch); ``chunk``: items per task (amortizes the per-task cost)."""
+
+
+_SHARED = None
+
+
+def _set_shared(parent: int, shared) -> None:
+    global _SHARED
+    die_with_parent(parent)
+    _SHARED = shared
+
+
+def _call_shared(fn: Callable, items: list) -> list:
+    return [fn(x, _SHARED) for x in items]
+
+
+class LocalEngine:
+    """This machine: ``workers`` processes (1: in the calling process, no pool)."""
+
+    name = "local"
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = max(1, workers or os.cpu_count() or 1)
+
+    def map(self, fn, items, shared=None, *, start=None, chunk=1):
+        if self.workers == 1:
+            for x in items:
+                yield fn(x, shared)
+            return
+        ctx = multiprocessing.get_context(start) if start else None
+        pool = ProcessPoolExecutor(
+            self.workers, mp_context=ctx, initializer=_set_shared, initargs=(os.getpid(), shared)
+        )
+        try:
+            yield from _windowed(lambda xs: pool.submit(_call_shared, fn, xs), lambda f: f.result(), items, chunk,
+                                 4 * self.workers)  # fmt: skip
+        finally:  # on a fatal error (a full disk) the queued items are dropped, not tried one by one
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _windowed(submit, result, items, chunk: int, window: int) -> Iterator:
+    """Submit chunks of ``chunk`` items with at most ``window`` chunks in flight; yield each item's
+    result in order."""
+    pending: deque = deque()
+    buf: list = []
+    for x in items:
+        buf.append(x)
+        if len(buf) >= chunk:
+            pending.append(submit(buf))
+            buf = []
+            if len(pending) >= window:
+                yield from result(pending.popleft())
+    if buf:
+        pending.append(submit(buf))
+    while pending:
+        yield from result(pending.popleft())
+
+
+#: per Ray worker process: shared values already fetched, by object id
+_RAY_CACHE: dict[str, object] = {}
+
+
+def _shared_value(boxed: list):
+    """The shared value behind ``boxed[0]`` (an ObjectRef), fetched once per worker process."""
+    import ray
+
+    ref = boxed[0]
+    key = ref.hex()
+    if key not in _RAY_CACHE:
+        _RAY_CACHE.clear()  # one run's value at a time: a model is large
+        _RAY_CACHE[key] = ray.get(ref)
+    return _RAY_CACHE[key]
+
+
+def _ray_call(fn: Callable, items: list, boxed: list) -> list:
+    # (torch in a Ray worker runs one thread: Ray sets OMP_NUM_THREADS=1 for a one-CPU task)
+    shared = _shared_value(boxed)
+    return [fn(x, shared) for x in items]
+
+
+def _reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast, naming the address, when nothing listens there (Ray itself retries for minutes)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise EngineUnavailableError(f"--address {address!r}: expected HOST:PORT (a Ray head node), or 'auto'")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise EngineUnavailableError(
+            f"cannot reach a Ray cluster at {address}: {e.strerror or e} "
+            "(start one with `ray start --head`, or drop --address for a local cluster)"
+        ) from None
+
+
+class RayEngine:
+    """A Ray cluster: the one at ``address`` (HOST:PORT of its head, or "auto"), else a local one
+    started here with ``workers`` CPUs. Tasks take one CPU each; one torch thread per worker."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, workers: int | None = None, retries: int = 3) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise EngineUnavailableError(
+                "--engine ray needs Ray: pip install 'dnnjpeg[ray]' (or the pinned ray==2.60.0)"
+            ) from None
+        self._ray = ray
+        self.retries = retries
+        if not ray.is_initialized():
+            if address and address != "auto":
+                _reachable(address)
+            kw = {} if address else {"num_cpus": workers or os.cpu_count() or 1, "object_store_memory": 256 << 20}
+            try:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False, **kw)
+            except (ConnectionError, RuntimeError) as e:
+                raise EngineUnavailableError(
+                    f"could not start or join a Ray cluster at {address or 'local'}: {e}"
+                ) from e
+        self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+    def map(self, fn, items, shared=None, *, start=None, chunk=1):
+        ray = self._ray
+        boxed = [ray.put(shared)]  # in a list: the task fetches it (and caches it) itself
+        task = ray.remote(num_cpus=1, max_retries=self.retries)(_ray_call)
+        yield from _windowed(lambda xs: task.remote(fn, xs, boxed), ray.get, items, chunk, 2 * self.workers)
+
+
+def make_engine(name: str = "local", address: str | None = None, workers: int | None = None) -> Engine:
+    """The engine ``--engine NAME [--address ADDR] [--workers N]`` asks for.
+
+    Raises:
+        ValueError: an unknown name, or ``address`` without ``ray``.
+        EngineUnavailableError: Ray missing or its cluster unreachable.
+    """
+    if name not in ENGINES:
+        raise ValueError(f"--engine must be one of {', '.join(ENGINES)}, got {name!r}")
+    if name == "local":
+        if address is not None:
+            raise ValueError("--address names a Ray cluster: use it with --engine ray")
+        return LocalEngine(workers)
+    return RayEngine(address, workers)
