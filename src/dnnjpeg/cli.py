@@ -100,6 +100,34 @@ def info(
         raise typer.Exit(1)
 
 
+_ENGINE_HELP = (
+    "Where the work runs: local (a process pool on this machine, the default) or ray (a Ray cluster: "
+    "--address HOST:PORT of its head, or a local one started here; pip install 'dnnjpeg[ray]')."
+)
+_ADDRESS_HELP = "With --engine ray: the cluster's head (HOST:PORT, or auto); default a local cluster."
+_DEVICE_HELP = "Where the classifier runs: auto (CUDA, else MPS, else CPU), cpu, cuda[:N] or mps."
+
+
+def _engine(name: str, address: str | None, workers: int | None):
+    from dnnjpeg.engine import EngineUnavailableError, make_engine
+
+    try:
+        return make_engine(name, address, workers)
+    except EngineUnavailableError as e:
+        raise ValueError(str(e)) from None
+
+
+def _on_device(model, device: str, engine) -> object:
+    from dnnjpeg.pipeline import resolve_device
+
+    d = resolve_device(device)
+    if engine.name != "local" and d.type != "cpu":
+        if device != "auto":
+            raise ValueError(f"--device {device}: with --engine ray each worker runs the model on its CPU")
+        return model
+    return model.to(d)
+
+
 @dataclass
 class EvaluationSettings:
     """One ``evaluate`` run as the command line describes it (paths and codec texts; checked by
@@ -123,10 +151,20 @@ class EvaluationSettings:
     reference: str | None = None
     target_drop: float = 1.0
     select: list[float] | None = None
+    engine: str = "local"
+    address: str | None = None
+    device: str = "auto"
+    resume: bool = False
+
+
+#: evaluate's finished chunks inside --out, kept until the outputs are written (what --resume reads)
+EVAL_CHUNKS = ".dnnjpeg-chunks"
 
 
 def _run_evaluation(settings: EvaluationSettings) -> dict:
     """Check the settings, evaluate, write the outputs, and print what a person needs."""
+    import shutil
+
     st = settings
     from dnnjpeg._fs import display
     from dnnjpeg.data import discover
@@ -157,7 +195,17 @@ def _run_evaluation(settings: EvaluationSettings) -> dict:
     ds = discover(st.data, st.labels).subset(st.split, st.limit)
     if len(ds) == 0:
         raise ValueError(f"{display(st.data)}: no images in split {st.split!r}")
-    model = load_model(st.model)
+    from dnnjpeg.pipeline import resolve_device
+
+    resolve_device(st.device)  # a bad device fails before the model loads
+    engine = _engine(st.engine, st.address, None)
+    model = _on_device(load_model(st.model), st.device, engine)
+    cache = st.out / EVAL_CHUNKS
+    if cache.is_symlink() or (cache.exists() and not cache.is_dir()):
+        raise ValueError(f"{display(cache)}: expected evaluate's own folder of finished chunks, found something else")
+    if cache.exists() and not st.resume:
+        shutil.rmtree(cache)  # a fresh run: an earlier run's chunks are not reused
+    cache.mkdir(parents=True, exist_ok=True)
     err.print(
         f"{len(ds)} images ({ds.layout}, split {st.split}) · {model.name} · JPEG at {st.at} · "
         f"{sum(len(c.points) for c in curves)} codec settings"
@@ -175,8 +223,11 @@ def _run_evaluation(settings: EvaluationSettings) -> dict:
         workers=st.workers,
         split=st.split,
         select=st.select,
+        engine=engine,
+        cache=cache,
     )
     paths = write_outputs(result, st.out)
+    shutil.rmtree(cache, ignore_errors=True)  # the outputs hold everything now
     for f in result["failures"]:
         err.print(f"[yellow]skipped[/yellow] {escape(display(f[0]))}: {escape(f[1])}", highlight=False)
     for n in result.get("notes", []):
@@ -224,6 +275,8 @@ def survey(
     csv: bool = typer.Option(False, "--csv", help="Also write survey.csv."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted survey from its saved parts."),
     umap: bool = typer.Option(True, "--umap/--no-umap", help="Compute the UMAP projection figures."),
+    engine: str = typer.Option("local", "--engine", help=_ENGINE_HELP),
+    address: str | None = typer.Option(None, "--address", help=_ADDRESS_HELP),
 ) -> None:
     """What JPEG settings does a dataset really hold? Reads headers only: quality, subsampling,
     sizes, grayscale, progressive, CMYK, non-JPEG files. Parquet, summary.json, plots, report.html."""
@@ -237,6 +290,10 @@ def survey(
 
     if out.exists() and not out.is_dir():
         raise _fail(f"--out {display(out)} exists and is not a folder")
+    try:
+        eng = _engine(engine, address, workers)
+    except ValueError as e:
+        raise _fail(str(e)) from None
     created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -259,7 +316,9 @@ def survey(
             bar.update(task, rate=f"{done / max(1e-9, time.perf_counter() - t0):,.0f} files/s")
 
         try:
-            df = run_survey(trees, label, workers=workers, parts_dir=out / PARTS_DIR, resume=resume, progress=tick)
+            df = run_survey(
+                trees, label, workers=workers, parts_dir=out / PARTS_DIR, resume=resume, progress=tick, engine=eng
+            )
         except (FileNotFoundError, ValueError) as e:
             raise _fail(str(e)) from None
         except OSError as e:  # a full disk while saving parts: what was saved stays for --resume
@@ -390,6 +449,12 @@ def compress(
         "(S a multiple of 16: whole 4:2:0 blocks), so that a model reading coefficients (--model dct:…) needs no "
         "resizing. Every mode; the choosers then see the stored image.",
     ),
+    engine: str = typer.Option("local", "--engine", help=_ENGINE_HELP),
+    address: str | None = typer.Option(None, "--address", help=_ADDRESS_HELP),
+    device: str = typer.Option("auto", "--device", help=_DEVICE_HELP + " (--select-model)"),
+    batch_size: int = typer.Option(
+        32, "--batch-size", help="--select-model: candidates per forward pass, from as many images as fit."
+    ),
 ) -> None:
     """Re-encode a whole tree with designed tables as standard baseline JPEG files, or with each
     image's choice among a family of tables by a network (--select-model)."""
@@ -405,6 +470,16 @@ def compress(
         check_run(scale, resume, overwrite)  # before a model loads
         if resize is not None and (resize < 16 or resize > 4096 or resize % 16):
             raise ValueError(f"--resize must be a multiple of 16 from 16 to 4096 (whole 4:2:0 blocks), got {resize}")
+        if batch_size < 1:
+            raise ValueError(f"--batch-size must be ≥ 1, got {batch_size}")
+        from dnnjpeg.pipeline import resolve_device
+
+        resolve_device(device)
+        eng = _engine(engine, address, workers)
+        if select_model is not None:
+            from dnnjpeg.models import load_model
+
+            select_model = _on_device(load_model(select_model), device, eng)
         chooser = make_chooser(
             tables=tables, family=family, model=select_model, kappa_from=kappa, by_rate=by_rate, qnet=qnet, lam=lam,
             target_bpp=target_bpp, subsampling=subsampling, optimize=optimize, search=search, tablenet=tablenet,
@@ -418,7 +493,7 @@ def compress(
             task = bar.add_task("", total=None)
             rep = compress_tree(
                 src, dst, chooser, scale=scale, workers=workers, resume=resume, overwrite=overwrite,
-                progress=lambda k: bar.advance(task, k), resize=resize,
+                progress=lambda k: bar.advance(task, k), resize=resize, engine=eng, batch_size=batch_size,
             )  # fmt: skip
     except (ValueError, FileNotFoundError, ModelUnavailableError) as e:
         raise _fail(str(e)) from None
@@ -710,8 +785,15 @@ def evaluate(
         "--select-lambdas",
         help="λ values for --select in nats per KiB, e.g. 0.001,0.01,0.1 (default 16 from 1e-5 to 1).",
     ),
+    engine: str = typer.Option("local", "--engine", help=_ENGINE_HELP),
+    address: str | None = typer.Option(None, "--address", help=_ADDRESS_HELP),
+    device: str = typer.Option("auto", "--device", help=_DEVICE_HELP),
+    resume: bool = typer.Option(
+        False, "--resume", help="Reuse the chunks of images a killed run into the same --out had finished."
+    ),
 ) -> None:
-    """Rate against accuracy: encode every image with every codec setting, classify, compare."""
+    """Rate against accuracy: encode every image with every codec setting, classify, compare.
+    Measured chunk by chunk (256 images): memory holds one chunk, whatever the dataset's size."""
     from dnnjpeg.conventions import DEFAULT_LAMBDAS_NATS_PER_KIB
     from dnnjpeg.models import ModelUnavailableError
 
@@ -736,7 +818,8 @@ def evaluate(
             EvaluationSettings(
                 data=data, codecs=codec, out=out, model=model, labels=labels, scales=scales, subsampling=subsampling,
                 at=at, split=split, limit=limit, n_boot=n_boot, seed=seed, batch_size=batch_size, workers=workers,
-                optimize=optimize, reference=reference, target_drop=target_drop, select=lams,
+                optimize=optimize, reference=reference, target_drop=target_drop, select=lams, engine=engine,
+                address=address, device=device, resume=resume,
             )
         )  # fmt: skip
     except (ValueError, FileNotFoundError, ModelUnavailableError) as e:

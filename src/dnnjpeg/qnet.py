@@ -271,15 +271,14 @@ class QNetData:
 
 
 def _image_samples(img, family, model, probe, augmentations, rng) -> QNetData:
-    from dnnjpeg.select import select_encode
+    from dnnjpeg.pipeline import measure_images
 
     copies = [img] + [augment(img, rng) for _ in range(augmentations)]
-    opt = family.points[0].optimize
     bits, kls = [], []
-    for a in copies:
-        sel = select_encode(a, family.members, model, 0.0, family.subsamplings, opt)
-        bits.append(sel.bits)
-        kls.append(sel.kl)
+    # every copy's K + 1 inputs in shared forward passes (dnnjpeg.pipeline)
+    for c, kl in measure_images(copies, family.points, model, batch_size=32):
+        bits.append(c.bits)
+        kls.append(kl)
     return QNetData(
         np.array(bits, np.int64),
         np.array([a.shape[0] * a.shape[1] for a in copies], np.int64),

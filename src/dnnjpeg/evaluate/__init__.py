@@ -296,7 +296,8 @@ def evaluate(
     ]
     if chunk < 1:
         raise ValueError(f"chunk must be ≥ 1 image, got {chunk}")
-    engine = engine or LocalEngine(1)
+    if engine is None or engine.name == "local":
+        engine = LocalEngine(1)  # the model runs here, JPEG work in threads beside it (``workers``)
     base = replace(dataset, records=(), problems=())
     shared = (base, model, list(curves), at, batch_size, workers)
     key_settings = {"model": model.name, "at": at, "batch_size": batch_size,

@@ -67,6 +67,12 @@ def _scan_job(items, tree):
     return _to_arrow(scan_files(items, tree))
 
 
+def _scan_chunk(chunk, _shared=None):
+    """A chunk (entries, tree label) → (Arrow table, number of entries), as an engine runs it."""
+    items, tree = chunk
+    return _scan_job(items, tree), len(items)
+
+
 def survey(
     roots: Sequence[str | os.PathLike[str]],
     labels: Sequence[str] | None = None,
@@ -75,6 +81,7 @@ def survey(
     resume: bool = False,
     progress: Callable[[int], None] | None = None,
     chunk: int = CHUNK,
+    engine=None,
 ):
     """Survey the trees ``roots`` (labelled ``labels``, default the folder names).
 
@@ -83,6 +90,8 @@ def survey(
         parts_dir: where finished chunks are saved as Parquet parts (enables resume).
         resume: reuse the parts already in ``parts_dir`` and skip their files.
         progress: called with the number of files each finished chunk held.
+        engine: where chunks are scanned (:mod:`dnnjpeg.engine`; default a local pool of
+            ``workers``; a Ray cluster scans them on its workers, this process saves the parts).
     Returns:
         pandas DataFrame, one row per file, sorted by tree then path.
     """
@@ -115,7 +124,11 @@ def survey(
         if progress:
             progress(n_files)
 
-    _scan_chunks(_chunks(roots, labels, done, chunk), workers, save)
+    if engine is not None and engine.name != "local":
+        for t, n in engine.map(_scan_chunk, _chunks(roots, labels, done, chunk)):
+            save(t, n)
+    else:
+        _scan_chunks(_chunks(roots, labels, done, chunk), workers, save)
     if not tables:
         import pandas as pd
 
