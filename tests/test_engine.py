@@ -186,3 +186,18 @@ def test_evaluate_resumes_from_cached_chunks(tmp_path):
     r2 = evaluate(ds, _NoModel(), curves, cache=tmp_path / "c", **kw)
     assert r2["curves"] == r1["curves"]
     shutil.rmtree(tmp_path / "c")
+
+
+def test_ray_network_choice_equals_the_local_batched_one(tmp_path, ray_engine):
+    """compress --select-model on Ray (each worker holds its copy of the network, one image's
+    candidates per pass) writes the bytes the local batched pipeline writes."""
+    from dnnjpeg.choosers import make_chooser
+    from dnnjpeg.compress import compress_tree
+
+    src = _tree(tmp_path / "src")
+    ch = make_chooser(family=["standard:20,50,90"], model=tiny_model(), lam=0.05)
+    local = compress_tree(src, tmp_path / "local", ch, engine=LocalEngine(2), batch_size=4)
+    rr = compress_tree(src, tmp_path / "ray", ch, engine=ray_engine)
+    assert _files(tmp_path / "ray") == _files(tmp_path / "local")
+    assert rr.members == local.members and sum(rr.members.values()) == local.written
+    assert len(set(rr.members)) > 1  # the choice really differs between images
