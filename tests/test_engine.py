@@ -201,3 +201,32 @@ def test_ray_network_choice_equals_the_local_batched_one(tmp_path, ray_engine):
     assert _files(tmp_path / "ray") == _files(tmp_path / "local")
     assert rr.members == local.members and sum(rr.members.values()) == local.written
     assert len(set(rr.members)) > 1  # the choice really differs between images
+
+
+def test_cli_names_a_bad_engine_address_or_device(tmp_path):
+    from typer.testing import CliRunner
+
+    from dnnjpeg.cli import app
+
+    write_images(tmp_path / "src", 2)
+    runner = CliRunner()
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    base = ["compress", str(tmp_path / "src"), str(tmp_path / "dst"), "--family", "standard:50", "--by-rate"]
+    r = runner.invoke(app, ["compress", str(tmp_path / "src"), str(tmp_path / "d2"), "--engine", "spark"])
+    assert r.exit_code != 0 and "--engine must be one of" in r.output
+    r = runner.invoke(app, ["survey", str(tmp_path / "src"), "--out", str(tmp_path / "s"), "--address", "h:1"])
+    assert r.exit_code != 0 and "--address names a Ray cluster" in r.output
+    r = runner.invoke(
+        app, ["evaluate", "--data", str(tmp_path / "src"), "--out", str(tmp_path / "e"), "--device", "gpu"]
+    )
+    assert r.exit_code != 0 and "--device must be one of" in r.output
+    if "ray" in sys.modules or pytest.importorskip("ray"):
+        import ray
+
+        if not ray.is_initialized():
+            r = runner.invoke(app, base + ["--engine", "ray", "--address", f"127.0.0.1:{port}"])
+            assert r.exit_code != 0 and f"cannot reach a Ray cluster at 127.0.0.1:{port}" in r.output
+    assert not (tmp_path / "dst").exists() or not any((tmp_path / "dst").rglob("*.jpg"))

@@ -462,7 +462,7 @@ def compress(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from dnnjpeg._fs import display
-    from dnnjpeg.choosers import FixedTables, make_chooser
+    from dnnjpeg.choosers import FixedTables, NetworkChoice, make_chooser
     from dnnjpeg.compress import check_run, compress_tree
     from dnnjpeg.models import ModelUnavailableError
 
@@ -476,15 +476,15 @@ def compress(
 
         resolve_device(device)
         eng = _engine(engine, address, workers)
-        if select_model is not None:
-            from dnnjpeg.models import load_model
-
-            select_model = _on_device(load_model(select_model), device, eng)
         chooser = make_chooser(
             tables=tables, family=family, model=select_model, kappa_from=kappa, by_rate=by_rate, qnet=qnet, lam=lam,
             target_bpp=target_bpp, subsampling=subsampling, optimize=optimize, search=search, tablenet=tablenet,
             sdq=sdq,
         )  # fmt: skip
+        if isinstance(chooser, NetworkChoice):
+            from dataclasses import replace
+
+            chooser = replace(chooser, model=_on_device(chooser.model, device, eng))
         if not isinstance(chooser, FixedTables):
             err.print(chooser.describe(), highlight=False)
         with Progress(

@@ -246,7 +246,7 @@ def _batched_choice(jobs, chooser, engine, batch_size: int, measure_only: bool =
     points = chooser.family.points
     shared = (points, chooser.model.preprocess)
     # JPEG work in threads (Pillow and libjpeg release the GIL): measured faster here than a process
-    # pool, which must copy each image's K + 1 model inputs back (BENCHMARKS.md, "Batched pipeline")
+    # pool, which must copy each image's K + 1 model inputs back (BENCHMARKS.md, "Scale")
     threads = max(1, min(8, engine.workers // 2))
     with ThreadPoolExecutor(threads) as pool:
         prepared = bounded_map(pool, lambda j: _prepare(j, shared), jobs, 4 * threads + 2)
