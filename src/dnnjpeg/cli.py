@@ -1022,6 +1022,7 @@ def qnet_train(
         help="Keep each image's measured samples here as they finish; a run killed and started again with "
         "the same folder resumes where it stopped (default: OUT's name + '.samples').",
     ),
+    device: str = typer.Option("auto", "--device", help=_DEVICE_HELP + " (the classifier measuring the targets)"),
 ) -> None:
     """Train a QNet: the classifier's own KL on every family member of augmented design images is the
     target; the QNet predicts it from one pass of a small probe network, each member's quantization
@@ -1044,7 +1045,9 @@ def qnet_train(
         ds = discover(data).subset("design", limit)
         if len(ds) == 0:
             raise ValueError(f"{display(data)}: no images in the design split")
-        m, p = load_model(model), load_model(probe)
+        from dnnjpeg.pipeline import resolve_device
+
+        m, p = load_model(model).to(resolve_device(device)), load_model(probe)
         # what decides the samples: a resumed run must have made them the same way
         recipe = {
             "format": "dnnjpeg.qnet-samples/1",
