@@ -121,6 +121,11 @@ def _on_device(model, device: str, engine) -> object:
     from dnnjpeg.pipeline import resolve_device
 
     d = resolve_device(device)
+    if getattr(model, "reads_coefficients", False) and d.type != "cpu":
+        # (its planes loader and DCT-domain stem are tested on the CPU only)
+        if device != "auto":
+            raise ValueError(f"--device {device}: a model reading JPEG coefficients runs on the CPU")
+        return model
     if engine.name != "local" and d.type != "cpu":
         if device != "auto":
             raise ValueError(f"--device {device}: with --engine ray each worker runs the model on its CPU")

@@ -135,8 +135,8 @@ class Preprocess:
         """float tensor (N, 3, H, W) RGB in [0, 1] → normalized, channels_last (differentiable)."""
         import torch
 
-        mean = torch.tensor(self.mean, dtype=x01.dtype).view(1, 3, 1, 1)
-        std = torch.tensor(self.std, dtype=x01.dtype).view(1, 3, 1, 1)
+        mean = torch.tensor(self.mean, dtype=x01.dtype, device=x01.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, dtype=x01.dtype, device=x01.device).view(1, 3, 1, 1)
         return ((x01 - mean) / std).contiguous(memory_format=torch.channels_last)
 
 

@@ -71,8 +71,9 @@ def coefficient_gradients(
         raise ValueError(f"classes must be in 1..{model.num_classes}, got {classes}")
     comps = image_coefficients(a, subsampling)
     codec = DiffJPEG(subsampling)
-    y0 = torch.from_numpy(np.ascontiguousarray(comps[0])).to(dtype).reshape(1, 1, *comps[0].shape[:2], 64)
-    c0 = torch.from_numpy(np.stack(comps[1:])).to(dtype).reshape(1, 2, *comps[1].shape[:2], 64)
+    dev = next(model.module.parameters()).device  # (a model put on a GPU by --device)
+    y0 = torch.from_numpy(np.ascontiguousarray(comps[0])).to(dev, dtype).reshape(1, 1, *comps[0].shape[:2], 64)
+    c0 = torch.from_numpy(np.stack(comps[1:])).to(dev, dtype).reshape(1, 2, *comps[1].shape[:2], 64)
 
     def log_probs(y, c):
         x = codec.reconstruct(y, c, h, w, smooth=True)
@@ -91,9 +92,9 @@ def coefficient_gradients(
     c = c0.repeat(classes, 1, 1, 1, 1).requires_grad_(True)
     lpk = log_probs(y, c)
     lpk[torch.arange(classes), top].sum().backward()
-    gy = y.grad.detach().numpy().reshape(classes, *comps[0].shape)
-    gc = c.grad.detach().numpy().reshape(classes, 2, *comps[1].shape)
-    return [gy, gc[:, 0], gc[:, 1]], lp[top].exp().numpy()
+    gy = y.grad.detach().cpu().numpy().reshape(classes, *comps[0].shape)
+    gc = c.grad.detach().cpu().numpy().reshape(classes, 2, *comps[1].shape)
+    return [gy, gc[:, 0], gc[:, 1]], lp[top].exp().cpu().numpy()
 
 
 def gradient_weights(
