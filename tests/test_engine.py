@@ -230,3 +230,27 @@ def test_cli_names_a_bad_engine_address_or_device(tmp_path):
             r = runner.invoke(app, base + ["--engine", "ray", "--address", f"127.0.0.1:{port}"])
             assert r.exit_code != 0 and f"cannot reach a Ray cluster at 127.0.0.1:{port}" in r.output
     assert not (tmp_path / "dst").exists() or not any((tmp_path / "dst").rglob("*.jpg"))
+
+
+def _disk_full(x, shared):
+    import errno
+
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _always_dies(x, shared):
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_ray_errors_reach_the_driver_as_they_were(ray_engine):
+    import errno
+
+    from dnnjpeg.engine import RayEngine
+
+    with pytest.raises(OSError) as ei:  # a full disk stops the run with its own errno, not Ray's wrapper
+        list(ray_engine.map(_disk_full, [1]))
+    assert ei.value.errno == errno.ENOSPC
+    with pytest.raises(EngineUnavailableError, match="lost a task 1 times.*--resume"):
+        list(RayEngine(retries=0).map(_always_dies, [1]))

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from dnnjpeg._runtime import tune_malloc
+from dnnjpeg.engine import EngineUnavailableError
 
 app = typer.Typer(
     add_completion=False,
@@ -324,7 +325,7 @@ def survey(
             df = run_survey(
                 trees, label, workers=workers, parts_dir=out / PARTS_DIR, resume=resume, progress=tick, engine=eng
             )
-        except (FileNotFoundError, ValueError) as e:
+        except (FileNotFoundError, ValueError, EngineUnavailableError) as e:
             raise _fail(str(e)) from None
         except OSError as e:  # a full disk while saving parts: what was saved stays for --resume
             raise _fail(
@@ -500,7 +501,7 @@ def compress(
                 src, dst, chooser, scale=scale, workers=workers, resume=resume, overwrite=overwrite,
                 progress=lambda k: bar.advance(task, k), resize=resize, engine=eng, batch_size=batch_size,
             )  # fmt: skip
-    except (ValueError, FileNotFoundError, ModelUnavailableError) as e:
+    except (ValueError, FileNotFoundError, ModelUnavailableError, EngineUnavailableError) as e:
         raise _fail(str(e)) from None
     except OSError as e:  # e.g. a full disk: every output already written is complete (atomic writes)
         raise _fail(
@@ -827,7 +828,7 @@ def evaluate(
                 address=address, device=device, resume=resume,
             )
         )  # fmt: skip
-    except (ValueError, FileNotFoundError, ModelUnavailableError) as e:
+    except (ValueError, FileNotFoundError, ModelUnavailableError, EngineUnavailableError) as e:
         raise _fail(str(e)) from None
     except OSError as e:  # e.g. a full disk: each output is written whole or not at all
         raise _fail(f"writing outputs to {out}: {e.strerror or e}; the outputs already complete are in place") from None

@@ -168,7 +168,23 @@ class RayEngine:
         ray = self._ray
         boxed = [ray.put(shared)]  # in a list: the task fetches it (and caches it) itself
         task = ray.remote(num_cpus=1, max_retries=self.retries)(_ray_call)
-        yield from _windowed(lambda xs: task.remote(fn, xs, boxed), ray.get, items, chunk, 2 * self.workers)
+
+        def get(ref):
+            try:
+                return ray.get(ref)
+            except ray.exceptions.RayTaskError as e:
+                # the function's own error, as the worker raised it (a full disk keeps its errno)
+                cause = getattr(e, "cause", None)
+                if isinstance(cause, BaseException):
+                    raise cause from None
+                raise
+            except ray.exceptions.RayError as e:  # workers or nodes lost beyond the retries
+                raise EngineUnavailableError(
+                    f"the Ray cluster lost a task {self.retries + 1} times ({type(e).__name__}); the outputs "
+                    "already written are whole: run again with --resume"
+                ) from e
+
+        yield from _windowed(lambda xs: task.remote(fn, xs, boxed), get, items, chunk, 2 * self.workers)
 
 
 def make_engine(name: str = "local", address: str | None = None, workers: int | None = None) -> Engine:
