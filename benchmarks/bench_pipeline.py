@@ -1,6 +1,7 @@
 """The batched classifier pipeline: per-image choice throughput against the model alone.
 
     .venv/bin/python benchmarks/bench_pipeline.py --images 100 --batch 32 [--workers 2] [--device cpu]
+    .venv/bin/python benchmarks/bench_pipeline.py --gradients 16     # SDQ gradient weights, batched or not
 
 On ``--images`` imagenet-sample files (copied to a scratch folder, names sorted), the family
 ``preset:efficientnet-lite0-420-original-sweep`` (K = 8), lite0, λ = 0.002 nats/KiB:
@@ -38,8 +39,13 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", default="2", help="compress --workers for the batched path, comma-separated")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--family", default="preset:efficientnet-lite0-420-original-sweep")
+    ap.add_argument("--gradients", type=int, default=0,
+                    help="also time SDQ gradient weights on this many 224² crops: one image per backward pass "
+                    "against passes of 4 and 8 (gradient_weights_batch)")  # fmt: skip
     args = ap.parse_args(argv)
     tune_malloc()
+    if args.gradients:
+        return _gradients(args.gradients)
 
     import numpy as np
     import torch
@@ -103,6 +109,28 @@ def main(argv=None) -> int:
         print("| " + " | ".join(r) + " |")
     best = max(float(r[3]) for r in rows[3:])
     print(f"\nbatched candidates/s / model-only images/s at batch {args.batch}: {best / ref:.2f}")
+    return 0
+
+
+def _gradients(n: int) -> int:
+    import numpy as np
+
+    from dnnjpeg.codec import load_image
+    from dnnjpeg.models import load_model
+    from dnnjpeg.sdq.weights import gradient_weights_batch
+
+    m = load_model("efficientnet-lite0")
+    crops = [m.preprocess.geometry(load_image(str(f), "RGB")) for f in sorted(SHARED.glob("*.JPEG"))[:n]]
+    gradient_weights_batch(crops[:1], m, at="input")  # warm-up
+    ref = None
+    print("| images per backward pass | images/s | max relative difference from one at a time |\n|---:|---:|---:|")
+    for b in (1, 4, 8):
+        t = time.perf_counter()
+        w = gradient_weights_batch(crops, m, at="input", batch=b)
+        dt = time.perf_counter() - t
+        ref = ref or w
+        diff = max(np.abs(x - y).max() / np.abs(y).max() for p, q in zip(w, ref) for x, y in zip(p, q))
+        print(f"| {b} | {len(crops) / dt:.2f} | {diff:.1e} |")
     return 0
 
 

@@ -101,3 +101,20 @@ def test_the_crop_mask_is_exactly_the_blocks_the_model_reads(subsampling, shape)
     for m, r in zip(masks, reads):
         assert np.array_equal(m, r.numpy()), (m.astype(int), r.int().numpy())
     assert not masks[0].all() and masks[0].any()
+
+
+def test_batched_gradient_weights_equal_one_image_at_a_time():
+    """Images of one size share backward passes (the batched pipeline at the model input); each
+    image's weights are its own, in order, whatever the batch it fell into."""
+    import dnnjpeg.sdq.weights as W
+
+    m = _tiny_model(torch.float32)
+    imgs = [_image(20, 28, s) for s in range(3)] + [_image(33, 17, 9)] + [_image(20, 28, 5)]
+    got = W.gradient_weights_batch(imgs, m, "4:2:0", batch=2)  # 4 images of one size: passes of 2 and 2
+    assert len(got) == len(imgs)
+    for img, ws in zip(imgs, got):
+        for a, b in zip(ws, gradient_weights(img, m, "4:2:0")):
+            assert a.shape == b.shape
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-12)
+    a, b = got[0][0], got[1][0]
+    assert np.abs(a - b).max() > 0.01 * np.abs(a).max() > 0  # different images, different weights

@@ -153,13 +153,21 @@ def outcome(pristine_logits: np.ndarray, logits: np.ndarray) -> tuple[np.ndarray
     return top5.astype(np.int64), kl
 
 
-def _image_weights(spec: CodecSpec, src: np.ndarray, model: Model, at_input: bool):
-    """SDQ with gradient weights: this image's, from the measuring model (None for every other setting)."""
-    if not (spec.sdq and spec.sdq[0] == "gradient" and src.ndim == 3):
-        return None
-    from dnnjpeg.sdq.weights import gradient_weights
+def _batch_weights(spec: CodecSpec, sources: list[np.ndarray], model: Model, at_input: bool) -> list:
+    """SDQ with gradient weights: each image's, from the measuring model, images of one size sharing
+    backward passes (:func:`~dnnjpeg.sdq.weights.gradient_weights_batch`); None for every other
+    setting and for gray images."""
+    if not (spec.sdq and spec.sdq[0] == "gradient"):
+        return [None] * len(sources)
+    from dnnjpeg.sdq.weights import gradient_weights_batch
 
-    return gradient_weights(src, model, spec.subsampling, at="input" if at_input else "original")
+    colour = [i for i, s in enumerate(sources) if s.ndim == 3]
+    ws = gradient_weights_batch([sources[i] for i in colour], model, spec.subsampling,
+                                at="input" if at_input else "original")  # fmt: skip
+    out: list = [None] * len(sources)
+    for i, w in zip(colour, ws):
+        out[i] = w
+    return out
 
 
 def run_trial(
@@ -194,8 +202,9 @@ def run_trial(
     def jpeg_batch(lo: int, hi: int):
         bits = np.empty(hi - lo, np.int64)
         out = [] if coefficients else np.empty((hi - lo, pre.size, pre.size, 3), np.uint8)
+        weights = _batch_weights(spec, [pristine.sources[i] for i in range(lo, hi)], model, at_input)
         for k, i in enumerate(range(lo, hi)):
-            data = spec.encode(pristine.sources[i], weights=_image_weights(spec, pristine.sources[i], model, at_input))
+            data = spec.encode(pristine.sources[i], weights=weights[k])
             bits[k] = 8 * len(data)
             if coefficients:
                 out.append(data)
