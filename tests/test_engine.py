@@ -175,16 +175,20 @@ def test_evaluate_resumes_from_cached_chunks(tmp_path):
     cached = sorted((tmp_path / "c").glob("chunk-*.npz"))
     assert len(cached) == 3
 
-    class _NoModel:  # a resumed run with every chunk cached never runs the model
-        def __getattr__(self, name):
-            if name in ("name",):
-                return "tiny"
-            if name == "preprocess":
-                return tiny_model().preprocess
-            raise AssertionError(f"the model was used ({name})")
+    m = tiny_model()
 
-    r2 = evaluate(ds, _NoModel(), curves, cache=tmp_path / "c", **kw)
+    def no_forward(*a, **k):
+        raise AssertionError("the model ran although every chunk was saved")
+
+    m.module.forward = no_forward  # a resumed run with every chunk saved never runs the network
+    r2 = evaluate(ds, m, curves, cache=tmp_path / "c", **kw)
     assert r2["curves"] == r1["curves"]
+    # a file changed since is measured again (here: by the network, which now refuses)
+    img = ds.records[0].path
+    img.write_bytes(img.read_bytes())
+    os.utime(img, ns=(1, 1))
+    with pytest.raises(AssertionError, match="the model ran"):
+        evaluate(ds, m, curves, cache=tmp_path / "c", **kw)
     shutil.rmtree(tmp_path / "c")
 
 

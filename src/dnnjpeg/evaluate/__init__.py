@@ -194,10 +194,31 @@ def _evaluate_chunk(records, shared) -> _Chunk:
 
 
 def _chunk_key(settings: dict, records) -> str:
+    """What a saved chunk was measured from: the settings, and each file's path, size and
+    modification time (a file changed since is measured again)."""
+    import hashlib
+    import os
+
+    def ident(path):
+        try:
+            st = os.stat(path)
+            return [str(path), st.st_size, st.st_mtime_ns]
+        except OSError:
+            return [str(path), None, None]
+
+    body = json.dumps([settings, [ident(r.path) for r in records]], sort_keys=True, default=str)
+    return hashlib.sha256(body.encode()).hexdigest()[:32]
+
+
+def _weights_digest(model) -> str:
+    """A digest of the model's parameters and buffers: a saved chunk is reused only by the same network."""
     import hashlib
 
-    body = json.dumps([settings, [str(r.path) for r in records]], sort_keys=True, default=str)
-    return hashlib.sha256(body.encode()).hexdigest()[:32]
+    h = hashlib.sha256()
+    for k, v in model.module.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def _curve_records(c: TableFamily, trials, pristine: Pristine):
@@ -301,6 +322,7 @@ def evaluate(
     base = replace(dataset, records=(), problems=())
     shared = (base, model, list(curves), at, batch_size, workers)
     key_settings = {"model": model.name, "at": at, "batch_size": batch_size,
+                    "weights": _weights_digest(model) if cache is not None else None,
                     "curves": [[c.name, [p.to_dict() if hasattr(p, "to_dict") else repr(p) for p in c.points],
                                 c.qnet.digest() if c.qnet is not None else None] for c in curves]}  # fmt: skip
     recs = list(dataset.records)
