@@ -23,6 +23,8 @@ def test_local_engine_keeps_order_and_shares_once():
     for workers in (1, 2):
         got = list(LocalEngine(workers).map(_square, items, 5, chunk=4))
         assert got == [x * x + 5 for x in items]
+        unordered = list(LocalEngine(workers).map(_square, items, 5, chunk=4, ordered=False))
+        assert sorted(unordered) == got  # every item once, whatever order the chunks finish in
 
 
 def test_engine_choice_errors(monkeypatch):

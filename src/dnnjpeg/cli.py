@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from dnnjpeg._runtime import tune_malloc
-from dnnjpeg.engine import EngineUnavailableError
+from dnnjpeg.engine import EngineUnavailableError, make_engine
 
 app = typer.Typer(
     add_completion=False,
@@ -109,15 +109,6 @@ _ADDRESS_HELP = "With --engine ray: the cluster's head (HOST:PORT, or auto); def
 _DEVICE_HELP = "Where the classifier runs: auto (CUDA, else MPS, else CPU), cpu, cuda[:N] or mps."
 
 
-def _engine(name: str, address: str | None, workers: int | None):
-    from dnnjpeg.engine import EngineUnavailableError, make_engine
-
-    try:
-        return make_engine(name, address, workers)
-    except EngineUnavailableError as e:
-        raise ValueError(str(e)) from None
-
-
 def _on_device(model, device: str, engine) -> object:
     from dnnjpeg.pipeline import resolve_device
 
@@ -204,7 +195,7 @@ def _run_evaluation(settings: EvaluationSettings) -> dict:
     from dnnjpeg.pipeline import resolve_device
 
     resolve_device(st.device)  # a bad device fails before the model loads
-    engine = _engine(st.engine, st.address, None)
+    engine = make_engine(st.engine, st.address)
     model = _on_device(load_model(st.model), st.device, engine)
     cache = st.out / EVAL_CHUNKS
     if cache.is_symlink() or (cache.exists() and not cache.is_dir()):
@@ -297,8 +288,8 @@ def survey(
     if out.exists() and not out.is_dir():
         raise _fail(f"--out {display(out)} exists and is not a folder")
     try:
-        eng = _engine(engine, address, workers)
-    except ValueError as e:
+        eng = make_engine(engine, address, workers)
+    except (ValueError, EngineUnavailableError) as e:
         raise _fail(str(e)) from None
     created = not out.exists()
     try:
@@ -481,7 +472,7 @@ def compress(
         from dnnjpeg.pipeline import resolve_device
 
         resolve_device(device)
-        eng = _engine(engine, address, workers)
+        eng = make_engine(engine, address, workers)
         chooser = make_chooser(
             tables=tables, family=family, model=select_model, kappa_from=kappa, by_rate=by_rate, qnet=qnet, lam=lam,
             target_bpp=target_bpp, subsampling=subsampling, optimize=optimize, search=search, tablenet=tablenet,

@@ -21,7 +21,7 @@ import os
 import socket
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Protocol
 
 from dnnjpeg._runtime import die_with_parent
@@ -41,9 +41,13 @@ class Engine(Protocol):
     name: str
     workers: int
 
-    def map(self, fn: Callable, items: Iterable, shared=None, *, start: str | None = None, chunk: int = 1) -> Iterator:
-        """``fn(item, shared)`` for each item, in order. ``start``: a local pool's start method
-        ("spawn" for work that runs torch); ``chunk``: items per task (amortizes the per-task cost)."""
+    def map(
+        self, fn: Callable, items: Iterable, shared=None, *, start: str | None = None, chunk: int = 1,
+        ordered: bool = True,
+    ) -> Iterator:  # fmt: skip
+        """``fn(item, shared)`` for each item, in order (``ordered=False``: as tasks finish, chunk by
+        chunk; a slow chunk then holds nothing up). ``start``: a local pool's start method ("spawn"
+        for work that runs torch); ``chunk``: items per task (amortizes the per-task cost)."""
 
 
 _SHARED = None
@@ -67,7 +71,7 @@ class LocalEngine:
     def __init__(self, workers: int | None = None) -> None:
         self.workers = max(1, workers or os.cpu_count() or 1)
 
-    def map(self, fn, items, shared=None, *, start=None, chunk=1):
+    def map(self, fn, items, shared=None, *, start=None, chunk=1, ordered=True):
         if self.workers == 1:
             for x in items:
                 yield fn(x, shared)
@@ -77,28 +81,36 @@ class LocalEngine:
             self.workers, mp_context=ctx, initializer=_set_shared, initargs=(os.getpid(), shared)
         )
         try:
+            first = None if ordered else lambda fs: next(iter(wait(fs, return_when=FIRST_COMPLETED)[0]))
             yield from _windowed(lambda xs: pool.submit(_call_shared, fn, xs), lambda f: f.result(), items, chunk,
-                                 4 * self.workers)  # fmt: skip
+                                 4 * self.workers, first)  # fmt: skip
         finally:  # on a fatal error (a full disk) the queued items are dropped, not tried one by one
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _windowed(submit, result, items, chunk: int, window: int) -> Iterator:
+def _windowed(submit, result, items, chunk: int, window: int, first=None) -> Iterator:
     """Submit chunks of ``chunk`` items with at most ``window`` chunks in flight; yield each item's
-    result in order."""
+    result in order, or with ``first`` (pending handles → one that has finished) chunk by chunk as
+    they finish."""
     pending: deque = deque()
     buf: list = []
+
+    def take():
+        h = pending[0] if first is None else first(pending)
+        pending.remove(h)
+        return result(h)
+
     for x in items:
         buf.append(x)
         if len(buf) >= chunk:
             pending.append(submit(buf))
             buf = []
             if len(pending) >= window:
-                yield from result(pending.popleft())
+                yield from take()
     if buf:
         pending.append(submit(buf))
     while pending:
-        yield from result(pending.popleft())
+        yield from take()
 
 
 #: per Ray worker process: shared values already fetched, by object id
@@ -164,7 +176,7 @@ class RayEngine:
                 ) from e
         self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
 
-    def map(self, fn, items, shared=None, *, start=None, chunk=1):
+    def map(self, fn, items, shared=None, *, start=None, chunk=1, ordered=True):
         ray = self._ray
         boxed = [ray.put(shared)]  # in a list: the task fetches it (and caches it) itself
         task = ray.remote(num_cpus=1, max_retries=self.retries)(_ray_call)
@@ -184,7 +196,8 @@ class RayEngine:
                     "already written are whole: run again with --resume"
                 ) from e
 
-        yield from _windowed(lambda xs: task.remote(fn, xs, boxed), get, items, chunk, 2 * self.workers)
+        first = None if ordered else lambda refs: ray.wait(list(refs), num_returns=1)[0][0]
+        yield from _windowed(lambda xs: task.remote(fn, xs, boxed), get, items, chunk, 2 * self.workers, first)
 
 
 def make_engine(name: str = "local", address: str | None = None, workers: int | None = None) -> Engine:

@@ -24,7 +24,6 @@ rows too; neither regroups rows into per-image decisions.
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor
@@ -238,8 +237,3 @@ def measure_images(
         c.inputs = None
         _, kl = outcome(np.repeat(logits[:1], len(logits) - 1, 0), logits[1:])
         yield c, kl
-
-
-def default_workers() -> int:
-    """Processes for JPEG work beside inference: the cores, at least one."""
-    return max(1, os.cpu_count() or 1)

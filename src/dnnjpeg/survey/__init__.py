@@ -15,13 +15,11 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 import numpy as np
 
 from dnnjpeg._fs import display, walk
-from dnnjpeg._runtime import die_with_parent
 from dnnjpeg.survey.scan import COLUMNS, scan_files
 
 __all__ = ["survey", "summarize", "odd_files", "write_survey", "COLUMNS", "PARTS_DIR"]
@@ -91,7 +89,7 @@ def survey(
         resume: reuse the parts already in ``parts_dir`` and skip their files.
         progress: called with the number of files each finished chunk held.
         engine: where chunks are scanned (:mod:`dnnjpeg.engine`; default a local pool of
-            ``workers``; a Ray cluster scans them on its workers, this process saves the parts).
+            ``workers``, 1 in this process; on Ray its workers scan, this process saves the parts).
     Returns:
         pandas DataFrame, one row per file, sorted by tree then path.
     """
@@ -105,7 +103,6 @@ def survey(
     for r in roots:
         if not os.path.exists(r):
             raise FileNotFoundError(f"{display(r)}: no such file or folder")
-    workers = workers or os.cpu_count() or 1
     pdir = Path(parts_dir) if parts_dir is not None else None
     tables, done = _load_parts(pdir, resume)
     if progress and done:
@@ -124,11 +121,12 @@ def survey(
         if progress:
             progress(n_files)
 
-    if engine is not None and engine.name != "local":
-        for t, n in engine.map(_scan_chunk, _chunks(roots, labels, done, chunk)):
-            save(t, n)
-    else:
-        _scan_chunks(_chunks(roots, labels, done, chunk), workers, save)
+    from dnnjpeg.engine import LocalEngine
+
+    # a bounded number of chunks in flight (the walk does not run far ahead), saved as they finish
+    chunks = _chunks(roots, labels, done, chunk)
+    for t, n in (engine or LocalEngine(workers)).map(_scan_chunk, chunks, ordered=False):
+        save(t, n)
     if not tables:
         import pandas as pd
 
@@ -171,24 +169,6 @@ def _chunks(roots, labels, done, chunk: int):
                 buf = []
         if buf:
             yield buf, label
-
-
-def _scan_chunks(chunks, workers: int, save) -> None:
-    """Scan every chunk (here, or in a bounded process pool) and ``save(table, n_files)`` each."""
-    if workers == 1:
-        for items, label in chunks:
-            save(_scan_job(items, label), len(items))
-        return
-    with ProcessPoolExecutor(workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
-        pending = {}
-        for items, label in chunks:
-            pending[pool.submit(_scan_job, items, label)] = len(items)
-            if len(pending) >= 4 * workers:  # bounded: the walk does not run far ahead
-                fin, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for f in fin:
-                    save(f.result(), pending.pop(f))
-        for f in list(pending):
-            save(f.result(), pending.pop(f))
 
 
 def _nullable(t):
