@@ -151,6 +151,24 @@ def _fatal(e: Exception) -> bool:
     return isinstance(e, OSError) and not isinstance(e, UnsafeOutputError) and e.errno in _FATAL_ERRNOS
 
 
+def _unless_kept(job, work: Callable) -> tuple[tuple | None, object]:
+    """One file of a run: (outcome, None) when its output is kept or refused (:func:`_existing`) or
+    the file fails, else (None, ``work(source, output path, bytes before, pixels)``). Every
+    per-file problem is reported and the batch goes on; a full or read-only destination stops it."""
+    src, dst, resume, overwrite, roots, resize = job
+    try:
+        out = safe_output_path(roots[1], Path(dst), roots[0])
+        kept = _existing(src, out, resume, overwrite)
+        if kept is not None:
+            return kept, None
+        before = os.path.getsize(src)
+        return None, work(src, out, before, _pixels(src, resize))
+    except Exception as e:
+        if _fatal(e):
+            raise
+        return (src, "failed", 0, 0, _error(e)), None
+
+
 def _write(
     src: str,
     dst: str,
@@ -161,19 +179,14 @@ def _write(
     resize: int | None = None,
 ) -> tuple[str, str, int, int, str | None]:
     """(source, status, bytes before, bytes after, error) for one file encoded by ``make(pixels)``."""
-    try:
-        out = safe_output_path(roots[1], Path(dst), roots[0])
-        kept = _existing(src, out, resume, overwrite)
-        if kept is not None:
-            return kept
-        before = os.path.getsize(src)
-        data = make(_pixels(src, resize))
+
+    def write(src, out, before, px):
+        data = make(px)
         atomic_write_bytes(out, data)
         return src, "written", before, len(data), None
-    except Exception as e:  # every per-file problem is reported; the batch goes on
-        if _fatal(e):
-            raise
-        return src, "failed", 0, 0, _error(e)
+
+    done, written = _unless_kept((src, dst, resume, overwrite, roots, resize), write)
+    return done or written
 
 
 def _one(job) -> tuple[tuple[str, str, int, int, str | None], int | None]:
@@ -220,19 +233,8 @@ def _prepare(job, shared) -> tuple[tuple | None, tuple | None]:
     (None, (source, output path, bytes before, :class:`~dnnjpeg.pipeline.Candidates`))."""
     from dnnjpeg.pipeline import candidates
 
-    src, dst, resume, overwrite, roots, resize = job
     points, pre = shared
-    try:
-        out = safe_output_path(roots[1], Path(dst), roots[0])
-        kept = _existing(src, out, resume, overwrite)
-        if kept is not None:
-            return kept, None
-        before = os.path.getsize(src)
-        return None, (src, str(out), before, candidates(_pixels(src, resize), points, pre))
-    except Exception as e:  # every per-file problem is reported; the batch goes on
-        if _fatal(e):
-            raise
-        return (src, "failed", 0, 0, _error(e)), None
+    return _unless_kept(job, lambda src, out, before, px: (src, str(out), before, candidates(px, points, pre)))
 
 
 def _batched_choice(jobs, chooser, engine, batch_size: int, measure_only: bool = False):
@@ -292,18 +294,8 @@ def _batchable(chooser) -> bool:
 
 def _measure(job) -> tuple[tuple[str, str, int, int, str | None] | None, tuple[np.ndarray, np.ndarray, int] | None]:
     """Pass 1 of a size target: (outcome when the file is kept or fails, else None; (bits (K,), kl (K,), pixels))."""
-    (src, dst, resume, overwrite, roots, resize), chooser, _ = job
-    try:
-        kept = _existing(src, safe_output_path(roots[1], Path(dst), roots[0]), resume, overwrite)
-        if kept is not None:
-            return kept, None
-        px = _pixels(src, resize)
-        bits, kl = chooser.measure(px)
-        return None, (bits, kl, int(px.shape[0] * px.shape[1]))
-    except Exception as e:  # every per-file problem is reported; the batch goes on
-        if _fatal(e):
-            raise
-        return (src, "failed", 0, 0, _error(e)), None
+    job, chooser, _ = job
+    return _unless_kept(job, lambda src, out, before, px: (*chooser.measure(px), int(px.shape[0] * px.shape[1])))
 
 
 def _check_settings(d: Path, settings: dict, resume: bool, overwrite: bool) -> bool:
