@@ -179,8 +179,8 @@ def _evaluate_chunk(records, shared) -> _Chunk:
         trials.append(pts)
     qnet = []
     for c in curves:
-        if c.qnet is None or not len(pristine):
-            qnet.append(None if c.qnet is None else (np.zeros((0, 0)), np.zeros((0, 0))))
+        if c.qnet is None or not len(pristine):  # (chunks without images are left out when merged)
+            qnet.append(None)
             continue
         from dnnjpeg.qnet import probe_stats, quantization_error
 
@@ -373,7 +373,7 @@ def evaluate(
     if qnets:
         new = []
         for ci, c, e in qnets:
-            feats = [p.qnet[ci] for p in parts if len(p.paths)]
+            feats = [p.qnet[ci] for p in parts if p.paths]
             new.append(_qnet_curve(c, e, pristine, select, np.concatenate([q[0] for q in feats]),
                                    np.concatenate([q[1] for q in feats])))  # fmt: skip
         out_curves += [e for e, _ in new]
@@ -436,14 +436,18 @@ def evaluate(
 
 def _merged_pristine(parts: list[_Chunk], at: str, dataset: Dataset) -> Pristine:
     """The pristine summary of all chunks (no pixels kept)."""
-    paths = [x for p in parts for x in p.paths]
-    nc = next((p.logits.shape[1] for p in parts if p.logits.ndim == 2 and len(p.logits)), 0)
-    cat = lambda name, dt: (np.concatenate([getattr(p, name) for p in parts if len(p.paths)]) if paths  # noqa: E731
-                            else np.zeros(0, dt))  # fmt: skip
-    logits = np.concatenate([p.logits for p in parts if len(p.paths)]) if paths else np.zeros((0, nc), np.float32)
     failures = [(p, f"not read: {why}") for p, why in dataset.problems] + [f for p in parts for f in p.failures]
-    return Pristine(at, paths, cat("labels", np.int64), [], None, logits, failures, dataset.labeled,
-                    pixels=cat("pixels", np.int64), bmp_bytes=cat("bmp", np.int64))  # fmt: skip
+    live = [p for p in parts if p.paths]
+    if not live:
+        z = np.zeros(0, np.int64)
+        return Pristine(at, [], z, [], None, np.zeros((0, 0), np.float32), failures, dataset.labeled, z, z)
+
+    def cat(name: str) -> np.ndarray:
+        return np.concatenate([getattr(p, name) for p in live])
+
+    paths = [x for p in live for x in p.paths]
+    return Pristine(at, paths, cat("labels"), [], None, cat("logits"), failures, dataset.labeled,
+                    pixels=cat("pixels"), bmp_bytes=cat("bmp"))  # fmt: skip
 
 
 def transfer_notes(curves: Sequence[CodecCurve], model_name: str, at: str) -> list[str]:
