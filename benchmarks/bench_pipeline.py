@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_pipeline.py --images 100 --batch 32 [--workers 2] [--device cpu]
     .venv/bin/python benchmarks/bench_pipeline.py --gradients 16     # SDQ gradient weights, batched or not
+    .venv/bin/python benchmarks/bench_pipeline.py --breakdown --images 100   # one candidate's JPEG work
 
 On ``--images`` imagenet-sample files (copied to a scratch folder, names sorted), the family
 ``preset:efficientnet-lite0-420-original-sweep`` (K = 8), lite0, λ = 0.002 nats/KiB:
@@ -42,10 +43,14 @@ def main(argv=None) -> int:
     ap.add_argument("--gradients", type=int, default=0,
                     help="also time SDQ gradient weights on this many 224² crops: one image per backward pass "
                     "against passes of 4 and 8 (gradient_weights_batch)")  # fmt: skip
+    ap.add_argument("--breakdown", action="store_true",
+                    help="also time one candidate's JPEG steps on one thread")  # fmt: skip
     args = ap.parse_args(argv)
     tune_malloc()
     if args.gradients:
         return _gradients(args.gradients)
+    if args.breakdown:
+        return _breakdown(args.images, args.family)
 
     import numpy as np
     import torch
@@ -109,6 +114,43 @@ def main(argv=None) -> int:
         print("| " + " | ".join(r) + " |")
     best = max(float(r[3]) for r in rows[3:])
     print(f"\nbatched candidates/s / model-only images/s at batch {args.batch}: {best / ref:.2f}")
+    return 0
+
+
+def _breakdown(n: int, family: str) -> int:
+    """Milliseconds per candidate of each JPEG step, mean over ``n`` images and the family's members."""
+    import torch
+
+    from dnnjpeg.codec import decode, load_image
+    from dnnjpeg.families import parse_family
+    from dnnjpeg.models import load_model
+
+    torch.set_num_threads(1)
+    pre = load_model("efficientnet-lite0").preprocess
+    pts = parse_family(family).points
+    t = {"source decode": 0.0, "encode": 0.0, "decode": 0.0, "resize + crop": 0.0}
+    files = sorted(SHARED.glob("*.JPEG"))[:n]
+    for f in files:
+        t0 = time.perf_counter()
+        img = load_image(str(f), "RGB")
+        t1 = time.perf_counter()
+        datas = [p.encode(img) for p in pts]
+        t2 = time.perf_counter()
+        decs = [decode(d) for d in datas]
+        t3 = time.perf_counter()
+        for x in [img, *decs]:
+            pre.geometry(x)
+        t4 = time.perf_counter()
+        t["source decode"] += (t1 - t0) / len(files)
+        t["encode"] += (t2 - t1) / len(files) / len(pts)
+        t["decode"] += (t3 - t2) / len(files) / len(pts)
+        t["resize + crop"] += (t4 - t3) / len(files) / (len(pts) + 1)
+    k = len(pts)
+    per_image = t["source decode"] + k * (t["encode"] + t["decode"]) + (k + 1) * t["resize + crop"]
+    print("| step | ms (one thread) |\n|---|---:|")
+    for name, v in t.items():
+        print(f"| {name} {'(per image)' if name == 'source decode' else '(per candidate)'} | {1e3 * v:.2f} |")
+    print(f"| all JPEG work of one image (K = {k}) | {1e3 * per_image:.1f} |")
     return 0
 
 

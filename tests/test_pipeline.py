@@ -133,7 +133,9 @@ def test_resolve_device():
     import torch
 
     assert resolve_device("cpu").type == "cpu"
-    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else resolve_device("auto").type)
+    mps = getattr(torch.backends, "mps", None)
+    want = "cuda" if torch.cuda.is_available() else "mps" if mps and mps.is_available() else "cpu"
+    assert resolve_device("auto").type == want
     with pytest.raises(ValueError, match="--device must be one of"):
         resolve_device("gpu")
     if not torch.cuda.is_available():
