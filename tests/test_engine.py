@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import stat
 import sys
 
 import numpy as np
@@ -176,7 +177,6 @@ def test_evaluate_resumes_from_cached_chunks(tmp_path):
     r1 = evaluate(ds, tiny_model(), curves, cache=tmp_path / "c", **kw)
     cached = sorted((tmp_path / "c").glob("chunk-*.npz"))
     assert len(cached) == 3
-
     m = tiny_model()
 
     def no_forward(*a, **k):
@@ -185,6 +185,15 @@ def test_evaluate_resumes_from_cached_chunks(tmp_path):
     m.module.forward = no_forward  # a resumed run with every chunk saved never runs the network
     r2 = evaluate(ds, m, curves, cache=tmp_path / "c", **kw)
     assert r2["curves"] == r1["curves"]
+    fifo = cached[0].with_name(cached[0].name + ".fifo")
+    os.mkfifo(fifo)  # a FIFO in place of a saved chunk is not opened (it would hang): measured again
+    cached[0].unlink()
+    fifo.rename(cached[0])
+    r0 = evaluate(ds, tiny_model(), curves, cache=tmp_path / "c", **kw)
+    per_image = [[p["per_image"] for p in c["points"]] for c in r0["curves"]]
+    assert per_image == [[p["per_image"] for p in c["points"]] for c in r1["curves"]]
+    assert stat.S_ISREG(os.lstat(cached[0]).st_mode)  # the FIFO was replaced by the chunk, atomically
+
     # a file changed since is measured again (here: by the network, which now refuses)
     img = ds.records[0].path
     img.write_bytes(img.read_bytes())

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dnnjpeg._fs import read_regular
 from dnnjpeg._io import atomic_write_text
 from dnnjpeg.conventions import DEFAULT_LAMBDAS_NATS_PER_KIB
 from dnnjpeg.data import Dataset
@@ -335,12 +336,12 @@ def evaluate(
         todo = []
         for i, ch in enumerate(chunks):
             f = folder / f"chunk-{_chunk_key(key_settings, ch)}.npz" if folder is not None else None
-            if f is not None and f.is_file():
-                try:
-                    parts.append(_Chunk.from_bytes(f.read_bytes()))
+            if f is not None:
+                try:  # regular files only: a FIFO put there is never opened (dnnjpeg._fs.read_regular)
+                    parts.append(_Chunk.from_bytes(read_regular(f)))
                     bar.advance(task, per_image * len(ch))
                     continue
-                except Exception:  # noqa: BLE001 — a damaged cache entry is measured again
+                except Exception:  # noqa: BLE001 — missing or damaged: the chunk is measured again
                     pass
             parts.append(None)
             todo.append((i, ch, f))
