@@ -140,7 +140,7 @@ def test_ray_compress_survives_a_killed_worker(tmp_path, ray_engine):
     got = {k: v for k, v in _files(tmp_path / "ray").items() if not k.startswith(".")}
     want = {k: v for k, v in _files(tmp_path / "pool").items() if not k.startswith(".")}
     assert got == want  # nothing lost, nothing corrupt
-    assert not [p for p in (tmp_path / "ray").rglob("*.part")]
+    assert not [p for p in (tmp_path / "ray").rglob("*part")]
 
 
 def test_ray_survey_and_evaluate_equal_the_local_ones(tmp_path, ray_engine):

@@ -277,7 +277,8 @@ def test_compress_with_a_qnet_in_a_pool_resumes_after_a_kill(samples, tmp_path):
     # what a kill leaves: files not written yet, and a half-written one under a temporary name
     (tmp_path / "dst" / "1.jpg").unlink()
     (tmp_path / "dst" / "4.jpg").unlink()
-    (tmp_path / "dst" / ".4.jpg.x1y2z3.part").write_bytes(first["4.jpg"][:100])
+    (tmp_path / "dst" / ".4.jpg.dnnjpeg-part").write_bytes(first["4.jpg"][:100])
     again = compress_tree(src, tmp_path / "dst", ch, workers=2, resume=True)
     assert again.written == 2 and again.skipped == 4
+    assert not (tmp_path / "dst" / ".4.jpg.dnnjpeg-part").exists()  # the killed run's leftover, by its name
     assert {p.name: p.read_bytes() for p in (tmp_path / "dst").glob("*.jpg")} == first

@@ -33,6 +33,12 @@ __all__ = [
     "inside",
     "read_json",
     "describe_error",
+    "check_output_file",
+    "prepare_output_folder",
+    "OUTPUT_MARKER",
+    "image_kind",
+    "MAX_CONFIG_BYTES",
+    "MAX_JSON_DEPTH",
 ]
 
 
@@ -247,20 +253,196 @@ def safe_output_path(dst_root: Path, out: Path, src_root: Path | None = None) ->
     return out
 
 
-def read_json(path: str | os.PathLike[str]):
-    """Parse a regular file as UTF-8 JSON.
+#: a configuration file (tables, QNet, κ, results.json) larger than this is refused before it is read
+MAX_CONFIG_BYTES = 64 << 20
+#: JSON nested deeper than this is refused before parsing (Python's parser recurses: 100,000 ``[`` is a
+#: RecursionError, not a message)
+MAX_JSON_DEPTH = 64
+
+
+def _json_depth(text: str) -> int:
+    """The deepest nesting of ``[``/``{`` outside strings, in one linear scan."""
+    import re
+
+    # strings hold brackets that are not nesting: blank them first (escapes inside are kept whole)
+    bare = re.sub(r'"(?:[^"\\]|\\.)*"', '""', text)
+    import numpy as np
+
+    b = np.frombuffer(bare.encode("utf-8", "surrogatepass"), np.uint8)
+    step = ((b == 91) | (b == 123)).astype(np.int64) - ((b == 93) | (b == 125))
+    return int(np.cumsum(step).max(initial=0))
+
+
+def read_json(path: str | os.PathLike[str], max_bytes: int = MAX_CONFIG_BYTES):
+    """Parse a regular file as UTF-8 JSON, refusing files over ``max_bytes`` (checked on the open
+    descriptor, before reading) or nested deeper than :data:`MAX_JSON_DEPTH`.
 
     Raises:
         NotRegularFileError, OSError: as :func:`read_regular`.
-        ValueError: not UTF-8 or not JSON (the message names the file).
+        ValueError: too large, too deep, not UTF-8 or not JSON (the message names the file).
     """
     import json
 
-    data = read_regular(path)
+    with open_regular(path) as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > max_bytes:
+            raise ValueError(f"{display(path)}: {size:,} bytes is too large for a configuration file "
+                             f"(at most {max_bytes:,})")  # fmt: skip
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:  # grew while being read
+        raise ValueError(f"{display(path)}: too large for a configuration file (at most {max_bytes:,} bytes)")
     try:
-        return json.loads(data.decode("utf-8"))
-    except ValueError as e:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{display(path)}: not a JSON file: not UTF-8 ({e.reason} at byte {e.start})") from None
+    if _json_depth(text) > MAX_JSON_DEPTH:
+        raise ValueError(f"{display(path)}: not a JSON file dnnjpeg reads: nested deeper than {MAX_JSON_DEPTH}")
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as e:
         raise ValueError(f"{display(path)}: not a JSON file: {e}") from None
+
+
+#: the file that marks a folder as a dnnjpeg command's output (evaluate, survey, train, demo):
+#: its reports may be replaced by the next run, and image discovery never reads it as data
+OUTPUT_MARKER = ".dnnjpeg-output"
+
+
+def _refuse_inputs(real: Path, inputs, flag: str, shown: object) -> None:
+    for inp in inputs:
+        if inp is None:
+            continue
+        r = Path(inp).resolve()
+        if inside(real, r):
+            what = "is" if real == r else "lies inside"
+            raise UnsafeOutputError(
+                shown, f"{flag} {what} the input {display(inp)}: dnnjpeg never writes into its inputs"
+            )
+
+
+def check_output_file(
+    path: str | os.PathLike[str],
+    *,
+    inputs=(),
+    overwrite: bool = False,
+    flag: str = "--out",
+) -> Path:
+    """Check a file a command will write (``--out FILE``, a checkpoint) before any long work.
+
+    The one rule for single-file outputs: the path is not a symbolic link, its folder resolves,
+    it is not one of the ``inputs`` nor inside one (``--data`` folders, source files), and it is
+    not an existing file unless ``overwrite`` (nothing the user had is replaced by accident).
+
+    Args:
+        inputs: paths (files or folders) the command reads.
+        flag: the option's name for messages.
+    Returns:
+        The path, with its folder resolved (write it atomically: :func:`dnnjpeg._io.atomic_write_bytes`).
+    Raises:
+        UnsafeOutputError: a link, inside an input, or an existing file without ``overwrite``;
+            also an existing folder, FIFO or device in its place.
+    """
+    p = Path(path)
+    try:
+        st = os.lstat(p)
+    except FileNotFoundError:
+        st = None
+    if st is not None:
+        if stat.S_ISLNK(st.st_mode):
+            raise UnsafeOutputError(p, f"{flag} is a symbolic link: not replaced, not followed")
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafeOutputError(p, f"{flag} exists and is a {_kind(st.st_mode)}")
+    real = p.parent.resolve() / p.name
+    _refuse_inputs(real, inputs, flag, p)
+    if st is not None and not overwrite:
+        raise UnsafeOutputError(p, f"{flag} exists: give --overwrite to replace it, or another path")
+    return real
+
+
+def prepare_output_folder(
+    path: str | os.PathLike[str],
+    *,
+    inputs=(),
+    names=(),
+    overwrite: bool = False,
+    flag: str = "--out",
+) -> Path:
+    """Check, create and mark a folder a command writes its reports into, before any long work.
+
+    A folder this tool made earlier (it holds :data:`OUTPUT_MARKER`) may have its reports replaced.
+    Any other existing folder is the user's: none of ``names`` may exist there unless ``overwrite``.
+    The folder is never a link, never an input nor inside one.
+
+    Args:
+        inputs: paths the command reads (``--data`` folders, trees).
+        names: the files the command will write inside (``results.json``, ...).
+    Returns:
+        The resolved folder, created and marked.
+    Raises:
+        UnsafeOutputError: as above, naming the first file in the way.
+    """
+    p = Path(path)
+    try:
+        st = os.lstat(p)
+    except FileNotFoundError:
+        st = None
+    if st is not None and stat.S_ISLNK(st.st_mode):
+        raise UnsafeOutputError(p, f"{flag} is a symbolic link: not followed")
+    if st is not None and not stat.S_ISDIR(st.st_mode):
+        raise UnsafeOutputError(p, f"{flag} exists and is not a folder")
+    real = p.parent.resolve() / p.name
+    _refuse_inputs(real, inputs, flag, p)
+    if st is not None and not overwrite and not os.path.lexists(real / OUTPUT_MARKER):
+        for n in names:
+            if os.path.lexists(real / n):
+                raise UnsafeOutputError(
+                    real / n, f"exists in {display(p)}, a folder dnnjpeg did not make: give --overwrite to replace it"
+                )
+    try:
+        real.mkdir(parents=True, exist_ok=True)
+        marker = real / OUTPUT_MARKER
+        if not os.path.lexists(marker):
+            from dnnjpeg._io import atomic_write_text
+
+            atomic_write_text(marker, "This folder holds dnnjpeg's outputs; image discovery skips it.\n")
+        elif not stat.S_ISREG(os.lstat(marker).st_mode):
+            raise UnsafeOutputError(marker, "expected dnnjpeg's marker file, found something else")
+    except UnsafeOutputError:
+        raise
+    except OSError as e:
+        raise UnsafeOutputError(p, f"{flag}: cannot create the folder: {e.strerror or e}") from None
+    return real
+
+
+#: magic numbers of the image formats the decoding commands read (content decides, not the name)
+_MAGIC = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"P5", "PGM"),
+    (b"P6", "PPM"),
+)
+
+
+def image_kind(path: str | os.PathLike[str]) -> str | None:
+    """The image format a file's first bytes announce (``"JPEG"``, ``"PNG"``, ``"WEBP"``, ...), else None.
+
+    Reads at most 16 bytes of a regular file; anything that cannot be opened is None (the
+    commands that read it report why).
+    """
+    try:
+        with open_regular(path) as f:
+            head = f.read(16)
+    except OSError:
+        return None
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            return kind
+    return None
 
 
 def describe_error(e: BaseException) -> str:

@@ -8,10 +8,11 @@ directory, are flushed to disk, then renamed over the target.
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "file_mode"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "file_mode", "part_name", "remove_part"]
 
 _MODE: int | None = None
 
@@ -26,11 +27,40 @@ def file_mode() -> int:
     return _MODE
 
 
-def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically; creates parent folders. Returns the path."""
+def part_name(path: Path | str) -> Path:
+    """The fixed temporary name of ``path`` for writers that may be killed and run again
+    (``compress``): a run removes a killed run's leftover by this exact name, never by pattern."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.dnnjpeg-part")
+
+
+def remove_part(path: Path | str) -> None:
+    """Remove ``part_name(path)`` if a killed run left it (a regular file or a link, never followed)."""
+    tmp = part_name(path)
+    try:
+        st = os.lstat(tmp)
+    except FileNotFoundError:
+        return
+    if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
+        os.unlink(tmp)
+
+
+def atomic_write_bytes(path: Path | str, data: bytes, *, fixed_part: bool = False) -> Path:
+    """Write ``data`` to ``path`` atomically; creates parent folders. Returns the path.
+
+    ``fixed_part``: write through :func:`part_name` (created exclusively, links not followed; a
+    leftover of a killed run under that exact name is removed first) instead of a random
+    temporary name, so that nothing but this output's own leftover is ever removed.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    if fixed_part:
+        remove_part(path)
+        tmp = str(part_name(path))
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(tmp, flags, 0o600)
+    else:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
         os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as f:

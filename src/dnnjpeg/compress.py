@@ -38,10 +38,9 @@ from dnnjpeg._fs import (
     inside,
     read_json,
     safe_output_path,
-    walk,
     walk_files,
 )
-from dnnjpeg._io import atomic_write_bytes, atomic_write_text
+from dnnjpeg._io import atomic_write_bytes, atomic_write_text, remove_part
 from dnnjpeg.choosers import MAX_SCALE, Chooser, FixedTables
 from dnnjpeg.codec import QuantTables, decode_file, load_image
 from dnnjpeg.data import IMAGE_SUFFIXES
@@ -108,6 +107,10 @@ def _existing(src: str, out: Path, resume: bool, overwrite: bool) -> tuple[str, 
         return None
     before = os.path.getsize(src)
     if resume:
+        if os.path.samefile(src, out):
+            # a hard link to the source is no earlier output: encode it (the rename replaces only
+            # DST's name for it; the source keeps its bytes)
+            return None
         try:
             decode_file(out, "L")  # a complete earlier output decodes
             return src, "skipped", before, out.stat().st_size, None
@@ -160,6 +163,7 @@ def _unless_kept(job, work: Callable) -> tuple[tuple | None, object]:
         out = safe_output_path(roots[1], Path(dst), roots[0])
         kept = _existing(src, out, resume, overwrite)
         if kept is not None:
+            remove_part(out)  # this output's own leftover of a killed run (its exact name)
             return kept, None
         before = os.path.getsize(src)
         return None, work(src, out, before, _pixels(src, resize))
@@ -182,7 +186,7 @@ def _write(
 
     def write(src, out, before, px):
         data = make(px)
-        atomic_write_bytes(out, data)
+        atomic_write_bytes(out, data, fixed_part=True)
         return src, "written", before, len(data), None
 
     done, written = _unless_kept((src, dst, resume, overwrite, roots, resize), write)
@@ -272,7 +276,7 @@ def _decide(scored, chooser, measure_only: bool):
             continue
         k = int(choose(c.bits[:, None], kl[:, None], chooser.lam)[0])
         try:
-            atomic_write_bytes(Path(out), c.datas[k])
+            atomic_write_bytes(Path(out), c.datas[k], fixed_part=True)
             yield (src, "written", before, len(c.datas[k]), None), k
         except Exception as e:  # every per-file problem is reported; the batch goes on
             if _fatal(e):
@@ -325,18 +329,6 @@ def _check_settings(d: Path, settings: dict, resume: bool, overwrite: bool) -> b
             return False
     atomic_write_text(rec, json.dumps({"digest": digest, "settings": settings}, indent=1))
     return True
-
-
-def _stale_parts(d: Path) -> None:
-    """Remove temporary files of a run killed hard (SIGKILL) before its rename; links not followed."""
-    for path, err in walk(d):
-        name = os.path.basename(path)
-        if err is None and name.startswith(".") and name.endswith(".part"):
-            try:
-                if stat.S_ISREG(os.lstat(path).st_mode):
-                    os.unlink(path)
-            except OSError:
-                pass
 
 
 def check_run(scale: float, resume: bool, overwrite: bool) -> None:
@@ -403,7 +395,6 @@ def compress_tree(
     d.mkdir(parents=True, exist_ok=True)
     settings = {"chooser": chooser.settings(), "scale": scale} | ({"resize": resize} if resize else {})
     recorded = _check_settings(d, settings, resume, overwrite)
-    _stale_parts(d)
     rep = CompressReport()
     rep.failures.extend((p, f"not read: {why}") for p, why in problems)
     seen: dict[Path, Path] = {}

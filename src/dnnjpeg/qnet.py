@@ -375,7 +375,11 @@ class QNet:
     def predict_kl(self, bits: np.ndarray, pixels: np.ndarray, dq: np.ndarray, stats: np.ndarray) -> np.ndarray:
         """(N, K) predicted KL in nats from :func:`member_features`' inputs."""
         x = (member_features(bits, pixels, dq, stats) - self.mean) / self.std
-        return np.exp(np.einsum("nkf,kf->nk", x, self.weights[:, :-1]) + self.weights[:, -1])
+        with np.errstate(over="ignore", invalid="ignore"):
+            kl = np.exp(np.einsum("nkf,kf->nk", x, self.weights[:, :-1]) + self.weights[:, -1])
+        if not np.isfinite(kl).all():  # argmin over inf/NaN would pick member #0 for no reason
+            raise ValueError("the QNet's predicted KL is not a finite number for this image")
+        return kl
 
     def get_probe(self):
         """The probe network: ``probe`` when attached, else loaded by name once per process (a QNet
@@ -435,6 +439,26 @@ def train_qnet(
     )
 
 
+#: the largest |weight| a QNet file may hold (trained ones stay below 100: standardized features, ridge)
+MAX_WEIGHT = 1e4
+
+
+def _numbers(x, key: str) -> np.ndarray:
+    """A nested list of JSON numbers as float64; strings, booleans and nulls are refused (NumPy
+    would quietly read "1.5" as 1.5)."""
+    stack = [x]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, list):
+            stack.extend(v)
+        elif isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError(f"{key!r} holds {v!r}, not a number")
+    a = np.asarray(x, np.float64)
+    if not np.isfinite(a).all():
+        raise ValueError(f"{key!r} holds values that are not finite numbers")
+    return a
+
+
 def save_qnet(q: QNet, path: str | Path) -> Path:
     """A small JSON file: the predictor, the family's tables, the classifier's and the probe's names (atomic)."""
     from dnnjpeg._io import atomic_write_text
@@ -473,18 +497,18 @@ def load_qnet(path: str | Path, family: TableFamily | None = None, model_name: s
         ValueError: not a QNet file, the first form's (retrain it), or trained for other tables
             or another classifier (named).
     """
-    from dnnjpeg._fs import display, read_regular
+    from dnnjpeg._fs import display, open_regular, read_json
     from dnnjpeg.families import CodecSpec
 
     if isinstance(path, str) and path.startswith("preset:"):
         path = _preset_path(path.split(":", 1)[1])
-    raw = read_regular(path)
-    if raw[:2] == b"PK":
-        raise ValueError(f"{display(path)}: a QNet of the first form (dnnjpeg.qnet/1, a thumbnail CNN): retrain it")
+    with open_regular(path) as f:
+        if f.read(2) == b"PK":
+            raise ValueError(f"{display(path)}: a QNet of the first form (dnnjpeg.qnet/1, a thumbnail CNN): retrain it")
     try:
-        doc = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as e:
-        raise ValueError(f"{display(path)}: not a QNet file ({type(e).__name__}: {e})") from None
+        doc = read_json(path)  # size and nesting depth capped before parsing
+    except ValueError as e:
+        raise ValueError(f"not a QNet file: {e}") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         got = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
         raise ValueError(f"{display(path)}: not a QNet file (format {got!r}, expected {FORMAT!r})")
@@ -492,12 +516,15 @@ def load_qnet(path: str | Path, family: TableFamily | None = None, model_name: s
         members = [QuantTables.from_dict(t) for t in doc["family"]]
         subs = [str(s) for s in doc["subsamplings"]]
         opt = bool(doc.get("optimize", True))
-        w, mean, std = (np.asarray(doc[k], np.float64) for k in ("weights", "mean", "std"))
+        w, mean, std = (_numbers(doc[k], k) for k in ("weights", "mean", "std"))
         k, nf = len(members), len(FEATURE_NAMES)
         if len(subs) != k or w.shape != (k, nf + 1) or mean.shape != (k, nf) or std.shape != (k, nf):
             raise ValueError(f"shapes {w.shape}, {mean.shape}, {std.shape} do not fit {k} members × {nf} features")
-        if not (np.isfinite(w).all() and np.isfinite(mean).all() and (std > 0).all()):
-            raise ValueError("weights that are not finite numbers")
+        # A ridge fit on standardized features has small weights; huge ones overflow exp() to inf
+        # for every member, and the choice then falls on member #0 whatever the image.
+        if not (np.abs(w).max() <= MAX_WEIGHT and np.abs(mean).max() <= 1e12 and (std > 0).all()
+                and std.max() <= 1e12):  # fmt: skip
+            raise ValueError(f"weights outside a trained QNet's range (|weight| ≤ {MAX_WEIGHT:g}, std > 0)")
         model, probe, name = str(doc["model"]), str(doc["probe"]), str(doc["family_name"])
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"{display(path)}: a broken QNet file ({type(e).__name__}: {e})") from None

@@ -287,12 +287,12 @@ class QuantTables:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> QuantTables:
         """Read a table JSON file; errors name the file."""
-        from dnnjpeg._fs import display, read_regular
+        from dnnjpeg._fs import display, read_json
 
         p = Path(path)
-        try:
-            return cls.from_json(read_regular(p).decode("utf-8"))
-        except (OSError, ValueError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        try:  # read_json caps the size and the nesting depth before parsing
+            return cls.from_dict(read_json(p))
+        except (OSError, ValueError) as e:
             raise ValueError(f"{display(p)}: cannot read quantization tables: {e}") from e
 
     def to_cjpeg_qtables(self) -> str:

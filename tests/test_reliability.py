@@ -1,0 +1,123 @@
+"""Reliability II: one test per finding of the hostile audit (each failed before its fix).
+
+The numbers in the test names are the audit's findings; the fuzz-corpus sweeps are in
+tests/test_fuzz_corpus.py.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from dnnjpeg.cli import app
+from dnnjpeg.codec import QuantTables
+
+from .codec.makers import noise_image
+
+
+def _photos(d: Path, n: int = 2, size=(48, 64)) -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.fromarray(noise_image(*size, seed=i)).save(d / f"n01440764_{i}.JPEG", quality=90)
+    return d
+
+
+def _tables(tmp_path: Path) -> Path:
+    f = tmp_path / "t.json"
+    QuantTables.standard(50).save(f)
+    return f
+
+
+def _tree_bytes(d: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+# -- 2: compress removes only what it created ------------------------------------------------------
+
+
+def test_02_compress_keeps_the_users_part_files(tmp_path):
+    src = _photos(tmp_path / "src")
+    dst = tmp_path / "dst"
+    (dst / "sub").mkdir(parents=True)
+    (dst / ".notes.part").write_text("mine")
+    (dst / "sub" / ".draft.txt.part").write_text("mine too")
+    (dst / ".n01440764_0.JPEG.abc123.part").write_text("looks like a temporary file, is the user's")
+    res = CliRunner().invoke(app, ["compress", str(src), str(dst), "--tables", str(_tables(tmp_path))])
+    assert res.exit_code == 0, res.output
+    assert (dst / ".notes.part").read_text() == "mine"
+    assert (dst / "sub" / ".draft.txt.part").read_text() == "mine too"
+    assert (dst / ".n01440764_0.JPEG.abc123.part").exists()
+    assert not list(dst.rglob("*.dnnjpeg-part"))
+
+
+# -- 3: --resume does not keep a hard link to the source as an output --------------------------------
+
+
+def test_03_resume_encodes_a_hard_link_to_the_source(tmp_path):
+    src = _photos(tmp_path / "src")
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    before = _tree_bytes(src)
+    os.link(src / "n01440764_0.JPEG", dst / "n01440764_0.JPEG")
+    res = CliRunner().invoke(app, ["compress", str(src), str(dst), "--tables", str(_tables(tmp_path)), "--resume"])
+    assert res.exit_code == 0, res.output
+    assert "2 written, 0 skipped" in res.stdout
+    assert not os.path.samefile(src / "n01440764_0.JPEG", dst / "n01440764_0.JPEG")
+    assert _tree_bytes(src) == before  # the source kept its bytes
+
+
+# -- 9: a QNet file with absurd or non-numeric weights is refused -----------------------------------
+
+
+def _qnet_doc():
+    from dnnjpeg.qnet import FEATURE_NAMES, FORMAT
+
+    t = QuantTables.standard(50).to_dict()
+    k, nf = 2, len(FEATURE_NAMES)
+    return {
+        "format": FORMAT, "model": "m", "probe": "p", "family_name": "f", "family": [t, t],
+        "subsamplings": ["4:2:0", "4:2:0"], "features": list(FEATURE_NAMES),
+        "weights": [[0.1] * (nf + 1)] * k, "mean": [[0.0] * nf] * k, "std": [[1.0] * nf] * k,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda d: d["weights"][0].__setitem__(0, 1e308), "range"),
+        (lambda d: d["weights"].__setitem__(0, ["0.1"] * len(d["weights"][0])), "not a number"),
+        (lambda d: d["std"][1].__setitem__(0, True), "not a number"),
+    ],
+)
+def test_09_qnet_weights_are_validated(tmp_path, edit, match):
+    from dnnjpeg.qnet import load_qnet
+
+    f = tmp_path / "q.json"
+    f.write_text(json.dumps(_qnet_doc()))
+    load_qnet(f)  # the untouched file loads
+    doc = _qnet_doc()
+    doc["weights"] = [list(r) for r in doc["weights"]]
+    doc["std"] = [list(r) for r in doc["std"]]
+    edit(doc)
+    f.write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match=match) as e:
+        load_qnet(f)
+    assert "q.json" in str(e.value)
+
+
+def test_09_a_non_finite_prediction_is_an_error_not_member_0():
+    from dnnjpeg.families import CodecSpec, TableFamily
+    from dnnjpeg.qnet import FEATURE_NAMES, QNet
+
+    t = QuantTables.standard(50)
+    fam = TableFamily("f", (CodecSpec(t, "4:2:0", True), CodecSpec(t.scaled(2), "4:2:0", True)), "tables")
+    nf = len(FEATURE_NAMES)
+    w = np.full((2, nf + 1), 800.0)  # within the file check, overflows exp() on large features
+    q = QNet(w, np.zeros((2, nf)), np.ones((2, nf)) * 1e-3, fam, "m", "p")
+    bits = np.array([[1e5, 5e4]])
+    with pytest.raises(ValueError, match="not a finite number"):
+        q.predict_kl(bits, np.array([1e4]), np.ones((1, 2, 6)), np.ones((1, 3)))
