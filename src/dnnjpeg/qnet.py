@@ -508,7 +508,7 @@ def load_qnet(path: str | Path, family: TableFamily | None = None, model_name: s
     try:
         doc = read_json(path)  # size and nesting depth capped before parsing
     except ValueError as e:
-        raise ValueError(f"not a QNet file: {e}") from None
+        raise ValueError(f"{display(path)}: not a QNet file ({str(e).removeprefix(display(path) + ': ')})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         got = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
         raise ValueError(f"{display(path)}: not a QNet file (format {got!r}, expected {FORMAT!r})")
