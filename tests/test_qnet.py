@@ -203,9 +203,11 @@ def test_cli_trains_a_qnet_resumes_and_compresses_with_it(tmp_path, monkeypatch)
     n = len(list(work.glob("*.npz")))
     assert n >= 1 and (work / "recipe.json").is_file()
     first = q.read_bytes()
-    r = run(app, ["qnet", "train", "--data", str(src), *args])  # everything measured already: same QNet
+    r = run(app, ["qnet", "train", "--data", str(src), *args])  # the QNet exists: not replaced without a word
+    assert r.exit_code == 2 and "--overwrite" in r.output and q.read_bytes() == first
+    r = run(app, ["qnet", "train", "--data", str(src), *args, "--overwrite"])  # measured already: same QNet
     assert r.exit_code == 0 and q.read_bytes() == first and len(list(work.glob("*.npz"))) == n
-    r = run(app, ["qnet", "train", "--data", str(src), *args, "--seed", "1"])
+    r = run(app, ["qnet", "train", "--data", str(src), *args, "--seed", "1", "--overwrite"])
     assert r.exit_code == 2 and "holds samples made another way" in r.output
     r = run(app, ["compress", str(src), str(tmp_path / "dst"), "--qnet", str(q), "--lam", "0.01", "--workers", "1"])
     assert r.exit_code == 0, r.output

@@ -121,3 +121,87 @@ def test_09_a_non_finite_prediction_is_an_error_not_member_0():
     bits = np.array([[1e5, 5e4]])
     with pytest.raises(ValueError, match="not a finite number"):
         q.predict_kl(bits, np.array([1e4]), np.ones((1, 2, 6)), np.ones((1, 3)))
+
+
+# -- 1: no command writes its --out over a source image (or any file it did not make) ----------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["design", "--method", "deepn", "--data", "{d}", "--out", "{d}/n01440764_0.JPEG"],
+        ["qnet", "train", "--data", "{d}", "--out", "{d}/n01440764_0.JPEG"],
+        ["qnet", "train-tables", "--data", "{d}", "--out", "{d}/n01440764_0.JPEG"],
+        ["dct", "distill", "--data", "{d}", "--steps", "1", "--out", "{d}/n01440764_0.JPEG"],
+        ["dct", "distill", "--data", "{d}", "--steps", "1", "--out", "{d}/new-stem.pt"],
+        ["evaluate", "--data", "{d}", "--out", "{d}/eval-out"],
+        ["survey", "{d}", "--out", "{d}/survey-out"],
+        ["train", "{d}", "--out", "{d}/train-out"],
+    ],
+)
+def test_01_no_output_inside_the_inputs(tmp_path, argv):
+    d = _photos(tmp_path / "data")
+    before = _tree_bytes(d)
+    res = CliRunner().invoke(app, [a.replace("{d}", str(d)) for a in argv])
+    assert res.exit_code == 2, res.output
+    assert "never writes into its inputs" in res.stderr
+    assert _tree_bytes(d) == before and sorted(p.name for p in d.iterdir()) == sorted(before)
+
+
+def test_01_an_existing_out_file_is_kept_unless_overwrite(tmp_path):
+    d = _photos(tmp_path / "data", 4)
+    out = tmp_path / "mine.json"
+    out.write_text("the user's notes")
+    res = CliRunner().invoke(app, ["design", "--method", "deepn", "--data", str(d), "--out", str(out)])
+    assert res.exit_code == 2 and "--overwrite" in res.stderr and out.read_text() == "the user's notes"
+    res = CliRunner().invoke(app, ["design", "--method", "deepn", "--data", str(d), "--out", str(out), "--overwrite"])
+    assert res.exit_code == 0, res.output
+    assert QuantTables.load(out).luma.shape == (8, 8)
+    link = tmp_path / "link.json"
+    link.symlink_to(tmp_path / "elsewhere.json")
+    res = CliRunner().invoke(app, ["design", "--method", "deepn", "--data", str(d), "--out", str(link), "--overwrite"])
+    assert res.exit_code == 2 and "symbolic link" in res.stderr and not (tmp_path / "elsewhere.json").exists()
+
+
+def test_01_a_report_folder_the_user_made_keeps_its_files(tmp_path):
+    d = _photos(tmp_path / "data")
+    mine = tmp_path / "reports"
+    mine.mkdir()
+    (mine / "results.json").write_text("the user's")
+    res = CliRunner().invoke(app, ["evaluate", "--data", str(d), "--out", str(mine)])
+    assert res.exit_code == 2 and "--overwrite" in res.stderr and "results.json" in res.stderr
+    assert (mine / "results.json").read_text() == "the user's"
+    # a folder dnnjpeg made (marked) has its own reports replaced by the next run
+    res = CliRunner().invoke(app, ["survey", str(d), "--out", str(tmp_path / "s"), "--no-umap"])
+    assert res.exit_code == 0 and (tmp_path / "s" / ".dnnjpeg-output").is_file()
+    first = (tmp_path / "s" / "summary.json").read_bytes()
+    res = CliRunner().invoke(app, ["survey", str(d), "--out", str(tmp_path / "s"), "--no-umap"])
+    assert res.exit_code == 0 and (tmp_path / "s" / "summary.json").read_bytes() == first
+
+
+# -- 4: --labels FIFO does not hang -------------------------------------------------------------------
+
+
+def test_04_labels_fifo_is_refused_at_once(tmp_path):
+    d = _photos(tmp_path / "data")
+    fifo = tmp_path / "labels.csv"
+    os.mkfifo(fifo)
+    res = CliRunner().invoke(app, ["evaluate", "--data", str(d), "--labels", str(fifo), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "labels.csv" in res.stderr and "FIFO" in res.stderr
+
+
+# -- 5: a report written inside a data folder never becomes data -------------------------------------
+
+
+def test_05_outputs_in_a_data_folder_are_not_images(tmp_path):
+    from dnnjpeg.data import discover
+
+    d = _photos(tmp_path / "data")
+    ds = discover(d)
+    assert ds.layout == "wnid" and len(ds) == 2
+    report = d / "old-eval"  # made by an earlier version, before --out inside --data was refused
+    report.mkdir()
+    Image.fromarray(noise_image(20, 20)).save(report / "curves.png")
+    (report / ".dnnjpeg-output").write_text("")
+    again = discover(d)
+    assert again.layout == "wnid" and [r.path for r in again.records] == [r.path for r in ds.records]

@@ -37,6 +37,45 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+_OVERWRITE_HELP = "Replace an existing --out (never one of the inputs)."
+
+
+def _out_file(out: Path, inputs, overwrite: bool, flag: str = "--out") -> Path:
+    """The one rule for a single-file output, checked before any long work (exit 2 with the reason):
+    not a link, not an input nor inside one, not an existing file unless --overwrite."""
+    from dnnjpeg._fs import UnsafeOutputError, check_output_file
+
+    try:
+        return check_output_file(out, inputs=inputs, overwrite=overwrite, flag=flag)
+    except UnsafeOutputError as e:
+        raise _fail(str(e)) from None
+
+
+#: the files evaluate writes into its --out
+_EVAL_OUTPUTS = ("results.json", "curves.png", "report.md", "report.html")
+
+
+def _out_folder(out: Path, inputs, names, overwrite: bool, flag: str = "--out", mark: bool = True) -> Path:
+    """The one rule for an output folder (:func:`dnnjpeg._fs.prepare_output_folder`), exit 2 with the
+    reason; ``mark=False`` checks only (a folder kept for resuming, such as qnet's --work)."""
+    from dnnjpeg._fs import UnsafeOutputError, check_output_file, prepare_output_folder
+
+    try:
+        if not mark:
+            if out.is_dir() and not out.is_symlink():
+                return check_output_file(out / "x", inputs=inputs, overwrite=True, flag=flag).parent
+            return check_output_file(out, inputs=inputs, overwrite=False, flag=flag)
+        return prepare_output_folder(out, inputs=inputs, names=names, overwrite=overwrite, flag=flag)
+    except UnsafeOutputError as e:
+        raise _fail(str(e)) from None
+
+
+def _checkpoint(ck: Path, inputs) -> Path:
+    """A checkpoint beside --out: an existing one is this command's own (it resumes from it), but a
+    link or anything other than a regular file in its place is refused."""
+    return _out_file(ck, inputs, overwrite=True, flag="checkpoint")
+
+
 @app.command()
 def info(
     files: list[Path] = typer.Argument(..., help="JPEG files or folders (walked recursively)."),
@@ -152,6 +191,7 @@ class EvaluationSettings:
     address: str | None = None
     device: str = "auto"
     resume: bool = False
+    overwrite: bool = False
 
 
 #: evaluate's finished chunks inside --out, kept until the outputs are written (what --resume reads)
@@ -178,8 +218,13 @@ def _run_evaluation(settings: EvaluationSettings) -> dict:
         raise ValueError(f"--limit must be ≥ 1, got {st.limit}")
     if st.workers is not None and st.workers < 0:
         raise ValueError(f"--workers must be ≥ 0, got {st.workers}")
-    if st.out.exists() and not st.out.is_dir():
-        raise ValueError(f"--out {display(st.out)} exists and is not a folder")
+    from dnnjpeg._fs import prepare_output_folder
+
+    # ValueError: the command line prints it as one line
+    try:
+        prepare_output_folder(st.out, inputs=[st.data, st.labels], names=_EVAL_OUTPUTS, overwrite=st.overwrite)
+    except OSError as e:
+        raise ValueError(str(e)) from None
     try:
         sc = [float(x) for x in st.scales.split(",")] if st.scales else list(DEFAULT_SCALES)
     except ValueError:
@@ -274,6 +319,7 @@ def survey(
     umap: bool = typer.Option(True, "--umap/--no-umap", help="Compute the UMAP projection figures."),
     engine: str = typer.Option("local", "--engine", help=_ENGINE_HELP),
     address: str | None = typer.Option(None, "--address", help=_ADDRESS_HELP),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace reports in an --out dnnjpeg did not make."),
 ) -> None:
     """What JPEG settings does a dataset really hold? Reads headers only: quality, subsampling,
     sizes, grayscale, progressive, CMYK, non-JPEG files. Parquet, summary.json, plots, report.html."""
@@ -285,17 +331,15 @@ def survey(
     from dnnjpeg.survey import PARTS_DIR, summarize, write_survey
     from dnnjpeg.survey import survey as run_survey
 
-    if out.exists() and not out.is_dir():
-        raise _fail(f"--out {display(out)} exists and is not a folder")
+    if workers is not None and workers < 1:
+        raise _fail(f"--workers must be ≥ 1, got {workers}")
     try:
         eng = make_engine(engine, address, workers)
     except (ValueError, EngineUnavailableError) as e:
         raise _fail(str(e)) from None
     created = not out.exists()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise _fail(f"--out {display(out)}: cannot create the folder: {e.strerror or e}") from None
+    names = ("survey.parquet", "survey.csv", "summary.json", "report.html", "quality.png", "sizes.png")
+    _out_folder(out, trees, names, overwrite)
     t0 = time.perf_counter()
     cols = [
         TextColumn("surveying"),
@@ -543,6 +587,7 @@ def _design_command(
         None, "--report", help="Re-measure on the eval split against the ladder; report folder."
     ),
     eval_limit: int | None = typer.Option(None, "--eval-limit", help="At most this many eval images for --report."),
+    overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
     **given,
 ) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -553,6 +598,9 @@ def _design_command(
     from dnnjpeg.design import design as run_design
     from dnnjpeg.models import ModelUnavailableError, load_model
 
+    _out_file(out, [data, labels], overwrite)
+    if report is not None:
+        _out_folder(report, [data, labels], _EVAL_OUTPUTS, overwrite, "--report")
     try:
         options = _designer_options(designers(), method, {k: v for k, v in given.items() if v is not None})
         if objective == "pareto":
@@ -592,7 +640,7 @@ def _design_command(
         test = f"sweep:{out}" if res.family is not None and len(res.family) >= 2 else f"tables:{out}"
         settings = EvaluationSettings(
             data=data, labels=labels, model=model, codecs=[f"standard@{subsampling}", f"{test}@{subsampling}"],
-            subsampling=subsampling, at=at, split="eval", limit=eval_limit, out=report, seed=seed,
+            subsampling=subsampling, at=at, split="eval", limit=eval_limit, out=report, seed=seed, overwrite=overwrite,
         )  # fmt: skip
         _run_evaluation(settings)
 
@@ -788,6 +836,7 @@ def evaluate(
     resume: bool = typer.Option(
         False, "--resume", help="Reuse the chunks of images a killed run into the same --out had finished."
     ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace reports in an --out dnnjpeg did not make."),
 ) -> None:
     """Rate against accuracy: encode every image with every codec setting, classify, compare.
     Measured chunk by chunk (256 images): memory holds one chunk, whatever the dataset's size."""
@@ -816,7 +865,7 @@ def evaluate(
                 data=data, codecs=codec, out=out, model=model, labels=labels, scales=scales, subsampling=subsampling,
                 at=at, split=split, limit=limit, n_boot=n_boot, seed=seed, batch_size=batch_size, workers=workers,
                 optimize=optimize, reference=reference, target_drop=target_drop, select=lams, engine=engine,
-                address=address, device=device, resume=resume,
+                address=address, device=device, resume=resume, overwrite=overwrite,
             )
         )  # fmt: skip
     except (ValueError, FileNotFoundError, ModelUnavailableError, EngineUnavailableError) as e:
@@ -842,6 +891,7 @@ def demo(
     from dnnjpeg.design import design as run_design
     from dnnjpeg.models import load_model
 
+    _out_folder(out, [data] if data is not None else [], ("deepn.json", *_EVAL_OUTPUTS), False)
     src = data if data is not None else materialize_samples(out / "images")
     ds = discover(src)
     # DeepN needs only DCT statistics of the design split (no model, no trials).
@@ -899,30 +949,42 @@ def train(
     ),
     dct_width: int = typer.Option(64, "--dct-width", help="With --input dct: channels of the first stage."),
     out: Path = typer.Option(Path("train-out"), "--out"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace results in an --out dnnjpeg did not make."),
 ) -> None:
     """Train a small ResNet on an ImageFolder dataset, optionally with the JPEG-DL layer, or a
     frequency network on the files' DCT coefficients (--input dct); writes OUT/results.json (and the
     learned tables per seed)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from dnnjpeg._fs import display, prepare_output_folder
     from dnnjpeg._io import atomic_write_text
     from dnnjpeg.nn.train import TrainConfig, load_image_folder, summarize_runs, train_classifier
 
     try:
-        if input_kind not in ("pixels", "dct"):
-            raise ValueError(f"--input must be pixels or dct, got {input_kind!r}")
         if input_kind == "dct" and (jpeg_layer or compare):
             raise ValueError("--input dct trains a frequency network: --jpeg-layer and --compare are for pixels")
+        seed_list = _train_checks(input_kind, frequencies, epochs, batch_size, seeds)
+        prepare_output_folder(out, inputs=[data], names=["results.json"], overwrite=overwrite)
+        skipped = []
+
+        def skip(p, msg) -> None:
+            skipped.append(p)
+            err.print(f"[yellow]skipped[/yellow] {escape(display(p))}: {escape(msg)}", highlight=False)
+
         if input_kind == "dct":
             from dnnjpeg.dct.nets import load_dct_folder
 
-            tr = load_dct_folder(data / "train", limit_per_class=limit_per_class)
-            te = load_dct_folder(data / "test")
+            tr = load_dct_folder(data / "train", limit_per_class=limit_per_class, on_error=skip)
+            te = load_dct_folder(data / "test", on_error=skip)
         else:
-            tr = load_image_folder(data / "train", limit_per_class)
-            te = load_image_folder(data / "test")
-        seed_list = [int(x) for x in seeds.split(",") if x.strip()]
-    except (ValueError, FileNotFoundError) as e:
+            tr = load_image_folder(data / "train", limit_per_class, on_error=skip)
+            te = load_image_folder(data / "test", on_error=skip)
+        if len(tr[0]) < batch_size:
+            raise ValueError(
+                f"{display(data / 'train')}: {len(tr[0])} readable training images, fewer than --batch-size "
+                f"{batch_size}: lower --batch-size"
+            )
+    except (ValueError, FileNotFoundError, OSError) as e:
         raise _fail(str(e)) from None
     variants = [False, True] if compare else [jpeg_layer]
     runs = []
@@ -990,6 +1052,22 @@ def train(
     err.print(f"wrote {out / 'results.json'}")
 
 
+def _train_checks(input_kind: str, frequencies: int | None, epochs: int, batch_size: int, seeds: str) -> list[int]:
+    """The seeds of ``train``, after refusing settings that cannot train (ValueError, before any reading)."""
+    if input_kind not in ("pixels", "dct"):
+        raise ValueError(f"--input must be pixels or dct, got {input_kind!r}")
+    if frequencies is not None and input_kind != "dct":
+        raise ValueError("--frequencies selects coefficient channels: it is for --input dct")
+    if frequencies is not None and not 1 <= frequencies <= 64:
+        raise ValueError(f"--frequencies must be 1..64 (luma frequencies kept, zig-zag), got {frequencies}")
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"--epochs and --batch-size must be ≥ 1, got {epochs} and {batch_size}")
+    try:
+        return [int(x) for x in seeds.split(",") if x.strip()] or [0]
+    except ValueError:
+        raise ValueError(f"--seeds {seeds!r}: comma-separated integers, e.g. 0,1,2") from None
+
+
 qnet_app = typer.Typer(
     no_args_is_help=True, help="The task-aware quantization network: choose tables without the classifier."
 )
@@ -1020,6 +1098,7 @@ def qnet_train(
         "the same folder resumes where it stopped (default: OUT's name + '.samples').",
     ),
     device: str = typer.Option("auto", "--device", help=_DEVICE_HELP + " (the classifier measuring the targets)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
 ) -> None:
     """Train a QNet: the classifier's own KL on every family member of augmented design images is the
     target; the QNet predicts it from one pass of a small probe network, each member's quantization
@@ -1037,6 +1116,8 @@ def qnet_train(
     if augment < 0 or (limit is not None and limit < 1) or not (math.isfinite(alpha) and alpha > 0):
         raise _fail("--augment must be ≥ 0, --limit ≥ 1 and --alpha a number > 0")
     work = work if work is not None else out.with_name(out.name + ".samples")
+    _out_file(out, [data], overwrite)
+    _out_folder(work, [data], (), True, "--work", mark=False)
     try:
         fam = parse_family(family)
         ds = discover(data).subset("design", limit)
@@ -1108,6 +1189,7 @@ def qnet_train_tables(
     per_image: bool = typer.Option(
         True, "--per-image/--global", help="--global trains only the λ-indexed sweep (the control)."
     ),
+    overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
 ) -> None:
     """Train a network that gives each image its own quantization tables (the seed's literal form):
     thumbnail + λ → 128 steps, end to end through the differentiable codec and the rate model, the
@@ -1124,6 +1206,8 @@ def qnet_train_tables(
 
     if epochs < 1 or (limit is not None and limit < 1):
         raise _fail("--epochs and --limit must be ≥ 1")
+    _out_file(out, [data], overwrite)
+    ck = _checkpoint(out.with_name(out.name + ".ckpt"), [data])
     try:
         ds = discover(data).subset("design", limit)
         if len(ds) == 0:
@@ -1142,7 +1226,6 @@ def qnet_train_tables(
     if not crops:
         raise _fail(f"{display(data)}: no readable design images")
     cols = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
-    ck = out.with_name(out.name + ".ckpt")
     try:
         with Progress(*cols, console=err) as bar:
             t = bar.add_task("training", total=epochs)
@@ -1176,6 +1259,7 @@ def dct_distill(
     limit: int | None = typer.Option(None, "--limit", help="At most this many design images per folder."),
     split: str = typer.Option("design", "--split", help="design, eval or all of each folder."),
     seed: int = typer.Option(0, "--seed"),
+    overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
 ) -> None:
     """Teach a DCT-domain stem to reproduce a pretrained classifier's stride-8 features (distillation:
     the frozen pixel model gives the targets). The result is a model: ``--model dct:OUT`` in evaluate.
@@ -1195,6 +1279,8 @@ def dct_distill(
         raise _fail("--kl must be a number ≥ 0")
     if model not in SPLITS:
         raise _fail(f"--model {model}: no DCT stem split is known for it (known: {', '.join(SPLITS)})")
+    _out_file(out, data, overwrite)
+    ck = _checkpoint(out.with_name(out.name + ".ckpt"), data)
     try:
         records = []
         for d in data:
@@ -1217,7 +1303,6 @@ def dct_distill(
     if not images:
         raise _fail("no readable images to distill from")
     cfg = DistillConfig(steps=steps, batch_size=batch_size, lr=lr, kl_weight=kl, seed=seed)
-    ck = out.with_name(out.name + ".ckpt")
     cols = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
     try:
         with Progress(*cols, console=err) as bar:

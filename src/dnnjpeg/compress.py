@@ -38,12 +38,11 @@ from dnnjpeg._fs import (
     inside,
     read_json,
     safe_output_path,
-    walk_files,
 )
 from dnnjpeg._io import atomic_write_bytes, atomic_write_text, remove_part
 from dnnjpeg.choosers import MAX_SCALE, Chooser, FixedTables
 from dnnjpeg.codec import QuantTables, decode_file, load_image
-from dnnjpeg.data import IMAGE_SUFFIXES
+from dnnjpeg.data import find_images
 from dnnjpeg.engine import Engine, LocalEngine
 
 __all__ = ["CompressReport", "compress_tree", "check_run", "output_path", "SETTINGS_FILE", "MAX_SCALE"]
@@ -391,7 +390,7 @@ def compress_tree(
     if isinstance(chooser, QuantTables):
         chooser = FixedTables(chooser)
     chooser = chooser.scaled(scale)
-    files, problems = walk_files(s, IMAGE_SUFFIXES)
+    files, problems = find_images(s, hidden=True)  # content decides: a JPEG without an extension is one
     d.mkdir(parents=True, exist_ok=True)
     settings = {"chooser": chooser.settings(), "scale": scale} | ({"resize": resize} if resize else {})
     recorded = _check_settings(d, settings, resume, overwrite)

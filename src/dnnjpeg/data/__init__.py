@@ -30,9 +30,18 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from dnnjpeg._fs import display, walk_files
+from dnnjpeg._fs import OUTPUT_MARKER, display, image_kind, walk_files
 
-__all__ = ["ImageRecord", "Dataset", "discover", "split_of", "imagenet_wnids", "imagenet_class_names", "IMAGE_SUFFIXES"]
+__all__ = [
+    "ImageRecord",
+    "Dataset",
+    "discover",
+    "find_images",
+    "split_of",
+    "imagenet_wnids",
+    "imagenet_class_names",
+    "IMAGE_SUFFIXES",
+]
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 _WNID = re.compile(r"^(n\d{8})(?:[_.\-]|$)")
@@ -112,6 +121,41 @@ class Dataset:
         return Dataset(self.root, self.layout, tuple(recs), self.classes, self.label_space, self.problems)
 
 
+def find_images(root: str | Path, hidden: bool = False) -> tuple[list[str], tuple[tuple[str, str], ...]]:
+    """Image files under ``root`` (sorted) and the entries that cannot be opened, with why.
+
+    Content decides, not the name: a file with an image suffix is kept (a broken one is then
+    reported by the reader), and so is any other file whose first bytes are an image format's
+    magic number (a JPEG saved without an extension). Hidden files are skipped unless ``hidden``, and so is every
+    folder below ``root`` that holds a dnnjpeg command's outputs (:data:`~dnnjpeg._fs.OUTPUT_MARKER`):
+    a report written inside a data folder never becomes data.
+    """
+    root = Path(root)
+    found, problems = walk_files(root, None, hidden=hidden)
+    marked: dict[str, bool] = {}
+
+    def in_output_folder(f: str) -> bool:
+        d = os.path.dirname(f)
+        chain = []
+        while len(d) > len(str(root)) and d not in marked:
+            chain.append(d)
+            d = os.path.dirname(d)
+        hit = marked.get(d, False)
+        for c in reversed(chain):
+            hit = hit or os.path.lexists(os.path.join(c, OUTPUT_MARKER))
+            marked[c] = hit
+        return hit
+
+    images = [
+        f
+        for f in found
+        if (os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES or image_kind(f) is not None) and not in_output_folder(f)
+    ]
+    keep = tuple((p, why) for p, why in problems if os.path.splitext(p)[1].lower() in IMAGE_SUFFIXES
+                 or why.startswith(("cannot list folder", "symlink to a folder")))  # fmt: skip
+    return sorted(images), keep
+
+
 def discover(root: str | Path, labels_csv: str | Path | None = None) -> Dataset:
     """Find the images under ``root`` and their labels (see the module doc for layouts).
 
@@ -126,9 +170,8 @@ def discover(root: str | Path, labels_csv: str | Path | None = None) -> Dataset:
     wnid_index = {w: i for i, w in enumerate(wnids)}
     if labels_csv is not None:
         return _from_csv(root, Path(labels_csv), wnid_index)
-    found, problems = walk_files(root, IMAGE_SUFFIXES, hidden=False)
-    images = sorted(Path(f) for f in found)
-    problems = tuple(problems)
+    images, problems = find_images(root)
+    images = [Path(f) for f in images]
     try:
         with os.scandir(root) as it:  # class folders: real folders only, a link to one is reported above
             subdirs = sorted(e.name for e in it if e.is_dir(follow_symlinks=False) and not e.name.startswith("."))
@@ -155,7 +198,21 @@ def discover(root: str | Path, labels_csv: str | Path | None = None) -> Dataset:
 
 
 def _from_csv(root: Path, csv_path: Path, wnid_index: dict[str, int]) -> Dataset:
-    rows = list(csv.DictReader(csv_path.open(newline="")))
+    import io
+
+    try:  # a regular file only (a FIFO would block forever), read once, size-capped
+        from dnnjpeg._fs import MAX_CONFIG_BYTES, open_regular
+
+        with open_regular(csv_path) as f:
+            raw_bytes = f.read(MAX_CONFIG_BYTES + 1)
+        if len(raw_bytes) > MAX_CONFIG_BYTES:
+            raise ValueError(f"{display(csv_path)}: too large for a labels CSV (at most {MAX_CONFIG_BYTES:,} bytes)")
+        text = raw_bytes.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{display(csv_path)}: a labels CSV must be UTF-8 text ({e.reason})") from None
+    except OSError as e:
+        raise ValueError(f"--labels {display(csv_path)}: {e.strerror or e}") from None
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
     if not rows or not {"path", "label"} <= set(rows[0]):
         raise ValueError(f"{csv_path}: a labels CSV needs a header with columns 'path' and 'label'")
     raw = [r["label"].strip() for r in rows]

@@ -46,15 +46,14 @@ def stack_planes(y: np.ndarray, cbcr: np.ndarray) -> np.ndarray:
 
 
 def load_dct_folder(
-    root: str | os.PathLike[str], layout: str = "4:2:0", limit_per_class: int | None = None
+    root: str | os.PathLike[str], layout: str = "4:2:0", limit_per_class: int | None = None, on_error=None
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """An ImageFolder tree of equal-size JPEG files as coefficient planes, no pixel decoding.
 
     Returns:
         float32 (N, 192, h, w) planes (:func:`stack_planes`), int64 labels (N,), class names.
-    Raises:
-        ValueError naming the file: not a JPEG, damaged, another size or a layout the loader
-        does not read (:mod:`dnnjpeg.dct.planes`).
+    Bad files (not a JPEG, damaged, another size) go to ``on_error(path, message)`` and the rest
+    are read; without ``on_error`` one ``ValueError`` names them all (:func:`dnnjpeg.nn.train.read_folder`).
     """
     from dnnjpeg.dct.planes import load_planes
     from dnnjpeg.nn.train import read_folder
@@ -63,7 +62,7 @@ def load_dct_folder(
         pl = load_planes(p, layout)
         return stack_planes(pl.y, pl.cbcr)
 
-    return read_folder(root, read, "coefficients", limit_per_class)
+    return read_folder(root, read, "coefficients", limit_per_class, on_error)
 
 
 _SIGN = torch.from_numpy(np.where(np.concatenate([ODD_H] * 3), -1.0, 1.0).astype(np.float32)).view(1, 192, 1, 1)

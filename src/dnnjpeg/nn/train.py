@@ -72,40 +72,62 @@ class SmallResNet(nn.Module):
         return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
 
 
-def load_image_folder(root: str | Path, limit_per_class: int | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def load_image_folder(
+    root: str | Path, limit_per_class: int | None = None, on_error=None
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Decode an ImageFolder tree (``root/<class>/<image>``) of equal-size images into memory.
 
-    Returns uint8 (N, H, W, 3), int64 labels (N,), class names. Unreadable files or images of
-    another size raise a ``ValueError`` naming the file."""
+    Returns uint8 (N, H, W, 3), int64 labels (N,), class names. Unreadable files and images of
+    another size are reported (see :func:`read_folder`) and the rest are read."""
     from dnnjpeg.codec import load_image
 
     # strict: regular files only, a libjpeg warning is an error
-    return read_folder(root, lambda p: load_image(p, "RGB"), "image", limit_per_class)
+    return read_folder(root, lambda p: load_image(p, "RGB"), "image", limit_per_class, on_error)
 
 
-def read_folder(root: str | Path, read, what: str, limit_per_class: int | None = None):
-    """Every file of an ImageFolder tree through ``read(path) → array`` (all of one shape), with
-    labels from the sorted class folders: (stacked arrays, int64 labels, class names). A file
-    ``read`` fails on, or of another shape, is a ``ValueError`` naming it ("cannot read {what}")."""
+def read_folder(root: str | Path, read, what: str, limit_per_class: int | None = None, on_error=None):
+    """Every image file of an ImageFolder tree through ``read(path) → array`` (all of one shape), with
+    labels from the sorted class folders: (stacked arrays, int64 labels, class names).
+
+    Content decides what is an image (:func:`dnnjpeg.data.find_images`); FIFOs and other entries that
+    cannot be opened are reported, not skipped silently. Every bad file — unreadable, or of another
+    shape than the first — goes to ``on_error(path, message)`` and the rest are read; without
+    ``on_error`` one ``ValueError`` names them all at the end.
+    """
     from dnnjpeg._fs import describe_error, display
+    from dnnjpeg.data import find_images
 
     root = Path(root)
+    if not root.is_dir():
+        raise ValueError(f"{display(root)}: no such folder")
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.is_symlink())
     if not classes:
-        raise ValueError(f"{root}: no class folders (expected root/<class>/<image>)")
-    xs, labels, shape = [], [], None
+        raise ValueError(f"{display(root)}: no class folders (expected root/<class>/<image>)")
+    xs, labels, shape, bad = [], [], None, []
     for k, c in enumerate(classes):
-        for p in sorted(p for p in (root / c).iterdir() if p.is_file())[:limit_per_class]:
+        files, problems = find_images(root / c)
+        bad.extend((p, f"not read: {why}") for p, why in problems)
+        for p in files[:limit_per_class]:
             try:
                 a = read(p)
             except Exception as e:  # noqa: BLE001 — any reader failure is reported with its file
-                raise ValueError(f"{display(p)}: cannot read {what} ({describe_error(e)})") from None
+                bad.append((p, f"cannot read {what} ({describe_error(e)})"))
+                continue
             if shape is None:
                 shape = a.shape
             elif a.shape != shape:
-                raise ValueError(f"{display(p)}: shape {a.shape} differs from the first file's {shape}")
+                bad.append((p, f"shape {a.shape} differs from the first file's {shape}"))
+                continue
             xs.append(a)
             labels.append(k)
+    if on_error is not None:
+        for p, msg in bad:
+            on_error(p, msg)
+    elif bad:
+        listed = "; ".join(f"{display(p)}: {m}" for p, m in bad[:5])
+        raise ValueError(f"{len(bad)} file(s) not read in {display(root)}: {listed}" + (" …" if len(bad) > 5 else ""))
+    if not xs:
+        raise ValueError(f"{display(root)}: no readable {what} files")
     return np.stack(xs), np.asarray(labels, np.int64), classes
 
 
@@ -183,6 +205,13 @@ def train_classifier(
     dct = cfg.input == "dct"
     if cfg.input not in ("pixels", "dct") or (dct and cfg.jpeg_layer):
         raise ValueError(f"input must be pixels or dct (without the JPEG layer), got {cfg.input!r}")
+    if cfg.epochs < 1 or cfg.batch_size < 1 or len(train[0]) < cfg.batch_size:
+        raise ValueError(
+            f"{len(train[0])} training images, {cfg.epochs} epochs of batches of {cfg.batch_size}: no training step "
+            "(give epochs ≥ 1 and a batch size no larger than the training set)"
+        )
+    if cfg.frequencies is not None and not 1 <= cfg.frequencies <= 64:
+        raise ValueError(f"frequencies must be 1..64, got {cfg.frequencies}")
     if dct:
         from dnnjpeg.dct.nets import FrequencyResNet, dct_augment, lowest_frequencies
 

@@ -145,6 +145,11 @@ def _load_parts(pdir: Path | None, resume: bool) -> tuple[list, set[tuple[str, b
     tables, done = [], set()
     if pdir is None:
         return tables, done
+    if pdir.is_symlink() or (pdir.exists() and not pdir.is_dir()):
+        raise ValueError(
+            f"{display(pdir)}: expected survey's own folder of saved parts, found a link or a file: "
+            "not followed, not removed; move it away"
+        )
     if pdir.exists() and resume:
         for f in sorted(pdir.glob("part-*.parquet")):
             t = pq.read_table(f)
