@@ -205,3 +205,41 @@ def test_05_outputs_in_a_data_folder_are_not_images(tmp_path):
     (report / ".dnnjpeg-output").write_text("")
     again = discover(d)
     assert again.layout == "wnid" and [r.path for r in again.records] == [r.path for r in ds.records]
+
+
+# -- 8: survey --resume never writes through a link in place of its parts folder ---------------------
+
+
+@pytest.mark.parametrize("resume", [True, False])
+def test_08_survey_parts_folder_as_a_link_is_refused(tmp_path, resume):
+    d = _photos(tmp_path / "data")
+    out = tmp_path / "out"
+    out.mkdir()
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (out / ".survey-parts").symlink_to(target)
+    res = CliRunner().invoke(app, ["survey", str(d), "--out", str(out), "--no-umap"] + (["--resume"] if resume else []))
+    assert res.exit_code == 2 and "link" in res.stderr and "free space" not in res.stderr
+    assert list(target.iterdir()) == [] and (out / ".survey-parts").is_symlink()
+
+
+# -- 11: a zero-height header gives valid JSON and is flagged --------------------------------------
+
+
+def test_11_zero_height_is_odd_and_summary_is_strict_json(tmp_path):
+    import io
+
+    d = _photos(tmp_path / "data")
+    buf = io.BytesIO()
+    Image.fromarray(noise_image(16, 16)).save(buf, "JPEG")
+    b = bytearray(buf.getvalue())
+    i = b.index(b"\xff\xc0")
+    b[i + 5 : i + 7] = b"\x00\x00"  # height 0 (left to a DNL marker)
+    (d / "zero.jpg").write_bytes(bytes(b))
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["survey", str(d), "--out", str(out), "--no-umap"])
+    assert res.exit_code == 0, res.output
+    text = (out / "summary.json").read_text()
+    summary = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in summary.json"))
+    odd = summary["trees"]["data"]["odd_counts"]
+    assert odd["zero width or height (a height left to a DNL marker, or damage)"] == 1

@@ -204,7 +204,8 @@ def odd_files(df) -> dict[str, list[str]]:
     ok = df["ok"].fillna(False).astype(bool)
     j = df[ok]
     w, h = j["width"].astype("float64"), j["height"].astype("float64")
-    aspect = np.maximum(w / h, h / w)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        aspect = np.maximum(w / h, h / w).where((w > 0) & (h > 0))  # a zero side has no aspect ratio
     return {
         "name not valid UTF-8": df.loc[[not _utf8(b) for b in df["path_bytes"]], "path"].tolist(),
         "not JPEG": df.loc[df["error"] == "NotAJpegError", "path"].tolist(),
@@ -213,6 +214,9 @@ def odd_files(df) -> dict[str, list[str]]:
         "4:1:1": j.loc[j["subsampling"] == "4:1:1", "path"].tolist(),
         "quality < 10": j.loc[j["quality"].fillna(100) < 10, "path"].tolist(),
         f"extreme aspect (≥ {EXTREME_ASPECT:g}:1)": j.loc[(aspect >= EXTREME_ASPECT).fillna(False), "path"].tolist(),
+        "zero width or height (a height left to a DNL marker, or damage)": j.loc[
+            ((w == 0) | (h == 0)).fillna(False), "path"
+        ].tolist(),
         f"tiny (a side < {TINY_SIDE} px)": j.loc[((w < TINY_SIDE) | (h < TINY_SIDE)).fillna(False), "path"].tolist(),
         f"huge (over {MAX_PIXELS / 1e6:.0f} megapixels: decoders refuse it)": j.loc[
             (w * h > MAX_PIXELS).fillna(False), "path"
@@ -244,7 +248,7 @@ def summarize(df) -> dict:
         q = j["quality"]
         exact = j["quality_exact"].fillna(False).astype(bool)
         px = j["width"].astype("float64") * j["height"].astype("float64")
-        bpp = 8 * j["file_size"].astype("float64") / px
+        bpp = (8 * j["file_size"].astype("float64") / px).where(px > 0).dropna()  # a zero side has no bpp
         pct = lambda s: {f"p{p}": float(np.nanpercentile(s, p)) for p in (1, 10, 50, 90, 99)} if len(s) else {}  # noqa: E731
         out["trees"][str(tree)] = {
             "n_files": int(len(g)),
@@ -268,6 +272,17 @@ def summarize(df) -> dict:
     return out
 
 
+def _finite(x):
+    """``x`` with every NaN or infinity as None: strict JSON has neither."""
+    if isinstance(x, float):
+        return x if np.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    return x
+
+
 def write_survey(
     df, out: str | os.PathLike[str], csv: bool = False, plots: bool = True, umap: bool = True
 ) -> dict[str, Path]:
@@ -288,8 +303,8 @@ def write_survey(
         for c in ("luma_table", "chroma_table"):
             flat[c] = [" ".join(map(str, t)) if t is not None else "" for t in flat[c]]
         written["csv"] = atomic_write_text(out / "survey.csv", flat.to_csv(index=False))
-    summary = summarize(df)
-    written["summary"] = atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
+    summary = _finite(summarize(df))
+    written["summary"] = atomic_write_text(out / "summary.json", json.dumps(summary, indent=1, allow_nan=False))
     if plots:
         from dnnjpeg.survey.plots import all_plots
 
