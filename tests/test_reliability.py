@@ -243,3 +243,59 @@ def test_11_zero_height_is_odd_and_summary_is_strict_json(tmp_path):
     summary = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in summary.json"))
     odd = summary["trees"]["data"]["odd_counts"]
     assert odd["zero width or height (a height left to a DNL marker, or damage)"] == 1
+
+
+# -- 6 and 17: qnet samples are reused only when they are whole and made the same way ---------------
+
+
+def _qnet_run(tmp_path, monkeypatch, *extra, family="standard:10,50,90", augment="1"):
+    import dnnjpeg.models as models
+
+    from .evaluate.tiny import tiny_model
+
+    real = models.load_model
+    monkeypatch.setattr(models, "load_model", lambda n: tiny_model() if n == "tiny" else real(n))
+    src = tmp_path / "src"
+    if not src.exists():
+        _photos(src, 6)
+    args = ["qnet", "train", "--data", str(src), "--family", family, "--model", "tiny", "--probe", "tiny"]
+    return CliRunner().invoke(app, args + ["--augment", augment, "--out", str(tmp_path / "q.json"), *extra])
+
+
+def test_06_samples_of_another_recipe_are_measured_again_without_recipe_json(tmp_path, monkeypatch):
+    work = tmp_path / "w"
+    res = _qnet_run(tmp_path, monkeypatch, "--work", str(work), family="standard:20,40,60,80")
+    assert res.exit_code == 0, res.output
+    (work / "recipe.json").unlink()  # lost: the samples themselves must say how they were made
+    res = _qnet_run(tmp_path, monkeypatch, "--work", str(work), "--overwrite")
+    assert res.exit_code == 0, res.output
+    assert "another recipe; measured again" in res.stderr
+    kept = (tmp_path / "q.json").read_bytes()
+    fresh = _qnet_run(tmp_path, monkeypatch, "--work", str(tmp_path / "w2"), "--overwrite")
+    assert fresh.exit_code == 0 and (tmp_path / "q.json").read_bytes() == kept
+
+
+def test_17_damaged_samples_are_measured_again(tmp_path, monkeypatch):
+    work = tmp_path / "w"
+    res = _qnet_run(tmp_path, monkeypatch, "--work", str(work))
+    assert res.exit_code == 0, res.output
+    first = (tmp_path / "q.json").read_bytes()
+    files = sorted(work.glob("*.npz"))
+    files[0].write_bytes(files[0].read_bytes()[:50])  # truncated
+    res = _qnet_run(tmp_path, monkeypatch, "--work", str(work), "--overwrite")
+    assert res.exit_code == 0, res.output
+    assert "not a samples file" in res.stderr and "Traceback" not in res.output
+    assert (tmp_path / "q.json").read_bytes() == first
+
+
+def test_17_too_few_samples_is_refused_before_measuring(tmp_path, monkeypatch):
+    import dnnjpeg.qnet as qnet
+    from dnnjpeg.data import split_of
+
+    src = tmp_path / "src"
+    src.mkdir()
+    name = next(f"n01440764_{i}.JPEG" for i in range(100) if split_of(f"n01440764_{i}.JPEG") == "design")
+    Image.fromarray(noise_image(48, 64)).save(src / name, quality=90)
+    monkeypatch.setattr(qnet, "make_samples", lambda *a, **k: pytest.fail("measured before refusing"))
+    res = _qnet_run(tmp_path, monkeypatch, augment="0")
+    assert res.exit_code == 2 and "at least 2 samples" in res.stderr

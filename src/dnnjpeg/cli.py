@@ -1115,6 +1115,8 @@ def qnet_train(
 
     if augment < 0 or (limit is not None and limit < 1) or not (math.isfinite(alpha) and alpha > 0):
         raise _fail("--augment must be ≥ 0, --limit ≥ 1 and --alpha a number > 0")
+    if augment > 1000:
+        raise _fail(f"--augment {augment}: at most 1000 copies per image")
     work = work if work is not None else out.with_name(out.name + ".samples")
     _out_file(out, [data], overwrite)
     _out_folder(work, [data], (), True, "--work", mark=False)
@@ -1123,6 +1125,10 @@ def qnet_train(
         ds = discover(data).subset("design", limit)
         if len(ds) == 0:
             raise ValueError(f"{display(data)}: no images in the design split")
+        if len(ds) * (1 + augment) < 2:
+            raise ValueError(
+                f"{len(ds)} design image × {1 + augment} sample: a QNet needs at least 2 samples (raise --augment)"
+            )
         from dnnjpeg.pipeline import resolve_device
 
         m, p = load_model(model).to(resolve_device(device)), load_model(probe)
@@ -1161,6 +1167,7 @@ def qnet_train(
             samples = make_samples(
                 [r.path for r in ds.records], fam, m, p, augment, seed, progress=lambda k: bar.advance(t, k),
                 cache=work, on_error=lambda f, e: skipped.append((str(f), f"{type(e).__name__}: {e}")),
+                on_note=lambda msg: err.print(f"[yellow]note[/yellow] {escape(msg)}", highlight=False),
             )  # fmt: skip
     except ValueError as e:
         raise _fail(str(e)) from None
@@ -1168,7 +1175,10 @@ def qnet_train(
         raise _fail(f"--work {display(work)}: {e.strerror or e}") from None
     for f, msg in skipped:
         err.print(f"[yellow]skipped[/yellow] {escape(display(f))}: {escape(msg)}", highlight=False)
-    q = train_qnet(samples, fam, m.name, p.name, alpha=alpha)
+    try:
+        q = train_qnet(samples, fam, m.name, p.name, alpha=alpha)
+    except ValueError as e:  # e.g. too few samples left after unreadable images
+        raise _fail(str(e)) from None
     q.info.update({"n_images": len(ds) - len(skipped), "augment": augment, "seed": seed})
     try:
         save_qnet(q, out)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -253,21 +254,42 @@ class QNetData:
         """(N, K, 12) :func:`member_features`."""
         return member_features(self.bits, self.pixels, self.dq, self.stats)
 
-    def to_bytes(self) -> bytes:
-        """An ``.npz`` of the arrays (a cache file)."""
+    def to_bytes(self, key: str = "") -> bytes:
+        """An ``.npz`` of the arrays (a cache file), carrying ``key``: the digest of the recipe and
+        the source image that made it (:func:`make_samples` reuses it only for the same)."""
         import io
 
         buf = io.BytesIO()
-        np.savez(buf, **dict(zip(("bits", "pixels", "dq", "stats", "kl"), self._arrays())))
+        np.savez(buf, key=np.array(key), **dict(zip(("bits", "pixels", "dq", "stats", "kl"), self._arrays())))
         return buf.getvalue()
 
     @staticmethod
-    def from_bytes(data: bytes) -> QNetData:
-        """The inverse of :meth:`to_bytes`."""
-        import io
+    def from_bytes(data: bytes, key: str | None = None, shape: tuple[int, int] | None = None) -> QNetData:
+        """The inverse of :meth:`to_bytes` (``key``: the digest it must carry, see :meth:`to_bytes`).
 
-        z = np.load(io.BytesIO(data))
-        return QNetData(z["bits"], z["pixels"], z["dq"], z["stats"], z["kl"])
+        Args:
+            shape: (samples, members) the arrays must have.
+        Raises:
+            ValueError: not such a file, another key, other shapes, or values that are not finite.
+        """
+        import io
+        import zipfile
+
+        try:
+            z = np.load(io.BytesIO(data), allow_pickle=False)
+            arrays = {k: z[k] for k in ("bits", "pixels", "dq", "stats", "kl")}
+            got = str(z["key"]) if "key" in z.files else None
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            raise ValueError(f"not a samples file ({type(e).__name__}: {e})") from None
+        if key is not None and got != key:
+            raise ValueError("made from another image or another recipe")
+        n, k = arrays["kl"].shape if arrays["kl"].ndim == 2 else (-1, -1)
+        want = {"bits": (n, k), "pixels": (n,), "dq": (n, k, 6), "stats": (n, 3), "kl": (n, k)}
+        if n < 1 or any(arrays[a].shape != s for a, s in want.items()) or (shape is not None and (n, k) != shape):
+            raise ValueError(f"arrays of the wrong shapes ({', '.join(f'{a} {v.shape}' for a, v in arrays.items())})")
+        if not all(np.isfinite(v.astype(np.float64)).all() for v in arrays.values()) or (arrays["kl"] < 0).any():
+            raise ValueError("values that are not finite numbers, or a negative KL")
+        return QNetData(*(arrays[a] for a in ("bits", "pixels", "dq", "stats", "kl")))
 
 
 def _image_samples(img, family, model, probe, augmentations, rng) -> QNetData:
@@ -298,6 +320,7 @@ def make_samples(
     progress: Callable[[int], None] | None = None,
     cache: str | Path | None = None,
     on_error: Callable[[object, Exception], None] | None = None,
+    on_note: Callable[[str], None] | None = None,
 ) -> QNetData:
     """Targets from the classifier itself, features from the probe: for every image as given and
     ``augmentations`` augmented copies of it, every member's file size, KL,
@@ -311,38 +334,68 @@ def make_samples(
             makes the same samples as an uninterrupted one.
         progress: called with 1 per finished image.
         cache: a folder: each image's samples are written there (atomically) as they finish,
-            and images already there are not measured again (a killed run resumes).
+            and images already there are not measured again (a killed run resumes). A saved file is
+            reused only when it carries the digest of this recipe (family, model, probe,
+            augmentations, seed) and of the source's bytes, and its arrays are whole; any other is
+            measured again, with one line to ``on_note``.
         on_error: called with (image, exception) for an image that cannot be read; it is
             skipped. Without it the error propagates.
     """
+    from dnnjpeg._fs import display, read_regular
     from dnnjpeg._io import atomic_write_bytes
     from dnnjpeg.codec import load_image
 
     parts = []
     folder = Path(cache) if cache is not None else None
+    recipe = _recipe_digest(family, model, probe, augmentations, seed)
     for i, item in enumerate(images):
         f = folder / f"{i:06d}.npz" if folder is not None else None
-        if f is not None and f.is_file():
-            parts.append(QNetData.from_bytes(f.read_bytes()))
-        else:
-            try:
+        part = None
+        try:
+            key = _sample_key(recipe, item) if f is not None else ""
+            if f is not None and os.path.lexists(f):
+                try:
+                    part = QNetData.from_bytes(read_regular(f), key, (1 + augmentations, len(family)))
+                except (OSError, ValueError) as e:
+                    if on_note is not None:
+                        on_note(f"{display(f)}: {e}; measured again")
+            if part is None:
                 img = load_image(item, "RGB") if isinstance(item, (str, Path)) else np.asarray(item)
-            except Exception as e:
-                if on_error is None:
-                    raise
-                on_error(item, e)
-                if progress:
-                    progress(1)
-                continue
+        except Exception as e:
+            if on_error is None:
+                raise
+            on_error(item, e)
+            if progress:
+                progress(1)
+            continue
+        if part is None:
             part = _image_samples(img, family, model, probe, augmentations, np.random.default_rng([seed, i]))
             if f is not None:
-                atomic_write_bytes(f, part.to_bytes())
-            parts.append(part)
+                atomic_write_bytes(f, part.to_bytes(key))
+        parts.append(part)
         if progress:
             progress(1)
     if not parts:
         raise ValueError("no readable images to make samples from")
     return QNetData.concat(parts)
+
+
+def _recipe_digest(family: TableFamily, model, probe, augmentations: int, seed: int) -> str:
+    """What decides an image's samples besides the image: 16 hex digits."""
+    doc = {
+        "family": [t.to_dict() for t in family.members], "subsamplings": list(family.subsamplings),
+        "model": getattr(model, "name", str(model)), "probe": getattr(probe, "name", str(probe)),
+        "augment": augmentations, "seed": seed,
+    }  # fmt: skip
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _sample_key(recipe: str, item) -> str:
+    """The recipe's digest and the source's content digest (its bytes, not its size or mtime)."""
+    from dnnjpeg._fs import read_regular
+
+    data = read_regular(item) if isinstance(item, (str, Path)) else np.ascontiguousarray(item).tobytes()
+    return f"{recipe}-{hashlib.sha256(data).hexdigest()[:32]}"
 
 
 #: probe networks loaded by name in this process
