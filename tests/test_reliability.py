@@ -299,3 +299,63 @@ def test_17_too_few_samples_is_refused_before_measuring(tmp_path, monkeypatch):
     monkeypatch.setattr(qnet, "make_samples", lambda *a, **k: pytest.fail("measured before refusing"))
     res = _qnet_run(tmp_path, monkeypatch, augment="0")
     assert res.exit_code == 2 and "at least 2 samples" in res.stderr
+
+
+# -- 18: a damaged checkpoint is one clear line, before the images are read --------------------------
+
+
+@pytest.mark.parametrize("kind", ["random", "truncated", "pickle"])
+@pytest.mark.parametrize("command", [["dct", "distill", "--steps", "1"], ["qnet", "train-tables", "--epochs", "1"]])
+def test_18_damaged_checkpoints(tmp_path, monkeypatch, kind, command):
+    import io
+    import pickle
+
+    import torch
+
+    import dnnjpeg.codec as codec
+
+    d = _photos(tmp_path / "data", 4)
+    out = tmp_path / "o.pt"
+    ck = tmp_path / "o.pt.ckpt"
+    if kind == "random":
+        ck.write_bytes(np.random.default_rng(0).bytes(3000))
+    elif kind == "truncated":
+        buf = io.BytesIO()
+        torch.save({"state": {"w": torch.zeros(100)}, "opt": {}, "step": 1}, buf)
+        ck.write_bytes(buf.getvalue()[:300])
+    else:
+        ck.write_bytes(pickle.dumps(os.system))  # code: weights_only refuses it
+    monkeypatch.setattr(codec, "load_image", lambda *a, **k: pytest.fail("read images before checking"))
+    res = CliRunner().invoke(app, [*command, "--data", str(d), "--out", str(out)])
+    assert res.exit_code == 2, res.output
+    assert "o.pt.ckpt: not a checkpoint dnnjpeg can read" in res.stderr and "Traceback" not in res.output
+    assert ck.exists() and not out.exists()
+
+
+# -- 19: a wrong stem file is one clear line --------------------------------------------------------
+
+
+@pytest.mark.parametrize("edit", ["state", "config", "model"])
+def test_19_a_broken_stem_file_is_refused(tmp_path, edit):
+    import io
+
+    import torch
+
+    from dnnjpeg.dct.stem import STEM_FORMAT, load_dct_model
+    from dnnjpeg.models import ModelUnavailableError
+
+    doc = {"format": STEM_FORMAT, "model": "efficientnet-lite0", "config": {}, "state": {"nope": torch.zeros(3)}}
+    if edit == "config":
+        doc["config"] = {"no_such_key": 3}
+    if edit == "model":
+        doc["model"] = ["not", "a", "name"]
+    buf = io.BytesIO()
+    torch.save(doc, buf)
+    (tmp_path / "s.pt").write_bytes(buf.getvalue())
+    with pytest.raises(ModelUnavailableError, match="s.pt: a broken DCT stem file"):
+        load_dct_model(f"dct:{tmp_path / 's.pt'}")
+    res = CliRunner().invoke(
+        app, ["evaluate", "--data", str(_photos(tmp_path / "d")), "--model", f"dct:{tmp_path / 's.pt'}",
+              "--out", str(tmp_path / "o")]
+    )  # fmt: skip
+    assert res.exit_code == 2 and "a broken DCT stem file" in res.stderr and "Traceback" not in res.output

@@ -70,10 +70,18 @@ def _out_folder(out: Path, inputs, names, overwrite: bool, flag: str = "--out", 
         raise _fail(str(e)) from None
 
 
-def _checkpoint(ck: Path, inputs) -> Path:
+def _checkpoint(ck: Path, inputs, keys: tuple[str, ...]) -> Path:
     """A checkpoint beside --out: an existing one is this command's own (it resumes from it), but a
-    link or anything other than a regular file in its place is refused."""
-    return _out_file(ck, inputs, overwrite=True, flag="checkpoint")
+    link, anything other than a regular file, or a file that is no readable checkpoint is refused
+    here, before the images are read (its recipe is checked when training starts)."""
+    from dnnjpeg._checkpoint import read_checkpoint
+
+    real = _out_file(ck, inputs, overwrite=True, flag="checkpoint")
+    try:
+        read_checkpoint(ck, keys)
+    except ValueError as e:
+        raise _fail(str(e)) from None
+    return real
 
 
 @app.command()
@@ -1216,8 +1224,10 @@ def qnet_train_tables(
 
     if epochs < 1 or (limit is not None and limit < 1):
         raise _fail("--epochs and --limit must be ≥ 1")
+    from dnnjpeg.tablenet import CHECKPOINT_KEYS
+
     _out_file(out, [data], overwrite)
-    ck = _checkpoint(out.with_name(out.name + ".ckpt"), [data])
+    ck = _checkpoint(out.with_name(out.name + ".ckpt"), [data], CHECKPOINT_KEYS)
     try:
         ds = discover(data).subset("design", limit)
         if len(ds) == 0:
@@ -1289,8 +1299,10 @@ def dct_distill(
         raise _fail("--kl must be a number ≥ 0")
     if model not in SPLITS:
         raise _fail(f"--model {model}: no DCT stem split is known for it (known: {', '.join(SPLITS)})")
+    from dnnjpeg.dct.distill import CHECKPOINT_KEYS
+
     _out_file(out, data, overwrite)
-    ck = _checkpoint(out.with_name(out.name + ".ckpt"), data)
+    ck = _checkpoint(out.with_name(out.name + ".ckpt"), data, CHECKPOINT_KEYS)
     try:
         records = []
         for d in data:

@@ -126,6 +126,21 @@ class TableNet:
         return [QuantTables(s[0], s[1]) for s in steps]
 
 
+#: what a table generator's checkpoint holds
+CHECKPOINT_KEYS = ("state", "opt", "rng", "history", "recipe")
+
+
+def tablenet_recipe(crops: np.ndarray, model_name: str, subsampling: str, seed: int, per_image: bool,
+                    batch_size: int, lr: float, lam_lr: float) -> str:  # fmt: skip
+    """What a resumed run must share with the run that saved the checkpoint (a digest, 16 hex digits):
+    the crops' bytes, the classifier and every setting but the number of epochs (a run may go on longer)."""
+    import hashlib
+
+    h = hashlib.sha256(np.ascontiguousarray(crops).tobytes())
+    h.update(repr((model_name, subsampling, seed, per_image, batch_size, lr, lam_lr)).encode())
+    return h.hexdigest()[:16]
+
+
 def train_tablenet(
     crops: np.ndarray,
     model,
@@ -156,6 +171,8 @@ def train_tablenet(
     """
     import torch
 
+    from dnnjpeg._checkpoint import read_checkpoint
+    from dnnjpeg._fs import display
     from dnnjpeg._io import atomic_write_bytes
     from dnnjpeg.nn import DiffJPEG
     from dnnjpeg.nn.rate import RateModel
@@ -172,12 +189,17 @@ def train_tablenet(
     opt = torch.optim.Adam(groups)
     history: list[dict] = []
     start = 0
-    if checkpoint is not None and Path(checkpoint).is_file():
-        ck = torch.load(io.BytesIO(Path(checkpoint).read_bytes()), weights_only=True)
-        tn.load_state_dict(ck["state"])
-        opt.load_state_dict(ck["opt"])
-        g.set_state(ck["rng"])
-        history, start = ck["history"], len(ck["history"])
+    recipe = tablenet_recipe(crops, model.name, subsampling, seed, per_image, batch_size, lr, lam_lr)
+    ck = read_checkpoint(checkpoint, CHECKPOINT_KEYS, recipe) if checkpoint is not None else None
+    if ck is not None:
+        try:
+            tn.load_state_dict(ck["state"])
+            opt.load_state_dict(ck["opt"])
+            g.set_state(ck["rng"])
+            history, start = list(ck["history"]), len(ck["history"])
+        except (RuntimeError, ValueError, TypeError, KeyError) as e:
+            raise ValueError(f"{display(checkpoint)}: a checkpoint that does not fit this table generator "
+                             f"({str(e)[:160]}); remove it to start again") from None  # fmt: skip
     codec = DiffJPEG(subsampling, "ste").train()
     rate = RateModel.default(subsampling)
     net, pre = model.module, model.preprocess
@@ -216,9 +238,8 @@ def train_tablenet(
             history.append({"epoch": e + 1, "loss": float(m[0]), "kl": float(m[1]), "est_bpp": float(m[2])})
             if checkpoint is not None:
                 buf = io.BytesIO()
-                torch.save(
-                    {"state": tn.state_dict(), "opt": opt.state_dict(), "rng": g.get_state(), "history": history}, buf
-                )
+                torch.save({"state": tn.state_dict(), "opt": opt.state_dict(), "rng": g.get_state(),
+                            "history": history, "recipe": recipe}, buf)  # fmt: skip
                 atomic_write_bytes(Path(checkpoint), buf.getvalue())
             if progress:
                 progress(e + 1, m[0])

@@ -133,6 +133,10 @@ def _batch(images, preprocess, seed: int, step: int, batch_size: int):
     return y.contiguous(memory_format=cl), c.contiguous(memory_format=cl), np.stack(px)
 
 
+#: what a distillation checkpoint holds
+CHECKPOINT_KEYS = ("state", "opt", "step", "history", "recipe")
+
+
 def distill(
     images: Sequence[np.ndarray],
     model,
@@ -155,6 +159,7 @@ def distill(
     Raises:
         ValueError: no images, or a checkpoint of another recipe.
     """
+    from dnnjpeg._checkpoint import read_checkpoint
     from dnnjpeg._fs import display
     from dnnjpeg._io import atomic_write_bytes
 
@@ -178,14 +183,15 @@ def distill(
     history: list[dict] = []
     start = 0
     ck_path = Path(checkpoint) if checkpoint is not None else None
-    if ck_path is not None and ck_path.is_file():
-        ck = torch.load(io.BytesIO(ck_path.read_bytes()), weights_only=True)
-        if ck.get("recipe") != recipe:
-            raise ValueError(f"{display(ck_path)}: a checkpoint of another distillation (model, images or "
-                             "settings differ); remove it or give another --out")  # fmt: skip
-        stem.load_state_dict(ck["state"])
-        opt.load_state_dict(ck["opt"])
-        history, start = ck["history"], int(ck["step"])
+    ck = read_checkpoint(ck_path, CHECKPOINT_KEYS, recipe) if ck_path is not None else None
+    if ck is not None:
+        try:
+            stem.load_state_dict(ck["state"])
+            opt.load_state_dict(ck["opt"])
+            history, start = list(ck["history"]), int(ck["step"])
+        except (RuntimeError, ValueError, TypeError, KeyError) as e:
+            raise ValueError(f"{display(ck_path)}: a checkpoint that does not fit this stem ({str(e)[:160]}); "
+                             "remove it to start again") from None  # fmt: skip
     head, tail = split_model(model.module, model.name)
     net, pre = model.module, model.preprocess
     frozen = [p for p in net.parameters() if p.requires_grad]

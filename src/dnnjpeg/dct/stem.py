@@ -379,6 +379,7 @@ def load_dct_model(spec: str) -> DctModel:
     """
     from importlib import resources
 
+    from dnnjpeg._fs import display
     from dnnjpeg.models import ModelUnavailableError, load_model
 
     ref = spec.split(":", 1)[1] if spec.startswith("dct:") else spec
@@ -397,10 +398,19 @@ def load_dct_model(spec: str) -> DctModel:
         raise ModelUnavailableError(f"{spec!r}: no such stem file (shipped: {shipped})") from None
     except ValueError as e:
         raise ModelUnavailableError(str(e)) from None
-    base = load_model(ck["model"])
-    stem = stem_for(base, ck["config"])
-    stem.load_state_dict(ck["state"], strict=True)
-    info = {"stem": str(path), "model": ck["model"], **ck.get("meta", {})}
+    try:
+        if not isinstance(ck.get("model"), str) or not isinstance(ck.get("config"), dict):
+            raise ValueError("no classifier name or configuration")
+        base = load_model(ck["model"])
+        stem = stem_for(base, ck["config"])
+        stem.load_state_dict(ck["state"], strict=True)
+        meta = ck.get("meta", {})
+        info = {"stem": str(path), "model": ck["model"], **(meta if isinstance(meta, dict) else {})}
+    except ModelUnavailableError:
+        raise
+    except (RuntimeError, TypeError, ValueError, KeyError, AttributeError) as e:
+        why = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        raise ModelUnavailableError(f"{display(path)}: a broken DCT stem file ({type(e).__name__}: {why})") from None
     m = assemble(base, stem.eval(), f"dct:{ref}" + (f"#{geometry}" if geometry != "fit" else ""), info)
     m.geometry = geometry
     return m

@@ -1,0 +1,61 @@
+"""Training checkpoints (``OUT.ckpt``) read safely: one clear error for anything that is not one.
+
+A checkpoint is a ``torch.save`` dict of tensors, numbers, strings and lists, read with
+``weights_only=True`` (no code runs). Random bytes, a truncated file, a pickle holding code,
+or a dict without the keys a trainer needs all end in one ``ValueError`` naming the file, before
+any long work, instead of PyTorch's unpickling traceback.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+__all__ = ["read_checkpoint"]
+
+
+def read_checkpoint(path: str | os.PathLike[str], keys: tuple[str, ...], recipe: object = None) -> dict | None:
+    """The checkpoint at ``path``, or None when there is none.
+
+    Args:
+        keys: the entries the trainer needs.
+        recipe: when given, the checkpoint's ``recipe`` entry must equal it (a run of the same
+            settings and images); None skips that check.
+    Raises:
+        ValueError: not a regular file, not a checkpoint (damaged, truncated, holding code),
+            entries missing, or another recipe — the message names the file and what to do.
+    """
+    import pickle
+    import zipfile
+
+    import torch
+
+    from dnnjpeg._fs import MAX_CONFIG_BYTES, display, open_regular
+
+    p = Path(path)
+    if not os.path.lexists(p):
+        return None
+    try:
+        with open_regular(p) as f:
+            data = f.read(16 * MAX_CONFIG_BYTES + 1)
+        if len(data) > 16 * MAX_CONFIG_BYTES:
+            raise ValueError("too large")
+        with warnings.catch_warnings():  # a foreign pickle's protocol warning says nothing to the user
+            warnings.simplefilter("ignore")
+            ck = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+    except (OSError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, KeyError) as e:
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ValueError(
+            f"{display(p)}: not a checkpoint dnnjpeg can read ({why[:160]}); remove it to start again"
+        ) from None
+    missing = [k for k in keys if not isinstance(ck, dict) or k not in ck]
+    if missing:
+        raise ValueError(f"{display(p)}: a checkpoint without {', '.join(missing)}; remove it to start again")
+    if recipe is not None and ck.get("recipe") != recipe:
+        raise ValueError(
+            f"{display(p)}: a checkpoint of another run (model, images or settings differ); remove it or give "
+            "another --out"
+        )
+    return ck
