@@ -86,7 +86,7 @@ def test_a_killed_run_resumes_to_the_same_stem(tmp_path, photos, lite0):
     a, b = whole.stem.state_dict(), resumed.stem.state_dict()
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
     assert [h["step"] for h in resumed.history] == [3, 6]
-    with pytest.raises(ValueError, match="another distillation"):
+    with pytest.raises(ValueError, match="a checkpoint of another run"):
         distill(photos, lite0, DistillConfig(steps=6, batch_size=2, checkpoint_every=3, stem=TINY, seed=1),
                 names=["a", "b", "c", "d"], checkpoint=ck)  # fmt: skip
 
