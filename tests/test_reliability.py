@@ -359,3 +359,20 @@ def test_19_a_broken_stem_file_is_refused(tmp_path, edit):
               "--out", str(tmp_path / "o")]
     )  # fmt: skip
     assert res.exit_code == 2 and "a broken DCT stem file" in res.stderr and "Traceback" not in res.output
+
+
+# -- 16: content, not the extension, decides what is a JPEG -----------------------------------------
+
+
+def test_16_jpegs_without_an_extension_are_compressed_and_evaluated(tmp_path):
+    from dnnjpeg.data import discover
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(5):
+        Image.fromarray(noise_image(40, 56, seed=i)).save(src / f"photo{i}", "JPEG", quality=90)
+    (src / "README").write_text("not an image: neither named nor made like one")
+    res = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "dst"), "--tables", str(_tables(tmp_path))])
+    assert res.exit_code == 0 and "5 written, 0 skipped (already valid), 0 failed" in res.stdout, res.output
+    assert sorted(p.name for p in (tmp_path / "dst").glob("*.jpg")) == [f"photo{i}.jpg" for i in range(5)]
+    assert len(discover(src)) == 5

@@ -416,7 +416,7 @@ def prepare_output_folder(
 
 #: magic numbers of the image formats the decoding commands read (content decides, not the name)
 _MAGIC = (
-    (b"\xff\xd8\xff", "JPEG"),
+    (b"\xff\xd8", "JPEG"),  # SOI: what libjpeg itself checks
     (b"\x89PNG\r\n\x1a\n", "PNG"),
     (b"BM", "BMP"),
     (b"II*\x00", "TIFF"),

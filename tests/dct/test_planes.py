@@ -10,7 +10,7 @@ from PIL import Image
 
 from dnnjpeg.codec import read_coefficients
 from dnnjpeg.codec.errors import CorruptJpegError, UnsupportedJpegError
-from dnnjpeg.dct.planes import crop_blocks, hflip, load_planes, planes_from_bytes, planes_of
+from dnnjpeg.dct.planes import crop_blocks, downscale, hflip, load_planes, planes_from_bytes, planes_of
 from dnnjpeg.nn import DiffJPEG
 
 
@@ -76,10 +76,32 @@ def test_odd_files_follow_the_stated_rules(tmp_path, kodak_dir):
     prog = load_planes(_file(tmp_path, img, "p.jpg", quality=90, progressive=True, subsampling=2))
     base = load_planes(_file(tmp_path, img, "b.jpg", quality=90, subsampling=2))
     assert np.array_equal(prog.y, base.y) and np.array_equal(prog.cbcr, base.cbcr)
-    with pytest.raises(UnsupportedJpegError, match="s422.jpg.*4:2:2"):
-        load_planes(_file(tmp_path, img, "s422.jpg", quality=90, subsampling=1))
-    with pytest.raises(UnsupportedJpegError, match="s444.jpg.*layout is 4:2:0"):
-        load_planes(_file(tmp_path, img, "s444.jpg", quality=90, subsampling=0), "4:2:0")
+    # 4:4:4 asked as 4:2:0: the DCT-domain ½ down-scale of its own chroma planes
+    s444 = _file(tmp_path, img, "s444.jpg", quality=90, subsampling=0)
+    own = load_planes(s444, "4:4:4")
+    assert np.allclose(load_planes(s444, "4:2:0").cbcr, downscale(own.cbcr, 2), atol=1e-3)
+    with pytest.raises(UnsupportedJpegError, match="rgb.jpg: RGB-coded JPEG"):
+        load_planes(_file(tmp_path, img, "rgb.jpg", quality=90, keep_rgb=True))
+
+
+@pytest.mark.parametrize("sub", [1, 0])
+def test_other_chroma_layouts_are_resampled_to_the_asked_one(tmp_path, kodak_dir, sub):
+    """A 4:2:2 (or 4:4:4) file read as 4:2:0: its chroma planes, decoded, are the file's decoded
+    chroma averaged over 2×2 pixels, within about one level; the fused loader equals planes_of."""
+    from dnnjpeg.dct.planes import _dct
+
+    img = _photo(kodak_dir, 96, 128)
+    p = _file(tmp_path, img, f"s{sub}.jpg", quality=95, subsampling=sub)
+    pl = load_planes(p, "4:2:0")
+    assert pl.cbcr.shape == (128, 6, 8) and pl.y.shape == (64, 12, 16)
+    ref = planes_of(read_coefficients(p), "4:2:0")
+    assert np.allclose(pl.cbcr, ref.cbcr, atol=1e-3) and np.array_equal(pl.y, ref.y)
+    d = _dct(8)
+    blocks = pl.cbcr.reshape(2, 8, 8, 6, 8).transpose(0, 3, 4, 1, 2)
+    got = np.einsum("iu,cyxuv,jv->cyixj", d.T, blocks, d.T).reshape(2, 48, 64) + 128
+    ycc = np.asarray(Image.open(p).convert("YCbCr")).astype(float)
+    want = ycc[..., 1:].reshape(48, 2, 64, 2, 2).mean((1, 3)).transpose(2, 0, 1)
+    assert np.abs(got - want).mean() < 1.0
 
 
 @pytest.mark.parametrize("h,w", [(1, 1), (17, 33), (129, 7), (40, 48)])

@@ -62,6 +62,9 @@ def _check_supported(h: JpegHeader) -> None:
         raise UnsupportedJpegError(
             h.path, f"{h.n_components}-component ({h.color}) JPEG: only gray and YCbCr are supported"
         )
+    for slot, t in h.qtables.items():
+        if (np.asarray(t) == 0).any():  # no encoder writes a 0 step; a table type cannot hold one
+            raise UnsupportedJpegError(h.path, f"quantization table {slot} holds a step of 0")
 
 
 def read_coefficients(path: str | os.PathLike[str]) -> Coefficients:
@@ -69,13 +72,16 @@ def read_coefficients(path: str | os.PathLike[str]) -> Coefficients:
 
     Raises NotAJpegError / CorruptJpegError / UnsupportedJpegError naming the file.
     """
-    import jpeglib
+    from dnnjpeg._fs import read_regular
+    from dnnjpeg.codec.strict import jpeglib_turbo, libjpeg_check
 
     p = os.fspath(path)
     h = parse_header(p)
     _check_supported(h)
+    # jpeglib prints libjpeg's warnings and reads on: the strict check refuses what libjpeg flags first
+    libjpeg_check(read_regular(p), p)
     try:
-        d = jpeglib.read_dct(p)
+        d = jpeglib_turbo().read_dct(p)
         blocks = [d.Y] if h.n_components == 1 else [d.Y, d.Cb, d.Cr]
         blocks = tuple(np.ascontiguousarray(b, dtype=np.int16) for b in blocks)
     except JpegError:
@@ -99,8 +105,9 @@ def write_coefficients(
     When ``path`` is given the file is written atomically as well. ``optimize``: Huffman tables
     fitted to these levels (libjpeg's optimize_coding) instead of the standard ones.
     """
-    import jpeglib
+    from dnnjpeg.codec.strict import jpeglib_turbo
 
+    jpeglib = jpeglib_turbo()  # one libjpeg build per process, whichever function is called first
     c = coefficients
     if c.tables.extended:
         raise ValueError("baseline JPEG needs tables with entries 1..255")

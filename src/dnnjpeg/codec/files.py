@@ -26,6 +26,7 @@ from PIL import Image, UnidentifiedImageError
 from dnnjpeg._fs import display, read_regular
 from dnnjpeg.codec.errors import CorruptJpegError, JpegError, NotAJpegError, UnsupportedJpegError
 from dnnjpeg.codec.header import parse_header_bytes, sniff_format
+from dnnjpeg.codec.strict import libjpeg_check, libjpeg_pixels, refused_layout
 
 __all__ = ["MAX_PIXELS", "ImageTooLargeError", "load_image", "decode_image_bytes", "check_jpeg_data"]
 
@@ -69,7 +70,13 @@ def _strict_decode(data: bytes, path: str, pixels: str | None = None) -> tuple[n
     try:
         a = simplejpeg.decode_jpeg(data, colorspace=colorspace, strict=True)
     except ValueError as e:
-        raise CorruptJpegError(path, f"libjpeg: {e}") from None
+        if not refused_layout(e):
+            raise CorruptJpegError(path, f"libjpeg: {e}") from None
+        # a layout the TurboJPEG API refuses (4:1:0, mixed factors) that libjpeg itself decodes
+        if not keep:
+            libjpeg_check(data, path)
+            return None, h.n_components
+        a = libjpeg_pixels(data, path, gray=h.n_components == 1)
     return (a if keep else None), h.n_components
 
 
@@ -126,6 +133,8 @@ def decode_image_bytes(data: bytes, name: str, mode: str | None = None, require_
             im.load()
             if mode is None:
                 mode = "L" if im.mode in ("1", "L", "LA", "I;16", "I", "F") else "RGB"
+            if im.mode == "P" and "transparency" in im.info:
+                im = im.convert("RGBA")  # the direct conversion warns; the transparency is dropped either way
             return np.asarray(im if im.mode == mode else im.convert(mode))
     except JpegError:
         raise

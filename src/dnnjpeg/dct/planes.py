@@ -7,9 +7,11 @@ then Cr's 64), at luma resolution for 4:4:4. No inverse DCT runs.
 Rules for other files (one per kind, stated where they apply):
 - gray: chroma planes of zeros (exact: a gray image's chroma is neutral, every coefficient 0);
 - progressive or multi-scan: read by jpeglib instead of the compiled reader (same values, slower);
-- 4:2:2, 4:4:0, 4:1:1 and CMYK: an error naming the file (no exact conversion to either layout);
-- a file whose chroma layout is not the one asked for (4:4:4 where 4:2:0 is wanted): an error
-  naming the file.
+- any other chroma layout (4:2:2, 4:4:0, 4:1:1, 4:1:0, 4:4:4 where 4:2:0 is asked, Cb and Cr sampled
+  differently), each chroma plane at ½, 1 or 2× the asked layout's resolution per axis: brought to the
+  asked layout in the DCT domain, per axis (:func:`resample_chroma`): halved by libjpeg's reduced
+  inverse DCT then regrouped (as :func:`downscale`), doubled by repeating each decoded sample (libjpeg's
+  plain up-sampling); other ratios, and files coded in RGB or CMYK: an error naming the file.
 """
 
 from __future__ import annotations
@@ -67,6 +69,70 @@ def _layout(layout: str, sub: str) -> str:
     return layout
 
 
+def _axis_ops(sampling: tuple[tuple[int, int], ...], layout: str, where: str) -> list[tuple[int, int]]:
+    """Per chroma component, per axis (vertical, horizontal), how its planes must be scaled to reach
+    ``layout``: 2 (double), 1 or -2 (halve); an error naming the file for other ratios."""
+    (hy, vy) = sampling[0]
+    t = 2 if layout == "4:2:0" else 1  # luma samples per chroma sample in the asked layout, per axis
+    out = []
+    for hc, vc in sampling[1:]:
+        ops = []
+        for luma, c in ((vy, vc), (hy, hc)):
+            r = luma / (t * c)  # how much finer this chroma must become
+            if r not in (0.5, 1, 2):
+                raise UnsupportedJpegError(
+                    where, f"chroma sampling {sampling}: only ½, 1 or 2× the {layout} grid is read"
+                )
+            ops.append({0.5: -2, 1: 1, 2: 2}[r])
+        out.append((ops[0], ops[1]))
+    return out
+
+
+def _up2() -> np.ndarray:
+    """(2, 8, 8) U: the coefficients of the two blocks that one block becomes when its 8 decoded
+    samples along an axis are each repeated twice (libjpeg's plain up-sampling): out_i = U_i c."""
+    d = _dct(8)
+    rep = np.repeat(np.eye(8), 2, axis=0)  # (16, 8): each sample twice
+    px = rep @ d.T  # the 16 samples from the 8 coefficients
+    return np.stack([d @ px[:8], d @ px[8:]])
+
+
+def resample_chroma(cbcr: np.ndarray, ops: tuple[int, int], rows: int, cols: int) -> np.ndarray:
+    """Scale chroma planes per axis without leaving the DCT domain, then fit them to ``rows``×``cols``
+    blocks (cut, or padded with zero blocks: mid-gray).
+
+    Args:
+        cbcr: float (K·64, h, w), channel u·8 + v per component.
+        ops: (vertical, horizontal), each 2 (double: :func:`_up2`), 1 (keep) or -2 (halve: libjpeg's
+            reduced inverse DCT then regrouped, as :func:`downscale`).
+    Returns:
+        float32 (K·64, rows, cols).
+    """
+    kc, h, w = cbcr.shape
+    a = cbcr.reshape(kc // 64, 8, 8, h, w).astype(np.float32)
+    down = _regroup(2).astype(np.float32).reshape(8, 2, 8)  # [u', i, u]
+    up = _up2().astype(np.float32)  # [j, u', u]
+    for axis, op in enumerate(ops):  # axis 0: u and the block rows; 1: v and the block columns
+        if op == 1:
+            continue
+        if axis == 1:
+            a = a.transpose(0, 2, 1, 4, 3)  # (k, v, u, w, h): the same code for both axes
+        k, _, o, n, m = a.shape
+        if op == -2:
+            pad = np.zeros((k, 8, o, n + n % 2, m), np.float32)
+            pad[:, :, :, :n] = a
+            g = pad.reshape(k, 8, o, (n + 1) // 2, 2, m)
+            a = np.einsum("aiu,kuoyim->kaoym", down, g, optimize=True)
+        else:
+            a = np.einsum("jau,kuonm->kaonjm", up, a, optimize=True).reshape(k, 8, o, 2 * n, m)
+        if axis == 1:
+            a = a.transpose(0, 2, 1, 4, 3)
+    out = np.zeros((kc // 64, 8, 8, rows, cols), np.float32)
+    r, c = min(rows, a.shape[3]), min(cols, a.shape[4])
+    out[..., :r, :c] = a[..., :r, :c]
+    return out.reshape(kc, rows, cols)
+
+
 def planes_of(coef: Coefficients, layout: str = "4:2:0", where: str = "<coefficients>") -> DctPlanes:
     """The planes of read coefficients, by the module's rules (``where`` names the file in errors)."""
     layout = _layout(layout, coef.subsampling)
@@ -76,14 +142,13 @@ def planes_of(coef: Coefficients, layout: str = "4:2:0", where: str = "<coeffici
     if len(coef.blocks) == 1:
         cbcr = np.zeros((128, ch, cw), np.float32)
     else:
-        sub = coef.subsampling
-        if sub not in LAYOUTS:
-            raise UnsupportedJpegError(where, f"{sub} chroma: the DCT loader reads 4:2:0 and 4:4:4 files")
-        if sub != layout:
-            raise UnsupportedJpegError(where, f"{sub} chroma where the loader's layout is {layout}")
-        cbcr = np.concatenate([_channels(b, coef.tables.chroma) for b in coef.blocks[1:]])
-        if cbcr.shape[1:] != (ch, cw):
-            raise UnsupportedJpegError(where, f"chroma blocks {cbcr.shape[1:]} do not match luma's {(bh, bw)}")
+        if len(coef.blocks) != 3:
+            raise UnsupportedJpegError(where, f"{len(coef.blocks)} components: the DCT loader reads gray and YCbCr")
+        ops = _axis_ops(coef.sampling, layout, where)
+        parts = [_channels(b, coef.tables.chroma) for b in coef.blocks[1:]]
+        if ops != [(1, 1), (1, 1)] or any(x.shape[1:] != (ch, cw) for x in parts):
+            parts = [resample_chroma(x, op, ch, cw) for x, op in zip(parts, ops)]
+        cbcr = np.concatenate(parts)
     return DctPlanes(y, cbcr, layout, coef.tables, coef.width, coef.height)
 
 
@@ -129,8 +194,12 @@ def planes_from_bytes(data: bytes, path: str = "<bytes>", layout: str = "4:2:0")
         raise ValueError(f"layout must be one of {LAYOUTS} or 'file', got {layout!r}")
     flat = decode_flat(data, path)
     if flat is None:
+        from dnnjpeg.codec.header import parse_header_bytes
+
+        _refuse_color(parse_header_bytes(data, path).color, path)
         return planes_of(_jpeglib_coefficients(data, path), layout, path)
     plan, blocks = flat
+    _refuse_color(plan.color, path)
     tables, sampling, width, height = plan.coef
     sub = _subsampling(sampling)
     layout = _layout(layout, sub)
@@ -141,17 +210,29 @@ def planes_from_bytes(data: bytes, path: str = "<bytes>", layout: str = "4:2:0")
     ch, cw = ((bh + 1) // 2, (bw + 1) // 2) if layout == "4:2:0" else (bh, bw)
     if len(sampling) == 1:
         return DctPlanes(y, np.zeros((128, ch, cw), np.float32), layout, tables, width, height)
-    if sub not in LAYOUTS:
-        raise UnsupportedJpegError(path, f"{sub} chroma: the DCT loader reads 4:2:0 and 4:4:4 files")
-    if sub != layout:
-        raise UnsupportedJpegError(path, f"{sub} chroma where the loader's layout is {layout}")
-    if any(plan.real[i] != (ch, cw) for i in (1, 2)):
-        raise UnsupportedJpegError(path, f"chroma blocks {plan.real[1]} do not match luma's {(bh, bw)}")
+    if len(sampling) != 3:
+        raise UnsupportedJpegError(path, f"{len(sampling)} components: the DCT loader reads gray and YCbCr")
+    ops = _axis_ops(sampling, layout, path)
+    if ops != [(1, 1), (1, 1)] or any(plan.real[i] != (ch, cw) for i in (1, 2)):
+        # 4:2:2, 4:4:0, 4:1:1, or 4:4:4 where 4:2:0 is asked: chroma resampled to the asked layout
+        steps = tables.chroma.reshape(64).astype(np.float32)
+        parts = []
+        for i, op in zip((1, 2), ops):
+            own = np.empty((64, *plan.real[i]), np.float32)
+            gather(blocks, int(plan.off[i]), plan.grids[i][1], steps, own, 0)
+            parts.append(resample_chroma(own, op, ch, cw))
+        return DctPlanes(y, np.concatenate(parts), layout, tables, width, height)
     cbcr = np.empty((128, ch, cw), np.float32)
     steps = tables.chroma.reshape(64).astype(np.float32)
     for i in (1, 2):
         gather(blocks, int(plan.off[i]), plan.grids[i][1], steps, cbcr, 64 * (i - 1))
     return DctPlanes(y, cbcr, layout, tables, width, height)
+
+
+def _refuse_color(color: str, path: str) -> None:
+    """Planes are luma and chroma: a file coded in RGB (or CMYK) has neither; an error naming it."""
+    if color not in ("YCbCr", "gray"):
+        raise UnsupportedJpegError(path, f"{color}-coded JPEG: the DCT loader reads gray and YCbCr files")
 
 
 def _jpeglib_coefficients(data: bytes, path: str) -> Coefficients:

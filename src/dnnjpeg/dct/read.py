@@ -26,6 +26,7 @@ import numpy as np
 from dnnjpeg.codec.coefficients import Coefficients, _check_supported
 from dnnjpeg.codec.errors import CorruptJpegError
 from dnnjpeg.codec.header import _segments, parse_header_bytes
+from dnnjpeg.codec.strict import libjpeg_check
 from dnnjpeg.codec.tables import ZIGZAG
 
 __all__ = ["read_coefficients_fast", "decode_coefficients", "decode_flat"]
@@ -309,6 +310,7 @@ class _Plan:
     real: tuple  # (rows, cols) kept per component
     off: np.ndarray
     sizes: tuple
+    color: str = "YCbCr"  # the header's color model (RGB-coded files have no luma plane)
 
 
 _PLANS: dict[bytes, _Plan | None] = {}  # header bytes → plan (None: not for this reader)
@@ -330,6 +332,32 @@ def _plan(data: bytes, path: str) -> _Plan | None:
             _PLANS.pop(next(iter(_PLANS)))
         _PLANS[key] = plan
     return plan
+
+
+_STD_HUFF: dict[tuple[int, int], bytes] = {}
+
+
+def _standard_huffman() -> dict[tuple[int, int], bytes]:
+    """The JPEG standard's (Annex K) Huffman tables, (class, slot) → DHT bytes, as libjpeg writes them
+    without optimization (taken from a file Pillow encodes, rather than typed in again)."""
+    if not _STD_HUFF:
+        import io
+
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.new("RGB", (16, 16)).save(buf, "JPEG", optimize=False)
+        data = buf.getvalue()
+        for marker, _, seg in _segments(data, "<standard tables>", True, []):
+            if marker == 0xC4:
+                j = 0
+                while j + 17 <= len(seg):
+                    n = int(np.frombuffer(seg[j + 1 : j + 17], np.uint8).sum())
+                    _STD_HUFF[(seg[j] >> 4, seg[j] & 15)] = bytes(seg[j : j + 17 + n])
+                    j += 17 + n
+            elif marker == 0xDA:
+                break
+    return _STD_HUFF
 
 
 def _parse_plan(data: bytes, path: str) -> tuple[_Plan | None, int | None]:
@@ -361,6 +389,9 @@ def _parse_plan(data: bytes, path: str) -> tuple[_Plan | None, int | None]:
     sel = [(sos[2 + 2 * k] >> 4, sos[2 + 2 * k] & 15) for k in range(ns)]
     keys = sorted({(0, d) for d, _ in sel} | {(1, a) for _, a in sel})
     for key in keys:
+        if key not in huff and key[1] in (0, 1):
+            # as libjpeg does (an MJPEG frame carries no DHT): the standard tables in slots 0 and 1
+            huff[key] = _standard_huffman()[key]
         if key not in huff:
             raise CorruptJpegError(
                 path, f"scan uses {'DC' if key[0] == 0 else 'AC'} Huffman table {key[1]}, not defined"
@@ -385,7 +416,7 @@ def _parse_plan(data: bytes, path: str) -> tuple[_Plan | None, int | None]:
             mcux, mcuy, h.restart_interval, *arrays, _ZZ)  # fmt: skip
     coef = (h.quant_tables(), tuple((c.h, c.v) for c in comps), h.width, h.height)
     return _Plan(start, coef, tuple((c.h, c.v) for c in comps), args, tuple(grids), tuple(real), off,
-                 tuple(sizes)), start  # fmt: skip
+                 tuple(sizes), h.color), start  # fmt: skip
 
 
 def decode_coefficients(data: bytes, path: str = "<bytes>") -> Coefficients | None:
@@ -431,6 +462,9 @@ def decode_flat(data: bytes, path: str = "<bytes>") -> tuple[_Plan, np.ndarray] 
         raise CorruptJpegError(path, f"corrupt scan data: {why}")
     if not _ends_cleanly(data, end):
         raise CorruptJpegError(path, f"bytes after the scan data at offset {end} before the end-of-image marker")
+    # exactly as strict as libjpeg: whatever it warns about (extraneous bytes between segments, a
+    # scan cut short, ...) is refused here too, so the coefficient and pixel paths read the same files
+    libjpeg_check(data, path)
     return plan, out
 
 
