@@ -376,3 +376,67 @@ def test_16_jpegs_without_an_extension_are_compressed_and_evaluated(tmp_path):
     assert res.exit_code == 0 and "5 written, 0 skipped (already valid), 0 failed" in res.stdout, res.output
     assert sorted(p.name for p in (tmp_path / "dst").glob("*.jpg")) == [f"photo{i}.jpg" for i in range(5)]
     assert len(discover(src)) == 5
+
+
+# -- 7: evaluate --resume checks what it reuses ---------------------------------------------------
+
+
+def _tamper(f: Path, edit) -> None:
+    import io
+
+    z = dict(np.load(f, allow_pickle=False))
+    meta = json.loads(z["meta"].tobytes())
+    edit(z, meta)
+    z["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    buf = io.BytesIO()
+    np.savez(buf, **z)
+    f.write_bytes(buf.getvalue())
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda z, m: z.__setitem__("logits", z["logits"][:1]),  # 1 row for 2 images
+        lambda z, m: z.__setitem__("logits", np.full_like(z["logits"], np.nan)),
+        lambda z, m: m["paths"].append("/etc/passwd"),
+        lambda z, m: z.__setitem__("k0_0", -np.ones_like(z["k0_0"])),
+        "same-size edit",
+    ],
+    ids=["short-logits", "nan-logits", "extra-path", "negative-kl", "same-size-edit"],
+)
+def test_07_resume_verifies_saved_chunks(tmp_path, edit):
+    from dnnjpeg.data import discover
+    from dnnjpeg.evaluate import evaluate
+    from dnnjpeg.families import parse_family
+
+    from .evaluate.tiny import tiny_model, write_images
+
+    write_images(tmp_path / "d", 4)
+    ds = discover(tmp_path / "d")
+    curves = [parse_family("standard:50")]
+    kw = dict(at="original", n_boot=0, progress=False, chunk=2)
+    r1 = evaluate(ds, tiny_model(), curves, cache=tmp_path / "c", **kw)
+    chunk = sorted((tmp_path / "c").glob("chunk-*.npz"))[0]
+    if edit == "same-size edit":
+        img = ds.records[0].path
+        st = img.stat()
+        other = ds.records[1].path.read_bytes()
+        data = bytearray(img.read_bytes())
+        Image.fromarray(noise_image(*np.asarray(Image.open(img)).shape[:2], seed=9)).save(img)
+        new = img.read_bytes()
+        if len(new) != len(data):  # keep the size: pad or cut the PNG's trailing bytes
+            new = (new + other)[: len(data)] if len(new) < len(data) else new[: len(data)]
+        img.write_bytes(new)
+        os.utime(img, ns=(st.st_atime_ns, st.st_mtime_ns))
+        assert img.stat().st_size == st.st_size and img.stat().st_mtime_ns == st.st_mtime_ns
+    else:
+        _tamper(chunk, edit)
+    r2 = evaluate(ds, tiny_model(), curves, cache=tmp_path / "c", **kw)
+    assert any("not reused" in n and "measured again" in n for n in r2["notes"])
+    if edit == "same-size edit":
+        # the new bytes were measured: the first image's file size (bits at q50) is another
+        assert r2["curves"][0]["points"][0]["per_image"]["bits"] != r1["curves"][0]["points"][0]["per_image"]["bits"]
+    else:
+        per_image = [[p["per_image"] for p in c["points"]] for c in r2["curves"]]
+        assert per_image == [[p["per_image"] for p in c["points"]] for c in r1["curves"]]
+        assert r2["pristine"] == r1["pristine"] and "/etc/passwd" not in json.dumps(r2.to_dict(), default=str)

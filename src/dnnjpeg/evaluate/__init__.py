@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import platform
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +126,34 @@ class _Chunk:
     failures: list[tuple[str, str]]
     trials: list[list[tuple[np.ndarray, np.ndarray, np.ndarray, float]]]
     qnet: list[tuple[np.ndarray, np.ndarray] | None]
+    #: SHA-256 of each record's bytes when measured (None: unreadable), in record order
+    digests: list[str | None] = field(default_factory=list)
+
+    def check(self, records, n_classes: int, curves) -> None:
+        """Raise ValueError unless this saved chunk is whole and was measured from exactly these
+        files as they are now (their bytes, not only their size and time) for these curves."""
+        given = [str(r.path) for r in records]
+        named = [str(p) for p in self.paths] + [str(f[0]) for f in self.failures]
+        if sorted(named) != sorted(given):  # an extra, missing or repeated path
+            raise ValueError("it names other files than this chunk's")
+        if self.digests != _digests(records):
+            raise ValueError("a file changed since it was measured")
+        n = len(self.paths)
+        shapes = {"labels": (self.labels, (n,)), "logits": (self.logits, (n, n_classes)),
+                  "pixels": (self.pixels, (n,)), "bmp": (self.bmp, (n,))}  # fmt: skip
+        if len(self.trials) != len(curves) or any(len(t) != len(c.points) for t, c in zip(self.trials, curves)):
+            raise ValueError("it holds other curves")
+        for i, pts in enumerate(self.trials):
+            for j, (b, t5, kl, _) in enumerate(pts):
+                shapes |= {f"bits {i}.{j}": (b, (n,)), f"top5 {i}.{j}": (t5, (n, 5)), f"kl {i}.{j}": (kl, (n,))}
+        for name, (a, shape) in shapes.items():
+            a = np.asarray(a)
+            if a.shape != shape:
+                raise ValueError(f"{name} has shape {a.shape}, expected {shape}")
+            if a.dtype.kind == "f" and not np.isfinite(a).all():
+                raise ValueError(f"{name} holds values that are not finite numbers")
+        if any((np.asarray(t[2]) < -1e-6).any() for pts in self.trials for t in pts):
+            raise ValueError("a negative KL")
 
     def to_bytes(self) -> bytes:
         import io
@@ -143,6 +172,7 @@ class _Chunk:
             "failures": self.failures,
             "seconds": seconds,
             "qnet": [q is not None for q in self.qnet],
+            "digests": self.digests,
         }
         buf = io.BytesIO()
         np.savez(buf, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
@@ -158,7 +188,20 @@ class _Chunk:
                   for i, secs in enumerate(meta["seconds"])]  # fmt: skip
         qnet = [(z[f"dq{i}"], z[f"st{i}"]) if has else None for i, has in enumerate(meta["qnet"])]
         return _Chunk(meta["paths"], z["labels"], z["logits"], z["pixels"], z["bmp"],
-                      [tuple(f) for f in meta["failures"]], trials, qnet)  # fmt: skip
+                      [tuple(f) for f in meta["failures"]], trials, qnet, list(meta.get("digests", [])))  # fmt: skip
+
+
+def _digests(records) -> list[str | None]:
+    """SHA-256 of each record's file (None where it cannot be read as a regular file)."""
+    import hashlib
+
+    out = []
+    for r in records:
+        try:
+            out.append(hashlib.sha256(read_regular(r.path)).hexdigest())
+        except OSError:
+            out.append(None)
+    return out
 
 
 def _evaluate_chunk(records, shared) -> _Chunk:
@@ -191,7 +234,7 @@ def _evaluate_chunk(records, shared) -> _Chunk:
         stats = np.concatenate([probe_stats(src[i : i + 32], probe) for i in range(0, len(src), 32)])
         qnet.append((dq, stats))
     return _Chunk(pristine.paths, pristine.labels, pristine.logits, pristine.pixels, pristine.bmp_bytes,
-                  [tuple(f) for f in pristine.failures], trials, qnet)  # fmt: skip
+                  [tuple(f) for f in pristine.failures], trials, qnet, _digests(records))  # fmt: skip
 
 
 def _chunk_key(settings: dict, records) -> str:
@@ -333,16 +376,20 @@ def evaluate(
     with Progress(*cols, disable=not progress, transient=False) as bar:
         task = bar.add_task(f"measuring {len(curves)} curve(s) on {engine.name}", total=total, rate="")
         per_image = 1 + sum(len(c.points) for c in curves)
-        todo = []
+        todo, stale = [], []
         for i, ch in enumerate(chunks):
             f = folder / f"chunk-{_chunk_key(key_settings, ch)}.npz" if folder is not None else None
-            if f is not None:
+            if f is not None and os.path.lexists(f):
                 try:  # regular files only: a FIFO put there is never opened (dnnjpeg._fs.read_regular)
-                    parts.append(_Chunk.from_bytes(read_regular(f)))
+                    saved = _Chunk.from_bytes(read_regular(f))
+                    saved.check(ch, model.num_classes, curves)
+                    parts.append(saved)
                     bar.advance(task, per_image * len(ch))
                     continue
-                except Exception:  # noqa: BLE001 — missing or damaged: the chunk is measured again
-                    pass
+                except Exception as e:  # noqa: BLE001 — damaged or stale: the chunk is measured again
+                    stale.append(
+                        f"saved chunk {f.name} not reused ({str(e)[:120] or type(e).__name__}): measured again"
+                    )
             parts.append(None)
             todo.append((i, ch, f))
         t0 = datetime.datetime.now()
@@ -387,7 +434,7 @@ def evaluate(
         curves = list(curves) + [TableFamily(e["name"], (), "selected") for e, _ in new]
 
     ref_i = _reference_index(curves, reference)
-    notes = transfer_notes(curves, model.name, at)
+    notes = stale + transfer_notes(curves, model.name, at)
     pristine_correct = pristine.logits.argmax(1) == pristine.labels
     comparisons = []
     for i, cd in enumerate(curve_data):
