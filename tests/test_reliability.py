@@ -440,3 +440,15 @@ def test_07_resume_verifies_saved_chunks(tmp_path, edit):
         per_image = [[p["per_image"] for p in c["points"]] for c in r2["curves"]]
         assert per_image == [[p["per_image"] for p in c["points"]] for c in r1["curves"]]
         assert r2["pristine"] == r1["pristine"] and "/etc/passwd" not in json.dumps(r2.to_dict(), default=str)
+
+
+# -- 10: an SDQ budget below what the tables can make is out of reach, not a silent miss -------------
+
+
+def test_10_sdq_target_out_of_reach_is_said(tmp_path):
+    src = _photos(tmp_path / "src", 1, size=(32, 48))
+    res = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "dst"), "--sdq", "mse", "--tables",
+                                   str(_tables(tmp_path)), "--target-bpp", "1e-9", "--workers", "1"])  # fmt: skip
+    assert res.exit_code == 1, res.output
+    assert "out of reach" in res.stderr and "n01440764_0.JPEG" in res.stderr and "0 written" in res.stdout
+    assert not list((tmp_path / "dst").glob("*.jpg"))

@@ -452,9 +452,8 @@ class SDQChoice:
 
         if self.bpp is None:
             return at(self.lam if self.lam is not None else table_lambda(self.tables, lam_w, self._alpha)), None
-        return _within_budget(
-            at, self.bpp * pixels.shape[0] * pixels.shape[1] / 8, table_lambda(self.tables, lam_w, 1.0)
-        )
+        n = pixels.shape[0] * pixels.shape[1]
+        return _within_budget(at, self.bpp * n / 8, table_lambda(self.tables, lam_w, 1.0), n)
 
     def measure(self, pixels):
         raise ValueError("SDQ has no members to measure: its budget is per image")
@@ -469,22 +468,33 @@ class SDQChoice:
 _SDQ_MODELS: dict = {}
 
 
-def _within_budget(at, budget_bytes: float, lam0: float) -> tuple[bytes, int | None]:
+def _within_budget(at, budget_bytes: float, lam0: float, pixels: int) -> tuple[bytes, int | None]:
     """The file of the smallest λ whose size fits ``budget_bytes`` (bits fall as λ grows): λ = 0
     when rounding fits, else doubling from ``lam0`` / 64 then 12 halvings of the bracket in log
-    space; when no λ fits, the smallest file found."""
+    space.
+
+    Raises:
+        ValueError: no λ fits: the budget is below the smallest file these tables make (the size
+            stops falling as λ grows); the message gives that floor.
+    """
     data = at(0.0)
     if len(data) <= budget_bytes:
         return data, None
-    lo, hi, best = 0.0, lam0 / 64, None
+    lo, hi, best, flat = 0.0, lam0 / 64, None, 0
     for _ in range(40):
         d = at(hi)
         if len(d) <= budget_bytes:
             best = d
             break
+        flat = flat + 1 if len(d) >= len(data) else 0
         lo, data, hi = hi, min(data, d, key=len), hi * 4
+        if flat >= 2:  # a 16× larger λ saved nothing: every level that can go is gone
+            break
     if best is None:
-        return data, None
+        raise ValueError(
+            f"target {8 * budget_bytes / pixels:g} bpp is out of reach: the smallest file soft-decision "
+            f"quantization makes of it with these tables is {8 * len(data) / pixels:.4f} bpp; nothing was written"
+        )
     for _ in range(12):
         mid = math.sqrt(lo * hi) if lo > 0 else hi / 4
         d = at(mid)
