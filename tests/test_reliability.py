@@ -452,3 +452,134 @@ def test_10_sdq_target_out_of_reach_is_said(tmp_path):
     assert res.exit_code == 1, res.output
     assert "out of reach" in res.stderr and "n01440764_0.JPEG" in res.stderr and "0 written" in res.stdout
     assert not list((tmp_path / "dst").glob("*.jpg"))
+
+
+# -- 20: a model reading coefficients takes 4:2:2 files (chroma resampled), not an error after measuring
+
+
+def test_20_dct_model_reads_a_422_codec(tmp_path):
+    from dnnjpeg.evaluate import evaluate
+    from dnnjpeg.families import parse_family
+    from dnnjpeg.models import load_model
+
+    from .evaluate.tiny import write_images
+
+    write_images(tmp_path / "d", 2, size=(64, 80))
+    from dnnjpeg.data import discover
+
+    m = load_model("dct:efficientnet-lite0")
+    r = evaluate(discover(tmp_path / "d"), m, [parse_family("standard:50@4:2:2")], at="original", n_boot=0,
+                 progress=False)  # fmt: skip
+    assert not r["failures"] and len(r["curves"][0]["points"][0]["per_image"]["bits"]) == 2
+
+
+# -- 21: train refuses settings without a training step before reading, and goes on past bad files --
+
+
+def _cifar_like(root: Path, n: int = 4) -> Path:
+    for split in ("train", "test"):
+        for c in ("cat", "dog"):
+            d = root / split / c
+            d.mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(noise_image(32, 32, seed=i)).save(d / f"{i}.jpg", quality=75)
+    return root
+
+
+@pytest.mark.parametrize(
+    "extra, match",
+    [
+        (["--epochs", "0"], "--epochs and --batch-size must be ≥ 1"),
+        (["--batch-size", "64"], "fewer than --batch-size 64"),
+        (["--frequencies", "0", "--input", "dct"], "--frequencies must be 1..64"),
+        (["--frequencies", "999", "--input", "dct"], "--frequencies must be 1..64"),
+        (["--frequencies", "8"], "it is for --input dct"),
+    ],
+)
+def test_21_train_refuses_what_cannot_train(tmp_path, extra, match):
+    data = _cifar_like(tmp_path / "data")
+    res = CliRunner().invoke(app, ["train", str(data), "--out", str(tmp_path / "o"), *extra])
+    assert res.exit_code == 2 and match in res.stderr and "Traceback" not in res.output, res.output
+
+
+def test_21_train_names_every_bad_file_and_goes_on(tmp_path):
+    data = _cifar_like(tmp_path / "data")
+    for i in range(3):
+        (data / "train" / "cat" / f"bad{i}.jpg").write_bytes(b"\xff\xd8 broken")
+    os.mkfifo(data / "train" / "dog" / "fifo.jpg")  # a FIFO is reported, never opened
+    res = CliRunner().invoke(app, ["train", str(data), "--out", str(tmp_path / "o"), "--epochs", "1",
+                                   "--batch-size", "4", "--width", "4"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    for name in ("bad0.jpg", "bad1.jpg", "bad2.jpg", "fifo.jpg"):
+        assert name in res.stderr
+    summary = json.loads((tmp_path / "o" / "results.json").read_text())["summary"]
+    assert summary["data"]["train_images"] == 8
+
+
+# -- 22: configuration files are capped in nesting depth and size ---------------------------------
+
+
+def _nested(tmp_path: Path) -> Path:
+    f = tmp_path / "deep.json"
+    f.write_text("[" * 100_000 + "]" * 100_000)
+    return f
+
+
+@pytest.mark.parametrize("how", ["tables", "qnet", "kappa", "codec-tables", "codec-sweep"])
+def test_22_deeply_nested_json_is_one_line(tmp_path, how):
+    f = _nested(tmp_path)
+    src = _photos(tmp_path / "src")
+    dst = str(tmp_path / "dst")
+    argv = {
+        "tables": ["compress", str(src), dst, "--tables", str(f)],
+        "qnet": ["compress", str(src), dst, "--qnet", str(f), "--lam", "0.01"],
+        "kappa": ["compress", str(src), dst, "--kappa", str(f), "--family", "standard:20,50", "--lam", "0.01"],
+        "codec-tables": ["evaluate", "--data", str(src), "--codec", f"tables:{f}", "--out", dst],
+        "codec-sweep": ["evaluate", "--data", str(src), "--codec", f"sweep:{f}", "--out", dst],
+    }[how]
+    res = CliRunner().invoke(app, argv)
+    assert res.exit_code == 2 and "deep.json" in res.stderr and "nested deeper" in res.stderr, res.output
+    assert "Traceback" not in res.output and "RecursionError" not in res.output
+
+
+def test_22_a_huge_config_file_is_refused_before_reading(tmp_path):
+    import tracemalloc
+
+    from dnnjpeg.codec import QuantTables
+
+    f = tmp_path / "huge.json"
+    with open(f, "wb") as h:
+        h.truncate(512 << 20)  # sparse: 512 MB that take no disk
+    tracemalloc.start()
+    with pytest.raises(ValueError, match="huge.json: .* too large"):
+        QuantTables.load(f)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 8 << 20  # nothing near the file's size was read
+
+
+# -- the rest of the audit: --workers, odd names --------------------------------------------------
+
+
+@pytest.mark.parametrize("cmd", ["compress", "survey"])
+def test_negative_workers_are_refused(tmp_path, cmd):
+    src = _photos(tmp_path / "src")
+    argv = (["compress", str(src), str(tmp_path / "d"), "--tables", str(_tables(tmp_path))] if cmd == "compress"
+            else ["survey", str(src), "--out", str(tmp_path / "d")])  # fmt: skip
+    res = CliRunner().invoke(app, [*argv, "--workers", "-1"])
+    assert res.exit_code == 2 and "--workers must be ≥ 1" in res.stderr
+
+
+def test_odd_names_are_written_and_printed_escaped(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("..jpg", "a\nb\x1b[2J.jpg"):
+        Image.fromarray(noise_image(16, 16)).save(src / name, "JPEG")
+    (src / "bad\x1b[31m.jpg").write_bytes(b"\xff\xd8 broken")
+    res = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "d"), "--tables", str(_tables(tmp_path))])
+    assert res.exit_code == 1 and "2 written" in res.stdout
+    assert (tmp_path / "d" / "..jpg").is_file() and (tmp_path / "d" / "a\nb\x1b[2J.jpg").is_file()
+    assert "\x1b" not in res.output and "bad\\x1b[31m.jpg" in res.stderr
+    res = CliRunner().invoke(app, ["info", str(src)])
+    assert "\x1b" not in res.output and "a\\nb\\x1b[2J.jpg" in res.stdout
+    assert len(res.stdout.splitlines()) == 2  # no line forged by a name's newline

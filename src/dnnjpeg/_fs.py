@@ -65,21 +65,29 @@ class UnsafeOutputError(OSError):
         return f"{display(self.filename)}: {self.strerror}"
 
 
+#: control characters (C0, DEL, C1) as escapes: a name holding ESC could clear or recolour the terminal,
+#: and one holding a newline would forge a line of the report
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(32), *range(127, 160))} | {10: "\\n", 13: "\\r", 9: "\\t"}
+
+
 def display(path: object) -> str:
-    """A printable form of a path: bytes that are not UTF-8 appear as ``\\xNN`` escapes.
+    """A printable form of a path: bytes that are not UTF-8 appear as ``\\xNN`` escapes, and so do
+    control characters (``\\n``, ``\\x1b``...).
 
     Python keeps such bytes as lone surrogates (``surrogateescape``), which pyarrow,
-    JSON and a strict stdout all refuse; this form is safe everywhere.
+    JSON and a strict stdout all refuse; this form is safe everywhere, a terminal included.
     """
     s = os.fspath(path) if isinstance(path, (str, bytes, os.PathLike)) else str(path)
     if isinstance(s, str):
         try:
             s.encode("utf-8")
-            return s  # the common case: already valid text
         except UnicodeEncodeError:
-            pass
-    b = s if isinstance(s, bytes) else s.encode("utf-8", "surrogateescape")
-    return b.decode("utf-8", "backslashreplace")
+            s = s.encode("utf-8", "surrogateescape")
+    if isinstance(s, bytes):
+        s = s.decode("utf-8", "backslashreplace")
+    if s.isprintable():
+        return s  # the common case
+    return s.translate(_CONTROLS)
 
 
 def _kind(mode: int) -> str:

@@ -204,11 +204,13 @@ def make_engine(name: str = "local", address: str | None = None, workers: int | 
     """The engine ``--engine NAME [--address ADDR] [--workers N]`` asks for.
 
     Raises:
-        ValueError: an unknown name, or ``address`` without ``ray``.
+        ValueError: an unknown name, ``workers`` < 1, or ``address`` without ``ray``.
         EngineUnavailableError: Ray missing or its cluster unreachable.
     """
     if name not in ENGINES:
         raise ValueError(f"--engine must be one of {', '.join(ENGINES)}, got {name!r}")
+    if workers is not None and workers < 1:
+        raise ValueError(f"--workers must be ≥ 1 (or left out: every core), got {workers}")
     if name == "local":
         if address is not None:
             raise ValueError("--address names a Ray cluster: use it with --engine ray")
