@@ -583,3 +583,51 @@ def test_odd_names_are_written_and_printed_escaped(tmp_path):
     res = CliRunner().invoke(app, ["info", str(src)])
     assert "\x1b" not in res.output and "a\\nb\\x1b[2J.jpg" in res.stdout
     assert len(res.stdout.splitlines()) == 2  # no line forged by a name's newline
+
+
+# -- everything resumed is verified: survey parts, model files --------------------------------------
+
+
+def test_survey_resume_rescans_a_damaged_part(tmp_path):
+    d = _photos(tmp_path / "data", 5)
+    out = tmp_path / "s"
+    res = CliRunner().invoke(app, ["survey", str(d), "--out", str(out), "--no-umap"])
+    assert res.exit_code == 0
+    first = json.loads((out / "summary.json").read_text())
+    parts = out / ".survey-parts"
+    parts.mkdir()
+    (parts / "part-000000.parquet").write_bytes(b"PAR1 not really")  # left by a crash, or by someone
+    res = CliRunner().invoke(app, ["survey", str(d), "--out", str(out), "--no-umap", "--resume"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "summary.json").read_text()) == first
+
+
+@pytest.mark.parametrize("kind", ["tablenet", "stem"])
+def test_model_files_with_non_finite_weights_are_refused(tmp_path, kind):
+    import io
+
+    import torch
+
+    if kind == "tablenet":
+        from dnnjpeg.tablenet import FORMAT, _module, load_tablenet
+
+        state = {k: (torch.full_like(v, float("nan")) if v.is_floating_point() else v)
+                 for k, v in _module().state_dict().items()}  # fmt: skip
+        doc = {"format": FORMAT, "model": "efficientnet-lite0", "state": state}
+        buf = io.BytesIO()
+        torch.save(doc, buf)
+        (tmp_path / "f.pt").write_bytes(buf.getvalue())
+        with pytest.raises(ValueError, match="f.pt: a broken table-generator file .*not finite"):
+            load_tablenet(tmp_path / "f.pt")
+    else:
+        from dnnjpeg.dct.stem import STEM_FORMAT, load_dct_model, stem_for
+        from dnnjpeg.models import ModelUnavailableError, load_model
+
+        stem = stem_for(load_model("efficientnet-lite0"))
+        state = {k: (torch.full_like(v, float("nan")) if v.is_floating_point() else v)
+                 for k, v in stem.state_dict().items()}  # fmt: skip
+        buf = io.BytesIO()
+        torch.save({"format": STEM_FORMAT, "model": "efficientnet-lite0", "config": {}, "state": state}, buf)
+        (tmp_path / "f.pt").write_bytes(buf.getvalue())
+        with pytest.raises(ModelUnavailableError, match="f.pt: a broken DCT stem file .*not finite"):
+            load_dct_model(f"dct:{tmp_path / 'f.pt'}")

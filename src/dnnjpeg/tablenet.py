@@ -286,11 +286,15 @@ def load_tablenet(path: str | Path, model_name: str | None = None) -> TableNet:
         raise ValueError(f"{display(path)}: not a table-generator file ({type(e).__name__}: {e})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ValueError(f"{display(path)}: not a table-generator file (expected format {FORMAT!r})")
+    if not isinstance(doc.get("model"), str) or not isinstance(doc.get("state"), dict):
+        raise ValueError(f"{display(path)}: a broken table-generator file (no classifier name or weights)")
     if model_name is not None and doc["model"] != model_name:
         raise ValueError(f"{display(path)}: trained for {doc['model']}, not {model_name}")
     net = _module()
     try:
         net.load_state_dict(doc["state"])
-    except RuntimeError as e:
-        raise ValueError(f"{display(path)}: a broken table-generator file ({e})") from None
+    except (RuntimeError, TypeError, KeyError) as e:
+        raise ValueError(f"{display(path)}: a broken table-generator file ({str(e)[:200]})") from None
+    if not all(torch.isfinite(v).all() for v in net.state_dict().values() if v.is_floating_point()):
+        raise ValueError(f"{display(path)}: a broken table-generator file (weights that are not finite numbers)")
     return TableNet(net.eval(), str(doc["model"]), str(doc.get("subsampling", "4:2:0")), list(doc.get("history", [])))

@@ -404,6 +404,8 @@ def load_dct_model(spec: str) -> DctModel:
         base = load_model(ck["model"])
         stem = stem_for(base, ck["config"])
         stem.load_state_dict(ck["state"], strict=True)
+        if not all(torch.isfinite(v).all() for v in stem.state_dict().values() if v.is_floating_point()):
+            raise ValueError("weights that are not finite numbers")
         meta = ck.get("meta", {})
         info = {"stem": str(path), "model": ck["model"], **(meta if isinstance(meta, dict) else {})}
     except ModelUnavailableError:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -107,7 +108,9 @@ def survey(
     tables, done = _load_parts(pdir, resume)
     if progress and done:
         progress(len(done))
-    part_no = len(tables)
+    # after the parts kept (a dropped one leaves a gap): never the name of a part on disk
+    kept = [int(f.name[5:11]) for f in pdir.glob("part-*.parquet") if f.name[5:11].isdigit()] if pdir else []
+    part_no = max(kept, default=-1) + 1
 
     def save(t, n_files: int) -> None:
         nonlocal part_no
@@ -151,8 +154,18 @@ def _load_parts(pdir: Path | None, resume: bool) -> tuple[list, set[tuple[str, b
             "not followed, not removed; move it away"
         )
     if pdir.exists() and resume:
+        schema = _schema()
         for f in sorted(pdir.glob("part-*.parquet")):
-            t = pq.read_table(f)
+            try:  # a part is ours only when it reads whole with survey's schema: else its files are scanned again
+                if not stat.S_ISREG(os.lstat(f).st_mode):
+                    raise ValueError("not a regular file")
+                t = pq.read_table(f)
+                if not t.schema.equals(schema):
+                    raise ValueError("another schema")
+            except Exception:  # noqa: BLE001 — damaged or foreign: dropped, its files scanned again
+                if stat.S_ISREG(os.lstat(f).st_mode) or os.path.islink(f):
+                    os.unlink(f)  # inside survey's own parts folder, under survey's own name pattern
+                continue
             tables.append(t)
             done.update(zip(t.column("tree").to_pylist(), t.column("path_bytes").to_pylist()))
     elif pdir.exists():
