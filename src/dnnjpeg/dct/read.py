@@ -347,17 +347,24 @@ def _standard_huffman() -> dict[tuple[int, int], bytes]:
 
         buf = io.BytesIO()
         Image.new("RGB", (16, 16)).save(buf, "JPEG", optimize=False)
-        data = buf.getvalue()
-        for marker, _, seg in _segments(data, "<standard tables>", True, []):
-            if marker == 0xC4:
-                j = 0
-                while j + 17 <= len(seg):
-                    n = int(np.frombuffer(seg[j + 1 : j + 17], np.uint8).sum())
-                    _STD_HUFF[(seg[j] >> 4, seg[j] & 15)] = bytes(seg[j : j + 17 + n])
-                    j += 17 + n
-            elif marker == 0xDA:
-                break
+        _STD_HUFF.update(_huffman_tables(buf.getvalue(), "<standard tables>")[0])
     return _STD_HUFF
+
+
+def _huffman_tables(data: bytes, path: str) -> tuple[dict[tuple[int, int], bytes], bytes | None, int | None]:
+    """The DHT tables defined before the first scan, (class, slot) → DHT bytes; that scan's SOS
+    segment and the offset of its entropy-coded data (None, None when there is no scan)."""
+    huff: dict[tuple[int, int], bytes] = {}
+    for marker, at, seg in _segments(data, path, True, []):
+        if marker == 0xC4:
+            j = 0
+            while j + 17 <= len(seg):
+                n = int(np.frombuffer(seg[j + 1 : j + 17], np.uint8).sum())
+                huff[(seg[j] >> 4, seg[j] & 15)] = bytes(seg[j : j + 17 + n])
+                j += 17 + n
+        elif marker == 0xDA:
+            return huff, seg, at + 2 + ((data[at + 2] << 8) | data[at + 3])
+    return huff, None, None
 
 
 def _parse_plan(data: bytes, path: str) -> tuple[_Plan | None, int | None]:
@@ -367,18 +374,7 @@ def _parse_plan(data: bytes, path: str) -> tuple[_Plan | None, int | None]:
         raise CorruptJpegError(path, h.warnings[0])
     if h.mode == "progressive":
         return None, None
-    huff: dict[tuple[int, int], bytes] = {}  # (class, id) → the table's DHT bytes
-    sos = start = None
-    for marker, at, seg in _segments(data, path, True, []):
-        if marker == 0xC4:
-            j = 0
-            while j + 17 <= len(seg):
-                n = int(np.frombuffer(seg[j + 1 : j + 17], np.uint8).sum())
-                huff[(seg[j] >> 4, seg[j] & 15)] = bytes(seg[j : j + 17 + n])
-                j += 17 + n
-        elif marker == 0xDA:
-            sos, start = seg, at + 2 + ((data[at + 2] << 8) | data[at + 3])
-            break
+    huff, sos, start = _huffman_tables(data, path)  # (class, id) → the table's DHT bytes
     comps = h.components
     ns = sos[0]
     if ns != len(comps):
