@@ -329,6 +329,27 @@ def _qualities(text: str, kind: str, arg: str) -> list[int]:
     return qs
 
 
+#: family kinds defined outside this module: kind → the module that registers its parser when imported
+#: (a plug-in registry: ``families`` stays below the modules that build on it, such as the QNet's)
+FAMILY_KIND_MODULES: dict[str, str] = {"qnet": "dnnjpeg.qnet"}
+_FAMILY_KINDS: dict[str, object] = {}
+
+
+def register_family_kind(kind: str, parser) -> None:
+    """Let ``KIND:ARG[@SS]`` values name families built elsewhere: ``parser(text, arg, subsampling or
+    None) → TableFamily``, raising ValueError with the reason for a bad value."""
+    _FAMILY_KINDS[kind] = parser
+
+
+def family_kind(kind: str):
+    """The registered parser of ``kind`` (importing the module that registers it), else None."""
+    if kind not in _FAMILY_KINDS and kind in FAMILY_KIND_MODULES:
+        import importlib
+
+        importlib.import_module(FAMILY_KIND_MODULES[kind])
+    return _FAMILY_KINDS.get(kind)
+
+
 def parse_family(text: str, subsampling: str = "4:2:0", scales=DEFAULT_SCALES, optimize: bool = True) -> TableFamily:
     """Parse a ``--codec`` / ``--family`` value (see the module doc). Errors say what was expected."""
     body, _, ss = text.partition("@")
@@ -366,15 +387,9 @@ def parse_family(text: str, subsampling: str = "4:2:0", scales=DEFAULT_SCALES, o
         )
     if kind == "sdq":
         return _sdq_family(text, arg, ss if explicit_ss else None, subsampling, scales)
-    if kind == "qnet":
-        from dnnjpeg.qnet import load_qnet
-
-        if not arg:
-            raise ValueError(f"--codec {text!r}: give a QNet file or preset, e.g. qnet:preset:efficientnet-lite0-qnet")
-        if explicit_ss:
-            raise ValueError(f"--codec {text!r}: a QNet chooses among its own family's subsamplings; drop @{ss}")
-        q = load_qnet(body.partition(":")[2])
-        return replace(q.family, name=f"qnet:{arg} members", qnet=q)
+    parser = family_kind(kind)
+    if parser is not None:
+        return parser(text, arg, ss if explicit_ss else None)
     raise ValueError(
         f"--codec {text!r}: unknown kind {kind!r}; use standard[:Q,...], tables:FILE.json, sweep:FILE.json, "
         "preset:NAME (optionally @4:4:4), jpegli[:Q,...], qnet:FILE or sdq:WEIGHTS[:ALPHA[:FAMILY]]"

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from dnnjpeg.codec import QuantTables, decode, encode
-from dnnjpeg.families import TableFamily
+from dnnjpeg.families import TableFamily, register_family_kind
 
 __all__ = [
     "QNetData",
@@ -588,3 +588,18 @@ def load_qnet(path: str | Path, family: TableFamily | None = None, model_name: s
     if model_name is not None and model_name != model:
         raise ValueError(f"{display(path)}: trained to predict {model}, not {model_name}")
     return QNet(w, mean, std, fam, model, probe, dict(doc.get("info") or {}))
+
+
+def _qnet_family(text: str, arg: str, subsampling: str | None) -> TableFamily:
+    """``qnet:FILE`` / ``qnet:preset:NAME``: the QNet's own family, carrying the QNet (its choice)."""
+    from dataclasses import replace
+
+    if not arg:
+        raise ValueError(f"--codec {text!r}: give a QNet file or preset, e.g. qnet:preset:efficientnet-lite0-qnet")
+    if subsampling is not None:
+        raise ValueError(f"--codec {text!r}: a QNet chooses among its own family's subsamplings; drop @{subsampling}")
+    q = load_qnet(arg)
+    return replace(q.family, name=f"qnet:{arg} members", qnet=q)
+
+
+register_family_kind("qnet", _qnet_family)

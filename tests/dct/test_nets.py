@@ -71,5 +71,7 @@ def test_a_frequency_network_learns_and_keeps_only_its_channels(tmp_path):
     assert torch.equal(net(x), net(z))
     with pytest.raises(ValueError, match="indices"):
         FrequencyResNet(channels=[200])
-    with pytest.raises(ValueError, match="pixels or dct"):
+    with pytest.raises(ValueError, match="input must be pixels for the JPEG layer"):
         train_classifier(tr, te, TrainConfig(epochs=1, input="dct", jpeg_layer=True))
+    with pytest.raises(ValueError, match="input must be one of dct, pixels"):
+        train_classifier(tr, te, TrainConfig(epochs=1, input="wavelets"))

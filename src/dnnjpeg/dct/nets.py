@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dnnjpeg.dct.planes import ODD_H
-from dnnjpeg.nn.train import resnet_stages
+from dnnjpeg.nn.train import Network, TrainConfig, read_folder, register_input_kind, resnet_stages
 
 __all__ = ["FrequencyResNet", "load_dct_folder", "dct_augment", "stack_planes", "lowest_frequencies"]
 
@@ -56,7 +56,6 @@ def load_dct_folder(
     are read; without ``on_error`` one ``ValueError`` names them all (:func:`dnnjpeg.nn.train.read_folder`).
     """
     from dnnjpeg.dct.planes import load_planes
-    from dnnjpeg.nn.train import read_folder
 
     def read(p):
         pl = load_planes(p, layout)
@@ -104,3 +103,14 @@ class FrequencyResNet(nn.Module):
         x = self.inorm(x.index_select(1, self.keep))
         x = self.layers(self.stem(x))
         return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+
+def frequency_network(classes: int, cfg: TrainConfig) -> Network:
+    """``TrainConfig(input="dct")``: a :class:`FrequencyResNet` on planes (N, 192, h, w), the lowest
+    ``cfg.frequencies`` kept, block-grid crops and flips (:func:`dct_augment`)."""
+    f = cfg.frequencies
+    keep = None if f is None else lowest_frequencies(f, max(1, f // 4))
+    return Network(FrequencyResNet(classes, cfg.dct_width, cfg.blocks, keep), torch.from_numpy, dct_augment)
+
+
+register_input_kind("dct", frequency_network)

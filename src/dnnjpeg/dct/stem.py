@@ -31,6 +31,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dnnjpeg.models import Model, register_model_kind
+
 __all__ = ["DctStem", "DctNet", "DctModel", "split_model", "fit_geometry", "load_dct_model", "save_stem",
            "stem_for", "assemble", "STEM_FORMAT", "SHIPPED", "SPLITS", "GEOMETRIES"]  # fmt: skip
 
@@ -307,14 +309,8 @@ def _read_stem(path: Path) -> dict:
     return ck
 
 
-def _model_base():
-    from dnnjpeg.models import Model
-
-    return Model
-
-
 @dataclass
-class DctModel(_model_base()):
+class DctModel(Model):
     """A :class:`dnnjpeg.models.Model` whose network reads coefficients (``reads_coefficients``).
 
     ``module`` is a :class:`DctNet`: it takes normalized pixels as every model does (through their
@@ -416,3 +412,6 @@ def load_dct_model(spec: str) -> DctModel:
     m = assemble(base, stem.eval(), f"dct:{ref}" + (f"#{geometry}" if geometry != "fit" else ""), info)
     m.geometry = geometry
     return m
+
+
+register_model_kind("dct", load_dct_model)

@@ -271,6 +271,26 @@ def _timm(arch: str) -> Model:
     return _prepare(net, f"timm:{arch}", pre)
 
 
+#: model kinds defined outside this package: ``KIND:`` → the module that registers its loader when
+#: imported (a plug-in registry: ``models`` stays below the DCT stem that builds on it)
+MODEL_KIND_MODULES: dict[str, str] = {"dct": "dnnjpeg.dct.stem"}
+_MODEL_KINDS: dict[str, object] = {}
+
+
+def register_model_kind(kind: str, loader) -> None:
+    """Let ``load_model("KIND:...")`` load models built elsewhere: ``loader(name) → Model``."""
+    _MODEL_KINDS[kind] = loader
+
+
+def model_kind(kind: str):
+    """The registered loader of ``kind`` (importing the module that registers it), else None."""
+    if kind not in _MODEL_KINDS and kind in MODEL_KIND_MODULES:
+        import importlib
+
+        importlib.import_module(MODEL_KIND_MODULES[kind])
+    return _MODEL_KINDS.get(kind)
+
+
 def load_model(name: str) -> Model:
     """Load a registered model by name, ``torchvision:ARCH`` / ``timm:ARCH``, or ``dct:FILE`` / ``dct:NAME``
     (a classifier reading JPEG coefficients, :func:`dnnjpeg.dct.stem.load_dct_model`).
@@ -283,11 +303,10 @@ def load_model(name: str) -> Model:
         return _torchvision(name.split(":", 1)[1])
     if name.startswith("timm:"):
         return _timm(name.split(":", 1)[1])
-    if name.startswith("dct:"):
-        # a pixel classifier whose early layers are a DCT-domain stem (dnnjpeg.dct.stem)
-        from dnnjpeg.dct.stem import load_dct_model
-
-        return load_dct_model(name)
+    kind, sep, _ = name.partition(":")
+    loader = model_kind(kind) if sep else None
+    if loader is not None:  # e.g. dct: a pixel classifier whose early layers read coefficients
+        return loader(name)
     base, at, size = name.partition("@")
     if at:
         # NAME@S: the same network on an S×S input (resize S/0.875, centre crop) — a cheaper proxy

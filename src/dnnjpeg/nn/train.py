@@ -22,7 +22,8 @@ from torch.nn import functional as F
 
 from dnnjpeg.nn.layer import JPEGLayer
 
-__all__ = ["SmallResNet", "TrainConfig", "load_image_folder", "train_classifier", "summarize_runs"]
+__all__ = ["SmallResNet", "TrainConfig", "Network", "pixel_network", "register_input_kind", "load_image_folder",
+           "train_classifier", "summarize_runs"]  # fmt: skip
 
 
 class _Block(nn.Module):
@@ -178,15 +179,87 @@ def _accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 500) 
     return 100.0 * correct / len(x)
 
 
+@dataclass
+class Network:
+    """What the training loop trains: the module, how a batch is augmented, how an array becomes its
+    input. ``prepare``: stored array (N, ...) → tensor; ``augment(batch, generator)`` → the module's input."""
+
+    module: nn.Module
+    prepare: Callable[[np.ndarray], torch.Tensor]
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+def pixel_network(classes: int, cfg: TrainConfig) -> Network:
+    """:class:`SmallResNet` on uint8 images (N, H, W, 3): random crops and flips, scaled to [0, 1]."""
+    return Network(
+        SmallResNet(classes, cfg.width, cfg.blocks),  # same init with and without the layer: seeded first
+        lambda a: torch.from_numpy(a).permute(0, 3, 1, 2),
+        lambda xb, gen: _augment(xb.float() / 255.0, gen),
+    )
+
+
+#: ``TrainConfig.input`` kinds: builders (classes, cfg) → :class:`Network`; kinds defined above this
+#: module (the frequency networks of :mod:`dnnjpeg.dct.nets`) register themselves when imported
+INPUT_KIND_MODULES: dict[str, str] = {"dct": "dnnjpeg.dct.nets"}
+_INPUT_KINDS: dict[str, Callable[[int, TrainConfig], Network]] = {"pixels": pixel_network}
+
+
+def register_input_kind(kind: str, build: Callable[[int, TrainConfig], Network]) -> None:
+    """Let ``TrainConfig(input=KIND)`` train the network ``build(classes, cfg)`` returns."""
+    _INPUT_KINDS[kind] = build
+
+
+def _builder(kind: str) -> Callable[[int, TrainConfig], Network]:
+    if kind not in _INPUT_KINDS and kind in INPUT_KIND_MODULES:
+        import importlib
+
+        importlib.import_module(INPUT_KIND_MODULES[kind])
+    if kind not in _INPUT_KINDS:
+        raise ValueError(
+            f"input must be one of {', '.join(sorted({*_INPUT_KINDS, *INPUT_KIND_MODULES}))}, got {kind!r}"
+        )
+    return _INPUT_KINDS[kind]
+
+
+def _check(cfg: TrainConfig, n: int) -> None:
+    if cfg.input != "pixels" and cfg.jpeg_layer:
+        raise ValueError(f"input must be pixels for the JPEG layer, got {cfg.input!r}")
+    if cfg.epochs < 1 or cfg.batch_size < 1 or n < cfg.batch_size:
+        raise ValueError(
+            f"{n} training images, {cfg.epochs} epochs of batches of {cfg.batch_size}: no training step "
+            "(give epochs ≥ 1 and a batch size no larger than the training set)"
+        )
+    if cfg.frequencies is not None and not 1 <= cfg.frequencies <= 64:
+        raise ValueError(f"frequencies must be 1..64, got {cfg.frequencies}")
+
+
+def _jpeg_layer(cfg: TrainConfig, images: np.ndarray) -> JPEGLayer | None:
+    """The trainable JPEG layer, its steps started from the standard table (or scaled to the data)."""
+    from dnnjpeg.codec import QuantTables
+
+    if not cfg.jpeg_layer:
+        return None
+    std = QuantTables.standard(cfg.layer_quality)
+    layer = JPEGLayer(std, subsampling=cfg.layer_subsampling)
+    if cfg.layer_init == "mean_abs":
+        sample = torch.from_numpy(images[:2000]).permute(0, 3, 1, 2).float() / 255.0
+        layer.init_from_mean_abs(sample, mean_step=float(std.as_array().mean()))
+    elif cfg.layer_init != "standard":
+        raise ValueError(f"layer_init must be 'mean_abs' or 'standard', got {cfg.layer_init!r}")
+    return layer
+
+
 def train_classifier(
     train: tuple[np.ndarray, np.ndarray],
     test: tuple[np.ndarray, np.ndarray],
     cfg: TrainConfig,
     progress: Callable[[int, int, dict], None] | None = None,
     keep_model: bool = False,
+    network: Callable[[int, TrainConfig], Network] | None = None,
 ) -> dict:
-    """Train :class:`SmallResNet` (with a :class:`JPEGLayer` in front when ``cfg.jpeg_layer``), or
-    with ``cfg.input == "dct"`` a :class:`dnnjpeg.dct.nets.FrequencyResNet` on coefficient planes.
+    """Train the network of ``cfg.input`` (:class:`SmallResNet` on pixels, with a :class:`JPEGLayer` in
+    front when ``cfg.jpeg_layer``; "dct": :class:`dnnjpeg.dct.nets.FrequencyResNet` on coefficient
+    planes), or the one ``network(classes, cfg)`` builds.
 
     Args:
         train, test: (uint8 images (N, H, W, 3), int64 labels (N,)); with ``cfg.input == "dct"``
@@ -197,87 +270,59 @@ def train_classifier(
         steps as a tables dict (with the layer), "wall_seconds", "config"}; with ``keep_model`` also
         "model": the trained network in eval mode.
     """
-    from dnnjpeg.codec import QuantTables
-
+    build = network or _builder(cfg.input)
+    _check(cfg, len(train[0]))
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    classes = int(max(train[1].max(), test[1].max())) + 1
-    dct = cfg.input == "dct"
-    if cfg.input not in ("pixels", "dct") or (dct and cfg.jpeg_layer):
-        raise ValueError(f"input must be pixels or dct (without the JPEG layer), got {cfg.input!r}")
-    if cfg.epochs < 1 or cfg.batch_size < 1 or len(train[0]) < cfg.batch_size:
-        raise ValueError(
-            f"{len(train[0])} training images, {cfg.epochs} epochs of batches of {cfg.batch_size}: no training step "
-            "(give epochs ≥ 1 and a batch size no larger than the training set)"
-        )
-    if cfg.frequencies is not None and not 1 <= cfg.frequencies <= 64:
-        raise ValueError(f"frequencies must be 1..64, got {cfg.frequencies}")
-    if dct:
-        from dnnjpeg.dct.nets import FrequencyResNet, dct_augment, lowest_frequencies
-
-        keep = None if cfg.frequencies is None else lowest_frequencies(cfg.frequencies, max(1, cfg.frequencies // 4))
-        net = FrequencyResNet(classes, cfg.dct_width, cfg.blocks, keep)
-    else:
-        net = SmallResNet(classes, cfg.width, cfg.blocks)  # same init with and without the layer: seeded first
-    layer = None
-    if cfg.jpeg_layer:
-        std = QuantTables.standard(cfg.layer_quality)
-        layer = JPEGLayer(std, subsampling=cfg.layer_subsampling)
-        if cfg.layer_init == "mean_abs":
-            sample = torch.from_numpy(train[0][:2000]).permute(0, 3, 1, 2).float() / 255.0
-            layer.init_from_mean_abs(sample, mean_step=float(std.as_array().mean()))
-        elif cfg.layer_init != "standard":
-            raise ValueError(f"layer_init must be 'mean_abs' or 'standard', got {cfg.layer_init!r}")
-    model = nn.Sequential(layer, net) if layer is not None else net
+    spec = build(int(max(train[1].max(), test[1].max())) + 1, cfg)
+    layer = _jpeg_layer(cfg, train[0])
+    model = nn.Sequential(layer, spec.module) if layer is not None else spec.module
     n = len(train[0])
-    steps = cfg.epochs * (n // cfg.batch_size)
-    opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.15)
-    opt_q = torch.optim.Adam(layer.param_groups(cfg.layer_lr)) if layer is not None else None
-    xs = torch.from_numpy(train[0]) if dct else torch.from_numpy(train[0]).permute(0, 3, 1, 2)
-    ys = torch.from_numpy(train[1])
+    opt = torch.optim.SGD(spec.module.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
+                          weight_decay=cfg.weight_decay)  # fmt: skip
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=cfg.lr, total_steps=cfg.epochs * (n // cfg.batch_size), pct_start=0.15
+    )
+    opts = [opt] + ([torch.optim.Adam(layer.param_groups(cfg.layer_lr))] if layer is not None else [])
+    xs, ys = spec.prepare(train[0]), torch.from_numpy(train[1])
     history, t0 = [], time.perf_counter()
     for ep in range(cfg.epochs):
-        model.train()
-        perm = torch.randperm(n, generator=gen)
-        tot, cnt = 0.0, 0
-        for i in range(n // cfg.batch_size):
-            idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-            xb = dct_augment(xs[idx], gen) if dct else _augment(xs[idx].float() / 255.0, gen)
-            loss = F.cross_entropy(model(xb), ys[idx])
-            opt.zero_grad()
-            if opt_q:
-                opt_q.zero_grad()
-            loss.backward()
-            opt.step()
-            if opt_q:
-                opt_q.step()
-            sched.step()
-            tot += float(loss.detach()) * len(idx)
-            cnt += len(idx)
-        rec = {
-            "epoch": ep + 1,
-            "train_loss": tot / cnt,
-            "test_top1": _accuracy(model, *test),
-            "seconds": time.perf_counter() - t0,
-        }
+        loss = _epoch(model, spec, xs, ys, cfg.batch_size, gen, opts, sched)
+        rec = {"epoch": ep + 1, "train_loss": loss, "test_top1": _accuracy(model, *test),
+               "seconds": time.perf_counter() - t0}  # fmt: skip
         if layer is not None:
             s = layer.steps().detach()
             rec["mean_step_luma"], rec["mean_step_chroma"] = float(s[0].mean()), float(s[1].mean())
         history.append(rec)
         if progress:
             progress(ep + 1, cfg.epochs, rec)
-    out = {
-        "test_top1": history[-1]["test_top1"],
-        "history": history,
-        "wall_seconds": time.perf_counter() - t0,
-        "config": {k: v for k, v in cfg.__dict__.items()},
-    }
+    out = {"test_top1": history[-1]["test_top1"], "history": history, "wall_seconds": time.perf_counter() - t0,
+           "config": dict(cfg.__dict__)}  # fmt: skip
     if layer is not None:
         out["tables"] = layer.to_quant_tables().to_dict()
     if keep_model:
         out["model"] = model.eval()
     return out
+
+
+def _epoch(model, spec: Network, xs, ys, batch_size: int, gen, opts, sched) -> float:
+    """One pass over a fresh permutation; the mean training loss."""
+    model.train()
+    n = len(xs)
+    perm = torch.randperm(n, generator=gen)
+    tot, cnt = 0.0, 0
+    for i in range(n // batch_size):
+        idx = perm[i * batch_size : (i + 1) * batch_size]
+        loss = F.cross_entropy(model(spec.augment(xs[idx], gen)), ys[idx])
+        for o in opts:
+            o.zero_grad()
+        loss.backward()
+        for o in opts:
+            o.step()
+        sched.step()
+        tot += float(loss.detach()) * len(idx)
+        cnt += len(idx)
+    return tot / cnt
 
 
 def summarize_runs(runs: list[dict]) -> dict:
