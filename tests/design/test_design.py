@@ -5,7 +5,7 @@ from dnnjpeg.codec import QuantTables, encode, read_coefficients, to_zigzag
 from dnnjpeg.data import discover
 from dnnjpeg.design import DesignProblem, design, designers, pareto_front
 from dnnjpeg.design.deepn import DeepNParams, deepn_steps, deepn_tables
-from dnnjpeg.design.search import bounds_near_rate, sorted_random_tables
+from dnnjpeg.design.sampling import bounds_near_rate, sorted_random_tables
 from dnnjpeg.design.stats import blocks_dct, dct_statistics, rgb_to_ycbcr
 
 from ..evaluate.tiny import tiny_model, write_images
@@ -185,7 +185,7 @@ def test_bayes_resumes_from_storage(problem_data, tmp_path):
 
 def test_pareto_front_and_bounds():
     from dnnjpeg.design import Candidate
-    from dnnjpeg.design.objective import Measurement
+    from dnnjpeg.design.result import Measurement
 
     t = [QuantTables.standard(q) for q in (20, 40, 60, 80)]
     cands = [

@@ -101,7 +101,8 @@ FIT_RANGES = {
 
 
 def _register():
-    from dnnjpeg.design import DesignResult, option, register
+    from dnnjpeg.design.base import option, register
+    from dnnjpeg.design.result import DesignResult
 
     @dataclass(frozen=True)
     class DeepNOptions:

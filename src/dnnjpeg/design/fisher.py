@@ -36,8 +36,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from dnnjpeg.codec import QuantTables
-from dnnjpeg.design import DesignProblem, DesignResult, option, register
+from dnnjpeg.design.base import DesignProblem, option, register
 from dnnjpeg.design.objective import Run
+from dnnjpeg.design.result import DesignResult
 from dnnjpeg.families import TableFamily
 
 __all__ = [

@@ -19,8 +19,9 @@ import numpy as np
 
 from dnnjpeg.codec import QuantTables
 from dnnjpeg.conventions import DEFAULT_LAMBDAS_NATS_PER_BPP
-from dnnjpeg.design import DesignProblem, DesignResult, option, register
+from dnnjpeg.design.base import DesignProblem, option, register
 from dnnjpeg.design.objective import Run
+from dnnjpeg.design.result import DesignResult
 
 __all__ = ["design_gradient"]
 

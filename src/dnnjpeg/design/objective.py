@@ -10,38 +10,19 @@ Top-1 gain is available too but is a step function on a few hundred images.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from dnnjpeg.codec import QuantTables
 from dnnjpeg.conventions import LADDER_QUALITIES
 from dnnjpeg.data import Dataset
+from dnnjpeg.design.result import Candidate, DesignResult, Measurement
 from dnnjpeg.evaluate.spec import CodecSpec
 from dnnjpeg.evaluate.trial import Pristine, build_pristine, run_trial
 from dnnjpeg.models import Model
 
-if TYPE_CHECKING:  # annotations only: the design package imports this module
-    from dnnjpeg.design import Candidate, DesignResult
-
 __all__ = ["Measurement", "TableEvaluator", "OBJECTIVES", "Run"]
 
 OBJECTIVES = ("kl", "top1")
-
-
-@dataclass(frozen=True)
-class Measurement:
-    """One table on the trial images: bpp (total bits / total pixels), top-1 % (or agreement
-    for unlabeled data), mean KL from the pristine output (nats), mean cross-entropy (nats)."""
-
-    bpp: float
-    top1: float
-    kl: float
-    ce: float
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
 
 
 class TableEvaluator:
@@ -145,7 +126,6 @@ class Run:
 
     def try_(self, tables: QuantTables, **info) -> Candidate:
         """Measure ``tables``; ``info`` (phase, parameters...) is kept with the candidate."""
-        from dnnjpeg.design import Candidate
 
         m = self.ev.measure(tables)
         c = Candidate(tables, m, self.ev.gain(m), info)
@@ -163,7 +143,7 @@ class Run:
 
     def warmup(self, rng, n: int) -> None:
         """``n`` sorted-random tables."""
-        from dnnjpeg.design.search import sorted_random_tables
+        from dnnjpeg.design.sampling import sorted_random_tables
 
         for _ in range(n):
             self.try_(sorted_random_tables(rng), phase="sorted-random")
@@ -171,7 +151,7 @@ class Run:
     def warmup_bounds(self, rng, fraction: float, target: float | None) -> tuple[int, float, np.ndarray, np.ndarray]:
         """Sorted-random warm-up of ``fraction`` of the budget (at least 4), then per-entry
         bounds from its Pareto tables near the target rate. Returns (n warm-up, target bpp, lo, hi)."""
-        from dnnjpeg.design.search import bounds_near_rate
+        from dnnjpeg.design.sampling import bounds_near_rate
 
         n0 = max(4, int(self.problem.budget * fraction))
         self.warmup(rng, n0)
@@ -181,7 +161,7 @@ class Run:
 
     def result(self, **info) -> DesignResult:
         """The best-gain tables, the Pareto front, the history, and ``info`` plus the ladder."""
-        from dnnjpeg.design import DesignResult, pareto_front
+        from dnnjpeg.design.result import pareto_front
 
         best = max(self.cands, key=lambda c: c.gain)
         info.setdefault("best_gain", best.gain)

@@ -33,7 +33,7 @@ def _top(d: dict, k: int = 6) -> str:
 
 def html_report(df, summary: dict, figures: dict, path: Path, max_listed: int = 200) -> Path:
     """Write report.html beside the figures (linked by file name)."""
-    from dnnjpeg.survey import odd_files
+    from dnnjpeg.survey.summary import odd_files
 
     trees = list(summary["trees"])
     rows = [
