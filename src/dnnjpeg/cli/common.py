@@ -1,0 +1,102 @@
+"""What every command shares: the app, the error console, output rules, option help."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="dnnjpeg: JPEG made for neural networks. Survey, design, compress, evaluate.",
+)
+err = Console(stderr=True, soft_wrap=True)  # error lines name files: never wrap them
+
+
+def _expand(paths: list[Path]) -> list[tuple[str, str | None]]:
+    """(path, None) for each file to read and (path, reason) for each entry that cannot be, in
+    the order given; folders are walked recursively (sorted per folder, links to folders not
+    followed, unreadable folders reported)."""
+    from dnnjpeg._fs import walk
+
+    # a path given by name is read as such: a missing or unreadable one fails with its own error
+    return [item for p in paths for item in (walk(p) if p.is_dir() else [(str(p), None)])]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    return typer.Exit(code)
+
+
+_OVERWRITE_HELP = "Replace an existing --out (never one of the inputs)."
+
+
+def _out_file(out: Path, inputs, overwrite: bool, flag: str = "--out") -> Path:
+    """The one rule for a single-file output, checked before any long work (exit 2 with the reason):
+    not a link, not an input nor inside one, not an existing file unless --overwrite."""
+    from dnnjpeg._fs import UnsafeOutputError, check_output_file
+
+    try:
+        return check_output_file(out, inputs=inputs, overwrite=overwrite, flag=flag)
+    except UnsafeOutputError as e:
+        raise _fail(str(e)) from None
+
+
+#: the files evaluate writes into its --out
+_EVAL_OUTPUTS = ("results.json", "curves.png", "report.md", "report.html")
+
+
+def _out_folder(out: Path, inputs, names, overwrite: bool, flag: str = "--out", mark: bool = True) -> Path:
+    """The one rule for an output folder (:func:`dnnjpeg._fs.prepare_output_folder`), exit 2 with the
+    reason; ``mark=False`` checks only (a folder kept for resuming, such as qnet's --work)."""
+    from dnnjpeg._fs import UnsafeOutputError, check_output_file, prepare_output_folder
+
+    try:
+        if not mark:
+            if out.is_dir() and not out.is_symlink():
+                return check_output_file(out / "x", inputs=inputs, overwrite=True, flag=flag).parent
+            return check_output_file(out, inputs=inputs, overwrite=False, flag=flag)
+        return prepare_output_folder(out, inputs=inputs, names=names, overwrite=overwrite, flag=flag)
+    except UnsafeOutputError as e:
+        raise _fail(str(e)) from None
+
+
+def _checkpoint(ck: Path, inputs, keys: tuple[str, ...]) -> Path:
+    """A checkpoint beside --out: an existing one is this command's own (it resumes from it), but a
+    link, anything other than a regular file, or a file that is no readable checkpoint is refused
+    here, before the images are read (its recipe is checked when training starts)."""
+    from dnnjpeg._checkpoint import read_checkpoint
+
+    real = _out_file(ck, inputs, overwrite=True, flag="checkpoint")
+    try:
+        read_checkpoint(ck, keys)
+    except ValueError as e:
+        raise _fail(str(e)) from None
+    return real
+
+
+_ENGINE_HELP = (
+    "Where the work runs: local (a process pool on this machine, the default) or ray (a Ray cluster: "
+    "--address HOST:PORT of its head, or a local one started here; pip install 'dnnjpeg[ray]')."
+)
+_ADDRESS_HELP = "With --engine ray: the cluster's head (HOST:PORT, or auto); default a local cluster."
+_DEVICE_HELP = "Where the classifier runs: auto (CUDA, else MPS, else CPU), cpu, cuda[:N] or mps."
+
+
+def _on_device(model, device: str, engine) -> object:
+    from dnnjpeg.pipeline import resolve_device
+
+    d = resolve_device(device)
+    if getattr(model, "reads_coefficients", False) and d.type != "cpu":
+        # (its planes loader and DCT-domain stem are tested on the CPU only)
+        if device != "auto":
+            raise ValueError(f"--device {device}: a model reading JPEG coefficients runs on the CPU")
+        return model
+    if engine.name != "local" and d.type != "cpu":
+        if device != "auto":
+            raise ValueError(f"--device {device}: with --engine ray each worker runs the model on its CPU")
+        return model
+    return model.to(d)

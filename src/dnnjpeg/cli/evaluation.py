@@ -1,0 +1,258 @@
+"""``evaluate``: rate against accuracy, and the evaluation other commands run after theirs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from dnnjpeg.cli.common import (
+    _ADDRESS_HELP,
+    _DEVICE_HELP,
+    _ENGINE_HELP,
+    _EVAL_OUTPUTS,
+    _fail,
+    _on_device,
+    err,
+)  # fmt: skip
+from dnnjpeg.engine import EngineUnavailableError, make_engine
+
+
+@dataclass
+class EvaluationSettings:
+    """One ``evaluate`` run as the command line describes it (paths and codec texts; checked by
+    :func:`_run_evaluation` before the model loads)."""
+
+    data: Path
+    codecs: list[str]
+    out: Path
+    model: str = "efficientnet-lite0"
+    labels: Path | None = None
+    scales: str | None = None
+    subsampling: str = "4:2:0"
+    at: str = "input"
+    split: str = "all"
+    limit: int | None = None
+    n_boot: int = 1000
+    seed: int = 0
+    batch_size: int = 32
+    workers: int | None = None
+    optimize: bool = True
+    reference: str | None = None
+    target_drop: float = 1.0
+    select: list[float] | None = None
+    engine: str = "local"
+    address: str | None = None
+    device: str = "auto"
+    resume: bool = False
+    overwrite: bool = False
+
+
+#: evaluate's finished chunks inside --out, kept until the outputs are written (what --resume reads)
+EVAL_CHUNKS = ".dnnjpeg-chunks"
+
+
+def _run_evaluation(settings: EvaluationSettings) -> dict:
+    """Check the settings, evaluate, write the outputs, and print what a person needs."""
+    import shutil
+
+    st = settings
+    from dnnjpeg._fs import display
+    from dnnjpeg.data import discover
+    from dnnjpeg.evaluate import evaluate, parse_codec, write_outputs
+    from dnnjpeg.evaluate.spec import DEFAULT_SCALES
+    from dnnjpeg.models import load_model
+
+    # Everything that can be checked is checked before the model loads.
+    if st.batch_size < 1:
+        raise ValueError(f"--batch-size must be ≥ 1, got {st.batch_size}")
+    if st.n_boot < 0:
+        raise ValueError(f"--bootstrap must be ≥ 0 resamples (0 = no intervals), got {st.n_boot}")
+    if st.limit is not None and st.limit < 1:
+        raise ValueError(f"--limit must be ≥ 1, got {st.limit}")
+    if st.workers is not None and st.workers < 0:
+        raise ValueError(f"--workers must be ≥ 0, got {st.workers}")
+    from dnnjpeg._fs import prepare_output_folder
+
+    # ValueError: the command line prints it as one line
+    try:
+        prepare_output_folder(st.out, inputs=[st.data, st.labels], names=_EVAL_OUTPUTS, overwrite=st.overwrite)
+    except OSError as e:
+        raise ValueError(str(e)) from None
+    try:
+        sc = [float(x) for x in st.scales.split(",")] if st.scales else list(DEFAULT_SCALES)
+    except ValueError:
+        raise ValueError(f"--scales {st.scales!r}: give comma-separated numbers, e.g. 0.5,1,2") from None
+    if any(not (0 < x < float("inf")) for x in sc):
+        raise ValueError(f"--scales {st.scales!r}: every scale must be a finite number > 0")
+    curves = [parse_codec(c, st.subsampling, sc, st.optimize) for c in st.codecs]
+    if st.at != "original" and any(c.qnet is not None for c in curves):
+        raise ValueError("--codec qnet:…: a QNet chooses among JPEGs of the stored image; use --at original")
+    ds = discover(st.data, st.labels).subset(st.split, st.limit)
+    if len(ds) == 0:
+        raise ValueError(f"{display(st.data)}: no images in split {st.split!r}")
+    from dnnjpeg.pipeline import resolve_device
+
+    resolve_device(st.device)  # a bad device fails before the model loads
+    engine = make_engine(st.engine, st.address)
+    model = _on_device(load_model(st.model), st.device, engine)
+    cache = st.out / EVAL_CHUNKS
+    if cache.is_symlink() or (cache.exists() and not cache.is_dir()):
+        raise ValueError(f"{display(cache)}: expected evaluate's own folder of finished chunks, found something else")
+    if cache.exists() and not st.resume:
+        shutil.rmtree(cache)  # a fresh run: an earlier run's chunks are not reused
+    cache.mkdir(parents=True, exist_ok=True)
+    err.print(
+        f"{len(ds)} images ({ds.layout}, split {st.split}) · {model.name} · JPEG at {st.at} · "
+        f"{sum(len(c.points) for c in curves)} codec settings"
+    )
+    result = evaluate(
+        ds,
+        model,
+        curves,
+        at=st.at,
+        reference=st.reference,
+        target_drop=st.target_drop,
+        n_boot=st.n_boot,
+        seed=st.seed,
+        batch_size=st.batch_size,
+        workers=st.workers,
+        split=st.split,
+        select=st.select,
+        engine=engine,
+        cache=cache,
+    )
+    paths = write_outputs(result, st.out)
+    shutil.rmtree(cache, ignore_errors=True)  # the outputs hold everything now
+    for f in result["failures"]:
+        err.print(f"[yellow]skipped[/yellow] {escape(display(f[0]))}: {escape(f[1])}", highlight=False)
+    for n in result.get("notes", []):
+        err.print(f"[yellow]note[/yellow] {escape(n)}", highlight=False)
+    _print_summary(result)
+    err.print(f"wrote {', '.join(display(p) for p in paths.values())}", highlight=False)
+    return result
+
+
+def _print_summary(result: dict) -> None:
+    from rich.table import Table
+
+    metric = result["settings"]["accuracy_metric"]
+    t = Table(title=f"pristine {metric} {result['pristine'][metric]:.1f}%")
+    for col in ("curve", "setting", "bpp", metric, "KL"):
+        t.add_column(col)
+    for c in result["curves"]:
+        for p in c["points"]:
+            t.add_row(c["name"], p["label"], f"{p['bpp']:.3f}", f"{p[metric]:.1f}", f"{p['kl']:.4f}")
+    Console().print(t)
+    for k in result["comparisons"]:
+        lo, hi = k["bd_rate_ci"]
+        kl = k.get("bd_rate_kl", float("nan"))
+        kl_txt = "" if kl != kl else f"; on KL {kl:+.1f}% [{k['bd_rate_kl_ci'][0]:+.1f}, {k['bd_rate_kl_ci'][1]:+.1f}]"
+        Console().print(
+            f"{k['test']} vs {k['reference']}: BD-rate {k['bd_rate']:+.1f}% [{lo:+.1f}, {hi:+.1f}]{kl_txt}",
+            highlight=False,
+        )
+
+
+#: survey names at most this many unreadable or non-JPEG files on the terminal (all are in its outputs)
+
+
+_AT_HELP = (
+    "input: JPEG the model-input crop (camera sends what the net sees); "
+    "original: JPEG the stored image, then preprocess."
+)
+
+
+def evaluate(
+    data: Path = typer.Option(..., "--data", help="Image folder: class sub-folders, wnid-named files, or unlabeled."),
+    model: str = typer.Option(
+        "efficientnet-lite0",
+        "--model",
+        help="efficientnet-lite0/1/2, torchvision:NAME, timm:NAME; dct:FILE (a stem from 'dnnjpeg dct distill') or "
+        "dct:efficientnet-lite0 (shipped): lite0 reading each encoded file's own coefficients, no decode (pristine "
+        "images through their exact DCT; --at original: the DCT-domain ½/¼ down-scale and a block-grid centre crop).",
+    ),
+    codec: list[str] = typer.Option(
+        ["standard"],
+        "--codec",
+        help="standard[:Q,...], tables:FILE.json, sweep:FILE.json or preset:NAME, optionally @4:4:4; jpegli[:Q,...]; "
+        "qnet:FILE or qnet:preset:NAME (its family and its own per-image choice, --at original). Repeatable.",
+    ),
+    out: Path = typer.Option(Path("eval-out"), "--out", help="Output folder for results.json, curves.png, report.*"),
+    at: str = typer.Option("input", "--at", help=_AT_HELP),
+    split: str = typer.Option("all", "--split", help="design | eval | all (deterministic hash of the file name)."),
+    labels: Path | None = typer.Option(None, "--labels", help="Labels CSV with columns path,label."),
+    scales: str | None = typer.Option(None, "--scales", help="Comma-separated scales that sweep a tables: codec."),
+    subsampling: str = typer.Option("4:2:0", "--subsampling", help="Default chroma subsampling for codecs without @."),
+    limit: int | None = typer.Option(None, "--limit", help="Use at most this many images (first by path)."),
+    n_boot: int = typer.Option(1000, "--bootstrap", help="Paired bootstrap resamples for intervals (0 = none)."),
+    seed: int = typer.Option(0, "--seed"),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        help="JPEG threads overlapping inference (0 = inline; default: inline on 2 cores, else spare cores).",
+    ),
+    optimize: bool = typer.Option(True, "--optimize/--no-optimize", help="Optimized Huffman tables (default on)."),
+    reference: str | None = typer.Option(
+        None, "--reference", help="Curve name to compare against (default: first standard)."
+    ),
+    target_drop: float = typer.Option(
+        1.0, "--target-drop", help="Target accuracy for 'bits needed' = pristine − this."
+    ),
+    select: bool = typer.Option(
+        False,
+        "--select",
+        help="Also measure each curve's per-image choice by the network "
+        "(least KL + λ·KiB per image; what compress --select-model writes), one point per λ.",
+    ),
+    select_lambdas: str | None = typer.Option(
+        None,
+        "--select-lambdas",
+        help="λ values for --select in nats per KiB, e.g. 0.001,0.01,0.1 (default 16 from 1e-5 to 1).",
+    ),
+    engine: str = typer.Option("local", "--engine", help=_ENGINE_HELP),
+    address: str | None = typer.Option(None, "--address", help=_ADDRESS_HELP),
+    device: str = typer.Option("auto", "--device", help=_DEVICE_HELP),
+    resume: bool = typer.Option(
+        False, "--resume", help="Reuse the chunks of images a killed run into the same --out had finished."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace reports in an --out dnnjpeg did not make."),
+) -> None:
+    """Rate against accuracy: encode every image with every codec setting, classify, compare.
+    Measured chunk by chunk (256 images): memory holds one chunk, whatever the dataset's size."""
+    from dnnjpeg.conventions import DEFAULT_LAMBDAS_NATS_PER_KIB
+    from dnnjpeg.models import ModelUnavailableError
+
+    if at not in ("input", "original"):
+        raise typer.BadParameter("--at must be input or original")
+    lams = None
+    if select or select_lambdas:
+        try:
+            lams = (
+                [float(x) for x in select_lambdas.split(",") if x.strip()]
+                if select_lambdas
+                else list(DEFAULT_LAMBDAS_NATS_PER_KIB)
+            )
+        except ValueError:
+            raise typer.BadParameter(
+                f"--select-lambdas {select_lambdas!r}: comma-separated numbers, e.g. 0.001,0.01"
+            ) from None
+        if not lams or min(lams) < 0:
+            raise typer.BadParameter("--select-lambdas: give λ ≥ 0")
+    try:
+        _run_evaluation(
+            EvaluationSettings(
+                data=data, codecs=codec, out=out, model=model, labels=labels, scales=scales, subsampling=subsampling,
+                at=at, split=split, limit=limit, n_boot=n_boot, seed=seed, batch_size=batch_size, workers=workers,
+                optimize=optimize, reference=reference, target_drop=target_drop, select=lams, engine=engine,
+                address=address, device=device, resume=resume, overwrite=overwrite,
+            )
+        )  # fmt: skip
+    except (ValueError, FileNotFoundError, ModelUnavailableError, EngineUnavailableError) as e:
+        raise _fail(str(e)) from None
+    except OSError as e:  # e.g. a full disk: each output is written whole or not at all
+        raise _fail(f"writing outputs to {out}: {e.strerror or e}; the outputs already complete are in place") from None

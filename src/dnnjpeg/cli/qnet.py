@@ -1,0 +1,203 @@
+"""``qnet train`` and ``qnet train-tables``: choosers that run without the classifier."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+
+from dnnjpeg.cli.common import (
+    _DEVICE_HELP,
+    _OVERWRITE_HELP,
+    _checkpoint,
+    _fail,
+    _out_file,
+    _out_folder,
+    err,
+)  # fmt: skip
+
+qnet_app = typer.Typer(
+    no_args_is_help=True, help="The task-aware quantization network: choose tables without the classifier."
+)
+
+
+@qnet_app.command("train")
+def qnet_train(
+    data: Path = typer.Option(..., "--data", help="Image folder; only its design split is used (no labels needed)."),
+    out: Path = typer.Option(Path("qnet.json"), "--out", help="Where the trained QNet goes (a small JSON file)."),
+    model: str = typer.Option("efficientnet-lite0", "--model", help="The classifier whose KL the QNet predicts."),
+    family: str = typer.Option(
+        "preset:efficientnet-lite0-420-original-sweep", "--family", help="The tables to choose among (a --codec value)."
+    ),
+    probe: str = typer.Option(
+        "efficientnet-lite0@128", "--probe", help="The small network the QNet runs on each image (NAME or NAME@S)."
+    ),
+    augment: int = typer.Option(
+        4, "--augment", help="Augmented copies per design image besides the image itself (crops, flips, re-encodes)."
+    ),
+    limit: int | None = typer.Option(None, "--limit", help="At most this many design images."),
+    alpha: float = typer.Option(10.0, "--alpha", help="Ridge penalty of the predictor (in samples)."),
+    seed: int = typer.Option(0, "--seed"),
+    work: Path | None = typer.Option(
+        None,
+        "--work",
+        help="Keep each image's measured samples here as they finish; a run killed and started again with "
+        "the same folder resumes where it stopped (default: OUT's name + '.samples').",
+    ),
+    device: str = typer.Option("auto", "--device", help=_DEVICE_HELP + " (the classifier measuring the targets)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
+) -> None:
+    """Train a QNet: the classifier's own KL on every family member of augmented design images is the
+    target; the QNet predicts it from one pass of a small probe network, each member's quantization
+    error and file size (JPEG of the stored image). Measuring the targets is the slow part (K + 1
+    classifier passes per sample): it is kept in --work and resumes."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from dnnjpeg._fs import display, read_json
+    from dnnjpeg._io import atomic_write_text
+    from dnnjpeg.data import discover
+    from dnnjpeg.families import parse_family
+    from dnnjpeg.models import ModelUnavailableError, load_model
+    from dnnjpeg.qnet import make_samples, save_qnet, train_qnet
+
+    if augment < 0 or (limit is not None and limit < 1) or not (math.isfinite(alpha) and alpha > 0):
+        raise _fail("--augment must be ≥ 0, --limit ≥ 1 and --alpha a number > 0")
+    if augment > 1000:
+        raise _fail(f"--augment {augment}: at most 1000 copies per image")
+    work = work if work is not None else out.with_name(out.name + ".samples")
+    _out_file(out, [data], overwrite)
+    _out_folder(work, [data], (), True, "--work", mark=False)
+    try:
+        fam = parse_family(family)
+        ds = discover(data).subset("design", limit)
+        if len(ds) == 0:
+            raise ValueError(f"{display(data)}: no images in the design split")
+        if len(ds) * (1 + augment) < 2:
+            raise ValueError(
+                f"{len(ds)} design image × {1 + augment} sample: a QNet needs at least 2 samples (raise --augment)"
+            )
+        from dnnjpeg.pipeline import resolve_device
+
+        m, p = load_model(model).to(resolve_device(device)), load_model(probe)
+        # what decides the samples: a resumed run must have made them the same way
+        recipe = {
+            "format": "dnnjpeg.qnet-samples/1",
+            "model": m.name,
+            "probe": p.name,
+            "family": [t.to_dict() for t in fam.members],
+            "subsamplings": list(fam.subsamplings),
+            "augment": augment,
+            "seed": seed,
+            "images": [str(r.path.name) for r in ds.records],
+        }
+        work.mkdir(parents=True, exist_ok=True)
+        if not work.is_dir() or work.is_symlink():
+            raise ValueError(f"--work {display(work)}: not a folder")
+        manifest = work / "recipe.json"
+        if manifest.exists():
+            if read_json(manifest) != recipe:
+                raise ValueError(
+                    f"--work {display(work)} holds samples made another way (model, probe, family, augment, seed "
+                    "or images differ): give another --work folder"
+                )
+        else:
+            atomic_write_text(manifest, json.dumps(recipe))
+    except (ValueError, FileNotFoundError, ModelUnavailableError) as e:
+        raise _fail(str(e)) from None
+    except OSError as e:
+        raise _fail(f"--work {display(work)}: {e.strerror or e}") from None
+    skipped = []
+    cols = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+    try:
+        with Progress(*cols, console=err) as bar:
+            t = bar.add_task("measuring members", total=len(ds))
+            samples = make_samples(
+                [r.path for r in ds.records], fam, m, p, augment, seed, progress=lambda k: bar.advance(t, k),
+                cache=work, on_error=lambda f, e: skipped.append((str(f), f"{type(e).__name__}: {e}")),
+                on_note=lambda msg: err.print(f"[yellow]note[/yellow] {escape(msg)}", highlight=False),
+            )  # fmt: skip
+    except ValueError as e:
+        raise _fail(str(e)) from None
+    except OSError as e:
+        raise _fail(f"--work {display(work)}: {e.strerror or e}") from None
+    for f, msg in skipped:
+        err.print(f"[yellow]skipped[/yellow] {escape(display(f))}: {escape(msg)}", highlight=False)
+    try:
+        q = train_qnet(samples, fam, m.name, p.name, alpha=alpha)
+    except ValueError as e:  # e.g. too few samples left after unreadable images
+        raise _fail(str(e)) from None
+    q.info.update({"n_images": len(ds) - len(skipped), "augment": augment, "seed": seed})
+    try:
+        save_qnet(q, out)
+    except OSError as e:
+        raise _fail(f"writing {display(out)}: {e.strerror or e}") from None
+    err.print(f"{len(samples)} samples from {len(ds) - len(skipped)} design images; wrote {display(out)} "
+              f"(samples kept in {display(work)})", highlight=False)  # fmt: skip
+
+
+@qnet_app.command("train-tables")
+def qnet_train_tables(
+    data: Path = typer.Option(..., "--data", help="Image folder; only its design split is used (no labels needed)."),
+    out: Path = typer.Option(Path("tablenet.pt"), "--out", help="Where the table generator goes."),
+    model: str = typer.Option("efficientnet-lite0", "--model", help="The classifier (frozen) it is trained against."),
+    epochs: int = typer.Option(6, "--epochs", help="Passes over the design images."),
+    limit: int | None = typer.Option(None, "--limit", help="At most this many design images."),
+    seed: int = typer.Option(0, "--seed"),
+    per_image: bool = typer.Option(
+        True, "--per-image/--global", help="--global trains only the λ-indexed sweep (the control)."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
+) -> None:
+    """Train a network that gives each image its own quantization tables (the seed's literal form):
+    thumbnail + λ → 128 steps, end to end through the differentiable codec and the rate model, the
+    classifier frozen, at its input geometry. A run killed and started again with the same --out
+    resumes after its last finished epoch (OUT + '.ckpt')."""
+    import numpy as np
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from dnnjpeg._fs import display
+    from dnnjpeg.codec import load_image
+    from dnnjpeg.data import discover
+    from dnnjpeg.models import ModelUnavailableError, load_model
+    from dnnjpeg.tablenet import save_tablenet, train_tablenet
+
+    if epochs < 1 or (limit is not None and limit < 1):
+        raise _fail("--epochs and --limit must be ≥ 1")
+    from dnnjpeg.tablenet import CHECKPOINT_KEYS
+
+    _out_file(out, [data], overwrite)
+    ck = _checkpoint(out.with_name(out.name + ".ckpt"), [data], CHECKPOINT_KEYS)
+    try:
+        ds = discover(data).subset("design", limit)
+        if len(ds) == 0:
+            raise ValueError(f"{display(data)}: no images in the design split")
+        m = load_model(model)
+    except (ValueError, FileNotFoundError, ModelUnavailableError) as e:
+        raise _fail(str(e)) from None
+    crops, skipped = [], []
+    for r in ds.records:
+        try:
+            crops.append(m.preprocess.geometry(load_image(r.path, "RGB")))
+        except Exception as e:  # noqa: BLE001 — a bad file is named and skipped, the rest go on
+            skipped.append((str(r.path), f"{type(e).__name__}: {e}"))
+    for f, msg in skipped:
+        err.print(f"[yellow]skipped[/yellow] {escape(display(f))}: {escape(msg)}", highlight=False)
+    if not crops:
+        raise _fail(f"{display(data)}: no readable design images")
+    cols = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+    try:
+        with Progress(*cols, console=err) as bar:
+            t = bar.add_task("training", total=epochs)
+            tn = train_tablenet(
+                np.stack(crops), m, epochs=epochs, seed=seed, per_image=per_image, checkpoint=ck,
+                progress=lambda e, loss: bar.update(t, completed=e, description=f"training (loss {loss:.4f})"),
+            )  # fmt: skip
+        save_tablenet(tn, out)
+    except OSError as e:
+        raise _fail(f"writing {display(out)}: {e.strerror or e}") from None
+    h = tn.history[-1]
+    err.print(f"{len(crops)} design images, {epochs} epochs: loss {h['loss']:.4f} (KL {h['kl']:.4f} nats, "
+              f"≈{h['est_bpp']:.2f} bpp); wrote {display(out)}", highlight=False)  # fmt: skip
