@@ -1,0 +1,135 @@
+"""Building the chooser a user asked for, with one clear error for every combination that cannot work."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from dnnjpeg.choosers.base import Chooser, FixedTables, _check_rate
+from dnnjpeg.choosers.family import NetworkChoice, QNetChoice, RateChoice
+from dnnjpeg.choosers.own import SDQChoice, TableNetChoice
+from dnnjpeg.codec import QuantTables
+from dnnjpeg.families import TableFamily
+
+__all__ = ["make_chooser"]
+
+
+def make_chooser(
+    *,
+    tables: QuantTables | str | os.PathLike[str] | None = None,
+    family: Sequence[str | TableFamily] | None = None,
+    model=None,
+    kappa_from: str | os.PathLike[str] | None = None,
+    by_rate: bool = False,
+    qnet=None,
+    lam: float | None = None,
+    target_bpp: float | None = None,
+    subsampling: str = "4:2:0",
+    optimize: bool = True,
+    search: str = "all",
+    tablenet=None,
+    sdq: str | None = None,
+) -> Chooser:
+    """The chooser for what a user gave, with one clear error for every bad combination.
+
+    Args:
+        tables: fixed tables (or a table JSON file): :class:`FixedTables`.
+        family: ``--family`` values (``standard``, ``preset:NAME``, ``sweep:FILE``...) or families;
+            several are chosen among together (their union).
+        model: a model name or :class:`~dnnjpeg.models.Model`: :class:`NetworkChoice`.
+        kappa_from: an evaluation (``results.json`` or its folder) of the same family, or
+        by_rate: the family's own recorded mean KL: :class:`RateChoice`.
+        qnet: a trained QNet (or its file): :class:`QNetChoice`; the family defaults to its own.
+        lam: nats per KiB; ``target_bpp``: bits per pixel to fit instead (one of the two; λ
+            defaults to 0.002 when neither is given).
+        tablenet: a table generator (or its file): :class:`TableNetChoice` at ``lam`` (nats per bpp).
+        sdq: SDQ weights (fisher, crop, gradient, mse): :class:`SDQChoice` with ``tables``
+            (default: the shipped lite0 table for stored images) at ``lam`` (nats per bit; default
+            alpha × the table's step error) or ``target_bpp`` per image.
+        search: with ``model``: "all" members measured per image, or "climb" (a local search;
+            with ``target_bpp`` the budget is still found by measuring every member).
+    Raises:
+        ValueError: none or several ways chosen, a family without one, λ with a target, a
+            family without recorded mean KL for ``by_rate``, an unreadable file...
+    """
+    from dnnjpeg._fs import read_json
+    from dnnjpeg.families import parse_family
+
+    if sdq is not None:
+        if any(x is not None for x in (model, kappa_from, qnet, tablenet)) or by_rate or family:
+            raise ValueError(
+                "--sdq searches each block's levels in fixed tables (--tables, default the shipped lite0 table); "
+                "to choose a table per image too, use --family sdq:WEIGHTS --select-model MODEL"
+            )
+        from dnnjpeg.presets import load_preset
+
+        t = (tables if isinstance(tables, QuantTables) else QuantTables.load(tables)) if tables is not None else (
+            load_preset("efficientnet-lite0-420-original"))  # fmt: skip
+        return SDQChoice(t, sdq, lam, subsampling=subsampling, bpp=target_bpp)
+    if tablenet is not None:
+        if any(x is not None for x in (tables, model, kappa_from, qnet)) or by_rate or family or target_bpp is not None:
+            raise ValueError("--tablenet gives each image its own tables: use it with --lam only")
+        if lam is None:
+            raise ValueError("--tablenet needs --lam (nats of KL per bit per pixel at the model input, e.g. 0.02)")
+        if isinstance(tablenet, (str, os.PathLike)):
+            from dnnjpeg.tablenet import load_tablenet
+
+            tablenet = load_tablenet(tablenet)
+        return TableNetChoice(tablenet, lam, subsampling, optimize)
+    if search != "all" and model is None:
+        raise ValueError("--search climb is a way for --select-model to measure fewer members")
+    ways = [x for x in (tables, model, kappa_from, by_rate or None, qnet) if x is not None]
+    if len(ways) != 1:
+        raise ValueError(
+            "give one of --tables FILE, --select-model NAME, --kappa FILE, --by-rate (these three with --family) "
+            "or --qnet FILE"
+        )
+    if tables is not None:
+        if lam is not None or target_bpp is not None or family:
+            raise ValueError("--lam, --target-bpp and --family go with a per-image chooser, not with --tables")
+        t = tables if isinstance(tables, QuantTables) else QuantTables.load(tables)
+        return FixedTables(t, subsampling, optimize)
+    if isinstance(qnet, (str, os.PathLike)):
+        from dnnjpeg.qnet import load_qnet
+
+        qnet = load_qnet(qnet)
+    if qnet is not None and not family:
+        family = [qnet.family]
+    if not family:
+        raise ValueError(
+            "--select-model, --kappa and --by-rate need --family, e.g. --family standard or --family sweep:design.json"
+        )
+    if lam is not None and target_bpp is not None:
+        raise ValueError("--lam and --target-bpp both set λ: give one (--target-bpp finds the λ that fits)")
+    if lam is None and target_bpp is None:
+        lam = 0.002
+    _check_rate(lam, target_bpp)  # before anything is read or loaded
+    fams = [f if isinstance(f, TableFamily) else parse_family(f, subsampling, optimize=optimize) for f in family]
+    if any(f.kind == "jpegli" for f in fams):
+        raise ValueError(
+            "--family jpegli: compress writes dnnjpeg's tables with libjpeg; jpegli is a codec for evaluate "
+            "(--codec jpegli) only"
+        )
+    if kappa_from is not None:
+        kf = Path(kappa_from)
+        kf = kf / "results.json" if kf.is_dir() else kf
+        ev = read_json(kf)
+        fams = [f.kappa_from_evaluation(ev, str(kf)) for f in fams]
+    elif by_rate:
+        missing = [getattr(t, "name", t) for t, f in zip(family, fams) if f.kappa is None]
+        if missing:
+            raise ValueError(
+                f"--by-rate: {', '.join(missing)} records no mean KL per member; use --kappa EVAL "
+                "(an evaluation of the same family) or --select-model"
+            )
+    whole = fams[0] if len(fams) == 1 else TableFamily.union(fams)
+    if qnet is not None:  # QNetChoice refuses a family the QNet was not trained for
+        return QNetChoice(whole, lam, target_bpp, qnet=qnet)
+    if model is not None:
+        if isinstance(model, str):
+            from dnnjpeg.models import load_model
+
+            model = load_model(model)
+        return NetworkChoice(whole, lam, target_bpp, model=model, search=search)
+    return RateChoice(whole, lam, target_bpp)

@@ -1,0 +1,210 @@
+"""Choosers that give each image tables or levels of its own: the table generator, SDQ."""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from dnnjpeg._runtime import one_torch_thread_in_pool_workers
+from dnnjpeg.codec import QuantTables, encode
+
+__all__ = ["TableNetChoice", "SDQChoice"]
+
+
+@dataclass(frozen=True)
+class TableNetChoice:
+    """Each image gets its own tables from a table generator (:mod:`dnnjpeg.tablenet`) at ``lam``
+    (nats of KL per bit per pixel at the model input): the thumbnail of the classifier's input crop
+    → 128 steps, rounded. Trained at the model input: meant for datasets stored near that size."""
+
+    tablenet: object
+    lam: float
+    subsampling: str = "4:2:0"
+    optimize: bool = True
+    in_process = True
+    target_bpp = None
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.lam) and self.lam > 0):
+            raise ValueError(f"--tablenet needs --lam, a finite number > 0 nats per bpp, got {self.lam}")
+
+    @functools.cached_property
+    def _pre(self):
+        from dnnjpeg.models import load_model
+
+        return load_model(self.tablenet.model_name).preprocess
+
+    def _crop(self, pixels: np.ndarray) -> np.ndarray:
+        rgb = np.repeat(pixels[..., None], 3, axis=2) if pixels.ndim == 2 else pixels
+        return self._pre.geometry(rgb)
+
+    def tables_for(self, pixels: np.ndarray) -> QuantTables:
+        """This image's rounded tables."""
+        return self.tablenet.tables(self._crop(pixels)[None], self.lam)[0]
+
+    def scaled(self, factor: float) -> TableNetChoice:
+        if factor != 1.0:
+            raise ValueError("--scale does not apply to a table generator: change --lam")
+        return self
+
+    def settings(self) -> dict:
+        import hashlib
+
+        h = hashlib.sha256(b"".join(v.numpy().tobytes() for v in self.tablenet.net.state_dict().values()))
+        return {"tablenet": f"{self.tablenet.model_name} {h.hexdigest()[:16]}", "lam": self.lam,
+                "subsampling": self.subsampling, "optimize": self.optimize}  # fmt: skip
+
+    def describe(self) -> str:
+        m = self.tablenet.model_name
+        return f"each image's own tables from a table generator for {m} at λ = {self.lam:g} nats/bpp"
+
+    def encode(self, pixels: np.ndarray) -> tuple[bytes, int | None]:
+        return encode(pixels, self.tables_for(pixels), self.subsampling, self.optimize), None
+
+    def measure(self, pixels):
+        raise ValueError("a table generator takes --lam, not a bit budget")
+
+    def encode_member(self, pixels, k):
+        raise ValueError("a table generator has no members")
+
+    def member_label(self, k: int) -> str:
+        return "own tables"
+
+
+@dataclass(frozen=True)
+class SDQChoice:
+    """Every image with ``tables``, each block's levels chosen by soft-decision quantization
+    (:mod:`dnnjpeg.sdq`): least Σ w (c − q l)² + λ · bits.
+
+    ``weights`` (:data:`dnnjpeg.sdq.weights.WEIGHTS`): "fisher" (lite0's per-model Fisher diagonal,
+    λ in nats per bit), "crop" (the same, zero outside lite0's centre crop), "gradient" (this
+    image's own Fisher diagonal per block, one backward pass of ``model_name`` per image), "mse"
+    (the PSNR control, λ in squared levels per bit). ``lam`` None: ``alpha`` × the table's weighted
+    step error (:func:`dnnjpeg.sdq.encode.table_lambda`; default by weights). ``bpp``: instead of a fixed λ, each
+    image gets the smallest λ whose file fits that many bits per pixel (a per-image budget).
+    Gray images are written with plain rounding (the search is for colour images)."""
+
+    tables: QuantTables
+    weights: str = "fisher"
+    lam: float | None = None
+    alpha: float | None = None  # None: dnnjpeg.sdq.weights.DEFAULT_ALPHA for the weights
+    subsampling: str = "4:2:0"
+    bpp: float | None = None
+    model_name: str = "efficientnet-lite0"
+    in_process = False
+    pool_start = "spawn"  # the coefficients come from the differentiable codec (torch)
+    target_bpp = None  # the budget is per image (``bpp``), not a λ fitted over the tree
+
+    def __post_init__(self) -> None:
+        from dnnjpeg.sdq.weights import WEIGHTS
+
+        if self.weights not in WEIGHTS:
+            raise ValueError(f"--sdq must be one of {', '.join(WEIGHTS)}, got {self.weights!r}")
+
+        if self.lam is not None and not (math.isfinite(self.lam) and self.lam >= 0):
+            raise ValueError(f"--sdq --lam must be a finite number ≥ 0 (nats per bit), got {self.lam}")
+        if self.alpha is not None and not (math.isfinite(self.alpha) and self.alpha >= 0):
+            raise ValueError(f"--sdq alpha must be a finite number ≥ 0, got {self.alpha}")
+        if self.bpp is not None and (self.lam is not None or not (math.isfinite(self.bpp) and self.bpp > 0)):
+            raise ValueError(f"--sdq takes --lam or --target-bpp (a number > 0), not both; got {self.bpp}")
+        if self.subsampling not in ("4:2:0", "4:4:4"):
+            raise ValueError(f"--sdq writes 4:2:0 or 4:4:4, got {self.subsampling}")
+
+    def scaled(self, factor: float) -> SDQChoice:
+        return self if factor == 1.0 else replace(self, tables=self.tables.scaled(factor))
+
+    @property
+    def _alpha(self) -> float:
+        from dnnjpeg.sdq.weights import DEFAULT_ALPHA
+
+        return DEFAULT_ALPHA[self.weights] if self.alpha is None else self.alpha
+
+    def settings(self) -> dict:
+        return {"sdq": self.weights, "tables": self.tables.to_dict(), "lam": self.lam, "alpha": self._alpha,
+                "bpp": self.bpp, "subsampling": self.subsampling,
+                "model": self.model_name if self.weights in ("gradient", "crop") else None}  # fmt: skip
+
+    def describe(self) -> str:
+        rate = (f"{self.bpp:g} bpp per image" if self.bpp is not None else f"λ = {self.lam:g}" if self.lam is not None
+                else f"λ = {self._alpha:g} × the table's step error")  # fmt: skip
+        return f"soft-decision quantization ({self.weights} weights) at {rate}, {self.subsampling}"
+
+    @property
+    def _model(self):
+        # once per process: compress hands every job its own unpickled copy of the chooser
+        if self.model_name not in _SDQ_MODELS:
+            from dnnjpeg.models import load_model
+
+            _SDQ_MODELS[self.model_name] = load_model(self.model_name)
+        return _SDQ_MODELS[self.model_name]
+
+    def encode(self, pixels: np.ndarray) -> tuple[bytes, int | None]:
+        if pixels.ndim == 2:
+            return encode(pixels, self.tables, self.subsampling, True), None
+        one_torch_thread_in_pool_workers()
+        from dnnjpeg.sdq.encode import image_coefficients, sdq_encode, table_lambda
+        from dnnjpeg.sdq.weights import image_weights, rate_weights
+
+        coefs = image_coefficients(pixels, self.subsampling)
+        w = image_weights(self.weights, pixels, self.subsampling, self._model if self.weights == "gradient" else None)
+        lam_w = rate_weights(self.weights)
+
+        def at(lam: float) -> bytes:
+            return sdq_encode(pixels, self.tables, lam, w, self.subsampling, coefficients=coefs)[0]
+
+        if self.bpp is None:
+            return at(self.lam if self.lam is not None else table_lambda(self.tables, lam_w, self._alpha)), None
+        n = pixels.shape[0] * pixels.shape[1]
+        return _within_budget(at, self.bpp * n / 8, table_lambda(self.tables, lam_w, 1.0), n)
+
+    def measure(self, pixels):
+        raise ValueError("SDQ has no members to measure: its budget is per image")
+
+    def encode_member(self, pixels, k):
+        raise ValueError("SDQ has no members")
+
+    def member_label(self, k: int) -> str:
+        return "sdq"
+
+
+_SDQ_MODELS: dict = {}
+
+
+def _within_budget(at, budget_bytes: float, lam0: float, pixels: int) -> tuple[bytes, int | None]:
+    """The file of the smallest λ whose size fits ``budget_bytes`` (bits fall as λ grows): λ = 0
+    when rounding fits, else doubling from ``lam0`` / 64 then 12 halvings of the bracket in log
+    space.
+
+    Raises:
+        ValueError: no λ fits: the budget is below the smallest file these tables make (the size
+            stops falling as λ grows); the message gives that floor.
+    """
+    data = at(0.0)
+    if len(data) <= budget_bytes:
+        return data, None
+    lo, hi, best, flat = 0.0, lam0 / 64, None, 0
+    for _ in range(40):
+        d = at(hi)
+        if len(d) <= budget_bytes:
+            best = d
+            break
+        flat = flat + 1 if len(d) >= len(data) else 0
+        lo, data, hi = hi, min(data, d, key=len), hi * 4
+        if flat >= 2:  # a 16× larger λ saved nothing: every level that can go is gone
+            break
+    if best is None:
+        raise ValueError(
+            f"target {8 * budget_bytes / pixels:g} bpp is out of reach: the smallest file soft-decision "
+            f"quantization makes of it with these tables is {8 * len(data) / pixels:.4f} bpp; nothing was written"
+        )
+    for _ in range(12):
+        mid = math.sqrt(lo * hi) if lo > 0 else hi / 4
+        d = at(mid)
+        if len(d) <= budget_bytes:
+            hi, best = mid, d
+        else:
+            lo = mid
+    return best, None
