@@ -353,7 +353,8 @@ def test_compress_lam_with_target_is_refused(tmp_path):
             "compress",
             str(_src(tmp_path)),
             str(tmp_path / "dst"),
-            "--by-rate",
+            "--choose",
+            "rate",
             "--family",
             "preset:efficientnet-lite0-420-original-sweep",
             "--lam",
@@ -483,7 +484,7 @@ def test_compress_on_a_full_disk_ends_in_one_clear_error(tmp_path):
 
 def test_compress_refuses_a_jpegli_family(tmp_path):
     res = runner.invoke(
-        app, ["compress", str(_src(tmp_path)), str(tmp_path / "dst"), "--by-rate", "--family", "jpegli"]
+        app, ["compress", str(_src(tmp_path)), str(tmp_path / "dst"), "--choose", "rate", "--family", "jpegli"]
     )
     _clean_error(res, "jpegli is a codec for evaluate")
 

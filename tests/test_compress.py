@@ -301,3 +301,40 @@ def test_resize_stores_every_image_at_the_model_geometry(tmp_path):
         compress_tree(src, tmp_path / "dst2", t, resize=30)
     r = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "dst3"), "--resize", "40"])
     assert r.exit_code != 0 and "multiple of 16" in r.output
+
+
+def test_compress_help_names_the_two_decisions_in_at_most_18_options():
+    import re
+
+    res = CliRunner().invoke(app, ["compress", "--help"], env={"COLUMNS": "200"})
+    flags = set(re.findall(r"^│ (--[a-z-]+)", res.stdout, re.M))
+    assert {"--choose", "--levels", "--family", "--lam", "--target-bpp"} <= flags and len(flags) <= 18, flags
+
+
+def test_levels_compose_with_every_family_chooser(tmp_path, monkeypatch):
+    """--levels sdq:W with a per-image --choose gives each member SDQ levels: the same files as the
+    family spelled sdq:W:FAMILY; pairs that do not make sense are one line saying why."""
+    import dnnjpeg.models as models
+
+    from .evaluate.tiny import tiny_model
+
+    real = models.load_model
+    monkeypatch.setattr(models, "load_model", lambda n: tiny_model() if n == "tiny" else real(n))
+    src = _tree(tmp_path / "src", 3)
+    (src / "class0" / "broken.jpg").unlink()
+    run = CliRunner().invoke
+    a = run(app, ["compress", str(src), str(tmp_path / "a"), "--choose", "network:tiny", "--levels", "sdq:mse",
+                  "--family", "standard:30,70", "--lam", "0.01", "--workers", "1"])  # fmt: skip
+    b = run(app, ["compress", str(src), str(tmp_path / "b"), "--choose", "network:tiny", "--family",
+                  "sdq:mse:standard:30,70", "--lam", "0.01", "--workers", "1"])  # fmt: skip
+    assert a.exit_code == 0 and b.exit_code == 0, a.output + b.output
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.suffix in (".jpg", ".JPEG"))
+    assert len(files) == 3
+    assert all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files)
+    plain = run(app, ["compress", str(src), str(tmp_path / "c"), "--choose", "network:tiny", "--family",
+                      "standard:30,70", "--lam", "0.01", "--workers", "1"])  # fmt: skip
+    assert plain.exit_code == 0
+    assert any((tmp_path / "a" / f).read_bytes() != (tmp_path / "c" / f).read_bytes() for f in files)
+    bad = run(app, ["compress", str(src), str(tmp_path / "d"), "--choose", "network:tiny", "--levels", "sdq:mse",
+                    "--family", "sdq:mse:standard"])  # fmt: skip
+    assert bad.exit_code == 2 and "give the family's plain tables" in bad.output

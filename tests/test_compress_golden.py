@@ -21,10 +21,10 @@ GOLDEN = Path(__file__).resolve().parent / "golden" / "compress-sha256.json"
 SWEEP = "preset:efficientnet-lite0-420-original-sweep"
 MODES = {
     "fixed": ["--tables", "{tables}"],
-    "by-rate": ["--family", SWEEP, "--by-rate", "--lam", "0.002"],
-    "network": ["--family", SWEEP, "--select-model", "efficientnet-lite0", "--lam", "0.002", "--device", "cpu"],
-    "qnet": ["--qnet", "preset:efficientnet-lite0-qnet", "--lam", "0.002"],
-    "sdq-crop": ["--sdq", "crop"],
+    "by-rate": ["--choose", "rate", "--family", SWEEP, "--lam", "0.002"],
+    "network": ["--choose", "network:efficientnet-lite0", "--family", SWEEP, "--lam", "0.002", "--device", "cpu"],
+    "qnet": ["--choose", "qnet:preset:efficientnet-lite0-qnet", "--lam", "0.002"],
+    "sdq-crop": ["--levels", "sdq:crop"],
 }
 
 

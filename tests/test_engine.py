@@ -31,7 +31,7 @@ def test_local_engine_keeps_order_and_shares_once():
 def test_engine_choice_errors(monkeypatch):
     with pytest.raises(ValueError, match="--engine must be one of"):
         make_engine("spark")
-    with pytest.raises(ValueError, match="--address names a Ray cluster"):
+    with pytest.raises(ValueError, match="an address names a Ray cluster"):
         make_engine("local", "127.0.0.1:6379")
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     with pytest.raises(EngineUnavailableError, match=r"pip install 'dnnjpeg\[ray\]'"):
@@ -229,11 +229,11 @@ def test_cli_names_a_bad_engine_address_or_device(tmp_path):
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    base = ["compress", str(tmp_path / "src"), str(tmp_path / "dst"), "--family", "standard:50", "--by-rate"]
+    base = ["compress", str(tmp_path / "src"), str(tmp_path / "dst"), "--family", "standard:50", "--choose", "rate"]
     r = runner.invoke(app, ["compress", str(tmp_path / "src"), str(tmp_path / "d2"), "--engine", "spark"])
     assert r.exit_code != 0 and "--engine must be one of" in r.output
-    r = runner.invoke(app, ["survey", str(tmp_path / "src"), "--out", str(tmp_path / "s"), "--address", "h:1"])
-    assert r.exit_code != 0 and "--address names a Ray cluster" in r.output
+    r = runner.invoke(app, ["survey", str(tmp_path / "src"), "--out", str(tmp_path / "s"), "--engine", "local:h:1"])
+    assert r.exit_code != 0 and "an address names a Ray cluster" in r.output
     r = runner.invoke(
         app, ["evaluate", "--data", str(tmp_path / "src"), "--out", str(tmp_path / "e"), "--device", "gpu"]
     )
@@ -242,7 +242,7 @@ def test_cli_names_a_bad_engine_address_or_device(tmp_path):
         import ray
 
         if not ray.is_initialized():
-            r = runner.invoke(app, base + ["--engine", "ray", "--address", f"127.0.0.1:{port}"])
+            r = runner.invoke(app, base + ["--engine", f"ray:127.0.0.1:{port}"])
             assert r.exit_code != 0 and f"cannot reach a Ray cluster at 127.0.0.1:{port}" in r.output
     assert not (tmp_path / "dst").exists() or not any((tmp_path / "dst").rglob("*.jpg"))
 

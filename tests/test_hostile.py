@@ -85,10 +85,11 @@ def test_survey_keeps_every_name_and_names_every_unreadable_file(tree):
 
 MODES = {
     "tables": lambda t: ["--tables", str(t.root / "t.json")],
-    "select-model": lambda t: ["--select-model", "efficientnet-lite0", "--family", "standard:30,70"],
-    "by-rate": lambda t: ["--by-rate", "--family", "preset:efficientnet-lite0-420-original-sweep"],
+    "select-model": lambda t: ["--choose", "network:efficientnet-lite0", "--family", "standard:30,70"],
+    "by-rate": lambda t: ["--choose", "rate", "--family", "preset:efficientnet-lite0-420-original-sweep"],
     "target-bpp": lambda t: [
-        "--by-rate",
+        "--choose",
+        "rate",
         "--family",
         "preset:efficientnet-lite0-420-original-sweep",
         "--target-bpp",
@@ -155,7 +156,7 @@ def test_evaluate_then_compress_by_its_kappa(tree):
 
     dst = tree.root / "dst-kappa"
     before = _guarded(tree, dst)
-    r = run_cli(["compress", str(tree.src), str(dst), "--kappa", str(out), "--family", "standard:30,70"])
+    r = run_cli(["compress", str(tree.src), str(dst), "--choose", f"rate:{out}", "--family", "standard:30,70"])
     _check_compress(tree, r, dst, before)
 
 

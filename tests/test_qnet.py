@@ -172,7 +172,15 @@ def test_the_shipped_preset_is_for_lite0_and_the_original_sweep_and_compresses(i
     src.mkdir()
     for p in sorted(imagenet_dir.iterdir())[:3]:
         (src / p.name).write_bytes(p.read_bytes())
-    args = ["compress", str(src), str(tmp_path / "dst"), "--qnet", "preset:efficientnet-lite0-qnet", "--lam", "0.002"]
+    args = [
+        "compress",
+        str(src),
+        str(tmp_path / "dst"),
+        "--choose",
+        "qnet:preset:efficientnet-lite0-qnet",
+        "--lam",
+        "0.002",
+    ]
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0 and "3 written" in r.output, r.output
     for p in (tmp_path / "dst").iterdir():
@@ -209,14 +217,16 @@ def test_cli_trains_a_qnet_resumes_and_compresses_with_it(tmp_path, monkeypatch)
     assert r.exit_code == 0 and q.read_bytes() == first and len(list(work.glob("*.npz"))) == n
     r = run(app, ["qnet", "train", "--data", str(src), *args, "--seed", "1", "--overwrite"])
     assert r.exit_code == 2 and "holds samples made another way" in r.output
-    r = run(app, ["compress", str(src), str(tmp_path / "dst"), "--qnet", str(q), "--lam", "0.01", "--workers", "1"])
+    r = run(
+        app, ["compress", str(src), str(tmp_path / "dst"), "--choose", f"qnet:{q}", "--lam", "0.01", "--workers", "1"]
+    )
     assert r.exit_code == 0, r.output
     assert "with a QNet for tiny" in r.output and "8 written" in r.output
     ladder = [QuantTables.standard(q) for q in (10, 50, 90)]
     for p in (tmp_path / "dst").glob("*.jpg"):
         assert parse_header(p).quant_tables() in ladder and decode_file(p).size
     assert {p.name: p.read_bytes() for p in src.iterdir()} == before
-    r = run(app, ["compress", str(src), str(tmp_path / "d2"), "--qnet", str(q), "--family", "standard:20"])
+    r = run(app, ["compress", str(src), str(tmp_path / "d2"), "--choose", f"qnet:{q}", "--family", "standard:20"])
     assert r.exit_code == 2 and "trained for the family" in r.output
 
 

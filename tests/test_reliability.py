@@ -447,7 +447,7 @@ def test_07_resume_verifies_saved_chunks(tmp_path, edit):
 
 def test_10_sdq_target_out_of_reach_is_said(tmp_path):
     src = _photos(tmp_path / "src", 1, size=(32, 48))
-    res = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "dst"), "--sdq", "mse", "--tables",
+    res = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "dst"), "--levels", "sdq:mse", "--tables",
                                    str(_tables(tmp_path)), "--target-bpp", "1e-9", "--workers", "1"])  # fmt: skip
     assert res.exit_code == 1, res.output
     assert "out of reach" in res.stderr and "n01440764_0.JPEG" in res.stderr and "0 written" in res.stdout
@@ -532,8 +532,8 @@ def test_22_deeply_nested_json_is_one_line(tmp_path, how):
     dst = str(tmp_path / "dst")
     argv = {
         "tables": ["compress", str(src), dst, "--tables", str(f)],
-        "qnet": ["compress", str(src), dst, "--qnet", str(f), "--lam", "0.01"],
-        "kappa": ["compress", str(src), dst, "--kappa", str(f), "--family", "standard:20,50", "--lam", "0.01"],
+        "qnet": ["compress", str(src), dst, "--choose", f"qnet:{f}", "--lam", "0.01"],
+        "kappa": ["compress", str(src), dst, "--choose", f"rate:{f}", "--family", "standard:20,50", "--lam", "0.01"],
         "codec-tables": ["evaluate", "--data", str(src), "--codec", f"tables:{f}", "--out", dst],
         "codec-sweep": ["evaluate", "--data", str(src), "--codec", f"sweep:{f}", "--out", dst],
     }[how]

@@ -1,4 +1,4 @@
-"""Per-image choice of tables by the network (dnnjpeg.select, evaluate --select, compress --select-model)."""
+"""Per-image choice of tables by the network (dnnjpeg.select, evaluate --select, compress --choose network)."""
 
 import json
 
@@ -285,13 +285,13 @@ def test_compress_select_writes_chosen_tables_and_leaves_src_alone(tmp_path):
 
 def test_cli_compress_select_errors(tmp_path):
     src = _tree(tmp_path / "src", n=2)
-    r = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "d1"), "--select-model", "efficientnet-lite0"])
-    assert r.exit_code == 2 and "--family" in r.output
+    r = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "d1"), "--choose", "network", "--tables",
+                                 str(src / "x.json")])  # fmt: skip
+    assert r.exit_code == 2 and "--tables is the one table of --choose fixed" in r.output
     r = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "d2")])
-    assert r.exit_code == 2 and "--select-model" in r.output
-    r = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "d3"), "--by-rate", "--search", "climb",
-                                 "--family", "preset:efficientnet-lite0-420-original-sweep"])  # fmt: skip
-    assert r.exit_code == 2 and "--search climb is a way for --select-model" in r.output
+    assert r.exit_code == 2 and "--choose fixed needs --tables" in r.output
+    r = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "d3"), "--choose", "guess"])
+    assert r.exit_code == 2 and "--choose 'guess': one of fixed, rate, qnet, network, climb, tablenet" in r.output
 
 
 def test_compress_by_rate_alone_matches_the_rule_and_cli(tmp_path):
@@ -327,8 +327,8 @@ def test_compress_by_rate_alone_matches_the_rule_and_cli(tmp_path):
             str(tmp_path / "d3"),
             "--family",
             "standard:" + ",".join(map(str, LADDER)),
-            "--kappa",
-            str(tmp_path / "ev"),
+            "--choose",
+            f"rate:{tmp_path / 'ev'}",
             "--lam",
             str(lam),
         ],
@@ -339,7 +339,16 @@ def test_compress_by_rate_alone_matches_the_rule_and_cli(tmp_path):
         (tmp_path / "d3" / p.relative_to(tmp_path / "dst")).read_bytes() == p.read_bytes() for p in outs
     )
     r = CliRunner().invoke(
-        app, ["compress", str(src), str(tmp_path / "d4"), "--family", "standard:10,50", "--kappa", str(tmp_path / "ev")]
+        app,
+        [
+            "compress",
+            str(src),
+            str(tmp_path / "d4"),
+            "--family",
+            "standard:10,50",
+            "--choose",
+            f"rate:{tmp_path / 'ev'}",
+        ],
     )
     assert r.exit_code == 2 and "no curve with these 2 tables" in r.output
 
@@ -366,8 +375,8 @@ def test_cli_compress_by_rate_with_two_families(tmp_path):
             q,
             "--family",
             q + "@4:4:4",
-            "--kappa",
-            str(tmp_path / "ev" / "results.json"),
+            "--choose",
+            f"rate:{tmp_path / 'ev' / 'results.json'}",
             "--lam",
             str(lam),
         ],
@@ -402,7 +411,18 @@ def test_shipped_sweep_preset_compresses_by_rate_without_a_network(tmp_path):
     src = _tree(tmp_path / "src", n=4)
     lam = 0.002
     r = CliRunner().invoke(
-        app, ["compress", str(src), str(tmp_path / "out"), "--family", f"preset:{name}", "--by-rate", "--lam", str(lam)]
+        app,
+        [
+            "compress",
+            str(src),
+            str(tmp_path / "out"),
+            "--family",
+            f"preset:{name}",
+            "--choose",
+            "rate",
+            "--lam",
+            str(lam),
+        ],
     )
     assert r.exit_code == 1 and "4 written" in r.output  # the broken file fails, the rest go on
     for f in sorted(src.rglob("*.*")):
@@ -411,7 +431,9 @@ def test_shipped_sweep_preset_compresses_by_rate_without_a_network(tmp_path):
         datas = [encode(_pixels(str(f)), t, s) for t, s in fam]
         k = choose(np.array([[8 * len(d)] for d in datas]), kap[:, None], lam)[0]
         assert output_path(src, tmp_path / "out", f).read_bytes() == datas[k]
-    r = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "o2"), "--family", "standard", "--by-rate"])
+    r = CliRunner().invoke(
+        app, ["compress", str(src), str(tmp_path / "o2"), "--family", "standard", "--choose", "rate"]
+    )
     assert r.exit_code == 2 and "records no mean KL" in r.output
 
 

@@ -96,8 +96,8 @@ def test_compress_gives_each_image_its_own_tables_and_the_cli_checks(tmp_path, m
     for bad in ({"lam": None}, {"lam": 0.02, "target_bpp": 0.5}, {"lam": 0.02, "family": ["standard"]}):
         with pytest.raises(ValueError, match="--tablenet"):
             make_chooser(tablenet=t, **bad)
-    r = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "d2"), "--tablenet", str(tmp_path / "t.pt"),
-                                 "--lam", "0.02", "--scale", "2"])  # fmt: skip
+    r = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "d2"), "--choose",
+                                 f"tablenet:{tmp_path / 't.pt'}", "--lam", "0.02", "--scale", "2"])  # fmt: skip
     assert r.exit_code == 2 and "--scale does not apply" in r.output
     r = CliRunner().invoke(app, ["qnet", "train-tables", "--data", str(src), "--model", "tiny", "--epochs", "2",
                                  "--out", str(tmp_path / "c.pt")])  # fmt: skip

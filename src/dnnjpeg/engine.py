@@ -213,6 +213,6 @@ def make_engine(name: str = "local", address: str | None = None, workers: int | 
         raise ValueError(f"--workers must be ≥ 1 (or left out: every core), got {workers}")
     if name == "local":
         if address is not None:
-            raise ValueError("--address names a Ray cluster: use it with --engine ray")
+            raise ValueError("an address names a Ray cluster: give it as --engine ray:ADDRESS")
         return LocalEngine(workers)
     return RayEngine(address, workers)

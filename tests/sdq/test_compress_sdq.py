@@ -1,4 +1,4 @@
-"""compress with soft-decision quantization (SDQChoice, --sdq): ordinary files with the given tables."""
+"""compress with soft-decision quantization (SDQChoice, --levels sdq:…): ordinary files with the given tables."""
 
 import numpy as np
 import pytest
@@ -40,8 +40,8 @@ def test_compress_writes_the_tables_with_searched_levels_and_the_cli(tmp_path, k
     assert len((tmp_path / "dst" / "0.jpg").read_bytes()) < len(plain)  # the search spends fewer bits
     w = fisher_weights()
     assert w.shape == (3, 8, 8) and np.all(w > 0)
-    # `--sdq fisher` alone: the shipped table and weights, λ from the table (a fresh install needs nothing else)
-    r = CliRunner().invoke(app, ["compress", str(tmp_path / "src"), str(tmp_path / "d2"), "--sdq", "fisher",
+    # `--levels sdq:fisher` alone: the shipped table and weights, λ from the table (a fresh install needs nothing else)
+    r = CliRunner().invoke(app, ["compress", str(tmp_path / "src"), str(tmp_path / "d2"), "--levels", "sdq:fisher",
                                  "--workers", "1"])  # fmt: skip
     assert r.exit_code == 0 and "4 written" in r.output, r.output
     shipped = load_preset("efficientnet-lite0-420-original")
@@ -50,9 +50,11 @@ def test_compress_writes_the_tables_with_searched_levels_and_the_cli(tmp_path, k
     assert (tmp_path / "d2" / "1.jpg").read_bytes() == sdq_encode(
         decode_file(tmp_path / "src" / "1.jpg"), shipped, lam, fisher_weights()
     )[0]
-    for bad, msg in ((["--sdq", "psnr"], "fisher, crop, gradient, mse"),
-                     (["--sdq", "mse", "--lam", "1", "--family", "standard"], "--family sdq:"),
-                     (["--sdq", "mse", "--lam", "1", "--target-bpp", "1"], "not both")):  # fmt: skip
+    for bad, msg in ((["--levels", "sdq:psnr"], "fisher, crop, gradient, mse"),
+                     (["--levels", "sdq:mse", "--lam", "1", "--family", "standard"], "--family is for a per-image"),
+                     (["--levels", "sdq:mse", "--choose", "qnet"], "a QNet predicts the KL of its own members"),
+                     (["--levels", "sdq:mse", "--choose", "tablenet:x.pt"], "--levels round"),
+                     (["--levels", "sdq:mse", "--lam", "1", "--target-bpp", "1"], "not both")):  # fmt: skip
         r = CliRunner().invoke(app, ["compress", str(tmp_path / "src"), str(tmp_path / "d3"), *bad])
         assert r.exit_code == 2 and msg in r.output, r.output
     with pytest.raises(ValueError, match="per image"):
@@ -80,7 +82,7 @@ def test_a_bit_budget_is_met_per_image_with_the_least_lambda(tmp_path, kodak_dir
 
 
 def test_crop_weights_drop_what_the_model_never_sees(tmp_path, kodak_dir):
-    """--sdq crop: lite0's weights inside its centre crop, 0 outside: the outside blocks keep only DC."""
+    """--levels sdq:crop: lite0's weights inside its centre crop, 0 outside: the outside blocks keep only DC."""
     img = np.asarray(Image.open(kodak_dir / "kodim05.png").convert("RGB"))  # 768×512: lite0 reads the middle
     t = QuantTables.standard(90)
     data, _ = SDQChoice(t, "crop").encode(img)

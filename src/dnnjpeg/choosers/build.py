@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,7 +13,7 @@ from dnnjpeg.choosers.own import SDQChoice, TableNetChoice
 from dnnjpeg.codec import QuantTables
 from dnnjpeg.families import TableFamily
 
-__all__ = ["make_chooser"]
+__all__ = ["make_chooser", "chooser_from_decisions", "CHOOSE_KINDS", "LEVELS", "DEFAULT_FAMILY"]
 
 
 def make_chooser(
@@ -30,6 +31,7 @@ def make_chooser(
     search: str = "all",
     tablenet=None,
     sdq: str | None = None,
+    sdq_alpha: float | None = None,
 ) -> Chooser:
     """The chooser for what a user gave, with one clear error for every bad combination.
 
@@ -66,7 +68,7 @@ def make_chooser(
 
         t = (tables if isinstance(tables, QuantTables) else QuantTables.load(tables)) if tables is not None else (
             load_preset("efficientnet-lite0-420-original"))  # fmt: skip
-        return SDQChoice(t, sdq, lam, subsampling=subsampling, bpp=target_bpp)
+        return SDQChoice(t, sdq, lam, alpha=sdq_alpha, subsampling=subsampling, bpp=target_bpp)
     if tablenet is not None:
         if any(x is not None for x in (tables, model, kappa_from, qnet)) or by_rate or family or target_bpp is not None:
             raise ValueError("--tablenet gives each image its own tables: use it with --lam only")
@@ -133,3 +135,105 @@ def make_chooser(
             model = load_model(model)
         return NetworkChoice(whole, lam, target_bpp, model=model, search=search)
     return RateChoice(whole, lam, target_bpp)
+
+
+#: ``--choose``: how each image's tables are decided (the first decision of compress)
+CHOOSE_KINDS: dict[str, str] = {
+    "fixed": "every image with --tables (the default)",
+    "rate": "by file size alone, each member's KL as its --family records it (rate:EVAL: as an evaluation measured it)",
+    "qnet": "by a trained QNet's predicted KL (qnet:FILE; default the shipped lite0 QNet); the classifier does not run",
+    "network": "by the network in the loop: every member measured per image (network:MODEL; default lite0)",
+    "climb": "by the network, walking from the choice by rate to cheaper neighbours (climb:MODEL): ~4 passes",
+    "tablenet": "tables of its own from a table generator (tablenet:FILE, from qnet train-tables)",
+}
+#: ``--levels``: how each block's levels are chosen inside the chosen tables (the second decision)
+LEVELS = ("round", "sdq:mse", "sdq:fisher", "sdq:crop", "sdq:gradient")
+#: the family the per-image choosers take when no --family is given: the shipped lite0 sweep
+DEFAULT_FAMILY = "preset:efficientnet-lite0-420-original-sweep"
+
+
+def _levels(text: str) -> tuple[str | None, float | None]:
+    """``round`` → (None, None); ``sdq:WEIGHTS[:ALPHA]`` → (weights, alpha or None)."""
+    from dnnjpeg.sdq.weights import WEIGHTS
+
+    if text == "round":
+        return None, None
+    kind, _, rest = text.partition(":")
+    weights, _, alpha = rest.partition(":")
+    if kind != "sdq" or weights not in WEIGHTS:
+        raise ValueError(
+            f"--levels {text!r}: give round or sdq:WEIGHTS[:ALPHA] with WEIGHTS one of {', '.join(WEIGHTS)}"
+        )
+    try:
+        a = float(alpha) if alpha else None
+    except ValueError:
+        raise ValueError(f"--levels {text!r}: ALPHA must be a number ≥ 0, e.g. sdq:fisher:0.5") from None
+    if a is not None and not (math.isfinite(a) and a >= 0):
+        raise ValueError(f"--levels {text!r}: ALPHA must be a finite number ≥ 0")
+    return weights, a
+
+
+def chooser_from_decisions(
+    choose: str = "fixed",
+    levels: str = "round",
+    *,
+    tables: QuantTables | str | os.PathLike[str] | None = None,
+    family: Sequence[str] | None = None,
+    lam: float | None = None,
+    target_bpp: float | None = None,
+    subsampling: str = "4:2:0",
+    optimize: bool = True,
+) -> Chooser:
+    """compress's two decisions: ``choose`` (which tables each image gets, :data:`CHOOSE_KINDS`) and
+    ``levels`` (how each block's levels are chosen in them, :data:`LEVELS`), with one budget (``lam`` or
+    ``target_bpp``). Every pair that makes sense is built from the same choosers as :func:`make_chooser`
+    (same files, byte for byte); a pair that does not is one ValueError saying why.
+    """
+    kind, _, arg = choose.partition(":")
+    if kind not in CHOOSE_KINDS:
+        raise ValueError(f"--choose {choose!r}: one of {', '.join(CHOOSE_KINDS)} (optionally KIND:ARG)")
+    weights, alpha = _levels(levels)
+    rate = {"lam": lam, "target_bpp": target_bpp, "subsampling": subsampling, "optimize": optimize}
+    if kind == "fixed":
+        if family:
+            raise ValueError("--choose fixed writes one table (--tables); --family is for a per-image --choose")
+        if arg:
+            raise ValueError(f"--choose {choose!r}: fixed takes no argument; give the table as --tables FILE")
+        if weights is not None:  # default: the shipped lite0 table
+            return make_chooser(tables=tables, sdq=weights, sdq_alpha=alpha, **rate)
+        if tables is None:
+            raise ValueError("--choose fixed needs --tables FILE (or choose per image: --choose network, rate, qnet)")
+        return make_chooser(tables=tables, **rate)
+    if tables is not None:
+        raise ValueError(
+            f"--tables is the one table of --choose fixed; --choose {kind} chooses among --family "
+            "(e.g. --family tables:FILE.json, swept by scale)"
+        )
+    if kind == "tablenet":
+        if weights is not None:
+            raise ValueError(
+                "--choose tablenet: the generator's tables are used as it was trained, rounded: --levels round"
+            )
+        if not arg:
+            raise ValueError("--choose tablenet:FILE: name the table generator (from dnnjpeg qnet train-tables)")
+        return make_chooser(tablenet=arg, family=family, **rate)
+    if kind == "qnet":
+        return _qnet_choice(arg or "preset:efficientnet-lite0-qnet", weights, family, rate)
+    fams = list(family or [DEFAULT_FAMILY])
+    if weights is not None:
+        if any(f.startswith("sdq:") for f in fams):
+            raise ValueError("--levels sdq:… applies SDQ to --family: give the family's plain tables, not sdq:…")
+        fams = [f"sdq:{weights}:" + (f"{alpha:g}:" if alpha is not None else "") + f for f in fams]
+    if kind == "rate":
+        return make_chooser(family=fams, kappa_from=arg or None, by_rate=not arg, **rate)
+    return make_chooser(family=fams, model=arg or "efficientnet-lite0", search="climb" if kind == "climb" else "all",
+                        **rate)  # fmt: skip
+
+
+def _qnet_choice(ref: str, weights: str | None, family, rate: dict) -> Chooser:
+    if weights is not None:
+        raise ValueError(
+            "--choose qnet with --levels sdq:…: a QNet predicts the KL of its own members as it was trained "
+            "(rounded levels), not of SDQ files: --levels round"
+        )
+    return make_chooser(qnet=ref, family=family, **rate)

@@ -79,10 +79,19 @@ def _checkpoint(ck: Path, inputs, keys: tuple[str, ...]) -> Path:
 
 
 _ENGINE_HELP = (
-    "Where the work runs: local (a process pool on this machine, the default) or ray (a Ray cluster: "
-    "--address HOST:PORT of its head, or a local one started here; pip install 'dnnjpeg[ray]')."
+    "Where the work runs: local (a process pool on this machine, the default), ray (a Ray cluster started "
+    "here) or ray:HOST:PORT (the head of a running cluster; ray:auto finds it); pip install 'dnnjpeg\\[ray]'."
 )
-_ADDRESS_HELP = "With --engine ray: the cluster's head (HOST:PORT, or auto); default a local cluster."
+
+
+def engine_from(text: str, workers: int | None = None):
+    """The engine ``--engine local|ray|ray:ADDRESS`` names (:func:`dnnjpeg.engine.make_engine`)."""
+    from dnnjpeg.engine import make_engine
+
+    name, _, address = text.partition(":")
+    return make_engine(name, address or None, workers)
+
+
 _DEVICE_HELP = "Where the classifier runs: auto (CUDA, else MPS, else CPU), cpu, cuda[:N] or mps."
 
 

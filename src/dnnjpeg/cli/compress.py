@@ -1,4 +1,5 @@
-"""``compress``: re-encode a tree with designed or per-image tables."""
+"""``compress``: re-encode a tree, as two decisions: which tables each image gets (``--choose``) and
+how each block's levels are chosen in them (``--levels``), with one budget (``--lam`` / ``--target-bpp``)."""
 
 from __future__ import annotations
 
@@ -8,117 +9,67 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from dnnjpeg.cli.common import (
-    _ADDRESS_HELP,
-    _DEVICE_HELP,
-    _ENGINE_HELP,
-    _fail,
-    _on_device,
-    err,
-)  # fmt: skip
-from dnnjpeg.engine import EngineUnavailableError, make_engine
+from dnnjpeg.choosers.build import CHOOSE_KINDS, DEFAULT_FAMILY, LEVELS
+from dnnjpeg.cli.common import _DEVICE_HELP, _ENGINE_HELP, _fail, _on_device, engine_from, err
+from dnnjpeg.engine import EngineUnavailableError
+
+_CHOOSE_HELP = "Which tables each image gets: " + "; ".join(f"{k}: {v}" for k, v in CHOOSE_KINDS.items()) + "."
+_LEVELS_HELP = (
+    f"How each block's levels are chosen in those tables: {', '.join(LEVELS)}. round: as libjpeg does; sdq:W: "
+    "soft-decision quantization for the network (fisher: lite0's per-model weights; crop: the same, zero outside "
+    "lite0's centre crop; gradient: each image's own weights, one backward pass; mse: for PSNR, the control), "
+    "optionally sdq:W:ALPHA. With --choose fixed and no --tables: the shipped lite0 table."
+)
+_FAMILY_HELP = (
+    "The tables a per-image --choose picks from, as a --codec value: standard[:Q,...], preset:NAME, sweep:FILE.json, "
+    f"tables:FILE.json (swept by scale), optionally @4:4:4; repeatable (their union). Default {DEFAULT_FAMILY}."
+)
+_LAM_HELP = (
+    "The budget as λ: nats of KL per KiB for a family choice (default 0.002: with lite0 choosing from the "
+    "original-sweep preset on ImageNet-size photos ~0.84 bpp, top-1 within 1 point; BENCHMARKS.md); per bit for "
+    "--levels sdq (default a fraction of the table's step error); per bit per pixel for tablenet."
+)
+_TARGET_HELP = (
+    "The budget as bits per pixel instead of λ: a family choice finds the λ that fits over the files written "
+    "(every member measured first); --levels sdq with --choose fixed fits each image."
+)
+_RESIZE_HELP = (
+    "Store every image at a classifier's input size S first: shorter side to S/0.875, centre crop S×S (S a "
+    "multiple of 16: whole 4:2:0 blocks), so that a model reading coefficients needs no resizing; every --choose."
+)
 
 
 def compress(
     src: Path = typer.Argument(..., help="Source tree (only read)."),
     dst: Path = typer.Argument(..., help="Destination tree (mirrors SRC; must not overlap it)."),
-    tables: Path | None = typer.Option(
-        None, "--tables", help="Table JSON (from `dnnjpeg design` or QuantTables.save)."
-    ),
+    choose: str = typer.Option("fixed", "--choose", help=_CHOOSE_HELP),
+    levels: str = typer.Option("round", "--levels", help=_LEVELS_HELP),
+    tables: Path | None = typer.Option(None, "--tables", help="The table JSON of --choose fixed (from design)."),
+    family: list[str] | None = typer.Option(None, "--family", help=_FAMILY_HELP),
+    lam: float | None = typer.Option(None, "--lam", help=_LAM_HELP),
+    target_bpp: float | None = typer.Option(None, "--target-bpp", help=_TARGET_HELP),
     scale: float = typer.Option(1.0, "--scale", help="Multiply every table entry (clamped to 1..255)."),
     subsampling: str = typer.Option("4:2:0", "--subsampling"),
-    optimize: bool = typer.Option(True, "--optimize/--no-optimize"),
-    workers: int | None = typer.Option(None, "--workers"),
-    resume: bool = typer.Option(False, "--resume", help="Skip outputs that already exist and decode."),
+    optimize: bool = typer.Option(True, "--optimize/--no-optimize", help="Optimized Huffman tables."),
+    resize: int | None = typer.Option(None, "--resize", help=_RESIZE_HELP),
+    resume: bool = typer.Option(False, "--resume", help="Keep outputs that already exist and decode."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
-    select_model: str | None = typer.Option(
-        None,
-        "--select-model",
-        help="Choose each image's tables with this network: "
-        "the --family member with least KL + λ·KiB (the network runs here).",
-    ),
-    family: list[str] | None = typer.Option(
-        None,
-        "--family",
-        help="With --select-model or --kappa: the tables to choose from, as a "
-        "--codec value: standard[:Q,...], sweep:FILE.json, preset:NAME, tables:FILE.json (swept by "
-        "scale), optionally @4:4:4. Repeatable: the members of all, subsampling chosen per image too.",
-    ),
-    lam: float | None = typer.Option(
-        None,
-        "--lam",
-        help="With a --family chooser: λ in nats of KL per KiB (larger → smaller files; default 0.002). "
-        "0.002 with lite0 choosing from the original-sweep preset on ImageNet-size photos: ~0.84 bpp, "
-        "top-1 within 1 point of pristine (BENCHMARKS.md).",
-    ),
-    kappa: Path | None = typer.Option(
-        None,
-        "--kappa",
-        help="Instead of --select-model: choose by rate alone, each member's KL "
-        "taken from this evaluation of the same --family (results.json or its folder, e.g. --split design).",
-    ),
-    target_bpp: float | None = typer.Option(
-        None,
-        "--target-bpp",
-        help="With a --family chooser, instead of --lam: the λ whose "
-        "choice fits this many bits per pixel over the files written (all members measured first).",
-    ),
-    by_rate: bool = typer.Option(
-        False,
-        "--by-rate",
-        help="Like --kappa, with the members' mean KL recorded in the --family itself "
-        "(e.g. preset:efficientnet-lite0-420-original-sweep): no network, no other file.",
-    ),
-    qnet: str | None = typer.Option(
-        None,
-        "--qnet",
-        help="Choose each image's tables with this trained QNet (a file from dnnjpeg qnet train, or "
-        "preset:efficientnet-lite0-qnet): predicted KL + λ·KiB, the classifier does not run; its own family "
-        "unless --family is given (then they must match).",
-    ),
-    search: str = typer.Option(
-        "all",
-        "--search",
-        help="With --select-model: 'all' runs the network on every member (K + 1 passes per image); 'climb' "
-        "walks from the choice by rate (or the middle member) to the cheaper neighbour until none is "
-        "cheaper: about 4 passes, nearly the same choice (BENCHMARKS.md).",
-    ),
-    tablenet: Path | None = typer.Option(
-        None,
-        "--tablenet",
-        help="Give each image its own tables from this table generator (dnnjpeg qnet train-tables) at --lam "
-        "(nats per bit per pixel at the model input). Trained at the model input: for data stored near that size.",
-    ),
-    sdq: str | None = typer.Option(
-        None,
-        "--sdq",
-        help="Soft-decision quantization: each block's levels chosen for the network, in --tables (default: the "
-        "shipped lite0 table). fisher: lite0's per-model weights; crop: the same, zero outside lite0's centre crop; "
-        "gradient: each image's own weights (one backward pass of lite0); mse: for PSNR (the control). --lam in "
-        "nats per bit (default: a fraction of the table's step error) or --target-bpp per image. To choose a "
-        "table per image too: --family sdq:WEIGHTS --select-model efficientnet-lite0 (BENCHMARKS.md).",
-    ),
-    resize: int | None = typer.Option(
-        None,
-        "--resize",
-        help="Store every image at a classifier's input size S first: shorter side to S/0.875, centre crop S×S "
-        "(S a multiple of 16: whole 4:2:0 blocks), so that a model reading coefficients (--model dct:…) needs no "
-        "resizing. Every mode; the choosers then see the stored image.",
-    ),
+    workers: int | None = typer.Option(None, "--workers", help="Processes (default: every core)."),
     engine: str = typer.Option("local", "--engine", help=_ENGINE_HELP),
-    address: str | None = typer.Option(None, "--address", help=_ADDRESS_HELP),
-    device: str = typer.Option("auto", "--device", help=_DEVICE_HELP + " (--select-model)"),
+    device: str = typer.Option("auto", "--device", help=_DEVICE_HELP + " (--choose network, climb)"),
     batch_size: int = typer.Option(
-        32, "--batch-size", help="--select-model: candidates per forward pass, from as many images as fit."
+        32, "--batch-size", help="--choose network: candidates per forward pass, from as many images as fit."
     ),
 ) -> None:
-    """Re-encode a whole tree with designed tables as standard baseline JPEG files, or with each
-    image's choice among a family of tables by a network (--select-model)."""
+    """Re-encode a tree as standard baseline JPEG files: one designed table for every image, or each
+    image's own choice (by rate, a QNet or the network in the loop), its blocks' levels rounded or
+    chosen for the network (SDQ)."""
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from dnnjpeg._fs import display
-    from dnnjpeg.choosers import FixedTables, NetworkChoice, make_chooser
+    from dnnjpeg.choosers import FixedTables, NetworkChoice
+    from dnnjpeg.choosers.build import chooser_from_decisions
     from dnnjpeg.compress import check_run, compress_tree
     from dnnjpeg.models import ModelUnavailableError
 
@@ -131,11 +82,10 @@ def compress(
         from dnnjpeg.pipeline import resolve_device
 
         resolve_device(device)
-        eng = make_engine(engine, address, workers)
-        chooser = make_chooser(
-            tables=tables, family=family, model=select_model, kappa_from=kappa, by_rate=by_rate, qnet=qnet, lam=lam,
-            target_bpp=target_bpp, subsampling=subsampling, optimize=optimize, search=search, tablenet=tablenet,
-            sdq=sdq,
+        eng = engine_from(engine, workers)
+        chooser = chooser_from_decisions(
+            choose, levels, tables=tables, family=family, lam=lam, target_bpp=target_bpp, subsampling=subsampling,
+            optimize=optimize,
         )  # fmt: skip
         if isinstance(chooser, NetworkChoice):
             from dataclasses import replace

@@ -10,15 +10,15 @@ from rich.console import Console
 from rich.markup import escape
 
 from dnnjpeg.cli.common import (
-    _ADDRESS_HELP,
     _DEVICE_HELP,
     _ENGINE_HELP,
     _EVAL_OUTPUTS,
     _fail,
     _on_device,
+    engine_from,
     err,
 )  # fmt: skip
-from dnnjpeg.engine import EngineUnavailableError, make_engine
+from dnnjpeg.engine import EngineUnavailableError
 
 
 @dataclass
@@ -45,7 +45,6 @@ class EvaluationSettings:
     target_drop: float = 1.0
     select: list[float] | None = None
     engine: str = "local"
-    address: str | None = None
     device: str = "auto"
     resume: bool = False
     overwrite: bool = False
@@ -97,7 +96,7 @@ def _run_evaluation(settings: EvaluationSettings) -> dict:
     from dnnjpeg.pipeline import resolve_device
 
     resolve_device(st.device)  # a bad device fails before the model loads
-    engine = make_engine(st.engine, st.address)
+    engine = engine_from(st.engine)
     model = _on_device(load_model(st.model), st.device, engine)
     cache = st.out / EVAL_CHUNKS
     if cache.is_symlink() or (cache.exists() and not cache.is_dir()):
@@ -215,7 +214,6 @@ def evaluate(
         help="λ values for --select in nats per KiB, e.g. 0.001,0.01,0.1 (default 16 from 1e-5 to 1).",
     ),
     engine: str = typer.Option("local", "--engine", help=_ENGINE_HELP),
-    address: str | None = typer.Option(None, "--address", help=_ADDRESS_HELP),
     device: str = typer.Option("auto", "--device", help=_DEVICE_HELP),
     resume: bool = typer.Option(
         False, "--resume", help="Reuse the chunks of images a killed run into the same --out had finished."
@@ -249,7 +247,7 @@ def evaluate(
                 data=data, codecs=codec, out=out, model=model, labels=labels, scales=scales, subsampling=subsampling,
                 at=at, split=split, limit=limit, n_boot=n_boot, seed=seed, batch_size=batch_size, workers=workers,
                 optimize=optimize, reference=reference, target_drop=target_drop, select=lams, engine=engine,
-                address=address, device=device, resume=resume, overwrite=overwrite,
+                device=device, resume=resume, overwrite=overwrite,
             )
         )  # fmt: skip
     except (ValueError, FileNotFoundError, ModelUnavailableError, EngineUnavailableError) as e:

@@ -10,14 +10,14 @@ from rich.console import Console
 from rich.markup import escape
 
 from dnnjpeg.cli.common import (
-    _ADDRESS_HELP,
     _ENGINE_HELP,
     _expand,
     _fail,
     _out_folder,
+    engine_from,
     err,
 )  # fmt: skip
-from dnnjpeg.engine import EngineUnavailableError, make_engine
+from dnnjpeg.engine import EngineUnavailableError
 
 
 def info(
@@ -99,7 +99,6 @@ def survey(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted survey from its saved parts."),
     umap: bool = typer.Option(True, "--umap/--no-umap", help="Compute the UMAP projection figures."),
     engine: str = typer.Option("local", "--engine", help=_ENGINE_HELP),
-    address: str | None = typer.Option(None, "--address", help=_ADDRESS_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace reports in an --out dnnjpeg did not make."),
 ) -> None:
     """What JPEG settings does a dataset really hold? Reads headers only: quality, subsampling,
@@ -115,7 +114,7 @@ def survey(
     if workers is not None and workers < 1:
         raise _fail(f"--workers must be ≥ 1, got {workers}")
     try:
-        eng = make_engine(engine, address, workers)
+        eng = engine_from(engine, workers)
     except (ValueError, EngineUnavailableError) as e:
         raise _fail(str(e)) from None
     created = not out.exists()
