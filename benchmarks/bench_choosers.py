@@ -22,14 +22,14 @@ from dnnjpeg.presets import load_preset
 FAMILY = "preset:efficientnet-lite0-420-original-sweep"
 CHOOSERS = {
     "one table (--tables, the lite0 original preset)": ["--tables", "{TABLES}"],
-    "by rate (--by-rate)": ["--family", FAMILY, "--by-rate"],
-    "QNet (--qnet preset:efficientnet-lite0-qnet)": ["--qnet", "preset:efficientnet-lite0-qnet"],
-    "lite0 in the loop, every member": ["--family", FAMILY, "--select-model", "efficientnet-lite0"],
-    "lite0 in the loop, --search climb": [
-        "--family", FAMILY, "--select-model", "efficientnet-lite0", "--search", "climb",
+    "by rate (--choose rate)": ["--family", FAMILY, "--choose", "rate"],
+    "QNet (--choose qnet:preset:efficientnet-lite0-qnet)": ["--choose", "qnet:preset:efficientnet-lite0-qnet"],
+    "lite0 in the loop, every member": ["--family", FAMILY, "--choose", "network:efficientnet-lite0"],
+    "lite0 in the loop, --choose climb": [
+        "--family", FAMILY, "--choose", "climb:efficientnet-lite0",
     ],
-    "lite0@160 in the loop, --search climb": [
-        "--family", FAMILY, "--select-model", "efficientnet-lite0@160", "--search", "climb",
+    "lite0@160 in the loop, --choose climb": [
+        "--family", FAMILY, "--choose", "climb:efficientnet-lite0@160",
     ],
 }  # fmt: skip
 

@@ -11,7 +11,7 @@ On ``--images`` imagenet-sample files (copied to a scratch folder, names sorted)
   (the ceiling: what the network alone does at that batch size; best of 3 after a warm-up);
 * per image: the earlier path, one image's K + 1 inputs per pass, JPEG work between passes
   (``select_encode`` image after image);
-* batched: ``compress --select-model`` through :mod:`dnnjpeg.pipeline` (JPEG work in threads beside
+* batched: ``compress --choose network`` through :mod:`dnnjpeg.pipeline` (JPEG work in threads beside
   the network, candidates of many images in batches of ``--batch``), files written.
 
 Candidates/s counts the K decoded files (not the pristine input) per image per second.

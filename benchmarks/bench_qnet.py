@@ -127,7 +127,7 @@ def main() -> None:
         r2 = [1 - np.var(ly[k] - lp[k]) / np.var(ly[k]) for k in range(len(fam))]
         extra.append(_choice(r, curve, pred, f"{fam.name} per-image by qnet ({min(n, len(parts))} images)"))
         rows.append((min(n, len(parts)), len(data), r2, _regret(bits, kl, pred), pred))
-    # the network in the loop, measuring only the members a local search visits (compress --search climb)
+    # the network in the loop, measuring only the members a local search visits (compress --choose climb)
     passes = {}
     for name, start_kl in (("by rate", kap), ("the qnet", rows[-1][4])):
         if start_kl is None:

@@ -10,7 +10,7 @@ gives each eval image the member with least KL + λ·KiB, one point per λ of
 ``dnnjpeg.conventions.DEFAULT_LAMBDAS_NATS_PER_KIB`` (fixed before any of these measurements), and compares the
 result with the ladder.  Exact, not a model of the encoder: encoding is deterministic, so the
 chosen file's bits and prediction are the member's recorded ones (tests/test_select.py checks
-this against ``compress --select-model``).  On the other models two rows: chosen by the
+this against ``compress --choose network``).  On the other models two rows: chosen by the
 design model (the choice transfers) and by the measuring model itself.
 
 ``--design DIR``: a ``dnnjpeg evaluate --split design`` result holding the same families

@@ -94,7 +94,7 @@ def test_compress_gives_each_image_its_own_tables_and_the_cli_checks(tmp_path, m
         img = decode((src / p.name).read_bytes())
         assert parse_header(p).quant_tables() == t.tables(pre.geometry(img)[None], 0.02)[0]
     for bad in ({"lam": None}, {"lam": 0.02, "target_bpp": 0.5}, {"lam": 0.02, "family": ["standard"]}):
-        with pytest.raises(ValueError, match="--tablenet"):
+        with pytest.raises(ValueError, match="--choose tablenet"):
             make_chooser(tablenet=t, **bad)
     r = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "d2"), "--choose",
                                  f"tablenet:{tmp_path / 't.pt'}", "--lam", "0.02", "--scale", "2"])  # fmt: skip

@@ -19,13 +19,13 @@ is the network at compression time: K encodes, decodes and forward passes per im
 whole family already measured (``dnnjpeg evaluate --select``; the chosen file's
 bits and prediction are exactly the family member's, because encoding is
 deterministic), and :func:`select_encode` is the encoder used by
-``dnnjpeg compress --select-model``.  Hand-written: no JPEG library chooses
+``dnnjpeg compress --choose network``.  Hand-written: no JPEG library chooses
 tables by a network's output.
 
 A cheaper relative needs no network per image: replace each image's KL by the member's
 mean KL κ_k measured once on other images (``TableFamily.kappa_from_evaluation`` on a
 design-split evaluation, or recorded in a sweep preset: ``TableFamily.kappa``; ``with_selection(..., kappa=…)``,
-``compress --kappa`` / ``--by-rate``); the choice then moves
+``compress --kappa`` / ``--choose rate``); the choice then moves
 bits away from images whose files grow most between members.  It keeps part of the gain
 (BENCHMARKS.md).
 """
@@ -110,7 +110,7 @@ def select_encode(
         from dnnjpeg.sdq.weights import gradient_weights
 
         if model is None:
-            raise ValueError("SDQ with gradient weights needs the network (--select-model)")
+            raise ValueError("SDQ with gradient weights needs the network (--choose network)")
         grad = gradient_weights(rgb, model)  # once per image, for every member
     datas = [t.encode(rgb, weights=grad) if hasattr(t, "encode") else encode(rgb, t, s, optimize)
              for t, s in zip(family, subs)]  # fmt: skip

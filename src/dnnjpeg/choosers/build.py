@@ -61,8 +61,8 @@ def make_chooser(
     if sdq is not None:
         if any(x is not None for x in (model, kappa_from, qnet, tablenet)) or by_rate or family:
             raise ValueError(
-                "--sdq searches each block's levels in fixed tables (--tables, default the shipped lite0 table); "
-                "to choose a table per image too, use --family sdq:WEIGHTS --select-model MODEL"
+                "SDQ on fixed tables takes --tables only (default the shipped lite0 table); to choose a table per "
+                "image too, give --choose network (or rate) with --levels sdq:WEIGHTS"
             )
         from dnnjpeg.presets import load_preset
 
@@ -71,21 +71,23 @@ def make_chooser(
         return SDQChoice(t, sdq, lam, alpha=sdq_alpha, subsampling=subsampling, bpp=target_bpp)
     if tablenet is not None:
         if any(x is not None for x in (tables, model, kappa_from, qnet)) or by_rate or family or target_bpp is not None:
-            raise ValueError("--tablenet gives each image its own tables: use it with --lam only")
+            raise ValueError("--choose tablenet gives each image its own tables: use it with --lam only")
         if lam is None:
-            raise ValueError("--tablenet needs --lam (nats of KL per bit per pixel at the model input, e.g. 0.02)")
+            raise ValueError(
+                "--choose tablenet needs --lam (nats of KL per bit per pixel at the model input, e.g. 0.02)"
+            )
         if isinstance(tablenet, (str, os.PathLike)):
             from dnnjpeg.tablenet import load_tablenet
 
             tablenet = load_tablenet(tablenet)
         return TableNetChoice(tablenet, lam, subsampling, optimize)
     if search != "all" and model is None:
-        raise ValueError("--search climb is a way for --select-model to measure fewer members")
+        raise ValueError("--choose climb is a way for --choose network to measure fewer members")
     ways = [x for x in (tables, model, kappa_from, by_rate or None, qnet) if x is not None]
     if len(ways) != 1:
         raise ValueError(
-            "give one of --tables FILE, --select-model NAME, --kappa FILE, --by-rate (these three with --family) "
-            "or --qnet FILE"
+            "give one way to choose: --choose fixed with --tables FILE, or --choose network[:MODEL], rate[:EVAL] "
+            "(with --family) or qnet[:FILE]"
         )
     if tables is not None:
         if lam is not None or target_bpp is not None or family:
@@ -100,7 +102,7 @@ def make_chooser(
         family = [qnet.family]
     if not family:
         raise ValueError(
-            "--select-model, --kappa and --by-rate need --family, e.g. --family standard or --family sweep:design.json"
+            "--choose network and --choose rate need --family, e.g. --family standard or --family sweep:design.json"
         )
     if lam is not None and target_bpp is not None:
         raise ValueError("--lam and --target-bpp both set λ: give one (--target-bpp finds the λ that fits)")
@@ -122,8 +124,8 @@ def make_chooser(
         missing = [getattr(t, "name", t) for t, f in zip(family, fams) if f.kappa is None]
         if missing:
             raise ValueError(
-                f"--by-rate: {', '.join(missing)} records no mean KL per member; use --kappa EVAL "
-                "(an evaluation of the same family) or --select-model"
+                f"--choose rate: {', '.join(missing)} records no mean KL per member; use --choose rate:EVAL "
+                "(an evaluation of the same family) or --choose network"
             )
     whole = fams[0] if len(fams) == 1 else TableFamily.union(fams)
     if qnet is not None:  # QNetChoice refuses a family the QNet was not trained for

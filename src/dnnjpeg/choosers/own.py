@@ -29,7 +29,7 @@ class TableNetChoice:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.lam) and self.lam > 0):
-            raise ValueError(f"--tablenet needs --lam, a finite number > 0 nats per bpp, got {self.lam}")
+            raise ValueError(f"--choose tablenet needs --lam, a finite number > 0 nats per bpp, got {self.lam}")
 
     @functools.cached_property
     def _pre(self):
@@ -102,16 +102,16 @@ class SDQChoice:
         from dnnjpeg.sdq.weights import WEIGHTS
 
         if self.weights not in WEIGHTS:
-            raise ValueError(f"--sdq must be one of {', '.join(WEIGHTS)}, got {self.weights!r}")
+            raise ValueError(f"--levels sdq must be one of {', '.join(WEIGHTS)}, got {self.weights!r}")
 
         if self.lam is not None and not (math.isfinite(self.lam) and self.lam >= 0):
-            raise ValueError(f"--sdq --lam must be a finite number ≥ 0 (nats per bit), got {self.lam}")
+            raise ValueError(f"--levels sdq --lam must be a finite number ≥ 0 (nats per bit), got {self.lam}")
         if self.alpha is not None and not (math.isfinite(self.alpha) and self.alpha >= 0):
-            raise ValueError(f"--sdq alpha must be a finite number ≥ 0, got {self.alpha}")
+            raise ValueError(f"--levels sdq alpha must be a finite number ≥ 0, got {self.alpha}")
         if self.bpp is not None and (self.lam is not None or not (math.isfinite(self.bpp) and self.bpp > 0)):
-            raise ValueError(f"--sdq takes --lam or --target-bpp (a number > 0), not both; got {self.bpp}")
+            raise ValueError(f"--levels sdq takes --lam or --target-bpp (a number > 0), not both; got {self.bpp}")
         if self.subsampling not in ("4:2:0", "4:4:4"):
-            raise ValueError(f"--sdq writes 4:2:0 or 4:4:4, got {self.subsampling}")
+            raise ValueError(f"--levels sdq writes 4:2:0 or 4:4:4, got {self.subsampling}")
 
     def scaled(self, factor: float) -> SDQChoice:
         return self if factor == 1.0 else replace(self, tables=self.tables.scaled(factor))

@@ -207,7 +207,8 @@ def presets(
         for r in rows:
             if r.get("by_rate_bd_rate") is not None:
                 print(
-                    f"{r['name']}, chosen per image by rate (compress --family preset:{r['name']} --by-rate): BD-rate "
+                    f"{r['name']}, chosen per image by rate (compress --choose rate --family preset:{r['name']}): "
+                    "BD-rate "
                     f"{bd(r['by_rate_bd_rate'], r['by_rate_bd_rate_ci'])}, on KL {r['by_rate_bd_rate_kl']:+.1f}"
                 )
         if name:

@@ -206,7 +206,7 @@ def evaluate(
         False,
         "--select",
         help="Also measure each curve's per-image choice by the network "
-        "(least KL + λ·KiB per image; what compress --select-model writes), one point per λ.",
+        "(least KL + λ·KiB per image; what compress --choose network writes), one point per λ.",
     ),
     select_lambdas: str | None = typer.Option(
         None,

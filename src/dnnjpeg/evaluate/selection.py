@@ -79,7 +79,7 @@ def climb(bits: np.ndarray, kl_of, lam: float, start: int) -> tuple[int, list[in
 
 
 def climb_choice(bits: np.ndarray, kl: np.ndarray, lam: float, start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`climb` on every image of measured records: what ``--search climb`` would choose.
+    """:func:`climb` on every image of measured records: what ``--choose climb`` would choose.
 
     Args:
         bits, kl: (K, N) every member's size in bits and KL (nats) on every image.

@@ -41,7 +41,7 @@ def preset_summary(name: str) -> dict:
     ladder at equal top-1; negative = fewer bits), bd_accuracy (top-1 points at
     equal rate), reference (the ladder it was compared with); for a sweep that records its
     members' mean KL, by_rate_bd_rate / by_rate_bd_rate_ci / by_rate_bd_rate_kl: the same
-    comparison for the per-image choice by rate (``compress --by-rate``), else None.
+    comparison for the per-image choice by rate (``compress --choose rate``), else None.
     """
     d = preset_info(name)
     des, m = d.get("design", {}), d.get("measured", {})

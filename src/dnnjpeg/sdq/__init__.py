@@ -7,7 +7,7 @@ frequency or per block); :func:`sdq_encode` an image encoded that way, Huffman t
 the levels between passes and optionally the tables themselves (OptS's alternation), written as an
 ordinary baseline file; :mod:`dnnjpeg.sdq.weights` the weights: lite0's per-model Fisher diagonal,
 the same inside the model's crop only, an image's own Fisher diagonal per block (one backward pass),
-or 1 (PSNR). ``--codec sdq:…`` (:mod:`dnnjpeg.families`) and ``compress --sdq`` use them.
+or 1 (PSNR). ``--codec sdq:…`` (:mod:`dnnjpeg.families`) and ``compress --levels sdq`` use them.
 """
 
 from dnnjpeg.sdq.encode import fisher_weights, image_coefficients, sdq_encode, table_lambda

@@ -22,7 +22,7 @@ from dnnjpeg.sdq.trellis import sdq_levels
 
 __all__ = ["image_coefficients", "sdq_encode", "fisher_weights", "FISHER_PRESET", "table_lambda"]
 
-#: the shipped design whose Fisher diagonal weights ``--sdq fisher`` (lite0, JPEG of the stored image)
+#: the shipped design whose Fisher diagonal weights ``--levels sdq:fisher`` (lite0, JPEG of the stored image)
 FISHER_PRESET = "efficientnet-lite0-420-original-sweep"
 
 
