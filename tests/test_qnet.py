@@ -85,7 +85,7 @@ def test_samples_are_the_classifiers_own_kl_and_resume_from_the_cache(samples, t
     (tmp_path / "000002.npz").unlink()  # as if killed before the last image
 
     measured = []
-    import dnnjpeg.qnet as qn
+    import dnnjpeg.qnet.samples as qn
 
     real = qn._image_samples
     monkeypatch.setattr(qn, "_image_samples", lambda img, *a: measured.append(img) or real(img, *a))
