@@ -55,60 +55,100 @@ def make_chooser(
         ValueError: none or several ways chosen, a family without one, λ with a target, a
             family without recorded mean KL for ``by_rate``, an unreadable file...
     """
-    from dnnjpeg._fs import read_json
-    from dnnjpeg.families import parse_family
+    _one_way(tables, family, model, kappa_from, by_rate, qnet, target_bpp, search, tablenet, sdq)
+    if sdq is not None:
+        return _sdq_chooser(tables, sdq, sdq_alpha, lam, target_bpp, subsampling)
+    if tablenet is not None:
+        return _tablenet_chooser(tablenet, lam, subsampling, optimize)
+    if tables is not None:
+        if lam is not None or target_bpp is not None or family:
+            raise ValueError("--lam, --target-bpp and --family go with a per-image chooser, not with --tables")
+        return FixedTables(
+            tables if isinstance(tables, QuantTables) else QuantTables.load(tables), subsampling, optimize
+        )
+    return _family_chooser(family, model, kappa_from, by_rate, qnet, lam, target_bpp, subsampling, optimize, search)
 
+
+def _family_chooser(family, model, kappa_from, by_rate, qnet, lam, target_bpp, subsampling, optimize, search):
+    """A choice per image among the family's members: by a QNet, by the network, or by rate."""
+    if isinstance(qnet, (str, os.PathLike)):
+        from dnnjpeg.qnet import load_qnet
+
+        qnet = load_qnet(qnet)
+    lam = _budget(lam, target_bpp)
+    whole = _family_to_choose_from(family or ([qnet.family] if qnet is not None else []), kappa_from, by_rate,
+                                   subsampling, optimize)  # fmt: skip
+    if qnet is not None:  # QNetChoice refuses a family the QNet was not trained for
+        return QNetChoice(whole, lam, target_bpp, qnet=qnet)
+    if model is not None:
+        if isinstance(model, str):
+            from dnnjpeg.models import load_model
+
+            model = load_model(model)
+        return NetworkChoice(whole, lam, target_bpp, model=model, search=search)
+    return RateChoice(whole, lam, target_bpp)
+
+
+def _one_way(tables, family, model, kappa_from, by_rate, qnet, target_bpp, search, tablenet, sdq) -> None:
+    """Refuse (ValueError) every mix of ways to choose that cannot work, before anything loads."""
     if sdq is not None:
         if any(x is not None for x in (model, kappa_from, qnet, tablenet)) or by_rate or family:
             raise ValueError(
                 "SDQ on fixed tables takes --tables only (default the shipped lite0 table); to choose a table per "
                 "image too, give --choose network (or rate) with --levels sdq:WEIGHTS"
             )
-        from dnnjpeg.presets import load_preset
-
-        t = (tables if isinstance(tables, QuantTables) else QuantTables.load(tables)) if tables is not None else (
-            load_preset("efficientnet-lite0-420-original"))  # fmt: skip
-        return SDQChoice(t, sdq, lam, alpha=sdq_alpha, subsampling=subsampling, bpp=target_bpp)
+        return
     if tablenet is not None:
         if any(x is not None for x in (tables, model, kappa_from, qnet)) or by_rate or family or target_bpp is not None:
             raise ValueError("--choose tablenet gives each image its own tables: use it with --lam only")
-        if lam is None:
-            raise ValueError(
-                "--choose tablenet needs --lam (nats of KL per bit per pixel at the model input, e.g. 0.02)"
-            )
-        if isinstance(tablenet, (str, os.PathLike)):
-            from dnnjpeg.tablenet import load_tablenet
-
-            tablenet = load_tablenet(tablenet)
-        return TableNetChoice(tablenet, lam, subsampling, optimize)
+        return
     if search != "all" and model is None:
         raise ValueError("--choose climb is a way for --choose network to measure fewer members")
-    ways = [x for x in (tables, model, kappa_from, by_rate or None, qnet) if x is not None]
-    if len(ways) != 1:
+    if len([x for x in (tables, model, kappa_from, by_rate or None, qnet) if x is not None]) != 1:
         raise ValueError(
             "give one way to choose: --choose fixed with --tables FILE, or --choose network[:MODEL], rate[:EVAL] "
             "(with --family) or qnet[:FILE]"
         )
-    if tables is not None:
-        if lam is not None or target_bpp is not None or family:
-            raise ValueError("--lam, --target-bpp and --family go with a per-image chooser, not with --tables")
-        t = tables if isinstance(tables, QuantTables) else QuantTables.load(tables)
-        return FixedTables(t, subsampling, optimize)
-    if isinstance(qnet, (str, os.PathLike)):
-        from dnnjpeg.qnet import load_qnet
 
-        qnet = load_qnet(qnet)
-    if qnet is not None and not family:
-        family = [qnet.family]
-    if not family:
-        raise ValueError(
-            "--choose network and --choose rate need --family, e.g. --family standard or --family sweep:design.json"
-        )
+
+def _sdq_chooser(tables, weights: str, alpha, lam, target_bpp, subsampling: str) -> SDQChoice:
+    """SDQ in fixed tables (default: the shipped lite0 table for stored images)."""
+    from dnnjpeg.presets import load_preset
+
+    t = (tables if isinstance(tables, QuantTables) else QuantTables.load(tables)) if tables is not None else (
+        load_preset("efficientnet-lite0-420-original"))  # fmt: skip
+    return SDQChoice(t, weights, lam, alpha=alpha, subsampling=subsampling, bpp=target_bpp)
+
+
+def _tablenet_chooser(tablenet, lam, subsampling: str, optimize: bool) -> TableNetChoice:
+    if lam is None:
+        raise ValueError("--choose tablenet needs --lam (nats of KL per bit per pixel at the model input, e.g. 0.02)")
+    if isinstance(tablenet, (str, os.PathLike)):
+        from dnnjpeg.tablenet import load_tablenet
+
+        tablenet = load_tablenet(tablenet)
+    return TableNetChoice(tablenet, lam, subsampling, optimize)
+
+
+def _budget(lam: float | None, target_bpp: float | None) -> float | None:
+    """λ for a family chooser: the one given, none with a bit target, 0.002 nats per KiB by default."""
     if lam is not None and target_bpp is not None:
         raise ValueError("--lam and --target-bpp both set λ: give one (--target-bpp finds the λ that fits)")
     if lam is None and target_bpp is None:
         lam = 0.002
     _check_rate(lam, target_bpp)  # before anything is read or loaded
+    return lam
+
+
+def _family_to_choose_from(family, kappa_from, by_rate: bool, subsampling: str, optimize: bool) -> TableFamily:
+    """The union of the ``--family`` values, with each member's κ from an evaluation or the family's record."""
+    from dnnjpeg._fs import read_json
+    from dnnjpeg.families import parse_family
+
+    if not family:
+        raise ValueError(
+            "--choose network and --choose rate need --family, e.g. --family standard or --family sweep:design.json"
+        )
     fams = [f if isinstance(f, TableFamily) else parse_family(f, subsampling, optimize=optimize) for f in family]
     if any(f.kind == "jpegli" for f in fams):
         raise ValueError(
@@ -127,16 +167,7 @@ def make_chooser(
                 f"--choose rate: {', '.join(missing)} records no mean KL per member; use --choose rate:EVAL "
                 "(an evaluation of the same family) or --choose network"
             )
-    whole = fams[0] if len(fams) == 1 else TableFamily.union(fams)
-    if qnet is not None:  # QNetChoice refuses a family the QNet was not trained for
-        return QNetChoice(whole, lam, target_bpp, qnet=qnet)
-    if model is not None:
-        if isinstance(model, str):
-            from dnnjpeg.models import load_model
-
-            model = load_model(model)
-        return NetworkChoice(whole, lam, target_bpp, model=model, search=search)
-    return RateChoice(whole, lam, target_bpp)
+    return fams[0] if len(fams) == 1 else TableFamily.union(fams)
 
 
 #: ``--choose``: how each image's tables are decided (the first decision of compress)
