@@ -70,7 +70,7 @@ def compress(
     from dnnjpeg._fs import display
     from dnnjpeg.choosers import FixedTables, NetworkChoice
     from dnnjpeg.choosers.build import chooser_from_decisions
-    from dnnjpeg.compress import check_run, compress_tree
+    from dnnjpeg.compress import CompressSettings, check_run, compress_tree
     from dnnjpeg.models import ModelUnavailableError
 
     try:
@@ -97,10 +97,8 @@ def compress(
             TextColumn("compressing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err
         ) as bar:
             task = bar.add_task("", total=None)
-            rep = compress_tree(
-                src, dst, chooser, scale=scale, workers=workers, resume=resume, overwrite=overwrite,
-                progress=lambda k: bar.advance(task, k), resize=resize, engine=eng, batch_size=batch_size,
-            )  # fmt: skip
+            settings = CompressSettings(scale, workers, resume, overwrite, resize, eng, batch_size)
+            rep = compress_tree(src, dst, chooser, settings, progress=lambda k: bar.advance(task, k))
     except (ValueError, FileNotFoundError, ModelUnavailableError, EngineUnavailableError) as e:
         raise _fail(str(e)) from None
     except OSError as e:  # e.g. a full disk: every output already written is complete (atomic writes)

@@ -1,0 +1,249 @@
+"""One file of a compress run: where its output goes, whether an earlier one is kept, its encode
+(by its chooser, or batched with other images' candidates through the network)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dnnjpeg._fs import (
+    UnsafeOutputError,
+    describe_error,
+    display,
+    inside,
+    safe_output_path,
+)
+from dnnjpeg._io import atomic_write_bytes, remove_part
+from dnnjpeg.codec import decode_file, load_image
+
+
+def output_path(src_root: Path, dst_root: Path, path: Path) -> Path:
+    """Mirror ``path`` under ``dst_root``; non-JPEG suffixes become ``.jpg``."""
+    rel = path.relative_to(src_root)
+    if rel.suffix.lower() not in (".jpg", ".jpeg"):
+        rel = rel.with_suffix(".jpg")
+    return dst_root / rel
+
+
+def _overlap(a: Path, b: Path) -> bool:
+    return inside(a, b) or inside(b, a)
+
+
+def _existing(src: str, out: Path, resume: bool, overwrite: bool) -> tuple[str, str, int, int, str | None] | None:
+    """The outcome when ``out`` already exists and is kept (or refused), else None (encode)."""
+    try:
+        if not stat.S_ISREG(os.lstat(out).st_mode):
+            return None  # safe_output_path has refused links and the rest already
+    except FileNotFoundError:
+        return None
+    before = os.path.getsize(src)
+    if resume:
+        if os.path.samefile(src, out):
+            # a hard link to the source is no earlier output: encode it (the rename replaces only
+            # DST's name for it; the source keeps its bytes)
+            return None
+        try:
+            decode_file(out, "L")  # a complete earlier output decodes
+            return src, "skipped", before, out.stat().st_size, None
+        except Exception:
+            return None  # broken or partial: encode again
+    if not overwrite:
+        return src, "failed", before, 0, f"{display(out)} exists (use --resume to keep valid outputs, or --overwrite)"
+    return None
+
+
+def _pixels(src: str, resize: int | None = None) -> np.ndarray:
+    # gray stays gray (H, W); everything else RGB (H, W, 3); strict decode (errors name the file)
+    px = load_image(src)
+    return px if resize is None else at_model_size(px, resize)
+
+
+def at_model_size(px: np.ndarray, size: int) -> np.ndarray:
+    """An image as a classifier's preprocessing would crop it: the shorter side resized to
+    round(size / 0.875) (bilinear, antialiased), then the centre ``size``×``size`` (``--resize``).
+
+    Args:
+        px: uint8 (H, W) gray or (H, W, 3) RGB.
+        size: output side in pixels (a multiple of 16: the 4:2:0 block grid then has no padding).
+    Returns:
+        uint8 (size, size) or (size, size, 3), gray kept gray.
+    """
+    from dnnjpeg.models import Preprocess
+
+    pre = Preprocess(size=size, resize=round(size / 0.875))
+    if px.ndim == 2:  # the three equal channels of the RGB view resize alike
+        return np.ascontiguousarray(pre.geometry(np.repeat(px[..., None], 3, 2))[..., 0])
+    return pre.geometry(px)
+
+
+_error = describe_error
+#: Errors of the destination, not of one file: the batch stops with one clear error.
+_FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+
+
+def _fatal(e: Exception) -> bool:
+    return isinstance(e, OSError) and not isinstance(e, UnsafeOutputError) and e.errno in _FATAL_ERRNOS
+
+
+def _unless_kept(job, work: Callable) -> tuple[tuple | None, object]:
+    """One file of a run: (outcome, None) when its output is kept or refused (:func:`_existing`) or
+    the file fails, else (None, ``work(source, output path, bytes before, pixels)``). Every
+    per-file problem is reported and the batch goes on; a full or read-only destination stops it."""
+    src, dst, resume, overwrite, roots, resize = job
+    try:
+        out = safe_output_path(roots[1], Path(dst), roots[0])
+        kept = _existing(src, out, resume, overwrite)
+        if kept is not None:
+            remove_part(out)  # this output's own leftover of a killed run (its exact name)
+            return kept, None
+        before = os.path.getsize(src)
+        return None, work(src, out, before, _pixels(src, resize))
+    except Exception as e:
+        if _fatal(e):
+            raise
+        return (src, "failed", 0, 0, _error(e)), None
+
+
+def _write(
+    src: str,
+    dst: str,
+    resume: bool,
+    overwrite: bool,
+    make: Callable[[np.ndarray], bytes],
+    roots: tuple[Path, Path],
+    resize: int | None = None,
+) -> tuple[str, str, int, int, str | None]:
+    """(source, status, bytes before, bytes after, error) for one file encoded by ``make(pixels)``."""
+
+    def write(src, out, before, px):
+        data = make(px)
+        atomic_write_bytes(out, data, fixed_part=True)
+        return src, "written", before, len(data), None
+
+    done, written = _unless_kept((src, dst, resume, overwrite, roots, resize), write)
+    return done or written
+
+
+def _one(job) -> tuple[tuple[str, str, int, int, str | None], int | None]:
+    """One file encoded by its chooser: (outcome, chosen member or None). Top level, so that a
+    process pool can run it with a picklable chooser."""
+    (src, dst, resume, overwrite, roots, resize), chooser, member = job
+    chosen = []
+
+    def make(px: np.ndarray) -> bytes:
+        if member is not None:  # fixed by a bit budget's λ, found after measuring every image
+            chosen.append(member)
+            return chooser.encode_member(px, member)
+        data, k = chooser.encode(px)
+        chosen.append(k)
+        return data
+
+    res = _write(src, dst, resume, overwrite, make, roots, resize)
+    return res, (chosen[0] if res[1] == "written" and chosen else None)
+
+
+def _one_shared(item, chooser) -> tuple[tuple[str, str, int, int, str | None], int | None]:
+    """:func:`_one` as an engine runs it: ``item`` = (job, member, fresh), the chooser shared.
+
+    ``fresh``: the output did not exist when the driver handed the job out (Ray engine). Ray runs
+    the task of a killed worker again; an output present then was written by the killed attempt
+    (whole: every write is atomic) and is this run's, not an earlier run's."""
+    job, member, fresh = item
+    if fresh:
+        src, dst = job[0], job[1]
+        try:
+            if stat.S_ISREG(os.lstat(dst).st_mode):
+                return (src, "written", os.path.getsize(src), os.path.getsize(dst), None), None
+        except OSError:
+            pass
+    return _one((job, chooser, member))
+
+
+def _measure_shared(item, chooser):
+    return _measure((item[0], chooser, None))
+
+
+def _prepare(job, shared) -> tuple[tuple | None, tuple | None]:
+    """Worker half of the batched network choice: (outcome, None) for a file kept or failed, else
+    (None, (source, output path, bytes before, :class:`~dnnjpeg.pipeline.Candidates`))."""
+    from dnnjpeg.pipeline import candidates
+
+    points, pre = shared
+    return _unless_kept(job, lambda src, out, before, px: (src, str(out), before, candidates(px, points, pre)))
+
+
+def _batched_choice(jobs, chooser, engine, batch_size: int, measure_only: bool = False):
+    """The network choice with many images' candidates per forward pass (:mod:`dnnjpeg.pipeline`):
+    JPEG work in threads, the network here. Yields per job, in order, (outcome, member) — or
+    with ``measure_only`` (outcome or None, (bits, kl, pixels) or None)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dnnjpeg.pipeline import bounded_map, score_stream
+
+    points = chooser.family.points
+    shared = (points, chooser.model.preprocess)
+    # JPEG work in threads (Pillow and libjpeg release the GIL): measured faster here than a process
+    # pool, which must copy each image's K + 1 model inputs back (BENCHMARKS.md, "Scale")
+    threads = max(1, min(8, engine.workers // 2))
+    with ThreadPoolExecutor(threads) as pool:
+        prepared = bounded_map(pool, lambda j: _prepare(j, shared), jobs, 4 * threads + 2)
+        items = ((done, None if p is None else p[3].inputs, p) for done, p in prepared)
+        yield from _decide(score_stream(items, chooser.model, batch_size), chooser, measure_only)
+
+
+def _decide(scored, chooser, measure_only: bool):
+    from dnnjpeg.evaluate.trial import outcome
+    from dnnjpeg.select import choose
+
+    points = chooser.family.points
+    for done, logits, p in scored:
+        if done is not None:
+            yield done, None
+            continue
+        src, out, before, c = p
+        _, kl = outcome(np.repeat(logits[:1], len(points), 0), logits[1:])
+        if measure_only:
+            yield None, (c.bits, kl, c.pixels)
+            continue
+        k = int(choose(c.bits[:, None], kl[:, None], chooser.lam)[0])
+        try:
+            atomic_write_bytes(Path(out), c.datas[k], fixed_part=True)
+            yield (src, "written", before, len(c.datas[k]), None), k
+        except Exception as e:  # every per-file problem is reported; the batch goes on
+            if _fatal(e):
+                raise
+            yield (src, "failed", 0, 0, _error(e)), None
+
+
+def _batchable(chooser) -> bool:
+    """A network choice that measures every member, without per-image SDQ gradients (those need
+    the network before encoding): its candidates can be made away from the network."""
+    from dnnjpeg.choosers import NetworkChoice
+
+    return (
+        isinstance(chooser, NetworkChoice)
+        and chooser.search == "all"
+        and not any(p.sdq and p.sdq[0] == "gradient" for p in chooser.family.points)
+    )
+
+
+def _measure(job) -> tuple[tuple[str, str, int, int, str | None] | None, tuple[np.ndarray, np.ndarray, int] | None]:
+    """Pass 1 of a size target: (outcome when the file is kept or fails, else None; (bits (K,), kl (K,), pixels))."""
+    job, chooser, _ = job
+    return _unless_kept(job, lambda src, out, before, px: (*chooser.measure(px), int(px.shape[0] * px.shape[1])))
+
+
+@dataclass(frozen=True)
+class _Members:
+    """The picklable half of a family chooser: member k's file (a bit budget's second pass)."""
+
+    family: object
+
+    def encode_member(self, pixels: np.ndarray, k: int) -> bytes:
+        return self.family.points[k].encode(pixels)

@@ -1,0 +1,282 @@
+"""A compress run over a tree: its settings, the record beside its outputs, and the budget's two passes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from dnnjpeg._fs import (
+    display,
+    read_json,
+)
+from dnnjpeg._io import atomic_write_text
+from dnnjpeg.choosers import MAX_SCALE, Chooser, FixedTables
+from dnnjpeg.codec import QuantTables
+from dnnjpeg.compress.files import (
+    _batchable,
+    _batched_choice,
+    _measure_shared,
+    _Members,
+    _one_shared,
+    _overlap,
+    output_path,
+)  # fmt: skip
+from dnnjpeg.data import find_images
+from dnnjpeg.engine import Engine, LocalEngine
+
+#: The record of a run's settings, beside its outputs.
+SETTINGS_FILE = ".dnnjpeg-compress.json"
+
+
+@dataclass
+class CompressReport:
+    """Totals of a run; ``failures`` holds (source path, message) per failed file."""
+
+    written: int = 0
+    skipped: int = 0
+    bytes_before: int = 0
+    bytes_after: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    #: per-image choice: how many images took each family member (index → count)
+    members: dict[int, int] = field(default_factory=dict)
+    #: per-image choice: the λ used (nats per KiB; found from ``target_bpp`` when given)
+    lam: float | None = None
+    #: with ``target_bpp``: bits per pixel of the files written (outputs kept by resume excluded)
+    bpp: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def add(self, outcome: tuple[str, str, int, int, str | None], member: int | None) -> None:
+        """Count one file's (source, status, bytes before, bytes after, error) and chosen member."""
+        src_path, status, before, after, msg = outcome
+        if status == "failed":
+            self.failures.append((src_path, msg or "failed"))
+        else:
+            self.written += status == "written"
+            self.skipped += status == "skipped"
+            self.bytes_before += before
+            self.bytes_after += after
+        if member is not None:
+            self.members[member] = self.members.get(member, 0) + 1
+
+
+def _check_settings(d: Path, settings: dict, resume: bool, overwrite: bool) -> bool:
+    """Refuse to add to a DST made with other settings (unless overwriting); record these.
+    Returns whether the record was written now."""
+    rec = d / SETTINGS_FILE
+    body = json.dumps(settings, sort_keys=True)
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    try:
+        st = os.lstat(rec)
+    except FileNotFoundError:
+        st = None
+    if st is not None:
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"{display(rec)}: expected the settings record of an earlier run, found something else")
+        try:
+            old = read_json(rec).get("digest")
+        except (OSError, ValueError, AttributeError):
+            old = None
+        if old != digest and not overwrite:
+            raise ValueError(
+                f"{display(d)} holds outputs of a run with other settings (recorded in {SETTINGS_FILE})"
+                + (", which --resume would keep" if resume else "")
+                + ": use the same settings, --overwrite to replace those outputs, or another destination"
+            )
+        if old == digest:
+            return False
+    atomic_write_text(rec, json.dumps({"digest": digest, "settings": settings}, indent=1))
+    return True
+
+
+def check_run(scale: float, resume: bool, overwrite: bool) -> None:
+    """Refuse a scale outside (0, MAX_SCALE] and ``resume`` with ``overwrite`` (ValueError), before any work."""
+    if resume and overwrite:
+        raise ValueError("--resume keeps valid outputs and --overwrite replaces them: give one, not both")
+    if not (isinstance(scale, (int, float)) and math.isfinite(scale) and 0 < scale <= MAX_SCALE):
+        raise ValueError(f"--scale must be in (0, {MAX_SCALE:g}] (above that every entry is 255), got {scale}")
+
+
+@dataclass(frozen=True)
+class CompressSettings:
+    """How a tree is written, whatever the chooser (one object: the command line fills it in).
+
+    Attributes:
+        scale: multiply every table entry first (clamped to 1..255).
+        workers: processes (default all cores); a chooser that holds a network runs here.
+        resume: keep outputs that already decode; ``overwrite``: replace them (not both).
+        resize: store every image at a classifier's input size first (:func:`at_model_size`:
+            shorter side to size/0.875, centre crop size×size; a multiple of 16).
+        engine: where the work runs (:mod:`dnnjpeg.engine`); default a local pool of ``workers``.
+            A network choice measuring every member runs its network here on batches of
+            ``batch_size`` candidates from many images, its JPEG work in the pool; on Ray each
+            worker holds its own copy of the network.
+    """
+
+    scale: float = 1.0
+    workers: int | None = None
+    resume: bool = False
+    overwrite: bool = False
+    resize: int | None = None
+    engine: Engine | None = None
+    batch_size: int = 32
+
+    def check(self) -> None:
+        """Refuse what cannot run (ValueError), before any file is read."""
+        check_run(self.scale, self.resume, self.overwrite)
+        r = self.resize
+        if r is not None and not (isinstance(r, int) and 16 <= r <= 4096 and r % 16 == 0):
+            raise ValueError(f"--resize must be a multiple of 16 from 16 to 4096 (whole 4:2:0 blocks), got {r}")
+
+
+def compress_tree(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    chooser: Chooser | QuantTables,
+    settings: CompressSettings | None = None,
+    *,
+    progress: Callable[[int], None] | None = None,
+    **fields,
+) -> CompressReport:
+    """Encode every image under ``src`` (recursively) into the mirrored tree ``dst``.
+
+    Args:
+        chooser: how each image's tables are decided (:mod:`dnnjpeg.choosers`: ``FixedTables``,
+            ``RateChoice``, ``NetworkChoice``; :func:`~dnnjpeg.choosers.make_chooser` builds one);
+            plain :class:`QuantTables` mean ``FixedTables(tables)`` at 4:2:0.
+        settings: :class:`CompressSettings`; or give its fields as keywords (``workers=2``).
+        progress: called with 1 per file done.
+    Raises:
+        ValueError: ``dst`` overlaps ``src``; a bad scale; ``resume`` with ``overwrite``; DST made with
+            other settings (and no ``overwrite``); a bit budget below what the family can reach
+            (nothing is written then).
+        FileNotFoundError: ``src`` does not exist.
+        OSError: the destination is full, over quota or read-only (the batch stops; every
+            output already written is whole).
+    """
+    st = replace(settings or CompressSettings(), **fields)
+    s, d = Path(src).resolve(), Path(dst).resolve()
+    if not s.is_dir():
+        raise FileNotFoundError(f"{display(src)}: no such folder")
+    if _overlap(s, d):
+        raise ValueError(f"destination {display(dst)} overlaps source {display(src)}: dnnjpeg never writes inside SRC")
+    if d.exists() and not d.is_dir():
+        raise ValueError(f"destination {display(dst)} exists and is not a folder")
+    st.check()
+    run = _Run(s, d, FixedTables(chooser) if isinstance(chooser, QuantTables) else chooser, st, progress)
+    return run.plain() if run.chooser.target_bpp is None else run.to_budget()
+
+
+class _Run:
+    """One compress run: its jobs (source, output) and where they run, its report as files finish."""
+
+    def __init__(self, s: Path, d: Path, chooser, st: CompressSettings, progress) -> None:
+        self.d, self.st, self.progress = d, st, progress
+        self.chooser = chooser = chooser.scaled(st.scale)
+        files, problems = find_images(s, hidden=True)  # content decides: a JPEG without an extension is one
+        d.mkdir(parents=True, exist_ok=True)
+        record = {"chooser": chooser.settings(), "scale": st.scale} | ({"resize": st.resize} if st.resize else {})
+        self.recorded = _check_settings(d, record, st.resume, st.overwrite)
+        self.rep = CompressReport()
+        self.rep.failures.extend((p, f"not read: {why}") for p, why in problems)
+        seen: dict[Path, Path] = {}
+        self.jobs = []
+        for f in map(Path, files):
+            out = output_path(s, d, f)
+            if out in seen:
+                self.rep.failures.append((str(f), f"same output {display(out)} as {display(seen[out])}"))
+                continue
+            seen[out] = f
+            self.jobs.append((str(f), str(out), st.resume, st.overwrite, (s, d), st.resize))
+        self.engine = st.engine or LocalEngine(st.workers)
+        on_ray = self.engine.name == "ray"
+        # Ray re-runs a killed worker's task: a job whose output did not exist at hand-out may find
+        # the killed attempt's (whole) output, which is then this run's (see _one_shared)
+        self.fresh = {j[1]: on_ray and not os.path.lexists(j[1]) for j in self.jobs}
+        self.batched = _batchable(chooser) and not on_ray
+        self.eng = LocalEngine(1) if chooser.in_process and not on_ray and not self.batched else self.engine
+        self.start = getattr(chooser, "pool_start", None)
+
+    def consume(self, results) -> None:
+        for res, k in results:
+            self.rep.add(res, k)
+            if self.progress:
+                self.progress(1)
+
+    def run(self, js, members=None):
+        members = members or [None] * len(js)
+        items = [(j, k, self.fresh[j[1]]) for j, k in zip(js, members)]
+        return self.eng.map(_one_shared, items, self.chooser, start=self.start, chunk=1 if self.eng.workers == 1 else 8)
+
+    def plain(self) -> CompressReport:
+        """Every image encoded by its chooser at the chooser's λ."""
+        self.rep.lam = getattr(self.chooser, "lam", None)
+        batch = self.st.batch_size
+        self.consume(
+            _batched_choice(self.jobs, self.chooser, self.engine, batch) if self.batched else self.run(self.jobs)
+        )
+        return self.rep
+
+    def to_budget(self) -> CompressReport:
+        """Every member measured on every image, the λ that fits the bit target found, then the files written."""
+        ch, rep = self.chooser, self.rep
+        measured, todo = [], []
+        if self.batched:
+            results = _batched_choice(self.jobs, ch, self.engine, self.st.batch_size, measure_only=True)
+        else:
+            results = self.eng.map(_measure_shared, [(j,) for j in self.jobs], ch, start=self.start, chunk=8)
+        for job, (done, m) in zip(self.jobs, results):
+            if done is not None:
+                self.consume([(done, None)])
+            else:
+                measured.append(m)
+                todo.append(job)
+        if not todo:
+            return rep
+        try:
+            members, rep.lam, pixels = _fit_budget(measured, ch.target_bpp)
+        except ValueError:
+            if self.recorded and rep.written == 0:
+                (self.d / SETTINGS_FILE).unlink(missing_ok=True)  # this run wrote nothing after all
+            raise
+        written_before = rep.bytes_after
+        if self.batched:  # the second pass needs no network: every member's file in the pool
+            items = [(j, k, False) for j, k in zip(todo, members)]
+            sdq = "spawn" if any(p.sdq for p in ch.family.points) else None
+            self.consume(self.engine.map(_one_shared, items, _Members(ch.family), start=sdq, chunk=8))
+        else:
+            self.consume(self.run(todo, members))
+        rep.bpp = 8 * (rep.bytes_after - written_before) / pixels
+        return rep
+
+
+def _fit_budget(measured: list, target_bpp: float) -> tuple[list[int], float, float]:
+    """From every member's (bits (K,), KL (K,), pixels) on every image: each image's member at the
+    λ (nats per KiB) whose choice fits ``target_bpp`` over these images, that λ, and their pixels.
+
+    Raises:
+        ValueError: even every image at its smallest file is over the target (says how small it gets).
+    """
+    from dnnjpeg.select import choose, lambda_for_bpp
+
+    bits = np.stack([m[0] for m in measured], 1)
+    kl = np.stack([m[1] for m in measured], 1)
+    pix = np.array([m[2] for m in measured])
+    floor = float(bits.min(0).sum() / pix.sum())
+    if floor > target_bpp:
+        raise ValueError(
+            f"target {target_bpp:g} bpp is out of reach: the smallest files these tables make "
+            f"are {floor:.4f} bpp (every image at its coarsest member); nothing was written"
+        )
+    lam = lambda_for_bpp(bits, kl, pix, target_bpp)
+    return [int(k) for k in choose(bits, kl, lam)], lam, float(pix.sum())
