@@ -159,8 +159,6 @@ def distill(
     Raises:
         ValueError: no images, or a checkpoint of another recipe.
     """
-    from dnnjpeg._checkpoint import read_checkpoint
-    from dnnjpeg._fs import display
     from dnnjpeg._io import atomic_write_bytes
 
     if not images:
@@ -169,78 +167,91 @@ def distill(
     recipe = config.recipe(model.name, names or [str(i) for i in range(len(images))])
     torch.manual_seed(config.seed)
     stem = stem_for(model, config.stem).to(memory_format=torch.channels_last)
-    head = list(stem.head.parameters()) if stem.head is not None else []
-    groups = [{"params": [p for p in stem.parameters() if all(p is not q for q in head)], "scale": 1.0},
-              {"params": head, "scale": config.head_lr}]  # fmt: skip
-    opt = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
-    warm = max(1, min(50, config.steps // 20))
-
-    def lr_at(s: int) -> float:
-        if s < warm:
-            return config.lr * (s + 1) / warm
-        return config.lr * 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, config.steps - warm)))
-
-    history: list[dict] = []
-    start = 0
+    opt = _optimizer(stem, config)
     ck_path = Path(checkpoint) if checkpoint is not None else None
-    ck = read_checkpoint(ck_path, CHECKPOINT_KEYS, recipe) if ck_path is not None else None
-    if ck is not None:
-        try:
-            stem.load_state_dict(ck["state"])
-            opt.load_state_dict(ck["opt"])
-            history, start = list(ck["history"]), int(ck["step"])
-        except (RuntimeError, ValueError, TypeError, KeyError) as e:
-            raise ValueError(f"{display(ck_path)}: a checkpoint that does not fit this stem ({str(e)[:160]}); "
-                             "remove it to start again") from None  # fmt: skip
+    history, start = _resume(ck_path, recipe, stem, opt)
     head, tail = split_model(model.module, model.name)
-    net, pre = model.module, model.preprocess
+    net = model.module
     frozen = [p for p in net.parameters() if p.requires_grad]
     for p in frozen:
         p.requires_grad_(False)
     was_training = net.training
     net.eval()
     sums = np.zeros(3)
-
-    def save(step: int) -> None:
-        if ck_path is None:
-            return
-        buf = io.BytesIO()
-        torch.save({"state": stem.state_dict(), "opt": opt.state_dict(), "step": step, "history": history,
-                    "recipe": recipe}, buf)  # fmt: skip
-        atomic_write_bytes(ck_path, buf.getvalue())
-
     try:
         stem.train()
         for step in range(start, config.steps):
             for g in opt.param_groups:
-                g["lr"] = lr_at(step) * g["scale"]
-            y, c, px = _batch(images, pre, config.seed, step, config.batch_size)
-            with torch.no_grad():
-                x = pre.normalize(px)
-                target = head(x).float().contiguous()
-                t_logits = tail(target).float() if config.kl_weight > 0 else None
-            feat = stem(y, c)
-            fl = ((feat - target) ** 2).mean() / (target**2).mean()
-            loss, kl = fl, torch.zeros(())
-            if t_logits is not None:
-                lp0 = torch.log_softmax(t_logits, 1)
-                lq = torch.log_softmax(tail(feat).float(), 1)
-                kl = (lp0.exp() * (lp0 - lq)).sum(1).mean()
-                loss = fl + config.kl_weight * kl
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sums += (float(fl.detach()), float(kl.detach()), 1)
+                g["lr"] = _lr_at(config, step) * g["scale"]
+            fl, kl = _step(stem, head, tail, model.preprocess, images, config, step, opt)
+            sums += (fl, kl, 1)
             done = step + 1
             if done % config.checkpoint_every == 0 or done == config.steps:
                 history.append({"step": done, "feature_loss": float(sums[0] / sums[2]), "kl": float(sums[1] / sums[2])})
                 sums[:] = 0
-                save(done)
+                if ck_path is not None:
+                    buf = io.BytesIO()
+                    torch.save({"state": stem.state_dict(), "opt": opt.state_dict(), "step": done,
+                                "history": history, "recipe": recipe}, buf)  # fmt: skip
+                    atomic_write_bytes(ck_path, buf.getvalue())
             if progress:
-                progress(done, config.steps, float(fl.detach()))
+                progress(done, config.steps, fl)
     finally:
         for p in frozen:
             p.requires_grad_(True)
         net.train(was_training)
     stem.eval()
     return DistillResult(stem, history)
+
+
+def _optimizer(stem, config: DistillConfig):
+    """AdamW over the stem; the copied head at ``head_lr`` times the rate of the new layers."""
+    head = list(stem.head.parameters()) if stem.head is not None else []
+    groups = [{"params": [p for p in stem.parameters() if all(p is not q for q in head)], "scale": 1.0},
+              {"params": head, "scale": config.head_lr}]  # fmt: skip
+    return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _lr_at(config: DistillConfig, step: int) -> float:
+    """Linear warm-up over the first 5% of the steps (at most 50), then a cosine to zero."""
+    warm = max(1, min(50, config.steps // 20))
+    if step < warm:
+        return config.lr * (step + 1) / warm
+    return config.lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, config.steps - warm)))
+
+
+def _resume(ck_path: Path | None, recipe, stem, opt) -> tuple[list[dict], int]:
+    """(history, first step) from a checkpoint of the same recipe, else ([], 0)."""
+    from dnnjpeg._checkpoint import read_checkpoint
+    from dnnjpeg._fs import display
+
+    ck = read_checkpoint(ck_path, CHECKPOINT_KEYS, recipe) if ck_path is not None else None
+    if ck is None:
+        return [], 0
+    try:
+        stem.load_state_dict(ck["state"])
+        opt.load_state_dict(ck["opt"])
+        return list(ck["history"]), int(ck["step"])
+    except (RuntimeError, ValueError, TypeError, KeyError) as e:
+        raise ValueError(f"{display(ck_path)}: a checkpoint that does not fit this stem ({str(e)[:160]}); "
+                         "remove it to start again") from None  # fmt: skip
+
+
+def _step(stem, head, tail, pre, images, config: DistillConfig, step: int, opt) -> tuple[float, float]:
+    """One batch: relative feature MSE at the cut (+ the output KL through the frozen tail); (feature loss, KL)."""
+    y, c, px = _batch(images, pre, config.seed, step, config.batch_size)
+    with torch.no_grad():
+        target = head(pre.normalize(px)).float().contiguous()
+        t_logits = tail(target).float() if config.kl_weight > 0 else None
+    feat = stem(y, c)
+    fl = ((feat - target) ** 2).mean() / (target**2).mean()
+    loss, kl = fl, torch.zeros(())
+    if t_logits is not None:
+        lp0 = torch.log_softmax(t_logits, 1)
+        lq = torch.log_softmax(tail(feat).float(), 1)
+        kl = (lp0.exp() * (lp0 - lq)).sum(1).mean()
+        loss = fl + config.kl_weight * kl
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return float(fl.detach()), float(kl.detach())
