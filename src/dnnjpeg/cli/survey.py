@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -60,19 +61,7 @@ def info(
             d["quality"] = None if q is None else {"quality": q.quality, "exact": q.exact, "distance": q.distance}
             print(json.dumps(d))
             continue
-        coding = h.mode + ("/arithmetic" if h.arithmetic else "")
-        extras = [x for x in ("JFIF" if h.jfif else "", "EXIF" if h.exif else "") if x]
-        if h.orientation not in (None, 1):
-            extras.append(f"orientation={h.orientation}")
-        if h.restart_interval:
-            extras.append(f"restart={h.restart_interval}")
-        if h.eoi_found is False:
-            extras.append("NO-EOI(truncated?)")
-        bits = "/".join(f"{h.qtable_bits[k]}" for k in sorted(h.qtable_bits))
-        print(
-            f"{display(path)}  {h.width}x{h.height}  {h.subsampling}  q={q}  {coding}  {h.precision}-bit  "
-            f"{h.color}  dqt={len(h.qtables)}x{bits}bit  {h.file_size}B  {' '.join(extras)}".rstrip()
-        )
+        print(_info_line(display(path), h, q))
         if tables:
             for slot, t in sorted(h.qtables.items()):
                 print(f"  table {slot}:")
@@ -83,33 +72,54 @@ def info(
         raise typer.Exit(1)
 
 
+def _info_line(shown: str, h, q) -> str:
+    """One header as info's text line: size, subsampling, quality, coding, precision, color, tables, bytes."""
+    coding = h.mode + ("/arithmetic" if h.arithmetic else "")
+    extras = [x for x in ("JFIF" if h.jfif else "", "EXIF" if h.exif else "") if x]
+    if h.orientation not in (None, 1):
+        extras.append(f"orientation={h.orientation}")
+    if h.restart_interval:
+        extras.append(f"restart={h.restart_interval}")
+    if h.eoi_found is False:
+        extras.append("NO-EOI(truncated?)")
+    bits = "/".join(f"{h.qtable_bits[k]}" for k in sorted(h.qtable_bits))
+    return (
+        f"{shown}  {h.width}x{h.height}  {h.subsampling}  q={q}  {coding}  {h.precision}-bit  "
+        f"{h.color}  dqt={len(h.qtables)}x{bits}bit  {h.file_size}B  {' '.join(extras)}".rstrip()
+    )
+
+
 SURVEY_LISTED = 50
 
 
+_Trees = Annotated[list[Path], typer.Argument(help="Folders (or files) to survey; several are compared side by side.")]
+_Label = Annotated[
+    list[str] | None, typer.Option("--label", help="Name of each tree, in order (default: folder names).")
+]
+_Workers = Annotated[int | None, typer.Option("--workers", help="Processes (default: all cores).")]
+_Resume = Annotated[bool, typer.Option("--resume", help="Continue an interrupted survey from its saved parts.")]
+_Umap = Annotated[bool, typer.Option("--umap/--no-umap", help="Compute the UMAP projection figures.")]
+_Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace reports in an --out dnnjpeg did not make.")]
+
+
 def survey(
-    trees: list[Path] = typer.Argument(
-        ..., help="Folders (or files) to survey; several trees are compared side by side."
-    ),
-    out: Path = typer.Option(Path("survey-out"), "--out", help="Output folder."),
-    label: list[str] | None = typer.Option(
-        None, "--label", help="Name of each tree, in order (default: folder names)."
-    ),
-    workers: int | None = typer.Option(None, "--workers", help="Processes (default: all cores)."),
-    csv: bool = typer.Option(False, "--csv", help="Also write survey.csv."),
-    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted survey from its saved parts."),
-    umap: bool = typer.Option(True, "--umap/--no-umap", help="Compute the UMAP projection figures."),
-    engine: str = typer.Option("local", "--engine", help=_ENGINE_HELP),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace reports in an --out dnnjpeg did not make."),
+    trees: _Trees,
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("survey-out"),
+    label: _Label = None,
+    workers: _Workers = None,
+    csv: Annotated[bool, typer.Option("--csv", help="Also write survey.csv.")] = False,
+    resume: _Resume = False,
+    umap: _Umap = True,
+    engine: Annotated[str, typer.Option("--engine", help=_ENGINE_HELP)] = "local",
+    overwrite: _Overwrite = False,
 ) -> None:
     """What JPEG settings does a dataset really hold? Reads headers only: quality, subsampling,
     sizes, grayscale, progressive, CMYK, non-JPEG files. Parquet, summary.json, plots, report.html."""
+    import shutil
     import time
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from dnnjpeg._fs import display
-    from dnnjpeg.survey import PARTS_DIR, summarize, write_survey
-    from dnnjpeg.survey import survey as run_survey
+    from dnnjpeg.survey import PARTS_DIR, write_survey
 
     if workers is not None and workers < 1:
         raise _fail(f"--workers must be ≥ 1, got {workers}")
@@ -121,34 +131,7 @@ def survey(
     names = ("survey.parquet", "survey.csv", "summary.json", "report.html", "quality.png", "sizes.png")
     _out_folder(out, trees, names, overwrite)
     t0 = time.perf_counter()
-    cols = [
-        TextColumn("surveying"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-    ]
-    with Progress(*cols, console=err) as bar:
-        task = bar.add_task("", total=None, rate="")
-
-        def tick(k: int) -> None:
-            bar.advance(task, k)
-            done = bar.tasks[0].completed
-            bar.update(task, rate=f"{done / max(1e-9, time.perf_counter() - t0):,.0f} files/s")
-
-        try:
-            df = run_survey(
-                trees, label, workers=workers, parts_dir=out / PARTS_DIR, resume=resume, progress=tick, engine=eng
-            )
-        except (FileNotFoundError, ValueError, EngineUnavailableError) as e:
-            raise _fail(str(e)) from None
-        except OSError as e:  # a full disk while saving parts: what was saved stays for --resume
-            raise _fail(
-                f"saving survey parts in {display(out / PARTS_DIR)}: {e.strerror or e}; "
-                "free space and run again with --resume"
-            ) from None
-    import shutil
-
+    df = _scan(trees, label, workers, out, resume, eng)
     if len(df) == 0:
         shutil.rmtree(out / PARTS_DIR, ignore_errors=True)
         if created:
@@ -164,13 +147,52 @@ def survey(
             f"are in place; the scan is kept in {PARTS_DIR}/: free space and run again with --resume"
         ) from None
     shutil.rmtree(out / PARTS_DIR, ignore_errors=True)  # the final outputs now hold everything
-    s = summarize(df)
-    for name, t in s["trees"].items():
+    _print_survey(df)
+    err.print(f"wrote {len(written)} files to {display(out)}/ (open {display(out / 'report.html')})", highlight=False)
+
+
+def _scan(trees, label, workers, out: Path, resume: bool, eng):
+    """The survey's table, with a progress bar in files per second; errors end in one line."""
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from dnnjpeg._fs import display
+    from dnnjpeg.survey import PARTS_DIR
+    from dnnjpeg.survey import survey as run_survey
+
+    t0 = time.perf_counter()
+    cols = [TextColumn("surveying"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn()]  # fmt: skip
+    with Progress(*cols, console=err) as bar:
+        task = bar.add_task("", total=None, rate="")
+
+        def tick(k: int) -> None:
+            bar.advance(task, k)
+            done = bar.tasks[0].completed
+            bar.update(task, rate=f"{done / max(1e-9, time.perf_counter() - t0):,.0f} files/s")
+
+        try:
+            return run_survey(trees, label, workers=workers, parts_dir=out / PARTS_DIR, resume=resume, progress=tick,
+                              engine=eng)  # fmt: skip
+        except (FileNotFoundError, ValueError, EngineUnavailableError) as e:
+            raise _fail(str(e)) from None
+        except OSError as e:  # a full disk while saving parts: what was saved stays for --resume
+            raise _fail(
+                f"saving survey parts in {display(out / PARTS_DIR)}: {e.strerror or e}; "
+                "free space and run again with --resume"
+            ) from None
+
+
+def _print_survey(df) -> None:
+    """One line per tree on stdout; the files that are not readable JPEGs on stderr (the first 50)."""
+    from dnnjpeg.survey import summarize
+
+    for name, t in summarize(df)["trees"].items():
         Console().print(
             f"[bold]{escape(name)}[/bold]: {t['n_files']:,} files, {t['n_jpeg']:,} JPEGs; subsampling "
-            f"{t['subsampling']}; "
-            f"grayscale {t['grayscale']}; most common quality {t['quality_most_common']}; errors "
-            f"{escape(str(t['errors'] or 'none'))}",
+            f"{t['subsampling']}; grayscale {t['grayscale']}; most common quality {t['quality_most_common']}; "
+            f"errors {escape(str(t['errors'] or 'none'))}",
             highlight=False,
         )
     bad = df[~df["ok"].fillna(False).astype(bool)]
@@ -180,4 +202,3 @@ def survey(
         err.print(
             f"… and {len(bad) - SURVEY_LISTED:,} more files that are not readable JPEGs (survey.parquet, report.html)"
         )
-    err.print(f"wrote {len(written)} files to {display(out)}/ (open {display(out / 'report.html')})", highlight=False)
