@@ -3,6 +3,7 @@ how each block's levels are chosen in them (``--levels``), with one budget (``--
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -68,36 +69,26 @@ def compress(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from dnnjpeg._fs import display
-    from dnnjpeg.choosers import FixedTables, NetworkChoice
     from dnnjpeg.choosers.build import chooser_from_decisions
-    from dnnjpeg.compress import CompressSettings, check_run, compress_tree
+    from dnnjpeg.compress import CompressSettings, compress_tree
     from dnnjpeg.models import ModelUnavailableError
 
     try:
-        check_run(scale, resume, overwrite)  # before a model loads
-        if resize is not None and (resize < 16 or resize > 4096 or resize % 16):
-            raise ValueError(f"--resize must be a multiple of 16 from 16 to 4096 (whole 4:2:0 blocks), got {resize}")
-        if batch_size < 1:
-            raise ValueError(f"--batch-size must be ≥ 1, got {batch_size}")
+        settings = CompressSettings(scale, workers, resume, overwrite, resize, None, batch_size)
+        settings.check()  # before a model loads
         from dnnjpeg.pipeline import resolve_device
 
         resolve_device(device)
-        eng = engine_from(engine, workers)
+        settings = replace(settings, engine=engine_from(engine, workers))
         chooser = chooser_from_decisions(
             choose, levels, tables=tables, family=family, lam=lam, target_bpp=target_bpp, subsampling=subsampling,
             optimize=optimize,
         )  # fmt: skip
-        if isinstance(chooser, NetworkChoice):
-            from dataclasses import replace
-
-            chooser = replace(chooser, model=_on_device(chooser.model, device, eng))
-        if not isinstance(chooser, FixedTables):
-            err.print(chooser.describe(), highlight=False)
+        chooser = _placed(chooser, device, settings.engine)
         with Progress(
             TextColumn("compressing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err
         ) as bar:
             task = bar.add_task("", total=None)
-            settings = CompressSettings(scale, workers, resume, overwrite, resize, eng, batch_size)
             rep = compress_tree(src, dst, chooser, settings, progress=lambda k: bar.advance(task, k))
     except (ValueError, FileNotFoundError, ModelUnavailableError, EngineUnavailableError) as e:
         raise _fail(str(e)) from None
@@ -106,6 +97,28 @@ def compress(
             f"writing to {display(dst)}: {e.strerror or e}; the outputs already written are whole: free space "
             "and run again with --resume to go on"
         ) from None
+    _print_report(rep, chooser, target_bpp)
+    if rep.failures:
+        raise typer.Exit(1)
+
+
+def _placed(chooser, device: str, engine):
+    """The chooser with its network on ``device``; what it does said on stderr (all but fixed tables)."""
+    from dataclasses import replace
+
+    from dnnjpeg.choosers import FixedTables, NetworkChoice
+
+    if isinstance(chooser, NetworkChoice):
+        chooser = replace(chooser, model=_on_device(chooser.model, device, engine))
+    if not isinstance(chooser, FixedTables):
+        err.print(chooser.describe(), highlight=False)
+    return chooser
+
+
+def _print_report(rep, chooser, target_bpp: float | None) -> None:
+    """The run in numbers on stdout; λ found for a bit target, members chosen and failures on stderr."""
+    from dnnjpeg._fs import display
+
     if rep.bpp is not None:
         err.print(
             f"target {target_bpp:g} bpp: λ = {rep.lam:.3g} nats/KiB gives {rep.bpp:.3f} bpp over the "
@@ -125,5 +138,3 @@ def compress(
     )
     for f, msg in rep.failures:
         err.print(f"[red]failed[/red] {escape(display(f))}: {escape(msg)}", highlight=False)
-    if rep.failures:
-        raise typer.Exit(1)

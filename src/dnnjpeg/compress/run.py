@@ -134,6 +134,8 @@ class CompressSettings:
     def check(self) -> None:
         """Refuse what cannot run (ValueError), before any file is read."""
         check_run(self.scale, self.resume, self.overwrite)
+        if self.batch_size < 1:
+            raise ValueError(f"--batch-size must be ≥ 1, got {self.batch_size}")
         r = self.resize
         if r is not None and not (isinstance(r, int) and 16 <= r <= 4096 and r % 16 == 0):
             raise ValueError(f"--resize must be a multiple of 16 from 16 to 4096 (whole 4:2:0 blocks), got {r}")
