@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -58,14 +59,43 @@ def _run_evaluation(settings: EvaluationSettings) -> dict:
     """Check the settings, evaluate, write the outputs, and print what a person needs."""
     import shutil
 
-    st = settings
     from dnnjpeg._fs import display
-    from dnnjpeg.data import discover
-    from dnnjpeg.evaluate import evaluate, parse_codec, write_outputs
-    from dnnjpeg.evaluate.spec import DEFAULT_SCALES
+    from dnnjpeg.evaluate import evaluate, write_outputs
     from dnnjpeg.models import load_model
+    from dnnjpeg.pipeline import resolve_device
 
-    # Everything that can be checked is checked before the model loads.
+    st = settings
+    curves, ds = _checked(st)  # everything that can be checked is checked before the model loads
+    resolve_device(st.device)
+    engine = engine_from(st.engine)
+    model = _on_device(load_model(st.model), st.device, engine)
+    cache = _chunk_folder(st.out, st.resume)
+    err.print(
+        f"{len(ds)} images ({ds.layout}, split {st.split}) · {model.name} · JPEG at {st.at} · "
+        f"{sum(len(c.points) for c in curves)} codec settings"
+    )
+    result = evaluate(ds, model, curves, at=st.at, reference=st.reference, target_drop=st.target_drop,
+                      n_boot=st.n_boot, seed=st.seed, batch_size=st.batch_size, workers=st.workers, split=st.split,
+                      select=st.select, engine=engine, cache=cache)  # fmt: skip
+    paths = write_outputs(result, st.out)
+    shutil.rmtree(cache, ignore_errors=True)  # the outputs hold everything now
+    for f in result["failures"]:
+        err.print(f"[yellow]skipped[/yellow] {escape(display(f[0]))}: {escape(f[1])}", highlight=False)
+    for n in result.get("notes", []):
+        err.print(f"[yellow]note[/yellow] {escape(n)}", highlight=False)
+    _print_summary(result)
+    err.print(f"wrote {', '.join(display(p) for p in paths.values())}", highlight=False)
+    return result
+
+
+def _checked(st: EvaluationSettings):
+    """(curves, dataset) after every check that needs no model: numbers, --out (prepared), scales,
+    codecs, images found. ValueError: the command line prints it as one line."""
+    from dnnjpeg._fs import display, prepare_output_folder
+    from dnnjpeg.data import discover
+    from dnnjpeg.evaluate import parse_codec
+    from dnnjpeg.evaluate.spec import DEFAULT_SCALES
+
     if st.batch_size < 1:
         raise ValueError(f"--batch-size must be ≥ 1, got {st.batch_size}")
     if st.n_boot < 0:
@@ -74,9 +104,6 @@ def _run_evaluation(settings: EvaluationSettings) -> dict:
         raise ValueError(f"--limit must be ≥ 1, got {st.limit}")
     if st.workers is not None and st.workers < 0:
         raise ValueError(f"--workers must be ≥ 0, got {st.workers}")
-    from dnnjpeg._fs import prepare_output_folder
-
-    # ValueError: the command line prints it as one line
     try:
         prepare_output_folder(st.out, inputs=[st.data, st.labels], names=_EVAL_OUTPUTS, overwrite=st.overwrite)
     except OSError as e:
@@ -93,46 +120,22 @@ def _run_evaluation(settings: EvaluationSettings) -> dict:
     ds = discover(st.data, st.labels).subset(st.split, st.limit)
     if len(ds) == 0:
         raise ValueError(f"{display(st.data)}: no images in split {st.split!r}")
-    from dnnjpeg.pipeline import resolve_device
+    return curves, ds
 
-    resolve_device(st.device)  # a bad device fails before the model loads
-    engine = engine_from(st.engine)
-    model = _on_device(load_model(st.model), st.device, engine)
-    cache = st.out / EVAL_CHUNKS
+
+def _chunk_folder(out: Path, resume: bool) -> Path:
+    """evaluate's own folder of finished chunks inside --out: emptied unless resuming; never a link."""
+    import shutil
+
+    from dnnjpeg._fs import display
+
+    cache = out / EVAL_CHUNKS
     if cache.is_symlink() or (cache.exists() and not cache.is_dir()):
         raise ValueError(f"{display(cache)}: expected evaluate's own folder of finished chunks, found something else")
-    if cache.exists() and not st.resume:
+    if cache.exists() and not resume:
         shutil.rmtree(cache)  # a fresh run: an earlier run's chunks are not reused
     cache.mkdir(parents=True, exist_ok=True)
-    err.print(
-        f"{len(ds)} images ({ds.layout}, split {st.split}) · {model.name} · JPEG at {st.at} · "
-        f"{sum(len(c.points) for c in curves)} codec settings"
-    )
-    result = evaluate(
-        ds,
-        model,
-        curves,
-        at=st.at,
-        reference=st.reference,
-        target_drop=st.target_drop,
-        n_boot=st.n_boot,
-        seed=st.seed,
-        batch_size=st.batch_size,
-        workers=st.workers,
-        split=st.split,
-        select=st.select,
-        engine=engine,
-        cache=cache,
-    )
-    paths = write_outputs(result, st.out)
-    shutil.rmtree(cache, ignore_errors=True)  # the outputs hold everything now
-    for f in result["failures"]:
-        err.print(f"[yellow]skipped[/yellow] {escape(display(f[0]))}: {escape(f[1])}", highlight=False)
-    for n in result.get("notes", []):
-        err.print(f"[yellow]note[/yellow] {escape(n)}", highlight=False)
-    _print_summary(result)
-    err.print(f"wrote {', '.join(display(p) for p in paths.values())}", highlight=False)
-    return result
+    return cache
 
 
 def _print_summary(result: dict) -> None:
@@ -165,92 +168,85 @@ _AT_HELP = (
 )
 
 
+_MODEL_HELP = (
+    "efficientnet-lite0/1/2, torchvision:NAME, timm:NAME; dct:FILE (a stem from 'dnnjpeg dct distill') or "
+    "dct:efficientnet-lite0 (shipped): lite0 reading each encoded file's own coefficients, no decode (pristine "
+    "images through their exact DCT; --at original: the DCT-domain ½/¼ down-scale and a block-grid centre crop)."
+)
+_CODEC_HELP = (
+    "standard[:Q,...], tables:FILE.json, sweep:FILE.json or preset:NAME, optionally @4:4:4; jpegli[:Q,...]; "
+    "qnet:FILE or qnet:preset:NAME (its family and its own per-image choice, --at original). Repeatable."
+)
+_WORKERS_HELP = "JPEG threads overlapping inference (0 = inline; default: inline on 2 cores, else spare cores)."
+_SELECT_HELP = (
+    "Also measure each curve's per-image choice by the network (least KL + λ·KiB per image; what compress "
+    "--choose network writes), one point per λ."
+)
+_LAMBDAS_HELP = "λ values for --select in nats per KiB, e.g. 0.001,0.01,0.1 (default 16 from 1e-5 to 1)."
+_O = typer.Option
+
+
 def evaluate(
-    data: Path = typer.Option(..., "--data", help="Image folder: class sub-folders, wnid-named files, or unlabeled."),
-    model: str = typer.Option(
-        "efficientnet-lite0",
-        "--model",
-        help="efficientnet-lite0/1/2, torchvision:NAME, timm:NAME; dct:FILE (a stem from 'dnnjpeg dct distill') or "
-        "dct:efficientnet-lite0 (shipped): lite0 reading each encoded file's own coefficients, no decode (pristine "
-        "images through their exact DCT; --at original: the DCT-domain ½/¼ down-scale and a block-grid centre crop).",
-    ),
-    codec: list[str] = typer.Option(
-        ["standard"],
-        "--codec",
-        help="standard[:Q,...], tables:FILE.json, sweep:FILE.json or preset:NAME, optionally @4:4:4; jpegli[:Q,...]; "
-        "qnet:FILE or qnet:preset:NAME (its family and its own per-image choice, --at original). Repeatable.",
-    ),
-    out: Path = typer.Option(Path("eval-out"), "--out", help="Output folder for results.json, curves.png, report.*"),
-    at: str = typer.Option("input", "--at", help=_AT_HELP),
-    split: str = typer.Option("all", "--split", help="design | eval | all (deterministic hash of the file name)."),
-    labels: Path | None = typer.Option(None, "--labels", help="Labels CSV with columns path,label."),
-    scales: str | None = typer.Option(None, "--scales", help="Comma-separated scales that sweep a tables: codec."),
-    subsampling: str = typer.Option("4:2:0", "--subsampling", help="Default chroma subsampling for codecs without @."),
-    limit: int | None = typer.Option(None, "--limit", help="Use at most this many images (first by path)."),
-    n_boot: int = typer.Option(1000, "--bootstrap", help="Paired bootstrap resamples for intervals (0 = none)."),
-    seed: int = typer.Option(0, "--seed"),
-    batch_size: int = typer.Option(32, "--batch-size"),
-    workers: int | None = typer.Option(
-        None,
-        "--workers",
-        help="JPEG threads overlapping inference (0 = inline; default: inline on 2 cores, else spare cores).",
-    ),
-    optimize: bool = typer.Option(True, "--optimize/--no-optimize", help="Optimized Huffman tables (default on)."),
-    reference: str | None = typer.Option(
-        None, "--reference", help="Curve name to compare against (default: first standard)."
-    ),
-    target_drop: float = typer.Option(
-        1.0, "--target-drop", help="Target accuracy for 'bits needed' = pristine − this."
-    ),
-    select: bool = typer.Option(
-        False,
-        "--select",
-        help="Also measure each curve's per-image choice by the network "
-        "(least KL + λ·KiB per image; what compress --choose network writes), one point per λ.",
-    ),
-    select_lambdas: str | None = typer.Option(
-        None,
-        "--select-lambdas",
-        help="λ values for --select in nats per KiB, e.g. 0.001,0.01,0.1 (default 16 from 1e-5 to 1).",
-    ),
-    engine: str = typer.Option("local", "--engine", help=_ENGINE_HELP),
-    device: str = typer.Option("auto", "--device", help=_DEVICE_HELP),
-    resume: bool = typer.Option(
-        False, "--resume", help="Reuse the chunks of images a killed run into the same --out had finished."
-    ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace reports in an --out dnnjpeg did not make."),
+    data: Annotated[Path, _O("--data", help="Image folder: class sub-folders, wnid-named files, or unlabeled.")],
+    model: Annotated[str, _O("--model", help=_MODEL_HELP)] = "efficientnet-lite0",
+    codec: Annotated[list[str] | None, _O("--codec", help=_CODEC_HELP + " Default: standard.")] = None,
+    out: Annotated[Path, _O("--out", help="Output folder for results.json, curves.png, report.*")] = Path("eval-out"),
+    at: Annotated[str, _O("--at", help=_AT_HELP)] = "input",
+    split: Annotated[str, _O("--split", help="design | eval | all (deterministic hash of the file name).")] = "all",
+    labels: Annotated[Path | None, _O("--labels", help="Labels CSV with columns path,label.")] = None,
+    scales: Annotated[str | None, _O("--scales", help="Comma-separated scales that sweep a tables: codec.")] = None,
+    subsampling: Annotated[str, _O("--subsampling", help="Default chroma subsampling for codecs without @.")] = "4:2:0",
+    limit: Annotated[int | None, _O("--limit", help="Use at most this many images (first by path).")] = None,
+    n_boot: Annotated[int, _O("--bootstrap", help="Paired bootstrap resamples for intervals (0 = none).")] = 1000,
+    seed: Annotated[int, _O("--seed")] = 0,
+    batch_size: Annotated[int, _O("--batch-size")] = 32,
+    workers: Annotated[int | None, _O("--workers", help=_WORKERS_HELP)] = None,
+    optimize: Annotated[bool, _O("--optimize/--no-optimize", help="Optimized Huffman tables (default on).")] = True,
+    reference: Annotated[
+        str | None, _O("--reference", help="Curve to compare against (default: 1st standard).")
+    ] = None,
+    target_drop: Annotated[
+        float, _O("--target-drop", help="Target accuracy for 'bits needed' = pristine − this.")
+    ] = 1.0,
+    select: Annotated[bool, _O("--select", help=_SELECT_HELP)] = False,
+    select_lambdas: Annotated[str | None, _O("--select-lambdas", help=_LAMBDAS_HELP)] = None,
+    engine: Annotated[str, _O("--engine", help=_ENGINE_HELP)] = "local",
+    device: Annotated[str, _O("--device", help=_DEVICE_HELP)] = "auto",
+    resume: Annotated[bool, _O("--resume", help="Reuse the chunks a killed run into the same --out finished.")] = False,
+    overwrite: Annotated[bool, _O("--overwrite", help="Replace reports in an --out dnnjpeg did not make.")] = False,
 ) -> None:
     """Rate against accuracy: encode every image with every codec setting, classify, compare.
     Measured chunk by chunk (256 images): memory holds one chunk, whatever the dataset's size."""
-    from dnnjpeg.conventions import DEFAULT_LAMBDAS_NATS_PER_KIB
     from dnnjpeg.models import ModelUnavailableError
 
     if at not in ("input", "original"):
         raise typer.BadParameter("--at must be input or original")
-    lams = None
-    if select or select_lambdas:
-        try:
-            lams = (
-                [float(x) for x in select_lambdas.split(",") if x.strip()]
-                if select_lambdas
-                else list(DEFAULT_LAMBDAS_NATS_PER_KIB)
-            )
-        except ValueError:
-            raise typer.BadParameter(
-                f"--select-lambdas {select_lambdas!r}: comma-separated numbers, e.g. 0.001,0.01"
-            ) from None
-        if not lams or min(lams) < 0:
-            raise typer.BadParameter("--select-lambdas: give λ ≥ 0")
     try:
         _run_evaluation(
             EvaluationSettings(
-                data=data, codecs=codec, out=out, model=model, labels=labels, scales=scales, subsampling=subsampling,
-                at=at, split=split, limit=limit, n_boot=n_boot, seed=seed, batch_size=batch_size, workers=workers,
-                optimize=optimize, reference=reference, target_drop=target_drop, select=lams, engine=engine,
-                device=device, resume=resume, overwrite=overwrite,
+                data=data, codecs=codec or ["standard"], out=out, model=model, labels=labels, scales=scales,
+                subsampling=subsampling, at=at, split=split, limit=limit, n_boot=n_boot, seed=seed,
+                batch_size=batch_size, workers=workers, optimize=optimize, reference=reference,
+                target_drop=target_drop, select=_lambdas(select, select_lambdas), engine=engine, device=device,
+                resume=resume, overwrite=overwrite,
             )
         )  # fmt: skip
     except (ValueError, FileNotFoundError, ModelUnavailableError, EngineUnavailableError) as e:
         raise _fail(str(e)) from None
     except OSError as e:  # e.g. a full disk: each output is written whole or not at all
         raise _fail(f"writing outputs to {out}: {e.strerror or e}; the outputs already complete are in place") from None
+
+
+def _lambdas(select: bool, text: str | None) -> list[float] | None:
+    """--select's λ values (nats per KiB): the given ones, the default sweep, or None without --select."""
+    from dnnjpeg.conventions import DEFAULT_LAMBDAS_NATS_PER_KIB
+
+    if not (select or text):
+        return None
+    try:
+        lams = [float(x) for x in text.split(",") if x.strip()] if text else list(DEFAULT_LAMBDAS_NATS_PER_KIB)
+    except ValueError:
+        raise typer.BadParameter(f"--select-lambdas {text!r}: comma-separated numbers, e.g. 0.001,0.01") from None
+    if not lams or min(lams) < 0:
+        raise typer.BadParameter("--select-lambdas: give λ ≥ 0")
+    return lams
