@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -24,44 +25,38 @@ qnet_app = typer.Typer(
 )
 
 
+_O = typer.Option
+_WORK_HELP = (
+    "Keep each image's measured samples here as they finish; a run killed and started again with the same folder "
+    "resumes where it stopped (default: OUT's name + '.samples')."
+)
+_AUGMENT_HELP = "Augmented copies per design image besides the image itself (crops, flips, re-encodes)."
+_SWEEP = "preset:efficientnet-lite0-420-original-sweep"
+
+
 @qnet_app.command("train")
 def qnet_train(
-    data: Path = typer.Option(..., "--data", help="Image folder; only its design split is used (no labels needed)."),
-    out: Path = typer.Option(Path("qnet.json"), "--out", help="Where the trained QNet goes (a small JSON file)."),
-    model: str = typer.Option("efficientnet-lite0", "--model", help="The classifier whose KL the QNet predicts."),
-    family: str = typer.Option(
-        "preset:efficientnet-lite0-420-original-sweep", "--family", help="The tables to choose among (a --codec value)."
+    data: Annotated[Path, _O("--data", help="Image folder; only its design split is used (no labels needed).")],
+    out: Annotated[Path, _O("--out", help="Where the trained QNet goes (a small JSON file).")] = Path("qnet.json"),
+    model: Annotated[str, _O("--model", help="The classifier whose KL the QNet predicts.")] = "efficientnet-lite0",
+    family: Annotated[str, _O("--family", help="The tables to choose among (a --codec value).")] = _SWEEP,
+    probe: Annotated[str, _O("--probe", help="The small network it runs on each image (NAME or NAME@S).")] = (
+        "efficientnet-lite0@128"
     ),
-    probe: str = typer.Option(
-        "efficientnet-lite0@128", "--probe", help="The small network the QNet runs on each image (NAME or NAME@S)."
-    ),
-    augment: int = typer.Option(
-        4, "--augment", help="Augmented copies per design image besides the image itself (crops, flips, re-encodes)."
-    ),
-    limit: int | None = typer.Option(None, "--limit", help="At most this many design images."),
-    alpha: float = typer.Option(10.0, "--alpha", help="Ridge penalty of the predictor (in samples)."),
-    seed: int = typer.Option(0, "--seed"),
-    work: Path | None = typer.Option(
-        None,
-        "--work",
-        help="Keep each image's measured samples here as they finish; a run killed and started again with "
-        "the same folder resumes where it stopped (default: OUT's name + '.samples').",
-    ),
-    device: str = typer.Option("auto", "--device", help=_DEVICE_HELP + " (the classifier measuring the targets)"),
-    overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
+    augment: Annotated[int, _O("--augment", help=_AUGMENT_HELP)] = 4,
+    limit: Annotated[int | None, _O("--limit", help="At most this many design images.")] = None,
+    alpha: Annotated[float, _O("--alpha", help="Ridge penalty of the predictor (in samples).")] = 10.0,
+    seed: Annotated[int, _O("--seed")] = 0,
+    work: Annotated[Path | None, _O("--work", help=_WORK_HELP)] = None,
+    device: Annotated[str, _O("--device", help=_DEVICE_HELP + " (the classifier measuring the targets)")] = "auto",
+    overwrite: Annotated[bool, _O("--overwrite", help=_OVERWRITE_HELP)] = False,
 ) -> None:
     """Train a QNet: the classifier's own KL on every family member of augmented design images is the
     target; the QNet predicts it from one pass of a small probe network, each member's quantization
     error and file size (JPEG of the stored image). Measuring the targets is the slow part (K + 1
     classifier passes per sample): it is kept in --work and resumes."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from dnnjpeg._fs import display, read_json
-    from dnnjpeg._io import atomic_write_text
-    from dnnjpeg.data import discover
-    from dnnjpeg.families import parse_family
-    from dnnjpeg.models import ModelUnavailableError, load_model
-    from dnnjpeg.qnet import make_samples, save_qnet, train_qnet
+    from dnnjpeg._fs import display
+    from dnnjpeg.qnet import save_qnet, train_qnet
 
     if augment < 0 or (limit is not None and limit < 1) or not (math.isfinite(alpha) and alpha > 0):
         raise _fail("--augment must be ≥ 0, --limit ≥ 1 and --alpha a number > 0")
@@ -70,6 +65,30 @@ def qnet_train(
     work = work if work is not None else out.with_name(out.name + ".samples")
     _out_file(out, [data], overwrite)
     _out_folder(work, [data], (), True, "--work", mark=False)
+    fam, ds, m, p = _qnet_inputs(data, family, limit, augment, model, probe, device, seed, work)
+    samples, skipped = _measure(ds, fam, m, p, augment, seed, work)
+    try:
+        q = train_qnet(samples, fam, m.name, p.name, alpha=alpha)
+        q.info.update({"n_images": len(ds) - len(skipped), "augment": augment, "seed": seed})
+        save_qnet(q, out)
+    except ValueError as e:  # e.g. too few samples left after unreadable images
+        raise _fail(str(e)) from None
+    except OSError as e:
+        raise _fail(f"writing {display(out)}: {e.strerror or e}") from None
+    err.print(f"{len(samples)} samples from {len(ds) - len(skipped)} design images; wrote {display(out)} "
+              f"(samples kept in {display(work)})", highlight=False)  # fmt: skip
+
+
+def _qnet_inputs(data, family, limit, augment, model, probe, device, seed, work):
+    """(family, design images, classifier, probe), and --work's recipe written or checked: a resumed run
+    must have made its samples the same way."""
+    from dnnjpeg._fs import display, read_json
+    from dnnjpeg._io import atomic_write_text
+    from dnnjpeg.data import discover
+    from dnnjpeg.families import parse_family
+    from dnnjpeg.models import ModelUnavailableError, load_model
+    from dnnjpeg.pipeline import resolve_device
+
     try:
         fam = parse_family(family)
         ds = discover(data).subset("design", limit)
@@ -79,36 +98,36 @@ def qnet_train(
             raise ValueError(
                 f"{len(ds)} design image × {1 + augment} sample: a QNet needs at least 2 samples (raise --augment)"
             )
-        from dnnjpeg.pipeline import resolve_device
-
         m, p = load_model(model).to(resolve_device(device)), load_model(probe)
-        # what decides the samples: a resumed run must have made them the same way
-        recipe = {
-            "format": "dnnjpeg.qnet-samples/1",
-            "model": m.name,
-            "probe": p.name,
-            "family": [t.to_dict() for t in fam.members],
-            "subsamplings": list(fam.subsamplings),
-            "augment": augment,
-            "seed": seed,
-            "images": [str(r.path.name) for r in ds.records],
-        }
+        recipe = {"format": "dnnjpeg.qnet-samples/1", "model": m.name, "probe": p.name,
+                  "family": [t.to_dict() for t in fam.members], "subsamplings": list(fam.subsamplings),
+                  "augment": augment, "seed": seed, "images": [str(r.path.name) for r in ds.records]}  # fmt: skip
         work.mkdir(parents=True, exist_ok=True)
         if not work.is_dir() or work.is_symlink():
             raise ValueError(f"--work {display(work)}: not a folder")
         manifest = work / "recipe.json"
-        if manifest.exists():
-            if read_json(manifest) != recipe:
-                raise ValueError(
-                    f"--work {display(work)} holds samples made another way (model, probe, family, augment, seed "
-                    "or images differ): give another --work folder"
-                )
-        else:
+        if not manifest.exists():
             atomic_write_text(manifest, json.dumps(recipe))
+        elif read_json(manifest) != recipe:
+            raise ValueError(
+                f"--work {display(work)} holds samples made another way (model, probe, family, augment, seed "
+                "or images differ): give another --work folder"
+            )
     except (ValueError, FileNotFoundError, ModelUnavailableError) as e:
         raise _fail(str(e)) from None
     except OSError as e:
         raise _fail(f"--work {display(work)}: {e.strerror or e}") from None
+    return fam, ds, m, p
+
+
+def _measure(ds, fam, m, p, augment: int, seed: int, work: Path):
+    """Every design image's samples (kept in --work as they finish), with a progress bar; the images
+    that could not be read are named and skipped."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from dnnjpeg._fs import display
+    from dnnjpeg.qnet import make_samples
+
     skipped = []
     cols = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
     try:
@@ -125,17 +144,7 @@ def qnet_train(
         raise _fail(f"--work {display(work)}: {e.strerror or e}") from None
     for f, msg in skipped:
         err.print(f"[yellow]skipped[/yellow] {escape(display(f))}: {escape(msg)}", highlight=False)
-    try:
-        q = train_qnet(samples, fam, m.name, p.name, alpha=alpha)
-    except ValueError as e:  # e.g. too few samples left after unreadable images
-        raise _fail(str(e)) from None
-    q.info.update({"n_images": len(ds) - len(skipped), "augment": augment, "seed": seed})
-    try:
-        save_qnet(q, out)
-    except OSError as e:
-        raise _fail(f"writing {display(out)}: {e.strerror or e}") from None
-    err.print(f"{len(samples)} samples from {len(ds) - len(skipped)} design images; wrote {display(out)} "
-              f"(samples kept in {display(work)})", highlight=False)  # fmt: skip
+    return samples, skipped
 
 
 @qnet_app.command("train-tables")
