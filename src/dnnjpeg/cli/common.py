@@ -109,3 +109,19 @@ def _on_device(model, device: str, engine) -> object:
             raise ValueError(f"--device {device}: with --engine ray each worker runs the model on its CPU")
         return model
     return model.to(d)
+
+
+def _read_images(records, read) -> tuple[list, list[str]]:
+    """``read(path)`` of every record: (what it returned, the names read); each file that fails is named
+    on its own line and the rest go on."""
+    from dnnjpeg._fs import display
+
+    out, names = [], []
+    for r in records:
+        try:
+            out.append(read(r.path))
+            names.append(str(r.path.name))
+        except Exception as e:  # noqa: BLE001 — a bad file is named and skipped, the rest go on
+            err.print(f"[yellow]skipped[/yellow] {escape(display(r.path))}: {type(e).__name__}: {escape(str(e))}",
+                      highlight=False)  # fmt: skip
+    return out, names

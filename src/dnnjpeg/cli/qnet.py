@@ -17,6 +17,7 @@ from dnnjpeg.cli.common import (
     _fail,
     _out_file,
     _out_folder,
+    _read_images,
     err,
 )  # fmt: skip
 
@@ -149,16 +150,14 @@ def _measure(ds, fam, m, p, augment: int, seed: int, work: Path):
 
 @qnet_app.command("train-tables")
 def qnet_train_tables(
-    data: Path = typer.Option(..., "--data", help="Image folder; only its design split is used (no labels needed)."),
-    out: Path = typer.Option(Path("tablenet.pt"), "--out", help="Where the table generator goes."),
-    model: str = typer.Option("efficientnet-lite0", "--model", help="The classifier (frozen) it is trained against."),
-    epochs: int = typer.Option(6, "--epochs", help="Passes over the design images."),
-    limit: int | None = typer.Option(None, "--limit", help="At most this many design images."),
-    seed: int = typer.Option(0, "--seed"),
-    per_image: bool = typer.Option(
-        True, "--per-image/--global", help="--global trains only the λ-indexed sweep (the control)."
-    ),
-    overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
+    data: Annotated[Path, _O("--data", help="Image folder; only its design split is used (no labels needed).")],
+    out: Annotated[Path, _O("--out", help="Where the table generator goes.")] = Path("tablenet.pt"),
+    model: Annotated[str, _O("--model", help="The classifier (frozen) it is trained against.")] = "efficientnet-lite0",
+    epochs: Annotated[int, _O("--epochs", help="Passes over the design images.")] = 6,
+    limit: Annotated[int | None, _O("--limit", help="At most this many design images.")] = None,
+    seed: Annotated[int, _O("--seed")] = 0,
+    per_image: Annotated[bool, _O("--per-image/--global", help="--global: only the λ-indexed sweep (control).")] = True,
+    overwrite: Annotated[bool, _O("--overwrite", help=_OVERWRITE_HELP)] = False,
 ) -> None:
     """Train a network that gives each image its own quantization tables (the seed's literal form):
     thumbnail + λ → 128 steps, end to end through the differentiable codec and the rate model, the
@@ -171,12 +170,10 @@ def qnet_train_tables(
     from dnnjpeg.codec import load_image
     from dnnjpeg.data import discover
     from dnnjpeg.models import ModelUnavailableError, load_model
-    from dnnjpeg.tablenet import save_tablenet, train_tablenet
+    from dnnjpeg.tablenet import CHECKPOINT_KEYS, save_tablenet, train_tablenet
 
     if epochs < 1 or (limit is not None and limit < 1):
         raise _fail("--epochs and --limit must be ≥ 1")
-    from dnnjpeg.tablenet import CHECKPOINT_KEYS
-
     _out_file(out, [data], overwrite)
     ck = _checkpoint(out.with_name(out.name + ".ckpt"), [data], CHECKPOINT_KEYS)
     try:
@@ -186,14 +183,7 @@ def qnet_train_tables(
         m = load_model(model)
     except (ValueError, FileNotFoundError, ModelUnavailableError) as e:
         raise _fail(str(e)) from None
-    crops, skipped = [], []
-    for r in ds.records:
-        try:
-            crops.append(m.preprocess.geometry(load_image(r.path, "RGB")))
-        except Exception as e:  # noqa: BLE001 — a bad file is named and skipped, the rest go on
-            skipped.append((str(r.path), f"{type(e).__name__}: {e}"))
-    for f, msg in skipped:
-        err.print(f"[yellow]skipped[/yellow] {escape(display(f))}: {escape(msg)}", highlight=False)
+    crops, _ = _read_images(ds.records, lambda p: m.preprocess.geometry(load_image(p, "RGB")))
     if not crops:
         raise _fail(f"{display(data)}: no readable design images")
     cols = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
