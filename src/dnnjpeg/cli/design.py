@@ -44,42 +44,13 @@ def _design_command(
     overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
     **given,
 ) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     from dnnjpeg._fs import display
-    from dnnjpeg.data import discover
-    from dnnjpeg.design import DesignProblem, designers
-    from dnnjpeg.design import design as run_design
-    from dnnjpeg.models import ModelUnavailableError, load_model
 
     _out_file(out, [data, labels], overwrite)
     if report is not None:
         _out_folder(report, [data, labels], _EVAL_OUTPUTS, overwrite, "--report")
-    try:
-        options = _designer_options(designers(), method, {k: v for k, v in given.items() if v is not None})
-        if objective == "pareto":
-            if method != "bayes":
-                raise ValueError("--objective pareto is for --method bayes (a Pareto set of tables)")
-            options = replace(options, objective_mode="pareto")
-        ds = discover(data, labels)
-        m = load_model(model)
-        prob = DesignProblem(
-            ds, m, at, subsampling, budget, seed, trial_images, "kl" if objective == "pareto" else objective, storage
-        )
-        with Progress(
-            TextColumn(f"design {method}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[best]}"),
-            console=err,
-        ) as bar:
-            task = bar.add_task("", total=budget, best="")
-            prob.progress = lambda i, n, g: bar.update(task, completed=i, best=f"best gain {g:+.3f}")
-            res = run_design(method, prob, options)
-    except (ValueError, FileNotFoundError, ModelUnavailableError) as e:
-        raise _fail(str(e)) from None
-    for f, msg in prob.skipped.items():
-        err.print(f"[yellow]skipped[/yellow] {escape(display(f))}: {escape(msg)}", highlight=False)
+    problem = (data, labels, model, at, subsampling, budget, seed, trial_images, objective, storage)
+    res = _designed(method, problem, {k: v for k, v in given.items() if v is not None})
     try:
         res.save(out)
     except OSError as e:
@@ -97,6 +68,37 @@ def _design_command(
             subsampling=subsampling, at=at, split="eval", limit=eval_limit, out=report, seed=seed, overwrite=overwrite,
         )  # fmt: skip
         _run_evaluation(settings)
+
+
+def _designed(method: str, problem: tuple, given: dict):
+    """Run the designer with a progress bar; the design images that could not be read named."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from dnnjpeg._fs import display
+    from dnnjpeg.data import discover
+    from dnnjpeg.design import DesignProblem, designers
+    from dnnjpeg.design import design as run_design
+    from dnnjpeg.models import ModelUnavailableError, load_model
+
+    data, labels, model, at, subsampling, budget, seed, trial_images, objective, storage = problem
+    try:
+        options = _designer_options(designers(), method, given)
+        if objective == "pareto":
+            if method != "bayes":
+                raise ValueError("--objective pareto is for --method bayes (a Pareto set of tables)")
+            options = replace(options, objective_mode="pareto")
+        prob = DesignProblem(discover(data, labels), load_model(model), at, subsampling, budget, seed, trial_images,
+                             "kl" if objective == "pareto" else objective, storage)  # fmt: skip
+        cols = [TextColumn(f"design {method}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[best]}")]
+        with Progress(*cols, console=err) as bar:
+            task = bar.add_task("", total=budget, best="")
+            prob.progress = lambda i, n, g: bar.update(task, completed=i, best=f"best gain {g:+.3f}")
+            res = run_design(method, prob, options)
+    except (ValueError, FileNotFoundError, ModelUnavailableError) as e:
+        raise _fail(str(e)) from None
+    for f, msg in prob.skipped.items():
+        err.print(f"[yellow]skipped[/yellow] {escape(display(f))}: {escape(msg)}", highlight=False)
+    return res
 
 
 def _designer_options(registry: dict, method: str, given: dict):
