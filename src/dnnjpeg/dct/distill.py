@@ -159,8 +159,6 @@ def distill(
     Raises:
         ValueError: no images, or a checkpoint of another recipe.
     """
-    from dnnjpeg._io import atomic_write_bytes
-
     if not images:
         raise ValueError("no images to distill from")
     images = [shrink(np.asarray(i)) for i in images]
@@ -171,11 +169,10 @@ def distill(
     ck_path = Path(checkpoint) if checkpoint is not None else None
     history, start = _resume(ck_path, recipe, stem, opt)
     head, tail = split_model(model.module, model.name)
-    net = model.module
+    net, was_training = model.module, model.module.training
     frozen = [p for p in net.parameters() if p.requires_grad]
     for p in frozen:
         p.requires_grad_(False)
-    was_training = net.training
     net.eval()
     sums = np.zeros(3)
     try:
@@ -189,11 +186,8 @@ def distill(
             if done % config.checkpoint_every == 0 or done == config.steps:
                 history.append({"step": done, "feature_loss": float(sums[0] / sums[2]), "kl": float(sums[1] / sums[2])})
                 sums[:] = 0
-                if ck_path is not None:
-                    buf = io.BytesIO()
-                    torch.save({"state": stem.state_dict(), "opt": opt.state_dict(), "step": done,
-                                "history": history, "recipe": recipe}, buf)  # fmt: skip
-                    atomic_write_bytes(ck_path, buf.getvalue())
+                _save(ck_path, {"state": stem.state_dict(), "opt": opt.state_dict(), "step": done,
+                                "history": history, "recipe": recipe})  # fmt: skip
             if progress:
                 progress(done, config.steps, fl)
     finally:
@@ -202,6 +196,16 @@ def distill(
         net.train(was_training)
     stem.eval()
     return DistillResult(stem, history)
+
+
+def _save(ck_path: Path | None, state: dict) -> None:
+    """The checkpoint, written atomically (nothing without a path)."""
+    from dnnjpeg._io import atomic_write_bytes
+
+    if ck_path is not None:
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        atomic_write_bytes(ck_path, buf.getvalue())
 
 
 def _optimizer(stem, config: DistillConfig):

@@ -195,13 +195,9 @@ def evaluate(
     curves, out_curves, curve_data = _assemble_curves(list(curves), parts, pristine, select, model.name)
     ref_i = _reference_index(curves, reference)
     notes = stale + transfer_notes(curves, model.name, at)
-    pristine_correct = pristine.logits.argmax(1) == pristine.labels
-    comparisons = []
-    for i, cd in enumerate(curve_data):
-        if i != ref_i:
-            comparisons.append(
-                compare_curves(curve_data[ref_i], cd, pristine_correct, target_drop, n_boot, seed).to_dict()
-            )
+    correct = pristine.logits.argmax(1) == pristine.labels
+    comparisons = [compare_curves(curve_data[ref_i], cd, correct, target_drop, n_boot, seed).to_dict()
+                   for i, cd in enumerate(curve_data) if i != ref_i]  # fmt: skip
     settings = {"data": str(dataset.root), "layout": dataset.layout, "split": split, "model": model.name, "at": at,
                 "input_size": model.preprocess.size, "n_images": len(pristine), "labeled": pristine.labeled,
                 "accuracy_metric": "top1" if pristine.labeled else "agreement", "reference": curves[ref_i].name,
