@@ -174,14 +174,16 @@ def sdq_encode(
         # the AC tables libjpeg's optimize_coding will fit to these levels (Y: table 0; Cb, Cr: table 1)
         stats = scan_symbols(pack(levels, tables).blocks, sampling, w, h)
         acs = [optimal_table(stats[0][1])] + [optimal_table(stats[1][1] + stats[2][1])] * 2
-        levels = []
-        for i, (c, s) in enumerate(zip(comps, steps)):
-            lv = sdq_levels(c.reshape(-1, 8, 8), s, wt[i].reshape(-1, 8, 8) if wt[i].ndim > 2 else wt[i], lam, acs[i])
-            levels.append(lv.reshape(c.shape))
+        levels = [_pass(c, s, wt[i], lam, acs[i]) for i, (c, s) in enumerate(zip(comps, steps))]
         if it < refit:
             tables = _refit_tables(comps, levels, wt, tables)
     coef = pack(levels, tables)
     return write_coefficients(coef, optimize=True), coef
+
+
+def _pass(c: np.ndarray, steps, w: np.ndarray, lam: float, ac) -> np.ndarray:
+    """One component's levels (rows, cols, 8, 8) by the trellis under AC table ``ac``."""
+    return sdq_levels(c.reshape(-1, 8, 8), steps, w.reshape(-1, 8, 8) if w.ndim > 2 else w, lam, ac).reshape(c.shape)
 
 
 def _component_weights(weights, comps) -> list[np.ndarray]:
