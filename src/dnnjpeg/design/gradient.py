@@ -91,18 +91,10 @@ def design_gradient(problem: DesignProblem, options: GradientOptions) -> DesignR
     finally:
         for p in frozen:
             p.requires_grad_(True)
-    best = max(points, key=lambda c: c.gain)
-    res = run.result(
-        lambdas=list(sorted(lambdas, reverse=True)),
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        rounding=rounding,
-        train_images=len(train),
-        steps_per_lambda=steps_per_lambda,
-        basis=basis,
-    )
-    res.tables = best.tables
+    res = run.result(lambdas=list(sorted(lambdas, reverse=True)), epochs=epochs, batch_size=batch_size, lr=lr,
+                     rounding=rounding, train_images=len(train), steps_per_lambda=steps_per_lambda,
+                     basis=basis)  # fmt: skip
+    res.tables = max(points, key=lambda c: c.gain).tables
     return res
 
 

@@ -35,7 +35,7 @@ def html_report(df, summary: dict, figures: dict, path: Path, max_listed: int = 
     """Write report.html beside the figures (linked by file name)."""
     from dnnjpeg.survey.summary import odd_files
 
-    trees = list(summary["trees"])
+    trees = list(summary["trees"])  # one column each
     rows = [
         ("files", lambda s: f"{s['n_files']:,}"),
         ("readable JPEGs", lambda s: f"{s['n_jpeg']:,}"),
@@ -79,18 +79,15 @@ def html_report(df, summary: dict, figures: dict, path: Path, max_listed: int = 
         )
     parts.append("<h2>Odd files</h2>")
     for t in trees:
-        odd = odd_files(df[df["tree"] == t])
         parts.append(f"<h3>{html.escape(t)}</h3>")
-        for reason, paths in odd.items():
-            if not paths:
-                continue
-            shown = "".join(f"<li><code>{html.escape(p)}</code></li>" for p in paths[:max_listed])
-            more = (
-                f"<li>… and {len(paths) - max_listed:,} more (see survey.parquet)</li>"
-                if len(paths) > max_listed
-                else ""
-            )
-            parts.append(
-                f"<details><summary>{html.escape(reason)}: {len(paths):,}</summary><ul>{shown}{more}</ul></details>"
-            )
+        parts += [
+            _odd_list(reason, paths, max_listed) for reason, paths in odd_files(df[df["tree"] == t]).items() if paths
+        ]
     return atomic_write_text(path, "\n".join(parts))
+
+
+def _odd_list(reason: str, paths: list[str], max_listed: int) -> str:
+    """A collapsed list of the files odd for one reason (the first ``max_listed``)."""
+    shown = "".join(f"<li><code>{html.escape(p)}</code></li>" for p in paths[:max_listed])
+    more = f"<li>… and {len(paths) - max_listed:,} more (see survey.parquet)</li>" if len(paths) > max_listed else ""
+    return f"<details><summary>{html.escape(reason)}: {len(paths):,}</summary><ul>{shown}{more}</ul></details>"
