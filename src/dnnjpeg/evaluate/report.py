@@ -38,7 +38,6 @@ def plot_curves(result, path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FormatStrFormatter
 
     metric = result["settings"]["accuracy_metric"]
     s = result["settings"]
@@ -80,18 +79,25 @@ def plot_curves(result, path: Path) -> Path:
                     fontsize=10)  # fmt: skip
     if few:
         ax_kl.legend(fontsize=7, loc="upper right")
-    for a in (ax_acc, ax_kl):
-        a.set_xscale("log")
-        a.grid(True, which="both", alpha=0.3)
-        a.xaxis.set_major_formatter(FormatStrFormatter("%g"))  # plain numbers on the log axis, not 4×10⁻¹
-        a.xaxis.set_minor_formatter(FormatStrFormatter("%g"))
-        a.tick_params(axis="x", which="minor", labelsize=7)
+    _log_rate_axes(ax_acc, ax_kl)
     _plot_savings(ax_save, result)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     return atomic_write_bytes(path, buf.getvalue())
+
+
+def _log_rate_axes(*axes) -> None:
+    """Bits per pixel on a log axis labelled with plain numbers (not 4×10⁻¹), a light grid."""
+    from matplotlib.ticker import FormatStrFormatter
+
+    for a in axes:
+        a.set_xscale("log")
+        a.grid(True, which="both", alpha=0.3)
+        a.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+        a.xaxis.set_minor_formatter(FormatStrFormatter("%g"))
+        a.tick_params(axis="x", which="minor", labelsize=7)
 
 
 def _plot_savings(ax, result) -> None:
