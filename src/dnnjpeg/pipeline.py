@@ -149,33 +149,6 @@ def score_stream(
     queue: deque[list] = deque()  # [item, first row not yet queued for a batch]
     queued = 0
 
-    def run(n: int) -> None:
-        nonlocal queued
-        parts, owners = [], []
-        while n:
-            seg = queue[0]
-            it, lo = seg
-            take = min(n, len(it.inputs) - lo)
-            parts.append(it.inputs[lo : lo + take])
-            owners.append((it, lo, take))
-            n -= take
-            queued -= take
-            if lo + take == len(it.inputs):
-                queue.popleft()
-            else:
-                seg[1] = lo + take
-        x = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        logits = model.logits(x, batch_size=len(x))
-        at = 0
-        for it, lo, take in owners:
-            if it.out is None:
-                it.out = np.empty((len(it.inputs), logits.shape[1]), logits.dtype)
-            it.out[lo : lo + take] = logits[at : at + take]
-            at += take
-            it.left -= take
-            if it.left == 0:
-                it.inputs = None  # the pixels are no longer needed
-
     def ready():
         while pending and pending[0].left == 0:
             it = pending.popleft()
@@ -188,11 +161,40 @@ def score_stream(
             queue.append([it, 0])
             queued += it.left
         while queued >= batch_size:
-            run(batch_size)
+            queued -= _score_rows(queue, batch_size, model)
         yield from ready()
     while queued:
-        run(min(queued, batch_size))
+        queued -= _score_rows(queue, min(queued, batch_size), model)
     yield from ready()
+
+
+def _score_rows(queue: deque, n: int, model) -> int:
+    """One forward pass over the next ``n`` queued rows (from one item or several); each item's logits
+    land in its own array. Returns ``n``."""
+    parts, owners, left = [], [], n
+    while left:
+        seg = queue[0]
+        it, lo = seg
+        take = min(left, len(it.inputs) - lo)
+        parts.append(it.inputs[lo : lo + take])
+        owners.append((it, lo, take))
+        left -= take
+        if lo + take == len(it.inputs):
+            queue.popleft()
+        else:
+            seg[1] = lo + take
+    x = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    logits = model.logits(x, batch_size=len(x))
+    at = 0
+    for it, lo, take in owners:
+        if it.out is None:
+            it.out = np.empty((len(it.inputs), logits.shape[1]), logits.dtype)
+        it.out[lo : lo + take] = logits[at : at + take]
+        at += take
+        it.left -= take
+        if it.left == 0:
+            it.inputs = None  # the pixels are no longer needed
+    return n
 
 
 def bounded_map(pool: Executor | None, fn: Callable, items: Iterable, window: int) -> Iterator:
