@@ -95,7 +95,6 @@ def survey(
     Returns:
         pandas DataFrame, one row per file, sorted by tree then path.
     """
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     roots = [os.fspath(r) for r in roots]
@@ -131,12 +130,17 @@ def survey(
     chunks = _chunks(roots, labels, done, chunk)
     for t, n in (engine or LocalEngine(workers)).map(_scan_chunk, chunks, ordered=False):
         save(t, n)
-    if not tables:
-        import pandas as pd
+    return _frame(tables, labels)
 
+
+def _frame(tables: list, labels: list[str]):
+    """The parts as one DataFrame, trees in the order given, then by path (an empty one with the columns)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    if not tables:
         return pd.DataFrame(columns=list(COLUMNS) + ["luma_table", "chroma_table"])
-    table = pa.concat_tables(tables)
-    df = table.to_pandas(types_mapper=_nullable)
+    df = pa.concat_tables(tables).to_pandas(types_mapper=_nullable)
     order = {label: i for i, label in enumerate(labels)}  # trees in the order the user gave them
     df = df.assign(_order=df["tree"].map(order)).sort_values(["_order", "path"], kind="stable")
     return df.drop(columns="_order").reset_index(drop=True)
