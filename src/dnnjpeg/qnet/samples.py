@@ -133,11 +133,10 @@ def make_samples(
         on_error: called with (image, exception) for an image that cannot be read; it is
             skipped. Without it the error propagates.
     """
-    from dnnjpeg._fs import display, read_regular
     from dnnjpeg._io import atomic_write_bytes
     from dnnjpeg.codec import load_image
 
-    parts = []
+    parts, tick = [], progress or (lambda k: None)
     folder = Path(cache) if cache is not None else None
     recipe = _recipe_digest(family, model, probe, augmentations, seed)
     for i, item in enumerate(images):
@@ -145,31 +144,38 @@ def make_samples(
         part = None
         try:
             key = _sample_key(recipe, item) if f is not None else ""
-            if f is not None and os.path.lexists(f):
-                try:
-                    part = QNetData.from_bytes(read_regular(f), key, (1 + augmentations, len(family)))
-                except (OSError, ValueError) as e:
-                    if on_note is not None:
-                        on_note(f"{display(f)}: {e}; measured again")
+            part = _saved(f, key, (1 + augmentations, len(family)), on_note)
             if part is None:
                 img = load_image(item, "RGB") if isinstance(item, (str, Path)) else np.asarray(item)
         except Exception as e:
             if on_error is None:
                 raise
             on_error(item, e)
-            if progress:
-                progress(1)
+            tick(1)
             continue
         if part is None:
             part = _image_samples(img, family, model, probe, augmentations, np.random.default_rng([seed, i]))
             if f is not None:
                 atomic_write_bytes(f, part.to_bytes(key))
         parts.append(part)
-        if progress:
-            progress(1)
+        tick(1)
     if not parts:
         raise ValueError("no readable images to make samples from")
     return QNetData.concat(parts)
+
+
+def _saved(f: Path | None, key: str, shape: tuple[int, int], on_note) -> QNetData | None:
+    """A saved sample file when it is whole and carries ``key``; else None (said to ``on_note``)."""
+    from dnnjpeg._fs import display, read_regular
+
+    if f is None or not os.path.lexists(f):
+        return None
+    try:
+        return QNetData.from_bytes(read_regular(f), key, shape)
+    except (OSError, ValueError) as e:
+        if on_note is not None:
+            on_note(f"{display(f)}: {e}; measured again")
+        return None
 
 
 def _recipe_digest(family: TableFamily, model, probe, augmentations: int, seed: int) -> str:
