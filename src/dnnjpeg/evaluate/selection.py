@@ -199,35 +199,8 @@ def selected_entry(
     subs = {p.get("subsampling") for _, p in members}
     opts = {p.get("optimize") for _, p in members}
     sub, opt = (subs.pop() if len(subs) == 1 else None), (opts.pop() if len(opts) == 1 else None)  # None: mixed
-    pts = []
-    for i, lam in enumerate(lams):
-        p_sel = pred[ch[i], cols]
-        pts.append(
-            {
-                "label": f"λ={lam:.2g}",
-                "lam": lam,
-                "quality": None,
-                "scale": None,
-                "subsampling": sub,
-                "optimize": opt,
-                "bpp": float(b[i].sum() / pixels.sum()),
-                "mean_image_bpp": float(np.mean(b[i] / pixels)),
-                "compression_ratio": None,
-                "top1": float(100 * np.mean(p_sel == labels)),
-                "top5": None,
-                "agreement": float(100 * np.mean(p_sel == pristine_top1)),
-                "kl": float(k[i].mean()),
-                "seconds": 0.0,
-                "tables": None,
-                "members": np.bincount(ch[i], minlength=len(bits)).tolist(),
-                "per_image": {
-                    "bits": b[i].tolist(),
-                    "top1": p_sel.tolist(),
-                    "kl": np.round(k[i], 6).tolist(),
-                    "choice": ch[i].tolist(),
-                },
-            }
-        )
+    pts = [_selected_point(lam, b[i], k[i], ch[i], pred[ch[i], cols], labels, pristine_top1, pixels, sub, opt,
+                           len(bits)) for i, lam in enumerate(lams)]  # fmt: skip
     one = len(curves) == 1
     name = name or f"{curves[0]['name'] if one else ' + '.join(c['name'] for c in curves)} per-image"
     entry = {
@@ -239,6 +212,19 @@ def selected_entry(
         "points": pts,
     }
     return entry, CurveData(name, b, pred[ch, cols] == labels, pixels, k)
+
+
+def _selected_point(lam, bits, kl, choice, p_sel, labels, pristine_top1, pixels, sub, opt, k: int) -> dict:
+    """results.json's point of the per-image choice at one λ."""
+    return {
+        "label": f"λ={lam:.2g}", "lam": lam, "quality": None, "scale": None, "subsampling": sub, "optimize": opt,
+        "bpp": float(bits.sum() / pixels.sum()), "mean_image_bpp": float(np.mean(bits / pixels)),
+        "compression_ratio": None, "top1": float(100 * np.mean(p_sel == labels)), "top5": None,
+        "agreement": float(100 * np.mean(p_sel == pristine_top1)), "kl": float(kl.mean()), "seconds": 0.0,
+        "tables": None, "members": np.bincount(choice, minlength=k).tolist(),
+        "per_image": {"bits": bits.tolist(), "top1": p_sel.tolist(), "kl": np.round(kl, 6).tolist(),
+                      "choice": choice.tolist()},
+    }  # fmt: skip
 
 
 def with_selection(
