@@ -227,6 +227,24 @@ def _selected_point(lam, bits, kl, choice, p_sel, labels, pristine_top1, pixels,
     }  # fmt: skip
 
 
+def _chooser_kl(n: str, by_name: dict, sel_curves: dict, kappa, selector, n_images: int) -> np.ndarray | None:
+    """The choosing KL (K, N) of curve ``n``: κ broadcast over the images, the selector's own KL, or
+    None (the measuring model chooses)."""
+    if n not in by_name:
+        raise ValueError(f"curve {n!r} not among {list(by_name)}")
+    k_points = len(by_name[n]["points"])
+    if kappa is not None:
+        k = np.asarray(kappa.get(n, ()), np.float64)
+        if k.shape != (k_points,):
+            raise ValueError(f"kappa for {n!r} needs {k_points} values, got {k.shape}")
+        return np.broadcast_to(k[:, None], (len(k), n_images))
+    if selector is not None:
+        if n not in sel_curves or len(sel_curves[n]["points"]) != k_points:
+            raise ValueError(f"selector result has no curve {n!r} with the same {k_points} points")
+        return np.array([p["per_image"]["kl"] for p in sel_curves[n]["points"]], np.float64)
+    return None
+
+
 def with_selection(
     result: EvaluationResult | dict,
     lambdas: Sequence[float] | None = None,
@@ -270,28 +288,9 @@ def with_selection(
         if selector["pristine"]["per_image"]["path"] != pr["path"]:
             raise ValueError("selector result was measured on other images (paths differ)")
         sel_curves = {c["name"]: c for c in selector["curves"]}
-    chooser = []  # (curve, the chooser's KL (K, N) or None)
-    who = (
-        "rate"
-        if kappa is not None
-        else selector["settings"]["model"]
-        if selector is not None
-        else result["settings"]["model"]
-    )
-    for n in names:
-        if n not in by_name:
-            raise ValueError(f"curve {n!r} not among {list(by_name)}")
-        skl = None
-        if kappa is not None:
-            k = np.asarray(kappa.get(n, ()), np.float64)
-            if k.shape != (len(by_name[n]["points"]),):
-                raise ValueError(f"kappa for {n!r} needs {len(by_name[n]['points'])} values, got {k.shape}")
-            skl = np.broadcast_to(k[:, None], (len(k), len(labels)))
-        elif selector is not None:
-            if n not in sel_curves or len(sel_curves[n]["points"]) != len(by_name[n]["points"]):
-                raise ValueError(f"selector result has no curve {n!r} with the same {len(by_name[n]['points'])} points")
-            skl = np.array([p["per_image"]["kl"] for p in sel_curves[n]["points"]], np.float64)
-        chooser.append((by_name[n], skl))
+    who = "rate" if kappa is not None else (selector or result)["settings"]["model"]
+    kls = [_chooser_kl(n, by_name, sel_curves, kappa, selector, len(labels)) for n in names]  # checks the names
+    chooser = [(by_name[n], k) for n, k in zip(names, kls)]
     groups = [[c] for c in chooser] + ([chooser] if union and len(chooser) >= 2 else [])
     new = []
     for g in groups:
