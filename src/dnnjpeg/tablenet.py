@@ -22,6 +22,7 @@ Why by hand: no library trains a JPEG table generator against a classifier.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 from collections.abc import Callable, Sequence
@@ -171,9 +172,6 @@ def train_tablenet(
     """
     import torch
 
-    from dnnjpeg._checkpoint import read_checkpoint
-    from dnnjpeg._fs import display
-    from dnnjpeg._io import atomic_write_bytes
     from dnnjpeg.nn import DiffJPEG
     from dnnjpeg.nn.rate import RateModel
 
@@ -181,73 +179,108 @@ def train_tablenet(
     g = torch.Generator().manual_seed(seed)
     tn = _module()
     tn.per_image = per_image
-    # the λ → table part moves log steps directly (as the gradient designer's Adam does, at its rate);
-    # the per-image part is an ordinary small network
-    groups = [{"params": list(tn.lam.parameters()), "lr": lam_lr}]
-    if per_image:
-        groups.append({"params": [p for n, p in tn.named_parameters() if not n.startswith("lam.")], "lr": lr})
-    opt = torch.optim.Adam(groups)
-    history: list[dict] = []
-    start = 0
+    opt = _optimizer(tn, per_image, lr, lam_lr)
     recipe = tablenet_recipe(crops, model.name, subsampling, seed, per_image, batch_size, lr, lam_lr)
-    ck = read_checkpoint(checkpoint, CHECKPOINT_KEYS, recipe) if checkpoint is not None else None
-    if ck is not None:
-        try:
-            tn.load_state_dict(ck["state"])
-            opt.load_state_dict(ck["opt"])
-            g.set_state(ck["rng"])
-            history, start = list(ck["history"]), len(ck["history"])
-        except (RuntimeError, ValueError, TypeError, KeyError) as e:
-            raise ValueError(f"{display(checkpoint)}: a checkpoint that does not fit this table generator "
-                             f"({str(e)[:160]}); remove it to start again") from None  # fmt: skip
-    codec = DiffJPEG(subsampling, "ste").train()
-    rate = RateModel.default(subsampling)
-    net, pre = model.module, model.preprocess
-    frozen = [p for p in net.parameters() if p.requires_grad]
-    for p in frozen:
-        p.requires_grad_(False)
+    history, start = _resume(checkpoint, recipe, tn, opt, g)
+    parts = (DiffJPEG(subsampling, "ste").train(), RateModel.default(subsampling), model.module, model.preprocess)
     x_all = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2)
-    lo, hi = math.log(LAMBDA_RANGE[0]), math.log(LAMBDA_RANGE[1])
-    try:
-        net.eval()
+    with frozen(model.module):
         for e in range(start, epochs):
             tn.train()
             perm = torch.randperm(len(x_all), generator=g)
             sums = np.zeros(3)
             for i in range(0, len(perm), batch_size):
                 idx = perm[i : i + batch_size]
-                x = x_all[idx].float()
-                flip = torch.rand(len(idx), generator=g) < 0.5
-                x = torch.where(flip[:, None, None, None], x.flip(3), x)
-                log_lam = lo + (hi - lo) * torch.rand(len(idx), generator=g)
-                with torch.no_grad():
-                    logp0 = torch.log_softmax(net(pre.normalize_tensor(x / 255.0)).float(), 1)
-                steps = torch.exp(tn(_thumbs(x), log_lam))
-                y, enc = codec(x, steps, return_levels=True)
-                logq = torch.log_softmax(net(pre.normalize_tensor(y / 255.0)).float(), 1)
-                kl = (logp0.exp() * (logp0 - logq)).sum(1)
-                bpp = rate.bpp(enc.continuous())
-                loss = (kl + torch.exp(log_lam) * bpp).mean()
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sums += np.array([float(loss.detach()), float(kl.detach().mean()), float(bpp.detach().mean())]) * len(
-                    idx
-                )
+                sums += np.array(_batch_step(x_all[idx].float(), g, tn, parts, opt)) * len(idx)
             m = sums / len(perm)
             history.append({"epoch": e + 1, "loss": float(m[0]), "kl": float(m[1]), "est_bpp": float(m[2])})
             if checkpoint is not None:
-                buf = io.BytesIO()
-                torch.save({"state": tn.state_dict(), "opt": opt.state_dict(), "rng": g.get_state(),
-                            "history": history, "recipe": recipe}, buf)  # fmt: skip
-                atomic_write_bytes(Path(checkpoint), buf.getvalue())
+                _save(checkpoint, {"state": tn.state_dict(), "opt": opt.state_dict(), "rng": g.get_state(),
+                                   "history": history, "recipe": recipe})  # fmt: skip
             if progress:
                 progress(e + 1, m[0])
-    finally:
-        for p in frozen:
-            p.requires_grad_(True)
     tn.eval()
     return TableNet(tn, model.name, subsampling, history)
+
+
+def _save(checkpoint, state: dict) -> None:
+    """The training state, written atomically."""
+    import torch
+
+    from dnnjpeg._io import atomic_write_bytes
+
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(Path(checkpoint), buf.getvalue())
+
+
+def _optimizer(tn, per_image: bool, lr: float, lam_lr: float):
+    """Adam: the λ → table part moves log steps directly (as the gradient designer's Adam does, at its
+    rate); the per-image part is an ordinary small network at ``lr``."""
+    import torch
+
+    groups = [{"params": list(tn.lam.parameters()), "lr": lam_lr}]
+    if per_image:
+        groups.append({"params": [p for n, p in tn.named_parameters() if not n.startswith("lam.")], "lr": lr})
+    return torch.optim.Adam(groups)
+
+
+@contextlib.contextmanager
+def frozen(net):
+    """``net`` in eval mode with no gradients for its parameters; restored after (the caller's model is unchanged)."""
+    params = [p for p in net.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    was_training = net.training
+    net.eval()
+    try:
+        yield net
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+        net.train(was_training)
+
+
+def _resume(checkpoint, recipe: str, tn, opt, g) -> tuple[list[dict], int]:
+    """(history, first epoch) from a checkpoint of the same recipe, else ([], 0)."""
+    from dnnjpeg._checkpoint import read_checkpoint
+    from dnnjpeg._fs import display
+
+    ck = read_checkpoint(checkpoint, CHECKPOINT_KEYS, recipe) if checkpoint is not None else None
+    if ck is None:
+        return [], 0
+    try:
+        tn.load_state_dict(ck["state"])
+        opt.load_state_dict(ck["opt"])
+        g.set_state(ck["rng"])
+        return list(ck["history"]), len(ck["history"])
+    except (RuntimeError, ValueError, TypeError, KeyError) as e:
+        raise ValueError(f"{display(checkpoint)}: a checkpoint that does not fit this table generator "
+                         f"({str(e)[:160]}); remove it to start again") from None  # fmt: skip
+
+
+def _batch_step(x, g, tn, parts, opt) -> tuple[float, float, float]:
+    """One batch (B, 3, S, S) in 0..255: random flips and λ (log-uniform), KL + λ·bpp through the
+    differentiable codec, one Adam step; (loss, mean KL, mean estimated bpp)."""
+    import torch
+
+    codec, rate, net, pre = parts
+    lo, hi = math.log(LAMBDA_RANGE[0]), math.log(LAMBDA_RANGE[1])
+    flip = torch.rand(len(x), generator=g) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    log_lam = lo + (hi - lo) * torch.rand(len(x), generator=g)
+    with torch.no_grad():
+        logp0 = torch.log_softmax(net(pre.normalize_tensor(x / 255.0)).float(), 1)
+    steps = torch.exp(tn(_thumbs(x), log_lam))
+    y, enc = codec(x, steps, return_levels=True)
+    logq = torch.log_softmax(net(pre.normalize_tensor(y / 255.0)).float(), 1)
+    kl = (logp0.exp() * (logp0 - logq)).sum(1)
+    bpp = rate.bpp(enc.continuous())
+    loss = (kl + torch.exp(log_lam) * bpp).mean()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return float(loss.detach()), float(kl.detach().mean()), float(bpp.detach().mean())
 
 
 def save_tablenet(t: TableNet, path: str | Path) -> Path:
