@@ -9,6 +9,7 @@ the two overlap.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import deque
 from collections.abc import Callable
@@ -170,6 +171,43 @@ def _batch_weights(spec: CodecSpec, sources: list[np.ndarray], model: Model, at_
     return out
 
 
+def _jpeg_batch(spec: CodecSpec, pristine: Pristine, model: Model, coefficients: bool, lo: int, hi: int):
+    """Images lo..hi encoded with ``spec``: (bits (n,), decoded model inputs (n, S, S, 3) uint8, or the
+    files' bytes for a model that reads coefficients)."""
+    pre, at_input = model.preprocess, pristine.at == "input"
+    bits = np.empty(hi - lo, np.int64)
+    out = [] if coefficients else np.empty((hi - lo, pre.size, pre.size, 3), np.uint8)
+    weights = _batch_weights(spec, [pristine.sources[i] for i in range(lo, hi)], model, at_input)
+    for k, i in enumerate(range(lo, hi)):
+        data = spec.encode(pristine.sources[i], weights=weights[k])
+        bits[k] = 8 * len(data)
+        if coefficients:
+            out.append(data)
+            continue
+        dec = decode(data)
+        out[k] = dec if at_input else pre.geometry(dec)
+    return bits, out
+
+
+def _in_order(fn, bounds: list[tuple[int, int]], workers: int, lookahead: int):
+    """((lo, hi), fn(lo, hi)) per batch, in order: inline (``workers`` 0: JPEG then inference, batch by
+    batch; on a machine whose cores inference already saturates this beats a JPEG thread that preempts
+    torch's synchronized worker threads, BENCHMARKS.md), or ``lookahead`` batches ahead in threads."""
+    if workers == 0:
+        for b in bounds:
+            yield b, fn(*b)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        pending = deque((b, pool.submit(fn, *b)) for b in bounds[:lookahead])
+        rest = iter(bounds[lookahead:])
+        while pending:
+            b, fut = pending.popleft()
+            nxt = next(rest, None)
+            if nxt is not None:
+                pending.append((nxt, pool.submit(fn, *nxt)))
+            yield b, fut.result()
+
+
 def run_trial(
     spec: CodecSpec,
     pristine: Pristine,
@@ -193,50 +231,14 @@ def run_trial(
         cores = os.cpu_count() or 1
         workers = 0 if cores <= 2 else min(4, cores - 2)
     n = len(pristine)
-    pre = model.preprocess
-    at_input = pristine.at == "input"
     # A model that reads coefficients (dnnjpeg.dct.stem.DctModel) gets each file's own bytes: no
     # decode; its own rule fits a stored image (at original) to its input grid.
     coefficients = getattr(model, "reads_coefficients", False)
-
-    def jpeg_batch(lo: int, hi: int):
-        bits = np.empty(hi - lo, np.int64)
-        out = [] if coefficients else np.empty((hi - lo, pre.size, pre.size, 3), np.uint8)
-        weights = _batch_weights(spec, [pristine.sources[i] for i in range(lo, hi)], model, at_input)
-        for k, i in enumerate(range(lo, hi)):
-            data = spec.encode(pristine.sources[i], weights=weights[k])
-            bits[k] = 8 * len(data)
-            if coefficients:
-                out.append(data)
-                continue
-            dec = decode(data)
-            out[k] = dec if at_input else pre.geometry(dec)
-        return bits, out
-
     bounds = [(lo, min(n, lo + batch_size)) for lo in range(0, n, batch_size)]
-
-    def jpeg_batches():
-        """(lo, hi, bits, decoded images) per batch, in order."""
-        if workers == 0:
-            # Inline: JPEG then inference, batch by batch. On a machine whose cores
-            # inference already saturates this beats a JPEG thread that preempts
-            # torch's synchronized worker threads (see BENCHMARKS.md).
-            for lo, hi in bounds:
-                yield (lo, hi, *jpeg_batch(lo, hi))
-            return
-        with ThreadPoolExecutor(workers) as pool:
-            pending = deque((b, pool.submit(jpeg_batch, *b)) for b in bounds[:lookahead])
-            rest = iter(bounds[lookahead:])
-            while pending:
-                (lo, hi), fut = pending.popleft()
-                nxt = next(rest, None)
-                if nxt is not None:
-                    pending.append((nxt, pool.submit(jpeg_batch, *nxt)))
-                yield (lo, hi, *fut.result())
-
+    jpeg = functools.partial(_jpeg_batch, spec, pristine, model, coefficients)
     bits_all = np.empty(n, np.int64)
     logits_all = []
-    for lo, hi, bits, imgs in jpeg_batches():
+    for (lo, hi), (bits, imgs) in _in_order(jpeg, bounds, workers, lookahead):
         bits_all[lo:hi] = bits
         logits_all.append(model.logits_files(imgs, batch_size) if coefficients else model.logits(imgs, batch_size))
         if progress:
