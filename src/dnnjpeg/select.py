@@ -97,21 +97,11 @@ def select_encode(
             passes; the returned ``kl`` is NaN for the others. With "climb", ``kappa`` only
             chooses the start.
     """
-    from dnnjpeg.codec import decode, encode
+    from dnnjpeg.codec import encode
 
     family = list(family)
-    subs = [subsampling] * len(family) if isinstance(subsampling, str) else list(subsampling)
-    if len(subs) != len(family) or not family:
-        raise ValueError(f"{len(family)} tables but {len(subs)} subsamplings")
-    if start == "rate" and kappa is None:
-        raise ValueError("start='rate' needs kappa (the members' mean KL)")
-    grad = None
-    if any(getattr(t, "sdq", None) and t.sdq[0] == "gradient" for t in family) and np.ndim(rgb) == 3:
-        from dnnjpeg.sdq.weights import gradient_weights
-
-        if model is None:
-            raise ValueError("SDQ with gradient weights needs the network (--choose network)")
-        grad = gradient_weights(rgb, model)  # once per image, for every member
+    subs = _checked_args(family, subsampling, kappa, search, start)
+    grad = _gradient_weights(rgb, family, model)  # once per image, for every member
     datas = [t.encode(rgb, weights=grad) if hasattr(t, "encode") else encode(rgb, t, s, optimize)
              for t, s in zip(family, subs)]  # fmt: skip
     bits = np.array([8 * len(d) for d in datas], np.int64)
@@ -119,32 +109,11 @@ def select_encode(
         kl = np.asarray(kappa, np.float64)
         if kl.shape != (len(family),):
             raise ValueError(f"kappa has {kl.shape} values for {len(family)} tables")
-        if search == "climb" and start == "rate":
-            start = int(choose(bits[:, None], kl[:, None], lam)[0])
-        if search == "climb":
+        if search == "climb":  # κ only chooses where the climb starts
+            start = int(choose(bits[:, None], kl[:, None], lam)[0]) if start == "rate" else start
             kappa = None
-    if search not in ("all", "climb"):
-        raise ValueError(f"search must be 'all' or 'climb', got {search!r}")
     if kappa is None and search == "climb":
-        kl = np.full(len(family), np.nan)
-        pre = model.preprocess
-        rgb3 = np.repeat(rgb[..., None], 3, axis=2) if rgb.ndim == 2 else rgb
-        pristine_in = pre.geometry(rgb3)
-        p_logits = []
-
-        def kl_of(ks: list[int]) -> np.ndarray:
-            first = not p_logits
-            inputs = np.stack(([pristine_in] if first else []) + [pre.geometry(decode(datas[k])) for k in ks])
-            logits = model.logits(inputs, batch_size=len(inputs))
-            if first:
-                p_logits.append(logits[:1])
-                logits = logits[1:]
-            _, v = outcome(np.repeat(p_logits[0], len(ks), 0), logits)
-            kl[ks] = v
-            return v
-
-        s = int(np.argsort(bits, kind="stable")[len(bits) // 2]) if start is None else int(start)
-        k, _ = climb(bits, kl_of, lam, s)
+        k, kl = _climb_choice(rgb, datas, bits, model, lam, start)
         return SelectedImage(datas[k], k, kl, bits)
     if kappa is None:
         from dnnjpeg.pipeline import model_inputs
@@ -154,3 +123,53 @@ def select_encode(
         _, kl = outcome(np.repeat(logits[:1], len(family), 0), logits[1:])
     k = int(choose(bits[:, None], kl[:, None], lam)[0])
     return SelectedImage(datas[k], k, kl, bits)
+
+
+def _checked_args(family: list, subsampling, kappa, search: str, start) -> list[str]:
+    """Each member's subsampling, after refusing arguments that cannot go together (ValueError)."""
+    subs = [subsampling] * len(family) if isinstance(subsampling, str) else list(subsampling)
+    if len(subs) != len(family) or not family:
+        raise ValueError(f"{len(family)} tables but {len(subs)} subsamplings")
+    if start == "rate" and kappa is None:
+        raise ValueError("start='rate' needs kappa (the members' mean KL)")
+    if search not in ("all", "climb"):
+        raise ValueError(f"search must be 'all' or 'climb', got {search!r}")
+    return subs
+
+
+def _gradient_weights(rgb, family, model):
+    """The image's own SDQ gradient weights when a member needs them (one backward pass), else None."""
+    if not (any(getattr(t, "sdq", None) and t.sdq[0] == "gradient" for t in family) and np.ndim(rgb) == 3):
+        return None
+    from dnnjpeg.sdq.weights import gradient_weights
+
+    if model is None:
+        raise ValueError("SDQ with gradient weights needs the network (--choose network)")
+    return gradient_weights(rgb, model)
+
+
+def _climb_choice(rgb, datas: list[bytes], bits: np.ndarray, model, lam: float, start) -> tuple[int, np.ndarray]:
+    """:func:`~dnnjpeg.evaluate.selection.climb` over the members, the network measuring only those it
+    visits (the pristine pass shared with the first): (chosen member, KL (K,) with NaN where not measured)."""
+    from dnnjpeg.codec import decode
+
+    kl = np.full(len(datas), np.nan)
+    pre = model.preprocess
+    rgb3 = np.repeat(rgb[..., None], 3, axis=2) if rgb.ndim == 2 else rgb
+    pristine_in = pre.geometry(rgb3)
+    p_logits = []
+
+    def kl_of(ks: list[int]) -> np.ndarray:
+        first = not p_logits
+        inputs = np.stack(([pristine_in] if first else []) + [pre.geometry(decode(datas[k])) for k in ks])
+        logits = model.logits(inputs, batch_size=len(inputs))
+        if first:
+            p_logits.append(logits[:1])
+            logits = logits[1:]
+        _, v = outcome(np.repeat(p_logits[0], len(ks), 0), logits)
+        kl[ks] = v
+        return v
+
+    s = int(np.argsort(bits, kind="stable")[len(bits) // 2]) if start is None else int(start)
+    k, _ = climb(bits, kl_of, lam, s)
+    return k, kl
