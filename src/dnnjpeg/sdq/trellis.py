@@ -60,6 +60,12 @@ def trellis_ac(
         return out
     if engine != "numpy":
         raise ValueError(f"engine must be numba or numpy, got {engine!r}")
+    return _trellis_numpy(c, q, w, float(lam), length)
+
+
+def _trellis_numpy(c: np.ndarray, q: np.ndarray, w: np.ndarray, lam: float, length: np.ndarray) -> np.ndarray:
+    """The reference form of :func:`trellis_ac`: the dynamic programme vectorized over blocks (N, 63)."""
+    n = len(c)
     zrl, eob = length[0xF0], length[0x00]
     r = np.rint(c / q)
     cands = np.stack([r, r - np.sign(r)])  # (2, N, 63): rounded, one step toward zero
