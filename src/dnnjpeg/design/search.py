@@ -117,29 +117,8 @@ def design_bayes(problem: DesignProblem, options: BayesOptions) -> DesignResult:
         sampler=sampler,
         directions=["minimize", "minimize"] if pareto else ["maximize"],
     )
-    if "lo" in study.user_attrs:  # resuming: same bounds as before
-        lo, hi = np.array(study.user_attrs["lo"]), np.array(study.user_attrs["hi"])
-        tgt = study.user_attrs["target_bpp"]
-        n0 = study.user_attrs.get("warmup_trials", 0)  # spent by the first run; counts against the budget
-    else:
-        n0, tgt, lo, hi = run.warmup_bounds(rng, warmup_fraction, target_bpp)
-        study.set_user_attr("lo", lo.tolist())
-        study.set_user_attr("hi", hi.tolist())
-        study.set_user_attr("target_bpp", tgt)
-        study.set_user_attr("warmup_trials", n0)
-        best = max(run.cands, key=lambda c: c.gain).tables.as_array().reshape(128)
-        study.enqueue_trial({f"e{i}": int(np.clip(best[i], lo[i], hi[i])) for i in range(128)})
-    done = len([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE])
-    from dnnjpeg.design.result import Measurement
-
-    for t in study.trials:  # an earlier run's measurements join this result without being re-measured
-        if t.state == optuna.trial.TrialState.COMPLETE and "m" in t.user_attrs:
-            tab = QuantTables.from_array(np.array([t.params[f"e{i}"] for i in range(128)]).reshape(2, 8, 8))
-            old = Candidate(
-                tab, Measurement(**t.user_attrs["m"]), t.user_attrs["gain"], {"phase": "bayes", "trial": t.number}
-            )
-            run.cands.append(old)
-            run.history.append(old.to_dict())
+    n0, tgt, lo, hi = _study_bounds(study, run, rng, warmup_fraction, target_bpp)
+    done = _earlier_trials(study, run)
 
     def objective(trial):
         v = np.array([trial.suggest_int(f"e{i}", int(lo[i]), int(hi[i])) for i in range(128)])
@@ -159,6 +138,40 @@ def design_bayes(problem: DesignProblem, options: BayesOptions) -> DesignResult:
         resumed_trials=done,
         bounds={"lo": lo.tolist(), "hi": hi.tolist()},
     )
+
+
+def _study_bounds(study, run: Run, rng, warmup_fraction: float, target_bpp):
+    """(warm-up trials spent, target bpp, per-entry bounds lo, hi): a resumed study's own, or new ones
+    from a sorted-random warm-up (saved in the study, its best table queued first)."""
+    if "lo" in study.user_attrs:  # resuming: same bounds as before
+        lo, hi = np.array(study.user_attrs["lo"]), np.array(study.user_attrs["hi"])
+        # warm-up trials were spent by the first run; they count against the budget
+        return study.user_attrs.get("warmup_trials", 0), study.user_attrs["target_bpp"], lo, hi
+    n0, tgt, lo, hi = run.warmup_bounds(rng, warmup_fraction, target_bpp)
+    study.set_user_attr("lo", lo.tolist())
+    study.set_user_attr("hi", hi.tolist())
+    study.set_user_attr("target_bpp", tgt)
+    study.set_user_attr("warmup_trials", n0)
+    best = max(run.cands, key=lambda c: c.gain).tables.as_array().reshape(128)
+    study.enqueue_trial({f"e{i}": int(np.clip(best[i], lo[i], hi[i])) for i in range(128)})
+    return n0, tgt, lo, hi
+
+
+def _earlier_trials(study, run: Run) -> int:
+    """An earlier run's measured trials join this result without being measured again; their count."""
+    import optuna
+
+    from dnnjpeg.design.result import Measurement
+
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    for t in done:
+        if "m" in t.user_attrs:
+            tab = QuantTables.from_array(np.array([t.params[f"e{i}"] for i in range(128)]).reshape(2, 8, 8))
+            old = Candidate(tab, Measurement(**t.user_attrs["m"]), t.user_attrs["gain"],
+                            {"phase": "bayes", "trial": t.number})  # fmt: skip
+            run.cands.append(old)
+            run.history.append(old.to_dict())
+    return len(done)
 
 
 class _Annealer:
