@@ -22,7 +22,6 @@ Why by hand: no library trains a JPEG table generator against a classifier.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import math
 from collections.abc import Callable, Sequence
@@ -173,6 +172,7 @@ def train_tablenet(
     import torch
 
     from dnnjpeg.nn import DiffJPEG
+    from dnnjpeg.nn.frozen import frozen
     from dnnjpeg.nn.rate import RateModel
 
     torch.manual_seed(seed)
@@ -223,22 +223,6 @@ def _optimizer(tn, per_image: bool, lr: float, lam_lr: float):
     if per_image:
         groups.append({"params": [p for n, p in tn.named_parameters() if not n.startswith("lam.")], "lr": lr})
     return torch.optim.Adam(groups)
-
-
-@contextlib.contextmanager
-def frozen(net):
-    """``net`` in eval mode with no gradients for its parameters; restored after (the caller's model is unchanged)."""
-    params = [p for p in net.parameters() if p.requires_grad]
-    for p in params:
-        p.requires_grad_(False)
-    was_training = net.training
-    net.eval()
-    try:
-        yield net
-    finally:
-        for p in params:
-            p.requires_grad_(True)
-        net.train(was_training)
 
 
 def _resume(checkpoint, recipe: str, tn, opt, g) -> tuple[list[dict], int]:

@@ -222,22 +222,51 @@ def fisher_statistics(
     import torch
 
     from dnnjpeg.nn import DiffJPEG
+    from dnnjpeg.nn.frozen import frozen
 
     n = len(inputs)
     if n == 0:
         raise ValueError("no images to compute Fisher statistics from")
     gen = torch.Generator().manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    keep = set(rng.choice(n, size=min(rd_images, n), replace=False).tolist())
+    keep = set(np.random.default_rng(seed).choice(n, size=min(rd_images, n), replace=False).tolist())
     net, pre = model.module, model.preprocess
-    net.eval()
     codec = DiffJPEG(subsampling, "ste")
-    gy = torch.zeros(64, dtype=torch.float64)
-    gc = torch.zeros(2, 64, dtype=torch.float64)
+    gy, gc = torch.zeros(64, dtype=torch.float64), torch.zeros(2, 64, dtype=torch.float64)
     n_y = n_c = 0
-    coef_y, coef_c, blocks_y, blocks_c, pixels = [], [], [], [], []
-    # Images of one size go through together: crops are all alike; stored images are grouped by shape.
-    order = sorted(range(n), key=lambda i: tuple(np.shape(inputs[i])))
+    rd = ([], [], [], [], [])  # coefficients (luma, chroma), blocks (luma, chroma), pixels of the RD images
+    groups = _size_groups(inputs, batch_size)
+    with frozen(net):  # only coefficient gradients are needed
+        for idx in groups:
+            x = torch.from_numpy(np.stack([np.asarray(inputs[i]) for i in idx])).permute(0, 3, 1, 2).float()
+            cy0, cc0, sy, sc = _squared_gradients(x, codec, net, pre, geometry, samples, gen)
+            gy += sy
+            gc += sc
+            n_y, n_c = n_y + samples * cy0[..., 0].numel(), n_c + samples * cc0[:, 0, ..., 0].numel()
+            _keep_for_rd([j for j, i in enumerate(idx) if i in keep], cy0, cc0, x, rd)
+            if progress:
+                progress(len(idx))
+    coef_y, coef_c, blocks_y, blocks_c, pixels = rd
+    d_y, r_y = rd_curves(np.concatenate(coef_y), blocks_y)
+    cc_all = np.concatenate(coef_c, axis=1)
+    (d_cb, r_cb), (d_cr, r_cr) = rd_curves(cc_all[0], blocks_c), rd_curves(cc_all[1], blocks_c)
+    return FisherStats((gy / n_y).numpy(), (gc / n_c).numpy(), d_y, r_y, np.stack([d_cb, d_cr]),
+                       np.stack([r_cb, r_cr]), float(np.mean(blocks_y)), float(np.mean(blocks_c)),
+                       float(np.mean(pixels)))  # fmt: skip
+
+
+def _keep_for_rd(sel: list[int], cy0, cc0, x, rd: tuple) -> None:
+    """Add the coefficients of the batch's images ``sel`` (those chosen for the RD curves) to ``rd``."""
+    coef_y, coef_c, blocks_y, blocks_c, pixels = rd
+    coef_y.append(cy0[sel].reshape(-1, 64).numpy())
+    coef_c.append(cc0[sel].permute(1, 0, 2, 3, 4).reshape(2, -1, 64).numpy())
+    blocks_y += [cy0.shape[2] * cy0.shape[3]] * len(sel)
+    blocks_c += [cc0.shape[2] * cc0.shape[3]] * len(sel)
+    pixels += [x.shape[2] * x.shape[3]] * len(sel)
+
+
+def _size_groups(inputs, batch_size: int) -> list[list[int]]:
+    """Indices in batches of one image size: crops are all alike; stored images are grouped by shape."""
+    order = sorted(range(len(inputs)), key=lambda i: tuple(np.shape(inputs[i])))
     groups, cur = [], []
     for i in order:
         if cur and (len(cur) == batch_size or np.shape(inputs[i]) != np.shape(inputs[cur[0]])):
@@ -245,53 +274,30 @@ def fisher_statistics(
             cur = []
         cur.append(i)
     groups.append(cur)
-    grads = [p.requires_grad for p in net.parameters()]
-    for p in net.parameters():  # only coefficient gradients are needed; restored below
-        p.requires_grad_(False)
-    try:
-        for idx in groups:
-            x = torch.from_numpy(np.stack([np.asarray(inputs[i]) for i in idx])).permute(0, 3, 1, 2).float()
-            with torch.no_grad():
-                cy0, cc0 = codec.transform(x)
-            cy, cc = cy0.clone().requires_grad_(True), cc0.clone().requires_grad_(True)
-            rgb = codec.reconstruct(cy, cc, x.shape[2], x.shape[3])
-            if geometry:
-                rgb = pre.geometry_tensor(rgb)
-            logp = torch.log_softmax(net(pre.normalize_tensor(rgb / 255.0)), 1)
-            probs = logp.detach().exp()
-            for s in range(samples):
-                y = torch.multinomial(probs, 1, generator=gen)
-                g_y, g_c = torch.autograd.grad(logp.gather(1, y).sum(), (cy, cc), retain_graph=s < samples - 1)
-                gy += (g_y.double() ** 2).sum(dim=(0, 1, 2, 3))
-                gc += (g_c.double() ** 2).sum(dim=(0, 2, 3))
-            n_y += samples * cy0[..., 0].numel()
-            n_c += samples * cc0[:, 0, ..., 0].numel()
-            sel = [j for j, i in enumerate(idx) if i in keep]
-            coef_y.append(cy0[sel].reshape(-1, 64).numpy())
-            coef_c.append(cc0[sel].permute(1, 0, 2, 3, 4).reshape(2, -1, 64).numpy())
-            blocks_y += [cy0.shape[2] * cy0.shape[3]] * len(sel)
-            blocks_c += [cc0.shape[2] * cc0.shape[3]] * len(sel)
-            pixels += [x.shape[2] * x.shape[3]] * len(sel)
-            if progress:
-                progress(len(idx))
-    finally:
-        for p, g in zip(net.parameters(), grads):
-            p.requires_grad_(g)
-    d_y, r_y = rd_curves(np.concatenate(coef_y), blocks_y)
-    cc_all = np.concatenate(coef_c, axis=1)
-    d_cb, r_cb = rd_curves(cc_all[0], blocks_c)
-    d_cr, r_cr = rd_curves(cc_all[1], blocks_c)
-    return FisherStats(
-        (gy / n_y).numpy(),
-        (gc / n_c).numpy(),
-        d_y,
-        r_y,
-        np.stack([d_cb, d_cr]),
-        np.stack([r_cb, r_cr]),
-        float(np.mean(blocks_y)),
-        float(np.mean(blocks_c)),
-        float(np.mean(pixels)),
-    )
+    return groups
+
+
+def _squared_gradients(x, codec, net, pre, geometry: bool, samples: int, gen):
+    """One batch (B, 3, H, W): its coefficients (luma, chroma) and the summed squared gradients of the
+    log-probability of ``samples`` labels drawn from the prediction, per luma / chroma frequency."""
+    import torch
+
+    with torch.no_grad():
+        cy0, cc0 = codec.transform(x)
+    cy, cc = cy0.clone().requires_grad_(True), cc0.clone().requires_grad_(True)
+    rgb = codec.reconstruct(cy, cc, x.shape[2], x.shape[3])
+    if geometry:
+        rgb = pre.geometry_tensor(rgb)
+    logp = torch.log_softmax(net(pre.normalize_tensor(rgb / 255.0)), 1)
+    probs = logp.detach().exp()
+    sy = torch.zeros(64, dtype=torch.float64)
+    sc = torch.zeros(2, 64, dtype=torch.float64)
+    for s in range(samples):
+        y = torch.multinomial(probs, 1, generator=gen)
+        g_y, g_c = torch.autograd.grad(logp.gather(1, y).sum(), (cy, cc), retain_graph=s < samples - 1)
+        sy += (g_y.double() ** 2).sum(dim=(0, 1, 2, 3))
+        sc += (g_c.double() ** 2).sum(dim=(0, 2, 3))
+    return cy0, cc0, sy, sc
 
 
 @dataclass(frozen=True)
