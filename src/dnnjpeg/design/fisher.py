@@ -347,15 +347,8 @@ def design_fisher(problem: DesignProblem, options: FisherOptions) -> DesignResul
     pr = build_pristine(problem.design_set().subset("design", stat_images), problem.model, problem.at)
     problem.skipped.update(pr.failures)
     original = problem.at == "original"
-    stats = fisher_statistics(
-        pr.sources if original else pr.inputs,
-        problem.model,
-        problem.subsampling,
-        samples,
-        rd_images,
-        seed=problem.seed,
-        geometry=original,
-    )
+    stats = fisher_statistics(pr.sources if original else pr.inputs, problem.model, problem.subsampling, samples,
+                              rd_images, seed=problem.seed, geometry=original)  # fmt: skip
     run = Run(problem, "fisher")
     for g in gammas:
         for t in sorted(targets):
@@ -366,37 +359,26 @@ def design_fisher(problem: DesignProblem, options: FisherOptions) -> DesignResul
     best_g = max(gammas, key=lambda g: mean_gain[g])
     chosen = [c for c in run.cands if c.info.get("gamma") == best_g]
     best = max(chosen, key=lambda c: c.gain)
-    sweep = [
-        {
-            "lam": c.info["lam"],
-            "target_bpp": c.info["target_bpp"],
-            "est_bpp": c.info["est_bpp"],
-            "bpp": c.measurement.bpp,
-        }
-        for c in chosen
-    ]
-    extra = {}
-    tables = best.tables
-    if refine > 0:
-        from dnnjpeg.design.search import profile_search
-
-        score, params, tables, base_score = profile_search(
-            run, refine, REFINE_SCALES, REFINE_RANGES, base=best.tables, phase="refine"
-        )
-        extra = {"refine_params": params, "refine_shape_gain": score, "unrefined_shape_gain": base_score}
-    res = run.result(
-        gamma=best_g,
-        gamma_gains=mean_gain,
-        samples=samples,
-        rd_images=rd_images,
-        stat_images=len(pr.inputs),
-        fisher=stats.to_dict(),
-        best_gain=best.gain,
-        **extra,
-    )
+    sweep = [{"lam": c.info["lam"], "target_bpp": c.info["target_bpp"], "est_bpp": c.info["est_bpp"],
+              "bpp": c.measurement.bpp} for c in chosen]  # fmt: skip
+    tables, extra = _refined(run, best.tables, refine)
+    res = run.result(gamma=best_g, gamma_gains=mean_gain, samples=samples, rd_images=rd_images,
+                     stat_images=len(pr.inputs), fisher=stats.to_dict(), best_gain=best.gain, **extra)  # fmt: skip
     res.tables = tables
     res.family = TableFamily.from_table_set(
         [c.tables for c in chosen], [f"λ={p['lam']:.3g}" for p in sweep], problem.subsampling, name="fisher"
     )
     res.sweep_info = sweep
     return res
+
+
+def _refined(run: Run, tables: QuantTables, refine: int) -> tuple[QuantTables, dict]:
+    """The best table reshaped by up to ``refine`` measured smooth profiles (:func:`profile_search`),
+    and what the refinement found; the table unchanged with ``refine`` 0."""
+    if refine <= 0:
+        return tables, {}
+    from dnnjpeg.design.search import profile_search
+
+    score, params, tables, base_score = profile_search(run, refine, REFINE_SCALES, REFINE_RANGES, base=tables,
+                                                       phase="refine")  # fmt: skip
+    return tables, {"refine_params": params, "refine_shape_gain": score, "unrefined_shape_gain": base_score}
