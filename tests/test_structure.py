@@ -96,3 +96,22 @@ def test_the_import_graph_has_no_cycle():
 
 def test_the_cycle_finder_finds_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def _is_kernel(fn: ast.FunctionDef) -> bool:
+    """A numba kernel, or the factory that compiles one (its inner function is @numba.njit)."""
+    decorated = [d for n in ast.walk(fn) if isinstance(n, ast.FunctionDef) for d in n.decorator_list]
+    return any("njit" in ast.unparse(d) or "numba" in ast.unparse(d) for d in decorated)
+
+
+def test_files_and_functions_stay_small():
+    files = {p: len(p.read_text().splitlines()) for p in SRC.rglob("*.py")}
+    assert {str(p): n for p, n in files.items() if n > 500} == {}
+    assert {str(p): n for p, n in files.items() if "cli" in p.parts and n > 400} == {}
+    long = []
+    for p in files:
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.FunctionDef) and not _is_kernel(node):
+                if node.end_lineno - node.lineno + 1 > 60:
+                    long.append(f"{p.relative_to(SRC)}:{node.name}")
+    assert long == []

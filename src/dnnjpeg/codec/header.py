@@ -353,69 +353,52 @@ def _parse(data: bytes, path: str, file_size: int, complete: bool, tail: bytes |
         fmt = sniff_format(data[:64])
         raise NotAJpegError(path, f"not a JPEG: no SOI marker (content looks like {fmt})", fmt)
 
-    qtables: dict[int, np.ndarray] = {}
-    qbits: dict[int, int] = {}
-    sof = None
-    components: tuple[Component, ...] = ()
-    width = height = precision = 0
-    adobe = None
-    jfif = exif = False
-    orientation = None
-    restart = 0
     warnings: list[str] = []
-    for marker, at, seg in _segments(data, path, complete, warnings):
-        if marker == 0xDB:
-            _read_dqt(seg, at, path, qtables, qbits)
-        elif marker in _SOF:
-            if sof is not None:
-                warnings.append(f"second SOF marker 0xFF{marker:02X} at offset {at} ignored")
-            else:
-                precision, height, width, components = _read_sof(seg, at, path)
-                sof = marker
-        elif marker == 0xDD and len(seg) >= 2:
-            restart = (seg[0] << 8) | seg[1]
-        elif marker == 0xE0 and seg[:5] == b"JFIF\x00":
-            jfif = True
-        elif marker == 0xE1 and seg[:6] == b"Exif\x00\x00":
-            exif = True
-            orientation = _exif_orientation(seg)
-        elif marker == 0xEE and seg[:5] == b"Adobe" and len(seg) >= 12:
-            adobe = seg[11]
-        elif marker == 0xDA:
-            if sof is None:
-                raise CorruptJpegError(path, "start of scan before any frame header (SOF)")
-            break
-
-    if height == 0:
+    f = _markers(data, path, complete, warnings)
+    if f["height"] == 0:
         warnings.append("height 0 in SOF: defined later by a DNL marker")
-    mode, arithmetic = _SOF[sof]
+    mode, arithmetic = _SOF[f["sof"]]
     eoi = None
     if complete:
         eoi = data.rfind(b"\xff\xd9", max(0, n - TAIL_BYTES)) >= 0
     elif tail is not None:
         eoi = tail.rfind(b"\xff\xd9") >= 0
+    comps = f["components"]
     return JpegHeader(
-        path=path,
-        file_size=file_size,
-        width=width,
-        height=height,
-        precision=precision,
-        components=components,
-        subsampling=subsampling_name(components),
-        qtables=qtables,
-        qtable_bits=qbits,
-        sof_marker=sof,
-        mode=mode,
-        arithmetic=arithmetic,
-        color=_color_name(components, adobe, jfif),
-        adobe_transform=adobe,
-        jfif=jfif,
-        exif=exif,
-        orientation=orientation,
-        restart_interval=restart,
-        eoi_found=eoi,
-        warnings=tuple(warnings),
-    )
+        path=path, file_size=file_size, width=f["width"], height=f["height"], precision=f["precision"],
+        components=comps, subsampling=subsampling_name(comps), qtables=f["qtables"], qtable_bits=f["qbits"],
+        sof_marker=f["sof"], mode=mode, arithmetic=arithmetic, color=_color_name(comps, f["adobe"], f["jfif"]),
+        adobe_transform=f["adobe"], jfif=f["jfif"], exif=f["exif"], orientation=f["orientation"],
+        restart_interval=f["restart"], eoi_found=eoi, warnings=tuple(warnings),
+    )  # fmt: skip
+
+
+def _markers(data: bytes, path: str, complete: bool, warnings: list[str]) -> dict:
+    """What the segments before the first scan say: tables, the frame, restart interval, JFIF, EXIF, Adobe."""
+    f = {"qtables": {}, "qbits": {}, "sof": None, "components": (), "width": 0, "height": 0, "precision": 0,
+         "adobe": None, "jfif": False, "exif": False, "orientation": None, "restart": 0}  # fmt: skip
+    for marker, at, seg in _segments(data, path, complete, warnings):
+        if marker == 0xDB:
+            _read_dqt(seg, at, path, f["qtables"], f["qbits"])
+        elif marker in _SOF:
+            if f["sof"] is not None:
+                warnings.append(f"second SOF marker 0xFF{marker:02X} at offset {at} ignored")
+            else:
+                f["precision"], f["height"], f["width"], f["components"] = _read_sof(seg, at, path)
+                f["sof"] = marker
+        elif marker == 0xDD and len(seg) >= 2:
+            f["restart"] = (seg[0] << 8) | seg[1]
+        elif marker == 0xE0 and seg[:5] == b"JFIF\x00":
+            f["jfif"] = True
+        elif marker == 0xE1 and seg[:6] == b"Exif\x00\x00":
+            f["exif"], f["orientation"] = True, _exif_orientation(seg)
+        elif marker == 0xEE and seg[:5] == b"Adobe" and len(seg) >= 12:
+            f["adobe"] = seg[11]
+        elif marker == 0xDA:
+            if f["sof"] is None:
+                raise CorruptJpegError(path, "start of scan before any frame header (SOF)")
+            break
+    return f
 
 
 def parse_header_bytes(data: bytes, path: str = "<bytes>") -> JpegHeader:
