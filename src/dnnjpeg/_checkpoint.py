@@ -13,7 +13,7 @@ import os
 import warnings
 from pathlib import Path
 
-__all__ = ["read_checkpoint"]
+__all__ = ["read_checkpoint", "resume", "write_checkpoint"]
 
 
 def read_checkpoint(path: str | os.PathLike[str], keys: tuple[str, ...], recipe: object = None) -> dict | None:
@@ -59,3 +59,36 @@ def read_checkpoint(path: str | os.PathLike[str], keys: tuple[str, ...], recipe:
             "another --out"
         )
     return ck
+
+
+def resume(path, keys: tuple[str, ...], recipe, module, opt, what: str) -> dict | None:
+    """The checkpoint at ``path`` (None: none, or no path) with its ``state`` and ``opt`` loaded into
+    ``module`` and ``opt``.
+
+    Raises:
+        ValueError: as :func:`read_checkpoint`, or its state does not fit ``module`` (``what`` names it).
+    """
+    from dnnjpeg._fs import display
+
+    ck = read_checkpoint(path, keys, recipe) if path is not None else None
+    if ck is None:
+        return None
+    try:
+        module.load_state_dict(ck["state"])
+        opt.load_state_dict(ck["opt"])
+    except (RuntimeError, ValueError, TypeError, KeyError) as e:
+        raise ValueError(
+            f"{display(path)}: a checkpoint that does not fit this {what} ({str(e)[:160]}); remove it to start again"
+        ) from None
+    return ck
+
+
+def write_checkpoint(path, state: dict) -> None:
+    """``torch.save(state)`` to ``path``, atomically."""
+    import torch
+
+    from dnnjpeg._io import atomic_write_bytes
+
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(Path(path), buf.getvalue())

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dnnjpeg._checkpoint import write_checkpoint
 from dnnjpeg.codec import QuantTables
 
 __all__ = ["TableNet", "train_tablenet", "save_tablenet", "load_tablenet", "LAMBDA_RANGE"]
@@ -195,23 +196,12 @@ def train_tablenet(
             m = sums / len(perm)
             history.append({"epoch": e + 1, "loss": float(m[0]), "kl": float(m[1]), "est_bpp": float(m[2])})
             if checkpoint is not None:
-                _save(checkpoint, {"state": tn.state_dict(), "opt": opt.state_dict(), "rng": g.get_state(),
+                write_checkpoint(checkpoint, {"state": tn.state_dict(), "opt": opt.state_dict(), "rng": g.get_state(),
                                    "history": history, "recipe": recipe})  # fmt: skip
             if progress:
                 progress(e + 1, m[0])
     tn.eval()
     return TableNet(tn, model.name, subsampling, history)
-
-
-def _save(checkpoint, state: dict) -> None:
-    """The training state, written atomically."""
-    import torch
-
-    from dnnjpeg._io import atomic_write_bytes
-
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    atomic_write_bytes(Path(checkpoint), buf.getvalue())
 
 
 def _optimizer(tn, per_image: bool, lr: float, lam_lr: float):
@@ -227,20 +217,13 @@ def _optimizer(tn, per_image: bool, lr: float, lam_lr: float):
 
 def _resume(checkpoint, recipe: str, tn, opt, g) -> tuple[list[dict], int]:
     """(history, first epoch) from a checkpoint of the same recipe, else ([], 0)."""
-    from dnnjpeg._checkpoint import read_checkpoint
-    from dnnjpeg._fs import display
+    from dnnjpeg._checkpoint import resume
 
-    ck = read_checkpoint(checkpoint, CHECKPOINT_KEYS, recipe) if checkpoint is not None else None
+    ck = resume(checkpoint, CHECKPOINT_KEYS, recipe, tn, opt, "table generator")
     if ck is None:
         return [], 0
-    try:
-        tn.load_state_dict(ck["state"])
-        opt.load_state_dict(ck["opt"])
-        g.set_state(ck["rng"])
-        return list(ck["history"]), len(ck["history"])
-    except (RuntimeError, ValueError, TypeError, KeyError) as e:
-        raise ValueError(f"{display(checkpoint)}: a checkpoint that does not fit this table generator "
-                         f"({str(e)[:160]}); remove it to start again") from None  # fmt: skip
+    g.set_state(ck["rng"])
+    return list(ck["history"]), len(ck["history"])
 
 
 def _batch_step(x, g, tn, parts, opt) -> tuple[float, float, float]:

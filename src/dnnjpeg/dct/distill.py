@@ -200,12 +200,10 @@ def distill(
 
 def _save(ck_path: Path | None, state: dict) -> None:
     """The checkpoint, written atomically (nothing without a path)."""
-    from dnnjpeg._io import atomic_write_bytes
+    from dnnjpeg._checkpoint import write_checkpoint
 
     if ck_path is not None:
-        buf = io.BytesIO()
-        torch.save(state, buf)
-        atomic_write_bytes(ck_path, buf.getvalue())
+        write_checkpoint(ck_path, state)
 
 
 def _optimizer(stem, config: DistillConfig):
@@ -226,19 +224,10 @@ def _lr_at(config: DistillConfig, step: int) -> float:
 
 def _resume(ck_path: Path | None, recipe, stem, opt) -> tuple[list[dict], int]:
     """(history, first step) from a checkpoint of the same recipe, else ([], 0)."""
-    from dnnjpeg._checkpoint import read_checkpoint
-    from dnnjpeg._fs import display
+    from dnnjpeg._checkpoint import resume
 
-    ck = read_checkpoint(ck_path, CHECKPOINT_KEYS, recipe) if ck_path is not None else None
-    if ck is None:
-        return [], 0
-    try:
-        stem.load_state_dict(ck["state"])
-        opt.load_state_dict(ck["opt"])
-        return list(ck["history"]), int(ck["step"])
-    except (RuntimeError, ValueError, TypeError, KeyError) as e:
-        raise ValueError(f"{display(ck_path)}: a checkpoint that does not fit this stem ({str(e)[:160]}); "
-                         "remove it to start again") from None  # fmt: skip
+    ck = resume(ck_path, CHECKPOINT_KEYS, recipe, stem, opt, "stem")
+    return ([], 0) if ck is None else (list(ck["history"]), int(ck["step"]))
 
 
 def _step(stem, head, tail, pre, images, config: DistillConfig, step: int, opt) -> tuple[float, float]:
