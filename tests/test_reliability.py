@@ -631,3 +631,19 @@ def test_model_files_with_non_finite_weights_are_refused(tmp_path, kind):
         (tmp_path / "f.pt").write_bytes(buf.getvalue())
         with pytest.raises(ModelUnavailableError, match="f.pt: a broken DCT stem file .*not finite"):
             load_dct_model(f"dct:{tmp_path / 'f.pt'}")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["evaluate", "--data", "{d}", "--device", "gpu", "--out", "{o}"],
+        ["evaluate", "--data", "{d}", "--split", "nope", "--out", "{o}"],
+        ["train", "{d}", "--out", "{o}"],  # no train/ folder
+        ["design", "--method", "deepn", "--data", "{d}", "--out", "{t}/t.json", "--report", "{o}", "--nope", "1"],
+    ],
+)
+def test_01_a_refused_run_leaves_no_output_folder(tmp_path, argv):
+    d = _photos(tmp_path / "data")
+    argv = [a.replace("{d}", str(d)).replace("{o}", str(tmp_path / "o")).replace("{t}", str(tmp_path)) for a in argv]
+    res = CliRunner().invoke(app, argv)
+    assert res.exit_code != 0 and not (tmp_path / "o").exists(), res.output

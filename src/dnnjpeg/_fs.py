@@ -374,6 +374,7 @@ def prepare_output_folder(
     names=(),
     overwrite: bool = False,
     flag: str = "--out",
+    create: bool = True,
 ) -> Path:
     """Check, create and mark a folder a command writes its reports into, before any long work.
 
@@ -384,8 +385,10 @@ def prepare_output_folder(
     Args:
         inputs: paths the command reads (``--data`` folders, trees).
         names: the files the command will write inside (``results.json``, ...).
+        create: False checks only (call again with True when the outputs are about to be written:
+            a run refused on its other arguments leaves no folder behind).
     Returns:
-        The resolved folder, created and marked.
+        The resolved folder, created and marked (with ``create``).
     Raises:
         UnsafeOutputError: as above, naming the first file in the way.
     """
@@ -406,6 +409,8 @@ def prepare_output_folder(
                 raise UnsafeOutputError(
                     real / n, f"exists in {display(p)}, a folder dnnjpeg did not make: give --overwrite to replace it"
                 )
+    if not create:
+        return real
     try:
         real.mkdir(parents=True, exist_ok=True)
         marker = real / OUTPUT_MARKER

@@ -49,17 +49,13 @@ def _out_file(out: Path, inputs, overwrite: bool, flag: str = "--out") -> Path:
 _EVAL_OUTPUTS = ("results.json", "curves.png", "report.md", "report.html")
 
 
-def _out_folder(out: Path, inputs, names, overwrite: bool, flag: str = "--out", mark: bool = True) -> Path:
+def _out_folder(out: Path, inputs, names, overwrite: bool, flag: str = "--out", create: bool = True) -> Path:
     """The one rule for an output folder (:func:`dnnjpeg._fs.prepare_output_folder`), exit 2 with the
-    reason; ``mark=False`` checks only (a folder kept for resuming, such as qnet's --work)."""
-    from dnnjpeg._fs import UnsafeOutputError, check_output_file, prepare_output_folder
+    reason; ``create=False`` checks only."""
+    from dnnjpeg._fs import UnsafeOutputError, prepare_output_folder
 
     try:
-        if not mark:
-            if out.is_dir() and not out.is_symlink():
-                return check_output_file(out / "x", inputs=inputs, overwrite=True, flag=flag).parent
-            return check_output_file(out, inputs=inputs, overwrite=False, flag=flag)
-        return prepare_output_folder(out, inputs=inputs, names=names, overwrite=overwrite, flag=flag)
+        return prepare_output_folder(out, inputs=inputs, names=names, overwrite=overwrite, flag=flag, create=create)
     except UnsafeOutputError as e:
         raise _fail(str(e)) from None
 

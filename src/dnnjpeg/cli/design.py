@@ -48,7 +48,7 @@ def _design_command(
 
     _out_file(out, [data, labels], overwrite)
     if report is not None:
-        _out_folder(report, [data, labels], _EVAL_OUTPUTS, overwrite, "--report")
+        _out_folder(report, [data, labels], _EVAL_OUTPUTS, overwrite, "--report", create=False)  # made by evaluate
     problem = (data, labels, model, at, subsampling, budget, seed, trial_images, objective, storage)
     res = _designed(method, problem, {k: v for k, v in given.items() if v is not None})
     try:

@@ -59,7 +59,7 @@ def _run_evaluation(settings: EvaluationSettings) -> dict:
     """Check the settings, evaluate, write the outputs, and print what a person needs."""
     import shutil
 
-    from dnnjpeg._fs import display
+    from dnnjpeg._fs import display, prepare_output_folder
     from dnnjpeg.evaluate import evaluate, write_outputs
     from dnnjpeg.models import load_model
     from dnnjpeg.pipeline import resolve_device
@@ -69,6 +69,7 @@ def _run_evaluation(settings: EvaluationSettings) -> dict:
     resolve_device(st.device)
     engine = engine_from(st.engine)
     model = _on_device(load_model(st.model), st.device, engine)
+    prepare_output_folder(st.out, inputs=[st.data, st.labels], names=_EVAL_OUTPUTS, overwrite=st.overwrite)
     cache = _chunk_folder(st.out, st.resume)
     err.print(
         f"{len(ds)} images ({ds.layout}, split {st.split}) · {model.name} · JPEG at {st.at} · "
@@ -105,7 +106,8 @@ def _checked(st: EvaluationSettings):
     if st.workers is not None and st.workers < 0:
         raise ValueError(f"--workers must be ≥ 0, got {st.workers}")
     try:
-        prepare_output_folder(st.out, inputs=[st.data, st.labels], names=_EVAL_OUTPUTS, overwrite=st.overwrite)
+        prepare_output_folder(st.out, inputs=[st.data, st.labels], names=_EVAL_OUTPUTS, overwrite=st.overwrite,
+                              create=False)  # fmt: skip
     except OSError as e:
         raise ValueError(str(e)) from None
     try:

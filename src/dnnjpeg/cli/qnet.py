@@ -65,7 +65,7 @@ def qnet_train(
         raise _fail(f"--augment {augment}: at most 1000 copies per image")
     work = work if work is not None else out.with_name(out.name + ".samples")
     _out_file(out, [data], overwrite)
-    _out_folder(work, [data], (), True, "--work", mark=False)
+    _out_folder(work, [data], (), True, "--work", create=False)  # kept for resuming: made when measuring starts
     fam, ds, m, p = _qnet_inputs(data, family, limit, augment, model, probe, device, seed, work)
     samples, skipped = _measure(ds, fam, m, p, augment, seed, work)
     try:

@@ -73,8 +73,9 @@ def train(
         if input_kind == "dct" and (jpeg_layer or compare):
             raise ValueError("--input dct trains a frequency network: --jpeg-layer and --compare are for pixels")
         seed_list = _train_checks(input_kind, frequencies, epochs, batch_size, seeds)
-        prepare_output_folder(out, inputs=[data], names=["results.json"], overwrite=overwrite)
+        prepare_output_folder(out, inputs=[data], names=["results.json"], overwrite=overwrite, create=False)
         tr, te = _load(data, input_kind, limit_per_class, batch_size)
+        prepare_output_folder(out, inputs=[data], names=["results.json"], overwrite=overwrite)
     except (ValueError, FileNotFoundError, OSError) as e:
         raise _fail(str(e)) from None
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, width=width, blocks=blocks, layer_lr=layer_lr,
