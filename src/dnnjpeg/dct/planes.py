@@ -179,11 +179,12 @@ def _gather_kernel():
     return gather
 
 
-def planes_from_bytes(data: bytes, path: str = "<bytes>", layout: str = "4:2:0") -> DctPlanes:
+def planes_from_bytes(data: bytes, path: str = "<bytes>", layout: str = "4:2:0", verify: bool = True) -> DctPlanes:
     """A JPEG file's planes from its bytes: the compiled reader's flat blocks dequantized straight
     into the channel layout (no :class:`Coefficients` in between); progressive and multi-scan files
     through jpeglib and :func:`planes_of`. Equal to ``planes_of(read_coefficients(path), layout)``.
-    ``layout`` "file" takes the file's own (4:2:0 or 4:4:4; gray as 4:2:0).
+    ``layout`` "file" takes the file's own (4:2:0 or 4:4:4; gray as 4:2:0). ``verify``: see
+    :func:`dnnjpeg.dct.read.decode_flat` (False only for bytes dnnjpeg encoded itself).
 
     Raises:
         NotAJpegError / CorruptJpegError / UnsupportedJpegError naming ``path``.
@@ -192,7 +193,7 @@ def planes_from_bytes(data: bytes, path: str = "<bytes>", layout: str = "4:2:0")
 
     if layout not in (*LAYOUTS, "file"):
         raise ValueError(f"layout must be one of {LAYOUTS} or 'file', got {layout!r}")
-    flat = decode_flat(data, path)
+    flat = decode_flat(data, path, verify)
     if flat is None:
         from dnnjpeg.codec.header import parse_header_bytes
 

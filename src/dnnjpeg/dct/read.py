@@ -206,12 +206,13 @@ def decode_coefficients(data: bytes, path: str = "<bytes>") -> Coefficients | No
     return Coefficients(tuple(blocks), *plan.coef)
 
 
-def decode_flat(data: bytes, path: str = "<bytes>") -> tuple[_Plan, np.ndarray] | None:
+def decode_flat(data: bytes, path: str = "<bytes>", verify: bool = True) -> tuple[_Plan, np.ndarray] | None:
     """The scan decoded into one int16 (blocks, 64) array, natural order: component ``i``'s blocks
     start at row ``plan.off[i]``, row-major over its decoded grid ``plan.grids[i]`` (of which the first
     ``plan.real[i]`` rows and columns are the image's). None for progressive or multi-scan files.
     For layouts that skip :class:`Coefficients` (the planes loader); errors as
-    :func:`decode_coefficients`."""
+    :func:`decode_coefficients`. ``verify`` False skips libjpeg's verdict, for bytes dnnjpeg has just
+    encoded itself (as the pixel path decodes its own encodes without it)."""
     plan = _plan(data, path)
     if plan is None:
         return None
@@ -229,7 +230,8 @@ def decode_flat(data: bytes, path: str = "<bytes>") -> tuple[_Plan, np.ndarray] 
         raise CorruptJpegError(path, f"bytes after the scan data at offset {end} before the end-of-image marker")
     # exactly as strict as libjpeg: whatever it warns about (extraneous bytes between segments, a
     # scan cut short, ...) is refused here too, so the coefficient and pixel paths read the same files
-    libjpeg_check(data, path)
+    if verify:
+        libjpeg_check(data, path)
     return plan, out
 
 

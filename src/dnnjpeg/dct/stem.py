@@ -322,20 +322,22 @@ class DctModel(Model):
     #: how a file not at the input size is read (:func:`fit_geometry`): "fit", "crop" or "stored"
     geometry: str = "fit"
 
-    def planes(self, data: bytes, path: str = "<bytes>") -> tuple[np.ndarray, np.ndarray]:
-        """A file's planes at the model's input grid (the module's rules); errors name ``path``."""
+    def planes(self, data: bytes, path: str = "<bytes>", verify: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """A file's planes at the model's input grid (the module's rules); errors name ``path``;
+        ``verify`` False for bytes dnnjpeg has just encoded (:func:`dnnjpeg.dct.read.decode_flat`)."""
         from dnnjpeg.dct.planes import downscale, planes_from_bytes
 
-        p = planes_from_bytes(data, path, "file")  # one read whatever the layout
+        p = planes_from_bytes(data, path, "file", verify)
         c = downscale(p.cbcr, 2) if p.layout == "4:4:4" else p.cbcr
         return fit_geometry(p.y, c, self.preprocess.size, self.geometry)
 
-    def logits_files(self, datas: list[bytes], batch_size: int = 64) -> np.ndarray:
-        """JPEG files' bytes → float32 (N, C) logits from their own coefficients (no decode)."""
+    def logits_files(self, datas: list[bytes], batch_size: int = 64, verify: bool = True) -> np.ndarray:
+        """JPEG files' bytes → float32 (N, C) logits from their own coefficients (no decode); ``verify``
+        False for files dnnjpeg has just encoded (:func:`dnnjpeg.dct.read.decode_flat`)."""
         out = np.zeros((len(datas), self.num_classes), np.float32)
         with torch.inference_mode():
             for i in range(0, len(datas), batch_size):
-                pl = [self.planes(d) for d in datas[i : i + batch_size]]
+                pl = [self.planes(d, verify=verify) for d in datas[i : i + batch_size]]
                 shapes: dict[tuple, list[int]] = {}  # at the stored size: one batch per grid size
                 for k, (y, _) in enumerate(pl):
                     shapes.setdefault(y.shape, []).append(k)
