@@ -15,7 +15,7 @@ import numpy as np
 
 from dnnjpeg._io import atomic_write_bytes
 from dnnjpeg.codec.errors import CorruptJpegError, JpegError, UnsupportedJpegError
-from dnnjpeg.codec.header import JpegHeader, parse_header
+from dnnjpeg.codec.header import JpegHeader, parse_header_bytes
 from dnnjpeg.codec.tables import QuantTables
 
 __all__ = ["Coefficients", "read_coefficients", "write_coefficients"]
@@ -76,10 +76,11 @@ def read_coefficients(path: str | os.PathLike[str]) -> Coefficients:
     from dnnjpeg.codec.strict import jpeglib_turbo, libjpeg_check
 
     p = os.fspath(path)
-    h = parse_header(p)
+    data = read_regular(p)  # read once for the header and the check; jpeglib reads the path itself
+    h = parse_header_bytes(data, p)
     _check_supported(h)
     # jpeglib prints libjpeg's warnings and reads on: the strict check refuses what libjpeg flags first
-    libjpeg_check(read_regular(p), p)
+    libjpeg_check(data, p)
     try:
         d = jpeglib_turbo().read_dct(p)
         blocks = [d.Y] if h.n_components == 1 else [d.Y, d.Cb, d.Cr]
