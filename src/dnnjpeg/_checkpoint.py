@@ -32,16 +32,13 @@ def read_checkpoint(path: str | os.PathLike[str], keys: tuple[str, ...], recipe:
 
     import torch
 
-    from dnnjpeg._fs import MAX_CONFIG_BYTES, display, open_regular
+    from dnnjpeg._fs import MAX_CONFIG_BYTES, display, read_regular
 
     p = Path(path)
     if not os.path.lexists(p):
         return None
     try:
-        with open_regular(p) as f:
-            data = f.read(16 * MAX_CONFIG_BYTES + 1)
-        if len(data) > 16 * MAX_CONFIG_BYTES:
-            raise ValueError("too large")
+        data = read_regular(p, 16 * MAX_CONFIG_BYTES, "checkpoint")
         with warnings.catch_warnings():  # a foreign pickle's protocol warning says nothing to the user
             warnings.simplefilter("ignore")
             ck = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")

@@ -202,10 +202,21 @@ def open_regular(path: str | os.PathLike[str]):
         raise
 
 
-def read_regular(path: str | os.PathLike[str]) -> bytes:
-    """All bytes of a regular file (see :func:`open_regular` for what is refused)."""
+def read_regular(path: str | os.PathLike[str], max_bytes: int | None = None, what: str = "file") -> bytes:
+    """All bytes of a regular file (see :func:`open_regular` for what is refused).
+
+    ``max_bytes``: a larger file is a ValueError naming it (``what`` it was meant to be), checked on
+    the open descriptor before reading and again on what was read (a file growing meanwhile).
+    """
     with open_regular(path) as f:
-        return f.read()
+        if max_bytes is None:
+            return f.read()
+        size = os.fstat(f.fileno()).st_size
+        data = f.read(max_bytes + 1) if size <= max_bytes else b""
+    if size > max_bytes or len(data) > max_bytes:
+        raise ValueError(f"{display(path)}: {max(size, len(data)):,} bytes is too large for a {what} "
+                         f"(at most {max_bytes:,})")  # fmt: skip
+    return data
 
 
 def inside(path: Path, root: Path) -> bool:
@@ -291,14 +302,7 @@ def read_json(path: str | os.PathLike[str], max_bytes: int = MAX_CONFIG_BYTES):
     """
     import json
 
-    with open_regular(path) as f:
-        size = os.fstat(f.fileno()).st_size
-        if size > max_bytes:
-            raise ValueError(f"{display(path)}: {size:,} bytes is too large for a configuration file "
-                             f"(at most {max_bytes:,})")  # fmt: skip
-        data = f.read(max_bytes + 1)
-    if len(data) > max_bytes:  # grew while being read
-        raise ValueError(f"{display(path)}: too large for a configuration file (at most {max_bytes:,} bytes)")
+    data = read_regular(path, max_bytes, "configuration file")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:

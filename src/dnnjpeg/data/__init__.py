@@ -201,13 +201,9 @@ def _from_csv(root: Path, csv_path: Path, wnid_index: dict[str, int]) -> Dataset
     import io
 
     try:  # a regular file only (a FIFO would block forever), read once, size-capped
-        from dnnjpeg._fs import MAX_CONFIG_BYTES, open_regular
+        from dnnjpeg._fs import MAX_CONFIG_BYTES, read_regular
 
-        with open_regular(csv_path) as f:
-            raw_bytes = f.read(MAX_CONFIG_BYTES + 1)
-        if len(raw_bytes) > MAX_CONFIG_BYTES:
-            raise ValueError(f"{display(csv_path)}: too large for a labels CSV (at most {MAX_CONFIG_BYTES:,} bytes)")
-        text = raw_bytes.decode("utf-8")
+        text = read_regular(csv_path, MAX_CONFIG_BYTES, "labels CSV").decode("utf-8")
     except UnicodeDecodeError as e:
         raise ValueError(f"{display(csv_path)}: a labels CSV must be UTF-8 text ({e.reason})") from None
     except OSError as e:
