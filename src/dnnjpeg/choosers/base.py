@@ -50,8 +50,26 @@ class Chooser(Protocol):
         """A person's name for member ``k``."""
 
 
+class NoMembers:
+    """The family half of :class:`Chooser` for choosers without members (fixed tables, SDQ, a table
+    generator): a bit budget over the tree and member encodes are refused, each with its reason."""
+
+    _budget_refusal = "this chooser has no members to measure"  # why a bit budget over the tree cannot apply
+    _member_refusal = "this chooser has no members"
+    _label = "tables"
+
+    def measure(self, pixels):
+        raise ValueError(self._budget_refusal)
+
+    def encode_member(self, pixels, k):
+        raise ValueError(self._member_refusal)
+
+    def member_label(self, k: int) -> str:
+        return self._label
+
+
 @dataclass(frozen=True)
-class FixedTables:
+class FixedTables(NoMembers):
     """Every image encoded with ``tables`` (natural order) at ``subsampling``."""
 
     tables: QuantTables
@@ -59,6 +77,8 @@ class FixedTables:
     optimize: bool = True
     in_process = False
     target_bpp = None
+    _budget_refusal = "fixed tables have no members to measure: a bit budget needs a family chooser"
+    _member_refusal, _label = "fixed tables have no members", "tables"
 
     def scaled(self, factor: float) -> FixedTables:
         return self if factor == 1.0 else replace(self, tables=self.tables.scaled(factor))
@@ -71,15 +91,6 @@ class FixedTables:
 
     def encode(self, pixels: np.ndarray) -> tuple[bytes, int | None]:
         return encode(pixels, self.tables, self.subsampling, self.optimize), None
-
-    def measure(self, pixels):
-        raise ValueError("fixed tables have no members to measure: a bit budget needs a family chooser")
-
-    def encode_member(self, pixels, k):
-        raise ValueError("fixed tables have no members")
-
-    def member_label(self, k: int) -> str:
-        return "tables"
 
 
 def _check_rate(lam: float | None, target_bpp: float | None) -> None:

@@ -9,13 +9,14 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from dnnjpeg._runtime import one_torch_thread_in_pool_workers
+from dnnjpeg.choosers.base import NoMembers
 from dnnjpeg.codec import QuantTables, encode
 
 __all__ = ["TableNetChoice", "SDQChoice"]
 
 
 @dataclass(frozen=True)
-class TableNetChoice:
+class TableNetChoice(NoMembers):
     """Each image gets its own tables from a table generator (:mod:`dnnjpeg.tablenet`) at ``lam``
     (nats of KL per bit per pixel at the model input): the thumbnail of the classifier's input crop
     → 128 steps, rounded. Trained at the model input: meant for datasets stored near that size."""
@@ -26,6 +27,8 @@ class TableNetChoice:
     optimize: bool = True
     in_process = True
     target_bpp = None
+    _budget_refusal = "a table generator takes --lam, not a bit budget"
+    _member_refusal, _label = "a table generator has no members", "own tables"
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.lam) and self.lam > 0):
@@ -64,18 +67,9 @@ class TableNetChoice:
     def encode(self, pixels: np.ndarray) -> tuple[bytes, int | None]:
         return encode(pixels, self.tables_for(pixels), self.subsampling, self.optimize), None
 
-    def measure(self, pixels):
-        raise ValueError("a table generator takes --lam, not a bit budget")
-
-    def encode_member(self, pixels, k):
-        raise ValueError("a table generator has no members")
-
-    def member_label(self, k: int) -> str:
-        return "own tables"
-
 
 @dataclass(frozen=True)
-class SDQChoice:
+class SDQChoice(NoMembers):
     """Every image with ``tables``, each block's levels chosen by soft-decision quantization
     (:mod:`dnnjpeg.sdq`): least Σ w (c − q l)² + λ · bits.
 
@@ -97,6 +91,8 @@ class SDQChoice:
     in_process = False
     pool_start = "spawn"  # the coefficients come from the differentiable codec (torch)
     target_bpp = None  # the budget is per image (``bpp``), not a λ fitted over the tree
+    _budget_refusal = "SDQ has no members to measure: its budget is per image"
+    _member_refusal, _label = "SDQ has no members", "sdq"
 
     def __post_init__(self) -> None:
         from dnnjpeg.sdq.weights import WEIGHTS
@@ -159,15 +155,6 @@ class SDQChoice:
             return at(self.lam if self.lam is not None else table_lambda(self.tables, lam_w, self._alpha)), None
         n = pixels.shape[0] * pixels.shape[1]
         return _within_budget(at, self.bpp * n / 8, table_lambda(self.tables, lam_w, 1.0), n)
-
-    def measure(self, pixels):
-        raise ValueError("SDQ has no members to measure: its budget is per image")
-
-    def encode_member(self, pixels, k):
-        raise ValueError("SDQ has no members")
-
-    def member_label(self, k: int) -> str:
-        return "sdq"
 
 
 _SDQ_MODELS: dict = {}
