@@ -90,3 +90,30 @@ def test_sdq_families_search_the_levels_of_a_familys_tables(kodak_dir):
                      ("sdq:fisher:sdq:mse", "plain tables")):  # fmt: skip
         with pytest.raises(ValueError, match=msg):
             parse_family(bad)
+
+
+def test_resize_suffix_stores_the_image_smaller_and_counts_its_source_pixels(tmp_path):
+    import numpy as np
+
+    from dnnjpeg.codec import decode
+    from dnnjpeg.data import discover
+    from dnnjpeg.evaluate import evaluate
+    from dnnjpeg.models import load_model
+
+    f = parse_family("standard:50+resize:64")
+    assert f.name == "standard 4:2:0 resized to 64" and f.points[0].resize == 64 and f.kappa is None
+    assert parse_family(f"{'preset:efficientnet-lite0-420-original-sweep'}+resize:64").kappa is None
+    img = (np.random.default_rng(0).random((96, 160, 3)) * 255).astype(np.uint8)
+    assert decode(f.points[0].encode(img)).shape == (64, 107, 3)
+    assert f.points[0].to_dict()["resize"] == 64 and "resize" not in parse_family("standard:50").points[0].to_dict()
+    for bad in ("standard+resize:0", "standard+resize:x", "qnet:preset:efficientnet-lite0-qnet+resize:64"):
+        with pytest.raises(ValueError):
+            parse_family(bad)
+    from .evaluate.tiny import write_images
+
+    write_images(tmp_path / "d", 2, size=(96, 160))
+    res = evaluate(discover(tmp_path / "d"), load_model("efficientnet-lite0"),
+                   [parse_family("standard:50"), f], at="original", n_boot=0, progress=False).to_dict()  # fmt: skip
+    plain, small = (c["points"][0] for c in res["curves"])
+    assert res["pristine"]["per_image"]["pixels"] == [96 * 160] * 2  # per pixel of the stored image
+    assert small["bpp"] < 0.8 * plain["bpp"]  # (4/9 of the pixels; the headers weigh on 96×160 images)

@@ -448,7 +448,7 @@ def test_07_resume_verifies_saved_chunks(tmp_path, edit):
 def test_10_sdq_target_out_of_reach_is_said(tmp_path):
     src = _photos(tmp_path / "src", 1, size=(32, 48))
     res = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "dst"), "--levels", "sdq:mse", "--tables",
-                                   str(_tables(tmp_path)), "--target-bpp", "1e-9", "--workers", "1"])  # fmt: skip
+                                   str(_tables(tmp_path)), "--file-bpp", "1e-9", "--workers", "1"])  # fmt: skip
     assert res.exit_code == 1, res.output
     assert "out of reach" in res.stderr and "n01440764_0.JPEG" in res.stderr and "0 written" in res.stdout
     assert not list((tmp_path / "dst").glob("*.jpg"))

@@ -18,6 +18,8 @@ by rate alone uses) and what it was designed for (model, ``--at``, subsampling).
                                   subsampling it was designed for unless @ says otherwise;
                                   a preset that holds a sweep is that family of tables
     standard:10,50@4:4:4          any form, with its own chroma subsampling
+    standard+resize:256           any form, the image's shorter side brought down to 256 px first
+                                  (bits still per pixel of the image given)
     jpegli[:10,50,90]             jpegli (pyjpegli) at these qualities (default: the ladder's);
                                   its own tables and adaptive quantization, always 4:2:0
     qnet:qnet.json                a QNet's family ("qnet:FILE members"); evaluate also measures
@@ -39,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from dnnjpeg._fs import read_json
-from dnnjpeg.codec import QuantTables, encode
+from dnnjpeg.codec import QuantTables, encode, resize_shorter
 from dnnjpeg.conventions import LADDER_QUALITIES, SUBSAMPLINGS
 
 __all__ = [
@@ -73,6 +75,10 @@ class CodecSpec:
     tag: str | None = None  # a label for tables of a set (e.g. "λ=0.05")
     encoder: str = "libjpeg"
     sdq: tuple | None = None  # (weights, alpha, refit) for encoder "sdq"
+    #: the shorter side in px the image is brought down to before encoding (never enlarged; the
+    #: classifiers' bilinear filter, :func:`dnnjpeg.codec.resize_shorter`): bits stay counted per
+    #: pixel of the image given, so a smaller file is charged fairly
+    resize: int | None = None
 
     def __post_init__(self) -> None:
         if self.subsampling not in SUBSAMPLINGS:
@@ -85,12 +91,21 @@ class CodecSpec:
             raise ValueError("an sdq setting needs its (weights, alpha, refit), and only it has them")
         if self.encoder == "sdq" and (self.subsampling not in ("4:2:0", "4:4:4") or not self.optimize):
             raise ValueError("SDQ writes 4:2:0 or 4:4:4 with optimized Huffman tables")
+        if self.resize is not None and not 1 <= self.resize <= 65535:
+            raise ValueError(f"resize to a shorter side of {self.resize} px: must be 1..65535")
+
+    def resized(self, image):
+        """``image`` as this setting encodes it: its shorter side brought down to ``resize`` (a no-op
+        when unset or already that small, so calling it twice is calling it once)."""
+        return image if self.resize is None else resize_shorter(np.asarray(image), self.resize)
 
     def encode(self, image, weights=None) -> bytes:
         """The JPEG file for uint8 (H, W, 3) RGB or (H, W) gray ``image`` with this setting.
 
         ``weights``: this image's SDQ weights (three (rows, cols, 8, 8) arrays), which an "sdq"
-        setting with gradient weights needs (:func:`dnnjpeg.sdq.weights.gradient_weights`)."""
+        setting with gradient weights needs (:func:`dnnjpeg.sdq.weights.gradient_weights`), of the
+        image as :meth:`resized` gives it."""
+        image = self.resized(image)
         if self.encoder == "jpegli":
             from dnnjpeg.codec.jpegli import encode_jpegli
 
@@ -124,6 +139,7 @@ class CodecSpec:
             "optimize": self.optimize,
             "encoder": self.encoder,
             **({"sdq": list(self.sdq)} if self.sdq else {}),
+            **({"resize": self.resize} if self.resize else {}),
             "tables": self.tables.to_dict(),
         }
 
@@ -197,6 +213,14 @@ class TableFamily:
         raise ValueError(
             f"{where}: no curve with these {len(self)} tables (evaluate the same family there, e.g. on --split design)"
         )
+
+    def resized(self, side: int) -> TableFamily:
+        """Every member storing the image with its shorter side brought down to ``side`` px first
+        (``FAMILY+resize:N``); the members' recorded mean KL is of other files, so it is dropped."""
+        if self.qnet is not None:
+            raise ValueError(f"{self.name}: a QNet chooses among JPEGs of the stored image; it cannot resize")
+        pts = tuple(replace(p, resize=side) for p in self.points)
+        return replace(self, name=f"{self.name} resized to {side}", points=pts, kappa=None)
 
     @staticmethod
     def union(families) -> TableFamily:
@@ -352,6 +376,11 @@ def family_kind(kind: str):
 
 def parse_family(text: str, subsampling: str = "4:2:0", scales=DEFAULT_SCALES, optimize: bool = True) -> TableFamily:
     """Parse a ``--codec`` / ``--family`` value (see the module doc). Errors say what was expected."""
+    head, plus, side = text.rpartition("+resize:")
+    if plus:
+        if not side.isdigit() or not 1 <= int(side) <= 65535:
+            raise ValueError(f"--codec {text!r}: +resize:N takes the shorter side in pixels, e.g. +resize:256")
+        return parse_family(head, subsampling, scales, optimize).resized(int(side))
     body, _, ss = text.partition("@")
     explicit_ss = bool(ss)
     ss = ss or subsampling

@@ -101,8 +101,8 @@ def select_encode(
 
     family = list(family)
     subs = _checked_args(family, subsampling, kappa, search, start)
-    grad = _gradient_weights(rgb, family, model)  # once per image, for every member
-    datas = [t.encode(rgb, weights=grad) if hasattr(t, "encode") else encode(rgb, t, s, optimize)
+    grad = _gradient_weights(rgb, family, model)  # once per image and stored size, for every member
+    datas = [t.encode(rgb, weights=grad.get(t.resize)) if hasattr(t, "encode") else encode(rgb, t, s, optimize)
              for t, s in zip(family, subs)]  # fmt: skip
     bits = np.array([8 * len(d) for d in datas], np.int64)
     if kappa is not None:
@@ -137,15 +137,17 @@ def _checked_args(family: list, subsampling, kappa, search: str, start) -> list[
     return subs
 
 
-def _gradient_weights(rgb, family, model):
-    """The image's own SDQ gradient weights when a member needs them (one backward pass), else None."""
-    if not (any(getattr(t, "sdq", None) and t.sdq[0] == "gradient" for t in family) and np.ndim(rgb) == 3):
-        return None
+def _gradient_weights(rgb, family, model) -> dict:
+    """The image's own SDQ gradient weights where a member needs them (one backward pass per size the
+    members store it at): {member's ``resize`` (None: as stored): weights}; {} when none needs them."""
+    need = {t.resize for t in family if getattr(t, "sdq", None) and t.sdq[0] == "gradient"}
+    if not need or np.ndim(rgb) != 3:
+        return {}
     from dnnjpeg.sdq.weights import gradient_weights
 
     if model is None:
         raise ValueError("SDQ with gradient weights needs the network (--choose network)")
-    return gradient_weights(rgb, model)
+    return {r: gradient_weights(next(t for t in family if t.resize == r).resized(rgb), model) for r in need}
 
 
 def _climb_choice(rgb, datas: list[bytes], bits: np.ndarray, model, lam: float, start) -> tuple[int, np.ndarray]:

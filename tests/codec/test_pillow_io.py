@@ -83,3 +83,22 @@ def test_rejects_bad_arguments_and_inputs(tmp_path):
     p.write_bytes(data[: len(data) // 2])
     with pytest.raises(CorruptJpegError, match="cut.jpg"):
         decode_file(p)
+
+
+def test_resize_shorter_is_the_classifiers_own_first_step():
+    """Brought down with the classifier's filter and rounding, its preprocessing then reads the same pixels."""
+    from dnnjpeg.codec import resize_shorter
+    from dnnjpeg.models import Preprocess
+
+    rng = np.random.default_rng(0)
+    pre = Preprocess(224, 256)
+    for h, w in ((375, 500), (500, 333), (1200, 799), (257, 3000)):
+        img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        small = resize_shorter(img, 256)
+        assert min(small.shape[:2]) == 256 and small.shape[0] * w == pytest.approx(small.shape[1] * h, rel=0.01)
+        assert np.array_equal(pre.geometry(small), pre.geometry(img))
+    img = rng.integers(0, 256, (200, 300), dtype=np.uint8)
+    assert resize_shorter(img, 256) is img  # never enlarged
+    assert resize_shorter(img, 100).shape == (100, 150)
+    with pytest.raises(ValueError, match="interpolation"):
+        resize_shorter(img, 100, "area")

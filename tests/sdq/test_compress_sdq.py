@@ -1,11 +1,11 @@
 """compress with soft-decision quantization (SDQChoice, --levels sdq:…): ordinary files with the given tables."""
 
 import numpy as np
-import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
 from dnnjpeg.choosers import SDQChoice, make_chooser
+from dnnjpeg.choosers.own import SDQ_ALPHAS
 from dnnjpeg.cli import app
 from dnnjpeg.codec import QuantTables, decode_file, encode, parse_header
 from dnnjpeg.compress import compress_tree
@@ -57,16 +57,17 @@ def test_compress_writes_the_tables_with_searched_levels_and_the_cli(tmp_path, k
                      (["--levels", "sdq:mse", "--lam", "1", "--target-bpp", "1"], "not both")):  # fmt: skip
         r = CliRunner().invoke(app, ["compress", str(tmp_path / "src"), str(tmp_path / "d3"), *bad])
         assert r.exit_code == 2 and msg in r.output, r.output
-    with pytest.raises(ValueError, match="per image"):
-        ch.measure(src0)
+    bits, err = ch.measure(src0)  # the λ ladder a bit budget over the tree chooses from
+    assert len(bits) == len(err) == len(SDQ_ALPHAS) and bits[0] == 8 * len(sdq_encode(src0, t, 0.0)[0])
+    assert bits[-1] < bits[0] and err[-1] > err[0] >= 0
 
 
-def test_a_bit_budget_is_met_per_image_with_the_least_lambda(tmp_path, kodak_dir):
+def test_a_cap_per_file_is_met_with_the_least_lambda(tmp_path, kodak_dir):
     _tree(tmp_path / "src", kodak_dir)
     t = QuantTables.standard(90)
     sizes = {}
     for bpp in (1.2, 0.8):
-        rep = compress_tree(tmp_path / "src", tmp_path / f"b{bpp}", make_chooser(sdq="mse", tables=t, target_bpp=bpp),
+        rep = compress_tree(tmp_path / "src", tmp_path / f"b{bpp}", make_chooser(sdq="mse", tables=t, file_bpp=bpp),
                             workers=2)  # fmt: skip
         assert rep.written == 4 and not rep.failures
         for i in range(3):

@@ -32,6 +32,7 @@ def make_chooser(
     tablenet=None,
     sdq: str | None = None,
     sdq_alpha: float | None = None,
+    file_bpp: float | None = None,
 ) -> Chooser:
     """The chooser for what a user gave, with one clear error for every bad combination.
 
@@ -48,7 +49,8 @@ def make_chooser(
         tablenet: a table generator (or its file): :class:`TableNetChoice` at ``lam`` (nats per bpp).
         sdq: SDQ weights (fisher, crop, gradient, mse): :class:`SDQChoice` with ``tables``
             (default: the shipped lite0 table for stored images) at ``lam`` (nats per bit; default
-            alpha × the table's step error) or ``target_bpp`` per image.
+            alpha × the table's step error), ``target_bpp`` (the tree's average, as for every chooser)
+            or ``file_bpp`` (a cap per file: each file the smallest λ that fits).
         search: with ``model``: "all" members measured per image, or "climb" (a local search;
             with ``target_bpp`` the budget is still found by measuring every member).
     Raises:
@@ -57,7 +59,9 @@ def make_chooser(
     """
     _one_way(tables, family, model, kappa_from, by_rate, qnet, target_bpp, search, tablenet, sdq)
     if sdq is not None:
-        return _sdq_chooser(tables, sdq, sdq_alpha, lam, target_bpp, subsampling)
+        return _sdq_chooser(tables, sdq, sdq_alpha, lam, target_bpp, subsampling, file_bpp)
+    if file_bpp is not None:
+        raise ValueError("--file-bpp caps each file by SDQ's λ: it goes with --choose fixed --levels sdq:W")
     if tablenet is not None:
         return _tablenet_chooser(tablenet, lam, subsampling, optimize)
     if tables is not None:
@@ -111,13 +115,13 @@ def _one_way(tables, family, model, kappa_from, by_rate, qnet, target_bpp, searc
         )
 
 
-def _sdq_chooser(tables, weights: str, alpha, lam, target_bpp, subsampling: str) -> SDQChoice:
+def _sdq_chooser(tables, weights: str, alpha, lam, target_bpp, subsampling: str, file_bpp=None) -> SDQChoice:
     """SDQ in fixed tables (default: the shipped lite0 table for stored images)."""
     from dnnjpeg.presets import load_preset
 
     t = (tables if isinstance(tables, QuantTables) else QuantTables.load(tables)) if tables is not None else (
         load_preset("efficientnet-lite0-420-original"))  # fmt: skip
-    return SDQChoice(t, weights, lam, alpha=alpha, subsampling=subsampling, bpp=target_bpp)
+    return SDQChoice(t, weights, lam, alpha=alpha, subsampling=subsampling, bpp=target_bpp, file_bpp=file_bpp)
 
 
 def _tablenet_chooser(tablenet, lam, subsampling: str, optimize: bool) -> TableNetChoice:
@@ -216,13 +220,17 @@ def chooser_from_decisions(
     target_bpp: float | None = None,
     subsampling: str = "4:2:0",
     optimize: bool = True,
+    file_bpp: float | None = None,
 ) -> Chooser:
     """compress's two decisions: ``choose`` (which tables each image gets, :data:`CHOOSE_KINDS`) and
     ``levels`` (how each block's levels are chosen in them, :data:`LEVELS`), with one budget (``lam`` or
-    ``target_bpp``). Every pair that makes sense is built from the same choosers as :func:`make_chooser`
+    ``target_bpp``, the tree's average; or ``file_bpp``, a cap per file, with fixed tables and SDQ). Every
+    pair that makes sense is built from the same choosers as :func:`make_chooser`
     (same files, byte for byte); a pair that does not is one ValueError saying why.
     """
     kind, _, arg = choose.partition(":")
+    if file_bpp is not None and (kind != "fixed" or levels == "round"):
+        raise ValueError("--file-bpp caps each file by SDQ's λ: it goes with --choose fixed --levels sdq:W")
     if kind not in CHOOSE_KINDS:
         raise ValueError(f"--choose {choose!r}: one of {', '.join(CHOOSE_KINDS)} (optionally KIND:ARG)")
     weights, alpha = _levels(levels)
@@ -233,7 +241,7 @@ def chooser_from_decisions(
         if arg:
             raise ValueError(f"--choose {choose!r}: fixed takes no argument; give the table as --tables FILE")
         if weights is not None:  # default: the shipped lite0 table
-            return make_chooser(tables=tables, sdq=weights, sdq_alpha=alpha, **rate)
+            return make_chooser(tables=tables, sdq=weights, sdq_alpha=alpha, file_bpp=file_bpp, **rate)
         if tables is None:
             raise ValueError("--choose fixed needs --tables FILE (or choose per image: --choose network, rate, qnet)")
         return make_chooser(tables=tables, **rate)

@@ -77,9 +77,15 @@ class SDQChoice(NoMembers):
     λ in nats per bit), "crop" (the same, zero outside lite0's centre crop), "gradient" (this
     image's own Fisher diagonal per block, one backward pass of ``model_name`` per image), "mse"
     (the PSNR control, λ in squared levels per bit). ``lam`` None: ``alpha`` × the table's weighted
-    step error (:func:`dnnjpeg.sdq.encode.table_lambda`; default by weights). ``bpp``: instead of a fixed λ, each
-    image gets the smallest λ whose file fits that many bits per pixel (a per-image budget).
-    Gray images are written with plain rounding (the search is for colour images)."""
+    step error (:func:`dnnjpeg.sdq.encode.table_lambda`; default by weights).
+
+    ``bpp``: instead of a fixed λ, the average over the tree, as for every chooser: its members are
+    SDQ at a ladder of λ (:data:`SDQ_ALPHAS` × the table's step error); compress measures each
+    member's bits and weighted error Σ w (c − q l)² on every image and gives each image the member
+    of least error + μ · bits at the one slope μ that fits the tree, so a textured image gets more
+    bits than a flat one (the rule SDQ applies to each block, applied to the images).
+    ``file_bpp``: a per-file cap instead: each image the smallest λ whose file fits that many bits
+    per pixel. Gray images are written with plain rounding (the search is for colour images)."""
 
     tables: QuantTables
     weights: str = "fisher"
@@ -88,11 +94,16 @@ class SDQChoice(NoMembers):
     subsampling: str = "4:2:0"
     bpp: float | None = None
     model_name: str = "efficientnet-lite0"
+    file_bpp: float | None = None
     in_process = False
     pool_start = "spawn"  # the coefficients come from the differentiable codec (torch)
-    target_bpp = None  # the budget is per image (``bpp``), not a λ fitted over the tree
-    _budget_refusal = "SDQ has no members to measure: its budget is per image"
-    _member_refusal, _label = "SDQ has no members", "sdq"
+    _budget_refusal = "SDQ measures its members only for a bit budget over the tree (--target-bpp)"
+    _member_refusal, _label = "SDQ has members only under a bit budget over the tree", "sdq"
+
+    @property
+    def target_bpp(self) -> float | None:
+        """The tree's average bits per pixel to fit (compress measures the λ ladder first), or None."""
+        return self.bpp
 
     def __post_init__(self) -> None:
         from dnnjpeg.sdq.weights import WEIGHTS
@@ -104,8 +115,11 @@ class SDQChoice(NoMembers):
             raise ValueError(f"--levels sdq --lam must be a finite number ≥ 0 (nats per bit), got {self.lam}")
         if self.alpha is not None and not (math.isfinite(self.alpha) and self.alpha >= 0):
             raise ValueError(f"--levels sdq alpha must be a finite number ≥ 0, got {self.alpha}")
-        if self.bpp is not None and (self.lam is not None or not (math.isfinite(self.bpp) and self.bpp > 0)):
-            raise ValueError(f"--levels sdq takes --lam or --target-bpp (a number > 0), not both; got {self.bpp}")
+        for name, v in (("--target-bpp", self.bpp), ("--file-bpp", self.file_bpp)):
+            if v is not None and (self.lam is not None or not (math.isfinite(v) and v > 0)):
+                raise ValueError(f"--levels sdq takes --lam or {name} (a number > 0), not both; got {v}")
+        if self.bpp is not None and self.file_bpp is not None:
+            raise ValueError("--target-bpp (the tree's average) and --file-bpp (a cap per file): give one")
         if self.subsampling not in ("4:2:0", "4:4:4"):
             raise ValueError(f"--levels sdq writes 4:2:0 or 4:4:4, got {self.subsampling}")
 
@@ -121,10 +135,12 @@ class SDQChoice(NoMembers):
     def settings(self) -> dict:
         return {"sdq": self.weights, "tables": self.tables.to_dict(), "lam": self.lam, "alpha": self._alpha,
                 "bpp": self.bpp, "subsampling": self.subsampling,
-                "model": self.model_name if self.weights in ("gradient", "crop") else None}  # fmt: skip
+                "model": self.model_name if self.weights in ("gradient", "crop") else None,
+                **({"file_bpp": self.file_bpp} if self.file_bpp else {})}  # fmt: skip
 
     def describe(self) -> str:
-        rate = (f"{self.bpp:g} bpp per image" if self.bpp is not None else f"λ = {self.lam:g}" if self.lam is not None
+        rate = (f"{self.bpp:g} bpp over the tree" if self.bpp is not None else f"at most {self.file_bpp:g} bpp per file"
+                if self.file_bpp is not None else f"λ = {self.lam:g}" if self.lam is not None
                 else f"λ = {self._alpha:g} × the table's step error")  # fmt: skip
         return f"soft-decision quantization ({self.weights} weights) at {rate}, {self.subsampling}"
 
@@ -137,24 +153,66 @@ class SDQChoice(NoMembers):
             _SDQ_MODELS[self.model_name] = load_model(self.model_name)
         return _SDQ_MODELS[self.model_name]
 
-    def encode(self, pixels: np.ndarray) -> tuple[bytes, int | None]:
-        if pixels.ndim == 2:
-            return encode(pixels, self.tables, self.subsampling, True), None
+    def _search(self, pixels: np.ndarray):
+        """(coefficients, weights, λ per unit alpha) of a colour image: what every encode of it shares."""
         one_torch_thread_in_pool_workers()
-        from dnnjpeg.sdq.encode import image_coefficients, sdq_encode, table_lambda
+        from dnnjpeg.sdq.encode import image_coefficients, table_lambda
         from dnnjpeg.sdq.weights import image_weights, rate_weights
 
         coefs = image_coefficients(pixels, self.subsampling)
         w = image_weights(self.weights, pixels, self.subsampling, self._model if self.weights == "gradient" else None)
-        lam_w = rate_weights(self.weights)
+        return coefs, w, table_lambda(self.tables, rate_weights(self.weights), 1.0)
 
-        def at(lam: float) -> bytes:
-            return sdq_encode(pixels, self.tables, lam, w, self.subsampling, coefficients=coefs)[0]
+    def _at(self, pixels, coefs, w, lam: float):
+        from dnnjpeg.sdq.encode import sdq_encode
 
-        if self.bpp is None:
-            return at(self.lam if self.lam is not None else table_lambda(self.tables, lam_w, self._alpha)), None
+        return sdq_encode(pixels, self.tables, lam, w, self.subsampling, coefficients=coefs)
+
+    def encode(self, pixels: np.ndarray) -> tuple[bytes, int | None]:
+        if pixels.ndim == 2:
+            return encode(pixels, self.tables, self.subsampling, True), None
+        coefs, w, lam1 = self._search(pixels)
+        if self.file_bpp is None:
+            return self._at(pixels, coefs, w, self.lam if self.lam is not None else lam1 * self._alpha)[0], None
         n = pixels.shape[0] * pixels.shape[1]
-        return _within_budget(at, self.bpp * n / 8, table_lambda(self.tables, lam_w, 1.0), n)
+        return _within_budget(lambda lam: self._at(pixels, coefs, w, lam)[0], self.file_bpp * n / 8, lam1, n)
+
+    def measure(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every member's (bits (K,), weighted error Σ w (c − q l)² (K,), in the weights' units) on this
+        image; members are λ = :data:`SDQ_ALPHAS` × the table's step error (gray: rounding, error 0)."""
+        if pixels.ndim == 2:
+            b = 8 * len(encode(pixels, self.tables, self.subsampling, True))
+            return np.full(len(SDQ_ALPHAS), b, np.int64), np.zeros(len(SDQ_ALPHAS))
+        coefs, w, lam1 = self._search(pixels)
+        from dnnjpeg.sdq.encode import _component_weights
+
+        wt = _component_weights(w, coefs)
+        bits, err = [], []
+        for a in SDQ_ALPHAS:
+            data, coef = self._at(pixels, coefs, w, lam1 * a)
+            steps = (self.tables.luma, self.tables.chroma, self.tables.chroma)
+            e = 0.0
+            for c, lv, q, wi in zip(coefs, coef.blocks, steps, wt):
+                r, k = lv.shape[:2]  # the blocks written (the coefficients may carry padding)
+                wi = np.broadcast_to(wi, c.shape)[:r, :k]
+                e += float((wi * (c[:r, :k] - q * lv.astype(np.float64)) ** 2).sum())
+            bits.append(8 * len(data))
+            err.append(e)
+        return np.array(bits, np.int64), np.array(err)
+
+    def encode_member(self, pixels: np.ndarray, k: int) -> bytes:
+        if pixels.ndim == 2:
+            return encode(pixels, self.tables, self.subsampling, True)
+        coefs, w, lam1 = self._search(pixels)
+        return self._at(pixels, coefs, w, lam1 * SDQ_ALPHAS[k])[0]
+
+    def member_label(self, k: int) -> str:
+        return f"alpha={SDQ_ALPHAS[k]:g}"
+
+
+#: The members of an SDQ chooser under a bit budget over the tree: λ = alpha × the table's weighted
+#: step error, from rounding (0) to where nearly every AC level is gone, a factor 2 apart.
+SDQ_ALPHAS: tuple[float, ...] = (0.0,) + tuple(2.0**e for e in range(-10, 3))
 
 
 _SDQ_MODELS: dict = {}

@@ -31,9 +31,11 @@ _LAM_HELP = (
     "--levels sdq (default a fraction of the table's step error); per bit per pixel for tablenet."
 )
 _TARGET_HELP = (
-    "The budget as bits per pixel instead of λ: a family choice finds the λ that fits over the files written "
-    "(every member measured first); --levels sdq with --choose fixed fits each image."
+    "The budget as the average bits per pixel over the files written, in every mode: each file's members are "
+    "measured first (a family's tables, or SDQ at a ladder of λ) and one λ for the tree is found, so a textured "
+    "image gets more bits than a flat one."
 )
+_FILE_BPP_HELP = "--choose fixed --levels sdq: a cap per file instead: each file the smallest λ that fits B bpp."
 _RESIZE_HELP = (
     "Store every image at a classifier's input size S first: shorter side to S/0.875, centre crop S×S (S a "
     "multiple of 16: whole 4:2:0 blocks), so that a model reading coefficients needs no resizing; every --choose."
@@ -49,6 +51,7 @@ def compress(
     family: list[str] | None = typer.Option(None, "--family", help=_FAMILY_HELP),
     lam: float | None = typer.Option(None, "--lam", help=_LAM_HELP),
     target_bpp: float | None = typer.Option(None, "--target-bpp", help=_TARGET_HELP),
+    file_bpp: float | None = typer.Option(None, "--file-bpp", help=_FILE_BPP_HELP),
     scale: float = typer.Option(1.0, "--scale", help="Multiply every table entry (clamped to 1..255)."),
     subsampling: str = typer.Option("4:2:0", "--subsampling"),
     optimize: bool = typer.Option(True, "--optimize/--no-optimize", help="Optimized Huffman tables."),
@@ -82,7 +85,7 @@ def compress(
         settings = replace(settings, engine=engine_from(engine, workers))
         chooser = chooser_from_decisions(
             choose, levels, tables=tables, family=family, lam=lam, target_bpp=target_bpp, subsampling=subsampling,
-            optimize=optimize,
+            optimize=optimize, file_bpp=file_bpp,
         )  # fmt: skip
         chooser = _placed(chooser, device, settings.engine)
         with Progress(
@@ -121,7 +124,7 @@ def _print_report(rep, chooser, target_bpp: float | None) -> None:
 
     if rep.bpp is not None:
         err.print(
-            f"target {target_bpp:g} bpp: λ = {rep.lam:.3g} nats/KiB gives {rep.bpp:.3f} bpp over the "
+            f"target {target_bpp:g} bpp: {_slope(chooser)} = {rep.lam:.3g} gives {rep.bpp:.3f} bpp over the "
             f"{rep.written:,} files written",
             highlight=False,
         )
@@ -138,3 +141,13 @@ def _print_report(rep, chooser, target_bpp: float | None) -> None:
     )
     for f, msg in rep.failures:
         err.print(f"[red]failed[/red] {escape(display(f))}: {escape(msg)}", highlight=False)
+
+
+def _slope(chooser) -> str:
+    """What the λ found for a bit target measures: KL per KiB for a family choice, SDQ's weighted error per KiB."""
+    from dnnjpeg.choosers import SDQChoice
+
+    if isinstance(chooser, SDQChoice):
+        units = "squared levels" if chooser.weights == "mse" else "nats of weighted error"
+        return f"slope ({units} per KiB)"
+    return "λ (nats/KiB)"

@@ -7,7 +7,7 @@ from dnnjpeg.codec.coefficients import Coefficients, read_coefficients, write_co
 from dnnjpeg.codec.errors import CorruptJpegError, JpegError, NotAJpegError, UnsupportedJpegError
 from dnnjpeg.codec.files import MAX_PIXELS, ImageTooLargeError, check_jpeg_data, load_image
 from dnnjpeg.codec.header import Component, JpegHeader, parse_header, parse_header_bytes, sniff_format, subsampling_name
-from dnnjpeg.codec.pillow_io import SUBSAMPLINGS, decode, decode_file, encode
+from dnnjpeg.codec.pillow_io import SUBSAMPLINGS, decode, decode_file, encode, resize_shorter
 from dnnjpeg.codec.quality import QualityEstimate, estimate_quality, estimate_quality_tables
 from dnnjpeg.codec.tables import (
     ANNEX_K_CHROMA,
@@ -31,6 +31,7 @@ __all__ = [
     "INVERSE_ZIGZAG",
     "ZIGZAG",
     "SUBSAMPLINGS",
+    "resize_shorter",
     "Coefficients",
     "Component",
     "CorruptJpegError",

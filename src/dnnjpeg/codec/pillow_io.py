@@ -17,7 +17,7 @@ from dnnjpeg.codec.header import sniff_format
 from dnnjpeg.codec.tables import QuantTables
 from dnnjpeg.conventions import SUBSAMPLINGS, Subsampling
 
-__all__ = ["SUBSAMPLINGS", "Subsampling", "encode", "decode", "decode_file", "as_pil"]
+__all__ = ["SUBSAMPLINGS", "Subsampling", "encode", "decode", "decode_file", "as_pil", "resize_shorter", "RESAMPLE"]
 
 #: The chroma subsamplings Pillow's encoder can write.
 
@@ -114,3 +114,33 @@ def decode_file(path: str | os.PathLike[str], mode: str = "RGB") -> np.ndarray:
 
     p = os.fspath(path)
     return decode_image_bytes(read_regular(p), display(p), mode, require_jpeg=True)
+
+
+#: Pillow's resampling filters by name (antialiased when they shrink: the filter support scales).
+RESAMPLE = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST, "lanczos": Image.LANCZOS}
+
+
+def resize_shorter(image: np.ndarray, side: int, interpolation: str = "bilinear") -> np.ndarray:
+    """``image`` with its shorter side brought down to ``side`` pixels, aspect kept, never enlarged.
+
+    The new size is (round(W·s), round(H·s)) with s = side / min(W, H), the rounding a classifier's
+    resize uses (:meth:`dnnjpeg.models.Preprocess.geometry`): resized here with the classifier's own
+    filter, its preprocessing then resizes by exactly 1 (Pillow copies) and reads the same pixels.
+
+    Args:
+        image: uint8 (H, W, 3) RGB or (H, W) gray.
+        side: the shorter side in pixels (≥ 1).
+        interpolation: a key of :data:`RESAMPLE`.
+    Returns:
+        uint8 (H', W'[, 3]); ``image`` itself when min(H, W) ≤ ``side``.
+    """
+    if side < 1:
+        raise ValueError(f"resize to a shorter side of {side} px: must be ≥ 1")
+    if interpolation not in RESAMPLE:
+        raise ValueError(f"interpolation {interpolation!r} not in {sorted(RESAMPLE)}")
+    h, w = image.shape[:2]
+    if min(h, w) <= side:
+        return image
+    s = side / min(w, h)
+    nw, nh = max(1, round(w * s)), max(1, round(h * s))
+    return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((nw, nh), RESAMPLE[interpolation]))

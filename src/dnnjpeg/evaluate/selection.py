@@ -106,7 +106,8 @@ def lambda_for_bpp(
         target_bpp: bits per pixel to stay at or under.
     Returns:
         λ in [lo, hi]: the least KL at that total size (sizes fall as λ grows, so this is a
-        bisection on log λ); ``hi`` when even the coarsest choice is larger than the target,
+        bisection on log λ); ``hi`` is raised ×1000 at a time (to 1e30) while the choice still shrinks,
+        for KL in larger units; the largest λ tried when even the coarsest choice is larger than the target,
         ``lo`` when the finest already fits.
     """
     bits = np.asarray(bits, np.float64)
@@ -118,6 +119,10 @@ def lambda_for_bpp(
 
     if total(lo) <= budget:
         return lo
+    while total(hi) > budget and hi < 1e30:  # a costlier unit of KL (e.g. SDQ's squared levels) needs more
+        if total(hi * 1e3) == total(hi):
+            return hi  # nothing smaller is chosen at any λ
+        hi *= 1e3
     if total(hi) > budget:
         return hi
     a, b = np.log(lo), np.log(hi)

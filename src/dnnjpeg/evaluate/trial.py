@@ -177,9 +177,10 @@ def _jpeg_batch(spec: CodecSpec, pristine: Pristine, model: Model, coefficients:
     pre, at_input = model.preprocess, pristine.at == "input"
     bits = np.empty(hi - lo, np.int64)
     out = [] if coefficients else np.empty((hi - lo, pre.size, pre.size, 3), np.uint8)
-    weights = _batch_weights(spec, [pristine.sources[i] for i in range(lo, hi)], model, at_input)
-    for k, i in enumerate(range(lo, hi)):
-        data = spec.encode(pristine.sources[i], weights=weights[k])
+    sources = [spec.resized(pristine.sources[i]) for i in range(lo, hi)]  # what is encoded
+    weights = _batch_weights(spec, sources, model, at_input)
+    for k in range(hi - lo):
+        data = spec.encode(sources[k], weights=weights[k])
         bits[k] = 8 * len(data)
         if coefficients:
             out.append(data)

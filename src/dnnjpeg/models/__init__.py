@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from PIL import Image
 
+from dnnjpeg.codec.pillow_io import RESAMPLE
+
 __all__ = ["Preprocess", "Model", "load_model", "register", "available_models", "ModelUnavailableError"]
 
 
@@ -45,7 +47,7 @@ class ModelUnavailableError(RuntimeError):
     """The model cannot be loaded here; the message says what to install."""
 
 
-_INTERP = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST, "lanczos": Image.LANCZOS}
+_INTERP = RESAMPLE
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,279 @@
+"""Every method on a grid of fixed stored sizes, against two baselines (the size protocol).
+
+The eval split's images are stored again, losslessly (PNG), at fixed shorter sides around the
+classifier's resize (lite0: 256, crop 224): 160 below its input, 224 and 256 near it, 320 and 384
+above it. Each size is made only from sources at least that large, brought down with Pillow's
+antialiased Lanczos. Kodak joins at its own 768×512 and at 512×341; it has no labels, so its top-1
+is agreement with the pristine prediction. Each method is a BD-rate on top-1 per stored size,
+against two baselines, with paired bootstrap 95% intervals over the images:
+
+* **ladder**: the IJG ladder (4:2:0, optimized Huffman) on the stored image;
+* **resize→ladder**: the image's shorter side brought down to the model's resize (256) with the
+  model's own filter, then the ladder: the first thing a practical user tries. Bits are always
+  counted per *stored* pixel, so a smaller file is charged fairly.
+
+Records are measured once per (stored size, family) with ``dnnjpeg.evaluate`` and its chunk cache,
+and every per-image choice (network, climb, by rate, QNet, resolution as a member) is computed from
+those records: a method added later measures only its own family. Re-run with the same ``--out``
+and nothing is measured again::
+
+    .venv/bin/python benchmarks/bench_sizes.py --out bench-out/sizes
+
+``--sizes``, ``--kodak-sides`` and ``--limit`` shrink it; ``--methods`` picks methods (default all).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dnnjpeg._io import atomic_write_bytes, atomic_write_text
+from dnnjpeg._runtime import tune_malloc
+from dnnjpeg.conventions import DEFAULT_LAMBDAS_NATS_PER_KIB
+from dnnjpeg.data import discover
+from dnnjpeg.evaluate import evaluate
+from dnnjpeg.evaluate.compare import CurveData, compare_curves
+from dnnjpeg.evaluate.selection import choose, climb_choice, selected_curve
+from dnnjpeg.families import parse_family
+
+SWEEP = "preset:efficientnet-lite0-420-original-sweep"
+QNET = "qnet:preset:efficientnet-lite0-qnet"  # its family is SWEEP: one measurement serves both
+FAMILIES = {  # key: (--codec text, needs the stored size > the model's resize to differ from its plain form)
+    "ladder": ("standard", False),
+    "sweep": (QNET, False),
+    "table": ("preset:efficientnet-lite0-420", False),
+    "sdq-crop": ("sdq:crop", False),
+    "sdq-gradient": ("sdq:gradient", False),
+    "ladder+resize": ("standard+resize:{R}", True),
+    "sweep+resize": (SWEEP + "+resize:{R}", True),
+    "table+resize": ("preset:efficientnet-lite0-420+resize:{R}", True),
+}
+#: method: (what it is, the families it needs). The first two are the baselines.
+METHODS = {
+    "ladder": ("the IJG ladder on the stored image (baseline A)", ["ladder"]),
+    "resize→ladder": ("shorter side to the model's resize, then the ladder (baseline B)", ["ladder+resize"]),
+    "fixed": ("one designed table (lite0-420) swept by scale", ["table"]),
+    "fixed+resize": ("resize, then the designed table swept by scale", ["table+resize"]),
+    "fixed sdq:crop": ("the sweep's tables, SDQ levels with crop weights, each for every image", ["sdq-crop"]),
+    "rate": ("per image by rate, κ recorded on the eval split at original sizes", ["sweep"]),
+    "rate κ(size)": ("per image by rate, κ measured on the design split stored at this size", ["sweep"]),
+    "qnet": ("per image by the shipped QNet (no network on the candidates)", ["sweep"]),
+    "climb": ("the network in the loop, local search from the by-rate member", ["sweep"]),
+    "network": ("the network in the loop: least KL + λ·KiB among the 8 sweep members", ["sweep"]),
+    "network sdq:crop": ("the network in the loop among SDQ crop-weight members", ["sdq-crop"]),
+    "network sdq:gradient": ("the network in the loop among SDQ gradient-weight members", ["sdq-gradient"]),
+    "resize→network": ("resize, then the network in the loop", ["sweep+resize"]),
+    "network + size member": (
+        "the network chooses among the sweep at stored and at resized size",
+        ["sweep", "sweep+resize"],
+    ),
+}
+SLOW = {"network sdq:gradient"}  # a backward pass per image and member: only when asked for
+
+
+def restore(src: Path, side: int, dst: Path, names: list[str] | None, interpolation: str = "lanczos") -> Path:
+    """The images of ``src`` (or those of ``names``) whose shorter side is ≥ ``side``, stored at that
+    shorter side as PNG in ``dst`` (made once; a file already there is kept). Returns ``dst``."""
+    from PIL import Image
+
+    from dnnjpeg.codec import load_image, resize_shorter
+
+    dst.mkdir(parents=True, exist_ok=True)
+    from dnnjpeg.data import find_images
+
+    for p in map(Path, find_images(src)[0]):
+        if names is not None and p.name not in names:
+            continue
+        out = dst / (p.stem + ".png")
+        if out.exists():
+            continue
+        rgb = load_image(str(p), "RGB")
+        if min(rgb.shape[:2]) < side:
+            continue
+        buf = __import__("io").BytesIO()
+        Image.fromarray(resize_shorter(rgb, side, interpolation)).save(buf, "PNG")
+        atomic_write_bytes(out, buf.getvalue())
+    return dst
+
+
+def measure(folder: Path, family_text: str, model, work: Path, limit: int | None) -> dict:
+    """``evaluate`` of one family on one stored set (records saved in ``work``; reused when there)."""
+    saved = work / "results.json"
+    if saved.exists():
+        return json.loads(saved.read_text())
+    ds = discover(folder)
+    ds = ds.subset("all", limit) if limit else ds
+    t0 = time.perf_counter()
+    res = evaluate(ds, model, [parse_family(family_text)], at="original", n_boot=0, cache=work / "chunks")
+    doc = res.to_dict()
+    doc["bench_seconds"] = time.perf_counter() - t0
+    atomic_write_text(saved, json.dumps(doc))
+    return doc
+
+
+def _records(curve: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(bits, top-1, KL), each (K, N), of a measured curve's members."""
+    per = [p["per_image"] for p in curve["points"]]
+    return (np.array([q["bits"] for q in per], np.int64), np.array([q["top1"] for q in per], np.int64),
+            np.array([q["kl"] for q in per], np.float64))  # fmt: skip
+
+
+def _chosen(bits, top1, kl, label, pixels, name, rule=None, selector_kl=None) -> CurveData:
+    """The per-image choice at every default λ, as a curve."""
+    _, b, c, k, _ = selected_curve(bits, top1 == label, kl, DEFAULT_LAMBDAS_NATS_PER_KIB, selector_kl, rule)
+    return CurveData(name, b, c, pixels, k)
+
+
+def method_curve(method: str, docs: dict, kappa_size: np.ndarray | None) -> CurveData | None:
+    """One method's curve on one stored set from its families' records (None: not measured)."""
+    need = METHODS[method][1]
+    if any(n not in docs for n in need):
+        return None
+    pr = docs[need[0]]["pristine"]["per_image"]
+    label, pixels = np.asarray(pr["label"]), np.asarray(pr["pixels"])
+    curves = [docs[n]["curves"][0] for n in need]
+    if method in ("ladder", "resize→ladder", "fixed", "fixed+resize", "fixed sdq:crop"):
+        bits, top1, kl = _records(curves[0])
+        return CurveData(method, bits, top1 == label, pixels, kl)
+    if method == "qnet":
+        q = next(c for c in docs["sweep"]["curves"] if c.get("kind") == "selected")
+        bits, top1, kl = _records(q)
+        return CurveData(method, bits, top1 == label, pixels, kl)
+    bits, top1, kl = (np.concatenate(x) for x in zip(*(_records(c) for c in curves)))
+    if method in ("rate", "rate κ(size)"):
+        kap = np.asarray(parse_family(SWEEP).kappa) if method == "rate" else kappa_size
+        if kap is None:
+            return None
+        return _chosen(bits, top1, kl, label, pixels, method, selector_kl=np.broadcast_to(kap[:, None], bits.shape))
+    if method == "climb":
+        kap = np.asarray(parse_family(SWEEP).kappa)
+
+        def rule(lam):
+            start = choose(bits, np.broadcast_to(kap[:, None], bits.shape), lam)
+            return climb_choice(bits, kl, lam, start)[0]
+
+        return _chosen(bits, top1, kl, label, pixels, method, rule=rule)
+    return _chosen(bits, top1, kl, label, pixels, method)
+
+
+def table_rows(sets: dict, methods: list[str], n_boot: int) -> list[dict]:
+    """BD-rate (top-1) of every method against both baselines on every stored set."""
+    rows = []
+    for set_name, (docs, kappa_size) in sets.items():
+        curves = {m: method_curve(m, docs, kappa_size) for m in methods}
+        a, b = curves.get("ladder"), curves.get("resize→ladder") or curves.get("ladder")
+        pr = docs["ladder"]["pristine"]["per_image"]
+        correct = np.asarray(pr["top1"]) == np.asarray(pr["label"])
+        for m, cd in curves.items():
+            if cd is None:
+                continue
+            row = {"set": set_name, "method": m, "images": len(cd.pixels)}
+            for ref_name, ref in (("ladder", a), ("resize→ladder", b)):
+                if ref is None or ref is cd:
+                    continue
+                c = compare_curves(ref, cd, correct, 1.0, n_boot, 0)
+                row[ref_name] = (c.bd_rate, *c.bd_rate_ci)
+            rows.append(row)
+    return rows
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "—"
+    x, lo, hi = v
+    if not np.isfinite(x):
+        return "no overlap"
+    ci = f" [{lo:+.1f}, {hi:+.1f}]" if np.isfinite(lo) else ""
+    star = "**" if np.isfinite(lo) and (hi < 0 or lo > 0) else ""
+    return f"{star}{x:+.1f}%{star}{ci}"
+
+
+def markdown(rows: list[dict], set_names: list[str], methods: list[str]) -> str:
+    """One table per baseline: methods down, stored sets across (bold: the interval excludes zero)."""
+    out = []
+    for ref in ("ladder", "resize→ladder"):
+        out.append(f"\nBD-rate on top-1 against **{ref}** (negative: fewer bits at equal top-1; n = images)\n")
+        out.append("| method | " + " | ".join(set_names) + " |")
+        out.append("|---|" + "---:|" * len(set_names))
+        by = {(r["set"], r["method"]): r for r in rows}
+        out.append("| n | " + " | ".join(str(by.get((s, "ladder"), {}).get("images", "—")) for s in set_names) + " |")
+        for m in methods:
+            if m == ref or (ref == "ladder" and m == "ladder"):
+                continue
+            cells = [_fmt(by.get((s, m), {}).get(ref)) if (s, m) in by else "—" for s in set_names]
+            out.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="../shared/data/imagenet-sample")
+    ap.add_argument("--kodak", default="../shared/data/kodak")
+    ap.add_argument("--sizes", default="160,224,256,320,384")
+    ap.add_argument("--kodak-sides", default="512,341", help="Kodak's shorter sides (512: as stored)")
+    ap.add_argument("--model", default="efficientnet-lite0")
+    ap.add_argument("--methods", default=";".join(m for m in METHODS if m not in SLOW), help="; separated")
+    ap.add_argument("--limit", type=int, default=None, help="at most this many images per stored set")
+    ap.add_argument("--n-boot", type=int, default=1000)
+    ap.add_argument("--out", default="bench-out/sizes")
+    a = ap.parse_args(argv)
+    tune_malloc()
+    from dnnjpeg.models import load_model
+
+    model = load_model(a.model)
+    R = model.preprocess.resize
+    out = Path(a.out).resolve()
+    methods = [m.strip() for m in a.methods.split(";") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        ap.error(f"unknown methods {unknown}; choose from {list(METHODS)}")
+    fams = sorted({f for m in methods for f in METHODS[m][1]} | {"ladder"})
+    if "rate κ(size)" in methods:
+        fams = sorted(set(fams) | {"sweep"})
+    data = Path(a.data)
+    ds = discover(data)
+    split = {r.path.name: r.split for r in ds.records}
+    eval_names = [n for n, s in split.items() if s == "eval"]
+    design_names = [n for n, s in split.items() if s == "design"]
+    stored = {}
+    for s in [int(x) for x in a.sizes.split(",") if x]:
+        stored[f"imagenet {s}"] = (restore(data, s, out / "data" / f"imagenet-{s}", eval_names), s, s)
+    grid = sorted(v for _, v, _ in stored.values())
+    for s in [int(x) for x in a.kodak_sides.split(",") if x]:
+        near = max([g for g in grid if g <= s], default=None)  # κ(size) from the nearest grid size below
+        stored[f"kodak {s}"] = (restore(Path(a.kodak), s, out / "data" / f"kodak-{s}", None), s, near)
+    sets = {}
+    for name, (folder, side, design_side) in stored.items():
+        docs = {}
+        for f in fams:
+            text, resizes = FAMILIES[f]
+            if resizes and side <= R:
+                continue  # nothing to bring down: the plain family's records are this one's
+            print(f"[{name}] {f}", file=sys.stderr)
+            docs[f] = measure(folder, text.format(R=R), model, out / "records" / name.replace(" ", "-") / f, a.limit)
+        for f in list(FAMILIES):
+            plain = f.removesuffix("+resize")
+            if FAMILIES[f][1] and f not in docs and plain in docs and plain != f:
+                docs[f] = docs[plain]
+        kappa = None
+        if design_side is not None and "rate κ(size)" in methods:
+            dfolder = restore(data, design_side, out / "data" / f"imagenet-{design_side}-design", design_names)
+            ddoc = measure(dfolder, SWEEP, model, out / "records" / f"design-{design_side}" / "sweep", a.limit)
+            kappa = np.array([p["kl"] for p in ddoc["curves"][0]["points"]])
+        sets[name] = (docs, kappa)
+    rows = table_rows(sets, methods, a.n_boot)
+    md = markdown(rows, list(sets), methods)
+    atomic_write_text(out / "sizes.md", md)
+    atomic_write_text(out / "sizes.json", json.dumps({"rows": rows, "methods": {m: METHODS[m][0] for m in methods}},
+                                                     indent=1))  # fmt: skip
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""``--target-bpp`` means one thing in every mode: the average over the files written, bits allocated by
+the mode's own λ (issue: the size protocol). A per-file cap is the separate ``--file-bpp``."""
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from dnnjpeg.choosers.build import chooser_from_decisions
+from dnnjpeg.cli import app
+from dnnjpeg.codec import QuantTables, decode_file, encode
+from dnnjpeg.compress import compress_tree
+
+
+def _tree(root, kodak_dir) -> dict[str, int]:
+    """Two textured and two flat 64×96 photos (stored at q95); name → pixels."""
+    root.mkdir()
+    img = np.asarray(Image.open(kodak_dir / "kodim13.png").convert("RGB"))  # mountains and water: texture
+    sky = np.asarray(Image.open(kodak_dir / "kodim10.png").convert("RGB"))
+    crops = {"tex0": img[100:164, 100:196], "tex1": img[300:364, 400:496],
+             "flat0": sky[0:64, 0:96], "flat1": sky[8:72, 400:496]}  # fmt: skip
+    for name, c in crops.items():
+        (root / f"{name}.jpg").write_bytes(encode(np.ascontiguousarray(c), QuantTables.standard(95)))
+    return {n: c.shape[0] * c.shape[1] for n, c in crops.items()}
+
+
+MODES = [  # every --choose × --levels pair that takes a bit budget
+    ("fixed", "sdq:mse"),
+    ("fixed", "sdq:crop"),
+    ("rate", "round"),
+    ("qnet", "round"),
+    ("network", "round"),
+    ("network", "sdq:gradient"),
+    ("climb", "round"),
+]
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory, kodak_dir):
+    root = tmp_path_factory.mktemp("budget") / "src"
+    return root, _tree(root, kodak_dir)
+
+
+@pytest.mark.parametrize("choose,levels", MODES)
+def test_target_bpp_is_the_tree_average_in_every_mode(tmp_path, tree, choose, levels):
+    src, pixels = tree
+    target = 1.2
+    ch = chooser_from_decisions(choose, levels, target_bpp=target)
+    assert ch.target_bpp == target
+    rep = compress_tree(src, tmp_path / "dst", ch, workers=1)
+    assert rep.written == 4 and not rep.failures, rep.failures
+    sizes = {n: 8 * (tmp_path / "dst" / f"{n}.jpg").stat().st_size for n in pixels}
+    tree_bpp = sum(sizes.values()) / sum(pixels.values())
+    assert rep.bpp == pytest.approx(tree_bpp)
+    assert 0.7 * target <= tree_bpp <= target  # fitted over the tree, from below
+    per_file = {n: sizes[n] / pixels[n] for n in pixels}
+    # one λ for the tree, not a budget per file (which would give each file about the target)
+    assert max(per_file.values()) > 1.3 * min(per_file.values()) and max(per_file.values()) > 1.1 * target
+    if choose == "fixed":  # SDQ's own error decides: the textured photos take more bits than the flat ones
+        assert min(per_file["tex0"], per_file["tex1"]) > max(per_file["flat0"], per_file["flat1"])
+    for n in pixels:
+        assert decode_file(tmp_path / "dst" / f"{n}.jpg").shape[:2] == (64, 96)
+
+
+def test_modes_without_a_rate_knob_refuse_a_budget(tree):
+    with pytest.raises(ValueError, match="per-image chooser"):
+        chooser_from_decisions("fixed", "round", tables=QuantTables.standard(50), target_bpp=1.0)
+    with pytest.raises(ValueError, match="--lam only"):
+        chooser_from_decisions("tablenet:x.pt", "round", target_bpp=1.0)
+    with pytest.raises(ValueError, match="records no mean KL"):  # SDQ members: κ must be measured (rate:EVAL)
+        chooser_from_decisions("rate", "sdq:fisher", target_bpp=1.0)
+    with pytest.raises(ValueError, match="--file-bpp caps each file"):
+        chooser_from_decisions("network", "sdq:crop", file_bpp=1.0)
+
+
+def test_file_bpp_caps_each_file_and_the_cli_names_the_slope(tmp_path, tree):
+    src, pixels = tree
+    rep = compress_tree(src, tmp_path / "cap", chooser_from_decisions("fixed", "sdq:mse", file_bpp=1.6), workers=1)
+    assert rep.written == 4
+    per_file = {n: 8 * (tmp_path / "cap" / f"{n}.jpg").stat().st_size / pixels[n] for n in pixels}
+    assert all(v <= 1.6 for v in per_file.values())
+    r = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "cli"), "--levels", "sdq:mse",
+                                 "--target-bpp", "1.6", "--workers", "1"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "1.6 bpp over the tree" in r.stderr and "slope (squared levels per KiB)" in r.stderr
+    r = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "cli2"), "--target-bpp", "1e-4",
+                                 "--levels", "sdq:mse", "--workers", "1"])  # fmt: skip
+    assert r.exit_code == 2 and "out of reach" in r.output and "nothing was written" in r.output
+    assert not (tmp_path / "cli2").exists() or not list((tmp_path / "cli2").glob("*.jpg"))
