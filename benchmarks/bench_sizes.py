@@ -52,6 +52,7 @@ FAMILIES = {  # key: (--codec text, needs the stored size > the model's resize t
     "ladder+resize": ("standard+resize:{R}", True),
     "sweep+resize": (SWEEP + "+resize:{R}", True),
     "table+resize": ("preset:efficientnet-lite0-420+resize:{R}", True),
+    "table-nyquist": ("tables:{NYQ}", True),
 }
 #: method: (what it is, the families it needs). The first two are the baselines.
 METHODS = {
@@ -59,6 +60,8 @@ METHODS = {
     "resize→ladder": ("shorter side to the model's resize, then the ladder (baseline B)", ["ladder+resize"]),
     "fixed": ("one designed table (lite0-420) swept by scale", ["table"]),
     "fixed+resize": ("resize, then the designed table swept by scale", ["table+resize"]),
+    "fixed nyquist": ("the designed table, luma frequencies above the model's Nyquist after its resize "
+                      "zeroed (step 255), swept by scale", ["table-nyquist"]),
     "fixed sdq:crop": ("the sweep's tables, SDQ levels with crop weights, each for every image", ["sdq-crop"]),
     "rate": ("per image by rate, κ recorded on the eval split at original sizes", ["sweep"]),
     "rate κ(size)": ("per image by rate, κ measured on the design split stored at this size", ["sweep"]),
@@ -101,6 +104,21 @@ def restore(src: Path, side: int, dst: Path, names: list[str] | None, interpolat
     return dst
 
 
+def nyquist_table(side: int, resize: int, out: Path) -> Path:
+    """The designed table with every luma frequency the classifier cannot see after bringing a shorter
+    side of ``side`` down to ``resize`` set to step 255 (saved to ``out``). A DCT frequency u of an 8×8
+    block is u/16 cycles per stored pixel, u/(16 r) per model pixel at r = resize/side: above the
+    model's Nyquist (½) when u ≥ 8r. Chroma (4:2:0: u/32 cycles per pixel) stays below it for r ≥ ½."""
+    from dnnjpeg.codec import QuantTables
+    from dnnjpeg.presets import load_preset
+
+    t = load_preset("efficientnet-lite0-420")
+    keep = np.arange(8) < 8 * resize / side
+    luma = np.where(keep[:, None] & keep[None, :], t.luma, 255)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return QuantTables(luma, t.chroma).save(out)
+
+
 def measure(folder: Path, family_text: str, model, work: Path, limit: int | None) -> dict:
     """``evaluate`` of one family on one stored set (records saved in ``work``; reused when there)."""
     saved = work / "results.json"
@@ -137,7 +155,7 @@ def method_curve(method: str, docs: dict, kappa_size: np.ndarray | None) -> Curv
     pr = docs[need[0]]["pristine"]["per_image"]
     label, pixels = np.asarray(pr["label"]), np.asarray(pr["pixels"])
     curves = [docs[n]["curves"][0] for n in need]
-    if method in ("ladder", "resize→ladder", "fixed", "fixed+resize", "fixed sdq:crop"):
+    if method in ("ladder", "resize→ladder", "fixed", "fixed+resize", "fixed sdq:crop", "fixed nyquist"):
         bits, top1, kl = _records(curves[0])
         return CurveData(method, bits, top1 == label, pixels, kl)
     if method == "qnet":
@@ -255,9 +273,11 @@ def main(argv=None) -> int:
             if resizes and side <= R:
                 continue  # nothing to bring down: the plain family's records are this one's
             print(f"[{name}] {f}", file=sys.stderr)
-            docs[f] = measure(folder, text.format(R=R), model, out / "records" / name.replace(" ", "-") / f, a.limit)
+            nyq = nyquist_table(side, R, out / "tables" / f"nyquist-{side}.json") if "{NYQ}" in text else None
+            work = out / "records" / name.replace(" ", "-") / f
+            docs[f] = measure(folder, text.format(R=R, NYQ=nyq), model, work, a.limit)
         for f in list(FAMILIES):
-            plain = f.removesuffix("+resize")
+            plain = {"table-nyquist": "table"}.get(f, f.removesuffix("+resize"))
             if FAMILIES[f][1] and f not in docs and plain in docs and plain != f:
                 docs[f] = docs[plain]
         kappa = None

@@ -303,6 +303,44 @@ def test_resize_stores_every_image_at_the_model_geometry(tmp_path):
     assert r.exit_code != 0 and "multiple of 16" in r.output
 
 
+def test_resize_short_keeps_the_whole_image_at_the_classifiers_resolution(tmp_path, kodak_dir):
+    """--resize short:N: shorter side down to N (never up), aspect kept, with every chooser; a bit budget
+    counts bits per source pixel, so the smaller outputs are charged fairly."""
+    from PIL import Image
+
+    from dnnjpeg.choosers.build import chooser_from_decisions
+    from dnnjpeg.codec import encode, resize_shorter
+    from dnnjpeg.compress.files import source_pixels
+
+    src = tmp_path / "src"
+    src.mkdir()
+    img = np.asarray(Image.open(kodak_dir / "kodim13.png").convert("RGB"))
+    shapes = {"wide": (96, 160), "tall": (150, 90), "small": (40, 60)}
+    for name, (h, w) in shapes.items():
+        (src / f"{name}.jpg").write_bytes(encode(np.ascontiguousarray(img[:h, :w]), QuantTables.standard(95)))
+    ch = chooser_from_decisions("network", "round", target_bpp=1.0)
+    rep = compress_tree(src, tmp_path / "dst", ch, workers=1, resize="short:64")
+    assert rep.written == 3 and not rep.failures
+    bits = 0
+    for name, (h, w) in shapes.items():
+        out = parse_header(tmp_path / "dst" / f"{name}.jpg")
+        assert (out.height, out.width) == resize_shorter(np.zeros((h, w), np.uint8), 64).shape
+        bits += 8 * (tmp_path / "dst" / f"{name}.jpg").stat().st_size
+    assert parse_header(tmp_path / "dst" / "small.jpg").width == 60  # never enlarged
+    per_source = bits / sum(source_pixels(str(p)) for p in src.iterdir())
+    assert rep.bpp == pytest.approx(per_source) and per_source <= 1.0
+    assert sum(h * w for h, w in shapes.values()) == sum(source_pixels(str(p)) for p in src.iterdir())
+    rep = compress_tree(src, tmp_path / "fixed", QuantTables.standard(50), workers=1, resize="short:48")
+    assert parse_header(tmp_path / "fixed" / "tall.jpg").width == 48
+    for bad in ("short:x", "short:4", "long:64"):
+        with pytest.raises(ValueError, match="short:N"):
+            compress_tree(src, tmp_path / "bad", QuantTables.standard(50), resize=bad)
+    r = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "cli"), "--resize", "short:64", "--choose",
+                                 "rate", "--target-bpp", "0.8", "--workers", "1"])  # fmt: skip
+    assert r.exit_code == 0 and "3 written" in r.output, r.output
+    assert parse_header(tmp_path / "cli" / "wide.jpg").height == 64
+
+
 def test_compress_help_names_the_two_decisions_in_at_most_18_options():
     import re
 

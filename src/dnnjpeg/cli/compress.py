@@ -37,8 +37,10 @@ _TARGET_HELP = (
 )
 _FILE_BPP_HELP = "--choose fixed --levels sdq: a cap per file instead: each file the smallest λ that fits B bpp."
 _RESIZE_HELP = (
-    "Store every image at a classifier's input size S first: shorter side to S/0.875, centre crop S×S (S a "
-    "multiple of 16: whole 4:2:0 blocks), so that a model reading coefficients needs no resizing; every --choose."
+    "Store every image smaller first, with every --choose: short:N brings the shorter side down to N (the "
+    "classifier's resolution: short:256 for lite0, whose own resize then reads the same pixels; never enlarged); "
+    "S (a multiple of 16) stores the classifier's S×S centre crop (shorter side to S/0.875), so that a model "
+    "reading coefficients needs no resizing. --target-bpp counts bits per source pixel."
 )
 
 
@@ -55,7 +57,7 @@ def compress(
     scale: float = typer.Option(1.0, "--scale", help="Multiply every table entry (clamped to 1..255)."),
     subsampling: str = typer.Option("4:2:0", "--subsampling"),
     optimize: bool = typer.Option(True, "--optimize/--no-optimize", help="Optimized Huffman tables."),
-    resize: int | None = typer.Option(None, "--resize", help=_RESIZE_HELP),
+    resize: str | None = typer.Option(None, "--resize", help=_RESIZE_HELP),
     resume: bool = typer.Option(False, "--resume", help="Keep outputs that already exist and decode."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     workers: int | None = typer.Option(None, "--workers", help="Processes (default: every core)."),
@@ -69,15 +71,13 @@ def compress(
     image's own choice (by rate, a QNet or the network in the loop), its blocks' levels rounded or
     chosen for the network (SDQ)."""
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from dnnjpeg._fs import display
     from dnnjpeg.choosers.build import chooser_from_decisions
-    from dnnjpeg.compress import CompressSettings, compress_tree
+    from dnnjpeg.compress import CompressSettings
     from dnnjpeg.models import ModelUnavailableError
 
     try:
-        settings = CompressSettings(scale, workers, resume, overwrite, resize, None, batch_size)
+        settings = CompressSettings(scale, workers, resume, overwrite, _resize(resize), None, batch_size)
         settings.check()  # before a model loads
         from dnnjpeg.pipeline import resolve_device
 
@@ -88,11 +88,7 @@ def compress(
             optimize=optimize, file_bpp=file_bpp,
         )  # fmt: skip
         chooser = _placed(chooser, device, settings.engine)
-        with Progress(
-            TextColumn("compressing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err
-        ) as bar:
-            task = bar.add_task("", total=None)
-            rep = compress_tree(src, dst, chooser, settings, progress=lambda k: bar.advance(task, k))
+        rep = _with_progress(src, dst, chooser, settings)
     except (ValueError, FileNotFoundError, ModelUnavailableError, EngineUnavailableError) as e:
         raise _fail(str(e)) from None
     except OSError as e:  # e.g. a full disk: every output already written is complete (atomic writes)
@@ -103,6 +99,19 @@ def compress(
     _print_report(rep, chooser, target_bpp)
     if rep.failures:
         raise typer.Exit(1)
+
+
+def _with_progress(src, dst, chooser, settings):
+    """compress_tree with a progress bar on stderr."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from dnnjpeg.compress import compress_tree
+
+    with Progress(
+        TextColumn("compressing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err
+    ) as bar:
+        task = bar.add_task("", total=None)
+        return compress_tree(src, dst, chooser, settings, progress=lambda k: bar.advance(task, k))
 
 
 def _placed(chooser, device: str, engine):
@@ -151,3 +160,13 @@ def _slope(chooser) -> str:
         units = "squared levels" if chooser.weights == "mse" else "nats of weighted error"
         return f"slope ({units} per KiB)"
     return "λ (nats/KiB)"
+
+
+def _resize(text: str | None) -> int | str | None:
+    """--resize as CompressSettings takes it: S (the crop's side) as an int, short:N as given."""
+    if text is None or text.startswith("short:"):
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"--resize {text!r}: give S (a multiple of 16: the centre crop) or short:N") from None

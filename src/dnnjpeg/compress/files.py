@@ -58,10 +58,25 @@ def _existing(src: str, out: Path, resume: bool, overwrite: bool) -> tuple[str, 
     return None
 
 
-def _pixels(src: str, resize: int | None = None) -> np.ndarray:
+def _pixels(src: str, resize: int | str | None = None) -> np.ndarray:
     # gray stays gray (H, W); everything else RGB (H, W, 3); strict decode (errors name the file)
     px = load_image(src)
-    return px if resize is None else at_model_size(px, resize)
+    if resize is None:
+        return px
+    if isinstance(resize, str):  # "short:N": the shorter side brought down to N, the whole image kept
+        from dnnjpeg.codec import resize_shorter
+
+        return resize_shorter(px, int(resize.removeprefix("short:")))
+    return at_model_size(px, resize)
+
+
+def source_pixels(src: str) -> int:
+    """Pixels of the stored image (from its header): what a bit budget is counted over, whatever
+    ``--resize`` made of it (a smaller output is charged per pixel of its source)."""
+    from PIL import Image
+
+    with Image.open(src) as im:  # (decoded whole already: a file that got here has a readable header)
+        return int(im.size[0] * im.size[1])
 
 
 def at_model_size(px: np.ndarray, size: int) -> np.ndarray:
@@ -209,7 +224,7 @@ def _decide(scored, chooser, measure_only: bool):
         src, out, before, c = p
         _, kl = outcome(np.repeat(logits[:1], len(points), 0), logits[1:])
         if measure_only:
-            yield None, (c.bits, kl, c.pixels)
+            yield None, (c.bits, kl, source_pixels(src))
             continue
         k = int(choose(c.bits[:, None], kl[:, None], chooser.lam)[0])
         try:
@@ -236,7 +251,7 @@ def _batchable(chooser) -> bool:
 def _measure(job) -> tuple[tuple[str, str, int, int, str | None] | None, tuple[np.ndarray, np.ndarray, int] | None]:
     """Pass 1 of a size target: (outcome when the file is kept or fails, else None; (bits (K,), kl (K,), pixels))."""
     job, chooser, _ = job
-    return _unless_kept(job, lambda src, out, before, px: (*chooser.measure(px), int(px.shape[0] * px.shape[1])))
+    return _unless_kept(job, lambda src, out, before, px: (*chooser.measure(px), source_pixels(src)))
 
 
 @dataclass(frozen=True)

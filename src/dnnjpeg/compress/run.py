@@ -115,8 +115,11 @@ class CompressSettings:
         scale: multiply every table entry first (clamped to 1..255).
         workers: processes (default all cores); a chooser that holds a network runs here.
         resume: keep outputs that already decode; ``overwrite``: replace them (not both).
-        resize: store every image at a classifier's input size first (:func:`at_model_size`:
-            shorter side to size/0.875, centre crop size×size; a multiple of 16).
+        resize: store every image at a classifier's input size first (an int S, :func:`at_model_size`:
+            shorter side to S/0.875, centre crop S×S; a multiple of 16), or at its resolution without
+            the crop ("short:N": the shorter side brought down to N with the classifiers' bilinear
+            filter, never enlarged; N = the model's resize, 256 for lite0, reads the same pixels).
+            A bit budget is counted per pixel of the source either way.
         engine: where the work runs (:mod:`dnnjpeg.engine`); default a local pool of ``workers``.
             A network choice measuring every member runs its network here on batches of
             ``batch_size`` candidates from many images, its JPEG work in the pool; on Ray each
@@ -127,7 +130,7 @@ class CompressSettings:
     workers: int | None = None
     resume: bool = False
     overwrite: bool = False
-    resize: int | None = None
+    resize: int | str | None = None
     engine: Engine | None = None
     batch_size: int = 32
 
@@ -137,7 +140,11 @@ class CompressSettings:
         if self.batch_size < 1:
             raise ValueError(f"--batch-size must be ≥ 1, got {self.batch_size}")
         r = self.resize
-        if r is not None and not (isinstance(r, int) and 16 <= r <= 4096 and r % 16 == 0):
+        if isinstance(r, str):
+            n = r.removeprefix("short:")
+            if not (r.startswith("short:") and n.isdigit() and 8 <= int(n) <= 65535):
+                raise ValueError(f"--resize short:N takes the shorter side in pixels (8..65535), got {r!r}")
+        elif r is not None and not (isinstance(r, int) and 16 <= r <= 4096 and r % 16 == 0):
             raise ValueError(f"--resize must be a multiple of 16 from 16 to 4096 (whole 4:2:0 blocks), got {r}")
 
 
