@@ -53,6 +53,8 @@ FAMILIES = {  # key: (--codec text, needs the stored size > the model's resize t
     "sweep+resize": (SWEEP + "+resize:{R}", True),
     "table+resize": ("preset:efficientnet-lite0-420+resize:{R}", True),
     "table-nyquist": ("tables:{NYQ}", True),
+    "ladder444": ("standard@4:4:4", False),
+    "jpegli": ("jpegli", False),
 }
 #: method: (what it is, the families it needs). The first two are the baselines.
 METHODS = {
@@ -60,9 +62,13 @@ METHODS = {
     "resize→ladder": ("shorter side to the model's resize, then the ladder (baseline B)", ["ladder+resize"]),
     "fixed": ("one designed table (lite0-420) swept by scale", ["table"]),
     "fixed+resize": ("resize, then the designed table swept by scale", ["table+resize"]),
-    "fixed nyquist": ("the designed table, luma frequencies above the model's Nyquist after its resize "
-                      "zeroed (step 255), swept by scale", ["table-nyquist"]),
+    "fixed nyquist": (
+        "the designed table, luma frequencies above the model's Nyquist after its resize "
+        "zeroed (step 255), swept by scale",
+        ["table-nyquist"],
+    ),
     "fixed sdq:crop": ("the sweep's tables, SDQ levels with crop weights, each for every image", ["sdq-crop"]),
+    "jpegli": ("jpegli at the ladder's qualities (its own tables, adaptive quantization)", ["jpegli"]),
     "rate": ("per image by rate, κ recorded on the eval split at original sizes", ["sweep"]),
     "rate κ(size)": ("per image by rate, κ measured on the design split stored at this size", ["sweep"]),
     "qnet": ("per image by the shipped QNet (no network on the candidates)", ["sweep"]),
@@ -70,6 +76,10 @@ METHODS = {
     "network": ("the network in the loop: least KL + λ·KiB among the 8 sweep members", ["sweep"]),
     "network sdq:crop": ("the network in the loop among SDQ crop-weight members", ["sdq-crop"]),
     "network sdq:gradient": ("the network in the loop among SDQ gradient-weight members", ["sdq-gradient"]),
+    "network ladder 4:2:0+4:4:4": (
+        "the network in the loop among the ladder at both subsamplings",
+        ["ladder", "ladder444"],
+    ),
     "resize→network": ("resize, then the network in the loop", ["sweep+resize"]),
     "network + size member": (
         "the network chooses among the sweep at stored and at resized size",
@@ -155,7 +165,7 @@ def method_curve(method: str, docs: dict, kappa_size: np.ndarray | None) -> Curv
     pr = docs[need[0]]["pristine"]["per_image"]
     label, pixels = np.asarray(pr["label"]), np.asarray(pr["pixels"])
     curves = [docs[n]["curves"][0] for n in need]
-    if method in ("ladder", "resize→ladder", "fixed", "fixed+resize", "fixed sdq:crop", "fixed nyquist"):
+    if method in ("ladder", "resize→ladder", "fixed", "fixed+resize", "fixed sdq:crop", "fixed nyquist", "jpegli"):
         bits, top1, kl = _records(curves[0])
         return CurveData(method, bits, top1 == label, pixels, kl)
     if method == "qnet":
@@ -228,6 +238,38 @@ def markdown(rows: list[dict], set_names: list[str], methods: list[str]) -> str:
     return "\n".join(out) + "\n"
 
 
+def plot(rows: list[dict], set_names: list[str], methods: list[str], path: Path) -> None:
+    """BD-rate against each baseline per stored set, one line per method, 95% intervals as bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by = {(r["set"], r["method"]): r for r in rows}
+    fig, axes = plt.subplots(1, 2, figsize=(14, 6), sharey=True)
+    x = np.arange(len(set_names))
+    shown = [m for m in methods if m not in ("ladder", "resize→ladder")]
+    for ax, ref in zip(axes, ("ladder", "resize→ladder")):
+        for i, m in enumerate(shown):
+            v = np.array([by.get((s, m), {}).get(ref, (np.nan,) * 3) for s in set_names], float)
+            dx = (i - len(shown) / 2) * 0.04
+            err = np.abs(v[:, 1:].T - v[:, 0])
+            ax.errorbar(x + dx, v[:, 0], yerr=np.where(np.isfinite(err), err, 0), marker="o", ms=3, capsize=2,
+                        label=m, lw=1)  # fmt: skip
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_ylim(-100, 100)  # (an interval past ±100% is cut: the table has it)
+        ax.set_xticks(x, set_names, rotation=30)
+        ax.set_title(f"against {ref}")
+        ax.set_ylabel("BD-rate on top-1 (%, lower is better)")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.tight_layout()
+    buf = __import__("io").BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="../shared/data/imagenet-sample")
@@ -291,6 +333,7 @@ def main(argv=None) -> int:
     atomic_write_text(out / "sizes.md", md)
     atomic_write_text(out / "sizes.json", json.dumps({"rows": rows, "methods": {m: METHODS[m][0] for m in methods}},
                                                      indent=1))  # fmt: skip
+    plot(rows, list(sets), methods, out / "sizes.png")
     print(md)
     return 0
 
