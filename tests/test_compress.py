@@ -341,6 +341,29 @@ def test_resize_short_keeps_the_whole_image_at_the_classifiers_resolution(tmp_pa
     assert parse_header(tmp_path / "cli" / "wide.jpg").height == 64
 
 
+def test_resolution_is_a_member_the_network_can_choose(tmp_path, kodak_dir):
+    """--family F --family F+resize:N: each image stored as it is or smaller, whichever the network prefers."""
+    from PIL import Image
+
+    from dnnjpeg.choosers.build import chooser_from_decisions
+    from dnnjpeg.codec import encode
+
+    src = tmp_path / "src"
+    src.mkdir()
+    img = np.asarray(Image.open(kodak_dir / "kodim05.png").convert("RGB"))
+    for i in range(3):
+        (src / f"{i}.jpg").write_bytes(encode(np.ascontiguousarray(img[100 * i : 100 * i + 96, :160]),
+                                              QuantTables.standard(95)))  # fmt: skip
+    ch = chooser_from_decisions("network", "round", family=["standard:40,80", "standard:40,80+resize:48"], lam=5.0)
+    assert [ch.member_label(k) for k in range(4)] == ["q=40", "q=80", "q=40 resized to 48", "q=80 resized to 48"]
+    rep = compress_tree(src, tmp_path / "dst", ch, workers=1)
+    assert rep.written == 3 and sum(rep.members.values()) == 3
+    for i in range(3):
+        h = parse_header(tmp_path / "dst" / f"{i}.jpg")
+        assert (h.height, h.width) in ((96, 160), (48, 80))
+    assert any(k >= 2 for k in rep.members)  # at a high λ the smaller files win
+
+
 def test_compress_help_names_the_two_decisions_in_at_most_18_options():
     import re
 

@@ -125,10 +125,12 @@ class CodecSpec:
     @property
     def label(self) -> str:
         if self.quality is not None:
-            return f"q={self.quality}"
-        if self.scale is not None:
-            return f"x{self.scale:g}"
-        return self.tag or "tables"
+            base = f"q={self.quality}"
+        elif self.scale is not None:
+            base = f"x{self.scale:g}"
+        else:
+            base = self.tag or "tables"
+        return base if self.resize is None else f"{base} resized to {self.resize}"
 
     def to_dict(self) -> dict:
         return {
