@@ -53,6 +53,7 @@ FAMILIES = {  # key: (--codec text, needs the stored size > the model's resize t
     "sweep+resize": (SWEEP + "+resize:{R}", True),
     "table+resize": ("preset:efficientnet-lite0-420+resize:{R}", True),
     "table-nyquist": ("tables:{NYQ}", True),
+    "fisher-size": ("sweep:{FISHER}", False),
     "ladder444": ("standard@4:4:4", False),
     "jpegli": ("jpegli", False),
 }
@@ -67,6 +68,15 @@ METHODS = {
         "zeroed (step 255), swept by scale",
         ["table-nyquist"],
     ),
+    "fixed fisher(size)": (
+        "the fisher sweep designed on the design split stored at this size, each member for every image",
+        ["fisher-size"],
+    ),
+    "rate fisher(size)": (
+        "per image by rate among the size's own fisher sweep (κ on the design split at this size)",
+        ["fisher-size"],
+    ),
+    "network fisher(size)": ("the network in the loop among the size's own fisher sweep", ["fisher-size"]),
     "fixed sdq:crop": ("the sweep's tables, SDQ levels with crop weights, each for every image", ["sdq-crop"]),
     "jpegli": ("jpegli at the ladder's qualities (its own tables, adaptive quantization)", ["jpegli"]),
     "rate": ("per image by rate, κ recorded on the eval split at original sizes", ["sweep"]),
@@ -129,6 +139,25 @@ def nyquist_table(side: int, resize: int, out: Path) -> Path:
     return QuantTables(luma, t.chroma).save(out)
 
 
+def fisher_for_size(folder: Path, names: list[str], model, out: Path) -> Path:
+    """The ``fisher`` sweep (``design --method fisher --at original``, its defaults) designed on the
+    design split stored at one size (``folder``, PNGs of the design images ``names``), saved to ``out``
+    once. The designer accepts only files whose names hash to the design split, so the PNGs are
+    copied under their original names first (content decides what a file is)."""
+    if out.exists():
+        return out
+    from dnnjpeg.design import DesignProblem, design
+
+    named = folder.with_name(folder.name + "-named")
+    named.mkdir(exist_ok=True)
+    for n in names:
+        png = folder / (Path(n).stem + ".png")
+        if png.exists() and not (named / n).exists():
+            atomic_write_bytes(named / n, png.read_bytes())
+    res = design("fisher", DesignProblem(discover(named), model, "original", "4:2:0", budget=40))
+    return res.save(out)
+
+
 def measure(folder: Path, family_text: str, model, work: Path, limit: int | None) -> dict:
     """``evaluate`` of one family on one stored set (records saved in ``work``; reused when there)."""
     saved = work / "results.json"
@@ -165,7 +194,7 @@ def method_curve(method: str, docs: dict, kappa_size: np.ndarray | None) -> Curv
     pr = docs[need[0]]["pristine"]["per_image"]
     label, pixels = np.asarray(pr["label"]), np.asarray(pr["pixels"])
     curves = [docs[n]["curves"][0] for n in need]
-    if method in ("ladder", "resize→ladder", "fixed", "fixed+resize", "fixed sdq:crop", "fixed nyquist", "jpegli"):
+    if method.startswith("fixed") or method in ("ladder", "resize→ladder", "jpegli"):
         bits, top1, kl = _records(curves[0])
         return CurveData(method, bits, top1 == label, pixels, kl)
     if method == "qnet":
@@ -173,8 +202,8 @@ def method_curve(method: str, docs: dict, kappa_size: np.ndarray | None) -> Curv
         bits, top1, kl = _records(q)
         return CurveData(method, bits, top1 == label, pixels, kl)
     bits, top1, kl = (np.concatenate(x) for x in zip(*(_records(c) for c in curves)))
-    if method in ("rate", "rate κ(size)"):
-        kap = np.asarray(parse_family(SWEEP).kappa) if method == "rate" else kappa_size
+    if method in ("rate", "rate κ(size)", "rate fisher(size)"):
+        kap = np.asarray(parse_family(SWEEP).kappa) if method == "rate" else kappa_size.get(need[0])
         if kap is None:
             return None
         return _chosen(bits, top1, kl, label, pixels, method, selector_kl=np.broadcast_to(kap[:, None], bits.shape))
@@ -309,15 +338,22 @@ def main(argv=None) -> int:
         stored[f"kodak {s}"] = (restore(Path(a.kodak), s, out / "data" / f"kodak-{s}", None), s, near)
     sets = {}
     for name, (folder, side, design_side) in stored.items():
-        docs = {}
+        docs, kappas = {}, {}
         for f in fams:
             text, resizes = FAMILIES[f]
             if resizes and side <= R:
                 continue  # nothing to bring down: the plain family's records are this one's
             print(f"[{name}] {f}", file=sys.stderr)
             nyq = nyquist_table(side, R, out / "tables" / f"nyquist-{side}.json") if "{NYQ}" in text else None
+            fis = None
+            if "{FISHER}" in text:
+                dfolder = restore(data, design_side, out / "data" / f"imagenet-{design_side}-design", design_names)
+                fis = fisher_for_size(dfolder, design_names, model, out / "tables" / f"fisher-{design_side}.json")
+                kdoc = measure(dfolder, text.format(FISHER=fis), model,
+                               out / "records" / f"design-{design_side}" / f, a.limit)  # fmt: skip
+                kappas[f] = np.array([p["kl"] for p in kdoc["curves"][0]["points"]])
             work = out / "records" / name.replace(" ", "-") / f
-            docs[f] = measure(folder, text.format(R=R, NYQ=nyq), model, work, a.limit)
+            docs[f] = measure(folder, text.format(R=R, NYQ=nyq, FISHER=fis), model, work, a.limit)
         for f in list(FAMILIES):
             plain = {"table-nyquist": "table"}.get(f, f.removesuffix("+resize"))
             if FAMILIES[f][1] and f not in docs and plain in docs and plain != f:
@@ -327,7 +363,7 @@ def main(argv=None) -> int:
             dfolder = restore(data, design_side, out / "data" / f"imagenet-{design_side}-design", design_names)
             ddoc = measure(dfolder, SWEEP, model, out / "records" / f"design-{design_side}" / "sweep", a.limit)
             kappa = np.array([p["kl"] for p in ddoc["curves"][0]["points"]])
-        sets[name] = (docs, kappa)
+        sets[name] = (docs, {"sweep": kappa, **kappas})
     rows = table_rows(sets, methods, a.n_boot)
     md = markdown(rows, list(sets), methods)
     atomic_write_text(out / "sizes.md", md)
