@@ -54,6 +54,7 @@ FAMILIES = {  # key: (--codec text, needs the stored size > the model's resize t
     "table+resize": ("preset:efficientnet-lite0-420+resize:{R}", True),
     "table-nyquist": ("tables:{NYQ}", True),
     "fisher-size": ("sweep:{FISHER}", False),
+    "sdq-crop-lam": ("{SDQ_LADDER}", False),
     "ladder444": ("standard@4:4:4", False),
     "jpegli": ("jpegli", False),
 }
@@ -77,6 +78,11 @@ METHODS = {
         ["fisher-size"],
     ),
     "network fisher(size)": ("the network in the loop among the size's own fisher sweep", ["fisher-size"]),
+    "fixed sdq:crop λ": (
+        "the shipped table, SDQ crop levels at one λ for every image, λ swept: what "
+        "compress --levels sdq:crop --target-bpp now writes",
+        ["sdq-crop-lam"],
+    ),
     "fixed sdq:crop": ("the sweep's tables, SDQ levels with crop weights, each for every image", ["sdq-crop"]),
     "jpegli": ("jpegli at the ladder's qualities (its own tables, adaptive quantization)", ["jpegli"]),
     "rate": ("per image by rate, κ recorded on the eval split at original sizes", ["sweep"]),
@@ -158,6 +164,19 @@ def fisher_for_size(folder: Path, names: list[str], model, out: Path) -> Path:
     return res.save(out)
 
 
+def sdq_ladder(weights: str = "crop"):
+    """The shipped table with SDQ levels at a ladder of λ (alpha × its step error), one λ for every
+    image per member: the curve a bit budget over the tree moves along (``--choose fixed --levels sdq``)."""
+    from dnnjpeg.families import CodecSpec, TableFamily
+    from dnnjpeg.presets import load_preset
+
+    t = load_preset("efficientnet-lite0-420-original")
+    alphas = (2.0**-8, 2.0**-6, 2.0**-4, 2.0**-2, 1.0, 4.0)
+    pts = [CodecSpec(t, tag="alpha=0")] + [CodecSpec(t, tag=f"alpha={a:g}", encoder="sdq", sdq=(weights, a, 0))
+                                           for a in alphas]  # fmt: skip
+    return TableFamily(f"sdq:{weights} λ ladder", tuple(pts), "sdq")
+
+
 def measure(folder: Path, family_text: str, model, work: Path, limit: int | None) -> dict:
     """``evaluate`` of one family on one stored set (records saved in ``work``; reused when there)."""
     saved = work / "results.json"
@@ -166,7 +185,8 @@ def measure(folder: Path, family_text: str, model, work: Path, limit: int | None
     ds = discover(folder)
     ds = ds.subset("all", limit) if limit else ds
     t0 = time.perf_counter()
-    res = evaluate(ds, model, [parse_family(family_text)], at="original", n_boot=0, cache=work / "chunks")
+    fam = sdq_ladder() if family_text == "{SDQ_LADDER}" else parse_family(family_text)
+    res = evaluate(ds, model, [fam], at="original", n_boot=0, cache=work / "chunks")
     doc = res.to_dict()
     doc["bench_seconds"] = time.perf_counter() - t0
     atomic_write_text(saved, json.dumps(doc))
@@ -353,7 +373,8 @@ def main(argv=None) -> int:
                                out / "records" / f"design-{design_side}" / f, a.limit)  # fmt: skip
                 kappas[f] = np.array([p["kl"] for p in kdoc["curves"][0]["points"]])
             work = out / "records" / name.replace(" ", "-") / f
-            docs[f] = measure(folder, text.format(R=R, NYQ=nyq, FISHER=fis), model, work, a.limit)
+            text = text if "{SDQ_LADDER}" in text else text.format(R=R, NYQ=nyq, FISHER=fis)
+            docs[f] = measure(folder, text, model, work, a.limit)
         for f in list(FAMILIES):
             plain = {"table-nyquist": "table"}.get(f, f.removesuffix("+resize"))
             if FAMILIES[f][1] and f not in docs and plain in docs and plain != f:
