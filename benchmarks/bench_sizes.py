@@ -160,7 +160,7 @@ def fisher_for_size(folder: Path, names: list[str], model, out: Path) -> Path:
         png = folder / (Path(n).stem + ".png")
         if png.exists() and not (named / n).exists():
             atomic_write_bytes(named / n, png.read_bytes())
-    res = design("fisher", DesignProblem(discover(named), model, "original", "4:2:0", budget=40))
+    res = design("fisher", DesignProblem(discover(named), model, "original", "4:2:0", budget=40, trial_images=100))
     return res.save(out)
 
 
@@ -206,27 +206,47 @@ def _chosen(bits, top1, kl, label, pixels, name, rule=None, selector_kl=None) ->
     return CurveData(name, b, c, pixels, k)
 
 
-def method_curve(method: str, docs: dict, kappa_size: np.ndarray | None) -> CurveData | None:
-    """One method's curve on one stored set from its families' records (None: not measured)."""
+def _paths(doc: dict) -> list[str]:
+    return list(doc["pristine"]["per_image"]["path"])
+
+
+def _subset(cd: CurveData, idx: np.ndarray) -> CurveData:
+    """The curve on the images ``idx`` (columns) only."""
+    return CurveData(cd.name, cd.bits[:, idx], cd.correct[:, idx], cd.pixels[idx], cd.kl[:, idx])
+
+
+def method_curve(method: str, docs: dict, kappas: dict) -> tuple[CurveData, list[str]] | None:
+    """One method's curve on one stored set from its families' records, on the images every one of its
+    families measured (some are measured on the first ``--subset`` images only), and those images' paths;
+    None when a family was not measured."""
     need = METHODS[method][1]
     if any(n not in docs for n in need):
         return None
-    pr = docs[need[0]]["pristine"]["per_image"]
-    label, pixels = np.asarray(pr["label"]), np.asarray(pr["pixels"])
-    curves = [docs[n]["curves"][0] for n in need]
+    have = [set(_paths(docs[n])) for n in need]
+    paths = [p for p in _paths(docs["ladder"]) if all(p in h for h in have)]
+    pr, where = docs["ladder"]["pristine"]["per_image"], {p: i for i, p in enumerate(_paths(docs["ladder"]))}
+    cols = np.array([where[p] for p in paths])
+    label, pixels = np.asarray(pr["label"])[cols], np.asarray(pr["pixels"])[cols]
+
+    def records(doc: dict, curve: dict):
+        at = {p: i for i, p in enumerate(_paths(doc))}
+        c = np.array([at[p] for p in paths])
+        return tuple(x[:, c] for x in _records(curve))
+
+    def done(bits, top1, kl):
+        return CurveData(method, bits, top1 == label, pixels, kl), paths
+
     if method.startswith("fixed") or method in ("ladder", "resize→ladder", "jpegli"):
-        bits, top1, kl = _records(curves[0])
-        return CurveData(method, bits, top1 == label, pixels, kl)
+        return done(*records(docs[need[0]], docs[need[0]]["curves"][0]))
     if method == "qnet":
-        q = next(c for c in docs["sweep"]["curves"] if c.get("kind") == "selected")
-        bits, top1, kl = _records(q)
-        return CurveData(method, bits, top1 == label, pixels, kl)
-    bits, top1, kl = (np.concatenate(x) for x in zip(*(_records(c) for c in curves)))
+        return done(*records(docs["sweep"], next(c for c in docs["sweep"]["curves"] if c.get("kind") == "selected")))
+    bits, top1, kl = (np.concatenate(x) for x in zip(*(records(docs[n], docs[n]["curves"][0]) for n in need)))
     if method in ("rate", "rate κ(size)", "rate fisher(size)"):
-        kap = np.asarray(parse_family(SWEEP).kappa) if method == "rate" else kappa_size.get(need[0])
+        kap = np.asarray(parse_family(SWEEP).kappa) if method == "rate" else kappas.get(need[0])
         if kap is None:
             return None
-        return _chosen(bits, top1, kl, label, pixels, method, selector_kl=np.broadcast_to(kap[:, None], bits.shape))
+        sel = np.broadcast_to(np.asarray(kap)[:, None], bits.shape)
+        return _chosen(bits, top1, kl, label, pixels, method, selector_kl=sel), paths
     if method == "climb":
         kap = np.asarray(parse_family(SWEEP).kappa)
 
@@ -234,26 +254,30 @@ def method_curve(method: str, docs: dict, kappa_size: np.ndarray | None) -> Curv
             start = choose(bits, np.broadcast_to(kap[:, None], bits.shape), lam)
             return climb_choice(bits, kl, lam, start)[0]
 
-        return _chosen(bits, top1, kl, label, pixels, method, rule=rule)
-    return _chosen(bits, top1, kl, label, pixels, method)
+        return _chosen(bits, top1, kl, label, pixels, method, rule=rule), paths
+    return _chosen(bits, top1, kl, label, pixels, method), paths
 
 
 def table_rows(sets: dict, methods: list[str], n_boot: int) -> list[dict]:
-    """BD-rate (top-1) of every method against both baselines on every stored set."""
+    """BD-rate (top-1) of every method against both baselines on every stored set, each on the images
+    the method was measured on (the baselines restricted to them: paired)."""
     rows = []
-    for set_name, (docs, kappa_size) in sets.items():
-        curves = {m: method_curve(m, docs, kappa_size) for m in methods}
-        a, b = curves.get("ladder"), curves.get("resize→ladder") or curves.get("ladder")
+    for set_name, (docs, kappas) in sets.items():
+        curves = {m: method_curve(m, docs, kappas) for m in methods}
+        refs = {"ladder": curves.get("ladder"), "resize→ladder": curves.get("resize→ladder") or curves.get("ladder")}
         pr = docs["ladder"]["pristine"]["per_image"]
-        correct = np.asarray(pr["top1"]) == np.asarray(pr["label"])
-        for m, cd in curves.items():
-            if cd is None:
+        correct_all = np.asarray(pr["top1"]) == np.asarray(pr["label"])
+        where = {p: i for i, p in enumerate(_paths(docs["ladder"]))}
+        for m, got in curves.items():
+            if got is None:
                 continue
-            row = {"set": set_name, "method": m, "images": len(cd.pixels)}
-            for ref_name, ref in (("ladder", a), ("resize→ladder", b)):
-                if ref is None or ref is cd:
+            cd, paths = got
+            idx = np.array([where[p] for p in paths])
+            row = {"set": set_name, "method": m, "images": len(paths)}
+            for ref_name, ref in refs.items():
+                if ref is None or ref_name == m or (m == "ladder" and ref_name == "ladder"):
                     continue
-                c = compare_curves(ref, cd, correct, 1.0, n_boot, 0)
+                c = compare_curves(_subset(ref[0], idx), cd, correct_all[idx], 1.0, n_boot, 0)
                 row[ref_name] = (c.bd_rate, *c.bd_rate_ci)
             rows.append(row)
     return rows
@@ -282,7 +306,12 @@ def markdown(rows: list[dict], set_names: list[str], methods: list[str]) -> str:
         for m in methods:
             if m == ref or (ref == "ladder" and m == "ladder"):
                 continue
-            cells = [_fmt(by.get((s, m), {}).get(ref)) if (s, m) in by else "—" for s in set_names]
+            cells = []
+            for s in set_names:
+                r, n = by.get((s, m)), by.get((s, "ladder"), {}).get("images")
+                cells.append(
+                    "—" if r is None else _fmt(r.get(ref)) + (f" (n={r['images']})" if r["images"] != n else "")
+                )
             out.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
 
@@ -328,6 +357,12 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default="efficientnet-lite0")
     ap.add_argument("--methods", default=";".join(m for m in METHODS if m not in SLOW), help="; separated")
     ap.add_argument("--limit", type=int, default=None, help="at most this many images per stored set")
+    ap.add_argument("--subset", type=int, default=200, help="images (the first) for the --subset-families")
+    ap.add_argument(
+        "--subset-families",
+        default="jpegli,ladder444,sdq-crop-lam",
+        help="families measured on --subset images only (methods using them are compared there)",
+    )
     ap.add_argument("--n-boot", type=int, default=1000)
     ap.add_argument("--out", default="bench-out/sizes")
     a = ap.parse_args(argv)
@@ -374,7 +409,8 @@ def main(argv=None) -> int:
                 kappas[f] = np.array([p["kl"] for p in kdoc["curves"][0]["points"]])
             work = out / "records" / name.replace(" ", "-") / f
             text = text if "{SDQ_LADDER}" in text else text.format(R=R, NYQ=nyq, FISHER=fis)
-            docs[f] = measure(folder, text, model, work, a.limit)
+            lim = min(a.limit or a.subset, a.subset) if f in a.subset_families.split(",") else a.limit
+            docs[f] = measure(folder, text, model, work, lim)
         for f in list(FAMILIES):
             plain = {"table-nyquist": "table"}.get(f, f.removesuffix("+resize"))
             if FAMILIES[f][1] and f not in docs and plain in docs and plain != f:
