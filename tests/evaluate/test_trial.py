@@ -121,6 +121,12 @@ def test_sdq_codecs_are_measured_like_any_family(tmp_path):
             w = gradient_weights(src, m) if kind == "gradient" else None
             assert tr.bits[i] == 8 * len(spec.encode(src, weights=w))
             assert tr.bits[i] < 8 * len(encode(src, spec.tables, "4:2:0", True))
+    # the next gradient member reuses each image's weights (one backward pass per image, not per member)
+    assert len([k for k in pr.weights if k != "bytes"]) == 4
+    spec2 = parse_family("sdq:gradient:0.05:standard:20").points[0]
+    tr2 = run_trial(spec2, pr, m, batch_size=2, workers=0)
+    assert len([k for k in pr.weights if k != "bytes"]) == 4
+    assert list(tr2.bits) == [8 * len(spec2.encode(x, weights=gradient_weights(x, m))) for x in pr.sources]
     res = evaluate(ds, m, [CodecCurve.standard((20, 50, 90)), parse_family("sdq:mse:0.05:standard:20,50,90")],
                    at="original", n_boot=0, progress=False)  # fmt: skip
     names = [c["name"] for c in res.to_dict()["curves"]]

@@ -14,7 +14,7 @@ import os
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -60,6 +60,9 @@ class Pristine:
     #: int64 (N,) pixels and 24-bit BMP bytes of each source (from ``sources`` when not given)
     pixels: np.ndarray | None = None
     bmp_bytes: np.ndarray | None = None
+    #: SDQ gradient weights already computed, by (image index, resize, subsampling): every member of an
+    #: sdq:gradient family shares its image's one backward pass
+    weights: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.pixels is None:
@@ -154,21 +157,28 @@ def outcome(pristine_logits: np.ndarray, logits: np.ndarray) -> tuple[np.ndarray
     return top5.astype(np.int64), kl
 
 
-def _batch_weights(spec: CodecSpec, sources: list[np.ndarray], model: Model, at_input: bool) -> list:
+def _batch_weights(spec: CodecSpec, sources: list[np.ndarray], model: Model, at_input: bool,
+                   cache: dict | None = None, keys: list | None = None) -> list:  # fmt: skip
     """SDQ with gradient weights: each image's, from the measuring model, images of one size sharing
     backward passes (:func:`~dnnjpeg.sdq.weights.gradient_weights_batch`); None for every other
-    setting and for gray images."""
+    setting and for gray images. ``cache`` (by ``keys``, one per source) keeps them for the next
+    member of the family: one backward pass per image, not one per member."""
     if not (spec.sdq and spec.sdq[0] == "gradient"):
         return [None] * len(sources)
     from dnnjpeg.sdq.weights import gradient_weights_batch
 
-    colour = [i for i, s in enumerate(sources) if s.ndim == 3]
+    cache = {} if cache is None else cache
+    keys = list(range(len(sources))) if keys is None else keys
+    colour = [i for i, s in enumerate(sources) if s.ndim == 3 and keys[i] not in cache]
     ws = gradient_weights_batch([sources[i] for i in colour], model, spec.subsampling,
                                 at="input" if at_input else "original")  # fmt: skip
-    out: list = [None] * len(sources)
-    for i, w in zip(colour, ws):
-        out[i] = w
-    return out
+    out = {keys[i]: w for i, w in zip(colour, ws)}
+    for k, w in out.items():  # kept up to 1 GiB a chunk (a chunk of huge photos computes again instead)
+        size = sum(np.asarray(a).nbytes for a in w)
+        if cache.get("bytes", 0) + size <= 1 << 30:
+            cache[k] = w
+            cache["bytes"] = cache.get("bytes", 0) + size
+    return [out.get(k, cache.get(k)) for k in keys]
 
 
 def _jpeg_batch(spec: CodecSpec, pristine: Pristine, model: Model, coefficients: bool, lo: int, hi: int):
@@ -178,7 +188,8 @@ def _jpeg_batch(spec: CodecSpec, pristine: Pristine, model: Model, coefficients:
     bits = np.empty(hi - lo, np.int64)
     out = [] if coefficients else np.empty((hi - lo, pre.size, pre.size, 3), np.uint8)
     sources = [spec.resized(pristine.sources[i]) for i in range(lo, hi)]  # what is encoded
-    weights = _batch_weights(spec, sources, model, at_input)
+    keys = [(i, spec.resize, spec.subsampling) for i in range(lo, hi)]
+    weights = _batch_weights(spec, sources, model, at_input, pristine.weights, keys)
     for k in range(hi - lo):
         data = spec.encode(sources[k], weights=weights[k])
         bits[k] = 8 * len(data)
