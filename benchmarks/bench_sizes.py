@@ -105,9 +105,12 @@ METHODS = {
 SLOW: set[str] = set()  # methods left out unless asked for
 
 
-def restore(src: Path, side: int, dst: Path, names: list[str] | None, interpolation: str = "lanczos") -> Path:
+def restore(
+    src: Path, side: int, dst: Path, names: list[str] | None, interpolation: str = "lanczos", square: bool = False
+) -> Path:
     """The images of ``src`` (or those of ``names``) whose shorter side is ≥ ``side``, stored at that
-    shorter side as PNG in ``dst`` (made once; a file already there is kept). Returns ``dst``."""
+    shorter side as PNG in ``dst`` (made once; a file already there is kept); ``square``: their centre
+    square only (as held-out sets stored square are). Returns ``dst``."""
     from PIL import Image
 
     from dnnjpeg.codec import load_image, resize_shorter
@@ -124,6 +127,10 @@ def restore(src: Path, side: int, dst: Path, names: list[str] | None, interpolat
         rgb = load_image(str(p), "RGB")
         if min(rgb.shape[:2]) < side:
             continue
+        if square:
+            h, w = rgb.shape[:2]
+            m = min(h, w)
+            rgb = np.ascontiguousarray(rgb[(h - m) // 2 : (h - m) // 2 + m, (w - m) // 2 : (w - m) // 2 + m])
         buf = __import__("io").BytesIO()
         Image.fromarray(resize_shorter(rgb, side, interpolation)).save(buf, "PNG")
         atomic_write_bytes(out, buf.getvalue())
@@ -353,6 +360,7 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default="../shared/data/imagenet-sample")
     ap.add_argument("--kodak", default="../shared/data/kodak")
     ap.add_argument("--sizes", default="160,224,256,320,384")
+    ap.add_argument("--square-sizes", default="256", help="the eval split's centre squares at these sides too")
     ap.add_argument("--kodak-sides", default="512,341", help="Kodak's shorter sides (512: as stored)")
     ap.add_argument("--model", default="efficientnet-lite0")
     ap.add_argument("--methods", default=";".join(m for m in METHODS if m not in SLOW), help="; separated")
@@ -387,6 +395,9 @@ def main(argv=None) -> int:
     stored = {}
     for s in [int(x) for x in a.sizes.split(",") if x]:
         stored[f"imagenet {s}"] = (restore(data, s, out / "data" / f"imagenet-{s}", eval_names), s, s)
+    for s in [int(x) for x in a.square_sizes.split(",") if x]:
+        folder = restore(data, s, out / "data" / f"imagenet-{s}-square", eval_names, square=True)
+        stored[f"imagenet {s} square"] = (folder, s, s)
     grid = sorted(v for _, v, _ in stored.values())
     for s in [int(x) for x in a.kodak_sides.split(",") if x]:
         near = max([g for g in grid if g <= s], default=None)  # κ(size) from the nearest grid size below
