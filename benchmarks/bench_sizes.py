@@ -361,6 +361,11 @@ def main(argv=None) -> int:
     ap.add_argument("--kodak", default="../shared/data/kodak")
     ap.add_argument("--sizes", default="160,224,256,320,384")
     ap.add_argument("--square-sizes", default="256", help="the eval split's centre squares at these sides too")
+    ap.add_argument(
+        "--square-families",
+        default="ladder,sweep,sdq-crop,table",
+        help="what the square sets measure (on --subset images)",
+    )
     ap.add_argument("--kodak-sides", default="512,341", help="Kodak's shorter sides (512: as stored)")
     ap.add_argument("--model", default="efficientnet-lite0")
     ap.add_argument("--methods", default=";".join(m for m in METHODS if m not in SLOW), help="; separated")
@@ -395,9 +400,11 @@ def main(argv=None) -> int:
     stored = {}
     for s in [int(x) for x in a.sizes.split(",") if x]:
         stored[f"imagenet {s}"] = (restore(data, s, out / "data" / f"imagenet-{s}", eval_names), s, s)
+    square_sets: set[str] = set()
     for s in [int(x) for x in a.square_sizes.split(",") if x]:
         folder = restore(data, s, out / "data" / f"imagenet-{s}-square", eval_names, square=True)
         stored[f"imagenet {s} square"] = (folder, s, s)
+        square_sets.add(f"imagenet {s} square")
     grid = sorted(v for _, v, _ in stored.values())
     for s in [int(x) for x in a.kodak_sides.split(",") if x]:
         near = max([g for g in grid if g <= s], default=None)  # κ(size) from the nearest grid size below
@@ -407,6 +414,8 @@ def main(argv=None) -> int:
         docs, kappas = {}, {}
         for f in fams:
             text, resizes = FAMILIES[f]
+            if name in square_sets and f not in a.square_families.split(","):
+                continue
             if resizes and side <= R:
                 continue  # nothing to bring down: the plain family's records are this one's
             print(f"[{name}] {f}", file=sys.stderr)
@@ -420,7 +429,8 @@ def main(argv=None) -> int:
                 kappas[f] = np.array([p["kl"] for p in kdoc["curves"][0]["points"]])
             work = out / "records" / name.replace(" ", "-") / f
             text = text if "{SDQ_LADDER}" in text else text.format(R=R, NYQ=nyq, FISHER=fis)
-            lim = min(a.limit or a.subset, a.subset) if f in a.subset_families.split(",") else a.limit
+            sub = f in a.subset_families.split(",") or name in square_sets
+            lim = min(a.limit or a.subset, a.subset) if sub else a.limit
             docs[f] = measure(folder, text, model, work, lim)
         for f in list(FAMILIES):
             plain = {"table-nyquist": "table"}.get(f, f.removesuffix("+resize"))
