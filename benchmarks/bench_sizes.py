@@ -286,6 +286,7 @@ def table_rows(sets: dict, methods: list[str], n_boot: int) -> list[dict]:
                     continue
                 c = compare_curves(_subset(ref[0], idx), cd, correct_all[idx], 1.0, n_boot, 0)
                 row[ref_name] = (c.bd_rate, *c.bd_rate_ci)
+                row[f"{ref_name} KL"] = (c.bd_rate_kl, *c.bd_rate_kl_ci)
             rows.append(row)
     return rows
 
@@ -304,14 +305,16 @@ def _fmt(v) -> str:
 def markdown(rows: list[dict], set_names: list[str], methods: list[str]) -> str:
     """One table per baseline: methods down, stored sets across (bold: the interval excludes zero)."""
     out = []
-    for ref in ("ladder", "resize→ladder"):
-        out.append(f"\nBD-rate on top-1 against **{ref}** (negative: fewer bits at equal top-1; n = images)\n")
+    for ref in ("ladder", "resize→ladder", "ladder KL", "resize→ladder KL"):
+        base, kl = ref.removesuffix(" KL"), ref.endswith(" KL")
+        axis = "−ln(mean KL to the pristine output)" if kl else "top-1"
+        out.append(f"\nBD-rate on {axis} against **{base}** (negative: fewer bits at equal quality; n = images)\n")
         out.append("| method | " + " | ".join(set_names) + " |")
         out.append("|---|" + "---:|" * len(set_names))
         by = {(r["set"], r["method"]): r for r in rows}
         out.append("| n | " + " | ".join(str(by.get((s, "ladder"), {}).get("images", "—")) for s in set_names) + " |")
         for m in methods:
-            if m == ref or (ref == "ladder" and m == "ladder"):
+            if m == base:
                 continue
             cells = []
             for s in set_names:
@@ -320,6 +323,31 @@ def markdown(rows: list[dict], set_names: list[str], methods: list[str]) -> str:
                     "—" if r is None else _fmt(r.get(ref)) + (f" (n={r['images']})" if r["images"] != n else "")
                 )
             out.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+def verdict(rows: list[dict], set_names: list[str], methods: list[str]) -> str:
+    """Per method: on how many sets its top-1 interval is below zero against both baselines at once,
+    and where it is above zero against either (worse)."""
+    by = {(r["set"], r["method"]): r for r in rows}
+    out = ["\n| method | sets where it beats both baselines (top-1 interval < 0) | where it is worse than one |",
+           "|---|---|---|"]  # fmt: skip
+    for m in methods:
+        if m in ("ladder", "resize→ladder"):
+            continue
+        win, lose = [], []
+        for s in set_names:
+            r = by.get((s, m))
+            if r is None:
+                continue
+            cis = [r.get(k) for k in ("ladder", "resize→ladder") if r.get(k) is not None]
+            if cis and all(np.isfinite(v[2]) and v[2] < 0 for v in cis):
+                win.append(s)
+            if any(np.isfinite(v[1]) and v[1] > 0 for v in cis):
+                lose.append(s)
+        done = sum((s, m) in by for s in set_names)
+        out.append(f"| {m} | {len(win)} of {done}" + (f": {', '.join(win)}" if 0 < len(win) < done else "")
+                   + f" | {', '.join(lose) or '—'} |")  # fmt: skip
     return "\n".join(out) + "\n"
 
 
@@ -443,7 +471,7 @@ def main(argv=None) -> int:
             kappa = np.array([p["kl"] for p in ddoc["curves"][0]["points"]])
         sets[name] = (docs, {"sweep": kappa, **kappas})
     rows = table_rows(sets, methods, a.n_boot)
-    md = markdown(rows, list(sets), methods)
+    md = verdict(rows, list(sets), methods) + markdown(rows, list(sets), methods)
     atomic_write_text(out / "sizes.md", md)
     atomic_write_text(out / "sizes.json", json.dumps({"rows": rows, "methods": {m: METHODS[m][0] for m in methods}},
                                                      indent=1))  # fmt: skip
