@@ -62,6 +62,12 @@ def test_target_bpp_is_the_tree_average_in_every_mode(tmp_path, tree, choose, le
         assert decode_file(tmp_path / "dst" / f"{n}.jpg").shape[:2] == (64, 96)
 
 
+def test_the_climb_under_a_budget_says_it_measured_every_member():
+    ch = chooser_from_decisions("climb", "round", target_bpp=1.0)
+    assert "every member measured" in ch.describe() and "local search" in ch.describe()
+    assert "every member" not in chooser_from_decisions("climb", "round", lam=0.01).describe()
+
+
 def test_modes_without_a_rate_knob_refuse_a_budget(tree):
     with pytest.raises(ValueError, match="per-image chooser"):
         chooser_from_decisions("fixed", "round", tables=QuantTables.standard(50), target_bpp=1.0)
