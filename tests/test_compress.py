@@ -364,6 +364,19 @@ def test_resolution_is_a_member_the_network_can_choose(tmp_path, kodak_dir):
     assert any(k >= 2 for k in rep.members)  # at a high λ the smaller files win
 
 
+def test_tables_take_a_preset_name(tmp_path):
+    from dnnjpeg.presets import load_preset
+
+    src = _tree(tmp_path / "src")
+    r = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "dst"), "--workers", "1",
+                                 "--tables", "preset:efficientnet-lite0-420"])  # fmt: skip
+    assert "12 written" in r.output, r.output
+    out = next(p for p in (tmp_path / "dst").rglob("*.*") if p.name != SETTINGS_FILE)
+    assert parse_header(out).quant_tables() == load_preset("efficientnet-lite0-420")
+    r = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "d2"), "--tables", "preset:nope"])
+    assert r.exit_code == 2 and "unknown preset 'nope'" in r.output
+
+
 def test_compress_help_names_the_two_decisions_in_at_most_18_options():
     import re
 

@@ -67,9 +67,7 @@ def make_chooser(
     if tables is not None:
         if lam is not None or target_bpp is not None or family:
             raise ValueError("--lam, --target-bpp and --family go with a per-image chooser, not with --tables")
-        return FixedTables(
-            tables if isinstance(tables, QuantTables) else QuantTables.load(tables), subsampling, optimize
-        )
+        return FixedTables(_tables(tables), subsampling, optimize)
     return _family_chooser(family, model, kappa_from, by_rate, qnet, lam, target_bpp, subsampling, optimize, search)
 
 
@@ -119,9 +117,22 @@ def _sdq_chooser(tables, weights: str, alpha, lam, target_bpp, subsampling: str,
     """SDQ in fixed tables (default: the shipped lite0 table for stored images)."""
     from dnnjpeg.presets import load_preset
 
-    t = (tables if isinstance(tables, QuantTables) else QuantTables.load(tables)) if tables is not None else (
+    t = _tables(tables) if tables is not None else (
         load_preset("efficientnet-lite0-420-original"))  # fmt: skip
     return SDQChoice(t, weights, lam, alpha=alpha, subsampling=subsampling, bpp=target_bpp, file_bpp=file_bpp)
+
+
+def _tables(tables) -> QuantTables:
+    """``--tables``: tables, a table JSON file, or ``preset:NAME`` (a shipped table, as ``dnnjpeg presets
+    NAME`` prints it; a file of that name wins)."""
+    if isinstance(tables, QuantTables):
+        return tables
+    text = str(tables)
+    if text.startswith("preset:") and not Path(text).exists():
+        from dnnjpeg.presets import load_preset
+
+        return load_preset(text.removeprefix("preset:"))
+    return QuantTables.load(tables)
 
 
 def _tablenet_chooser(tablenet, lam, subsampling: str, optimize: bool) -> TableNetChoice:

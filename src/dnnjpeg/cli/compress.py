@@ -49,7 +49,9 @@ def compress(
     dst: Path = typer.Argument(..., help="Destination tree (mirrors SRC; must not overlap it)."),
     choose: str = typer.Option("fixed", "--choose", help=_CHOOSE_HELP),
     levels: str = typer.Option("round", "--levels", help=_LEVELS_HELP),
-    tables: Path | None = typer.Option(None, "--tables", help="The table JSON of --choose fixed (from design)."),
+    tables: Path | None = typer.Option(
+        None, "--tables", help="The table of --choose fixed: a table JSON (from design) or preset:NAME."
+    ),
     family: list[str] | None = typer.Option(None, "--family", help=_FAMILY_HELP),
     lam: float | None = typer.Option(None, "--lam", help=_LAM_HELP),
     target_bpp: float | None = typer.Option(None, "--target-bpp", help=_TARGET_HELP),
