@@ -412,3 +412,13 @@ def test_levels_compose_with_every_family_chooser(tmp_path, monkeypatch):
     bad = run(app, ["compress", str(src), str(tmp_path / "d"), "--choose", "network:tiny", "--levels", "sdq:mse",
                     "--family", "sdq:mse:standard"])  # fmt: skip
     assert bad.exit_code == 2 and "give the family's plain tables" in bad.output
+
+
+def test_info_and_survey_read_a_compressed_tree_without_its_settings_record(tmp_path):
+    src = _tree(tmp_path / "src")
+    compress_tree(src, tmp_path / "dst", QuantTables.standard(60), workers=1)
+    assert (tmp_path / "dst" / SETTINGS_FILE).is_file()
+    r = CliRunner().invoke(app, ["info", str(tmp_path / "dst")])
+    assert SETTINGS_FILE not in r.output and "failed" not in r.output, r.output
+    r = CliRunner().invoke(app, ["survey", str(tmp_path / "dst"), "--out", str(tmp_path / "sv"), "--no-umap"])
+    assert r.exit_code == 0 and "errors none" in r.output and SETTINGS_FILE not in r.output, r.output

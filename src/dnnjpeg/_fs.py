@@ -102,6 +102,10 @@ def _kind(mode: int) -> str:
     return "special file"
 
 
+#: The record compress writes beside its outputs (its settings): dnnjpeg's own, never data to list.
+COMPRESS_RECORD = ".dnnjpeg-compress.json"
+
+
 def walk(root: str | os.PathLike[str]) -> Iterator[tuple[str, str | None]]:
     """Yield ``(path, error)`` for every non-folder entry under ``root``, sorted per folder.
 
@@ -109,6 +113,8 @@ def walk(root: str | os.PathLike[str]) -> Iterator[tuple[str, str | None]]:
     cannot be listed (``(folder, reason)``), a link to a folder (not followed, so link
     loops cannot recurse), a FIFO/socket/device, or a link to one.  A broken link or
     link loop passes as None and fails when it is opened.  ``root`` itself may be a file.
+    dnnjpeg's own records (:data:`COMPRESS_RECORD`, :data:`OUTPUT_MARKER` as regular files) are
+    not listed: info, survey and discovery read a compressed tree as the user's data.
     """
     root = os.fspath(root)
     try:
@@ -131,6 +137,8 @@ def walk(root: str | os.PathLike[str]) -> Iterator[tuple[str, str | None]]:
         subdirs = []
         for e in entries:
             try:
+                if e.name in (COMPRESS_RECORD, OUTPUT_MARKER) and e.is_file(follow_symlinks=False):
+                    continue
                 if e.is_dir(follow_symlinks=False):
                     subdirs.append(e.path)
                     continue

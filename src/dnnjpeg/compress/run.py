@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from dnnjpeg._fs import (
+    COMPRESS_RECORD,
     display,
     read_json,
 )
@@ -33,7 +34,7 @@ from dnnjpeg.data import find_images
 from dnnjpeg.engine import Engine, LocalEngine
 
 #: The record of a run's settings, beside its outputs.
-SETTINGS_FILE = ".dnnjpeg-compress.json"
+SETTINGS_FILE = COMPRESS_RECORD
 
 
 @dataclass
