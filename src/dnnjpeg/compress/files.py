@@ -58,25 +58,19 @@ def _existing(src: str, out: Path, resume: bool, overwrite: bool) -> tuple[str, 
     return None
 
 
-def _pixels(src: str, resize: int | str | None = None) -> np.ndarray:
-    # gray stays gray (H, W); everything else RGB (H, W, 3); strict decode (errors name the file)
+def _pixels(src: str, resize: int | str | None = None) -> tuple[np.ndarray, int]:
+    """(the pixels to encode, the stored image's H·W). Gray stays gray (H, W), everything else RGB
+    (H, W, 3); strict decode (errors name the file). A bit budget counts the stored image's pixels,
+    whatever ``resize`` made of it, so a smaller output is charged per pixel of its source."""
     px = load_image(src)
+    n = int(px.shape[0] * px.shape[1])
     if resize is None:
-        return px
+        return px, n
     if isinstance(resize, str):  # "short:N": the shorter side brought down to N, the whole image kept
         from dnnjpeg.codec import resize_shorter
 
-        return resize_shorter(px, int(resize.removeprefix("short:")))
-    return at_model_size(px, resize)
-
-
-def source_pixels(src: str) -> int:
-    """Pixels of the stored image (from its header): what a bit budget is counted over, whatever
-    ``--resize`` made of it (a smaller output is charged per pixel of its source)."""
-    from PIL import Image
-
-    with Image.open(src) as im:  # (decoded whole already: a file that got here has a readable header)
-        return int(im.size[0] * im.size[1])
+        return resize_shorter(px, int(resize.removeprefix("short:"))), n
+    return at_model_size(px, resize), n
 
 
 def at_model_size(px: np.ndarray, size: int) -> np.ndarray:
@@ -108,7 +102,7 @@ def _fatal(e: Exception) -> bool:
 
 def _unless_kept(job, work: Callable) -> tuple[tuple | None, object]:
     """One file of a run: (outcome, None) when its output is kept or refused (:func:`_existing`) or
-    the file fails, else (None, ``work(source, output path, bytes before, pixels)``). Every
+    the file fails, else (None, ``work(source, output path, bytes before, pixels, source pixels)``). Every
     per-file problem is reported and the batch goes on; a full or read-only destination stops it."""
     src, dst, resume, overwrite, roots, resize = job
     try:
@@ -118,7 +112,7 @@ def _unless_kept(job, work: Callable) -> tuple[tuple | None, object]:
             remove_part(out)  # this output's own leftover of a killed run (its exact name)
             return kept, None
         before = os.path.getsize(src)
-        return None, work(src, out, before, _pixels(src, resize))
+        return None, work(src, out, before, *_pixels(src, resize))
     except Exception as e:
         if _fatal(e):
             raise
@@ -136,7 +130,7 @@ def _write(
 ) -> tuple[str, str, int, int, str | None]:
     """(source, status, bytes before, bytes after, error) for one file encoded by ``make(pixels)``."""
 
-    def write(src, out, before, px):
+    def write(src, out, before, px, _n):
         data = make(px)
         atomic_write_bytes(out, data, fixed_part=True)
         return src, "written", before, len(data), None
@@ -186,11 +180,11 @@ def _measure_shared(item, chooser):
 
 def _prepare(job, shared) -> tuple[tuple | None, tuple | None]:
     """Worker half of the batched network choice: (outcome, None) for a file kept or failed, else
-    (None, (source, output path, bytes before, :class:`~dnnjpeg.pipeline.Candidates`))."""
+    (None, (source, output path, bytes before, :class:`~dnnjpeg.pipeline.Candidates`, source pixels))."""
     from dnnjpeg.pipeline import candidates
 
     points, pre = shared
-    return _unless_kept(job, lambda src, out, before, px: (src, str(out), before, candidates(px, points, pre)))
+    return _unless_kept(job, lambda src, out, before, px, n: (src, str(out), before, candidates(px, points, pre), n))
 
 
 def _batched_choice(jobs, chooser, engine, batch_size: int, measure_only: bool = False):
@@ -221,10 +215,10 @@ def _decide(scored, chooser, measure_only: bool):
         if done is not None:
             yield done, None
             continue
-        src, out, before, c = p
+        src, out, before, c, n = p
         _, kl = outcome(np.repeat(logits[:1], len(points), 0), logits[1:])
         if measure_only:
-            yield None, (c.bits, kl, source_pixels(src))
+            yield None, (c.bits, kl, n)
             continue
         k = int(choose(c.bits[:, None], kl[:, None], chooser.lam)[0])
         try:
@@ -251,7 +245,7 @@ def _batchable(chooser) -> bool:
 def _measure(job) -> tuple[tuple[str, str, int, int, str | None] | None, tuple[np.ndarray, np.ndarray, int] | None]:
     """Pass 1 of a size target: (outcome when the file is kept or fails, else None; (bits (K,), kl (K,), pixels))."""
     job, chooser, _ = job
-    return _unless_kept(job, lambda src, out, before, px: (*chooser.measure(px), source_pixels(src)))
+    return _unless_kept(job, lambda src, out, before, px, n: (*chooser.measure(px), n))
 
 
 @dataclass(frozen=True)
