@@ -25,6 +25,7 @@ and nothing is measured again::
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 import time
@@ -131,7 +132,7 @@ def restore(
             h, w = rgb.shape[:2]
             m = min(h, w)
             rgb = np.ascontiguousarray(rgb[(h - m) // 2 : (h - m) // 2 + m, (w - m) // 2 : (w - m) // 2 + m])
-        buf = __import__("io").BytesIO()
+        buf = io.BytesIO()
         Image.fromarray(resize_shorter(rgb, side, interpolation)).save(buf, "PNG")
         atomic_write_bytes(out, buf.getvalue())
     return dst
@@ -377,7 +378,7 @@ def plot(rows: list[dict], set_names: list[str], methods: list[str], path: Path)
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
-    buf = __import__("io").BytesIO()
+    buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
