@@ -58,19 +58,20 @@ def _existing(src: str, out: Path, resume: bool, overwrite: bool) -> tuple[str, 
     return None
 
 
-def _pixels(src: str, resize: int | str | None = None) -> tuple[np.ndarray, int]:
-    """(the pixels to encode, the stored image's H·W). Gray stays gray (H, W), everything else RGB
-    (H, W, 3); strict decode (errors name the file). A bit budget counts the stored image's pixels,
-    whatever ``resize`` made of it, so a smaller output is charged per pixel of its source."""
-    px = load_image(src)
-    n = int(px.shape[0] * px.shape[1])
+def _pixels(src: str, resize: int | str | None = None) -> np.ndarray:
+    # gray stays gray (H, W); everything else RGB (H, W, 3); strict decode (errors name the file)
+    return _resized(load_image(src), resize)
+
+
+def _resized(px: np.ndarray, resize: int | str | None) -> np.ndarray:
+    """The stored pixels as ``--resize`` has them encoded (unchanged without it)."""
     if resize is None:
-        return px, n
+        return px
     if isinstance(resize, str):  # "short:N": the shorter side brought down to N, the whole image kept
         from dnnjpeg.codec import resize_shorter
 
-        return resize_shorter(px, int(resize.removeprefix("short:"))), n
-    return at_model_size(px, resize), n
+        return resize_shorter(px, int(resize.removeprefix("short:")))
+    return at_model_size(px, resize)
 
 
 def at_model_size(px: np.ndarray, size: int) -> np.ndarray:
@@ -112,7 +113,10 @@ def _unless_kept(job, work: Callable) -> tuple[tuple | None, object]:
             remove_part(out)  # this output's own leftover of a killed run (its exact name)
             return kept, None
         before = os.path.getsize(src)
-        return None, work(src, out, before, *_pixels(src, resize))
+        px = load_image(src)
+        # a bit budget counts the stored image's pixels, whatever --resize made of it: a smaller
+        # output is charged per pixel of its source
+        return None, work(src, out, before, _resized(px, resize), int(px.shape[0] * px.shape[1]))
     except Exception as e:
         if _fatal(e):
             raise
