@@ -16,13 +16,27 @@ from typing import Literal
 import numpy as np
 
 __all__ = [
-    "Subsampling", "SUBSAMPLINGS", "At", "AT_CHOICES", "CHROMA_FACTORS", "LADDER_QUALITIES",
+    "Subsampling", "SUBSAMPLINGS", "subsampling_of", "At", "AT_CHOICES", "CHROMA_FACTORS", "LADDER_QUALITIES",
     "KIB_BITS", "DEFAULT_LAMBDAS_NATS_PER_KIB", "DEFAULT_LAMBDAS_NATS_PER_BPP",
 ]  # fmt: skip
 
 #: A chroma subsampling that Pillow's encoder can write.
 Subsampling = Literal["4:4:4", "4:2:2", "4:2:0"]
 SUBSAMPLINGS: tuple[str, ...] = ("4:4:4", "4:2:2", "4:2:0")
+
+
+def subsampling_of(text: str) -> str:
+    """A subsampling as written (``4:2:0``, ``420``, ``4-2-0``) → its one name in :data:`SUBSAMPLINGS`.
+
+    Raises:
+        ValueError: anything else (the message lists the three).
+    """
+    digits = "".join(c for c in str(text) if c.isdigit())
+    name = ":".join(digits) if len(digits) == 3 else None
+    if name not in SUBSAMPLINGS:
+        raise ValueError(f"subsampling {text!r}: one of {', '.join(SUBSAMPLINGS)} (or 444, 422, 420)")
+    return name
+
 
 #: Where JPEG happens: "input" encodes the model-input crop (a camera sends what the network
 #: sees); "original" encodes the stored image, which is then preprocessed.

@@ -19,9 +19,11 @@ from __future__ import annotations
 import multiprocessing
 import os
 import socket
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Protocol
 
 from dnnjpeg._runtime import die_with_parent
@@ -63,6 +65,26 @@ def _call_shared(fn: Callable, items: list) -> list:
     return [fn(x, _SHARED) for x in items]
 
 
+def unguarded_main() -> str | None:
+    """The path of the script being run when its top level has no ``if __name__ == "__main__":``
+    block (a spawned worker would run it all again on import), else None (a guarded script, the
+    console command, an interpreter, a notebook)."""
+    import ast
+    import sys
+
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    if not path or not str(path).endswith(".py") or not os.path.isfile(path):
+        return None
+    try:
+        tree = ast.parse(open(path, encoding="utf-8").read())
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.If) and "__name__" in ast.unparse(node.test):
+            return None
+    return str(path)
+
+
 class LocalEngine:
     """This machine: ``workers`` processes (1: in the calling process, no pool)."""
 
@@ -76,6 +98,17 @@ class LocalEngine:
             for x in items:
                 yield fn(x, shared)
             return
+        if start in ("spawn", "forkserver") and unguarded_main() is not None:
+            warnings.warn(
+                f'{unguarded_main()} calls dnnjpeg without `if __name__ == "__main__":`; worker processes start '
+                "by importing that script, so this work runs in this one process instead. Put the call under "
+                "that guard to use every core.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            for x in items:
+                yield fn(x, shared)
+            return
         ctx = multiprocessing.get_context(start) if start else None
         pool = ProcessPoolExecutor(
             self.workers, mp_context=ctx, initializer=_set_shared, initargs=(os.getpid(), shared)
@@ -84,6 +117,12 @@ class LocalEngine:
             first = None if ordered else lambda fs: next(iter(wait(fs, return_when=FIRST_COMPLETED)[0]))
             yield from _windowed(lambda xs: pool.submit(_call_shared, fn, xs), lambda f: f.result(), items, chunk,
                                  4 * self.workers, first)  # fmt: skip
+        except BrokenProcessPool as e:
+            raise RuntimeError(
+                "a worker process died while the work ran (killed for memory, or it could not start: a script "
+                'that calls dnnjpeg must do so under `if __name__ == "__main__":`, since new worker processes '
+                "import it); run again with fewer --workers, or with workers=1 in the Python API"
+            ) from e
         finally:  # on a fatal error (a full disk) the queued items are dropped, not tried one by one
             pool.shutdown(wait=True, cancel_futures=True)
 

@@ -11,6 +11,7 @@ from dnnjpeg.choosers.base import Chooser, FixedTables, _check_rate
 from dnnjpeg.choosers.family import NetworkChoice, QNetChoice, RateChoice
 from dnnjpeg.choosers.own import SDQChoice, TableNetChoice
 from dnnjpeg.codec import QuantTables
+from dnnjpeg.conventions import subsampling_of
 from dnnjpeg.families import TableFamily
 
 __all__ = ["make_chooser", "chooser_from_decisions", "CHOOSE_KINDS", "LEVELS", "DEFAULT_FAMILY"]
@@ -239,6 +240,7 @@ def chooser_from_decisions(
     pair that makes sense is built from the same choosers as :func:`make_chooser`
     (same files, byte for byte); a pair that does not is one ValueError saying why.
     """
+    subsampling = subsampling_of(subsampling)  # before any file: a bad one would fail every file
     kind, _, arg = choose.partition(":")
     if file_bpp is not None and (kind != "fixed" or levels == "round"):
         raise ValueError("--file-bpp caps each file by SDQ's λ: it goes with --choose fixed --levels sdq:W")

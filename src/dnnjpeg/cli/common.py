@@ -121,3 +121,49 @@ def _read_images(records, read) -> tuple[list, list[str]]:
             err.print(f"[yellow]skipped[/yellow] {escape(display(r.path))}: {type(e).__name__}: {escape(str(e))}",
                       highlight=False)  # fmt: skip
     return out, names
+
+
+_PREPROCESS_HELP = (
+    "The model's preprocessing as key=value pairs, e.g. size=224,resize=256,interpolation=bilinear,"
+    "mean=0.5/0.5/0.5,std=0.5/0.5/0.5; keys left out keep the model's own (for a --model FILE, ImageNet's: "
+    "224 from a 256 resize, bilinear, mean 0.485/0.456/0.406, std 0.229/0.224/0.225)."
+)
+_CLASSES_HELP = (
+    "A class-index file for a model whose outputs are not ImageNet's 1000 classes: one class name per line in "
+    'output order (or a JSON list, or {"0": name}); the data\'s class folder names are matched to it.'
+)
+
+
+def _model_name(model: str, preprocess: str | None = None, classes: Path | None = None) -> str:
+    """--model with --preprocess and --classes folded into one name every worker can load again."""
+    from dnnjpeg.models import is_model_file
+    from dnnjpeg.models.files import model_spec
+
+    if preprocess is None and classes is None and not is_model_file(model):
+        return model
+    return model_spec(model, preprocess, classes)
+
+
+def progress_bar(label: str, console):
+    """A rich progress bar on ``console``: done/total, %, rate per second, elapsed and time left (the
+    total may be set later; until then the bar pulses). Use as ``with progress_bar(...) as bar:``."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class Rate(ProgressColumn):
+        """Items per second, from rich's own moving estimate."""
+
+        def render(self, task) -> Text:
+            return Text(f"{task.speed:.1f}/s" if task.speed else "", style="progress.data.speed")
+
+    return Progress(TextColumn(escape(label)), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(), Rate(),
+                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console)  # fmt: skip

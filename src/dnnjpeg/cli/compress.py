@@ -3,6 +3,7 @@ how each block's levels are chosen in them (``--levels``), with one budget (``--
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,7 +12,17 @@ from rich.console import Console
 from rich.markup import escape
 
 from dnnjpeg.choosers.build import CHOOSE_KINDS, DEFAULT_FAMILY, LEVELS
-from dnnjpeg.cli.common import _DEVICE_HELP, _ENGINE_HELP, _fail, _on_device, engine_from, err
+from dnnjpeg.cli.common import (
+    _DEVICE_HELP,
+    _ENGINE_HELP,
+    _PREPROCESS_HELP,
+    _fail,
+    _model_name,
+    _on_device,
+    engine_from,
+    err,
+    progress_bar,
+)  # fmt: skip
 from dnnjpeg.engine import EngineUnavailableError
 
 _CHOOSE_HELP = "Which tables each image gets: " + "; ".join(f"{k}: {v}" for k, v in CHOOSE_KINDS.items()) + "."
@@ -36,6 +47,14 @@ _TARGET_HELP = (
     "image gets more bits than a flat one."
 )
 _FILE_BPP_HELP = "--choose fixed --levels sdq: a cap per file instead: each file the smallest λ that fits B bpp."
+_CHECK_HELP = (
+    "At the end, check N random files against their sources (dnnjpeg check: agreement of the top-1 prediction, "
+    "KL, bytes) and print the verdict. Default: 100 when the network already runs (--choose network or climb), "
+    "else 0 (off)."
+)
+_LARGER_HELP = "Write every re-encode, even one not smaller than its JPEG source (default: keep the source's bytes)."
+_METADATA_HELP = "Drop EXIF (orientation included), XMP, ICC and comments (default: copied from a JPEG source)."
+_OTHER_HELP = "Copy the files under SRC that are not images, byte for byte, so that DST holds the whole dataset."
 _RESIZE_HELP = (
     "Store every image smaller first, with every --choose: short:N brings the shorter side down to N (the "
     "classifier's resolution: short:256 for lite0, whose own resize then reads the same pixels; never enlarged); "
@@ -45,8 +64,10 @@ _RESIZE_HELP = (
 
 
 def compress(
-    src: Path = typer.Argument(..., help="Source tree (only read)."),
-    dst: Path = typer.Argument(..., help="Destination tree (mirrors SRC; must not overlap it)."),
+    src: Path = typer.Argument(..., help="Source tree (only read), or one image file."),
+    dst: Path = typer.Argument(
+        ..., help="Destination tree (mirrors SRC; must not overlap it); for a file SRC, a .jpg name or a folder."
+    ),
     choose: str = typer.Option("fixed", "--choose", help=_CHOOSE_HELP),
     levels: str = typer.Option("round", "--levels", help=_LEVELS_HELP),
     tables: Path | None = typer.Option(
@@ -57,9 +78,14 @@ def compress(
     target_bpp: float | None = typer.Option(None, "--target-bpp", help=_TARGET_HELP),
     file_bpp: float | None = typer.Option(None, "--file-bpp", help=_FILE_BPP_HELP),
     scale: float = typer.Option(1.0, "--scale", help="Multiply every table entry (clamped to 1..255)."),
-    subsampling: str = typer.Option("4:2:0", "--subsampling"),
+    subsampling: str = typer.Option("4:2:0", "--subsampling", help="Chroma subsampling: 4:2:0 (or 420), 4:4:4, 4:2:2."),
     optimize: bool = typer.Option(True, "--optimize/--no-optimize", help="Optimized Huffman tables."),
     resize: str | None = typer.Option(None, "--resize", help=_RESIZE_HELP),
+    check: int | None = typer.Option(None, "--check", help=_CHECK_HELP),
+    allow_larger: bool = typer.Option(False, "--allow-larger", help=_LARGER_HELP),
+    strip_metadata: bool = typer.Option(False, "--strip-metadata", help=_METADATA_HELP),
+    copy_other: bool = typer.Option(False, "--copy-other", help=_OTHER_HELP),
+    preprocess: str | None = typer.Option(None, "--preprocess", help="--choose network:FILE: " + _PREPROCESS_HELP),
     resume: bool = typer.Option(False, "--resume", help="Keep outputs that already exist and decode."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     workers: int | None = typer.Option(None, "--workers", help="Processes (default: every core)."),
@@ -75,15 +101,13 @@ def compress(
 
     from dnnjpeg._fs import display
     from dnnjpeg.choosers.build import chooser_from_decisions
-    from dnnjpeg.compress import CompressSettings
     from dnnjpeg.models import ModelUnavailableError
 
+    start = time.monotonic()
     try:
-        settings = CompressSettings(scale, workers, resume, overwrite, _resize(resize), None, batch_size)
-        settings.check()  # before a model loads
-        from dnnjpeg.pipeline import resolve_device
-
-        resolve_device(device)
+        settings = _settings(check, scale, workers, resume, overwrite, resize, batch_size, allow_larger,
+                             strip_metadata, copy_other, device)  # fmt: skip
+        choose = _with_preprocess(choose, preprocess)
         settings = replace(settings, engine=engine_from(engine, workers))
         chooser = chooser_from_decisions(
             choose, levels, tables=tables, family=family, lam=lam, target_bpp=target_bpp, subsampling=subsampling,
@@ -98,22 +122,70 @@ def compress(
             f"writing to {display(dst)}: {e.strerror or e}; the outputs already written are whole: free space "
             "and run again with --resume to go on"
         ) from None
-    _print_report(rep, chooser, target_bpp)
+    _print_report(rep, chooser, target_bpp, time.monotonic() - start, settings.resize)
+    n = check if check is not None else (100 if _runs_network(chooser) else 0)
+    if n and rep.written + rep.skipped:
+        _check(src, dst, chooser, n, device)
     if rep.failures:
         raise typer.Exit(1)
 
 
-def _with_progress(src, dst, chooser, settings):
-    """compress_tree with a progress bar on stderr."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+def _settings(check, scale, workers, resume, overwrite, resize, batch_size, larger, strip, other, device):
+    """Every option that needs no model checked (ValueError), before a model loads or a file is read."""
+    from dnnjpeg.compress import CompressSettings
+    from dnnjpeg.pipeline import resolve_device
 
+    if check is not None and check < 0:
+        raise ValueError(f"--check must be ≥ 0 files, got {check}")
+    settings = CompressSettings(scale, workers, resume, overwrite, _resize(resize), None, batch_size, larger, strip,
+                                other)  # fmt: skip
+    settings.check()
+    resolve_device(device)
+    return settings
+
+
+def _runs_network(chooser) -> bool:
+    from dnnjpeg.choosers import NetworkChoice
+
+    return isinstance(chooser, NetworkChoice)
+
+
+def _with_preprocess(choose: str, preprocess: str | None) -> str:
+    """--choose network:MODEL with --preprocess folded into the model's name."""
+    if preprocess is None:
+        return choose
+    kind, _, arg = choose.partition(":")
+    if kind not in ("network", "climb"):
+        raise ValueError("--preprocess describes the classifier of --choose network:MODEL or climb:MODEL")
+    return f"{kind}:{_model_name(arg or 'efficientnet-lite0', preprocess)}"
+
+
+def _check(src: Path, dst: Path, chooser, n: int, device: str) -> None:
+    """The check of ``n`` random outputs against their sources, as one verdict line (the chooser's own
+    classifier when it has one, else lite0)."""
+    from dnnjpeg.check import check_tree
+    from dnnjpeg.choosers import NetworkChoice
+    from dnnjpeg.models import load_model
+    from dnnjpeg.pipeline import resolve_device
+
+    if not src.is_dir():
+        src, dst = src.parent, dst if dst.is_dir() else dst.parent
+    model = chooser.model if isinstance(chooser, NetworkChoice) else load_model("efficientnet-lite0")
+    with progress_bar("checking", err) as bar:
+        task = bar.add_task("", total=None)
+        res = check_tree(src, dst, model.to(resolve_device(device)), limit=n,
+                         progress=lambda i, k: bar.update(task, completed=i, total=k))  # fmt: skip
+    Console(soft_wrap=True).print(escape(res.verdict()), highlight=False)
+
+
+def _with_progress(src, dst, chooser, settings):
+    """compress_tree with a progress bar on stderr (done/total, rate, elapsed, ETA)."""
     from dnnjpeg.compress import compress_tree
 
-    with Progress(
-        TextColumn("compressing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err
-    ) as bar:
+    with progress_bar("compressing", err) as bar:
         task = bar.add_task("", total=None)
-        return compress_tree(src, dst, chooser, settings, progress=lambda k: bar.advance(task, k))
+        return compress_tree(src, dst, chooser, settings, progress=lambda k: bar.advance(task, k),
+                             on_total=lambda n: bar.update(task, total=n))  # fmt: skip
 
 
 def _placed(chooser, device: str, engine):
@@ -129,7 +201,7 @@ def _placed(chooser, device: str, engine):
     return chooser
 
 
-def _print_report(rep, chooser, target_bpp: float | None) -> None:
+def _print_report(rep, chooser, target_bpp: float | None, seconds: float, resize=None) -> None:
     """The run in numbers on stdout; λ found for a bit target, members chosen and failures on stderr."""
     from dnnjpeg._fs import display
 
@@ -145,11 +217,19 @@ def _print_report(rep, chooser, target_bpp: float | None) -> None:
             highlight=False,
         )
     ratio = f" ({rep.bytes_before / rep.bytes_after:.2f}x smaller)" if rep.bytes_after else ""
-    Console().print(
+    kept = f"; {rep.kept:,} of the written are their source's own bytes (re-encoded, not smaller)" if rep.kept else ""
+    Console(soft_wrap=True).print(
         f"{rep.written:,} written, {rep.skipped:,} skipped (already valid), {len(rep.failures):,} failed; "
-        f"bytes {rep.bytes_before:,} → {rep.bytes_after:,}{ratio}",
+        f"bytes {rep.bytes_before:,} → {rep.bytes_after:,}{ratio}{kept}; {_elapsed(seconds)}",
         highlight=False,
     )
+    if rep.other:
+        kinds = ", ".join(f"{k} ×{n}" for k, n in sorted(rep.other.items(), key=lambda kv: -kv[1]))
+        what = f"{rep.copied:,} copied" if rep.copied else "not copied (--copy-other copies them)"
+        err.print(f"{sum(rep.other.values()):,} files are not images ({escape(kinds)}): {what}", highlight=False)
+    drops = _drops(chooser, resize)
+    if drops:
+        err.print(f"[yellow]note[/yellow] {escape(drops)}", highlight=False)
     for f, msg in rep.failures:
         err.print(f"[red]failed[/red] {escape(display(f))}: {escape(msg)}", highlight=False)
 
@@ -172,3 +252,15 @@ def _resize(text: str | None) -> int | str | None:
         return int(text)
     except ValueError:
         raise ValueError(f"--resize {text!r}: give S (a multiple of 16: the centre crop) or short:N") from None
+
+
+def _elapsed(seconds: float) -> str:
+    m, sec = divmod(round(seconds), 60)
+    return f"{m} min {sec} s" if m else f"{seconds:.1f} s"
+
+
+def _drops(chooser, resize) -> str | None:
+    """What a mode leaves out of the stored pixels, said where the user reads it (None: nothing)."""
+    from dnnjpeg.compress import drops
+
+    return drops(chooser, resize)

@@ -10,25 +10,30 @@ import typer
 from rich.markup import escape
 
 from dnnjpeg.cli.common import (
+    _CLASSES_HELP,
     _EVAL_OUTPUTS,
     _OVERWRITE_HELP,
+    _PREPROCESS_HELP,
     _fail,
+    _model_name,
     _out_file,
     _out_folder,
     err,
 )  # fmt: skip
-from dnnjpeg.cli.evaluation import EvaluationSettings, _run_evaluation
+from dnnjpeg.cli.evaluation import _AT_HELP, _MODEL_HELP, EvaluationSettings, _run_evaluation
 
 
 def _design_command(
     method: str = typer.Option(..., "--method", help="The designer (see the list above)."),
     data: Path = typer.Option(..., "--data", help="Image folder; only its design split is used to design."),
     out: Path = typer.Option(Path("table.json"), "--out", help="Where the designed table JSON goes."),
-    model: str = typer.Option("efficientnet-lite0", "--model"),
-    at: str = typer.Option("input", "--at"),
+    model: str = typer.Option("efficientnet-lite0", "--model", help=_MODEL_HELP),
+    preprocess: str | None = typer.Option(None, "--preprocess", help=_PREPROCESS_HELP),
+    classes: Path | None = typer.Option(None, "--classes", help=_CLASSES_HELP),
+    at: str = typer.Option("input", "--at", help=_AT_HELP),
     subsampling: str = typer.Option("4:2:0", "--subsampling", help="4:2:0 or 4:4:4: part of the design."),
     budget: int = typer.Option(60, "--budget", help="Table measurements a search may spend."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the search and of the images it measures."),
     trial_images: int = typer.Option(200, "--trial-images", help="Design images per measurement."),
     objective: str = typer.Option(
         "kl", "--objective", help="kl (smooth, default) | top1 | pareto (bayes: Pareto set)."
@@ -36,7 +41,7 @@ def _design_command(
     storage: str | None = typer.Option(
         None, "--storage", help="Optuna storage URL, e.g. sqlite:///study.db (resumable)."
     ),
-    labels: Path | None = typer.Option(None, "--labels"),
+    labels: Path | None = typer.Option(None, "--labels", help="Labels CSV with columns path,label."),
     report: Path | None = typer.Option(
         None, "--report", help="Re-measure on the eval split against the ladder; report folder."
     ),
@@ -49,6 +54,7 @@ def _design_command(
     _out_file(out, [data, labels], overwrite)
     if report is not None:
         _out_folder(report, [data, labels], _EVAL_OUTPUTS, overwrite, "--report", create=False)  # made by evaluate
+    model = _model_name(model, preprocess, classes)
     problem = (data, labels, model, at, subsampling, budget, seed, trial_images, objective, storage)
     res = _designed(method, problem, {k: v for k, v in given.items() if v is not None})
     try:
@@ -87,7 +93,9 @@ def _designed(method: str, problem: tuple, given: dict):
             if method != "bayes":
                 raise ValueError("--objective pareto is for --method bayes (a Pareto set of tables)")
             options = replace(options, objective_mode="pareto")
-        prob = DesignProblem(discover(data, labels), load_model(model), at, subsampling, budget, seed, trial_images,
+        m = load_model(model)
+        ds = discover(data, labels).for_classes(m.info.get("classes"))
+        prob = DesignProblem(ds, m, at, subsampling, budget, seed, trial_images,
                              "kl" if objective == "pareto" else objective, storage)  # fmt: skip
         cols = [TextColumn(f"design {method}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[best]}")]
         with Progress(*cols, console=err) as bar:

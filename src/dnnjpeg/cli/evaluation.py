@@ -11,10 +11,13 @@ from rich.console import Console
 from rich.markup import escape
 
 from dnnjpeg.cli.common import (
+    _CLASSES_HELP,
     _DEVICE_HELP,
     _ENGINE_HELP,
     _EVAL_OUTPUTS,
+    _PREPROCESS_HELP,
     _fail,
+    _model_name,
     _on_device,
     engine_from,
     err,
@@ -69,6 +72,7 @@ def _run_evaluation(settings: EvaluationSettings) -> dict:
     resolve_device(st.device)
     engine = engine_from(st.engine)
     model = _on_device(load_model(st.model), st.device, engine)
+    ds = ds.for_classes(model.info.get("classes"))  # a model with its own class order: labels follow it
     prepare_output_folder(st.out, inputs=[st.data, st.labels], names=_EVAL_OUTPUTS, overwrite=st.overwrite)
     cache = _chunk_folder(st.out, st.resume)
     err.print(
@@ -171,7 +175,8 @@ _AT_HELP = (
 
 
 _MODEL_HELP = (
-    "efficientnet-lite0/1/2, torchvision:NAME, timm:NAME; dct:FILE (a stem from 'dnnjpeg dct distill') or "
+    "efficientnet-lite0/1/2; your own: FILE.pt (TorchScript: torch.jit.trace then .save) or FILE.onnx, with "
+    "--preprocess; torchvision:NAME, timm:NAME; dct:FILE (a stem from 'dnnjpeg dct distill') or "
     "dct:efficientnet-lite0 (shipped): lite0 reading each encoded file's own coefficients, no decode (pristine "
     "images through their exact DCT; --at original: the DCT-domain ½/¼ down-scale and a block-grid centre crop)."
 )
@@ -191,6 +196,8 @@ _O = typer.Option
 def evaluate(
     data: Annotated[Path, _O("--data", help="Image folder: class sub-folders, wnid-named files, or unlabeled.")],
     model: Annotated[str, _O("--model", help=_MODEL_HELP)] = "efficientnet-lite0",
+    preprocess: Annotated[str | None, _O("--preprocess", help=_PREPROCESS_HELP)] = None,
+    classes: Annotated[Path | None, _O("--classes", help=_CLASSES_HELP)] = None,
     codec: Annotated[list[str] | None, _O("--codec", help=_CODEC_HELP + " Default: standard.")] = None,
     out: Annotated[Path, _O("--out", help="Output folder for results.json, curves.png, report.*")] = Path("eval-out"),
     at: Annotated[str, _O("--at", help=_AT_HELP)] = "input",
@@ -226,8 +233,9 @@ def evaluate(
     try:
         _run_evaluation(
             EvaluationSettings(
-                data=data, codecs=codec or ["standard"], out=out, model=model, labels=labels, scales=scales,
-                subsampling=subsampling, at=at, split=split, limit=limit, n_boot=n_boot, seed=seed,
+                data=data, codecs=codec or ["standard"], out=out, model=_model_name(model, preprocess, classes),
+                labels=labels, scales=scales, subsampling=subsampling, at=at, split=split, limit=limit,
+                n_boot=n_boot, seed=seed,
                 batch_size=batch_size, workers=workers, optimize=optimize, reference=reference,
                 target_drop=target_drop, select=_lambdas(select, select_lambdas), engine=engine, device=device,
                 resume=resume, overwrite=overwrite,

@@ -13,8 +13,10 @@ from rich.markup import escape
 from dnnjpeg.cli.common import (
     _DEVICE_HELP,
     _OVERWRITE_HELP,
+    _PREPROCESS_HELP,
     _checkpoint,
     _fail,
+    _model_name,
     _out_file,
     _out_folder,
     _read_images,
@@ -40,6 +42,7 @@ def qnet_train(
     data: Annotated[Path, _O("--data", help="Image folder; only its design split is used (no labels needed).")],
     out: Annotated[Path, _O("--out", help="Where the trained QNet goes (a small JSON file).")] = Path("qnet.json"),
     model: Annotated[str, _O("--model", help="The classifier whose KL the QNet predicts.")] = "efficientnet-lite0",
+    preprocess: Annotated[str | None, _O("--preprocess", help=_PREPROCESS_HELP)] = None,
     family: Annotated[str, _O("--family", help="The tables to choose among (a --codec value).")] = _SWEEP,
     probe: Annotated[str, _O("--probe", help="The small network it runs on each image (NAME or NAME@S).")] = (
         "efficientnet-lite0@128"
@@ -47,7 +50,7 @@ def qnet_train(
     augment: Annotated[int, _O("--augment", help=_AUGMENT_HELP)] = 4,
     limit: Annotated[int | None, _O("--limit", help="At most this many design images.")] = None,
     alpha: Annotated[float, _O("--alpha", help="Ridge penalty of the predictor (in samples).")] = 10.0,
-    seed: Annotated[int, _O("--seed")] = 0,
+    seed: Annotated[int, _O("--seed", help="Seed of the augmentations and of training.")] = 0,
     work: Annotated[Path | None, _O("--work", help=_WORK_HELP)] = None,
     device: Annotated[str, _O("--device", help=_DEVICE_HELP + " (the classifier measuring the targets)")] = "auto",
     overwrite: Annotated[bool, _O("--overwrite", help=_OVERWRITE_HELP)] = False,
@@ -66,6 +69,7 @@ def qnet_train(
     work = work if work is not None else out.with_name(out.name + ".samples")
     _out_file(out, [data], overwrite)
     _out_folder(work, [data], (), True, "--work", create=False)  # kept for resuming: made when measuring starts
+    model = _model_name(model, preprocess)
     fam, ds, m, p = _qnet_inputs(data, family, limit, augment, model, probe, device, seed, work)
     samples, skipped = _measure(ds, fam, m, p, augment, seed, work)
     try:
@@ -153,9 +157,10 @@ def qnet_train_tables(
     data: Annotated[Path, _O("--data", help="Image folder; only its design split is used (no labels needed).")],
     out: Annotated[Path, _O("--out", help="Where the table generator goes.")] = Path("tablenet.pt"),
     model: Annotated[str, _O("--model", help="The classifier (frozen) it is trained against.")] = "efficientnet-lite0",
+    preprocess: Annotated[str | None, _O("--preprocess", help=_PREPROCESS_HELP)] = None,
     epochs: Annotated[int, _O("--epochs", help="Passes over the design images.")] = 6,
     limit: Annotated[int | None, _O("--limit", help="At most this many design images.")] = None,
-    seed: Annotated[int, _O("--seed")] = 0,
+    seed: Annotated[int, _O("--seed", help="Seed of the augmentations and of training.")] = 0,
     per_image: Annotated[bool, _O("--per-image/--global", help="--global: only the λ-indexed sweep (control).")] = True,
     overwrite: Annotated[bool, _O("--overwrite", help=_OVERWRITE_HELP)] = False,
 ) -> None:
@@ -180,7 +185,7 @@ def qnet_train_tables(
         ds = discover(data).subset("design", limit)
         if len(ds) == 0:
             raise ValueError(f"{display(data)}: no images in the design split")
-        m = load_model(model)
+        m = load_model(_model_name(model, preprocess))
     except (ValueError, FileNotFoundError, ModelUnavailableError) as e:
         raise _fail(str(e)) from None
     crops, _ = _read_images(ds.records, lambda p: m.preprocess.geometry(load_image(p, "RGB")))

@@ -19,7 +19,7 @@ one image's K candidates at a time).
 
 from dnnjpeg.choosers import MAX_SCALE
 from dnnjpeg.compress.files import _pixels, at_model_size, output_path
-from dnnjpeg.compress.run import SETTINGS_FILE, CompressReport, CompressSettings, check_run, compress_tree
+from dnnjpeg.compress.run import SETTINGS_FILE, CompressReport, CompressSettings, check_run, compress_tree, drops
 
-__all__ = ["CompressReport", "CompressSettings", "compress_tree", "check_run", "output_path", "at_model_size",
+__all__ = ["drops", "CompressReport", "CompressSettings", "compress_tree", "check_run", "output_path", "at_model_size",
            "SETTINGS_FILE", "MAX_SCALE", "_pixels"]  # fmt: skip

@@ -58,6 +58,49 @@ def _existing(src: str, out: Path, resume: bool, overwrite: bool) -> tuple[str, 
     return None
 
 
+@dataclass(frozen=True)
+class FileRules:
+    """What every file of a run obeys besides its chooser.
+
+    Attributes:
+        resize: :attr:`CompressSettings.resize` (None: stored at its own size).
+        allow_larger: write the re-encode even when it is not smaller than a JPEG source (by
+            default the source's own bytes are kept then, and counted as kept).
+        strip_metadata: drop the source's EXIF, XMP, ICC and comment segments (by default they are
+            copied, so that an EXIF-rotated photo displays as before: pixels are stored unrotated).
+    """
+
+    resize: int | str | None = None
+    allow_larger: bool = False
+    strip_metadata: bool = False
+
+
+def finish(src: str, data: bytes, before: int, rules: FileRules) -> tuple[bytes, str]:
+    """The bytes to write for ``src`` and their status: the re-encode ``data`` with the source's
+    metadata (a JPEG source), or the source's own bytes ("kept") when the re-encode is not smaller.
+
+    Args:
+        src: the source file (read again only when it is a JPEG: a few KiB of header, or all of it
+            when it is kept). ``before``: its size in bytes.
+    Returns:
+        (bytes to write, "written" or "kept").
+    """
+    from dnnjpeg._fs import read_regular
+    from dnnjpeg.codec.header import read_head
+    from dnnjpeg.codec.metadata import metadata_segments, with_metadata
+
+    if rules.strip_metadata and rules.allow_larger:
+        return data, "written"
+    if read_head(src, 2) != b"\xff\xd8":  # a PNG, BMP…: nothing to copy, and its bytes are no JPEG to keep
+        return data, "written"
+    source = read_regular(src)
+    if not rules.strip_metadata:
+        data = with_metadata(data, metadata_segments(source))
+    if not rules.allow_larger and len(data) >= len(source):
+        return source, "kept"
+    return data, "written"
+
+
 def _pixels(src: str, resize: int | str | None = None) -> np.ndarray:
     # gray stays gray (H, W); everything else RGB (H, W, 3); strict decode (errors name the file)
     return _resized(load_image(src), resize)
@@ -105,7 +148,7 @@ def _unless_kept(job, work: Callable) -> tuple[tuple | None, object]:
     """One file of a run: (outcome, None) when its output is kept or refused (:func:`_existing`) or
     the file fails, else (None, ``work(source, output path, bytes before, pixels, source pixels)``). Every
     per-file problem is reported and the batch goes on; a full or read-only destination stops it."""
-    src, dst, resume, overwrite, roots, resize = job
+    src, dst, resume, overwrite, roots, rules = job
     try:
         out = safe_output_path(roots[1], Path(dst), roots[0])
         kept = _existing(src, out, resume, overwrite)
@@ -116,37 +159,30 @@ def _unless_kept(job, work: Callable) -> tuple[tuple | None, object]:
         px = load_image(src)
         # a bit budget counts the stored image's pixels, whatever --resize made of it: a smaller
         # output is charged per pixel of its source
-        return None, work(src, out, before, _resized(px, resize), int(px.shape[0] * px.shape[1]))
+        return None, work(src, out, before, _resized(px, rules.resize), int(px.shape[0] * px.shape[1]))
     except Exception as e:
         if _fatal(e):
             raise
         return (src, "failed", 0, 0, _error(e)), None
 
 
-def _write(
-    src: str,
-    dst: str,
-    resume: bool,
-    overwrite: bool,
-    make: Callable[[np.ndarray], bytes],
-    roots: tuple[Path, Path],
-    resize: int | None = None,
-) -> tuple[str, str, int, int, str | None]:
-    """(source, status, bytes before, bytes after, error) for one file encoded by ``make(pixels)``."""
+def _write(job, make: Callable[[np.ndarray], bytes]) -> tuple[str, str, int, int, str | None]:
+    """(source, status, bytes before, bytes after, error) for one file encoded by ``make(pixels)``
+    (``job``: see :func:`_unless_kept`; status "written", "kept" (the source's bytes), "skipped" or "failed")."""
 
     def write(src, out, before, px, _n):
-        data = make(px)
+        data, status = finish(src, make(px), before, job[5])
         atomic_write_bytes(out, data, fixed_part=True)
-        return src, "written", before, len(data), None
+        return src, status, before, len(data), None
 
-    done, written = _unless_kept((src, dst, resume, overwrite, roots, resize), write)
+    done, written = _unless_kept(job, write)
     return done or written
 
 
 def _one(job) -> tuple[tuple[str, str, int, int, str | None], int | None]:
     """One file encoded by its chooser: (outcome, chosen member or None). Top level, so that a
     process pool can run it with a picklable chooser."""
-    (src, dst, resume, overwrite, roots, resize), chooser, member = job
+    job, chooser, member = job
     chosen = []
 
     def make(px: np.ndarray) -> bytes:
@@ -157,7 +193,7 @@ def _one(job) -> tuple[tuple[str, str, int, int, str | None], int | None]:
         chosen.append(k)
         return data
 
-    res = _write(src, dst, resume, overwrite, make, roots, resize)
+    res = _write(job, make)
     return res, (chosen[0] if res[1] == "written" and chosen else None)
 
 
@@ -207,10 +243,11 @@ def _batched_choice(jobs, chooser, engine, batch_size: int, measure_only: bool =
     with ThreadPoolExecutor(threads) as pool:
         prepared = bounded_map(pool, lambda j: _prepare(j, shared), jobs, 4 * threads + 2)
         items = ((done, None if p is None else p[3].inputs, p) for done, p in prepared)
-        yield from _decide(score_stream(items, chooser.model, batch_size), chooser, measure_only)
+        rules = jobs[0][5] if jobs else FileRules()
+        yield from _decide(score_stream(items, chooser.model, batch_size), chooser, measure_only, rules)
 
 
-def _decide(scored, chooser, measure_only: bool):
+def _decide(scored, chooser, measure_only: bool, rules: FileRules):
     from dnnjpeg.evaluate.trial import outcome
     from dnnjpeg.select import choose
 
@@ -226,8 +263,9 @@ def _decide(scored, chooser, measure_only: bool):
             continue
         k = int(choose(c.bits[:, None], kl[:, None], chooser.lam)[0])
         try:
-            atomic_write_bytes(Path(out), c.datas[k], fixed_part=True)
-            yield (src, "written", before, len(c.datas[k]), None), k
+            data, status = finish(src, c.datas[k], before, rules)
+            atomic_write_bytes(Path(out), data, fixed_part=True)
+            yield (src, status, before, len(data), None), (k if status == "written" else None)
         except Exception as e:  # every per-file problem is reported; the batch goes on
             if _fatal(e):
                 raise

@@ -22,6 +22,7 @@ from dnnjpeg._io import atomic_write_text
 from dnnjpeg.choosers import MAX_SCALE, Chooser, FixedTables
 from dnnjpeg.codec import QuantTables
 from dnnjpeg.compress.files import (
+    FileRules,
     _batchable,
     _batched_choice,
     _measure_shared,
@@ -42,6 +43,8 @@ class CompressReport:
     """Totals of a run; ``failures`` holds (source path, message) per failed file."""
 
     written: int = 0
+    #: of ``written``: sources kept as their own bytes (a re-encode would not have been smaller)
+    kept: int = 0
     skipped: int = 0
     bytes_before: int = 0
     bytes_after: int = 0
@@ -52,6 +55,9 @@ class CompressReport:
     lam: float | None = None
     #: with ``target_bpp``: bits per pixel of the files written (outputs kept by resume excluded)
     bpp: float | None = None
+    #: files under SRC that are not images: how many of each kind (suffix), and how many were copied
+    other: dict[str, int] = field(default_factory=dict)
+    copied: int = 0
 
     @property
     def ok(self) -> bool:
@@ -63,7 +69,8 @@ class CompressReport:
         if status == "failed":
             self.failures.append((src_path, msg or "failed"))
         else:
-            self.written += status == "written"
+            self.written += status in ("written", "kept")
+            self.kept += status == "kept"
             self.skipped += status == "skipped"
             self.bytes_before += before
             self.bytes_after += after
@@ -71,9 +78,14 @@ class CompressReport:
             self.members[member] = self.members.get(member, 0) + 1
 
 
-def _check_settings(d: Path, settings: dict, resume: bool, overwrite: bool) -> bool:
-    """Refuse to add to a DST made with other settings (unless overwriting); record these.
-    Returns whether the record was written now."""
+def _check_settings(d: Path, settings: dict, resume: bool, overwrite: bool) -> Callable[[], None] | None:
+    """Refuse to add to a DST made with other settings (unless overwriting), before any work.
+
+    Returns:
+        a function that records these settings (call it once the first output is written: a run
+        that writes nothing leaves no record to refuse the corrected rerun), or None when the same
+        settings are recorded already.
+    """
     rec = d / SETTINGS_FILE
     body = json.dumps(settings, sort_keys=True)
     digest = hashlib.sha256(body.encode()).hexdigest()
@@ -95,9 +107,27 @@ def _check_settings(d: Path, settings: dict, resume: bool, overwrite: bool) -> b
                 + ": use the same settings, --overwrite to replace those outputs, or another destination"
             )
         if old == digest:
-            return False
-    atomic_write_text(rec, json.dumps({"digest": digest, "settings": settings}, indent=1))
-    return True
+            return None
+    return lambda: atomic_write_text(rec, json.dumps({"digest": digest, "settings": settings}, indent=1))
+
+
+def drops(chooser, resize: int | str | None = None) -> str | None:
+    """What a mode leaves out of the stored images, in one sentence (None when it keeps every pixel's
+    information): SDQ with crop weights flattens what lite0's centre crop never reads, and an
+    integer ``resize`` stores that crop only. Training with random crops needs neither."""
+    points = getattr(getattr(chooser, "family", None), "points", ())
+    crop = getattr(chooser, "weights", None) == "crop" or any(p.sdq and p.sdq[0] == "crop" for p in points)
+    parts = []
+    if crop:
+        parts.append(
+            "sdq:crop levels flatten every 8×8 block outside the classifier's centre crop to its mean colour "
+            "(they cost bits and the crop never reads them)"
+        )
+    if isinstance(resize, int):
+        parts.append(f"--resize {resize} stores only the classifier's {resize}×{resize} centre crop")
+    if not parts:
+        return None
+    return "; ".join(parts) + ": do not train with random crops or flips of other regions on these files"
 
 
 def check_run(scale: float, resume: bool, overwrite: bool) -> None:
@@ -121,6 +151,11 @@ class CompressSettings:
             the crop ("short:N": the shorter side brought down to N with the classifiers' bilinear
             filter, never enlarged; N = the model's resize, 256 for lite0, reads the same pixels).
             A bit budget is counted per pixel of the source either way.
+        allow_larger: write every re-encode, even one not smaller than its JPEG source (by default
+            the source's own bytes are kept then, and counted in :attr:`CompressReport.kept`).
+        strip_metadata: drop EXIF, XMP, ICC and comments (by default copied from a JPEG source).
+        copy_other: copy the files under SRC that are not images byte for byte, so that DST holds
+            the whole dataset (by default they are counted by kind in :attr:`CompressReport.other`).
         engine: where the work runs (:mod:`dnnjpeg.engine`); default a local pool of ``workers``.
             A network choice measuring every member runs its network here on batches of
             ``batch_size`` candidates from many images, its JPEG work in the pool; on Ray each
@@ -134,6 +169,9 @@ class CompressSettings:
     resize: int | str | None = None
     engine: Engine | None = None
     batch_size: int = 32
+    allow_larger: bool = False
+    strip_metadata: bool = False
+    copy_other: bool = False
 
     def check(self) -> None:
         """Refuse what cannot run (ValueError), before any file is read."""
@@ -156,58 +194,82 @@ def compress_tree(
     settings: CompressSettings | None = None,
     *,
     progress: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
     **fields,
 ) -> CompressReport:
-    """Encode every image under ``src`` (recursively) into the mirrored tree ``dst``.
+    """Encode every image under ``src`` (recursively) into the mirrored tree ``dst``; or one image
+    file ``src`` into ``dst`` (a .jpg/.jpeg name, or a folder to hold it).
 
     Args:
         chooser: how each image's tables are decided (:mod:`dnnjpeg.choosers`: ``FixedTables``,
             ``RateChoice``, ``NetworkChoice``; :func:`~dnnjpeg.choosers.make_chooser` builds one);
             plain :class:`QuantTables` mean ``FixedTables(tables)`` at 4:2:0.
         settings: :class:`CompressSettings`; or give its fields as keywords (``workers=2``).
-        progress: called with 1 per file done.
+        progress: called with 1 per file done; ``on_total``: called once with the number of images.
     Raises:
         ValueError: ``dst`` overlaps ``src``; a bad scale; ``resume`` with ``overwrite``; DST made with
             other settings (and no ``overwrite``); a bit budget below what the family can reach
             (nothing is written then).
         FileNotFoundError: ``src`` does not exist.
+        RuntimeError: worker processes could not start (a script without a main guard: the message
+            says what to add).
         OSError: the destination is full, over quota or read-only (the batch stops; every
             output already written is whole).
     """
     st = replace(settings or CompressSettings(), **fields)
     s, d = Path(src).resolve(), Path(dst).resolve()
-    if not s.is_dir():
-        raise FileNotFoundError(f"{display(src)}: no such folder")
-    if _overlap(s, d):
+    if not s.exists():
+        raise FileNotFoundError(f"{display(src)}: no such file or folder")
+    if s.is_dir() and _overlap(s, d) or s == d:
         raise ValueError(f"destination {display(dst)} overlaps source {display(src)}: dnnjpeg never writes inside SRC")
-    if d.exists() and not d.is_dir():
+    if s.is_dir() and d.exists() and not d.is_dir():
         raise ValueError(f"destination {display(dst)} exists and is not a folder")
     st.check()
     run = _Run(s, d, FixedTables(chooser) if isinstance(chooser, QuantTables) else chooser, st, progress)
+    if on_total is not None:
+        on_total(len(run.jobs))
+    run.copy_others()
     return run.plain() if run.chooser.target_bpp is None else run.to_budget()
+
+
+def _single(s: Path, d: Path) -> tuple[Path, Path]:
+    """(output file, its folder) of a single-file SRC: DST itself when it names a .jpg/.jpeg file (or
+    is an existing file), else the source's name (suffix .jpg unless a JPEG suffix) inside DST."""
+    if d.suffix.lower() in (".jpg", ".jpeg") and not d.is_dir() or d.is_file():
+        return d, d.parent
+    return output_path(s.parent, d, s), d
 
 
 class _Run:
     """One compress run: its jobs (source, output) and where they run, its report as files finish."""
 
     def __init__(self, s: Path, d: Path, chooser, st: CompressSettings, progress) -> None:
-        self.d, self.st, self.progress = d, st, progress
+        self.st, self.progress = st, progress
         self.chooser = chooser = chooser.scaled(st.scale)
-        files, problems = find_images(s, hidden=True)  # content decides: a JPEG without an extension is one
-        d.mkdir(parents=True, exist_ok=True)
-        record = {"chooser": chooser.settings(), "scale": st.scale} | ({"resize": st.resize} if st.resize else {})
-        self.recorded = _check_settings(d, record, st.resume, st.overwrite)
+        self.others: list[str] = []
+        if s.is_dir():
+            files, problems = find_images(s, hidden=True, others=self.others)  # content decides, not the name
+            self.d = d
+            self.record = self._record(d, chooser)
+        else:  # one file: no settings record (a record describes a tree)
+            files, problems = [str(s)], ()
+            out, self.d = _single(s, d)
+            self.record = None
+        # a single file's "source root" is the file itself: DST may be any folder but never that file
+        self.roots = (s, self.d)
+        self.d.mkdir(parents=True, exist_ok=True)
         self.rep = CompressReport()
         self.rep.failures.extend((p, f"not read: {why}") for p, why in problems)
         seen: dict[Path, Path] = {}
+        rules = FileRules(st.resize, st.allow_larger, st.strip_metadata)
         self.jobs = []
         for f in map(Path, files):
-            out = output_path(s, d, f)
+            out = output_path(s, d, f) if s.is_dir() else out
             if out in seen:
                 self.rep.failures.append((str(f), f"same output {display(out)} as {display(seen[out])}"))
                 continue
             seen[out] = f
-            self.jobs.append((str(f), str(out), st.resume, st.overwrite, (s, d), st.resize))
+            self.jobs.append((str(f), str(out), st.resume, st.overwrite, self.roots, rules))
         self.engine = st.engine or LocalEngine(st.workers)
         on_ray = self.engine.name == "ray"
         # Ray re-runs a killed worker's task: a job whose output did not exist at hand-out may find
@@ -217,9 +279,52 @@ class _Run:
         self.eng = LocalEngine(1) if chooser.in_process and not on_ray and not self.batched else self.engine
         self.start = getattr(chooser, "pool_start", None)
 
+    def _record(self, d: Path, chooser):
+        """The settings record's writer (checked now, written with the first output), or None."""
+        st = self.st
+        record = {"chooser": chooser.settings(), "scale": st.scale} | ({"resize": st.resize} if st.resize else {})
+        record |= {k: True for k in ("allow_larger", "strip_metadata") if getattr(st, k)}
+        if drops(chooser, st.resize):
+            record["drops"] = drops(chooser, st.resize)
+        if d.is_dir() or not d.exists():
+            return _check_settings(d, record, st.resume, st.overwrite)
+        return None
+
+    def copy_others(self) -> None:
+        """Count the files that are not images by kind; with ``copy_other`` copy them byte for byte."""
+        for f in self.others:
+            kind = os.path.splitext(f)[1].lower() or "no extension"
+            self.rep.other[kind] = self.rep.other.get(kind, 0) + 1
+            if self.st.copy_other:
+                self._copy(Path(f))
+
+    def _copy(self, f: Path) -> None:
+        from dnnjpeg._fs import read_regular, safe_output_path
+        from dnnjpeg._io import atomic_write_bytes
+
+        s, d = self.roots
+        try:
+            out = safe_output_path(d, d / f.relative_to(s), s)
+            if os.path.lexists(out) and not self.st.overwrite:
+                if self.st.resume and out.is_file() and out.stat().st_size == f.stat().st_size:
+                    return
+                raise ValueError(f"{display(out)} exists (use --resume to keep it, or --overwrite)")
+            atomic_write_bytes(out, read_regular(f))
+            self.rep.copied += 1
+            self._recorded()
+        except (OSError, ValueError) as e:
+            self.rep.failures.append((str(f), f"not copied: {getattr(e, 'strerror', None) or e}"))
+
+    def _recorded(self) -> None:
+        if self.record is not None:
+            self.record()
+            self.record = None
+
     def consume(self, results) -> None:
         for res, k in results:
             self.rep.add(res, k)
+            if res[1] in ("written", "kept"):
+                self._recorded()
             if self.progress:
                 self.progress(1)
 
@@ -253,12 +358,7 @@ class _Run:
                 todo.append(job)
         if not todo:
             return rep
-        try:
-            members, rep.lam, pixels = _fit_budget(measured, ch.target_bpp)
-        except ValueError:
-            if self.recorded and rep.written == 0:
-                (self.d / SETTINGS_FILE).unlink(missing_ok=True)  # this run wrote nothing after all
-            raise
+        members, rep.lam, pixels = _fit_budget(measured, ch.target_bpp)  # (no record is written before)
         written_before = rep.bytes_after
         if self.batched:  # the second pass needs no network: every member's file in the pool
             items = [(j, k, False) for j, k in zip(todo, members)]

@@ -111,6 +111,25 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.records)
 
+    def for_classes(self, names: tuple[str, ...] | list[str] | None) -> Dataset:
+        """The same images labelled by a model's own class order (``names``: output i's class name,
+        from a class-index file); unchanged for ``None`` or an unlabelled set.
+
+        Raises:
+            ValueError: a class of this set that the model does not name (the first few listed).
+        """
+        if not names or not self.labeled:
+            return self
+        index = {n: i for i, n in enumerate(names)}
+        missing = sorted({self.classes[r.label] for r in self.records if self.classes[r.label] not in index})
+        if missing:
+            raise ValueError(
+                f"{display(self.root)}: classes the model's class-index file does not name: {', '.join(missing[:5])}"
+                + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            )
+        recs = tuple(ImageRecord(r.path, index[self.classes[r.label]]) for r in self.records)
+        return Dataset(self.root, self.layout, recs, tuple(names), "custom", self.problems)
+
     def subset(self, split: str = "all", limit: int | None = None) -> Dataset:
         """Keep one split ("design", "eval" or "all") and at most ``limit`` images (the first by path)."""
         if split not in ("design", "eval", "all"):
@@ -121,14 +140,17 @@ class Dataset:
         return Dataset(self.root, self.layout, tuple(recs), self.classes, self.label_space, self.problems)
 
 
-def find_images(root: str | Path, hidden: bool = False) -> tuple[list[str], tuple[tuple[str, str], ...]]:
+def find_images(
+    root: str | Path, hidden: bool = False, others: list[str] | None = None
+) -> tuple[list[str], tuple[tuple[str, str], ...]]:
     """Image files under ``root`` (sorted) and the entries that cannot be opened, with why.
 
     Content decides, not the name: a file with an image suffix is kept (a broken one is then
     reported by the reader), and so is any other file whose first bytes are an image format's
     magic number (a JPEG saved without an extension). Hidden files are skipped unless ``hidden``, and so is every
     folder below ``root`` that holds a dnnjpeg command's outputs (:data:`~dnnjpeg._fs.OUTPUT_MARKER`):
-    a report written inside a data folder never becomes data.
+    a report written inside a data folder never becomes data. ``others``, when given, receives the
+    files that are not images (outside output folders), sorted.
     """
     root = Path(root)
     found, problems = walk_files(root, None, hidden=hidden)
@@ -146,11 +168,16 @@ def find_images(root: str | Path, hidden: bool = False) -> tuple[list[str], tupl
             marked[c] = hit
         return hit
 
-    images = [
-        f
-        for f in found
-        if (os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES or image_kind(f) is not None) and not in_output_folder(f)
-    ]
+    images = []
+    for f in found:
+        if in_output_folder(f):
+            continue
+        if os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES or image_kind(f) is not None:
+            images.append(f)
+        elif others is not None:
+            others.append(f)
+    if others is not None:
+        others.sort()
     keep = tuple((p, why) for p, why in problems if os.path.splitext(p)[1].lower() in IMAGE_SUFFIXES
                  or why.startswith(("cannot list folder", "symlink to a folder")))  # fmt: skip
     return sorted(images), keep

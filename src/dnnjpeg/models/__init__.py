@@ -12,11 +12,24 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from dnnjpeg.codec.pillow_io import RESAMPLE
+
+#: --model values that are files (kept here so that naming one needs no loader)
+MODEL_SUFFIXES = {".pt2": "export", ".pt": "torchscript", ".ts": "torchscript", ".pth": "torchscript", ".onnx": "onnx"}
+
+
+def is_model_file(name: str) -> bool:
+    """Whether ``name`` (without options) names a TorchScript or ONNX file rather than a registered
+    model or a ``KIND:`` model (``dct:stem.pt`` is a DCT stem, not a TorchScript file)."""
+    base = name.partition(";")[0]
+    kind, sep, _ = base.partition(":")
+    return Path(base).suffix.lower() in MODEL_SUFFIXES and not (sep and kind.isalpha() and len(kind) > 1)
+
 
 __all__ = ["Preprocess", "Model", "load_model", "register", "available_models", "ModelUnavailableError"]
 
@@ -295,12 +308,17 @@ def model_kind(kind: str):
 
 def load_model(name: str) -> Model:
     """Load a registered model by name, ``torchvision:ARCH`` / ``timm:ARCH``, or ``dct:FILE`` / ``dct:NAME``
-    (a classifier reading JPEG coefficients, :func:`dnnjpeg.dct.stem.load_dct_model`).
+    (a classifier reading JPEG coefficients, :func:`dnnjpeg.dct.stem.load_dct_model`), or a file:
+    ``FILE.pt`` (TorchScript) / ``FILE.onnx``, optionally ``;size=…,resize=…,classes=FILE``
+    (:mod:`dnnjpeg.models.files`; the options also refine any other name).
 
     Raises:
         ModelUnavailableError: unknown name, or a package/weights missing (the
             message says what to install).
     """
+    if ";" in name or is_model_file(name):
+        # (a plug-in like the dct: kind: the file loaders build on this module, never the reverse)
+        return importlib.import_module("dnnjpeg.models.files").load_spec(name)
     if name.startswith("torchvision:"):
         return _torchvision(name.split(":", 1)[1])
     if name.startswith("timm:"):

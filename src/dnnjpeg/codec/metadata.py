@@ -1,0 +1,54 @@
+"""Carrying a JPEG's metadata over to its re-encode: EXIF (with its orientation), XMP, ICC profile,
+IPTC and comments.
+
+Pillow writes a fresh header (JFIF APP0, tables, frame); the segments that describe the picture
+rather than its coding are copied from the source bytes as they are. Copied: APP1 (EXIF, XMP),
+APP2 (ICC profile, in as many chunks as it had), APP13 (IPTC/Photoshop) and COM. Not copied: APP0
+(the encoder writes its own), APP14 (Adobe's colour transform flag describes the *source's* coding
+and would make a decoder read the new YCbCr file wrongly), and every other APPn (vendor data about
+the old coding).
+"""
+
+from __future__ import annotations
+
+from dnnjpeg.codec.errors import CorruptJpegError
+from dnnjpeg.codec.header import _segments
+
+__all__ = ["KEPT_MARKERS", "metadata_segments", "with_metadata"]
+
+#: the marker bytes whose segments a re-encode keeps: APP1, APP2, APP13, COM
+KEPT_MARKERS = (0xE1, 0xE2, 0xED, 0xFE)
+
+
+def metadata_segments(jpeg: bytes) -> list[bytes]:
+    """The whole segments (marker, length and payload) of ``jpeg`` worth keeping, in file order.
+
+    Args:
+        jpeg: a JPEG file's bytes (anything else gives []).
+    Returns:
+        a list of byte strings, each ``FF xx LL LL payload``; [] when the header cannot be parsed.
+    """
+    if jpeg[:2] != b"\xff\xd8":
+        return []
+    out = []
+    try:
+        for marker, at, payload in _segments(jpeg, "<source>", True, []):
+            if marker == 0xDA:  # start of scan: the header is over
+                break
+            if marker in KEPT_MARKERS:
+                out.append(jpeg[at : at + 4 + len(payload)])
+    except CorruptJpegError:
+        return []
+    return out
+
+
+def with_metadata(encoded: bytes, segments: list[bytes]) -> bytes:
+    """``encoded`` (a JPEG Pillow wrote) with ``segments`` inserted after its SOI and JFIF APP0, where
+    readers look for EXIF; the encoder's own segments are kept. Unchanged when ``segments`` is empty."""
+    if not segments:
+        return encoded
+    pos = 2
+    if encoded[2:4] == b"\xff\xe0":  # the encoder's JFIF APP0 stays first, as the JFIF format wants
+        pos = 4 + int.from_bytes(encoded[4:6], "big")
+    # EXIF readers expect APP1 right after SOI/APP0; an APP0 of the source is never among ``segments``
+    return encoded[:pos] + b"".join(segments) + encoded[pos:]
