@@ -504,3 +504,58 @@ def test_design_flags_come_from_the_registry_and_a_foreign_flag_is_refused(tmp_p
     _clean_error(res, "--lambdas: not an option of fisher", "--targets")
     res = runner.invoke(app, ["design", "--method", "gradient", "--data", str(tmp_path), "--objective", "pareto"])
     _clean_error(res, "--objective pareto is for --method bayes")
+
+
+def _commands():
+    import click
+    import typer
+
+    def walk(c, path):
+        if isinstance(c, click.Group):
+            for n, sub in c.commands.items():
+                yield from walk(sub, [*path, n])
+        else:
+            yield path, c
+
+    return list(walk(typer.main.get_command(app), []))
+
+
+def test_every_option_of_every_command_has_help_shown_as_written():
+    """Help is plain text: every option has some, rich markup eats none of it ([ray] stays), and no reST
+    literal (``x``, :func:) reaches the terminal."""
+    import re
+
+    missing, eaten, rest = [], [], []
+    for path, cmd in _commands():
+        out = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "250"}).output
+        flat = " ".join(out.replace("│", " ").split())
+        for p in cmd.params:
+            h = getattr(p, "help", None) or ""
+            if not h.strip():
+                missing.append((path, p.name))
+            for m in re.findall(r"\[[^\]]*\]", h.replace("\\[", "[")):
+                if " ".join(m.split()) not in flat:
+                    eaten.append((path, m))
+        if "``" in out or ":func:" in out or ":class:" in out:
+            rest.append(path)
+    assert missing == [] and eaten == [] and rest == []
+    assert "dnnjpeg[ray]" in CliRunner().invoke(app, ["compress", "--help"], env={"COLUMNS": "250"}).output
+
+
+def test_command_list_lines_are_whole_sentences():
+    """A docstring's source line breaks do not break the command list mid-sentence."""
+    out = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "400"}).output
+    line = next(ln for ln in out.splitlines() if "│ compress" in ln)
+    assert "each image's own choice (by rate, a QNet or the network in the loop)" in line
+
+
+def test_demo_conclusions_judge_on_kl_and_say_what_few_images_cannot_show():
+    from dnnjpeg.demo import conclusions
+
+    rows = [("a", -40.0, [-50.0, -30.0]), ("b", 20.0, [-5.0, 45.0]), ("c", None, [None, None])]
+    comparisons = [{"test": t, "reference": "r", "bd_rate_kl": v, "bd_rate_kl_ci": ci} for t, v, ci in rows]
+    r = {"settings": {"n_images": 14, "accuracy_metric": "agreement"}, "comparisons": comparisons}
+    lines = conclusions(r)
+    assert "cannot show" in lines[0] and "7 points" in lines[0] and "not ImageNet" in lines[1]
+    assert lines[2] == "a vs r: 40% fewer bits at equal KL on these images [-50, -30]."
+    assert lines[3].startswith("b vs r: no difference shown") and "no conclusion" in lines[4]

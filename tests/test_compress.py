@@ -353,7 +353,12 @@ def test_resolution_is_a_member_the_network_can_choose(tmp_path, kodak_dir):
         (src / f"{i}.jpg").write_bytes(encode(np.ascontiguousarray(img[100 * i : 100 * i + 96, :160]),
                                               QuantTables.standard(95)))  # fmt: skip
     ch = chooser_from_decisions("network", "round", family=["standard:40,80", "standard:40,80+resize:48"], lam=5.0)
-    assert [ch.member_label(k) for k in range(4)] == ["q=40", "q=80", "q=40 resized to 48", "q=80 resized to 48"]
+    assert [ch.member_label(k) for k in range(4)] == [
+        "#0 q=40",
+        "#1 q=80",
+        "#2 q=40 resized to 48",
+        "#3 q=80 resized to 48",
+    ]
     rep = compress_tree(src, tmp_path / "dst", ch, workers=1)
     assert rep.written == 3 and sum(rep.members.values()) == 3
     for i in range(3):

@@ -4,8 +4,8 @@ Each output is paired with the source it was made from (the mirrored path compre
 read as stored (no EXIF rotation: what a training pipeline reads) and classified, and the pairs give:
 how often the top-1 prediction is kept (agreement), the KL divergence of the output's class
 distribution from the source's, top-1 against labels where the source tree has them, and bytes.
-Intervals are 95%: Wilson's for proportions, a percentile bootstrap over files for means and for the
-paired change in top-1.
+Intervals are 95%: Wilson's for proportions (:func:`~dnnjpeg.evaluate.report.wilson_interval`), a
+percentile bootstrap over files for means and for the paired change in top-1.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from dnnjpeg._fs import display, read_regular
 from dnnjpeg.codec import load_image
 from dnnjpeg.compress.files import output_path
 from dnnjpeg.data import discover
+from dnnjpeg.evaluate.report import wilson_interval as wilson
 from dnnjpeg.evaluate.trial import outcome
 from dnnjpeg.pipeline import bounded_map, score_stream
 
@@ -29,17 +30,6 @@ __all__ = ["CheckResult", "check_tree", "wilson"]
 
 #: how many of the files that changed most are listed
 WORST = 10
-
-
-def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """95% Wilson score interval of a proportion k/n, in percent; (nan, nan) for n = 0."""
-    if n == 0:
-        return (math.nan, math.nan)
-    p = k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return (100 * max(0.0, c - h), 100 * min(1.0, c + h))
 
 
 def _boot_ci(x: np.ndarray, n_boot: int, seed: int) -> tuple[float, float]:

@@ -288,7 +288,9 @@ def sweep_of(doc: dict, where: str = "table JSON") -> list[tuple[QuantTables, st
     out = []
     for i, p in enumerate(pts):
         try:
-            tag = f"λ={p['lam']:.3g}" if "lam" in p else f"#{i}"
+            # named by what it was designed for (a rate a person can read), else by its design λ
+            tag = (f"≈{p['target_bpp']:g} bpp" if "target_bpp" in p else f"λ={p['lam']:.3g} nats/bit" if "lam" in p
+                   else f"#{i}")  # fmt: skip
             out.append((QuantTables.from_dict(p["tables"]), tag))
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{where}: sweep point {i} is not a table: {e}") from None

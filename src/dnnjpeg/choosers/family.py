@@ -53,7 +53,8 @@ class _FamilyChoice:
 
     def member_label(self, k: int) -> str:
         mixed = len(set(self.family.subsamplings)) > 1
-        return self.family.labels[k] + (f" {self.family.subsamplings[k]}" if mixed else "")
+        # one scheme in every mode: the member's index in the family, then what it is
+        return f"#{k} " + self.family.labels[k] + (f" {self.family.subsamplings[k]}" if mixed else "")
 
     def _kappa(self):
         return None

@@ -140,7 +140,8 @@ class SDQChoice(NoMembers):
 
     def describe(self) -> str:
         rate = (f"{self.bpp:g} bpp over the tree" if self.bpp is not None else f"at most {self.file_bpp:g} bpp per file"
-                if self.file_bpp is not None else f"λ = {self.lam:g}" if self.lam is not None
+                if self.file_bpp is not None else f"λ = {self.lam:g} (weighted squared error per bit)"
+                if self.lam is not None
                 else f"λ = {self._alpha:g} × the table's step error")  # fmt: skip
         return f"soft-decision quantization ({self.weights} weights) at {rate}, {self.subsampling}"
 
@@ -207,7 +208,7 @@ class SDQChoice(NoMembers):
         return self._at(pixels, coefs, w, lam1 * SDQ_ALPHAS[k])[0]
 
     def member_label(self, k: int) -> str:
-        return f"alpha={SDQ_ALPHAS[k]:g}"
+        return f"#{k} α={SDQ_ALPHAS[k]:g}"
 
 
 #: The members of an SDQ chooser under a bit budget over the tree: λ = alpha × the table's weighted

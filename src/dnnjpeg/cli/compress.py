@@ -98,7 +98,6 @@ def compress(
     """Re-encode a tree as standard baseline JPEG files: one designed table for every image, or each
     image's own choice (by rate, a QNet or the network in the loop), its blocks' levels rounded or
     chosen for the network (SDQ)."""
-
     from dnnjpeg._fs import display
     from dnnjpeg.choosers.build import chooser_from_decisions
     from dnnjpeg.models import ModelUnavailableError
@@ -106,31 +105,23 @@ def compress(
     start = time.monotonic()
     try:
         settings = _settings(check, scale, workers, resume, overwrite, resize, batch_size, allow_larger,
-                             strip_metadata, copy_other, device)  # fmt: skip
-        choose = _with_preprocess(choose, preprocess)
-        settings = replace(settings, engine=engine_from(engine, workers))
+                             strip_metadata, copy_other, device, engine)  # fmt: skip
         chooser = chooser_from_decisions(
-            choose, levels, tables=tables, family=family, lam=lam, target_bpp=target_bpp, subsampling=subsampling,
-            optimize=optimize, file_bpp=file_bpp,
-        )  # fmt: skip
-        chooser = _placed(chooser, device, settings.engine)
-        rep = _with_progress(src, dst, chooser, settings)
+            _with_preprocess(choose, preprocess), levels, tables=tables, family=family, lam=lam,
+            target_bpp=target_bpp, subsampling=subsampling, optimize=optimize, file_bpp=file_bpp)  # fmt: skip
+        rep = _with_progress(src, dst, _placed(chooser, device, settings.engine), settings)
     except (ValueError, FileNotFoundError, ModelUnavailableError, EngineUnavailableError) as e:
         raise _fail(str(e)) from None
     except OSError as e:  # e.g. a full disk: every output already written is complete (atomic writes)
-        raise _fail(
-            f"writing to {display(dst)}: {e.strerror or e}; the outputs already written are whole: free space "
-            "and run again with --resume to go on"
-        ) from None
+        raise _fail(f"writing to {display(dst)}: {e.strerror or e}; the outputs already written are whole: "
+                    "free space and run again with --resume to go on") from None  # fmt: skip
     _print_report(rep, chooser, target_bpp, time.monotonic() - start, settings.resize)
-    n = check if check is not None else (100 if _runs_network(chooser) else 0)
-    if n and rep.written + rep.skipped:
-        _check(src, dst, chooser, n, device)
+    _check(src, dst, chooser, check, device, rep)
     if rep.failures:
         raise typer.Exit(1)
 
 
-def _settings(check, scale, workers, resume, overwrite, resize, batch_size, larger, strip, other, device):
+def _settings(check, scale, workers, resume, overwrite, resize, batch_size, larger, strip, other, device, engine):
     """Every option that needs no model checked (ValueError), before a model loads or a file is read."""
     from dnnjpeg.compress import CompressSettings
     from dnnjpeg.pipeline import resolve_device
@@ -141,7 +132,7 @@ def _settings(check, scale, workers, resume, overwrite, resize, batch_size, larg
                                 other)  # fmt: skip
     settings.check()
     resolve_device(device)
-    return settings
+    return replace(settings, engine=engine_from(engine, workers))
 
 
 def _runs_network(chooser) -> bool:
@@ -160,9 +151,12 @@ def _with_preprocess(choose: str, preprocess: str | None) -> str:
     return f"{kind}:{_model_name(arg or 'efficientnet-lite0', preprocess)}"
 
 
-def _check(src: Path, dst: Path, chooser, n: int, device: str) -> None:
+def _check(src: Path, dst: Path, chooser, n: int | None, device: str, rep) -> None:
     """The check of ``n`` random outputs against their sources, as one verdict line (the chooser's own
-    classifier when it has one, else lite0)."""
+    classifier when it has one, else lite0); by default (None) 100 when the network ran anyway."""
+    n = n if n is not None else (100 if _runs_network(chooser) else 0)
+    if not n or not rep.written + rep.skipped:
+        return
     from dnnjpeg.check import check_tree
     from dnnjpeg.choosers import NetworkChoice
     from dnnjpeg.models import load_model

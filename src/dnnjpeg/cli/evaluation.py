@@ -151,18 +151,20 @@ def _print_summary(result: dict) -> None:
     t = Table(title=f"pristine {metric} {result['pristine'][metric]:.1f}%")
     for col in ("curve", "setting", "bpp", metric, "KL"):
         t.add_column(col)
+    pr = result["pristine"]
+    if pr.get("stored_bpp"):
+        t.add_row("files as stored", "", f"{pr['stored_bpp']:.3f}", f"{pr[metric]:.1f}", "0")
     for c in result["curves"]:
         for p in c["points"]:
             t.add_row(c["name"], p["label"], f"{p['bpp']:.3f}", f"{p[metric]:.1f}", f"{p['kl']:.4f}")
     Console().print(t)
+    from dnnjpeg.evaluate.report import NO_OVERLAP, fmt_ci, fmt_value
+
     for k in result["comparisons"]:
-        lo, hi = k["bd_rate_ci"]
+        bd = fmt_value(k["bd_rate"], "{:+.1f}%", NO_OVERLAP) + " " + fmt_ci(k["bd_rate_ci"], "{:+.1f}")
         kl = k.get("bd_rate_kl", float("nan"))
-        kl_txt = "" if kl != kl else f"; on KL {kl:+.1f}% [{k['bd_rate_kl_ci'][0]:+.1f}, {k['bd_rate_kl_ci'][1]:+.1f}]"
-        Console().print(
-            f"{k['test']} vs {k['reference']}: BD-rate {k['bd_rate']:+.1f}% [{lo:+.1f}, {hi:+.1f}]{kl_txt}",
-            highlight=False,
-        )
+        kl_txt = "" if kl != kl else f"; on KL {kl:+.1f}% {fmt_ci(k['bd_rate_kl_ci'], '{:+.1f}')}"
+        Console(soft_wrap=True).print(f"{k['test']} vs {k['reference']}: BD-rate {bd}{kl_txt}", highlight=False)
 
 
 #: survey names at most this many unreadable or non-JPEG files on the terminal (all are in its outputs)

@@ -366,7 +366,10 @@ def design_fisher(problem: DesignProblem, options: FisherOptions) -> DesignResul
                      stat_images=len(pr.inputs), fisher=stats.to_dict(), best_gain=best.gain, **extra)  # fmt: skip
     res.tables = tables
     res.family = TableFamily.from_table_set(
-        [c.tables for c in chosen], [f"λ={p['lam']:.3g}" for p in sweep], problem.subsampling, name="fisher"
+        [c.tables for c in chosen],
+        [f"≈{p['target_bpp']:g} bpp" if "target_bpp" in p else f"λ={p['lam']:.3g} nats/bit" for p in sweep],
+        problem.subsampling,
+        name="fisher",
     )
     res.sweep_info = sweep
     return res

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import platform
 from collections.abc import Sequence
 from pathlib import Path
@@ -209,6 +210,16 @@ def evaluate(
                             failures=[list(f) for f in pristine.failures])  # fmt: skip
 
 
+def _stored_bpp(pristine: Pristine) -> float | None:
+    """Bits per pixel of the image files as stored (None when a file is gone since it was read)."""
+    try:
+        size = sum(os.path.getsize(p) for p in pristine.paths)
+    except OSError:
+        return None
+    pix = float(np.sum(pristine.pixels))
+    return 8 * size / pix if pix else None
+
+
 def _pristine_summary(pristine: Pristine) -> dict:
     """results.json's ``pristine``: top-1, top-5 and per-image records of the uncompressed images."""
     correct = pristine.logits.argmax(1) == pristine.labels
@@ -217,6 +228,9 @@ def _pristine_summary(pristine: Pristine) -> dict:
         "top1": float(100 * correct.mean()),
         "top5": float(100 * (p_top5 == pristine.labels[:, None]).any(1).mean()),
         "agreement": 100.0,
+        # the files as they are stored: a point on the curves (their bits per stored pixel, the
+        # pristine accuracy), where every codec setting starts from
+        "stored_bpp": _stored_bpp(pristine),
         "per_image": {
             "path": pristine.paths,
             "label": pristine.labels.tolist(),

@@ -62,6 +62,7 @@ def plot_curves(result, path: Path) -> Path:
                 ax_acc.fill_between(x, [a for a, _ in lo_hi], [b for _, b in lo_hi], color=line.get_color(),
                                     alpha=0.12, label=f"{c['name']}: 95% interval")  # fmt: skip
     pr = result["pristine"][metric]
+    _plot_stored(ax_acc, ax_kl, result["pristine"].get("stored_bpp"), pr)
     ax_acc.axhline(pr, color="k", ls="--", lw=1, label=f"pristine {pr:.1f}%")
     ax_acc.axhline(pr - 1, color="gray", ls=":", lw=1, label="pristine − 1 point")
     ax_acc.set_xlabel("bits per pixel (real files, log scale)")
@@ -88,6 +89,16 @@ def plot_curves(result, path: Path) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
+def _plot_stored(ax_acc, ax_kl, stored: float | None, accuracy: float) -> None:
+    """The files as they are: the point every curve leaves from (a star; on the KL panel, where KL is
+    0 and a log axis has no place for it, a vertical line at their bits per pixel)."""
+    if stored:
+        ax_acc.plot(
+            [stored], [accuracy], marker="*", ms=13, color="k", ls="", label=f"files as stored ({stored:.2f} bpp)"
+        )
+        ax_kl.axvline(stored, color="k", ls=":", lw=1, label=f"files as stored ({stored:.2f} bpp, KL 0)")
+
+
 def _log_rate_axes(*axes) -> None:
     """Bits per pixel on a log axis labelled with plain numbers (not 4×10⁻¹), a light grid."""
     from matplotlib.ticker import FormatStrFormatter
@@ -101,40 +112,61 @@ def _log_rate_axes(*axes) -> None:
 
 
 def _plot_savings(ax, result) -> None:
-    """Bits saved at equal KL (−BD-rate on KL, %) per curve against the reference, with 95% intervals."""
+    """BD-rate on KL per curve against the reference, with 95% intervals: the same numbers, with the
+    same sign, as the report's table (negative: fewer bits at equal KL). Names are wrapped, never cut."""
+    import textwrap
+
     rows = [k for k in result["comparisons"] if k.get("bd_rate_kl") is not None and k["bd_rate_kl"] == k["bd_rate_kl"]]
     ref = result["settings"].get("reference")
     if not rows:
         ax.text(0.5, 0.5, "no comparison: the curves do not overlap", ha="center", va="center", fontsize=9)
         ax.set_axis_off()
         return
-    names = [k["test"] for k in rows]
-    saved = [-k["bd_rate_kl"] for k in rows]
-    lo = [-(k["bd_rate_kl_ci"][1]) if k["bd_rate_kl_ci"][1] is not None else v for k, v in zip(rows, saved)]
-    hi = [-(k["bd_rate_kl_ci"][0]) if k["bd_rate_kl_ci"][0] is not None else v for k, v in zip(rows, saved)]
-    err = [[max(0.0, v - a) for v, a in zip(saved, lo)], [max(0.0, b - v) for v, b in zip(saved, hi)]]
+    names = [textwrap.fill(k["test"], 26, break_on_hyphens=False) for k in rows]
+    bd = [k["bd_rate_kl"] for k in rows]
+    ci = [k.get("bd_rate_kl_ci") or (None, None) for k in rows]
+    lo = [c[0] if c[0] is not None and c[0] == c[0] else v for c, v in zip(ci, bd)]
+    hi = [c[1] if c[1] is not None and c[1] == c[1] else v for c, v in zip(ci, bd)]
+    err = [[max(0.0, v - a) for v, a in zip(bd, lo)], [max(0.0, b - v) for v, b in zip(bd, hi)]]
     y = list(range(len(rows)))
-    colors = ["tab:green" if v > 0 else "tab:red" for v in saved]
-    ax.barh(y, saved, height=0.6, xerr=err, color=colors, alpha=0.7, capsize=3)
+    colors = ["tab:green" if v < 0 else "tab:red" for v in bd]
+    ax.barh(y, bd, height=0.6, xerr=err, color=colors, alpha=0.7, capsize=3)
     ax.set_xlim(min(0.0, *lo) - 8, max(0.0, *hi) + 8)
-    ax.set_yticks(y, [n if len(n) <= 28 else n[:27] + "…" for n in names], fontsize=8)
+    ax.set_yticks(y, names, fontsize=7)
     ax.set_ylim(len(rows) - 0.4, -0.6)  # first comparison on top; one bar stays a bar, not a block
     ax.axvline(0, color="k", lw=1)
-    for yi, v in zip(y, saved):
+    for yi, v in zip(y, bd):
         ax.annotate(f"{v:+.0f}%", (v, yi), fontsize=8, xytext=(4 if v >= 0 else -4, -10),
                     textcoords="offset points", ha="left" if v >= 0 else "right")  # fmt: skip
-    ax.set_xlabel(f"bits saved at equal KL vs {ref} (%, 95% interval)")
-    ax.set_title("bytes saved at equal output distortion", fontsize=10)
+    ax.set_xlabel(f"BD-rate on KL vs {ref} (%, 95% interval; negative = fewer bits)")
+    ax.set_title("bits at equal output distortion (as in the table)", fontsize=10)
     ax.grid(True, axis="x", alpha=0.3)
 
 
-def _f(x, fmt="{:.2f}") -> str:
-    return "n/a" if x is None or x != x else fmt.format(x)
+def fmt_value(x, fmt="{:.2f}", why: str = "not measured") -> str:
+    """A number, or the reason there is none (never a bare n/a or nan)."""
+    return f"— ({why})" if x is None or x != x else fmt.format(x)
 
 
-def _ci(ci, fmt="{:.1f}") -> str:
+def fmt_ci(ci, fmt="{:.1f}", why: str = "fewer than 10 resamples defined") -> str:
     lo, hi = ci
-    return "n/a" if lo is None or lo != lo else f"[{fmt.format(lo)}, {fmt.format(hi)}]"
+    return f"(no interval: {why})" if lo is None or lo != lo else f"[{fmt.format(lo)}, {fmt.format(hi)}]"
+
+
+_f, _ci = fmt_value, fmt_ci
+NO_OVERLAP = _NO_OVERLAP = "the two curves share too little accuracy range"
+
+
+def _at_target(k: dict) -> str:
+    """Bits per pixel each curve needs for the target accuracy, or which curve never reaches it."""
+    r, t = k["ref_bpp_at_target"], k["test_bpp_at_target"]
+    target = f"target {k['target_accuracy']:.1f}%"
+    gone_r, gone_t = r is None or r != r, t is None or t != t  # (results.json stores NaN as null)
+    if gone_r and gone_t:
+        return f"neither curve reaches the {target}"
+    if gone_r or gone_t:
+        return f"{_f(r, '{:.3f}', 'never reaches it')} → {_f(t, '{:.3f}', 'never reaches it')} ({target})"
+    return f"{r:.3f} → {t:.3f} ({target})"
 
 
 def _tables(result: dict) -> tuple[list[str], list[list[list[str]]], list[str], list[list[str]]]:
@@ -169,17 +201,23 @@ def _tables(result: dict) -> tuple[list[str], list[list[list[str]]], list[str], 
         cmp_rows.append(
             [
                 f"{k['test']} vs {k['reference']}",
-                f"{_f(k['bd_rate'], '{:+.1f}')} {_ci(k['bd_rate_ci'], '{:+.1f}')}"
+                f"{_f(k['bd_rate'], '{:+.1f}', _NO_OVERLAP)} {_ci(k['bd_rate_ci'], '{:+.1f}')}"
                 + (
                     f" ({100 * k['nan_fraction']['bd_rate']:.0f}% of resamples undefined)"
                     if k["nan_fraction"].get("bd_rate", 0) > 0.01
                     else ""
                 ),
-                f"{_f(k.get('bd_rate_kl'), '{:+.1f}')} {_ci(k.get('bd_rate_kl_ci', (None, None)), '{:+.1f}')}",
-                f"{_f(k['bd_accuracy'], '{:+.2f}')} {_ci(k['bd_accuracy_ci'], '{:+.2f}')}",
-                f"{_f(k['ref_bpp_at_target'], '{:.3f}')} → {_f(k['test_bpp_at_target'], '{:.3f}')} (target "
-                f"{k['target_accuracy']:.1f}%)",
-                f"{_f(k['bpp_ratio'], '{:.3f}')} {_ci(k['bpp_ratio_ci'], '{:.3f}')}",
+                f"{_f(k.get('bd_rate_kl'), '{:+.1f}', _NO_OVERLAP)} "
+                f"{_ci(k.get('bd_rate_kl_ci', (None, None)), '{:+.1f}')}",
+                f"{_f(k['bd_accuracy'], '{:+.2f}', 'the curves share too little rate range')} "
+                f"{_ci(k['bd_accuracy_ci'], '{:+.2f}')}",
+                _at_target(k),
+                f"{_f(k['bpp_ratio'], '{:.3f}', 'no rate at the target')} "
+                + (
+                    _ci(k["bpp_ratio_ci"], "{:.3f}")
+                    if k["bpp_ratio"] is not None and k["bpp_ratio"] == k["bpp_ratio"]
+                    else ""
+                ),
             ]
         )
     return curve_headers, curve_rows, cmp_headers, cmp_rows
@@ -207,6 +245,19 @@ def _settings_lines(result: dict) -> list[tuple[str, str]]:
                 f"({'ground-truth labels' if s['labeled'] else 'agreement with the pristine top-1: unlabeled data'})",
             ),
             ("pristine", f"top-1 {p['top1']:.1f}%, top-5 {p['top5']:.1f}%"),
+        ]
+        + (
+            [
+                (
+                    "files as stored",
+                    f"{p['stored_bpp']:.3f} bpp, {s['accuracy_metric']} {p[s['accuracy_metric']]:.1f}% "
+                    "(the point on the curves where the data is now)",
+                )
+            ]
+            if p.get("stored_bpp")
+            else []
+        )
+        + [
             ("bootstrap", f"{s['n_boot']} paired resamples of the images, seed {s['seed']}"),
             ("versions", ", ".join(f"{k} {v}" for k, v in result["versions"].items())),
         ]

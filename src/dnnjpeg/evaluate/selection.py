@@ -222,7 +222,8 @@ def selected_entry(
 def _selected_point(lam, bits, kl, choice, p_sel, labels, pristine_top1, pixels, sub, opt, k: int) -> dict:
     """results.json's point of the per-image choice at one λ."""
     return {
-        "label": f"λ={lam:.2g}", "lam": lam, "quality": None, "scale": None, "subsampling": sub, "optimize": opt,
+        "label": f"λ={lam:.2g} nats/KiB", "lam": lam, "quality": None, "scale": None, "subsampling": sub,
+        "optimize": opt,
         "bpp": float(bits.sum() / pixels.sum()), "mean_image_bpp": float(np.mean(bits / pixels)),
         "compression_ratio": None, "top1": float(100 * np.mean(p_sel == labels)), "top5": None,
         "agreement": float(100 * np.mean(p_sel == pristine_top1)), "kl": float(kl.mean()), "seconds": 0.0,
