@@ -25,7 +25,7 @@ def test_one_reader_for_tables_sweeps_and_presets(tmp_path):
     sweep = parse_family(f"sweep:{tmp_path / 'd.json'}")
     assert sweep.members == tuple(QuantTables.standard(q) for q in (20, 30, 40))
     assert sweep.kappa == (1 / 20, 1 / 30, 1 / 40) and sweep.designed_for == ("m", "original")
-    assert sweep.labels == ("λ=0.05", "λ=0.0333", "λ=0.025")
+    assert sweep.labels == ("λ=0.05 nats/bit", "λ=0.0333 nats/bit", "λ=0.025 nats/bit")
     scaled = parse_family(f"tables:{tmp_path / 'd.json'}", scales=(0.5, 1.0))
     assert scaled.members == (QuantTables.standard(50).scaled(0.5), QuantTables.standard(50)) and scaled.kappa is None
     (tmp_path / "one.json").write_text(json.dumps(_doc(0, kappa=False)))
@@ -56,7 +56,7 @@ def test_a_design_result_saves_its_family_as_a_sweep(tmp_path):
     res = DesignResult("fisher", QuantTables.standard(60), family=fam, sweep_info=[{"lam": 1.0}, {"lam": 0.5}])
     res.save(tmp_path / "r.json")
     back = parse_family(f"sweep:{tmp_path / 'r.json'}")
-    assert back.members == fam.members and back.labels == ("λ=1", "λ=0.5")
+    assert back.members == fam.members and back.labels == ("λ=1 nats/bit", "λ=0.5 nats/bit")
     assert QuantTables.load(tmp_path / "r.json") == QuantTables.standard(60)
 
 

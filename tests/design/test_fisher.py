@@ -169,7 +169,7 @@ def test_sweep_codec_spelling(tmp_path):
     f.write_text(json.dumps(doc))
     c = parse_codec(f"sweep:{f}@4:4:4")
     assert c.kind == "tables" and [p.tables for p in c.points] == ts and c.points[0].subsampling == "4:4:4"
-    assert c.points[1].tag == "λ=0.1"
+    assert c.points[1].tag == "λ=0.1 nats/bit"
     single = tmp_path / "one.json"
     single.write_text(ts[0].to_json())
     with pytest.raises(ValueError, match="no sweep"):

@@ -144,9 +144,10 @@ def _model_name(model: str, preprocess: str | None = None, classes: Path | None 
     return model_spec(model, preprocess, classes)
 
 
-def progress_bar(label: str, console):
+def progress_bar(label: str, console, extra: str | None = None):
     """A rich progress bar on ``console``: done/total, %, rate per second, elapsed and time left (the
-    total may be set later; until then the bar pulses). Use as ``with progress_bar(...) as bar:``."""
+    total may be set later; until then the bar pulses). ``label`` and ``extra`` are rich text columns
+    (``{task.description}``, ``{task.fields[NAME]}`` allowed). Use as ``with progress_bar(...) as bar:``."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -165,5 +166,6 @@ def progress_bar(label: str, console):
         def render(self, task) -> Text:
             return Text(f"{task.speed:.1f}/s" if task.speed else "", style="progress.data.speed")
 
-    return Progress(TextColumn(escape(label)), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(), Rate(),
-                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console)  # fmt: skip
+    cols = [TextColumn(label), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(), Rate()]
+    cols += [TextColumn(extra)] if extra else []
+    return Progress(*cols, TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console)

@@ -15,6 +15,7 @@ from dnnjpeg.cli.common import (
     _out_file,
     _read_images,
     err,
+    progress_bar,
 )  # fmt: skip
 
 dct_app = typer.Typer(no_args_is_help=True, help="Classifiers that read JPEG coefficients instead of pixels.")
@@ -40,7 +41,6 @@ def dct_distill(
     """Teach a DCT-domain stem to reproduce a pretrained classifier's stride-8 features (distillation:
     the frozen pixel model gives the targets). The result is a model: ``--model dct:OUT`` in evaluate.
     A run killed and started again with the same --out resumes (OUT + '.ckpt')."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from dnnjpeg._fs import display
     from dnnjpeg.codec import load_image
@@ -55,9 +55,8 @@ def dct_distill(
     if not images:
         raise _fail("no readable images to distill from")
     cfg = DistillConfig(steps=steps, batch_size=batch_size, lr=lr, kl_weight=kl, seed=seed)
-    cols = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
     try:
-        with Progress(*cols, console=err) as bar:
+        with progress_bar("{task.description}", err) as bar:
             t = bar.add_task("distilling", total=steps)
             res = distill(
                 images, m, cfg, names=names, checkpoint=ck,

@@ -19,6 +19,7 @@ from dnnjpeg.cli.common import (
     _out_file,
     _out_folder,
     err,
+    progress_bar,
 )  # fmt: skip
 from dnnjpeg.cli.evaluation import _AT_HELP, _MODEL_HELP, EvaluationSettings, _run_evaluation
 
@@ -78,8 +79,6 @@ def _design_command(
 
 def _designed(method: str, problem: tuple, given: dict):
     """Run the designer with a progress bar; the design images that could not be read named."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     from dnnjpeg._fs import display
     from dnnjpeg.data import discover
     from dnnjpeg.design import DesignProblem, designers
@@ -97,8 +96,7 @@ def _designed(method: str, problem: tuple, given: dict):
         ds = discover(data, labels).for_classes(m.info.get("classes"))
         prob = DesignProblem(ds, m, at, subsampling, budget, seed, trial_images,
                              "kl" if objective == "pareto" else objective, storage)  # fmt: skip
-        cols = [TextColumn(f"design {method}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[best]}")]
-        with Progress(*cols, console=err) as bar:
+        with progress_bar(f"design {method}", err, "{task.fields[best]}") as bar:
             task = bar.add_task("", total=budget, best="")
             prob.progress = lambda i, n, g: bar.update(task, completed=i, best=f"best gain {g:+.3f}")
             res = run_design(method, prob, options)

@@ -61,12 +61,14 @@ EVAL_CHUNKS = ".dnnjpeg-chunks"
 def _run_evaluation(settings: EvaluationSettings) -> dict:
     """Check the settings, evaluate, write the outputs, and print what a person needs."""
     import shutil
+    import time
 
     from dnnjpeg._fs import display, prepare_output_folder
     from dnnjpeg.evaluate import evaluate, write_outputs
     from dnnjpeg.models import load_model
     from dnnjpeg.pipeline import resolve_device
 
+    t0 = time.monotonic()
     st = settings
     curves, ds = _checked(st)  # everything that can be checked is checked before the model loads
     resolve_device(st.device)
@@ -89,7 +91,7 @@ def _run_evaluation(settings: EvaluationSettings) -> dict:
     for n in result.get("notes", []):
         err.print(f"[yellow]note[/yellow] {escape(n)}", highlight=False)
     _print_summary(result)
-    err.print(f"wrote {', '.join(display(p) for p in paths.values())}", highlight=False)
+    err.print(f"wrote {', '.join(display(p) for p in paths.values())} ({time.monotonic() - t0:.0f} s)", highlight=False)
     return result
 
 

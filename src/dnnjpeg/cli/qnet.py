@@ -21,6 +21,7 @@ from dnnjpeg.cli.common import (
     _out_folder,
     _read_images,
     err,
+    progress_bar,
 )  # fmt: skip
 
 qnet_app = typer.Typer(
@@ -128,15 +129,12 @@ def _qnet_inputs(data, family, limit, augment, model, probe, device, seed, work)
 def _measure(ds, fam, m, p, augment: int, seed: int, work: Path):
     """Every design image's samples (kept in --work as they finish), with a progress bar; the images
     that could not be read are named and skipped."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from dnnjpeg._fs import display
     from dnnjpeg.qnet import make_samples
 
     skipped = []
-    cols = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
     try:
-        with Progress(*cols, console=err) as bar:
+        with progress_bar("{task.description}", err) as bar:
             t = bar.add_task("measuring members", total=len(ds))
             samples = make_samples(
                 [r.path for r in ds.records], fam, m, p, augment, seed, progress=lambda k: bar.advance(t, k),
@@ -169,7 +167,6 @@ def qnet_train_tables(
     classifier frozen, at its input geometry. A run killed and started again with the same --out
     resumes after its last finished epoch (OUT + '.ckpt')."""
     import numpy as np
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from dnnjpeg._fs import display
     from dnnjpeg.codec import load_image
@@ -191,9 +188,8 @@ def qnet_train_tables(
     crops, _ = _read_images(ds.records, lambda p: m.preprocess.geometry(load_image(p, "RGB")))
     if not crops:
         raise _fail(f"{display(data)}: no readable design images")
-    cols = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
     try:
-        with Progress(*cols, console=err) as bar:
+        with progress_bar("{task.description}", err) as bar:
             t = bar.add_task("training", total=epochs)
             tn = train_tablenet(
                 np.stack(crops), m, epochs=epochs, seed=seed, per_image=per_image, checkpoint=ck,

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from dnnjpeg.cli.common import _fail, err
+from dnnjpeg.cli.common import _fail, err, progress_bar
 
 _Data = Annotated[
     Path,
@@ -111,14 +111,11 @@ def _load(data: Path, input_kind: str, limit_per_class: int | None, batch_size: 
 
 def _run_all(tr, te, cfg, seeds: list[int], variants: list[bool], out: Path) -> list[dict]:
     """One run per seed and variant (with / without the layer), a progress bar each; learned tables saved."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     from dnnjpeg._io import atomic_write_text
     from dnnjpeg.nn.train import train_classifier
 
     runs = []
-    cols = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[msg]}")]
-    with Progress(*cols, console=err) as bar:
+    with progress_bar("{task.description}", err, "{task.fields[msg]}") as bar:
         for s in seeds:
             for v in variants:
                 name = f"seed {s} " + ("dct" if cfg.input == "dct" else f"{'with' if v else 'without'} layer")

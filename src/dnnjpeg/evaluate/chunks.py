@@ -181,16 +181,12 @@ def measure_chunks(dataset, model, curves, at, batch_size, workers, engine, cach
     """Every curve's trials on every chunk of ``chunk`` images: saved chunks that pass their check are
     reused, the rest are measured on ``engine`` (and saved to ``cache``). Returns (chunks in order,
     one note per saved chunk not reused)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    import rich.progress as rp
 
     total = len(dataset) + sum(len(c.points) for c in curves) * len(dataset)
-    cols = [
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeRemainingColumn(),
-    ]
+    cols = [rp.TextColumn("{task.description}"), rp.BarColumn(), rp.MofNCompleteColumn(),
+            rp.TextColumn("{task.fields[rate]}"), rp.TimeElapsedColumn(), rp.TextColumn("ETA"),
+            rp.TimeRemainingColumn()]  # fmt: skip
     if chunk < 1:
         raise ValueError(f"chunk must be ≥ 1 image, got {chunk}")
     if engine is None or engine.name == "local":
@@ -205,7 +201,7 @@ def measure_chunks(dataset, model, curves, at, batch_size, workers, engine, cach
     chunks = [recs[i : i + chunk] for i in range(0, len(recs), chunk)]
     folder = Path(cache) if cache is not None else None
     parts: list[_Chunk] = []
-    with Progress(*cols, disable=not progress, transient=False) as bar:
+    with rp.Progress(*cols, disable=not progress, transient=False) as bar:
         task = bar.add_task(f"measuring {len(curves)} curve(s) on {engine.name}", total=total, rate="")
         per_image = 1 + sum(len(c.points) for c in curves)
         todo, stale = [], []
