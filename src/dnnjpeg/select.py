@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dnnjpeg.evaluate.selection import choose, climb, lambda_for_bpp, selected_curve
+from dnnjpeg.evaluate.selection import choose, climb, keep_choice, lambda_for_bpp, selected_curve
 from dnnjpeg.evaluate.trial import outcome
 
 __all__ = [
@@ -77,6 +77,7 @@ def select_encode(
     kappa: np.ndarray | None = None,
     search: str = "all",
     start: int | str | None = None,
+    keep: float | None = None,
 ) -> SelectedImage:
     """Encode one stored image with the family member its network prefers at λ.
 
@@ -96,6 +97,9 @@ def select_encode(
             index; "rate": the choice by ``kappa``; default: the middle file size), usually 3–5
             passes; the returned ``kl`` is NaN for the others. With "climb", ``kappa`` only
             chooses the start.
+        keep: instead of λ, the guarantee (:func:`~dnnjpeg.evaluate.selection.keep_choice`): the
+            smallest member whose top-1 is the stored image's and whose KL ≤ ``keep`` nats; where
+            none is, ``index`` is −1 and ``data`` the member of least KL.
     """
     from dnnjpeg.codec import encode
 
@@ -120,7 +124,11 @@ def select_encode(
 
         inputs = model_inputs(rgb, datas, model.preprocess)
         logits = model.logits(inputs, batch_size=len(inputs))
-        _, kl = outcome(np.repeat(logits[:1], len(family), 0), logits[1:])
+        top5, kl = outcome(np.repeat(logits[:1], len(family), 0), logits[1:])
+        if keep is not None:
+            same = top5[:, 0] == logits[0].argmax()
+            k = int(keep_choice(bits[:, None], kl[:, None], same[:, None], keep)[0])
+            return SelectedImage(datas[k] if k >= 0 else datas[int(kl.argmin())], k, kl, bits)
     k = int(choose(bits[:, None], kl[:, None], lam)[0])
     return SelectedImage(datas[k], k, kl, bits)
 

@@ -134,3 +134,24 @@ def test_timm_architecture_with_weights_from_a_local_file(tmp_path, monkeypatch)
     torch.save({"other": torch.zeros(1)}, w)
     with pytest.raises(ModelUnavailableError, match="do not fit"):
         load_model(f"timm:tiny;weights={w}")
+
+
+def test_a_committee_chooses_by_the_mean_of_its_members_kl(imagenet_dir, lite0):
+    """lite0 twice is lite0: the committee's KL (what every chooser computes from its logits) is then
+    exactly lite0's; a committee of different models names them all."""
+    from PIL import Image
+
+    from dnnjpeg.codec import QuantTables, decode, encode
+    from dnnjpeg.evaluate.trial import outcome
+
+    im = np.asarray(Image.open(sorted(imagenet_dir.glob("*.JPEG"))[0]).convert("RGB"))
+    x = np.stack(
+        [lite0.preprocess.geometry(im), lite0.preprocess.geometry(decode(encode(im, QuantTables.standard(15))))]
+    )
+    twice = load_model("efficientnet-lite0+efficientnet-lite0")
+    kl_one = outcome(lite0.logits(x[:1]), lite0.logits(x[1:]))[1]
+    kl_two = outcome(twice.logits(x[:1]), twice.logits(x[1:]))[1]
+    assert kl_two == pytest.approx(kl_one, rel=1e-4) and twice.num_classes == 2000
+    assert load_model("efficientnet-lite0+efficientnet-lite1").preprocess.size == 240  # the larger input
+    with pytest.raises(ValueError, match="two models or more"):
+        load_model("efficientnet-lite0+")

@@ -233,15 +233,26 @@ def chooser_from_decisions(
     subsampling: str = "4:2:0",
     optimize: bool = True,
     file_bpp: float | None = None,
+    keep: float | None = None,
 ) -> Chooser:
     """compress's two decisions: ``choose`` (which tables each image gets, :data:`CHOOSE_KINDS`) and
     ``levels`` (how each block's levels are chosen in them, :data:`LEVELS`), with one budget (``lam`` or
     ``target_bpp``, the tree's average; or ``file_bpp``, a cap per file, with fixed tables and SDQ). Every
     pair that makes sense is built from the same choosers as :func:`make_chooser`
-    (same files, byte for byte); a pair that does not is one ValueError saying why.
+    (same files, byte for byte); a pair that does not is one ValueError saying why. ``keep``: a KL cap
+    (inf: none) for the guarantee of :class:`NetworkChoice` (keep every image's top-1), network only.
     """
     subsampling = subsampling_of(subsampling)  # before any file: a bad one would fail every file
     kind, _, arg = choose.partition(":")
+    if keep is not None:
+        if kind != "network":
+            raise ValueError("--keep-prediction needs the network's answers on every member: --choose network")
+        if lam is not None or target_bpp is not None:
+            raise ValueError("--keep-prediction decides each image's bits itself: no --lam or --target-bpp")
+        from dataclasses import replace
+
+        return replace(chooser_from_decisions(choose, levels, family=family, subsampling=subsampling,
+                                              optimize=optimize), keep=keep)  # fmt: skip
     if file_bpp is not None and (kind != "fixed" or levels == "round"):
         raise ValueError("--file-bpp caps each file by SDQ's λ: it goes with --choose fixed --levels sdq:W")
     if kind not in CHOOSE_KINDS:

@@ -125,6 +125,9 @@ class NetworkChoice(_FamilyChoice):
     #: "all": every member measured (K + 1 passes); "climb": a local search along the file sizes
     #: from the choice by rate (when the family records κ) or the middle member (3–5 passes)
     search: str = "all"
+    #: the guarantee instead of a price: each image the smallest member that keeps the network's top-1
+    #: answer with KL ≤ ``keep`` nats (inf: the answer only); a JPEG source no member keeps is kept as is
+    keep: float | None = None
     in_process = True
 
     def __post_init__(self) -> None:
@@ -133,11 +136,22 @@ class NetworkChoice(_FamilyChoice):
             raise ValueError("a network choice needs a model")
         if self.search not in ("all", "climb"):
             raise ValueError(f"--search must be all or climb, got {self.search!r}")
+        if self.keep is not None:
+            if not self.keep > 0:
+                raise ValueError(f"--max-kl must be > 0 nats, got {self.keep}")
+            if self.target_bpp is not None or self.search != "all":
+                raise ValueError("--keep-prediction decides each image's bits itself: no --target-bpp, no climb")
 
     def _model(self):
         return self.model
 
     def encode(self, pixels: np.ndarray) -> tuple[bytes, int | None]:
+        if self.keep is not None:
+            from dnnjpeg.select import select_encode
+
+            f = self.family
+            sel = select_encode(pixels, f.points, self.model, 0.0, f.subsamplings, self._optimize, keep=self.keep)
+            return sel.data, sel.index
         if self.search == "all":
             return super().encode(pixels)
         from dnnjpeg.select import select_encode
@@ -152,7 +166,18 @@ class NetworkChoice(_FamilyChoice):
         s = {**self._base_settings(), "chooser": getattr(self.model, "name", str(self.model)), "kappa": None}
         if self.search != "all":
             s["search"] = self.search
+        if self.keep is not None:
+            s["keep_prediction"] = "top-1" if self.keep == float("inf") else f"top-1, KL ≤ {self.keep:g} nats"
         return s
+
+    def member_label(self, k: int) -> str:
+        return "none keeps the prediction (a JPEG source kept as is)" if k < 0 else super().member_label(k)
+
+    def _rate(self) -> str:
+        if self.keep is not None:
+            cap = "" if self.keep == float("inf") else f" and KL ≤ {self.keep:g} nats"
+            return f"the smallest member that keeps each image's top-1 answer{cap}"
+        return super()._rate()
 
     def describe(self) -> str:
         how = "" if self.search == "all" else " (local search)"

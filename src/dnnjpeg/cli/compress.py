@@ -47,6 +47,10 @@ _TARGET_HELP = (
     "image gets more bits than a flat one."
 )
 _FILE_BPP_HELP = "--choose fixed --levels sdq: a cap per file instead: each file the smallest λ that fits B bpp."
+_KEEP_HELP = (
+    "--choose network: instead of a price (--lam), a guarantee: each image gets the smallest member whose top-1 "
+    "answer is the stored image's (exact for that network, no labels); a JPEG source no member keeps is kept as is."
+)
 _CHECK_HELP = (
     "At the end, check N random files against their sources (dnnjpeg check: agreement of the top-1 prediction, "
     "KL, bytes) and print the verdict. Default: 100 when the network already runs (--choose network or climb), "
@@ -81,6 +85,8 @@ def compress(
     subsampling: str = typer.Option("4:2:0", "--subsampling", help="Chroma subsampling: 4:2:0 (or 420), 4:4:4, 4:2:2."),
     optimize: bool = typer.Option(True, "--optimize/--no-optimize", help="Optimized Huffman tables."),
     resize: str | None = typer.Option(None, "--resize", help=_RESIZE_HELP),
+    keep_prediction: bool = typer.Option(False, "--keep-prediction", help=_KEEP_HELP),
+    max_kl: float | None = typer.Option(None, "--max-kl", help="With --keep-prediction: also keep each KL ≤ X nats."),
     check: int | None = typer.Option(None, "--check", help=_CHECK_HELP),
     allow_larger: bool = typer.Option(False, "--allow-larger", help=_LARGER_HELP),
     strip_metadata: bool = typer.Option(False, "--strip-metadata", help=_METADATA_HELP),
@@ -108,7 +114,8 @@ def compress(
                              strip_metadata, copy_other, device, engine)  # fmt: skip
         chooser = chooser_from_decisions(
             _with_preprocess(choose, preprocess), levels, tables=tables, family=family, lam=lam,
-            target_bpp=target_bpp, subsampling=subsampling, optimize=optimize, file_bpp=file_bpp)  # fmt: skip
+            target_bpp=target_bpp, subsampling=subsampling, optimize=optimize, file_bpp=file_bpp,
+            keep=_keep(keep_prediction, max_kl))  # fmt: skip
         rep = _with_progress(src, dst, _placed(chooser, device, settings.engine), settings)
     except (ValueError, FileNotFoundError, ModelUnavailableError, EngineUnavailableError) as e:
         raise _fail(str(e)) from None
@@ -133,6 +140,13 @@ def _settings(check, scale, workers, resume, overwrite, resize, batch_size, larg
     settings.check()
     resolve_device(device)
     return replace(settings, engine=engine_from(engine, workers))
+
+
+def _keep(keep_prediction: bool, max_kl: float | None) -> float | None:
+    """--keep-prediction [--max-kl X] as the chooser's KL cap (inf: the top-1 answer only), else None."""
+    if max_kl is not None and not keep_prediction:
+        raise ValueError("--max-kl bounds the KL of --keep-prediction: give both")
+    return (float("inf") if max_kl is None else max_kl) if keep_prediction else None
 
 
 def _runs_network(chooser) -> bool:
@@ -165,6 +179,8 @@ def _check(src: Path, dst: Path, chooser, n: int | None, device: str, rep) -> No
     if not src.is_dir():
         src, dst = src.parent, dst if dst.is_dir() else dst.parent
     model = chooser.model if isinstance(chooser, NetworkChoice) else load_model("efficientnet-lite0")
+    if model.labels == "committee":  # a committee has no classes of its own: its first member checks
+        model = model.module.members[0]
     with progress_bar("checking", err) as bar:
         task = bar.add_task("", total=None)
         res = check_tree(src, dst, model.to(resolve_device(device)), limit=n,

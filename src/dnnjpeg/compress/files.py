@@ -75,13 +75,15 @@ class FileRules:
     strip_metadata: bool = False
 
 
-def finish(src: str, data: bytes, before: int, rules: FileRules) -> tuple[bytes, str]:
+def finish(src: str, data: bytes, before: int, rules: FileRules, keep_source: bool = False) -> tuple[bytes, str]:
     """The bytes to write for ``src`` and their status: the re-encode ``data`` with the source's
     metadata (a JPEG source), or the source's own bytes ("kept") when the re-encode is not smaller.
 
     Args:
         src: the source file (read again only when it is a JPEG: a few KiB of header, or all of it
             when it is kept). ``before``: its size in bytes.
+        keep_source: the chooser found no member good enough (--keep-prediction): a JPEG source is
+            kept as it is whatever the sizes.
     Returns:
         (bytes to write, "written" or "kept").
     """
@@ -89,11 +91,13 @@ def finish(src: str, data: bytes, before: int, rules: FileRules) -> tuple[bytes,
     from dnnjpeg.codec.header import read_head
     from dnnjpeg.codec.metadata import metadata_segments, with_metadata
 
-    if rules.strip_metadata and rules.allow_larger:
+    if rules.strip_metadata and rules.allow_larger and not keep_source:
         return data, "written"
     if read_head(src, 2) != b"\xff\xd8":  # a PNG, BMP…: nothing to copy, and its bytes are no JPEG to keep
         return data, "written"
     source = read_regular(src)
+    if keep_source:
+        return source, "kept"
     if not rules.strip_metadata:
         data = with_metadata(data, metadata_segments(source))
     if not rules.allow_larger and len(data) >= len(source):
@@ -166,12 +170,13 @@ def _unless_kept(job, work: Callable) -> tuple[tuple | None, object]:
         return (src, "failed", 0, 0, _error(e)), None
 
 
-def _write(job, make: Callable[[np.ndarray], bytes]) -> tuple[str, str, int, int, str | None]:
+def _write(job, make: Callable[[np.ndarray], bytes], chosen=()) -> tuple[str, str, int, int, str | None]:
     """(source, status, bytes before, bytes after, error) for one file encoded by ``make(pixels)``
     (``job``: see :func:`_unless_kept`; status "written", "kept" (the source's bytes), "skipped" or "failed")."""
 
     def write(src, out, before, px, _n):
-        data, status = finish(src, make(px), before, job[5])
+        data = make(px)
+        data, status = finish(src, data, before, job[5], keep_source=bool(chosen) and chosen[0] == -1)
         atomic_write_bytes(out, data, fixed_part=True)
         return src, status, before, len(data), None
 
@@ -193,7 +198,7 @@ def _one(job) -> tuple[tuple[str, str, int, int, str | None], int | None]:
         chosen.append(k)
         return data
 
-    res = _write(job, make)
+    res = _write(job, make, chosen)
     return res, (chosen[0] if res[1] == "written" and chosen else None)
 
 
@@ -249,7 +254,7 @@ def _batched_choice(jobs, chooser, engine, batch_size: int, measure_only: bool =
 
 def _decide(scored, chooser, measure_only: bool, rules: FileRules):
     from dnnjpeg.evaluate.trial import outcome
-    from dnnjpeg.select import choose
+    from dnnjpeg.select import choose, keep_choice
 
     points = chooser.family.points
     for done, logits, p in scored:
@@ -261,9 +266,13 @@ def _decide(scored, chooser, measure_only: bool, rules: FileRules):
         if measure_only:
             yield None, (c.bits, kl, n)
             continue
-        k = int(choose(c.bits[:, None], kl[:, None], chooser.lam)[0])
+        if getattr(chooser, "keep", None) is not None:
+            same = (logits[1:].argmax(1) == logits[0].argmax())[:, None]
+            k = int(keep_choice(c.bits[:, None], kl[:, None], same, chooser.keep)[0])
+        else:
+            k = int(choose(c.bits[:, None], kl[:, None], chooser.lam)[0])
         try:
-            data, status = finish(src, c.datas[k], before, rules)
+            data, status = finish(src, c.datas[k if k >= 0 else int(kl.argmin())], before, rules, keep_source=k < 0)
             atomic_write_bytes(Path(out), data, fixed_part=True)
             yield (src, status, before, len(data), None), (k if status == "written" else None)
         except Exception as e:  # every per-file problem is reported; the batch goes on

@@ -18,7 +18,16 @@ from dnnjpeg.conventions import DEFAULT_LAMBDAS_NATS_PER_KIB, KIB_BITS
 from dnnjpeg.evaluate.compare import CurveData, recompare
 from dnnjpeg.evaluate.result import EvaluationResult
 
-__all__ = ["choose", "climb", "climb_choice", "lambda_for_bpp", "selected_curve", "selected_entry", "with_selection"]
+__all__ = [
+    "choose",
+    "keep_choice",
+    "climb",
+    "climb_choice",
+    "lambda_for_bpp",
+    "selected_curve",
+    "selected_entry",
+    "with_selection",
+]
 
 
 def choose(bits: np.ndarray, kl: np.ndarray, lam: float) -> np.ndarray:
@@ -42,6 +51,28 @@ def choose(bits: np.ndarray, kl: np.ndarray, lam: float) -> np.ndarray:
     # ties (e.g. λ = 0 and several members with KL exactly 0): the smallest file among them
     tie = np.isclose(cost, best, rtol=0, atol=1e-12)
     return np.where(tie, bits, np.inf).argmin(0).astype(np.int64)
+
+
+def keep_choice(bits: np.ndarray, kl: np.ndarray, same: np.ndarray, cap: float = np.inf) -> np.ndarray:
+    """The guarantee rule: per image the smallest member that keeps the classifier's top-1 answer and
+    moves its output by at most ``cap`` nats of KL.
+
+    Args:
+        bits: (K, N) file size in bits of member k on image n.
+        kl: (K, N) KL(pristine ‖ decoded) in nats.
+        same: (K, N) bool: member k's top-1 on image n equals the top-1 on the stored image.
+        cap: the largest KL allowed (inf: the top-1 answer only).
+    Returns:
+        int64 (N,) member indices; −1 where no member qualifies (the caller keeps the source then).
+    """
+    bits, kl, same = np.asarray(bits, np.float64), np.asarray(kl, np.float64), np.asarray(same, bool)
+    if not bits.shape == kl.shape == same.shape or bits.ndim != 2 or bits.shape[0] == 0:
+        raise ValueError(f"bits {bits.shape}, kl {kl.shape} and same {same.shape} must all be (K ≥ 1, N)")
+    if not cap > 0:
+        raise ValueError(f"the KL cap must be > 0 nats, got {cap}")
+    ok = same & (kl <= cap)
+    k = np.where(ok, bits, np.inf).argmin(0).astype(np.int64)
+    return np.where(ok.any(0), k, -1)
 
 
 def climb(bits: np.ndarray, kl_of, lam: float, start: int) -> tuple[int, list[int]]:

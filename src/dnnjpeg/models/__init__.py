@@ -316,6 +316,8 @@ def load_model(name: str) -> Model:
         ModelUnavailableError: unknown name, or a package/weights missing (the
             message says what to install).
     """
+    if "+" in name and not is_model_file(name):  # a committee: A+B chooses for both at once
+        return importlib.import_module("dnnjpeg.models.committee").load_committee(name)
     if ";" in name or is_model_file(name):
         # (a plug-in like the dct: kind: the file loaders build on this module, never the reverse)
         return importlib.import_module("dnnjpeg.models.files").load_spec(name)
