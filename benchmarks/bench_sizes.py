@@ -102,6 +102,18 @@ METHODS = {
         "the network chooses among the sweep at stored and at resized size",
         ["sweep", "sweep+resize"],
     ),
+    "network stacked": (
+        "the network chooses the table and the levels: the sweep rounded, with SDQ crop and with SDQ gradient levels",
+        ["sweep", "sdq-crop", "sdq-gradient"],
+    ),
+    "network stacked + size": (
+        "the stacked choice, and the sweep at the model's resolution as members too",
+        ["sweep", "sdq-crop", "sdq-gradient", "sweep+resize"],
+    ),
+    "network everything": (
+        "the stacked choice with the size members and the ladder at 4:2:0 and 4:4:4 (on the --subset images)",
+        ["sweep", "sdq-crop", "sdq-gradient", "sweep+resize", "ladder", "ladder444"],
+    ),
 }
 SLOW: set[str] = set()  # methods left out unless asked for
 
