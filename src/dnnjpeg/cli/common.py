@@ -161,10 +161,12 @@ def progress_bar(label: str, console, extra: str | None = None):
     from rich.text import Text
 
     class Rate(ProgressColumn):
-        """Items per second, from rich's own moving estimate."""
+        """Items per second since the start (steadier than a moving estimate when items come in bursts)."""
 
         def render(self, task) -> Text:
-            return Text(f"{task.speed:.1f}/s" if task.speed else "", style="progress.data.speed")
+            t = task.finished_time or task.elapsed
+            return Text(f"{task.completed / t:.1f}/s" if t and t > 0.5 and task.completed else "",
+                        style="progress.data.speed")  # fmt: skip
 
     cols = [TextColumn(label), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(), Rate()]
     cols += [TextColumn(extra)] if extra else []
