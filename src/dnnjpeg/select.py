@@ -120,17 +120,22 @@ def select_encode(
         k, kl = _climb_choice(rgb, datas, bits, model, lam, start)
         return SelectedImage(datas[k], k, kl, bits)
     if kappa is None:
-        from dnnjpeg.pipeline import model_inputs
-
-        inputs = model_inputs(rgb, datas, model.preprocess)
-        logits = model.logits(inputs, batch_size=len(inputs))
-        top5, kl = outcome(np.repeat(logits[:1], len(family), 0), logits[1:])
+        kl, same = _measured(rgb, datas, model)
         if keep is not None:
-            same = top5[:, 0] == logits[0].argmax()
             k = int(keep_choice(bits[:, None], kl[:, None], same[:, None], keep)[0])
             return SelectedImage(datas[k] if k >= 0 else datas[int(kl.argmin())], k, kl, bits)
     k = int(choose(bits[:, None], kl[:, None], lam)[0])
     return SelectedImage(datas[k], k, kl, bits)
+
+
+def _measured(rgb, datas: list[bytes], model) -> tuple[np.ndarray, np.ndarray]:
+    """Every member's KL (K,) in nats and whether its top-1 is the stored image's (K,), in one pass."""
+    from dnnjpeg.pipeline import model_inputs
+
+    inputs = model_inputs(rgb, datas, model.preprocess)
+    logits = model.logits(inputs, batch_size=len(inputs))
+    top5, kl = outcome(np.repeat(logits[:1], len(datas), 0), logits[1:])
+    return kl, top5[:, 0] == logits[0].argmax()
 
 
 def _checked_args(family: list, subsampling, kappa, search: str, start) -> list[str]:

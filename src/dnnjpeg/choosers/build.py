@@ -238,25 +238,14 @@ def chooser_from_decisions(
     """compress's two decisions: ``choose`` (which tables each image gets, :data:`CHOOSE_KINDS`) and
     ``levels`` (how each block's levels are chosen in them, :data:`LEVELS`), with one budget (``lam`` or
     ``target_bpp``, the tree's average; or ``file_bpp``, a cap per file, with fixed tables and SDQ). Every
-    pair that makes sense is built from the same choosers as :func:`make_chooser`
-    (same files, byte for byte); a pair that does not is one ValueError saying why. ``keep``: a KL cap
-    (inf: none) for the guarantee of :class:`NetworkChoice` (keep every image's top-1), network only.
+    pair that makes sense is built from the same choosers as :func:`make_chooser` (same files, byte for
+    byte); a pair that does not is one ValueError saying why. ``keep``: :attr:`NetworkChoice.keep`.
     """
     subsampling = subsampling_of(subsampling)  # before any file: a bad one would fail every file
     kind, _, arg = choose.partition(":")
     if keep is not None:
-        if kind != "network":
-            raise ValueError("--keep-prediction needs the network's answers on every member: --choose network")
-        if lam is not None or target_bpp is not None:
-            raise ValueError("--keep-prediction decides each image's bits itself: no --lam or --target-bpp")
-        from dataclasses import replace
-
-        return replace(chooser_from_decisions(choose, levels, family=family, subsampling=subsampling,
-                                              optimize=optimize), keep=keep)  # fmt: skip
-    if file_bpp is not None and (kind != "fixed" or levels == "round"):
-        raise ValueError("--file-bpp caps each file by SDQ's λ: it goes with --choose fixed --levels sdq:W")
-    if kind not in CHOOSE_KINDS:
-        raise ValueError(f"--choose {choose!r}: one of {', '.join(CHOOSE_KINDS)} (optionally KIND:ARG)")
+        return _guarantee(choose, levels, family, subsampling, optimize, keep, lam, target_bpp)
+    _check_kind(kind, choose, levels, file_bpp)
     weights, alpha = _levels(levels)
     rate = {"lam": lam, "target_bpp": target_bpp, "subsampling": subsampling, "optimize": optimize}
     if kind == "fixed":
@@ -293,6 +282,25 @@ def chooser_from_decisions(
         return make_chooser(family=fams, kappa_from=arg or None, by_rate=not arg, **rate)
     return make_chooser(family=fams, model=arg or "efficientnet-lite0", search="climb" if kind == "climb" else "all",
                         **rate)  # fmt: skip
+
+
+def _check_kind(kind: str, choose: str, levels: str, file_bpp) -> None:
+    if file_bpp is not None and (kind != "fixed" or levels == "round"):
+        raise ValueError("--file-bpp caps each file by SDQ's λ: it goes with --choose fixed --levels sdq:W")
+    if kind not in CHOOSE_KINDS:
+        raise ValueError(f"--choose {choose!r}: one of {', '.join(CHOOSE_KINDS)} (optionally KIND:ARG)")
+
+
+def _guarantee(choose, levels, family, subsampling, optimize, keep: float, lam, target_bpp) -> Chooser:
+    """The network choice with ``keep`` (--keep-prediction [--max-kl]) instead of a price."""
+    from dataclasses import replace
+
+    if choose.partition(":")[0] != "network":
+        raise ValueError("--keep-prediction needs the network's answers on every member: --choose network")
+    if lam is not None or target_bpp is not None:
+        raise ValueError("--keep-prediction decides each image's bits itself: no --lam or --target-bpp")
+    plain = chooser_from_decisions(choose, levels, family=family, subsampling=subsampling, optimize=optimize)
+    return replace(plain, keep=keep)
 
 
 def _qnet_choice(ref: str, weights: str | None, family, rate: dict) -> Chooser:

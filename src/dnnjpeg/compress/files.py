@@ -281,14 +281,16 @@ def _decide(scored, chooser, measure_only: bool, rules: FileRules):
             yield (src, "failed", 0, 0, _error(e)), None
 
 
-def _batchable(chooser) -> bool:
-    """A network choice that measures every member, without per-image SDQ gradients (those need
-    the network before encoding): its candidates can be made away from the network."""
+def _batchable(chooser, search: str = "all") -> bool:
+    """A network choice with this ``search`` (every member, or the climb) and a price λ or a budget,
+    without per-image SDQ gradients (those need the network before encoding): its candidates can be
+    made away from the network, many images per network pass."""
     from dnnjpeg.choosers import NetworkChoice
 
     return (
         isinstance(chooser, NetworkChoice)
-        and chooser.search == "all"
+        and chooser.search == search
+        and (search == "all" or chooser.keep is None)
         and not any(p.sdq and p.sdq[0] == "gradient" for p in chooser.family.points)
     )
 

@@ -276,6 +276,8 @@ class _Run:
         # the killed attempt's (whole) output, which is then this run's (see _one_shared)
         self.fresh = {j[1]: on_ray and not os.path.lexists(j[1]) for j in self.jobs}
         self.batched = _batchable(chooser) and not on_ray
+        # the local search, many images per network pass (the same files as image by image)
+        self.climbing = _batchable(chooser, "climb") and not on_ray and chooser.target_bpp is None
         self.eng = LocalEngine(1) if chooser.in_process and not on_ray and not self.batched else self.engine
         self.start = getattr(chooser, "pool_start", None)
 
@@ -337,9 +339,14 @@ class _Run:
         """Every image encoded by its chooser at the chooser's λ."""
         self.rep.lam = getattr(self.chooser, "lam", None)
         batch = self.st.batch_size
-        self.consume(
-            _batched_choice(self.jobs, self.chooser, self.engine, batch) if self.batched else self.run(self.jobs)
-        )
+        if self.batched:
+            self.consume(_batched_choice(self.jobs, self.chooser, self.engine, batch))
+        elif self.climbing:
+            from dnnjpeg.compress.climb import batched_climb
+
+            self.consume(batched_climb(self.jobs, self.chooser, self.engine, batch))
+        else:
+            self.consume(self.run(self.jobs))
         return self.rep
 
     def to_budget(self) -> CompressReport:

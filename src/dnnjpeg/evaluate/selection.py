@@ -91,6 +91,19 @@ def climb(bits: np.ndarray, kl_of, lam: float, start: int) -> tuple[int, list[in
     Returns:
         (the chosen member, the members measured in the order measured).
     """
+    steps = climb_steps(bits, lam, start)
+    try:
+        want = next(steps)
+        while True:
+            want = steps.send(kl_of(want))
+    except StopIteration as done:
+        return done.value
+
+
+def climb_steps(bits: np.ndarray, lam: float, start: int):
+    """:func:`climb` as a generator, so that many images' searches can share network passes: it yields
+    the members to measure next (a list of indices) and is sent their KL (nats, same order); it
+    returns (the chosen member, the members measured in order), as :func:`climb` does."""
     bits = np.asarray(bits, np.float64)
     order = np.argsort(bits, kind="stable")
     pos = int(np.flatnonzero(order == start)[0])
@@ -99,7 +112,8 @@ def climb(bits: np.ndarray, kl_of, lam: float, start: int) -> tuple[int, list[in
     while True:
         want = [int(order[p]) for p in (pos, pos - 1, pos + 1) if 0 <= p < len(order) and int(order[p]) not in cost]
         if want:
-            for k, v in zip(want, np.asarray(kl_of(want), np.float64)):
+            got = yield want
+            for k, v in zip(want, np.asarray(got, np.float64)):
                 cost[k] = float(v) + lam * bits[k] / KIB_BITS
             measured += want
         near = [p for p in (pos - 1, pos + 1) if 0 <= p < len(order)]
