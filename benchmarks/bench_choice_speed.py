@@ -23,6 +23,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="../shared/data/imagenet-sample")
     ap.add_argument("--limit", type=int, default=200)
+    ap.add_argument("--split", default="eval")
     a = ap.parse_args(argv)
     tune_malloc()
     import dnnjpeg.compress.run as run_mod
@@ -36,18 +37,24 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "src"
         src.mkdir()
-        for r in discover(a.data).subset("eval", a.limit).records:
+        for r in discover(a.data).subset(a.split, a.limit).records:
             shutil.copy(r.path, src / r.path.name)
         n = len(list(src.iterdir()))
         batchable = run_mod._batchable
-        for name, search, batched in (("every member", "all", True), ("climb, image by image", "climb", False),
-                                      ("climb, batched", "climb", True)):  # fmt: skip
+        t = time.perf_counter()
+        fast = model.compiled(32)  # what compress does from COMPILE_FROM images on
+        print(f"torch.compile of {model.name} for batches of 32: {time.perf_counter() - t:.1f} s")
+        for name, search, batched, m in (("every member", "all", True, model),
+                                         ("climb, image by image", "climb", False, model),
+                                         ("climb, batched", "climb", True, model),
+                                         ("every member, compiled", "all", True, fast),
+                                         ("climb, batched, compiled", "climb", True, fast)):  # fmt: skip
             run_mod._batchable = batchable if batched else (lambda ch, search="all": False)
-            ch = make_chooser(family=fam, model=model, lam=0.002, search=search)
+            ch = make_chooser(family=fam, model=m, lam=0.002, search=search)
             t = time.perf_counter()
-            rep = compress_tree(src, Path(tmp) / name.replace(" ", "-").replace(",", ""), ch)
+            rep = compress_tree(src, Path(tmp) / name.replace(" ", "-").replace(",", ""), ch, compile=False)
             dt = time.perf_counter() - t
-            print(f"{name:<24} {n} images in {dt:6.1f} s: {n / dt:5.1f} images/s ({rep.written} written)")
+            print(f"{name:<26} {n} images in {dt:6.1f} s: {n / dt:5.1f} images/s ({rep.written} written)")
         run_mod._batchable = batchable
     return 0
 

@@ -86,3 +86,37 @@ def test_a_network_on_a_smaller_input_is_one_name_away():
     for bad in ("efficientnet-lite0@big", "efficientnet-lite0@8", "nope@128"):
         with pytest.raises(ModelUnavailableError):
             load_model(bad)
+
+
+def test_a_compiled_network_pads_to_its_one_batch_shape():
+    """compiled(): every call sees the one batch shape it was compiled for; the rows come back unpadded."""
+    from dataclasses import replace
+
+    from dnnjpeg.models import Model
+
+    seen = []
+
+    class Net(torch.nn.Module):
+        def forward(self, x):
+            seen.append(x.shape[0])
+            return x.mean((2, 3))
+
+    m = Model("net", Net(), Preprocess(8, 8, mean=(0.5,) * 3, std=(0.5,) * 3), 3, "custom")
+    x = np.random.default_rng(0).integers(0, 256, (6, 8, 8, 3), dtype=np.uint8)
+    want = m.logits(x)
+    fixed = replace(m, info={"compiled_batch": 4})
+    seen.clear()
+    got = fixed.logits(x, batch_size=2)
+    assert seen == [4, 4] and got.shape == (6, 3) and np.allclose(got, want)
+
+
+def test_compiling_falls_back_to_the_same_network_with_a_warning(monkeypatch):
+    from dnnjpeg.models import Model
+
+    def broken(*a, **k):
+        raise RuntimeError("no compiler here")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    m = Model("net", torch.nn.Identity(), Preprocess(8, 8), 3, "custom")
+    with pytest.warns(RuntimeWarning, match="running it uncompiled"):
+        assert m.compiled(4) is m
