@@ -61,7 +61,7 @@ def print_check(res) -> None:
     """The check in a few lines: the verdict on stdout; missing, unread and the worst files on stderr."""
     from dnnjpeg._fs import display
 
-    out = Console()
+    out = Console(soft_wrap=True)
     out.print(escape(res.verdict()), highlight=False)
     if res.sampled_from > res.files + len(res.failures):
         out.print(f"({res.files:,} pairs drawn at random from {res.sampled_from:,})", highlight=False)
