@@ -33,3 +33,12 @@ def kodak_dir() -> Path:
 @pytest.fixture(scope="session")
 def cifar_dir() -> Path:
     return _need("cifar10")
+
+
+@pytest.fixture(scope="session")
+def lite0():
+    """EfficientNet-Lite0 from its wheel, loaded once per test process (tests only read it; a module that
+    changes its model defines its own fixture)."""
+    from dnnjpeg.models import load_model
+
+    return load_model("efficientnet-lite0")

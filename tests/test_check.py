@@ -16,13 +16,6 @@ N = 6
 
 
 @pytest.fixture(scope="module")
-def lite0():
-    from dnnjpeg.models import load_model
-
-    return load_model("efficientnet-lite0")
-
-
-@pytest.fixture(scope="module")
 def tree(imagenet_dir, tmp_path_factory):
     """N labelled photographs (wnid names), and two compressions of them: a copy and q=5."""
     from dnnjpeg.codec import QuantTables, encode, load_image

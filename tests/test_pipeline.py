@@ -66,13 +66,6 @@ def test_score_stream_rejects_a_bad_batch_size():
         list(score_stream(iter([]), _Recorder(), batch_size=0))
 
 
-@pytest.fixture(scope="module")
-def lite0():
-    from dnnjpeg.models import load_model
-
-    return load_model("efficientnet-lite0")
-
-
 def _some(imagenet_dir, n):
     from dnnjpeg.codec import load_image
 

@@ -100,15 +100,21 @@ class CheckResult:
         return text
 
 
-def pairs(src: Path, dst: Path) -> tuple[list[tuple[Path, Path, int | None]], list[str], tuple]:
-    """(source, output, label or None) for every source image whose output exists, the sources
-    without one, and (class names, whether labelled) of the source tree."""
-    ds = discover(src)
+def pairs(src: Path, dst: Path, model) -> tuple[list[tuple[Path, Path, int | None]], list[str], bool]:
+    """(source, output, label in ``model``'s class order or None) for every source image whose output
+    exists, the sources without one, and whether the labels apply: a model with its own classes and
+    no class-index file is measured by agreement and KL only.
+
+    Raises:
+        ValueError: a class of the tree that the model's class-index file does not name.
+    """
+    ds = discover(src).for_classes(model.info.get("classes"))
     found, missing = [], []
     for r in ds.records:
         out = output_path(src, dst, r.path)
         (found if os.path.isfile(out) and not os.path.islink(out) else missing).append((r.path, out, r.label))
-    return found, [str(m[0]) for m in missing], (ds.classes, ds.labeled)
+    labeled = ds.labeled and (bool(model.info.get("classes")) or model.labels == "imagenet")
+    return found, [str(m[0]) for m in missing], labeled
 
 
 def check_tree(
@@ -137,8 +143,7 @@ def check_tree(
     for p, what in ((s, "SRC"), (d, "DST")):
         if not p.is_dir():
             raise FileNotFoundError(f"{what} {display(p)}: no such folder")
-    found, missing, (classes, labeled) = pairs(s, d)
-    found, labeled = _in_model_classes(found, classes, labeled, model, s)
+    found, missing, labeled = pairs(s, d, model)
     total = len(found)
     if limit is not None and limit < total:
         pick = np.sort(np.random.default_rng(seed).choice(total, limit, replace=False))
@@ -165,18 +170,6 @@ def check_tree(
             if progress:
                 progress(i, len(found))
     return _summarize(model.name, rows, failures, missing, labeled, total, n_boot, seed)
-
-
-def _in_model_classes(found, classes, labeled, model, root):
-    """The pairs labelled in the model's class order (a class-index file's), and whether labels apply:
-    a model with its own classes and no class-index file is measured by agreement and KL only."""
-    if labeled and model.info.get("classes"):
-        index = {n: i for i, n in enumerate(model.info["classes"])}
-        unknown = sorted({classes[lab] for _, _, lab in found if classes[lab] not in index})
-        if unknown:
-            raise ValueError(f"{display(root)}: classes the model does not name: {', '.join(unknown[:5])}")
-        return [(a, b, index[classes[lab]]) for a, b, lab in found], True
-    return found, labeled and model.labels == "imagenet"
 
 
 def _summarize(name, rows, failures, missing, labeled, total, n_boot, seed) -> CheckResult:

@@ -98,9 +98,10 @@ class LocalEngine:
             for x in items:
                 yield fn(x, shared)
             return
-        if start in ("spawn", "forkserver") and unguarded_main() is not None:
+        script = unguarded_main() if start in ("spawn", "forkserver") else None
+        if script is not None:
             warnings.warn(
-                f'{unguarded_main()} calls dnnjpeg without `if __name__ == "__main__":`; worker processes start '
+                f'{script} calls dnnjpeg without `if __name__ == "__main__":`; worker processes start '
                 "by importing that script, so this work runs in this one process instead. Put the call under "
                 "that guard to use every core.",
                 RuntimeWarning,

@@ -9,13 +9,6 @@ import pytest
 from PIL import Image
 
 
-@pytest.fixture(scope="module")
-def lite0():
-    from dnnjpeg.models import load_model
-
-    return load_model("efficientnet-lite0")
-
-
 @pytest.mark.parametrize("window", [2, 64])
 def test_batched_climb_equals_the_image_by_image_climb(tmp_path, imagenet_dir, lite0, monkeypatch, window):
     import dnnjpeg.compress.climb as climb_mod

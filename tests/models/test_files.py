@@ -20,11 +20,6 @@ LITE0_PRE = "size=224,resize=256,interpolation=bilinear,mean=0.5/0.5/0.5,std=0.5
 
 
 @pytest.fixture(scope="module")
-def lite0():
-    return load_model("efficientnet-lite0")
-
-
-@pytest.fixture(scope="module")
 def exported(lite0, tmp_path_factory):
     """lite0 exported by the user's usual tools: torch.export, a traced TorchScript file and ONNX."""
     d = tmp_path_factory.mktemp("exported")

@@ -30,9 +30,7 @@ def check(
     """What the compressed files still hold: each output paired with its source, both classified as
     stored; agreement of the top-1 prediction, top-1 against labels (where the tree has them) and the
     KL of the output's class distribution, with 95% intervals; bytes before and after; the worst files."""
-    from dnnjpeg.check import check_tree
     from dnnjpeg.models import ModelUnavailableError, load_model
-    from dnnjpeg.pipeline import resolve_device
 
     if limit is not None and limit < 1:
         raise _fail(f"--limit must be ≥ 1, got {limit}")
@@ -42,11 +40,8 @@ def check(
         for p, what in ((src, "SRC"), (dst, "DST")):
             if not p.is_dir():
                 raise FileNotFoundError(f"{what} {p}: no such folder")
-        m = load_model(_model_name(model, preprocess, classes)).to(resolve_device(device))
-        with progress_bar("checking", err) as bar:
-            task = bar.add_task("", total=None)
-            res = check_tree(src, dst, m, limit=limit, seed=seed, batch_size=batch_size,
-                             progress=lambda i, n: bar.update(task, completed=i, total=n))  # fmt: skip
+        res = checked(src, dst, load_model(_model_name(model, preprocess, classes)), device, limit=limit, seed=seed,
+                      batch_size=batch_size)  # fmt: skip
     except (ValueError, FileNotFoundError, ModelUnavailableError) as e:
         raise _fail(str(e)) from None
     if as_json:
@@ -55,6 +50,18 @@ def check(
         print_check(res)
     if res.files == 0:
         raise typer.Exit(1)
+
+
+def checked(src: Path, dst: Path, model, device: str, **kw):
+    """:func:`dnnjpeg.check.check_tree` with ``model`` on ``device`` and a progress bar on stderr (what
+    ``check`` and ``compress --check`` run); ``kw``: check_tree's keywords."""
+    from dnnjpeg.check import check_tree
+    from dnnjpeg.pipeline import resolve_device
+
+    with progress_bar("checking", err) as bar:
+        task = bar.add_task("", total=None)
+        return check_tree(src, dst, model.to(resolve_device(device)),
+                          progress=lambda i, n: bar.update(task, completed=i, total=n), **kw)  # fmt: skip
 
 
 def print_check(res) -> None:

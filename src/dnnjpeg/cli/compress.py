@@ -149,12 +149,6 @@ def _keep(keep_prediction: bool, max_kl: float | None) -> float | None:
     return (float("inf") if max_kl is None else max_kl) if keep_prediction else None
 
 
-def _runs_network(chooser) -> bool:
-    from dnnjpeg.choosers import NetworkChoice
-
-    return isinstance(chooser, NetworkChoice)
-
-
 def _with_preprocess(choose: str, preprocess: str | None) -> str:
     """--choose network:MODEL with --preprocess folded into the model's name."""
     if preprocess is None:
@@ -168,23 +162,21 @@ def _with_preprocess(choose: str, preprocess: str | None) -> str:
 def _check(src: Path, dst: Path, chooser, n: int | None, device: str, rep) -> None:
     """The check of ``n`` random outputs against their sources, as one verdict line (the chooser's own
     classifier when it has one, else lite0); by default (None) 100 when the network ran anyway."""
-    n = n if n is not None else (100 if _runs_network(chooser) else 0)
+    from dnnjpeg.choosers import NetworkChoice
+
+    network = isinstance(chooser, NetworkChoice)
+    n = n if n is not None else (100 if network else 0)
     if not n or not rep.written + rep.skipped:
         return
-    from dnnjpeg.check import check_tree
-    from dnnjpeg.choosers import NetworkChoice
+    from dnnjpeg.cli.check import checked
     from dnnjpeg.models import load_model
-    from dnnjpeg.pipeline import resolve_device
 
     if not src.is_dir():
         src, dst = src.parent, dst if dst.is_dir() else dst.parent
-    model = chooser.model if isinstance(chooser, NetworkChoice) else load_model("efficientnet-lite0")
+    model = chooser.model if network else load_model("efficientnet-lite0")
     if model.labels == "committee":  # a committee has no classes of its own: its first member checks
         model = model.module.members[0]
-    with progress_bar("checking", err) as bar:
-        task = bar.add_task("", total=None)
-        res = check_tree(src, dst, model.to(resolve_device(device)), limit=n,
-                         progress=lambda i, k: bar.update(task, completed=i, total=k))  # fmt: skip
+    res = checked(src, dst, model, device, limit=n)
     Console(soft_wrap=True).print(escape(res.verdict()), highlight=False)
 
 
@@ -237,9 +229,11 @@ def _print_report(rep, chooser, target_bpp: float | None, seconds: float, resize
         kinds = ", ".join(f"{k} ×{n}" for k, n in sorted(rep.other.items(), key=lambda kv: -kv[1]))
         what = f"{rep.copied:,} copied" if rep.copied else "not copied (--copy-other copies them)"
         err.print(f"{sum(rep.other.values()):,} files are not images ({escape(kinds)}): {what}", highlight=False)
-    drops = _drops(chooser, resize)
-    if drops:
-        err.print(f"[yellow]note[/yellow] {escape(drops)}", highlight=False)
+    from dnnjpeg.compress import drops
+
+    dropped = drops(chooser, resize)  # what the mode leaves out, said where the user reads it
+    if dropped:
+        err.print(f"[yellow]note[/yellow] {escape(dropped)}", highlight=False)
     for f, msg in rep.failures:
         err.print(f"[red]failed[/red] {escape(display(f))}: {escape(msg)}", highlight=False)
 
@@ -267,10 +261,3 @@ def _resize(text: str | None) -> int | str | None:
 def _elapsed(seconds: float) -> str:
     m, sec = divmod(round(seconds), 60)
     return f"{m} min {sec} s" if m else f"{seconds:.1f} s"
-
-
-def _drops(chooser, resize) -> str | None:
-    """What a mode leaves out of the stored pixels, said where the user reads it (None: nothing)."""
-    from dnnjpeg.compress import drops
-
-    return drops(chooser, resize)

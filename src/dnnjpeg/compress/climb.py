@@ -11,12 +11,10 @@ files are the same, byte for byte.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 
-from dnnjpeg._io import atomic_write_bytes
-from dnnjpeg.compress.files import _error, _fatal, _unless_kept, finish
+from dnnjpeg.compress.files import _unless_kept, write_chosen
 
 #: images climbing together (their candidates' files are held in memory meanwhile)
 WINDOW = 64
@@ -25,7 +23,7 @@ WINDOW = 64
 class _Search:
     """One image's climb: its files, the model inputs asked for, and where the search stands."""
 
-    def __init__(self, job, prepared, lam: float, kappa) -> None:
+    def __init__(self, prepared, lam: float, kappa) -> None:
         from dnnjpeg.evaluate.selection import choose, climb_steps
 
         self.src, self.out, self.before, self.datas, self.bits, self.pristine = prepared
@@ -33,7 +31,7 @@ class _Search:
             start = int(choose(self.bits[:, None], np.asarray(kappa)[:, None], lam)[0])
         else:
             start = int(np.argsort(self.bits, kind="stable")[len(self.bits) // 2])
-        self.job, self.p_logits, self.chosen = job, None, None
+        self.p_logits, self.chosen = None, None
         self.steps = climb_steps(self.bits, lam, start)
         self.want = next(self.steps)
 
@@ -78,8 +76,8 @@ def batched_climb(jobs, chooser, engine, batch_size: int):
     with ThreadPoolExecutor(threads) as pool:
         prepared = bounded_map(pool, lambda j: _prepare(j, points, pre), jobs, 4 * threads + 2)
         window: list = []
-        for job, (done, p) in zip(jobs, prepared):
-            window.append(done if p is None else _Search(job, p, chooser.lam, chooser.family.kappa))
+        for done, p in prepared:
+            window.append(done if p is None else _Search(p, chooser.lam, chooser.family.kappa))
             if len(window) == WINDOW:
                 yield from _climb_window(window, chooser.model, pre, pool, batch_size, rules)
                 window = []
@@ -99,14 +97,8 @@ def _climb_window(window: list, model, pre, pool, batch_size: int, rules):
                                          batch_size):  # fmt: skip
             s.advance(logits)
     for s in window:
-        if not isinstance(s, _Search):
-            yield s, None
-            continue
-        try:
-            data, status = finish(s.src, s.datas[s.chosen], s.before, rules)
-            atomic_write_bytes(Path(s.out), data, fixed_part=True)
-            yield (s.src, status, s.before, len(data), None), (s.chosen if status == "written" else None)
-        except Exception as e:  # every per-file problem is reported; the batch goes on
-            if _fatal(e):
-                raise
-            yield (s.src, "failed", 0, 0, _error(e)), None
+        yield (
+            write_chosen(s.src, s.out, s.before, s.datas[s.chosen], s.chosen, rules)
+            if isinstance(s, _Search)
+            else (s, None)
+        )

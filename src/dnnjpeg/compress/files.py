@@ -271,26 +271,32 @@ def _decide(scored, chooser, measure_only: bool, rules: FileRules):
             k = int(keep_choice(c.bits[:, None], kl[:, None], same, chooser.keep)[0])
         else:
             k = int(choose(c.bits[:, None], kl[:, None], chooser.lam)[0])
-        try:
-            data, status = finish(src, c.datas[k if k >= 0 else int(kl.argmin())], before, rules, keep_source=k < 0)
-            atomic_write_bytes(Path(out), data, fixed_part=True)
-            yield (src, status, before, len(data), None), (k if status == "written" else None)
-        except Exception as e:  # every per-file problem is reported; the batch goes on
-            if _fatal(e):
-                raise
-            yield (src, "failed", 0, 0, _error(e)), None
+        yield write_chosen(src, out, before, c.datas[k if k >= 0 else int(kl.argmin())], k, rules)
+
+
+def write_chosen(src: str, out: str, before: int, data: bytes, k: int, rules: FileRules):
+    """Write the member ``k`` a batched choice picked (−1: none kept the prediction; ``data`` is then
+    the fallback) through :func:`finish`: (outcome, member or None). Every per-file problem is
+    reported and the batch goes on; a full or read-only destination stops it."""
+    try:
+        data, status = finish(src, data, before, rules, keep_source=k < 0)
+        atomic_write_bytes(Path(out), data, fixed_part=True)
+        return (src, status, before, len(data), None), (k if status == "written" else None)
+    except Exception as e:
+        if _fatal(e):
+            raise
+        return (src, "failed", 0, 0, _error(e)), None
 
 
 def _batchable(chooser, search: str = "all") -> bool:
-    """A network choice with this ``search`` (every member, or the climb) and a price λ or a budget,
-    without per-image SDQ gradients (those need the network before encoding): its candidates can be
-    made away from the network, many images per network pass."""
+    """A network choice with this ``search`` (every member, or the climb), without per-image SDQ
+    gradients (those need the network before encoding): its candidates can be made away from the
+    network, many images per network pass."""
     from dnnjpeg.choosers import NetworkChoice
 
     return (
         isinstance(chooser, NetworkChoice)
         and chooser.search == search
-        and (search == "all" or chooser.keep is None)
         and not any(p.sdq and p.sdq[0] == "gradient" for p in chooser.family.points)
     )
 

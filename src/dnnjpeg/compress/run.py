@@ -295,11 +295,10 @@ class _Run:
         st = self.st
         record = {"chooser": chooser.settings(), "scale": st.scale} | ({"resize": st.resize} if st.resize else {})
         record |= {k: True for k in ("allow_larger", "strip_metadata") if getattr(st, k)}
-        if drops(chooser, st.resize):
-            record["drops"] = drops(chooser, st.resize)
-        if d.is_dir() or not d.exists():
-            return _check_settings(d, record, st.resume, st.overwrite)
-        return None
+        dropped = drops(chooser, st.resize)
+        if dropped:
+            record["drops"] = dropped
+        return _check_settings(d, record, st.resume, st.overwrite)  # (compress_tree refused a DST not a folder)
 
     def copy_others(self) -> None:
         """Count the files that are not images by kind; with ``copy_other`` copy them byte for byte."""

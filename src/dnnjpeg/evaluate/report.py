@@ -153,8 +153,7 @@ def fmt_ci(ci, fmt="{:.1f}", why: str = "fewer than 10 resamples defined") -> st
     return f"(no interval: {why})" if lo is None or lo != lo else f"[{fmt.format(lo)}, {fmt.format(hi)}]"
 
 
-_f, _ci = fmt_value, fmt_ci
-NO_OVERLAP = _NO_OVERLAP = "the two curves share too little accuracy range"
+NO_OVERLAP = "the two curves share too little accuracy range"
 
 
 def _at_target(k: dict) -> str:
@@ -165,7 +164,7 @@ def _at_target(k: dict) -> str:
     if gone_r and gone_t:
         return f"neither curve reaches the {target}"
     if gone_r or gone_t:
-        return f"{_f(r, '{:.3f}', 'never reaches it')} → {_f(t, '{:.3f}', 'never reaches it')} ({target})"
+        return f"{fmt_value(r, '{:.3f}', 'never reaches it')} → {fmt_value(t, '{:.3f}', 'never reaches it')} ({target})"
     return f"{r:.3f} → {t:.3f} ({target})"
 
 
@@ -178,13 +177,13 @@ def _tables(result: dict) -> tuple[list[str], list[list[list[str]]], list[str], 
             rows.append(
                 [
                     p["label"],
-                    _f(p["bpp"], "{:.3f}"),
-                    _f(p["mean_image_bpp"], "{:.3f}"),
-                    _f(p["compression_ratio"], "{:.1f}"),
-                    _f(p["top1"], "{:.1f}"),
-                    _f(p["top5"], "{:.1f}"),
-                    _f(p["agreement"], "{:.1f}"),
-                    _f(p["kl"], "{:.4f}"),
+                    fmt_value(p["bpp"], "{:.3f}"),
+                    fmt_value(p["mean_image_bpp"], "{:.3f}"),
+                    fmt_value(p["compression_ratio"], "{:.1f}"),
+                    fmt_value(p["top1"], "{:.1f}"),
+                    fmt_value(p["top5"], "{:.1f}"),
+                    fmt_value(p["agreement"], "{:.1f}"),
+                    fmt_value(p["kl"], "{:.4f}"),
                 ]
             )
         curve_rows.append(rows)
@@ -201,20 +200,20 @@ def _tables(result: dict) -> tuple[list[str], list[list[list[str]]], list[str], 
         cmp_rows.append(
             [
                 f"{k['test']} vs {k['reference']}",
-                f"{_f(k['bd_rate'], '{:+.1f}', _NO_OVERLAP)} {_ci(k['bd_rate_ci'], '{:+.1f}')}"
+                f"{fmt_value(k['bd_rate'], '{:+.1f}', NO_OVERLAP)} {fmt_ci(k['bd_rate_ci'], '{:+.1f}')}"
                 + (
                     f" ({100 * k['nan_fraction']['bd_rate']:.0f}% of resamples undefined)"
                     if k["nan_fraction"].get("bd_rate", 0) > 0.01
                     else ""
                 ),
-                f"{_f(k.get('bd_rate_kl'), '{:+.1f}', _NO_OVERLAP)} "
-                f"{_ci(k.get('bd_rate_kl_ci', (None, None)), '{:+.1f}')}",
-                f"{_f(k['bd_accuracy'], '{:+.2f}', 'the curves share too little rate range')} "
-                f"{_ci(k['bd_accuracy_ci'], '{:+.2f}')}",
+                f"{fmt_value(k.get('bd_rate_kl'), '{:+.1f}', NO_OVERLAP)} "
+                f"{fmt_ci(k.get('bd_rate_kl_ci', (None, None)), '{:+.1f}')}",
+                f"{fmt_value(k['bd_accuracy'], '{:+.2f}', 'the curves share too little rate range')} "
+                f"{fmt_ci(k['bd_accuracy_ci'], '{:+.2f}')}",
                 _at_target(k),
-                f"{_f(k['bpp_ratio'], '{:.3f}', 'no rate at the target')} "
+                f"{fmt_value(k['bpp_ratio'], '{:.3f}', 'no rate at the target')} "
                 + (
-                    _ci(k["bpp_ratio_ci"], "{:.3f}")
+                    fmt_ci(k["bpp_ratio_ci"], "{:.3f}")
                     if k["bpp_ratio"] is not None and k["bpp_ratio"] == k["bpp_ratio"]
                     else ""
                 ),

@@ -300,16 +300,20 @@ def _timm(arch: str) -> Model:
         net = timm.create_model(arch, pretrained=True)
     except Exception as e:
         raise ModelUnavailableError(f"timm:{arch}: pretrained weights not available offline: {e}") from e
-    cfg = net.pretrained_cfg
+    return _prepare(net, f"timm:{arch}", timm_preprocess(net.pretrained_cfg))
+
+
+def timm_preprocess(cfg: dict) -> Preprocess:
+    """A timm network's preprocessing from its ``pretrained_cfg`` (input size, crop fraction, filter,
+    mean and std)."""
     size = int(cfg["input_size"][-1])
-    pre = Preprocess(
+    return Preprocess(
         size=size,
         resize=round(size / cfg.get("crop_pct", 0.875)),
         interpolation=cfg.get("interpolation", "bicubic"),
         mean=tuple(cfg["mean"]),
         std=tuple(cfg["std"]),
     )
-    return _prepare(net, f"timm:{arch}", pre)
 
 
 #: model kinds defined outside this package: ``KIND:`` → the module that registers its loader when

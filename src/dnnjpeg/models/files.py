@@ -193,7 +193,7 @@ def load_file_model(path: str, opts: dict[str, str]):
 
     Args:
         path: the file (``.pt``, ``.ts``, ``.pth``: TorchScript; ``.onnx``).
-        opts: :func:`split_spec`'s options (preprocessing keys; ``classes``).
+        opts: :func:`split_spec`'s options (the preprocessing keys; :func:`load_spec` applies ``classes``).
     Raises:
         ModelUnavailableError: missing or not a regular file, not loadable (the loader's reason).
         ValueError: bad options; a network that does not map (1, 3, S, S) to (1, C) logits.
@@ -235,12 +235,8 @@ def load_file_model(path: str, opts: dict[str, str]):
             f"--model {display(path)}: expected (1, classes) logits, got shape {tuple(getattr(out, 'shape', ()))}"
         )
     n = int(out.shape[1])
-    classes = read_classes(opts["classes"]) if "classes" in opts else None
-    if classes is not None and len(classes) != n:
-        raise ValueError(f"--classes {display(opts['classes'])} names {len(classes)} classes; the model outputs {n}")
-    labels = "imagenet" if classes is None and n == 1000 else "custom"
-    info = {"file": path, "format": kind} | ({"classes": list(classes)} if classes else {})
-    return Model(name=Path(path).name, module=module, preprocess=pre, num_classes=n, labels=labels, info=info)
+    return Model(name=Path(path).name, module=module, preprocess=pre, num_classes=n,
+                 labels="imagenet" if n == 1000 else "custom", info={"file": path, "format": kind})  # fmt: skip
 
 
 def load_spec(spec: str) -> Model:
@@ -248,17 +244,17 @@ def load_spec(spec: str) -> Model:
     name with its preprocessing or class names replaced; ``info["spec"]`` keeps the string."""
     base, opts = split_spec(spec)
     if is_model_file(base):
-        m = load_file_model(base, opts)
+        m = load_file_model(base, opts)  # (its preprocessing already from opts)
     else:
         m = _with_weights(base, opts["weights"]) if "weights" in opts else load_model(base)
         m = replace(m, preprocess=parse_preprocess(opts, m.preprocess))
-        if "classes" in opts:
-            classes = read_classes(opts["classes"])
-            if len(classes) != m.num_classes:
-                raise ValueError(
-                    f"--classes {opts['classes']} names {len(classes)} classes; {base} outputs {m.num_classes}"
-                )
-            m = replace(m, labels="custom", info=m.info | {"classes": list(classes)})
+    if "classes" in opts:
+        classes = read_classes(opts["classes"])
+        if len(classes) != m.num_classes:
+            raise ValueError(
+                f"--classes {opts['classes']} names {len(classes)} classes; {base} outputs {m.num_classes}"
+            )
+        m = replace(m, labels="custom", info=m.info | {"classes": list(classes)})
     return replace(m, name=spec, info=m.info | {"spec": spec})
 
 
@@ -268,7 +264,7 @@ def _with_weights(base: str, weights: str):
     import torch
 
     from dnnjpeg._fs import display, open_regular
-    from dnnjpeg.models import _prepare
+    from dnnjpeg.models import _prepare, timm_preprocess
 
     kind, _, arch = base.partition(":")
     if kind not in ("torchvision", "timm"):
@@ -286,11 +282,7 @@ def _with_weights(base: str, weights: str):
         raise ModelUnavailableError(f"{base} needs {kind} (pip install {kind}, built for this torch): {e}") from e
     if kind == "timm":
         net = lib.create_model(arch, pretrained=False)
-        cfg = net.pretrained_cfg
-        size = int(cfg["input_size"][-1])
-        pre = Preprocess(size=size, resize=round(size / cfg.get("crop_pct", 0.875)),
-                         interpolation=cfg.get("interpolation", "bicubic"), mean=tuple(cfg["mean"]),
-                         std=tuple(cfg["std"]))  # fmt: skip
+        pre = timm_preprocess(net.pretrained_cfg)
     else:
         net = lib.models.get_model(arch, weights=None)
         pre = Preprocess(size=224, resize=256)  # torchvision's ImageNet classifiers' evaluation transform
