@@ -165,3 +165,17 @@ def test_the_python_api_works_from_a_script_without_a_main_guard(tmp_path, image
                        capture_output=True, text=True, timeout=300)  # fmt: skip
     assert r.returncode == 0 and "written 2 failed 0" in r.stdout, r.stderr[-2000:]
     assert 'if __name__ == "__main__":' in r.stderr  # the warning says what to add for every core
+
+
+def test_a_cmyk_sources_ink_profile_is_not_given_to_the_rgb_output(tmp_path):
+    """A CMYK JPEG's ICC profile describes ink; the re-encode is RGB: its comment travels, its profile not."""
+    src = tmp_path / "src"
+    src.mkdir()
+    cmyk = Image.new("CMYK", (64, 48), (10, 200, 30, 5))
+    buf = io.BytesIO()
+    cmyk.save(buf, "JPEG", quality=98, icc_profile=ICC, comment=b"print proof")
+    (src / "ink.jpg").write_bytes(buf.getvalue())
+    rep = compress_tree(src, tmp_path / "dst", TABLE, workers=1, allow_larger=True)
+    assert rep.written == 1 and rep.kept == 0
+    with Image.open(tmp_path / "dst" / "ink.jpg") as im:
+        assert im.mode == "RGB" and "icc_profile" not in im.info and im.info["comment"] == b"print proof"

@@ -6,7 +6,8 @@ rather than its coding are copied from the source bytes as they are. Copied: APP
 APP2 (ICC profile, in as many chunks as it had), APP13 (IPTC/Photoshop) and COM. Not copied: APP0
 (the encoder writes its own), APP14 (Adobe's colour transform flag describes the *source's* coding
 and would make a decoder read the new YCbCr file wrongly), and every other APPn (vendor data about
-the old coding).
+the old coding). An ICC profile of a four-component (CMYK or YCCK) source is not copied either: it
+describes ink, and the re-encode is RGB (a colour-managed viewer would apply it to the wrong values).
 """
 
 from __future__ import annotations
@@ -30,16 +31,19 @@ def metadata_segments(jpeg: bytes) -> list[bytes]:
     """
     if jpeg[:2] != b"\xff\xd8":
         return []
-    out = []
+    out, components = [], None
     try:
         for marker, at, payload in _segments(jpeg, "<source>", True, []):
             if marker == 0xDA:  # start of scan: the header is over
                 break
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and len(payload) > 5:
+                components = payload[5]  # a frame header: precision, height, width, then Nf
             if marker in KEPT_MARKERS:
-                out.append(jpeg[at : at + 4 + len(payload)])
+                out.append((marker, jpeg[at : at + 4 + len(payload)]))
     except CorruptJpegError:
         return []
-    return out
+    ink = components == 4  # (the profile may come before the frame header: filtered at the end)
+    return [seg for marker, seg in out if not (ink and marker == 0xE2 and seg[4:16] == b"ICC_PROFILE\x00")]
 
 
 def with_metadata(encoded: bytes, segments: list[bytes]) -> bytes:
