@@ -96,6 +96,10 @@ def test_a_single_file_as_src(tmp_path, imagenet_dir):
     )
     assert r.exit_code == 0 and (tmp_path / "folder" / f.name).is_file(), r.output
     assert not (tmp_path / "folder" / SETTINGS_FILE).exists()
+    # the check pairs trees: not run on one file (its folder holds other, unrelated images)
+    net = ["--choose", "network", "--family", "standard:30,70", "--device", "cpu"]
+    r = CliRunner().invoke(app, ["compress", str(f), str(tmp_path / "net.jpg"), *net])
+    assert r.exit_code == 0 and "one file is not checked" in r.output and "prediction kept" not in r.output, r.output
     with pytest.raises(ValueError, match="overlaps"):
         compress_tree(f, f, TABLE)
 
@@ -179,3 +183,20 @@ def test_a_cmyk_sources_ink_profile_is_not_given_to_the_rgb_output(tmp_path):
     assert rep.written == 1 and rep.kept == 0
     with Image.open(tmp_path / "dst" / "ink.jpg") as im:
         assert im.mode == "RGB" and "icc_profile" not in im.info and im.info["comment"] == b"print proof"
+
+
+def test_a_full_destination_stops_copying_other_files(tmp_path, monkeypatch):
+    import errno
+
+    import dnnjpeg._io as io_mod
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "notes.txt").write_text("x")
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(io_mod, "atomic_write_bytes", full)
+    with pytest.raises(OSError, match="No space"):
+        compress_tree(src, tmp_path / "dst", TABLE, workers=1, copy_other=True)

@@ -171,8 +171,9 @@ def _check(src: Path, dst: Path, chooser, n: int | None, device: str, rep) -> No
     from dnnjpeg.cli.check import checked
     from dnnjpeg.models import load_model
 
-    if not src.is_dir():
-        src, dst = src.parent, dst if dst.is_dir() else dst.parent
+    if not src.is_dir():  # check pairs trees: a single file's folder holds other, unrelated images
+        err.print("[yellow]note[/yellow] one file is not checked: run dnnjpeg check on folders", highlight=False)
+        return
     model = chooser.model if network else load_model("efficientnet-lite0")
     if model.labels == "committee":  # a committee has no classes of its own: its first member checks
         model = model.module.members[0]

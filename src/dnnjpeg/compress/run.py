@@ -25,6 +25,7 @@ from dnnjpeg.compress.files import (
     FileRules,
     _batchable,
     _batched_choice,
+    _fatal,
     _measure_shared,
     _Members,
     _one_shared,
@@ -323,6 +324,8 @@ class _Run:
             self.rep.copied += 1
             self._recorded()
         except (OSError, ValueError) as e:
+            if _fatal(e):  # a full or read-only destination stops the run, as for images
+                raise
             self.rep.failures.append((str(f), f"not copied: {getattr(e, 'strerror', None) or e}"))
 
     def _recorded(self) -> None:
