@@ -47,21 +47,22 @@ def _counting(fn, calls):
     return wrapped
 
 
-def test_a_large_tree_compiles_the_network_and_a_small_one_does_not(tmp_path, imagenet_dir, lite0, monkeypatch):
-    import dnnjpeg.compress.run as run_mod
+def test_a_tree_runs_the_network_fast_only_where_it_pays_back(tmp_path, imagenet_dir, lite0, monkeypatch):
+    import dnnjpeg.models.fast as fast
     from dnnjpeg.choosers import make_chooser
     from dnnjpeg.compress import compress_tree
     from dnnjpeg.models import Model
 
     calls = []
-    monkeypatch.setattr(Model, "compiled", lambda self, b: calls.append(b) or self)
+    monkeypatch.setattr(Model, "compiled", lambda self, b: calls.append(("compile", b)) or self)
+    monkeypatch.setattr(fast, "onnx_model", lambda m: calls.append(("onnx", m.name)) or m)
     src = tmp_path / "src"
     src.mkdir()
     for f in sorted(imagenet_dir.glob("*.JPEG"))[:2]:
         shutil.copy(f, src / f.name)
     ch = make_chooser(family=["standard:20,60"], model=lite0, lam=0.004, search="climb")
     compress_tree(src, tmp_path / "a", ch, batch_size=8)
-    assert calls == []  # 2 images: compiling would not pay back
-    monkeypatch.setattr(run_mod, "COMPILE_FROM", 2)
+    assert calls == []  # 2 images: neither export nor compiling would pay back
+    monkeypatch.setattr(fast, "ONNX_FROM", 2)
     rep = compress_tree(src, tmp_path / "b", ch, batch_size=8)
-    assert calls == [8] and rep.written == 2
+    assert calls == [("onnx", lite0.name)] and rep.written == 2

@@ -71,7 +71,8 @@ def batched_climb(jobs, chooser, engine, batch_size: int):
     from dnnjpeg.pipeline import bounded_map
 
     points, pre = chooser.family.points, chooser.model.preprocess
-    threads = max(1, min(8, engine.workers // 2))
+    # the rounds of a window decode, then classify: the decoding has every core to itself
+    threads = max(1, min(8, engine.workers))
     rules = jobs[0][5] if jobs else None
     with ThreadPoolExecutor(threads) as pool:
         prepared = bounded_map(pool, lambda j: _prepare(j, points, pre), jobs, 4 * threads + 2)

@@ -173,15 +173,19 @@ class CompressSettings:
     allow_larger: bool = False
     strip_metadata: bool = False
     copy_other: bool = False
-    #: compile the network of a network choice (``torch.compile``): None = when the tree holds at
-    #: least :data:`COMPILE_FROM` images (its ~30 s then pay back), True / False = always / never
-    compile: bool | None = None
+    #: how the network of a network choice is made fast (:data:`dnnjpeg.models.fast.ACCELERATORS`):
+    #: "auto" = onnxruntime from 32 images, torch.compile from 5000 where gradients are needed
+    accelerate: str = "auto"
 
     def check(self) -> None:
         """Refuse what cannot run (ValueError), before any file is read."""
         check_run(self.scale, self.resume, self.overwrite)
         if self.batch_size < 1:
             raise ValueError(f"--batch-size must be ≥ 1, got {self.batch_size}")
+        from dnnjpeg.models.fast import ACCELERATORS
+
+        if self.accelerate not in ACCELERATORS:
+            raise ValueError(f"--accelerate must be one of {', '.join(ACCELERATORS)}, got {self.accelerate!r}")
         r = self.resize
         if isinstance(r, str):
             n = r.removeprefix("short:")
@@ -189,10 +193,6 @@ class CompressSettings:
                 raise ValueError(f"--resize short:N takes the shorter side in pixels (8..65535), got {r!r}")
         elif r is not None and not (isinstance(r, int) and 16 <= r <= 4096 and r % 16 == 0):
             raise ValueError(f"--resize must be a multiple of 16 from 16 to 4096 (whole 4:2:0 blocks), got {r}")
-
-
-#: from this many images a network choice compiles its network (about 30 s, then 1.5× faster on CPU)
-COMPILE_FROM = 5000
 
 
 def compress_tree(
@@ -287,8 +287,13 @@ class _Run:
         # the local search, many images per network pass (the same files as image by image)
         self.climbing = _batchable(chooser, "climb") and not on_ray and chooser.target_bpp is None
         self.eng = LocalEngine(1) if chooser.in_process and not on_ray and not self.batched else self.engine
-        if (self.batched or self.climbing) and (st.compile or (st.compile is None and len(self.jobs) >= COMPILE_FROM)):
-            self.chooser = chooser = replace(chooser, model=chooser.model.compiled(st.batch_size))
+        if self.batched or self.climbing:
+            from dnnjpeg.models.fast import fast_model, needs_gradients
+
+            fast = fast_model(
+                chooser.model, st.batch_size, len(self.jobs), needs_gradients(chooser.family), st.accelerate
+            )
+            self.chooser = chooser = replace(chooser, model=fast)
         self.start = getattr(chooser, "pool_start", None)
 
     def _record(self, d: Path, chooser):

@@ -148,15 +148,23 @@ class OnnxModule:
     called on a float tensor (N, 3, S, S) it returns (N, C) logits as a tensor. CPU only; no gradients
     (SDQ gradient weights and QNet training need a TorchScript export)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, data: bytes | None = None) -> None:
+        """``path``: the .onnx file, or with ``data`` (the model's bytes, e.g. an export made in memory
+        by :func:`dnnjpeg.models.fast.onnx_model`) only the name errors give."""
         try:
             import onnxruntime as ort
         except ImportError as e:
-            raise ModelUnavailableError(f"{path}: an ONNX model needs onnxruntime (pip install 'dnnjpeg[onnx]')") from e
+            raise ModelUnavailableError(f"{path}: an ONNX model needs onnxruntime (pip install onnxruntime)") from e
+        import torch
+
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
-        self.path = path
-        self.session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+        # as many threads as torch is given (the engine's setting), and none spinning between runs: the
+        # JPEG work of a network choice runs on the other threads meanwhile
+        opts.intra_op_num_threads = max(1, torch.get_num_threads())
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.path, self.data = path, data
+        self.session = ort.InferenceSession(path if data is None else data, opts, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name
 
     def __call__(self, x):
@@ -182,10 +190,10 @@ class OnnxModule:
         )
 
     def __getstate__(self):
-        return {"path": self.path}
+        return {"path": self.path, "data": self.data}
 
     def __setstate__(self, state) -> None:
-        self.__init__(state["path"])
+        self.__init__(state["path"], state.get("data"))
 
 
 def load_file_model(path: str, opts: dict[str, str]):
