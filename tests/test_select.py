@@ -454,6 +454,36 @@ def test_lambda_for_bpp_is_the_smallest_lambda_that_fits():
     assert lambda_for_bpp(bits, kl, pix, 1e-9) == 1e4  # nothing fits: the coarsest
 
 
+def test_the_climbs_lambda_for_a_budget_reuses_what_was_measured():
+    from dnnjpeg.evaluate.selection import cached_climb, climb_lambda
+
+    rng = np.random.default_rng(3)
+    k, n = 8, 120
+    bits = np.sort(rng.integers(2_000, 200_000, (k, n)), axis=0)
+    kl = rng.uniform(50, 2000, n) / bits  # convex along the sizes: the climb finds choose()'s member
+    pix = rng.integers(10_000, 100_000, n)
+    full = [dict(enumerate(kl[:, i])) for i in range(n)]
+    cols = np.arange(n)
+    target = float(bits[choose(bits, kl, 0.01), cols].sum() / pix.sum())
+    lam, members, complete = climb_lambda(list(bits.T), full, pix, target)
+    assert complete.all() and np.array_equal(members, climb_choice(bits, kl, lam, np.full(n, k // 2))[0])
+    rate = lambda lam: bits[climb_choice(bits, kl, lam, np.full(n, k // 2))[0], cols].sum() / pix.sum()  # noqa: E731
+    assert rate(lam) <= target < rate(lam * (1 - 1e-6))  # the smallest λ that fits, as lambda_for_bpp
+    # only the members the climb at λ measured: the same λ and choice, every climb complete
+    start = k // 2
+    part = []
+    for i in range(n):
+        _, asked = climb(bits[:, i], lambda ks, i=i: kl[ks, i], lam, start)
+        part.append({m: kl[m, i] for m in asked})
+    lam2, members2, complete2 = climb_lambda(list(bits.T), part, pix, target)
+    assert complete2.all() and lam2 == pytest.approx(lam, rel=1e-6) and np.array_equal(members2, members)
+    # a climb that walks past what was measured says so, and takes its best measured member
+    only = {start: kl[start, 0], start - 1: kl[start - 1, 0], start + 1: kl[start + 1, 0]}
+    far = 1e3  # so large a price that the climb walks to the smallest file
+    assert cached_climb(bits[:, 0], only, far, start) == (start - 1, False)
+    assert cached_climb(bits[:, 0], full[0], far, start) == (0, True)
+
+
 def test_compress_to_a_target_size(tmp_path):
     from dnnjpeg.compress import _pixels
 

@@ -181,8 +181,6 @@ class NetworkChoice(_FamilyChoice):
 
     def describe(self) -> str:
         how = "" if self.search == "all" else " (local search)"
-        if self.search != "all" and self.target_bpp is not None:  # (compress measures every member to fit it)
-            how = " (every member measured: the local search applies with --lam, not with --target-bpp)"
         return (
             f"choosing among {len(self.family)} tables ({self.family.name}) with {self.model.name}{how} at "
             f"{self._rate()}"

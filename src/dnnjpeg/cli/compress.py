@@ -59,10 +59,9 @@ _CHECK_HELP = (
 _LARGER_HELP = "Write every re-encode, even one not smaller than its JPEG source (default: keep the source's bytes)."
 _METADATA_HELP = "Drop EXIF (orientation included), XMP, ICC and comments (default: copied from a JPEG source)."
 _OTHER_HELP = "Copy the files under SRC that are not images, byte for byte, so that DST holds the whole dataset."
-_ACCELERATE_HELP = (
-    "--choose network, climb: how the classifier is made fast on the CPU. auto: run by onnxruntime (exported "
-    "in memory, 2.6x faster for lite0, logits within 1e-5) from 32 images, torch.compile from 5000 images where "
-    "SDQ gradient members need the backward pass; onnx, compile, none: always that."
+_DEVICE_COMPRESS_HELP = _DEVICE_HELP + (
+    " (--choose network, climb; on the CPU from 32 images the network runs in onnxruntime, exported in "
+    "memory: 2.6x faster for lite0, logits within 1e-5)"
 )
 _RESIZE_HELP = (
     "Store every image smaller first, with every --choose: short:N brings the shorter side down to N (the "
@@ -101,11 +100,10 @@ def compress(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     workers: int | None = typer.Option(None, "--workers", help="Processes (default: every core)."),
     engine: str = typer.Option("local", "--engine", help=_ENGINE_HELP),
-    device: str = typer.Option("auto", "--device", help=_DEVICE_HELP + " (--choose network, climb)"),
+    device: str = typer.Option("auto", "--device", help=_DEVICE_COMPRESS_HELP),
     batch_size: int = typer.Option(
         32, "--batch-size", help="--choose network: candidates per forward pass, from as many images as fit."
     ),
-    accelerate: str = typer.Option("auto", "--accelerate", help=_ACCELERATE_HELP),
 ) -> None:
     """Re-encode a tree as standard baseline JPEG files: one designed table for every image, or each
     image's own choice (by rate, a QNet or the network in the loop), its blocks' levels rounded or
@@ -117,7 +115,7 @@ def compress(
     start = time.monotonic()
     try:
         settings = _settings(check, scale, workers, resume, overwrite, resize, batch_size, allow_larger,
-                             strip_metadata, copy_other, device, engine, accelerate)  # fmt: skip
+                             strip_metadata, copy_other, device, engine)  # fmt: skip
         chooser = chooser_from_decisions(
             _with_preprocess(choose, preprocess), levels, tables=tables, family=family, lam=lam,
             target_bpp=target_bpp, subsampling=subsampling, optimize=optimize, file_bpp=file_bpp,
@@ -134,7 +132,7 @@ def compress(
         raise typer.Exit(1)
 
 
-def _settings(check, scale, workers, resume, overwrite, resize, batch_size, larger, strip, other, device, engine, fast):
+def _settings(check, scale, workers, resume, overwrite, resize, batch_size, larger, strip, other, device, engine):
     """Every option that needs no model checked (ValueError), before a model loads or a file is read."""
     from dnnjpeg.compress import CompressSettings
     from dnnjpeg.pipeline import resolve_device
@@ -142,7 +140,7 @@ def _settings(check, scale, workers, resume, overwrite, resize, batch_size, larg
     if check is not None and check < 0:
         raise ValueError(f"--check must be ≥ 0 files, got {check}")
     settings = CompressSettings(scale, workers, resume, overwrite, _resize(resize), None, batch_size, larger, strip,
-                                other, fast)  # fmt: skip
+                                other)  # fmt: skip
     settings.check()
     resolve_device(device)
     return replace(settings, engine=engine_from(engine, workers))
@@ -220,6 +218,11 @@ def _print_report(rep, chooser, target_bpp: float | None, seconds: float, resize
             f"{rep.written:,} files written",
             highlight=False,
         )
+    if rep.passes is not None:
+        cut = f"; {rep.incomplete:,} climbs cut short (their best measured member)" if rep.incomplete else ""
+        k = len(chooser.family)
+        err.print(f"local search: {rep.passes:.1f} network passes per image to fit it (every member: {k + 1}){cut}",
+                  highlight=False)  # fmt: skip
     if rep.members:
         err.print(
             "tables chosen: " + ", ".join(f"{chooser.member_label(k)} ×{n}" for k, n in sorted(rep.members.items())),

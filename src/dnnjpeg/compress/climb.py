@@ -14,26 +14,36 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from dnnjpeg.compress.files import _unless_kept, write_chosen
+from dnnjpeg.compress.files import _unless_kept, metadata_bits, write_chosen
 
 #: images climbing together (their candidates' files are held in memory meanwhile)
 WINDOW = 64
 
 
 class _Search:
-    """One image's climb: its files, the model inputs asked for, and where the search stands."""
+    """One image's climb: its files, the model inputs asked for, and where the search stands. ``known``
+    (member → KL) answers the steps measured before (a bit budget's earlier passes) without the network."""
 
-    def __init__(self, prepared, lam: float, kappa) -> None:
-        from dnnjpeg.evaluate.selection import choose, climb_steps
+    def __init__(self, prepared, lam: float, kappa, known: dict | None = None) -> None:
+        from dnnjpeg.evaluate.selection import _start, climb_steps
 
-        self.src, self.out, self.before, self.datas, self.bits, self.pristine = prepared
-        if kappa is not None:  # the choice by rate is where the search starts, as select_encode does
-            start = int(choose(self.bits[:, None], np.asarray(kappa)[:, None], lam)[0])
-        else:
-            start = int(np.argsort(self.bits, kind="stable")[len(self.bits) // 2])
-        self.p_logits, self.chosen = None, None
-        self.steps = climb_steps(self.bits, lam, start)
-        self.want = next(self.steps)
+        self.src, self.out, self.before, self.datas, self.bits, self.pristine, self.pixels = prepared
+        self.p_logits, self.chosen, self.rows = None, None, 0
+        self.kl: dict[int, float] = dict(known or {})
+        self.steps = climb_steps(self.bits, lam, _start(self.bits, kappa, lam))
+        self._go(next(self.steps))
+
+    def _go(self, pending: list[int]) -> None:
+        """Step on from what is known; stop at the first step that needs the network (``want``)."""
+        while True:
+            self.pending, self.want = pending, [k for k in pending if k not in self.kl]
+            if self.want:
+                return
+            try:
+                pending = self.steps.send([self.kl[k] for k in pending])
+            except StopIteration as done:
+                self.chosen, self.want = done.value[0], None
+                return
 
     def inputs(self, pre) -> np.ndarray:
         from dnnjpeg.codec import decode
@@ -44,49 +54,64 @@ class _Search:
     def advance(self, logits: np.ndarray) -> None:
         from dnnjpeg.evaluate.trial import outcome
 
+        self.rows += len(logits)
         if self.p_logits is None:
             self.p_logits, logits = logits[:1], logits[1:]
         _, kl = outcome(np.repeat(self.p_logits, len(logits), 0), logits)
+        self.kl.update(zip(self.want, map(float, kl)))
         try:
-            self.want = self.steps.send(kl)
+            self._go(self.steps.send([self.kl[k] for k in self.pending]))
         except StopIteration as done:
             self.chosen, self.want = done.value[0], None
 
 
 def _prepare(job, points, pre):
     """Worker half: (outcome, None) for a file kept or failed, else (None, (source, output, bytes before,
-    every member's file, their bits, the pristine model input))."""
+    every member's file, their bits, the pristine model input, source pixels))."""
 
-    def work(src, out, before, px, _n):
+    def work(src, out, before, px, n):
         datas = [p.encode(px) for p in points]
         rgb3 = np.repeat(px[..., None], 3, axis=2) if px.ndim == 2 else px
-        return src, str(out), before, datas, np.array([8 * len(d) for d in datas], np.int64), pre.geometry(rgb3)
+        bits = np.array([8 * len(d) for d in datas], np.int64)
+        return src, str(out), before, datas, bits, pre.geometry(rgb3), n
 
     return _unless_kept(job, work)
 
 
-def batched_climb(jobs, chooser, engine, batch_size: int):
-    """``--choose climb`` for many images, windows of :data:`WINDOW` at a time. Yields per job, in
-    order, (outcome, member or None) as :func:`~dnnjpeg.compress.files._batched_choice` does."""
+def _searches(jobs, chooser, engine, batch_size: int, lam: float, known=None):
+    """Every job's climb at ``lam`` (``known``: per job, member → KL measured before), windows of
+    :data:`WINDOW` at a time. Yields per job, in order, an outcome (kept or failed) or its finished
+    :class:`_Search`."""
     from dnnjpeg.pipeline import bounded_map
 
     points, pre = chooser.family.points, chooser.model.preprocess
     # the rounds of a window decode, then classify: the decoding has every core to itself
     threads = max(1, min(8, engine.workers))
-    rules = jobs[0][5] if jobs else None
+    known = known or [None] * len(jobs)
     with ThreadPoolExecutor(threads) as pool:
         prepared = bounded_map(pool, lambda j: _prepare(j, points, pre), jobs, 4 * threads + 2)
         window: list = []
-        for done, p in prepared:
-            window.append(done if p is None else _Search(p, chooser.lam, chooser.family.kappa))
+        for (done, p), kn in zip(prepared, known):
+            window.append(done if p is None else _Search(p, lam, chooser.family.kappa, kn))
             if len(window) == WINDOW:
-                yield from _climb_window(window, chooser.model, pre, pool, batch_size, rules)
+                yield from _climb_window(window, chooser.model, pre, pool, batch_size)
                 window = []
-        yield from _climb_window(window, chooser.model, pre, pool, batch_size, rules)
+        yield from _climb_window(window, chooser.model, pre, pool, batch_size)
 
 
-def _climb_window(window: list, model, pre, pool, batch_size: int, rules):
-    """Every search of a window to its end, a round at a time; then each image's outcome in order."""
+def batched_climb(jobs, chooser, engine, batch_size: int):
+    """``--choose climb`` for many images. Yields per job, in order, (outcome, member or None) as
+    :func:`~dnnjpeg.compress.files._batched_choice` does."""
+    rules = jobs[0][5] if jobs else None
+    for s in _searches(jobs, chooser, engine, batch_size, chooser.lam):
+        if isinstance(s, _Search):
+            yield write_chosen(s.src, s.out, s.before, s.datas[s.chosen], s.chosen, rules)
+        else:
+            yield s, None
+
+
+def _climb_window(window: list, model, pre, pool, batch_size: int):
+    """Every search of a window to its end, a round at a time; then each, in order."""
     from dnnjpeg.pipeline import score_stream
 
     while True:
@@ -97,9 +122,93 @@ def _climb_window(window: list, model, pre, pool, batch_size: int, rules):
         for _, logits, s in score_stream(((i, x, s) for i, (x, s) in enumerate(zip(inputs, active))), model,
                                          batch_size):  # fmt: skip
             s.advance(logits)
-    for s in window:
-        yield (
-            write_chosen(s.src, s.out, s.before, s.datas[s.chosen], s.chosen, rules)
-            if isinstance(s, _Search)
-            else (s, None)
-        )
+    yield from window
+
+
+#: images whose every member is measured first, to find where λ starts for a bit budget
+SAMPLE = 64
+#: rounds of measuring what the climbs at the λ found still need, before the best measured are taken
+ROUNDS = 8
+
+
+class BudgetClimb:
+    """``--choose climb --target-bpp B``: the climb's λ found for the tree's bit budget, reusing the
+    network passes already made (issue 30: before, compress measured every member to find λ).
+
+    1. every member of :data:`SAMPLE` images spread over the tree: the λ that fits B on them;
+    2. every image's climb at that λ (the members' bits and the KLs measured kept; the files not);
+    3. λ found again for the whole tree from the climbs on what is measured
+       (:func:`~dnnjpeg.evaluate.selection.climb_lambda`); the images whose climb there needs a member
+       not measured are climbed again at that λ, passes before reused, and 3 repeats (≤ :data:`ROUNDS`).
+
+    The members then chosen are exactly the climb's at the λ found (tested), unless rounds ran out: then
+    some images take their best measured member (:attr:`incomplete` says how many).
+    """
+
+    def __init__(self, jobs, chooser, engine, batch_size: int) -> None:
+        self.jobs, self.chooser, self.engine, self.batch = jobs, chooser, engine, batch_size
+        self.done: list = []  # (job index, outcome) of files kept or failed
+        self.bits: dict[int, np.ndarray] = {}
+        self.known: dict[int, dict] = {}
+        self.pixels: dict[int, int] = {}
+        self.rows = 0  # network passes (rows), the pristine images' included
+        self.incomplete = 0
+
+    def _measure(self, idx: list[int], lam: float) -> None:
+        jobs = [self.jobs[i] for i in idx]
+        for i, s in zip(
+            idx, _searches(jobs, self.chooser, self.engine, self.batch, lam, [self.known.get(i) for i in idx])
+        ):
+            if isinstance(s, _Search):
+                # the metadata the files will carry counts (the same for every member: the climb is unchanged)
+                self.bits[i] = s.bits + metadata_bits(s.src, self.jobs[i][5])
+                self.known[i], self.pixels[i] = s.kl, s.pixels
+                self.rows += s.rows
+            elif i not in self.bits:
+                self.done.append((i, s))
+
+    def _sample(self, target: float) -> float:
+        """λ from every member of a sample of images (their KLs kept for the climbs)."""
+        from dnnjpeg.compress.files import _batched_choice
+        from dnnjpeg.select import lambda_for_bpp
+
+        idx = list(range(len(self.jobs)))[:: max(1, len(self.jobs) // SAMPLE)][:SAMPLE]
+        got = _batched_choice([self.jobs[i] for i in idx], self.chooser, self.engine, self.batch, measure_only=True)
+        rows = []
+        for i, (_, m) in zip(idx, got):
+            if m is not None:
+                self.known[i] = dict(enumerate(map(float, m[1])))
+                self.rows += len(m[1]) + 1
+                rows.append(m)
+        if not rows:
+            return self.chooser.lam or 1e-3
+        b, kl = np.stack([m[0] for m in rows], 1), np.stack([m[1] for m in rows], 1)
+        return lambda_for_bpp(b, kl, np.array([m[2] for m in rows]), target)
+
+    def fit(self, target: float) -> tuple[list[int], list[int], float]:
+        """(job indices to write, their members, λ) for ``target`` bits per source pixel.
+
+        Raises:
+            ValueError: even every image at its smallest file is over the target (nothing is written).
+        """
+        from dnnjpeg.evaluate.selection import climb_lambda
+
+        self._measure(list(range(len(self.jobs))), self._sample(target))
+        idx = sorted(self.bits)
+        if not idx:
+            return [], [], self.chooser.lam or 0.0
+        pix = np.array([self.pixels[i] for i in idx])
+        floor = float(sum(self.bits[i].min() for i in idx) / pix.sum())
+        if floor > target:
+            raise ValueError(f"target {target:g} bpp is out of reach: the smallest files these tables make are "
+                             f"{floor:.4f} bpp (every image at its coarsest member); nothing was written")  # fmt: skip
+        kappa = self.chooser.family.kappa
+        for _ in range(ROUNDS + 1):
+            lam, members, complete = climb_lambda([self.bits[i] for i in idx], [self.known[i] for i in idx], pix,
+                                                  target, kappa)  # fmt: skip
+            missing = [i for i, ok in zip(idx, complete) if not ok]
+            if not missing:
+                break
+            self._measure(missing, lam)
+        self.incomplete = len(missing)
+        return idx, [int(k) for k in members], lam

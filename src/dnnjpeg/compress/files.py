@@ -105,6 +105,19 @@ def finish(src: str, data: bytes, before: int, rules: FileRules, keep_source: bo
     return data, "written"
 
 
+def metadata_bits(src: str, rules: FileRules) -> int:
+    """Bits that :func:`finish` adds to any re-encode of ``src``: its metadata segments (0 when
+    stripped, or for a source that is no JPEG). A bit budget counts them, so that the files written,
+    not only their pictures, fit it (the same for every member: the choice at a λ is unchanged)."""
+    from dnnjpeg._fs import read_regular
+    from dnnjpeg.codec.header import read_head
+    from dnnjpeg.codec.metadata import metadata_segments
+
+    if rules.strip_metadata or read_head(src, 2) != b"\xff\xd8":
+        return 0
+    return 8 * sum(len(seg) for seg in metadata_segments(read_regular(src)))
+
+
 def _pixels(src: str, resize: int | str | None = None) -> np.ndarray:
     # gray stays gray (H, W); everything else RGB (H, W, 3); strict decode (errors name the file)
     return _resized(load_image(src), resize)
@@ -264,7 +277,7 @@ def _decide(scored, chooser, measure_only: bool, rules: FileRules):
         src, out, before, c, n = p
         _, kl = outcome(np.repeat(logits[:1], len(points), 0), logits[1:])
         if measure_only:
-            yield None, (c.bits, kl, n)
+            yield None, (c.bits + metadata_bits(src, rules), kl, n)
             continue
         if getattr(chooser, "keep", None) is not None:
             same = (logits[1:].argmax(1) == logits[0].argmax())[:, None]
@@ -304,7 +317,12 @@ def _batchable(chooser, search: str = "all") -> bool:
 def _measure(job) -> tuple[tuple[str, str, int, int, str | None] | None, tuple[np.ndarray, np.ndarray, int] | None]:
     """Pass 1 of a size target: (outcome when the file is kept or fails, else None; (bits (K,), kl (K,), pixels))."""
     job, chooser, _ = job
-    return _unless_kept(job, lambda src, out, before, px, n: (*chooser.measure(px), n))
+
+    def work(src, out, before, px, n):
+        bits, kl = chooser.measure(px)
+        return bits + metadata_bits(src, job[5]), kl, n
+
+    return _unless_kept(job, work)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import stat
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -56,6 +57,10 @@ class CompressReport:
     lam: float | None = None
     #: with ``target_bpp``: bits per pixel of the files written (outputs kept by resume excluded)
     bpp: float | None = None
+    #: ``--choose climb --target-bpp``: network passes per image (rows, the stored image's included) to
+    #: find λ and choose, and the images whose climb was cut short (their best measured member taken)
+    passes: float | None = None
+    incomplete: int = 0
     #: files under SRC that are not images: how many of each kind (suffix), and how many were copied
     other: dict[str, int] = field(default_factory=dict)
     copied: int = 0
@@ -185,7 +190,7 @@ class CompressSettings:
         from dnnjpeg.models.fast import ACCELERATORS
 
         if self.accelerate not in ACCELERATORS:
-            raise ValueError(f"--accelerate must be one of {', '.join(ACCELERATORS)}, got {self.accelerate!r}")
+            raise ValueError(f"accelerate must be one of {', '.join(ACCELERATORS)}, got {self.accelerate!r}")
         r = self.resize
         if isinstance(r, str):
             n = r.removeprefix("short:")
@@ -285,7 +290,11 @@ class _Run:
         self.fresh = {j[1]: on_ray and not os.path.lexists(j[1]) for j in self.jobs}
         self.batched = _batchable(chooser) and not on_ray
         # the local search, many images per network pass (the same files as image by image)
-        self.climbing = _batchable(chooser, "climb") and not on_ray and chooser.target_bpp is None
+        self.climbing = _batchable(chooser, "climb") and not on_ray
+        if on_ray and _batchable(chooser, "climb") and chooser.target_bpp is not None:
+            warnings.warn(
+                "--choose climb --target-bpp on Ray measures every member of every image to find λ (the local "
+                "search fits a budget on a local engine)", RuntimeWarning, stacklevel=3)  # fmt: skip
         self.eng = LocalEngine(1) if chooser.in_process and not on_ray and not self.batched else self.engine
         if self.batched or self.climbing:
             from dnnjpeg.models.fast import fast_model, needs_gradients
@@ -368,6 +377,8 @@ class _Run:
     def to_budget(self) -> CompressReport:
         """Every member measured on every image, the λ that fits the bit target found, then the files written."""
         ch, rep = self.chooser, self.rep
+        if self.climbing:
+            return self._climb_to_budget()
         measured, todo = [], []
         if self.batched:
             results = _batched_choice(self.jobs, ch, self.engine, self.st.batch_size, measure_only=True)
@@ -382,8 +393,13 @@ class _Run:
         if not todo:
             return rep
         members, rep.lam, pixels = _fit_budget(measured, ch.target_bpp)  # (no record is written before)
+        return self._write_members(todo, members, pixels)
+
+    def _write_members(self, todo: list, members: list[int], pixels: float) -> CompressReport:
+        """The second pass of a bit budget: each job's chosen member written; the report's bpp."""
+        ch, rep = self.chooser, self.rep
         written_before = rep.bytes_after
-        if self.batched:  # the second pass needs no network: every member's file in the pool
+        if self.batched or self.climbing:  # the second pass needs no network: every member's file in the pool
             items = [(j, k, False) for j, k in zip(todo, members)]
             sdq = "spawn" if any(p.sdq for p in ch.family.points) else None
             self.consume(self.engine.map(_one_shared, items, _Members(ch.family), start=sdq, chunk=8))
@@ -391,6 +407,20 @@ class _Run:
             self.consume(self.run(todo, members))
         rep.bpp = 8 * (rep.bytes_after - written_before) / pixels
         return rep
+
+    def _climb_to_budget(self) -> CompressReport:
+        """``--choose climb --target-bpp``: λ found over climbs that reuse their passes (:class:`BudgetClimb`)."""
+        from dnnjpeg.compress.climb import BudgetClimb
+
+        fit = BudgetClimb(self.jobs, self.chooser, self.engine, self.st.batch_size)
+        idx, members, self.rep.lam = fit.fit(self.chooser.target_bpp)
+        for _, done in sorted(fit.done, key=lambda d: d[0]):
+            self.consume([(done, None)])
+        self.rep.passes = fit.rows / max(1, len(idx))
+        self.rep.incomplete = fit.incomplete
+        if not idx:
+            return self.rep
+        return self._write_members([self.jobs[i] for i in idx], members, float(sum(fit.pixels[i] for i in idx)))
 
 
 def _fit_budget(measured: list, target_bpp: float) -> tuple[list[int], float, float]:

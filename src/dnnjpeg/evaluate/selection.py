@@ -23,6 +23,8 @@ __all__ = [
     "keep_choice",
     "climb",
     "climb_choice",
+    "cached_climb",
+    "climb_lambda",
     "lambda_for_bpp",
     "selected_curve",
     "selected_entry",
@@ -138,6 +140,68 @@ def climb_choice(bits: np.ndarray, kl: np.ndarray, lam: float, start: np.ndarray
         out[n], m = climb(bits[:, n], lambda ks, n=n: kl[ks, n], lam, int(start[n]))
         count[n] = len(m)
     return out, count
+
+
+def cached_climb(bits: np.ndarray, known: dict[int, float], lam: float, start: int) -> tuple[int, bool]:
+    """:func:`climb` on the members measured so far: (its choice, True) where every member it asks for
+    is in ``known`` (member → KL in nats), else (the known member of least KL + λ·KiB, False): the
+    climb would need the network for more."""
+    steps = climb_steps(bits, lam, start)
+    try:
+        want = next(steps)
+        while all(k in known for k in want):
+            want = steps.send([known[k] for k in want])
+    except StopIteration as done:
+        return int(done.value[0]), True
+    return min(known, key=lambda k: known[k] + lam * float(bits[k]) / KIB_BITS, default=start), False
+
+
+def climb_lambda(
+    bits: Sequence[np.ndarray], known: Sequence[dict], pixels: np.ndarray, target_bpp: float, kappa=None
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """The λ of ``--choose climb --target-bpp``: the smallest λ (nats per KiB) whose climbs, on what
+    was measured so far, fit the target, as :func:`lambda_for_bpp` is for every member measured.
+
+    Args:
+        bits: per image, (K,) every member's file size in bits.
+        known: per image, member → KL (nats) measured so far.
+        pixels: (N,) pixels per image; ``target_bpp``: bits per pixel to stay at or under.
+        kappa: (K,) the family's recorded mean KL per member (the climb starts at the choice by rate),
+            or None (it starts at the middle member).
+    Returns:
+        (λ, (N,) each image's member at λ, (N,) bool: the climb there needed no member not measured; the
+        others' members are their best measured ones, to be measured further and λ found again).
+    """
+    budget = target_bpp * float(np.sum(pixels))
+
+    def climbs(lam: float) -> tuple[np.ndarray, np.ndarray]:
+        got = [cached_climb(b, kn, lam, _start(b, kappa, lam)) for b, kn in zip(bits, known)]
+        return np.array([g[0] for g in got], np.int64), np.array([g[1] for g in got], bool)
+
+    def total(lam: float) -> float:
+        return float(sum(b[k] for b, k in zip(bits, climbs(lam)[0])))
+
+    a, b = np.log(1e-9), np.log(1e4)
+    while total(float(np.exp(b))) > budget and b < np.log(1e30):
+        b += np.log(1e3)
+    if total(float(np.exp(a))) > budget:
+        for _ in range(40):  # 2^-40 of the log-range: below any change of choice that matters here
+            m = 0.5 * (a + b)
+            if total(float(np.exp(m))) <= budget:
+                b = m
+            else:
+                a = m
+    else:
+        b = a
+    lam = float(np.exp(b))
+    return (lam, *climbs(lam))
+
+
+def _start(bits: np.ndarray, kappa, lam: float) -> int:
+    """Where ``--choose climb`` starts on one image: the choice by rate (κ recorded), else the middle member."""
+    if kappa is not None:
+        return int(choose(np.asarray(bits)[:, None], np.asarray(kappa)[:, None], lam)[0])
+    return int(np.argsort(bits, kind="stable")[len(bits) // 2])
 
 
 def lambda_for_bpp(
