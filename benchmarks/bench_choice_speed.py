@@ -1,5 +1,6 @@
 """Images per second of the network's per-image choice on this machine: every member, the local search
-image by image (how ``--choose climb`` ran before), and the local search batched across images::
+image by image (how ``--choose climb`` ran before), and the local search batched across images, looking one
+member each way (``reach`` 1, before) or two (now)::
 
     .venv/bin/python benchmarks/bench_choice_speed.py --data ../shared/data/imagenet-sample --limit 200
 
@@ -32,8 +33,10 @@ def main(argv=None) -> int:
     from dnnjpeg.choosers import make_chooser
     from dnnjpeg.compress import compress_tree
     from dnnjpeg.data import discover
+    from dnnjpeg.evaluate import selection
     from dnnjpeg.models import load_model
 
+    reach_default = selection.CLIMB_REACH
     model = load_model("efficientnet-lite0")
     fam = ["preset:efficientnet-lite0-420-original-sweep"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -43,20 +46,24 @@ def main(argv=None) -> int:
             shutil.copy(r.path, src / r.path.name)
         n = len(list(src.iterdir()))
         batchable = run_mod._batchable
-        runs = (("every member", "all", True, "none"), ("climb, image by image", "climb", False, "none"),
-                ("climb, batched", "climb", True, "none"), ("every member, compiled", "all", True, "compile"),
-                ("climb, batched, compiled", "climb", True, "compile"),
-                ("every member, onnxruntime", "all", True, "onnx"),
-                ("climb, batched, onnxruntime", "climb", True, "onnx"))  # fmt: skip
-        for name, search, batched, how in runs:
+        # (name, search, batched across images, accelerate, the climb's reach)
+        runs = (("every member", "all", True, "none", 2), ("climb, image by image", "climb", False, "none", 1),
+                ("climb, batched", "climb", True, "none", 1), ("every member, compiled", "all", True, "compile", 2),
+                ("climb, batched, compiled", "climb", True, "compile", 1),
+                ("every member, onnxruntime", "all", True, "onnx", 2),
+                ("climb, batched, onnxruntime", "climb", True, "onnx", 1),
+                ("climb reach 2, batched, onnxruntime", "climb", True, "onnx", 2))  # fmt: skip
+        for name, search, batched, how, reach in runs:
             if a.only and a.only not in name:
                 continue
             run_mod._batchable = batchable if batched else (lambda ch, search="all": False)
+            selection.CLIMB_REACH = reach
             ch = make_chooser(family=fam, model=model, lam=0.002, search=search)
             t = time.perf_counter()
             rep = compress_tree(src, Path(tmp) / name.replace(" ", "-").replace(",", ""), ch, accelerate=how)
             dt = time.perf_counter() - t
-            print(f"{name:<30} {n} images in {dt:6.1f} s: {n / dt:5.1f} images/s ({rep.written} written)", flush=True)
+            print(f"{name:<36} {n} images in {dt:6.1f} s: {n / dt:5.1f} images/s ({rep.written} written)", flush=True)
+        selection.CLIMB_REACH = reach_default
         run_mod._batchable = batchable
     return 0
 

@@ -76,11 +76,17 @@ def test_climb_walks_to_the_cheapest_member_measuring_few():
         k, measured = climb(bits, kl_of, lam, start=2)
         assert k == choose(bits[:, None], kl[:, None], lam)[0] and measured == asked
     asked.clear()
-    assert climb(bits, kl_of, 0.01, start=2) == (0, [2, 3, 0, 4])  # 3 then one step: 4 of 6 measured
-    # a cost with two valleys: the search stops in the one it started next to
+    assert climb(bits, kl_of, 0.01, start=2, reach=1) == (0, [2, 3, 0, 4])  # 3 then one step: 4 of 6 measured
+    asked.clear()
+    assert climb(bits, kl_of, 0.01, start=2) == (0, [2, 3, 0, 1, 4, 5])  # reach 2: 5, then the one beyond
+    # a cost with two valleys: looking one member each way the search stops in the one it started in;
+    # looking two each way it sees past the wall to the cheaper valley
     bumpy = np.array([0.0, 0.5, 0.2, 0.9, 0.0, 0.0])
-    k, _ = climb(bits, lambda ks: bumpy[ks], 0.0, start=1)
+    k, _ = climb(bits, lambda ks: bumpy[ks], 0.0, start=1, reach=1)
     assert k == 1 and choose(bits[:, None], bumpy[:, None], 0.0)[0] == 0
+    assert climb(bits, lambda ks: bumpy[ks], 0.0, start=1)[0] == 0
+    with pytest.raises(ValueError, match="reach"):
+        climb(bits, kl_of, 0.01, start=2, reach=0)
     # on records: the same choice as choose() when every image's cost is unimodal along its sizes
     rng = np.random.default_rng(1)
     b = np.sort(rng.integers(2_000, 200_000, (8, 200)), axis=0)

@@ -72,17 +72,17 @@ def _conclude(result: dict, src: Path, out: Path, model: str) -> None:
         con.print(escape(line), highlight=False)
     dst = out / "compressed"
     m = load_model(model)
-    ch = make_chooser(family=["preset:efficientnet-lite0-420-original-sweep"], model=m, lam=0.002)
+    ch = make_chooser(family=["preset:efficientnet-lite0-420-original-sweep"], model=m, lam=0.002, search="climb")
     rep = compress_tree(src, dst, ch, workers=1, overwrite=True)
     con.print(
-        f"compress --choose network: {rep.written} files, {rep.bytes_before:,} → {rep.bytes_after:,} bytes "
+        f"compress --choose climb: {rep.written} files, {rep.bytes_before:,} → {rep.bytes_after:,} bytes "
         f"into {escape(str(dst))} (from lossless PNGs: the ratio is against PNG, not JPEG)",
         highlight=False,
     )
     con.print(escape(check_tree(src, dst, m, n_boot=200).verdict()), highlight=False)
     con.print(
         "On your own folder (every file stays an ordinary JPEG; nothing in SRC is changed):\n"
-        "  .venv/bin/dnnjpeg compress YOUR_FOLDER YOUR_FOLDER-small --choose network\n"
+        "  .venv/bin/dnnjpeg compress YOUR_FOLDER YOUR_FOLDER-small --choose climb\n"
         "  .venv/bin/dnnjpeg check YOUR_FOLDER YOUR_FOLDER-small",
         highlight=False,
     )

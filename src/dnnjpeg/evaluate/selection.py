@@ -21,6 +21,7 @@ from dnnjpeg.evaluate.result import EvaluationResult
 __all__ = [
     "choose",
     "keep_choice",
+    "CLIMB_REACH",
     "climb",
     "climb_choice",
     "cached_climb",
@@ -77,23 +78,31 @@ def keep_choice(bits: np.ndarray, kl: np.ndarray, same: np.ndarray, cap: float =
     return np.where(ok.any(0), k, -1)
 
 
-def climb(bits: np.ndarray, kl_of, lam: float, start: int) -> tuple[int, list[int]]:
+#: how far the climb looks each way along the sizes before it stops: 1 (the nearest neighbours) kept 84% and
+#: 90% of the full choice's gain at stored sizes 160 and 224 (2.9 members measured per image), 2 keeps 97% and
+#: 98% (4.2 members); BENCHMARKS.md, "How fast the network's choice runs"
+CLIMB_REACH = 2
+
+
+def climb(bits: np.ndarray, kl_of, lam: float, start: int, reach: int | None = None) -> tuple[int, list[int]]:
     """The choice of :func:`choose` for one image by a local search that measures few members.
 
     The members are ordered by this image's file size; from ``start`` the search measures the
-    neighbours, moves to the cheaper one (KL + λ·KiB) and stops where neither neighbour is
-    cheaper. It finds :func:`choose`'s member whenever the cost is unimodal along the sizes, as
-    it nearly always is for a coarse-to-fine sweep (BENCHMARKS.md measures how often it is not).
+    ``reach`` members on either side, moves to the cheapest of them (KL + λ·KiB) if it is cheaper and
+    stops where none is. It finds :func:`choose`'s member whenever the cost has no local minimum
+    walled off by ``reach`` or more dearer members, as it nearly always is for a coarse-to-fine sweep
+    (BENCHMARKS.md measures how much of the gain it keeps).
 
     Args:
         bits: (K,) this image's member file sizes in bits.
         kl_of: called with a list of member indices not measured yet → their KL (nats), same order
             (one call per step, so a network can measure them in one batch).
-        lam: nats per KiB; ``start``: the member to start from.
+        lam: nats per KiB; ``start``: the member to start from; ``reach``: members looked at each way (≥ 1; None:
+            :data:`CLIMB_REACH`).
     Returns:
         (the chosen member, the members measured in the order measured).
     """
-    steps = climb_steps(bits, lam, start)
+    steps = climb_steps(bits, lam, start, reach)
     try:
         want = next(steps)
         while True:
@@ -102,42 +111,49 @@ def climb(bits: np.ndarray, kl_of, lam: float, start: int) -> tuple[int, list[in
         return done.value
 
 
-def climb_steps(bits: np.ndarray, lam: float, start: int):
+def climb_steps(bits: np.ndarray, lam: float, start: int, reach: int | None = None):
     """:func:`climb` as a generator, so that many images' searches can share network passes: it yields
     the members to measure next (a list of indices) and is sent their KL (nats, same order); it
     returns (the chosen member, the members measured in order), as :func:`climb` does."""
+    reach = CLIMB_REACH if reach is None else reach  # read at call time: a benchmark may set it
+    if reach < 1:
+        raise ValueError(f"the climb's reach must be ≥ 1 member, got {reach}")
     bits = np.asarray(bits, np.float64)
     order = np.argsort(bits, kind="stable")
     pos = int(np.flatnonzero(order == start)[0])
     cost: dict[int, float] = {}
     measured: list[int] = []
     while True:
-        want = [int(order[p]) for p in (pos, pos - 1, pos + 1) if 0 <= p < len(order) and int(order[p]) not in cost]
+        # the current member first, then nearest first: the order is the measuring order the tests pin
+        span = [pos] + [p for d in range(1, reach + 1) for p in (pos - d, pos + d)]
+        span = [p for p in span if 0 <= p < len(order)]
+        want = [int(order[p]) for p in span if int(order[p]) not in cost]
         if want:
             got = yield want
             for k, v in zip(want, np.asarray(got, np.float64)):
                 cost[k] = float(v) + lam * bits[k] / KIB_BITS
             measured += want
-        near = [p for p in (pos - 1, pos + 1) if 0 <= p < len(order)]
-        best = min(near, key=lambda p: cost[int(order[p])], default=pos)
+        best = min(span[1:], key=lambda p: cost[int(order[p])], default=pos)
         if cost[int(order[best])] >= cost[int(order[pos])]:
             return int(order[pos]), measured
         pos = best
 
 
-def climb_choice(bits: np.ndarray, kl: np.ndarray, lam: float, start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def climb_choice(
+    bits: np.ndarray, kl: np.ndarray, lam: float, start: np.ndarray, reach: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """:func:`climb` on every image of measured records: what ``--choose climb`` would choose.
 
     Args:
         bits, kl: (K, N) every member's size in bits and KL (nats) on every image.
-        start: (N,) each image's first member.
+        start: (N,) each image's first member; ``reach``: as :func:`climb`'s.
     Returns:
         (int64 (N,) chosen members, int64 (N,) members measured per image).
     """
     bits, kl = np.asarray(bits), np.asarray(kl, np.float64)
     out, count = np.empty(bits.shape[1], np.int64), np.empty(bits.shape[1], np.int64)
     for n in range(bits.shape[1]):
-        out[n], m = climb(bits[:, n], lambda ks, n=n: kl[ks, n], lam, int(start[n]))
+        out[n], m = climb(bits[:, n], lambda ks, n=n: kl[ks, n], lam, int(start[n]), reach)
         count[n] = len(m)
     return out, count
 
