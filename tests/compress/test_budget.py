@@ -110,6 +110,47 @@ def test_file_bpp_caps_each_file_and_the_cli_names_the_slope(tmp_path, tree):
     assert not (tmp_path / "cli2").exists() or not list((tmp_path / "cli2").glob("*.jpg"))
 
 
+def test_the_budget_climb_sets_lambda_again_as_it_goes_and_repeats_no_pass(tmp_path, tree, monkeypatch):
+    import dnnjpeg.compress.climb as climb_mod
+
+    src, pixels = tree
+    monkeypatch.setattr(climb_mod, "SAMPLE", 1)
+    monkeypatch.setattr(climb_mod, "WINDOW", 1)  # λ found again after images 1, 2 and 4
+    refits, started, again = [], [], []
+    refit, fit, init = climb_mod.BudgetClimb._refit, climb_mod.BudgetClimb.fit, climb_mod._Search.__init__
+
+    def spy_refit(self, target):
+        refits.append((len(self.bits), refit(self, target)))
+        return refits[-1][1]
+
+    def spy_init(self, prepared, lam, *args):
+        started.append(lam)
+        init(self, prepared, lam, *args)
+
+    def spy_fit(self, target):
+        idx, members, lam = fit(self, target)
+        for price in (lam / 100, lam * 100):  # climbs walking to members not measured yet
+            known, rows = sum(map(len, self.known.values())), self.rows
+            self._measure(idx, price)
+            again.append((self.rows - rows, sum(map(len, self.known.values())) - known))
+        return idx, members, lam
+
+    monkeypatch.setattr(climb_mod.BudgetClimb, "_refit", spy_refit)
+    monkeypatch.setattr(climb_mod.BudgetClimb, "fit", spy_fit)
+    monkeypatch.setattr(climb_mod._Search, "__init__", spy_init)
+    rep = compress_tree(src, tmp_path / "budget", chooser_from_decisions("climb", "round", target_bpp=1.2), workers=1)
+    assert rep.written == 4 and rep.bpp <= 1.2 and rep.incomplete == 0
+    assert [n for n, _ in refits] == [1, 2, 4]
+    # the first climbs: the sample's λ, then each at the λ found on the climbs before it
+    assert started[1:4] == [refits[0][1], refits[1][1], refits[1][1]]
+    # a climb again passes only the members new to it: the stored image's logits are kept from before
+    assert sum(new for _, new in again) > 0 and all(rows == new for rows, new in again)
+    at_lam = compress_tree(src, tmp_path / "at-lam", chooser_from_decisions("climb", "round", lam=rep.lam), workers=1)
+    assert at_lam.members == rep.members
+    for n in pixels:
+        assert (tmp_path / "budget" / f"{n}.jpg").read_bytes() == (tmp_path / "at-lam" / f"{n}.jpg").read_bytes()
+
+
 @pytest.mark.parametrize("choose", ["network", "climb", "rate"])
 def test_a_budget_counts_the_metadata_the_files_carry(tmp_path, tree, choose):
     from dnnjpeg.codec.metadata import with_metadata

@@ -1,6 +1,6 @@
 """The network's local search (``--choose climb``) over many images at once.
 
-One image's climb measures 3–5 members in 2–3 rounds; run image by image, each round is a forward pass
+One image's climb measures 3–7 members in 1–3 rounds; run image by image, each round is a forward pass
 of one to three rows and the JPEG work waits for it. Here a window of images climbs together: every
 round decodes the members each search asks for (threads) and classifies all of them in full batches
 (:func:`dnnjpeg.pipeline.score_stream`); each search then moves on by
@@ -22,13 +22,14 @@ WINDOW = 64
 
 class _Search:
     """One image's climb: its files, the model inputs asked for, and where the search stands. ``known``
-    (member → KL) answers the steps measured before (a bit budget's earlier passes) without the network."""
+    (member → KL) answers the steps measured before (a bit budget's earlier passes) without the network,
+    and ``p_logits`` ((1, C), the stored image's logits from then) spares its pass."""
 
-    def __init__(self, prepared, lam: float, kappa, known: dict | None = None) -> None:
+    def __init__(self, prepared, lam: float, kappa, known: dict | None = None, p_logits=None) -> None:
         from dnnjpeg.evaluate.selection import _start, climb_steps
 
         self.src, self.out, self.before, self.datas, self.bits, self.pristine, self.pixels = prepared
-        self.p_logits, self.chosen, self.rows = None, None, 0
+        self.p_logits, self.chosen, self.rows = p_logits, None, 0
         self.kl: dict[int, float] = dict(known or {})
         self.steps = climb_steps(self.bits, lam, _start(self.bits, kappa, lam))
         self._go(next(self.steps))
@@ -78,21 +79,26 @@ def _prepare(job, points, pre):
     return _unless_kept(job, work)
 
 
-def _searches(jobs, chooser, engine, batch_size: int, lam: float, known=None):
-    """Every job's climb at ``lam`` (``known``: per job, member → KL measured before), windows of
-    :data:`WINDOW` at a time. Yields per job, in order, an outcome (kept or failed) or its finished
-    :class:`_Search`."""
+def _searches(jobs, chooser, engine, batch_size: int, lam, known=None, p_logits=None):
+    """Every job's climb at ``lam``, windows of :data:`WINDOW` at a time. Yields per job, in order, an
+    outcome (kept or failed) or its finished :class:`_Search`.
+
+    ``lam``: nats/KiB, or a callable giving the λ of the searches it starts next (a window's searches
+    start once the window before was consumed); ``known``: per job, member → KL measured before;
+    ``p_logits``: per job, the stored image's logits (1, C) from then, or None."""
     from dnnjpeg.pipeline import bounded_map
 
     points, pre = chooser.family.points, chooser.model.preprocess
     # the rounds of a window decode, then classify: the decoding has every core to itself
     threads = max(1, min(8, engine.workers))
     known = known or [None] * len(jobs)
+    p_logits = p_logits or [None] * len(jobs)
     with ThreadPoolExecutor(threads) as pool:
         prepared = bounded_map(pool, lambda j: _prepare(j, points, pre), jobs, 4 * threads + 2)
         window: list = []
-        for (done, p), kn in zip(prepared, known):
-            window.append(done if p is None else _Search(p, lam, chooser.family.kappa, kn))
+        for (done, p), kn, pl in zip(prepared, known, p_logits):
+            at = lam() if callable(lam) else lam
+            window.append(done if p is None else _Search(p, at, chooser.family.kappa, kn, pl))
             if len(window) == WINDOW:
                 yield from _climb_window(window, chooser.model, pre, pool, batch_size)
                 window = []
@@ -127,6 +133,8 @@ def _climb_window(window: list, model, pre, pool, batch_size: int):
 
 #: images whose every member is measured first, to find where λ starts for a bit budget
 SAMPLE = 64
+#: images (at most, spread) whose climbs set λ again while the tree is measured the first time
+REFIT_IMAGES = 1024
 #: rounds of measuring what the climbs at the λ found still need, before the best measured are taken
 ROUNDS = 8
 
@@ -136,7 +144,8 @@ class BudgetClimb:
     network passes already made (issue 30: before, compress measured every member to find λ).
 
     1. every member of :data:`SAMPLE` images spread over the tree: the λ that fits B on them;
-    2. every image's climb at that λ (the members' bits and the KLs measured kept; the files not);
+    2. every image's climb at that λ (the members' bits and the KLs measured kept; the files not), λ found
+       again from the climbs so far after 1, 2, 4, 8, … windows;
     3. λ found again for the whole tree from the climbs on what is measured
        (:func:`~dnnjpeg.evaluate.selection.climb_lambda`); the images whose climb there needs a member
        not measured are climbed again at that λ, passes before reused, and 3 repeats (≤ :data:`ROUNDS`).
@@ -151,21 +160,41 @@ class BudgetClimb:
         self.bits: dict[int, np.ndarray] = {}
         self.known: dict[int, dict] = {}
         self.pixels: dict[int, int] = {}
+        self.p_logits: dict[int, np.ndarray] = {}  # the stored images' logits: a climb again needs no pass for them
         self.rows = 0  # network passes (rows), the pristine images' included
         self.incomplete = 0
 
-    def _measure(self, idx: list[int], lam: float) -> None:
+    def _measure(self, idx: list[int], lam: float, target: float | None = None) -> None:
+        """Every image of ``idx`` climbed at ``lam``; with ``target``, λ is found again on what was measured
+        after windows 1, 2, 4, 8, … so that the later images climb nearer the λ of the whole tree (fewer climb
+        again at the end)."""
         jobs = [self.jobs[i] for i in idx]
-        for i, s in zip(
-            idx, _searches(jobs, self.chooser, self.engine, self.batch, lam, [self.known.get(i) for i in idx])
-        ):
+        known, p_logits = [self.known.get(i) for i in idx], [self.p_logits.get(i) for i in idx]
+        now = [lam]
+        refit = {WINDOW * 2**k for k in range(40)}
+        searches = _searches(jobs, self.chooser, self.engine, self.batch, lambda: now[0], known, p_logits)
+        for n, (i, s) in enumerate(zip(idx, searches), 1):
             if isinstance(s, _Search):
+                if s.p_logits is not None:
+                    self.p_logits[i] = s.p_logits
                 # the metadata the files will carry counts (the same for every member: the climb is unchanged)
                 self.bits[i] = s.bits + metadata_bits(s.src, self.jobs[i][5])
                 self.known[i], self.pixels[i] = s.kl, s.pixels
                 self.rows += s.rows
             elif i not in self.bits:
                 self.done.append((i, s))
+            if target is not None and n in refit:
+                now[0] = self._refit(target)
+
+    def _refit(self, target: float) -> float:
+        """λ (nats/KiB) of the climbs over at most :data:`REFIT_IMAGES` of the images measured so far (spread)."""
+        from dnnjpeg.evaluate.selection import climb_lambda
+
+        idx = sorted(self.bits)
+        idx = idx[:: max(1, len(idx) // REFIT_IMAGES)]
+        pix = np.array([self.pixels[i] for i in idx])
+        bits, known = [self.bits[i] for i in idx], [self.known[i] for i in idx]
+        return climb_lambda(bits, known, pix, target, self.chooser.family.kappa)[0]
 
     def _sample(self, target: float) -> float:
         """λ from every member of a sample of images (their KLs kept for the climbs)."""
@@ -193,7 +222,7 @@ class BudgetClimb:
         """
         from dnnjpeg.evaluate.selection import climb_lambda
 
-        self._measure(list(range(len(self.jobs))), self._sample(target))
+        self._measure(list(range(len(self.jobs))), self._sample(target), target)
         idx = sorted(self.bits)
         if not idx:
             return [], [], self.chooser.lam or 0.0
