@@ -188,13 +188,16 @@ class BudgetClimb:
 
     def _refit(self, target: float) -> float:
         """λ (nats/KiB) of the climbs over at most :data:`REFIT_IMAGES` of the images measured so far (spread)."""
+        idx = sorted(self.bits)
+        return self._lambda(idx[:: max(1, len(idx) // REFIT_IMAGES)], target)[0]
+
+    def _lambda(self, idx: list[int], target: float):
+        """:func:`~dnnjpeg.evaluate.selection.climb_lambda` on what images ``idx`` have measured so far."""
         from dnnjpeg.evaluate.selection import climb_lambda
 
-        idx = sorted(self.bits)
-        idx = idx[:: max(1, len(idx) // REFIT_IMAGES)]
         pix = np.array([self.pixels[i] for i in idx])
         bits, known = [self.bits[i] for i in idx], [self.known[i] for i in idx]
-        return climb_lambda(bits, known, pix, target, self.chooser.family.kappa)[0]
+        return climb_lambda(bits, known, pix, target, self.chooser.family.kappa)
 
     def _sample(self, target: float) -> float:
         """λ from every member of a sample of images (their KLs kept for the climbs)."""
@@ -220,8 +223,6 @@ class BudgetClimb:
         Raises:
             ValueError: even every image at its smallest file is over the target (nothing is written).
         """
-        from dnnjpeg.evaluate.selection import climb_lambda
-
         self._measure(list(range(len(self.jobs))), self._sample(target), target)
         idx = sorted(self.bits)
         if not idx:
@@ -231,10 +232,8 @@ class BudgetClimb:
         if floor > target:
             raise ValueError(f"target {target:g} bpp is out of reach: the smallest files these tables make are "
                              f"{floor:.4f} bpp (every image at its coarsest member); nothing was written")  # fmt: skip
-        kappa = self.chooser.family.kappa
         for _ in range(ROUNDS + 1):
-            lam, members, complete = climb_lambda([self.bits[i] for i in idx], [self.known[i] for i in idx], pix,
-                                                  target, kappa)  # fmt: skip
+            lam, members, complete = self._lambda(idx, target)
             missing = [i for i, ok in zip(idx, complete) if not ok]
             if not missing:
                 break

@@ -78,9 +78,9 @@ def keep_choice(bits: np.ndarray, kl: np.ndarray, same: np.ndarray, cap: float =
     return np.where(ok.any(0), k, -1)
 
 
-#: how far the climb looks each way along the sizes before it stops: 1 (the nearest neighbours) kept 84% and
-#: 90% of the full choice's gain at stored sizes 160 and 224 (2.9 members measured per image), 2 keeps 97% and
-#: 98% (4.2 members); BENCHMARKS.md, "How fast the network's choice runs"
+#: how far the climb looks each way along the sizes before it stops: 1 (the nearest neighbours) kept 84–98% of the
+#: full choice's gain on the size grid (3.0 members measured per image), 2 keeps 96–100% (4.2 members);
+#: BENCHMARKS.md, "How far the climb looks before it stops"
 CLIMB_REACH = 2
 
 
