@@ -7,6 +7,8 @@ choice below is then computed from those records, so the files each rule writes 
 picks (encoding is deterministic):
 
 * **own**: a classifier chooses for itself (least KL + λ·KiB): its in-the-loop gain;
+* **own climb, reach R**: the local search (``--choose climb``) with the classifier in the loop, looking R
+  members each way, starting from the family's choice by rate: what it keeps of the classifier's own gain;
 * **A→B**: A's choice measured by B (files made for one model, read by another);
 * **A+B→C**: the choice by the sum of two classifiers' KL, measured by the third (held out), and by
   each of the two: what a committee keeps of the held-out model's own gain, and of its own;
@@ -39,10 +41,13 @@ from dnnjpeg._runtime import tune_malloc  # noqa: E402
 from dnnjpeg.conventions import DEFAULT_LAMBDAS_NATS_PER_KIB  # noqa: E402
 from dnnjpeg.data import discover  # noqa: E402
 from dnnjpeg.evaluate.compare import CurveData, compare_curves  # noqa: E402
-from dnnjpeg.evaluate.selection import keep_choice, selected_curve  # noqa: E402
+from dnnjpeg.evaluate.selection import choose, climb_choice, keep_choice, selected_curve  # noqa: E402
+from dnnjpeg.families import parse_family  # noqa: E402
 
 MODELS = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")
 SHORT = {m: m.replace("efficientnet-", "") for m in MODELS}
+#: the sweep's recorded mean KL per member (lite0's): where --choose climb starts, whichever model climbs
+KAPPA = np.asarray(parse_family(SWEEP).kappa)
 #: KL caps (nats) of the keep-prediction curve, loose to tight; inf = keep top-1 only
 CAPS = (np.inf, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005)
 
@@ -111,6 +116,16 @@ def set_rows(name: str, recs: dict, n_boot: int) -> list[dict]:
 
         own = _bd(ref, measured(chosen_by(kl), "own"), correct_p, n_boot)
         rows.append({"set": name, "measured by": SHORT[m], "rule": "own choice", "bd": own})
+        for reach in (1, 2):  # the local search with this model in the loop, from the family's choice by rate
+
+            def rule(lam, reach=reach, bits=bits, kl=kl):
+                return climb_choice(bits, kl, lam, choose(bits, np.broadcast_to(KAPPA[:, None], bits.shape), lam),
+                                    reach)[0]  # fmt: skip
+
+            ch = selected_curve(bits, top1 == r["label"], kl, DEFAULT_LAMBDAS_NATS_PER_KIB, rule=rule)[4]
+            bd = _bd(ref, measured(ch, "climb"), correct_p, n_boot)
+            rows.append({"set": name, "measured by": SHORT[m], "rule": f"own climb, reach {reach}", "bd": bd,
+                         "of own": bd[0] / own[0] if own[0] else None})  # fmt: skip
         for c in MODELS:
             if c != m:
                 bd = _bd(ref, measured(chosen_by(recs[c]["sweep"][2]), "t"), correct_p, n_boot)
