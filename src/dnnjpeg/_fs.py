@@ -36,6 +36,8 @@ __all__ = [
     "check_output_file",
     "prepare_output_folder",
     "OUTPUT_MARKER",
+    "COMPRESS_RECORD",
+    "COMPRESS_LOCK",
     "image_kind",
     "MAX_CONFIG_BYTES",
     "MAX_JSON_DEPTH",
@@ -104,6 +106,8 @@ def _kind(mode: int) -> str:
 
 #: The record compress writes beside its outputs (its settings): dnnjpeg's own, never data to list.
 COMPRESS_RECORD = ".dnnjpeg-compress.json"
+#: The lock a compress run holds on its DST while it writes (its pid): dnnjpeg's own, never data.
+COMPRESS_LOCK = ".dnnjpeg-compress.lock"
 
 
 def walk(root: str | os.PathLike[str]) -> Iterator[tuple[str, str | None]]:
@@ -137,7 +141,7 @@ def walk(root: str | os.PathLike[str]) -> Iterator[tuple[str, str | None]]:
         subdirs = []
         for e in entries:
             try:
-                if e.name in (COMPRESS_RECORD, OUTPUT_MARKER) and e.is_file(follow_symlinks=False):
+                if e.name in (COMPRESS_RECORD, COMPRESS_LOCK, OUTPUT_MARKER) and e.is_file(follow_symlinks=False):
                     continue
                 if e.is_dir(follow_symlinks=False):
                     subdirs.append(e.path)

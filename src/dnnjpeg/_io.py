@@ -8,11 +8,12 @@ directory, are flushed to disk, then renamed over the target.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "file_mode", "part_name", "remove_part"]
+__all__ = ["atomic_copy", "atomic_write_bytes", "atomic_write_text", "file_mode", "part_name", "remove_part"]
 
 _MODE: int | None = None
 
@@ -45,12 +46,13 @@ def remove_part(path: Path | str) -> None:
         os.unlink(tmp)
 
 
-def atomic_write_bytes(path: Path | str, data: bytes, *, fixed_part: bool = False) -> Path:
+def atomic_write_bytes(path: Path | str, data: bytes | None, *, fixed_part: bool = False, source=None) -> Path:
     """Write ``data`` to ``path`` atomically; creates parent folders. Returns the path.
 
     ``fixed_part``: write through :func:`part_name` (created exclusively, links not followed; a
     leftover of a killed run under that exact name is removed first) instead of a random
     temporary name, so that nothing but this output's own leftover is ever removed.
+    ``source``: instead of ``data``, a binary file object copied in 1 MiB chunks.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,7 +66,10 @@ def atomic_write_bytes(path: Path | str, data: bytes, *, fixed_part: bool = Fals
     try:
         os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            if source is not None:
+                shutil.copyfileobj(source, f, 1 << 20)
+            else:
+                f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -80,3 +85,12 @@ def atomic_write_bytes(path: Path | str, data: bytes, *, fixed_part: bool = Fals
 def atomic_write_text(path: Path | str, text: str) -> Path:
     """UTF-8 text version of :func:`atomic_write_bytes`."""
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_copy(src: Path | str, path: Path | str) -> Path:
+    """Copy the regular file ``src`` to ``path`` atomically, streamed (never read whole into memory),
+    through :func:`part_name` (a killed copy's leftover is removed by the next one)."""
+    from dnnjpeg._fs import open_regular
+
+    with open_regular(src) as f:
+        return atomic_write_bytes(path, None, fixed_part=True, source=f)

@@ -134,8 +134,10 @@ def _measured(rgb, datas: list[bytes], model) -> tuple[np.ndarray, np.ndarray]:
 
     inputs = model_inputs(rgb, datas, model.preprocess)
     logits = model.logits(inputs, batch_size=len(inputs))
-    top5, kl = outcome(np.repeat(logits[:1], len(datas), 0), logits[1:])
-    return kl, top5[:, 0] == logits[0].argmax()
+    from dnnjpeg.models.committee import top1_kept
+
+    _, kl = outcome(np.repeat(logits[:1], len(datas), 0), logits[1:])
+    return kl, top1_kept(model, logits[0], logits[1:])
 
 
 def _checked_args(family: list, subsampling, kappa, search: str, start) -> list[str]:

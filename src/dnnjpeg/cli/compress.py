@@ -116,6 +116,10 @@ def compress(
     try:
         settings = _settings(check, scale, workers, resume, overwrite, resize, batch_size, allow_larger,
                              strip_metadata, copy_other, device, engine)  # fmt: skip
+        if keep_prediction and settings.resize is not None:
+            from dnnjpeg.compress.run import KEEP_RESIZE
+
+            raise ValueError(KEEP_RESIZE)
         chooser = chooser_from_decisions(
             _with_preprocess(choose, preprocess), levels, tables=tables, family=family, lam=lam,
             target_bpp=target_bpp, subsampling=subsampling, optimize=optimize, file_bpp=file_bpp,
@@ -212,7 +216,10 @@ def _print_report(rep, chooser, target_bpp: float | None, seconds: float, resize
     """The run in numbers on stdout; λ found for a bit target, members chosen and failures on stderr."""
     from dnnjpeg._fs import display
 
-    if rep.bpp is not None:
+    if rep.resumed_lam:
+        err.print(f"target {target_bpp:g} bpp: {_slope(chooser)} = {rep.lam:.3g}, found for the whole tree by the run "
+                  "this one resumes (recorded in DST), prices the files written now", highlight=False)  # fmt: skip
+    elif rep.bpp is not None:
         err.print(
             f"target {target_bpp:g} bpp: {_slope(chooser)} = {rep.lam:.3g} gives {rep.bpp:.3f} bpp over the "
             f"{rep.written:,} files written",
@@ -230,6 +237,8 @@ def _print_report(rep, chooser, target_bpp: float | None, seconds: float, resize
         )
     ratio = f" ({rep.bytes_before / rep.bytes_after:.2f}x smaller)" if rep.bytes_after else ""
     kept = f"; {rep.kept:,} of the written are their source's own bytes (re-encoded, not smaller)" if rep.kept else ""
+    if rep.larger:
+        kept += f"; {rep.larger:,} resized files are not smaller than their source (written at the size asked for)"
     Console(soft_wrap=True).print(
         f"{rep.written:,} written, {rep.skipped:,} skipped (already valid), {len(rep.failures):,} failed; "
         f"bytes {rep.bytes_before:,} → {rep.bytes_after:,}{ratio}{kept}; {_elapsed(seconds)}",
@@ -237,13 +246,16 @@ def _print_report(rep, chooser, target_bpp: float | None, seconds: float, resize
     )
     if rep.other:
         kinds = ", ".join(f"{k} ×{n}" for k, n in sorted(rep.other.items(), key=lambda kv: -kv[1]))
-        what = f"{rep.copied:,} copied" if rep.copied else "not copied (--copy-other copies them)"
+        done = [f"{rep.copied:,} copied"] * bool(rep.copied) + [f"{rep.already:,} already there"] * bool(rep.already)
+        what = ", ".join(done) if done else "not copied (--copy-other copies them)"
         err.print(f"{sum(rep.other.values()):,} files are not images ({escape(kinds)}): {what}", highlight=False)
     from dnnjpeg.compress import drops
 
     dropped = drops(chooser, resize)  # what the mode leaves out, said where the user reads it
     if dropped:
         err.print(f"[yellow]note[/yellow] {escape(dropped)}", highlight=False)
+    for f, why in rep.not_opened:  # in a copy of the tree they are missing: said, never opened
+        err.print(f"[yellow]not copied[/yellow] {escape(display(f))}: {escape(why)}; never opened", highlight=False)
     for f, msg in rep.failures:
         err.print(f"[red]failed[/red] {escape(display(f))}: {escape(msg)}", highlight=False)
 

@@ -79,29 +79,36 @@ def finish(src: str, data: bytes, before: int, rules: FileRules, keep_source: bo
     """The bytes to write for ``src`` and their status: the re-encode ``data`` with the source's
     metadata (a JPEG source), or the source's own bytes ("kept") when the re-encode is not smaller.
 
+    A kept source is an output like any other: every promise of the rules holds for it, or it is not
+    kept. With ``strip_metadata`` it is kept without its metadata segments (a lossless edit of its
+    header; compared with the re-encode, which has none either); with ``resize`` it is never kept (it
+    is not at the size asked for): the re-encode is written, status "larger" when it is not smaller.
+
     Args:
         src: the source file (read again only when it is a JPEG: a few KiB of header, or all of it
             when it is kept). ``before``: its size in bytes.
         keep_source: the chooser found no member good enough (--keep-prediction): a JPEG source is
             kept as it is whatever the sizes.
     Returns:
-        (bytes to write, "written" or "kept").
+        (bytes to write, "written", "kept" or "larger").
     """
     from dnnjpeg._fs import read_regular
     from dnnjpeg.codec.header import read_head
-    from dnnjpeg.codec.metadata import metadata_segments, with_metadata
+    from dnnjpeg.codec.metadata import metadata_segments, with_metadata, without_metadata
 
     if rules.strip_metadata and rules.allow_larger and not keep_source:
         return data, "written"
     if read_head(src, 2) != b"\xff\xd8":  # a PNG, BMP…: nothing to copy, and its bytes are no JPEG to keep
         return data, "written"
     source = read_regular(src)
-    if keep_source:
+    if rules.strip_metadata:
+        source = without_metadata(source)
+    if keep_source and rules.resize is None:
         return source, "kept"
     if not rules.strip_metadata:
         data = with_metadata(data, metadata_segments(source))
     if not rules.allow_larger and len(data) >= len(source):
-        return source, "kept"
+        return (data, "larger") if rules.resize is not None else (source, "kept")
     return data, "written"
 
 
@@ -212,7 +219,7 @@ def _one(job) -> tuple[tuple[str, str, int, int, str | None], int | None]:
         return data
 
     res = _write(job, make, chosen)
-    return res, (chosen[0] if res[1] == "written" and chosen else None)
+    return res, (chosen[0] if res[1] in ("written", "larger") and chosen else None)
 
 
 def _one_shared(item, chooser) -> tuple[tuple[str, str, int, int, str | None], int | None]:
@@ -280,7 +287,9 @@ def _decide(scored, chooser, measure_only: bool, rules: FileRules):
             yield None, (c.bits + metadata_bits(src, rules), kl, n)
             continue
         if getattr(chooser, "keep", None) is not None:
-            same = (logits[1:].argmax(1) == logits[0].argmax())[:, None]
+            from dnnjpeg.models.committee import top1_kept
+
+            same = top1_kept(chooser.model, logits[0], logits[1:])[:, None]
             k = int(keep_choice(c.bits[:, None], kl[:, None], same, chooser.keep)[0])
         else:
             k = int(choose(c.bits[:, None], kl[:, None], chooser.lam)[0])
@@ -294,7 +303,7 @@ def write_chosen(src: str, out: str, before: int, data: bytes, k: int, rules: Fi
     try:
         data, status = finish(src, data, before, rules, keep_source=k < 0)
         atomic_write_bytes(Path(out), data, fixed_part=True)
-        return (src, status, before, len(data), None), (k if status == "written" else None)
+        return (src, status, before, len(data), None), (k if status in ("written", "larger") else None)
     except Exception as e:
         if _fatal(e):
             raise

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
-import stat
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -14,14 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dnnjpeg._fs import (
-    COMPRESS_RECORD,
-    display,
-    read_json,
-)
-from dnnjpeg._io import atomic_write_text
+from dnnjpeg._fs import COMPRESS_RECORD, display
 from dnnjpeg.choosers import MAX_SCALE, Chooser, FixedTables
 from dnnjpeg.codec import QuantTables
+from dnnjpeg.compress.owner import DstLock, claim_record, record_lam
 from dnnjpeg.compress.files import (
     FileRules,
     _batchable,
@@ -36,6 +29,11 @@ from dnnjpeg.compress.files import (
 from dnnjpeg.data import find_images
 from dnnjpeg.engine import Engine, LocalEngine
 
+#: why --keep-prediction and --resize do not go together
+KEEP_RESIZE = (
+    "--keep-prediction keeps each stored image's own answer, and --resize changes the stored image (a resized "
+    "file's answer is another image's): give one of the two"
+)
 #: The record of a run's settings, beside its outputs.
 SETTINGS_FILE = COMPRESS_RECORD
 
@@ -64,6 +62,15 @@ class CompressReport:
     #: files under SRC that are not images: how many of each kind (suffix), and how many were copied
     other: dict[str, int] = field(default_factory=dict)
     copied: int = 0
+    #: of ``other``: files a resumed ``copy_other`` found already copied
+    already: int = 0
+    #: entries under SRC that are never opened (FIFOs, sockets, devices, links to them): (path, kind)
+    not_opened: list[tuple[str, str]] = field(default_factory=list)
+    #: the λ of a bit budget came from the record of the run this one resumes
+    resumed_lam: bool = False
+    #: with ``resize``: re-encodes written although not smaller than their source (a resized file
+    #: cannot be the source's own bytes)
+    larger: int = 0
 
     @property
     def ok(self) -> bool:
@@ -75,46 +82,14 @@ class CompressReport:
         if status == "failed":
             self.failures.append((src_path, msg or "failed"))
         else:
-            self.written += status in ("written", "kept")
+            self.written += status in ("written", "kept", "larger")
             self.kept += status == "kept"
+            self.larger += status == "larger"
             self.skipped += status == "skipped"
             self.bytes_before += before
             self.bytes_after += after
         if member is not None:
             self.members[member] = self.members.get(member, 0) + 1
-
-
-def _check_settings(d: Path, settings: dict, resume: bool, overwrite: bool) -> Callable[[], None] | None:
-    """Refuse to add to a DST made with other settings (unless overwriting), before any work.
-
-    Returns:
-        a function that records these settings (call it once the first output is written: a run
-        that writes nothing leaves no record to refuse the corrected rerun), or None when the same
-        settings are recorded already.
-    """
-    rec = d / SETTINGS_FILE
-    body = json.dumps(settings, sort_keys=True)
-    digest = hashlib.sha256(body.encode()).hexdigest()
-    try:
-        st = os.lstat(rec)
-    except FileNotFoundError:
-        st = None
-    if st is not None:
-        if not stat.S_ISREG(st.st_mode):
-            raise ValueError(f"{display(rec)}: expected the settings record of an earlier run, found something else")
-        try:
-            old = read_json(rec).get("digest")
-        except (OSError, ValueError, AttributeError):
-            old = None
-        if old != digest and not overwrite:
-            raise ValueError(
-                f"{display(d)} holds outputs of a run with other settings (recorded in {SETTINGS_FILE})"
-                + (", which --resume would keep" if resume else "")
-                + ": use the same settings, --overwrite to replace those outputs, or another destination"
-            )
-        if old == digest:
-            return None
-    return lambda: atomic_write_text(rec, json.dumps({"digest": digest, "settings": settings}, indent=1))
 
 
 def drops(chooser, resize: int | str | None = None) -> str | None:
@@ -150,7 +125,8 @@ class CompressSettings:
 
     Attributes:
         scale: multiply every table entry first (clamped to 1..255).
-        workers: processes (default all cores); a chooser that holds a network runs here.
+        workers: processes (default all cores; never more than the files, nor 4× the cores); a
+            chooser that holds a network runs here.
         resume: keep outputs that already decode; ``overwrite``: replace them (not both).
         resize: store every image at a classifier's input size first (an int S, :func:`at_model_size`:
             shorter side to S/0.875, centre crop S×S; a multiple of 16), or at its resolution without
@@ -187,6 +163,8 @@ class CompressSettings:
         check_run(self.scale, self.resume, self.overwrite)
         if self.batch_size < 1:
             raise ValueError(f"--batch-size must be ≥ 1, got {self.batch_size}")
+        if self.workers is not None and self.workers < 1:
+            raise ValueError(f"--workers must be ≥ 1, got {self.workers}")
         from dnnjpeg.models.fast import ACCELERATORS
 
         if self.accelerate not in ACCELERATORS:
@@ -238,19 +216,56 @@ def compress_tree(
     if s.is_dir() and d.exists() and not d.is_dir():
         raise ValueError(f"destination {display(dst)} exists and is not a folder")
     st.check()
-    run = _Run(s, d, FixedTables(chooser) if isinstance(chooser, QuantTables) else chooser, st, progress)
-    if on_total is not None:
-        on_total(len(run.jobs))
-    run.copy_others()
-    return run.plain() if run.chooser.target_bpp is None else run.to_budget()
+    if getattr(chooser, "keep", None) is not None and st.resize is not None:
+        raise ValueError(KEEP_RESIZE)
+    folder = d if s.is_dir() else _single(s, d, st)[1]
+    _make_folder(folder)
+    with DstLock(folder):  # before the record and the first output: one run writes into a DST at a time
+        run = _Run(s, d, FixedTables(chooser) if isinstance(chooser, QuantTables) else chooser, st, progress)
+        if on_total is not None:
+            on_total(len(run.jobs))
+        run.copy_others()
+        if run.chooser.target_bpp is None:
+            return run.plain()
+        lam = (run.record or {}).get("lam")
+        if st.resume and lam is not None:  # the run resumed found the tree's λ: the rest is written at it
+            return run.at_lam(float(lam))
+        return run.to_budget()
 
 
-def _single(s: Path, d: Path) -> tuple[Path, Path]:
+def _make_folder(d: Path) -> None:
+    """Create the destination folder, or say in one line why it cannot be (before any image is read)."""
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"destination {display(d)}: cannot create the folder ({e.strerror or e})") from None
+
+
+def _workers(asked: int | None, n_files: int) -> int:
+    """Processes for ``n_files``: as asked (default every core), never more than the files, nor 4× the cores."""
+    cores = os.cpu_count() or 1
+    return max(1, min(asked or cores, 4 * cores, max(1, n_files)))
+
+
+def _single(s: Path, d: Path, st: CompressSettings) -> tuple[Path, Path]:
     """(output file, its folder) of a single-file SRC: DST itself when it names a .jpg/.jpeg file (or
-    is an existing file), else the source's name (suffix .jpg unless a JPEG suffix) inside DST."""
+    is an existing file), else the source's name (suffix .jpg unless a JPEG suffix) inside DST.
+
+    Raises:
+        ValueError: DST is a folder and the derived name is an existing file other than a resumed
+            output: that folder holds the user's other files (pic.png's name pic.jpg may be another
+            photo), so only an explicit output name replaces it.
+    """
     if d.suffix.lower() in (".jpg", ".jpeg") and not d.is_dir() or d.is_file():
         return d, d.parent
-    return output_path(s.parent, d, s), d
+    out = output_path(s.parent, d, s)
+    if os.path.lexists(out) and not st.resume:
+        raise ValueError(
+            f"{display(out)} exists, in a folder of other files: it may be another picture, so compress does not "
+            f"derive a name that replaces it; give the output's name to replace that file "
+            f"(compress {display(s)} {display(out)} --overwrite), or another name"
+        )
+    return out, d
 
 
 class _Run:
@@ -261,18 +276,21 @@ class _Run:
         self.chooser = chooser = chooser.scaled(st.scale)
         self.others: list[str] = []
         if s.is_dir():
-            files, problems = find_images(s, hidden=True, others=self.others)  # content decides, not the name
+            unopened: list[tuple[str, str]] = []
+            # content decides, not the name
+            files, problems = find_images(s, hidden=True, others=self.others, unopened=unopened)
             self.d = d
             self.record = self._record(d, chooser)
         else:  # one file: no settings record (a record describes a tree)
             files, problems = [str(s)], ()
-            out, self.d = _single(s, d)
+            out, self.d = _single(s, d, st)
             self.record = None
         # a single file's "source root" is the file itself: DST may be any folder but never that file
         self.roots = (s, self.d)
-        self.d.mkdir(parents=True, exist_ok=True)
         self.rep = CompressReport()
         self.rep.failures.extend((p, f"not read: {why}") for p, why in problems)
+        if s.is_dir():
+            self.rep.not_opened.extend(unopened)
         seen: dict[Path, Path] = {}
         rules = FileRules(st.resize, st.allow_larger, st.strip_metadata)
         self.jobs = []
@@ -283,7 +301,7 @@ class _Run:
                 continue
             seen[out] = f
             self.jobs.append((str(f), str(out), st.resume, st.overwrite, self.roots, rules))
-        self.engine = st.engine or LocalEngine(st.workers)
+        self.engine = st.engine or LocalEngine(_workers(st.workers, len(self.jobs)))
         on_ray = self.engine.name == "ray"
         # Ray re-runs a killed worker's task: a job whose output did not exist at hand-out may find
         # the killed attempt's (whole) output, which is then this run's (see _one_shared)
@@ -305,15 +323,15 @@ class _Run:
             self.chooser = chooser = replace(chooser, model=fast)
         self.start = getattr(chooser, "pool_start", None)
 
-    def _record(self, d: Path, chooser):
-        """The settings record's writer (checked now, written with the first output), or None."""
+    def _record(self, d: Path, chooser) -> dict:
+        """The settings record, checked against an earlier run's and written now (before any output)."""
         st = self.st
         record = {"chooser": chooser.settings(), "scale": st.scale} | ({"resize": st.resize} if st.resize else {})
         record |= {k: True for k in ("allow_larger", "strip_metadata") if getattr(st, k)}
         dropped = drops(chooser, st.resize)
         if dropped:
             record["drops"] = dropped
-        return _check_settings(d, record, st.resume, st.overwrite)  # (compress_tree refused a DST not a folder)
+        return claim_record(d, record, st.resume, st.overwrite)  # (compress_tree refused a DST not a folder)
 
     def copy_others(self) -> None:
         """Count the files that are not images by kind; with ``copy_other`` copy them byte for byte."""
@@ -324,34 +342,27 @@ class _Run:
                 self._copy(Path(f))
 
     def _copy(self, f: Path) -> None:
-        from dnnjpeg._fs import read_regular, safe_output_path
-        from dnnjpeg._io import atomic_write_bytes
+        from dnnjpeg._fs import safe_output_path
+        from dnnjpeg._io import atomic_copy
 
         s, d = self.roots
         try:
             out = safe_output_path(d, d / f.relative_to(s), s)
             if os.path.lexists(out) and not self.st.overwrite:
                 if self.st.resume and out.is_file() and out.stat().st_size == f.stat().st_size:
+                    self.rep.already += 1
                     return
                 raise ValueError(f"{display(out)} exists (use --resume to keep it, or --overwrite)")
-            atomic_write_bytes(out, read_regular(f))
+            atomic_copy(f, out)  # streamed: an archive beside the images is never read whole into memory
             self.rep.copied += 1
-            self._recorded()
         except (OSError, ValueError) as e:
             if _fatal(e):  # a full or read-only destination stops the run, as for images
                 raise
             self.rep.failures.append((str(f), f"not copied: {getattr(e, 'strerror', None) or e}"))
 
-    def _recorded(self) -> None:
-        if self.record is not None:
-            self.record()
-            self.record = None
-
     def consume(self, results) -> None:
         for res, k in results:
             self.rep.add(res, k)
-            if res[1] in ("written", "kept"):
-                self._recorded()
             if self.progress:
                 self.progress(1)
 
@@ -374,8 +385,24 @@ class _Run:
             self.consume(self.run(self.jobs))
         return self.rep
 
-    def to_budget(self) -> CompressReport:
-        """Every member measured on every image, the λ that fits the bit target found, then the files written."""
+    def at_lam(self, lam: float) -> CompressReport:
+        """A resumed bit budget: the rest of the tree at the λ the first run found for the whole tree
+        (recorded before its first file), so that the tree meets the target as one run would have."""
+        self.rep.resumed_lam = True
+        if self.climbing:  # the climb at a fixed λ writes the files the budget's climb wrote at it
+            self.chooser = replace(self.chooser, lam=lam, target_bpp=None)
+            rep = self.plain()
+            rep.lam = lam
+            return rep
+        return self.to_budget(lam)
+
+    def _found(self, lam: float) -> None:
+        if self.record is not None and not self.rep.resumed_lam:
+            record_lam(self.d, self.record, lam)
+
+    def to_budget(self, lam: float | None = None) -> CompressReport:
+        """Every member measured on every image, the λ that fits the bit target found (or ``lam``, a
+        resumed run's), then the files written."""
         ch, rep = self.chooser, self.rep
         if self.climbing:
             return self._climb_to_budget()
@@ -392,7 +419,15 @@ class _Run:
                 todo.append(job)
         if not todo:
             return rep
-        members, rep.lam, pixels = _fit_budget(measured, ch.target_bpp)  # (no record is written before)
+        if lam is None:
+            members, rep.lam, pixels = _fit_budget(measured, ch.target_bpp)
+            self._found(rep.lam)
+        else:
+            from dnnjpeg.select import choose
+
+            bits, kl = np.stack([m[0] for m in measured], 1), np.stack([m[1] for m in measured], 1)
+            members, rep.lam = [int(k) for k in choose(bits, kl, lam)], lam
+            pixels = float(sum(m[2] for m in measured))
         return self._write_members(todo, members, pixels)
 
     def _write_members(self, todo: list, members: list[int], pixels: float) -> CompressReport:
@@ -414,6 +449,7 @@ class _Run:
 
         fit = BudgetClimb(self.jobs, self.chooser, self.engine, self.st.batch_size)
         idx, members, self.rep.lam = fit.fit(self.chooser.target_bpp)
+        self._found(self.rep.lam)
         for _, done in sorted(fit.done, key=lambda d: d[0]):
             self.consume([(done, None)])
         self.rep.passes = fit.rows / max(1, len(idx))

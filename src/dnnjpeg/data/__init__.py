@@ -141,7 +141,10 @@ class Dataset:
 
 
 def find_images(
-    root: str | Path, hidden: bool = False, others: list[str] | None = None
+    root: str | Path,
+    hidden: bool = False,
+    others: list[str] | None = None,
+    unopened: list[tuple[str, str]] | None = None,
 ) -> tuple[list[str], tuple[tuple[str, str], ...]]:
     """Image files under ``root`` (sorted) and the entries that cannot be opened, with why.
 
@@ -150,7 +153,9 @@ def find_images(
     magic number (a JPEG saved without an extension). Hidden files are skipped unless ``hidden``, and so is every
     folder below ``root`` that holds a dnnjpeg command's outputs (:data:`~dnnjpeg._fs.OUTPUT_MARKER`):
     a report written inside a data folder never becomes data. ``others``, when given, receives the
-    files that are not images (outside output folders), sorted.
+    files that are not images (outside output folders), sorted; ``unopened``, when given, the
+    (path, why) of the other entries that are never opened (FIFOs, sockets, devices, links to them),
+    which are no problem of an image but would be missing from a copy of the tree.
     """
     root = Path(root)
     found, problems = walk_files(root, None, hidden=hidden)
@@ -180,6 +185,8 @@ def find_images(
         others.sort()
     keep = tuple((p, why) for p, why in problems if os.path.splitext(p)[1].lower() in IMAGE_SUFFIXES
                  or why.startswith(("cannot list folder", "symlink to a folder")))  # fmt: skip
+    if unopened is not None:
+        unopened.extend(pw for pw in problems if pw not in keep)
     return sorted(images), keep
 
 

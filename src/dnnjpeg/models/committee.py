@@ -20,7 +20,7 @@ import numpy as np
 
 from dnnjpeg.models import Model, load_model
 
-__all__ = ["load_committee", "CommitteeModule"]
+__all__ = ["load_committee", "CommitteeModule", "top1_kept"]
 
 
 class CommitteeModule:
@@ -69,4 +69,22 @@ def load_committee(spec: str) -> Model:
     pre = replace(big.preprocess, mean=(0.5,) * 3, std=(0.5,) * 3)  # (undone inside; any fixed values do)
     return Model(name=spec, module=CommitteeModule(members, pre), preprocess=pre,
                  num_classes=sum(m.num_classes for m in members), labels="committee",
-                 info={"members": names})  # fmt: skip
+                 info={"members": names, "member_classes": [m.num_classes for m in members]})  # fmt: skip
+
+
+def top1_kept(model: Model, ref: np.ndarray, cands: np.ndarray) -> np.ndarray:
+    """Whether each candidate keeps the stored image's top-1 answer (the guarantee of --keep-prediction).
+
+    Args:
+        model: the classifier that gave the logits; for a committee every member's answer must be
+            kept (the arg-max over its stacked log-probabilities is no member's class).
+        ref: (C,) logits of the stored image; ``cands``: (K, C) of the candidates.
+    Returns:
+        bool (K,).
+    """
+    sizes = model.info.get("member_classes") if model.labels == "committee" else None
+    edges = np.cumsum([0, *(sizes or [ref.shape[-1]])])
+    kept = np.ones(len(cands), bool)
+    for a, b in zip(edges[:-1], edges[1:]):
+        kept &= cands[:, a:b].argmax(1) == ref[a:b].argmax()
+    return kept
