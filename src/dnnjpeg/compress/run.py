@@ -14,7 +14,6 @@ import numpy as np
 from dnnjpeg._fs import COMPRESS_RECORD, display
 from dnnjpeg.choosers import MAX_SCALE, Chooser, FixedTables
 from dnnjpeg.codec import QuantTables
-from dnnjpeg.compress.owner import DstLock, claim_record, record_lam
 from dnnjpeg.compress.files import (
     FileRules,
     _batchable,
@@ -26,6 +25,7 @@ from dnnjpeg.compress.files import (
     _overlap,
     output_path,
 )  # fmt: skip
+from dnnjpeg.compress.owner import DstLock, claim_record, record_lam
 from dnnjpeg.data import find_images
 from dnnjpeg.engine import Engine, LocalEngine
 
