@@ -8,7 +8,8 @@ APP2 (ICC profile, in as many chunks as it had), APP13 (IPTC/Photoshop) and COM.
 and would make a decoder read the new YCbCr file wrongly), and every other APPn (vendor data about
 the old coding). The MPF index of an MPO file (APP2 "MPF") is not copied: it points at frames after
 the first image's end, which a re-encode does not carry. An ICC profile of a four-component (CMYK
-or YCCK) source is not copied either: it describes ink, and the re-encode is RGB (a colour-managed viewer would apply it to the wrong values).
+or YCCK) source is not copied either: it describes ink, and the re-encode is RGB (a colour-managed
+viewer would apply it to the wrong values).
 """
 
 from __future__ import annotations
