@@ -13,7 +13,34 @@ import os
 import warnings
 from pathlib import Path
 
-__all__ = ["read_checkpoint", "resume", "write_checkpoint"]
+__all__ = ["load_tensors", "read_checkpoint", "resume", "write_checkpoint"]
+
+
+def load_tensors(data: bytes):
+    """``torch.load`` of ``data`` with ``weights_only`` (no code runs), its warnings silenced.
+
+    Raises:
+        ValueError: one line of ours saying why. PyTorch's own message for a blocked pickle advises
+            loading the file unsafely: it never reaches the user.
+    """
+    import torch
+
+    try:
+        with warnings.catch_warnings():  # a foreign pickle's protocol warning says nothing to the user
+            warnings.simplefilter("ignore")
+            return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+    except Exception as e:  # noqa: BLE001 — any unreadable file is one clear error
+        text = str(e)
+        if "TorchScript" in text:
+            why = "a TorchScript archive, not a file torch.save wrote"
+        elif "GLOBAL" in text.upper() and ("weights only" in text.lower() or "weights_only" in text):
+            why = "it holds Python objects beyond tensors (refused: loading them could run code)"
+        elif "weights only" in text.lower() or "weights_only" in text:
+            why = "not a file torch.save wrote"
+        else:
+            lines = text.strip().splitlines()
+            why = f"{type(e).__name__}: {lines[0][:160]}" if lines else type(e).__name__
+        raise ValueError(why) from None
 
 
 def read_checkpoint(path: str | os.PathLike[str], keys: tuple[str, ...], recipe: object = None) -> dict | None:
@@ -27,23 +54,15 @@ def read_checkpoint(path: str | os.PathLike[str], keys: tuple[str, ...], recipe:
         ValueError: not a regular file, not a checkpoint (damaged, truncated, holding code),
             entries missing, or another recipe — the message names the file and what to do.
     """
-    import pickle
-    import zipfile
-
-    import torch
-
     from dnnjpeg._fs import MAX_CONFIG_BYTES, display, read_regular
 
     p = Path(path)
     if not os.path.lexists(p):
         return None
     try:
-        data = read_regular(p, 16 * MAX_CONFIG_BYTES, "checkpoint")
-        with warnings.catch_warnings():  # a foreign pickle's protocol warning says nothing to the user
-            warnings.simplefilter("ignore")
-            ck = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
-    except (OSError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, KeyError) as e:
-        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        ck = load_tensors(read_regular(p, 16 * MAX_CONFIG_BYTES, "checkpoint"))
+    except (OSError, ValueError) as e:
+        why = (getattr(e, "strerror", None) or str(e)).splitlines()[0] if str(e) else type(e).__name__
         raise ValueError(
             f"{display(p)}: not a checkpoint dnnjpeg can read ({why[:160]}); remove it to start again"
         ) from None

@@ -33,6 +33,7 @@ __all__ = [
     "inside",
     "read_json",
     "describe_error",
+    "not_a_folder",
     "check_output_file",
     "prepare_output_folder",
     "OUTPUT_MARKER",
@@ -472,6 +473,16 @@ def image_kind(path: str | os.PathLike[str]) -> str | None:
         if head.startswith(magic):
             return kind
     return None
+
+
+def not_a_folder(path: str | os.PathLike[str]) -> str:
+    """Why ``path`` cannot be read as a folder, in a few words: "no such folder", "is a file, not a
+    folder" or "is a FIFO, not a folder"."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return "no such folder"
+    return "is a file, not a folder" if stat.S_ISREG(mode) else f"is a {_kind(mode)}, not a folder"
 
 
 def describe_error(e: BaseException) -> str:

@@ -13,7 +13,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_copy", "atomic_write_bytes", "atomic_write_text", "file_mode", "part_name", "remove_part"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "file_mode", "part_name", "remove_part"]
 
 _MODE: int | None = None
 
@@ -85,12 +85,3 @@ def atomic_write_bytes(path: Path | str, data: bytes | None, *, fixed_part: bool
 def atomic_write_text(path: Path | str, text: str) -> Path:
     """UTF-8 text version of :func:`atomic_write_bytes`."""
     return atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_copy(src: Path | str, path: Path | str) -> Path:
-    """Copy the regular file ``src`` to ``path`` atomically, streamed (never read whole into memory),
-    through :func:`part_name` (a killed copy's leftover is removed by the next one)."""
-    from dnnjpeg._fs import open_regular
-
-    with open_regular(src) as f:
-        return atomic_write_bytes(path, None, fixed_part=True, source=f)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dnnjpeg._fs import display, read_regular
+from dnnjpeg._fs import display, inside, not_a_folder, read_regular
 from dnnjpeg.codec import load_image
 from dnnjpeg.compress.files import output_path
 from dnnjpeg.data import discover
@@ -77,16 +77,24 @@ class CheckResult:
     failures: list[tuple[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        """JSON-ready: the keys of the attributes above."""
-        return asdict(self)
+        """JSON-ready: the keys of the attributes above (a value not measured is null, never NaN)."""
+        return _json_safe(asdict(self))
+
+    @property
+    def complete(self) -> bool:
+        """Every source drawn has an output that was measured (no source without one, none unreadable)."""
+        return not self.missing and not self.failures
 
     def verdict(self) -> str:
         """One line a person reads first."""
+        short = "" if self.complete else f" ({len(self.missing):,} without output, {len(self.failures):,} unreadable)"
         if self.files == 0:
-            return "check: no pairs could be measured"
+            return "check: no pairs could be measured" + short
         lo, hi = self.agreement_ci
+        asked = self.files + len(self.failures) + len(self.missing)
+        on = f"{self.files:,} files" if self.complete else f"{self.files:,} of {asked:,} files"
         text = (
-            f"check on {self.files:,} files ({self.model}): top-1 prediction kept on {self.agreement:.1f}% "
+            f"check on {on} ({self.model}): top-1 prediction kept on {self.agreement:.1f}% "
             f"[{lo:.1f}, {hi:.1f}], mean KL {self.mean_kl:.4f} nats"
         )
         if self.ratio:
@@ -97,7 +105,20 @@ class CheckResult:
                 f"; top-1 vs labels {self.top1_source:.1f}% → {self.top1_output:.1f}% "
                 f"(change {self.top1_output - self.top1_source:+.1f} points [{a:+.1f}, {b:+.1f}])"
             )
-        return text
+        else:
+            text += "; no labels (agreement only)"
+        return text + short
+
+
+def _json_safe(x):
+    """``x`` with every non-finite float as None (JSON has no NaN)."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    return x
 
 
 def pairs(src: Path, dst: Path, model) -> tuple[list[tuple[Path, Path, int | None]], list[str], bool]:
@@ -108,9 +129,11 @@ def pairs(src: Path, dst: Path, model) -> tuple[list[tuple[Path, Path, int | Non
     Raises:
         ValueError: a class of the tree that the model's class-index file does not name.
     """
-    ds = discover(src).for_classes(model.info.get("classes"))
+    ds = discover(src).for_model(model)
     found, missing = [], []
     for r in ds.records:
+        if inside(r.path, dst):  # DST inside SRC: its outputs are no sources
+            continue
         out = output_path(src, dst, r.path)
         (found if os.path.isfile(out) and not os.path.islink(out) else missing).append((r.path, out, r.label))
     labeled = ds.labeled and (bool(model.info.get("classes")) or model.labels == "imagenet")
@@ -142,7 +165,9 @@ def check_tree(
     s, d = Path(src).resolve(), Path(dst).resolve()
     for p, what in ((s, "SRC"), (d, "DST")):
         if not p.is_dir():
-            raise FileNotFoundError(f"{what} {display(p)}: no such folder")
+            raise FileNotFoundError(f"{what} {display(p)}: {not_a_folder(p)}")
+    if s == d:
+        raise ValueError(f"DST {display(dst)} is SRC itself: give the tree compress wrote from it")
     found, missing, labeled = pairs(s, d, model)
     total = len(found)
     if limit is not None and limit < total:
@@ -165,6 +190,8 @@ def check_tree(
         for i, (pair, logits, why) in enumerate(score_stream(items, model, batch_size), 1):
             if logits is None:
                 failures.append((str(pair[1]), why or "not read"))
+            elif not np.isfinite(logits).all():
+                failures.append((str(pair[1]), f"{model.name} gave values that are not finite (NaN or inf)"))
             else:
                 rows.append((pair, logits))
             if progress:

@@ -278,12 +278,15 @@ def load_tablenet(path: str | Path, model_name: str | None = None) -> TableNet:
     """
     import torch
 
+    from dnnjpeg._checkpoint import load_tensors
     from dnnjpeg._fs import display, read_regular
 
     try:
-        doc = torch.load(io.BytesIO(read_regular(path)), weights_only=True)
-    except Exception as e:  # noqa: BLE001 — any unreadable file is one clear error
-        raise ValueError(f"{display(path)}: not a table-generator file ({type(e).__name__}: {e})") from None
+        doc = load_tensors(read_regular(path))
+    except OSError as e:
+        raise ValueError(f"{display(path)}: not a table-generator file ({e.strerror or e})") from None
+    except ValueError as e:
+        raise ValueError(f"{display(path)}: not a table-generator file ({e})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ValueError(f"{display(path)}: not a table-generator file (expected format {FORMAT!r})")
     if not isinstance(doc.get("model"), str) or not isinstance(doc.get("state"), dict):

@@ -158,7 +158,7 @@ def _budget(lam: float | None, target_bpp: float | None) -> float | None:
 
 def _family_to_choose_from(family, kappa_from, by_rate: bool, subsampling: str, optimize: bool) -> TableFamily:
     """The union of the ``--family`` values, with each member's κ from an evaluation or the family's record."""
-    from dnnjpeg._fs import read_json
+    from dnnjpeg._fs import display, read_json
     from dnnjpeg.families import parse_family
 
     if not family:
@@ -174,7 +174,11 @@ def _family_to_choose_from(family, kappa_from, by_rate: bool, subsampling: str, 
     if kappa_from is not None:
         kf = Path(kappa_from)
         kf = kf / "results.json" if kf.is_dir() else kf
-        ev = read_json(kf)
+        try:
+            ev = read_json(kf)
+        except OSError as e:
+            raise ValueError(f"--choose rate:{display(kappa_from)}: the evaluation whose KL the choice uses cannot be "
+                             f"read ({e.strerror or e})") from None  # fmt: skip
         fams = [f.kappa_from_evaluation(ev, str(kf)) for f in fams]
     elif by_rate:
         missing = [getattr(t, "name", t) for t, f in zip(family, fams) if f.kappa is None]

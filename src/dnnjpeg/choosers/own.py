@@ -116,8 +116,10 @@ class SDQChoice(NoMembers):
         if self.alpha is not None and not (math.isfinite(self.alpha) and self.alpha >= 0):
             raise ValueError(f"--levels sdq alpha must be a finite number ≥ 0, got {self.alpha}")
         for name, v in (("--target-bpp", self.bpp), ("--file-bpp", self.file_bpp)):
-            if v is not None and (self.lam is not None or not (math.isfinite(v) and v > 0)):
-                raise ValueError(f"--levels sdq takes --lam or {name} (a number > 0), not both; got {v}")
+            if v is not None and not (math.isfinite(v) and v > 0):
+                raise ValueError(f"{name} must be a finite number of bits per pixel > 0, got {v}")
+            if v is not None and self.lam is not None:
+                raise ValueError(f"--levels sdq takes --lam or {name}, not both")
         if self.bpp is not None and self.file_bpp is not None:
             raise ValueError("--target-bpp (the tree's average) and --file-bpp (a cap per file): give one")
         if self.subsampling not in ("4:2:0", "4:4:4"):

@@ -29,17 +29,24 @@ def check(
 ) -> None:
     """What the compressed files still hold: each output paired with its source, both classified as
     stored; agreement of the top-1 prediction, top-1 against labels (where the tree has them) and the
-    KL of the output's class distribution, with 95% intervals; bytes before and after; the worst files."""
+    KL of the output's class distribution, with 95% intervals; bytes before and after; the worst files.
+    Exit 1 when a source has no output, or an output cannot be read (counted in the verdict)."""
     from dnnjpeg.models import ModelUnavailableError, load_model
 
     if limit is not None and limit < 1:
         raise _fail(f"--limit must be ≥ 1, got {limit}")
     if batch_size < 1:
         raise _fail(f"--batch-size must be ≥ 1, got {batch_size}")
+    if not 0 <= seed < 2**32:
+        raise _fail(f"--seed must be an integer in 0..2^32-1, got {seed}")
     try:
+        from dnnjpeg._fs import display, not_a_folder
+
         for p, what in ((src, "SRC"), (dst, "DST")):
             if not p.is_dir():
-                raise FileNotFoundError(f"{what} {p}: no such folder")
+                raise FileNotFoundError(f"{what} {display(p)}: {not_a_folder(p)}")
+        if src.resolve() == dst.resolve():
+            raise ValueError(f"DST {display(dst)} is SRC itself: give the tree compress wrote from it")
         res = checked(src, dst, load_model(_model_name(model, preprocess, classes)), device, limit=limit, seed=seed,
                       batch_size=batch_size)  # fmt: skip
     except (ValueError, FileNotFoundError, ModelUnavailableError) as e:
@@ -48,7 +55,7 @@ def check(
         print(json.dumps(res.to_dict(), indent=1))
     else:
         print_check(res)
-    if res.files == 0:
+    if res.files == 0 or not res.complete:  # a missing or unreadable output is a failed check
         raise typer.Exit(1)
 
 

@@ -116,14 +116,10 @@ def compress(
     try:
         settings = _settings(check, scale, workers, resume, overwrite, resize, batch_size, allow_larger,
                              strip_metadata, copy_other, device, engine)  # fmt: skip
-        if keep_prediction and settings.resize is not None:
-            from dnnjpeg.compress.run import KEEP_RESIZE
-
-            raise ValueError(KEEP_RESIZE)
         chooser = chooser_from_decisions(
             _with_preprocess(choose, preprocess), levels, tables=tables, family=family, lam=lam,
             target_bpp=target_bpp, subsampling=subsampling, optimize=optimize, file_bpp=file_bpp,
-            keep=_keep(keep_prediction, max_kl))  # fmt: skip
+            keep=_keep(keep_prediction, max_kl, settings.resize))  # fmt: skip
         rep = _with_progress(src, dst, _placed(chooser, device, settings.engine), settings)
     except (ValueError, FileNotFoundError, ModelUnavailableError, EngineUnavailableError) as e:
         raise _fail(str(e)) from None
@@ -150,8 +146,13 @@ def _settings(check, scale, workers, resume, overwrite, resize, batch_size, larg
     return replace(settings, engine=engine_from(engine, workers))
 
 
-def _keep(keep_prediction: bool, max_kl: float | None) -> float | None:
-    """--keep-prediction [--max-kl X] as the chooser's KL cap (inf: the top-1 answer only), else None."""
+def _keep(keep_prediction: bool, max_kl: float | None, resize) -> float | None:
+    """--keep-prediction [--max-kl X] as the chooser's KL cap (inf: the top-1 answer only), else None;
+    refused with --resize before any model loads."""
+    if keep_prediction and resize is not None:
+        from dnnjpeg.compress.run import KEEP_RESIZE
+
+        raise ValueError(KEEP_RESIZE)
     if max_kl is not None and not keep_prediction:
         raise ValueError("--max-kl bounds the KL of --keep-prediction: give both")
     return (float("inf") if max_kl is None else max_kl) if keep_prediction else None

@@ -93,7 +93,7 @@ def _designed(method: str, problem: tuple, given: dict):
                 raise ValueError("--objective pareto is for --method bayes (a Pareto set of tables)")
             options = replace(options, objective_mode="pareto")
         m = load_model(model)
-        ds = discover(data, labels).for_classes(m.info.get("classes"))
+        ds = discover(data, labels).for_model(m)
         prob = DesignProblem(ds, m, at, subsampling, budget, seed, trial_images,
                              "kl" if objective == "pareto" else objective, storage)  # fmt: skip
         with progress_bar(f"design {method}", err, "{task.fields[best]}") as bar:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -74,7 +75,7 @@ def _run_evaluation(settings: EvaluationSettings) -> dict:
     resolve_device(st.device)
     engine = engine_from(st.engine)
     model = _on_device(load_model(st.model), st.device, engine)
-    ds = ds.for_classes(model.info.get("classes"))  # a model with its own class order: labels follow it
+    ds = ds.for_model(model)  # a model with its own class order: labels follow it
     prepare_output_folder(st.out, inputs=[st.data, st.labels], names=_EVAL_OUTPUTS, overwrite=st.overwrite)
     cache = _chunk_folder(st.out, st.resume)
     err.print(
@@ -111,6 +112,8 @@ def _checked(st: EvaluationSettings):
         raise ValueError(f"--limit must be ≥ 1, got {st.limit}")
     if st.workers is not None and st.workers < 0:
         raise ValueError(f"--workers must be ≥ 0, got {st.workers}")
+    if not (math.isfinite(st.target_drop) and st.target_drop >= 0):
+        raise ValueError(f"--target-drop must be a finite number of points ≥ 0, got {st.target_drop}")
     try:
         prepare_output_folder(st.out, inputs=[st.data, st.labels], names=_EVAL_OUTPUTS, overwrite=st.overwrite,
                               create=False)  # fmt: skip
@@ -123,6 +126,9 @@ def _checked(st: EvaluationSettings):
     if any(not (0 < x < float("inf")) for x in sc):
         raise ValueError(f"--scales {st.scales!r}: every scale must be a finite number > 0")
     curves = [parse_codec(c, st.subsampling, sc, st.optimize) for c in st.codecs]
+    from dnnjpeg.evaluate import reference_index
+
+    reference_index(curves, st.reference)  # an unknown --reference is refused now, not after the work
     if st.at != "original" and any(c.qnet is not None for c in curves):
         raise ValueError("--codec qnet:…: a QNet chooses among JPEGs of the stored image; use --at original")
     ds = discover(st.data, st.labels).subset(st.split, st.limit)
@@ -261,6 +267,6 @@ def _lambdas(select: bool, text: str | None) -> list[float] | None:
         lams = [float(x) for x in text.split(",") if x.strip()] if text else list(DEFAULT_LAMBDAS_NATS_PER_KIB)
     except ValueError:
         raise typer.BadParameter(f"--select-lambdas {text!r}: comma-separated numbers, e.g. 0.001,0.01") from None
-    if not lams or min(lams) < 0:
-        raise typer.BadParameter("--select-lambdas: give λ ≥ 0")
+    if not lams or not all(math.isfinite(x) and x >= 0 for x in lams):
+        raise typer.BadParameter("--select-lambdas: give finite λ ≥ 0")
     return lams

@@ -282,6 +282,9 @@ def _decide(scored, chooser, measure_only: bool, rules: FileRules):
             yield done, None
             continue
         src, out, before, c, n = p
+        if not np.isfinite(logits).all():  # blind choices otherwise: this file fails, the rest go on
+            yield (src, "failed", 0, 0, f"{chooser.model.name} gave values that are not finite (NaN or inf)"), None
+            continue
         _, kl = outcome(np.repeat(logits[:1], len(points), 0), logits[1:])
         if measure_only:
             yield None, (c.bits + metadata_bits(src, rules), kl, n)

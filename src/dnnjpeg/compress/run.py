@@ -29,6 +29,8 @@ from dnnjpeg.compress.owner import DstLock, claim_record, record_lam
 from dnnjpeg.data import find_images
 from dnnjpeg.engine import Engine, LocalEngine
 
+#: the per-file errors of a file that no decoder reads (see :meth:`_Run._other_after_all`)
+_UNDECODABLE = ("CorruptJpegError", "NotAJpegError", "UnsupportedJpegError", "UnidentifiedImageError")
 #: why --keep-prediction and --resize do not go together
 KEEP_RESIZE = (
     "--keep-prediction keeps each stored image's own answer, and --resize changes the stored image (a resized "
@@ -336,14 +338,25 @@ class _Run:
     def copy_others(self) -> None:
         """Count the files that are not images by kind; with ``copy_other`` copy them byte for byte."""
         for f in self.others:
-            kind = os.path.splitext(f)[1].lower() or "no extension"
-            self.rep.other[kind] = self.rep.other.get(kind, 0) + 1
+            self._count_other(f)
             if self.st.copy_other:
                 self._copy(Path(f))
 
+    def _count_other(self, f: str) -> None:
+        kind = os.path.splitext(f)[1].lower() or "no extension"
+        self.rep.other[kind] = self.rep.other.get(kind, 0) + 1
+
+    def _other_after_all(self, f: str, msg: str) -> bool:
+        """A file taken for an image by its first bytes alone (no image suffix) that no decoder reads:
+        with ``copy_other`` it is data of another kind (a blob starting FF D8), copied as such."""
+        from dnnjpeg.data import IMAGE_SUFFIXES
+
+        return (self.st.copy_other and os.path.splitext(f)[1].lower() not in IMAGE_SUFFIXES
+                and msg.startswith(_UNDECODABLE) and self.record is not None)  # fmt: skip
+
     def _copy(self, f: Path) -> None:
-        from dnnjpeg._fs import safe_output_path
-        from dnnjpeg._io import atomic_copy
+        from dnnjpeg._fs import open_regular, safe_output_path
+        from dnnjpeg._io import atomic_write_bytes
 
         s, d = self.roots
         try:
@@ -353,7 +366,8 @@ class _Run:
                     self.rep.already += 1
                     return
                 raise ValueError(f"{display(out)} exists (use --resume to keep it, or --overwrite)")
-            atomic_copy(f, out)  # streamed: an archive beside the images is never read whole into memory
+            with open_regular(f) as source:  # streamed: an archive beside the images is never read whole
+                atomic_write_bytes(out, None, fixed_part=True, source=source)
             self.rep.copied += 1
         except (OSError, ValueError) as e:
             if _fatal(e):  # a full or read-only destination stops the run, as for images
@@ -362,7 +376,11 @@ class _Run:
 
     def consume(self, results) -> None:
         for res, k in results:
-            self.rep.add(res, k)
+            if res[1] == "failed" and self._other_after_all(res[0], res[4] or ""):
+                self._count_other(res[0])
+                self._copy(Path(res[0]))
+            else:
+                self.rep.add(res, k)
             if self.progress:
                 self.progress(1)
 

@@ -30,7 +30,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from dnnjpeg._fs import OUTPUT_MARKER, display, image_kind, walk_files
+from dnnjpeg._fs import OUTPUT_MARKER, display, image_kind, not_a_folder, walk_files
 
 __all__ = [
     "ImageRecord",
@@ -130,6 +130,23 @@ class Dataset:
         recs = tuple(ImageRecord(r.path, index[self.classes[r.label]]) for r in self.records)
         return Dataset(self.root, self.layout, recs, tuple(names), "custom", self.problems)
 
+    def for_model(self, model) -> Dataset:
+        """The labels as ``model`` (a :class:`~dnnjpeg.models.Model`) can be scored on: by its class-index
+        file when it has one (:meth:`for_classes`); for an ImageNet classifier, class folders count only
+        when they are ImageNet wnids (folders named cats/, 2024/ or good/ are no ImageNet classes: the
+        set is then unlabeled for it, measured by agreement); otherwise unchanged.
+
+        Raises:
+            ValueError: see :meth:`for_classes`.
+        """
+        names = model.info.get("classes")
+        if names:
+            return self.for_classes(names)
+        if model.labels == "imagenet" and self.layout == "imagefolder" and self.label_space != "imagenet":
+            recs = tuple(ImageRecord(r.path, None) for r in self.records)
+            return Dataset(self.root, "unlabeled", recs, (), "custom", self.problems)
+        return self
+
     def subset(self, split: str = "all", limit: int | None = None) -> Dataset:
         """Keep one split ("design", "eval" or "all") and at most ``limit`` images (the first by path)."""
         if split not in ("design", "eval", "all"):
@@ -199,7 +216,7 @@ def discover(root: str | Path, labels_csv: str | Path | None = None) -> Dataset:
     """
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such folder")
+        raise FileNotFoundError(f"{display(root)}: {not_a_folder(root)}")
     wnids = imagenet_wnids()
     wnid_index = {w: i for i, w in enumerate(wnids)}
     if labels_csv is not None:

@@ -296,14 +296,15 @@ def save_stem(stem: DctStem, model_name: str, path: str | os.PathLike[str], meta
 
 
 def _read_stem(path: Path) -> dict:
+    from dnnjpeg._checkpoint import load_tensors
     from dnnjpeg._fs import display, read_regular
 
     try:
-        ck = torch.load(io.BytesIO(read_regular(str(path))), weights_only=True, map_location="cpu")
+        ck = load_tensors(read_regular(str(path)))
     except FileNotFoundError:
         raise
-    except Exception as e:  # noqa: BLE001 — any unreadable file is one clear error
-        raise ValueError(f"{display(path)}: not a DCT stem file ({type(e).__name__})") from None
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{display(path)}: not a DCT stem file ({getattr(e, 'strerror', None) or e})") from None
     if not isinstance(ck, dict) or ck.get("format") != STEM_FORMAT:
         raise ValueError(f"{display(path)}: not a DCT stem file (expected format {STEM_FORMAT})")
     return ck

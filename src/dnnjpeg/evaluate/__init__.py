@@ -194,7 +194,7 @@ def evaluate(
     if len(pristine) == 0:
         raise ValueError(f"{dataset.root}: no readable images (of {len(dataset)})")
     curves, out_curves, curve_data = _assemble_curves(list(curves), parts, pristine, select, model.name)
-    ref_i = _reference_index(curves, reference)
+    ref_i = reference_index(curves, reference)
     notes = stale + transfer_notes(curves, model.name, at)
     correct = pristine.logits.argmax(1) == pristine.labels
     comparisons = [compare_curves(curve_data[ref_i], cd, correct, target_drop, n_boot, seed).to_dict()
@@ -288,7 +288,7 @@ def transfer_notes(curves: Sequence[CodecCurve], model_name: str, at: str) -> li
     return out
 
 
-def _reference_index(curves: Sequence[CodecCurve], name: str | None) -> int:
+def reference_index(curves: Sequence[CodecCurve], name: str | None) -> int:
     if name is not None:
         for i, c in enumerate(curves):
             if c.name == name:

@@ -10,6 +10,7 @@ weights are present locally.  Any ``nn.Module`` can be wrapped with
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -194,7 +195,12 @@ class Model:
                 x = self.preprocess.normalize(part)
                 if not on_cpu:
                     x = x.to(self.device, non_blocking=True)
-                out.append(self.module(x).float().cpu().numpy()[: min(step, len(batch_uint8) - i)])
+                y = self.module(x)
+                if getattr(y, "shape", (None,))[0] != len(part):  # never broadcast one row over a batch
+                    shape = tuple(getattr(y, "shape", ()))
+                    raise ValueError(f"{self.name} returned {shape} for a batch of {len(part)} images: it must "
+                                     "return one row of logits per image")  # fmt: skip
+                out.append(y.float().cpu().numpy()[: min(step, len(batch_uint8) - i)])
         return np.concatenate(out) if out else np.zeros((0, self.num_classes), np.float32)
 
     def compiled(self, batch_size: int) -> Model:
@@ -346,7 +352,8 @@ def load_model(name: str) -> Model:
         ModelUnavailableError: unknown name, or a package/weights missing (the
             message says what to install).
     """
-    if "+" in name and not is_model_file(name):  # a committee: A+B chooses for both at once
+    # a committee: A+B chooses for both at once (members may be files; a file whose name holds "+" is one model)
+    if "+" in name and not (is_model_file(name) and os.path.lexists(name.partition(";")[0])):
         return importlib.import_module("dnnjpeg.models.committee").load_committee(name)
     if ";" in name or is_model_file(name):
         # (a plug-in like the dct: kind: the file loaders build on this module, never the reverse)

@@ -36,7 +36,15 @@ def model_spec(name: str, preprocess: str | None = None, classes: str | os.PathL
     same file in another working folder."""
     parts = [p for p in (preprocess or "").split(",") if p.strip()]
     if classes is not None:
-        parts.append(f"classes={Path(classes).resolve()}")
+        cpath = str(Path(classes).resolve())
+        if any(c in cpath for c in ",;+"):
+            raise ValueError(f"--classes {cpath}: a path holding ',', ';' or '+' cannot be named here (they "
+                             "separate model options and committee members): rename the file or link it under "
+                             "another name")  # fmt: skip
+        parts.append(f"classes={cpath}")
+    if ";" in name and os.path.lexists(name):
+        raise ValueError(f"--model {name}: a path holding ';' cannot be named (it separates model options): rename "
+                         "the file or link it under another name")  # fmt: skip
     base, _, old = name.partition(";")
     if is_model_file(base) and not os.path.isabs(base):
         base = str(Path(base).resolve())
@@ -55,6 +63,8 @@ def split_spec(spec: str) -> tuple[str, dict[str, str]]:
     for item in filter(None, (p.strip() for p in rest.split(","))):
         key, eq, value = item.partition("=")
         key = key.strip()
+        if eq and key in opts and opts[key] != value.strip():
+            raise ValueError(f"model option {key} is given twice ({opts[key]} and {value.strip()}): give it once")
         if not eq or key not in _KEYS:
             raise ValueError(
                 f"model option {item!r}: give key=value with key one of {', '.join(_KEYS)} "
@@ -217,11 +227,15 @@ def load_file_model(path: str, opts: dict[str, str]):
     except OSError as e:
         raise ModelUnavailableError(f"--model {display(path)}: {e.strerror or e}") from None
     pre = parse_preprocess(opts, Preprocess(size=224, resize=256))
+    if "weights" in opts:
+        raise ValueError(f"--model {display(path)}: weights= gives a torchvision:ARCH or timm:ARCH network its "
+                         "weights; a model file holds its own")  # fmt: skip
     try:
         if kind == "onnx":
             module = OnnxModule(path)
         elif kind == "export":  # an exported program's train/eval mode was fixed when it was exported
-            module = torch.export.load(path).module()
+            with _quiet_torch():
+                module = torch.export.load(path).module()
         else:
             module = torch.jit.load(path, map_location="cpu").eval()
     except ModelUnavailableError:
@@ -230,21 +244,89 @@ def load_file_model(path: str, opts: dict[str, str]):
         what = {"onnx": "an ONNX model", "export": "a torch.export program (torch.export.save)"}.get(
             kind, "a TorchScript archive (torch.jit.save)"
         )
-        raise ModelUnavailableError(f"--model {display(path)}: not {what}: {type(e).__name__}: {e}") from None
-    with torch.inference_mode():
-        try:
-            out = module(torch.zeros(1, 3, pre.size, pre.size))
-        except Exception as e:  # noqa: BLE001
-            raise ValueError(
-                f"--model {display(path)} does not run on a (1, 3, {pre.size}, {pre.size}) input: {e}"
-            ) from None
-    if not (hasattr(out, "shape") and len(out.shape) == 2 and out.shape[0] == 1):
-        raise ValueError(
-            f"--model {display(path)}: expected (1, classes) logits, got shape {tuple(getattr(out, 'shape', ()))}"
-        )
-    n = int(out.shape[1])
+        raise ModelUnavailableError(
+            f"--model {display(path)}: not {what}: {type(e).__name__}: {first_line(e)}"
+        ) from None
+    n = validate_module(module, pre.size, display(path))
     return Model(name=Path(path).name, module=module, preprocess=pre, num_classes=n,
                  labels="imagenet" if n == 1000 else "custom", info={"file": path, "format": kind})  # fmt: skip
+
+
+def first_line(e: BaseException | str, limit: int = 300) -> str:
+    """The first line of a foreign message (torch, onnxruntime, Ray), at most ``limit`` characters:
+    their stacks and advice never reach the user; the caller's own words name the cause."""
+    text = str(e).strip().splitlines()
+    line = text[0] if text else type(e).__name__
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+class _quiet_torch:
+    """Silence torch's loggers (``torch.export.load`` logs a whole traceback before it raises)."""
+
+    def __enter__(self):
+        import logging
+
+        self.logger = logging.getLogger("torch")
+        self.level = self.logger.level
+        self.logger.setLevel(logging.CRITICAL)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.logger.setLevel(self.level)
+
+
+#: the batch sizes a model is tried on before any long work (one, and more than one)
+_TRIAL_BATCHES = (1, 3)
+
+
+def validate_module(module, size: int, name: str) -> int:
+    """Run a network on real batches before any long work; returns its number of classes.
+
+    It is given batches of 1 and of 3 noise images (N, 3, size, size), normalized as ImageNet's: it
+    must return one tensor of shape (N, C), the same C each time, every value finite.
+
+    Raises:
+        ValueError: one line naming ``name`` and what it returned (a tuple, a fixed batch, NaN...).
+    """
+    import torch
+
+    rng = np.random.default_rng(0)
+    classes = None
+    for n in _TRIAL_BATCHES:
+        x = torch.from_numpy(rng.standard_normal((n, 3, size, size)).astype(np.float32))
+        try:
+            with torch.inference_mode(), _quiet_torch():
+                out = module(x)
+        except Exception as e:  # noqa: BLE001 — said in our words, with the first line of theirs
+            if n > 1 and classes is not None:
+                raise ValueError(f"--model {name} runs on a batch of 1 but not of {n} ({first_line(e, 160)}): it was "
+                                 "exported with a fixed batch; export it with a dynamic batch dimension "
+                                 "(torch.onnx.export(..., dynamic_axes={'x': {0: 'n'}}), or torch.export with "
+                                 "dynamic_shapes)") from None  # fmt: skip
+            raise ValueError(
+                f"--model {name} does not run on a ({n}, 3, {size}, {size}) input: {first_line(e)}"
+            ) from None
+        classes = _checked_output(out, n, name, classes)
+    return classes
+
+
+def _checked_output(out, n: int, name: str, classes: int | None) -> int:
+    import torch
+
+    if not isinstance(out, torch.Tensor):
+        what = f"a {type(out).__name__}" + (f" of {len(out)}" if isinstance(out, (tuple, list)) else "")
+        raise ValueError(f"--model {name}: expected one tensor of (batch, classes) logits, got {what}")
+    shape = tuple(out.shape)
+    if len(shape) != 2 or shape[1] < 1:
+        raise ValueError(f"--model {name}: expected ({n}, classes) logits for a batch of {n}, got shape {shape}")
+    if shape[0] != n:
+        raise ValueError(f"--model {name} returns {shape[0]} rows for a batch of {n}: export it with a batch "
+                         "dimension (one row of logits per image)")  # fmt: skip
+    if classes is not None and shape[1] != classes:
+        raise ValueError(f"--model {name}: {classes} classes for one batch, {shape[1]} for another")
+    if not bool(torch.isfinite(out).all()):
+        raise ValueError(f"--model {name} returns values that are not finite (NaN or inf) on ordinary inputs")
+    return int(shape[1])
 
 
 def load_spec(spec: str) -> Model:
@@ -269,7 +351,6 @@ def load_spec(spec: str) -> Model:
 def _with_weights(base: str, weights: str):
     """``torchvision:ARCH`` / ``timm:ARCH`` built without pretrained weights, then given ``weights``
     (a local state-dict file, loaded strictly with ``weights_only``): no hub, no download."""
-    import torch
 
     from dnnjpeg._fs import display, open_regular
     from dnnjpeg.models import _prepare, timm_preprocess
@@ -277,11 +358,14 @@ def _with_weights(base: str, weights: str):
     kind, _, arch = base.partition(":")
     if kind not in ("torchvision", "timm"):
         raise ValueError(f"weights={weights}: a weights file is for torchvision:ARCH or timm:ARCH, not {base!r}")
+    from dnnjpeg._checkpoint import load_tensors
+
     try:
         with open_regular(weights) as fh:
-            state = torch.load(fh, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 — a missing, foreign or non-tensor file, said as such
-        raise ModelUnavailableError(f"weights={display(weights)}: not a readable state dict: {e}") from None
+            state = load_tensors(fh.read())
+    except (OSError, ValueError) as e:  # a missing, foreign or non-tensor file, said as such
+        why = getattr(e, "strerror", None) or e
+        raise ModelUnavailableError(f"weights={display(weights)}: not a readable state dict: {why}") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]  # a training checkpoint's usual wrapping
     try:
@@ -298,7 +382,6 @@ def _with_weights(base: str, weights: str):
         net.load_state_dict(state, strict=True)
     except Exception as e:  # noqa: BLE001 — the wrong file for this architecture
         raise ModelUnavailableError(f"weights={display(weights)} do not fit {base}: {e}") from None
-    with torch.inference_mode():
-        n = int(net.eval()(torch.zeros(1, 3, pre.size, pre.size)).shape[1])
+    n = validate_module(net.eval(), pre.size, base)
     return _prepare(net, base, pre, num_classes=n, labels="imagenet" if n == 1000 else "custom",
                     info={"weights": str(weights)})  # fmt: skip

@@ -95,12 +95,12 @@ def read_folder(root: str | Path, read, what: str, limit_per_class: int | None =
     shape than the first — goes to ``on_error(path, message)`` and the rest are read; without
     ``on_error`` one ``ValueError`` names them all at the end.
     """
-    from dnnjpeg._fs import describe_error, display
+    from dnnjpeg._fs import describe_error, display, not_a_folder
     from dnnjpeg.data import find_images
 
     root = Path(root)
     if not root.is_dir():
-        raise ValueError(f"{display(root)}: no such folder")
+        raise ValueError(f"{display(root)}: {not_a_folder(root)}")
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.is_symlink())
     if not classes:
         raise ValueError(f"{display(root)}: no class folders (expected root/<class>/<image>)")
