@@ -293,7 +293,7 @@ def reference_index(curves: Sequence[CodecCurve], name: str | None) -> int:
         for i, c in enumerate(curves):
             if c.name == name:
                 return i
-        raise ValueError(f"reference curve {name!r} not among {[c.name for c in curves]}")
+        raise ValueError(f"--reference {name!r}: no such curve among {[c.name for c in curves]}")
     return next((i for i, c in enumerate(curves) if c.kind == "standard"), 0)
 
 
