@@ -105,8 +105,8 @@ def select_encode(
 
     family = list(family)
     subs = _checked_args(family, subsampling, kappa, search, start)
-    grad = _gradient_weights(rgb, family, model)  # once per image and stored size, for every member
-    datas = [t.encode(rgb, weights=grad.get(t.resize)) if hasattr(t, "encode") else encode(rgb, t, s, optimize)
+    grad = gradient_weights_by_size(rgb, family, model)  # once per image and stored size
+    datas = [t.encode(rgb, weights=member_weights(t, grad)) if hasattr(t, "encode") else encode(rgb, t, s, optimize)
              for t, s in zip(family, subs)]  # fmt: skip
     bits = np.array([8 * len(d) for d in datas], np.int64)
     if kappa is not None:
@@ -152,9 +152,10 @@ def _checked_args(family: list, subsampling, kappa, search: str, start) -> list[
     return subs
 
 
-def _gradient_weights(rgb, family, model) -> dict:
+def gradient_weights_by_size(rgb, family, model) -> dict:
     """The image's own SDQ gradient weights where a member needs them (one backward pass per size the
-    members store it at): {member's ``resize`` (None: as stored): weights}; {} when none needs them."""
+    members store it at): {member's ``resize`` (None: as stored): weights}; {} when none needs them.
+    Give each member its own with :func:`member_weights`."""
     need = {t.resize for t in family if getattr(t, "sdq", None) and t.sdq[0] == "gradient"}
     if not need or np.ndim(rgb) != 3:
         return {}
@@ -163,6 +164,16 @@ def _gradient_weights(rgb, family, model) -> dict:
     if model is None:
         raise ValueError("SDQ with gradient weights needs the network (--choose network)")
     return {r: gradient_weights(next(t for t in family if t.resize == r).resized(rgb), model) for r in need}
+
+
+def member_weights(member, by_size: dict):
+    """The weights ``member`` encodes with, from :func:`gradient_weights_by_size`: the image's gradient
+    weights at its stored size for an SDQ-gradient member; None for every other (an SDQ crop, Fisher or
+    MSE member makes its own from the image). Keyed by size alone, a crop member beside a gradient
+    one was given the gradient's weights when measured and its own when written: its bits as measured
+    were not its file's (issue: the budget)."""
+    sdq = getattr(member, "sdq", None)
+    return by_size.get(member.resize) if sdq and sdq[0] == "gradient" else None
 
 
 def _climb_choice(rgb, datas: list[bytes], bits: np.ndarray, model, lam: float, start) -> tuple[int, np.ndarray]:

@@ -52,7 +52,7 @@ def test_target_bpp_is_the_tree_average_in_every_mode(tmp_path, tree, choose, le
     sizes = {n: 8 * (tmp_path / "dst" / f"{n}.jpg").stat().st_size for n in pixels}
     tree_bpp = sum(sizes.values()) / sum(pixels.values())
     assert rep.bpp == pytest.approx(tree_bpp)
-    assert 0.7 * target <= tree_bpp <= target  # fitted over the tree, from below
+    assert 0.7 * target <= tree_bpp <= 1.01 * target  # fitted over the tree (at most 1% over: the nearer step)
     per_file = {n: sizes[n] / pixels[n] for n in pixels}
     # one λ for the tree, not a budget per file (which would give each file about the target)
     assert max(per_file.values()) > 1.3 * min(per_file.values()) and max(per_file.values()) > target
@@ -166,5 +166,5 @@ def test_a_budget_counts_the_metadata_the_files_carry(tmp_path, tree, choose):
     rep = compress_tree(noted, tmp_path / "dst", chooser_from_decisions(choose, "round", target_bpp=target), workers=1)
     assert rep.written == 4 and not rep.failures
     sizes = [8 * (tmp_path / "dst" / f"{n}.jpg").stat().st_size for n in pixels]
-    assert sum(sizes) / sum(pixels.values()) <= target  # the files, comments and all, fit
+    assert sum(sizes) / sum(pixels.values()) <= 1.01 * target  # the files, comments and all, fit (±1%)
     assert all(payload in (tmp_path / "dst" / f"{n}.jpg").read_bytes() for n in pixels)

@@ -77,10 +77,10 @@ class _FamilyChoice:
         return sel.bits, sel.kl
 
     def encode_member(self, pixels: np.ndarray, k: int) -> bytes:
-        from dnnjpeg.select import _gradient_weights
+        from dnnjpeg.select import gradient_weights_by_size, member_weights
 
         p = self.family.points[k]  # an SDQ-gradient member needs the image's own weights (its network's)
-        return p.encode(pixels, weights=_gradient_weights(pixels, [p], self._model()).get(p.resize))
+        return p.encode(pixels, weights=member_weights(p, gradient_weights_by_size(pixels, [p], self._model())))
 
     def _rate(self) -> str:
         return f"{self.target_bpp:g} bpp" if self.target_bpp is not None else f"λ = {self.lam:g} nats/KiB"

@@ -41,6 +41,10 @@ _LAM_HELP = (
     "original-sweep preset on ImageNet-size photos ~0.84 bpp, top-1 within 1 point; BENCHMARKS.md); per bit for "
     "--levels sdq (default a fraction of the table's step error); per bit per pixel for tablenet."
 )
+_TOLERANCE_HELP = (
+    "With --target-bpp: how far (percent) the files written may land from the target; further, the miss is said "
+    "and the exit status is 1 (inf: accept any)."
+)
 _TARGET_HELP = (
     "The budget as the average bits per pixel over the files written, in every mode: each file's members are "
     "measured first (a family's tables, or SDQ at a ladder of λ) and one λ for the tree is found, so a textured "
@@ -84,6 +88,7 @@ def compress(
     family: list[str] | None = typer.Option(None, "--family", help=_FAMILY_HELP),
     lam: float | None = typer.Option(None, "--lam", help=_LAM_HELP),
     target_bpp: float | None = typer.Option(None, "--target-bpp", help=_TARGET_HELP),
+    bpp_tolerance: float = typer.Option(1.0, "--bpp-tolerance", help=_TOLERANCE_HELP),
     file_bpp: float | None = typer.Option(None, "--file-bpp", help=_FILE_BPP_HELP),
     scale: float = typer.Option(1.0, "--scale", help="Multiply every table entry (clamped to 1..255)."),
     subsampling: str = typer.Option("4:2:0", "--subsampling", help="Chroma subsampling: 4:2:0 (or 420), 4:4:4, 4:2:2."),
@@ -115,7 +120,7 @@ def compress(
     start = time.monotonic()
     try:
         settings = _settings(check, scale, workers, resume, overwrite, resize, batch_size, allow_larger,
-                             strip_metadata, copy_other, device, engine)  # fmt: skip
+                             strip_metadata, copy_other, device, engine, bpp_tolerance)  # fmt: skip
         chooser = chooser_from_decisions(
             _with_preprocess(choose, preprocess), levels, tables=tables, family=family, lam=lam,
             target_bpp=target_bpp, subsampling=subsampling, optimize=optimize, file_bpp=file_bpp,
@@ -126,14 +131,17 @@ def compress(
     except OSError as e:  # e.g. a full disk: every output already written is complete (atomic writes)
         raise _fail(f"writing to {display(dst)}: {e.strerror or e}; the outputs already written are whole: "
                     "free space and run again with --resume to go on") from None  # fmt: skip
-    _print_report(rep, chooser, target_bpp, time.monotonic() - start, settings.resize)
+    missed = _print_report(rep, chooser, target_bpp, time.monotonic() - start, settings.resize, bpp_tolerance / 100)
     _check(src, dst, chooser, check, device, rep)
-    if rep.failures:
+    if rep.failures or missed:
         raise typer.Exit(1)
 
 
-def _settings(check, scale, workers, resume, overwrite, resize, batch_size, larger, strip, other, device, engine):
+def _settings(check, scale, workers, resume, overwrite, resize, batch_size, larger, strip, other, device, engine,
+              tolerance=1.0):  # fmt: skip
     """Every option that needs no model checked (ValueError), before a model loads or a file is read."""
+    if not (tolerance >= 0):  # inf accepts any miss; NaN is refused
+        raise ValueError(f"--bpp-tolerance must be a percentage ≥ 0 (inf: accept any), got {tolerance}")
     from dnnjpeg.compress import CompressSettings
     from dnnjpeg.pipeline import resolve_device
 
@@ -213,8 +221,9 @@ def _placed(chooser, device: str, engine):
     return chooser
 
 
-def _print_report(rep, chooser, target_bpp: float | None, seconds: float, resize=None) -> None:
-    """The run in numbers on stdout; λ found for a bit target, members chosen and failures on stderr."""
+def _print_report(rep, chooser, target_bpp: float | None, seconds: float, resize=None, tolerance=0.01) -> bool:
+    """The run in numbers on stdout; λ found for a bit target, members chosen and failures on stderr.
+    Returns whether the files missed the bit target by more than ``tolerance`` (a fraction; said)."""
     from dnnjpeg._fs import display
 
     if rep.resumed_lam:
@@ -259,6 +268,10 @@ def _print_report(rep, chooser, target_bpp: float | None, seconds: float, resize
         err.print(f"[yellow]not copied[/yellow] {escape(display(f))}: {escape(why)}; never opened", highlight=False)
     for f, msg in rep.failures:
         err.print(f"[red]failed[/red] {escape(display(f))}: {escape(msg)}", highlight=False)
+    missed = rep.budget_miss(target_bpp, tolerance)
+    if missed:  # every file is whole and valid; the tree's total is not what was asked for
+        err.print(f"[red]{escape(missed)}[/red] (--bpp-tolerance sets how far is accepted)", highlight=False)
+    return missed is not None
 
 
 def _slope(chooser) -> str:

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from dnnjpeg.compress.files import _unless_kept, metadata_bits, write_chosen
+from dnnjpeg.compress.files import _unless_kept, as_written, write_chosen
 
 #: images climbing together (their candidates' files are held in memory meanwhile)
 WINDOW = 64
@@ -178,7 +178,7 @@ class BudgetClimb:
                 if s.p_logits is not None:
                     self.p_logits[i] = s.p_logits
                 # the metadata the files will carry counts (the same for every member: the climb is unchanged)
-                self.bits[i] = s.bits + metadata_bits(s.src, self.jobs[i][5])
+                self.bits[i] = as_written(s.src, s.bits, None, self.jobs[i][5])[0]
                 self.known[i], self.pixels[i] = s.kl, s.pixels
                 self.rows += s.rows
             elif i not in self.bits:
@@ -197,7 +197,9 @@ class BudgetClimb:
 
         pix = np.array([self.pixels[i] for i in idx])
         bits, known = [self.bits[i] for i in idx], [self.known[i] for i in idx]
-        return climb_lambda(bits, known, pix, target, self.chooser.family.kappa)
+        from dnnjpeg.compress.budget import TOLERANCE
+
+        return climb_lambda(bits, known, pix, target, self.chooser.family.kappa, over=TOLERANCE)
 
     def _sample(self, target: float) -> float:
         """λ from every member of a sample of images (their KLs kept for the climbs)."""

@@ -112,17 +112,32 @@ def finish(src: str, data: bytes, before: int, rules: FileRules, keep_source: bo
     return data, "written"
 
 
-def metadata_bits(src: str, rules: FileRules) -> int:
-    """Bits that :func:`finish` adds to any re-encode of ``src``: its metadata segments (0 when
-    stripped, or for a source that is no JPEG). A bit budget counts them, so that the files written,
-    not only their pictures, fit it (the same for every member: the choice at a λ is unchanged)."""
+def as_written(src: str, bits: np.ndarray, kl: np.ndarray | None, rules: FileRules):
+    """Every member's (bits (K,), KL (K,)) as :func:`finish` would write it for ``src``, for a bit budget.
+
+    A JPEG source's metadata segments are added to each re-encode (unless stripped: the same for every
+    member, so the choice at a λ is unchanged); and where a re-encode would not be smaller than the
+    source, the file written is the source's own bytes (never larger, no --resize): those bits, at KL 0
+    (the stored image itself). So the bits a λ is fitted on are the bits of the files written.
+    ``kl`` may be None (the climb measures KL lazily): bits only.
+    """
     from dnnjpeg._fs import read_regular
     from dnnjpeg.codec.header import read_head
-    from dnnjpeg.codec.metadata import metadata_segments
+    from dnnjpeg.codec.metadata import metadata_segments, without_metadata
 
-    if rules.strip_metadata or read_head(src, 2) != b"\xff\xd8":
-        return 0
-    return 8 * sum(len(seg) for seg in metadata_segments(read_regular(src)))
+    bits = np.asarray(bits, np.int64)
+    if read_head(src, 2) != b"\xff\xd8":  # a PNG, BMP…: nothing added, nothing to keep
+        return bits, kl
+    source = read_regular(src)
+    if rules.strip_metadata:
+        source = without_metadata(source)
+    else:
+        bits = bits + 8 * sum(len(seg) for seg in metadata_segments(source))
+    if rules.allow_larger or rules.resize is not None:
+        return bits, kl
+    kept = bits >= 8 * len(source)
+    bits = np.where(kept, 8 * len(source), bits)
+    return bits, (None if kl is None else np.where(kept, 0.0, kl))
 
 
 def _pixels(src: str, resize: int | str | None = None) -> np.ndarray:
@@ -287,7 +302,7 @@ def _decide(scored, chooser, measure_only: bool, rules: FileRules):
             continue
         _, kl = outcome(np.repeat(logits[:1], len(points), 0), logits[1:])
         if measure_only:
-            yield None, (c.bits + metadata_bits(src, rules), kl, n)
+            yield None, (*as_written(src, c.bits, kl, rules), n)
             continue
         if getattr(chooser, "keep", None) is not None:
             from dnnjpeg.models.committee import top1_kept
@@ -332,7 +347,7 @@ def _measure(job) -> tuple[tuple[str, str, int, int, str | None] | None, tuple[n
 
     def work(src, out, before, px, n):
         bits, kl = chooser.measure(px)
-        return bits + metadata_bits(src, job[5]), kl, n
+        return *as_written(src, bits, kl, job[5]), n
 
     return _unless_kept(job, work)
 

@@ -14,6 +14,7 @@ import numpy as np
 from dnnjpeg._fs import COMPRESS_RECORD, display
 from dnnjpeg.choosers import MAX_SCALE, Chooser, FixedTables
 from dnnjpeg.codec import QuantTables
+from dnnjpeg.compress.budget import budget_cause, fit_budget
 from dnnjpeg.compress.files import (
     FileRules,
     _batchable,
@@ -73,6 +74,14 @@ class CompressReport:
     #: with ``resize``: re-encodes written although not smaller than their source (a resized file
     #: cannot be the source's own bytes)
     larger: int = 0
+    #: with ``target_bpp``: why the choice could not land nearer the target (None: nothing known)
+    budget_cause: str | None = None
+
+    def budget_miss(self, target_bpp: float | None, tolerance: float | None = None) -> str | None:
+        """One line when the files written miss ``target_bpp`` (see :func:`~dnnjpeg.compress.budget.miss`)."""
+        from dnnjpeg.compress.budget import TOLERANCE, miss
+
+        return miss(self, target_bpp, TOLERANCE if tolerance is None else tolerance)
 
     @property
     def ok(self) -> bool:
@@ -438,7 +447,8 @@ class _Run:
         if not todo:
             return rep
         if lam is None:
-            members, rep.lam, pixels = _fit_budget(measured, ch.target_bpp)
+            members, rep.lam, pixels = fit_budget(measured, ch.target_bpp)
+            rep.budget_cause = budget_cause(measured, ch.target_bpp)
             self._found(rep.lam)
         else:
             from dnnjpeg.select import choose
@@ -475,25 +485,3 @@ class _Run:
         if not idx:
             return self.rep
         return self._write_members([self.jobs[i] for i in idx], members, float(sum(fit.pixels[i] for i in idx)))
-
-
-def _fit_budget(measured: list, target_bpp: float) -> tuple[list[int], float, float]:
-    """From every member's (bits (K,), KL (K,), pixels) on every image: each image's member at the
-    λ (nats per KiB) whose choice fits ``target_bpp`` over these images, that λ, and their pixels.
-
-    Raises:
-        ValueError: even every image at its smallest file is over the target (says how small it gets).
-    """
-    from dnnjpeg.select import choose, lambda_for_bpp
-
-    bits = np.stack([m[0] for m in measured], 1)
-    kl = np.stack([m[1] for m in measured], 1)
-    pix = np.array([m[2] for m in measured])
-    floor = float(bits.min(0).sum() / pix.sum())
-    if floor > target_bpp:
-        raise ValueError(
-            f"target {target_bpp:g} bpp is out of reach: the smallest files these tables make "
-            f"are {floor:.4f} bpp (every image at its coarsest member); nothing was written"
-        )
-    lam = lambda_for_bpp(bits, kl, pix, target_bpp)
-    return [int(k) for k in choose(bits, kl, lam)], lam, float(pix.sum())

@@ -173,7 +173,12 @@ def cached_climb(bits: np.ndarray, known: dict[int, float], lam: float, start: i
 
 
 def climb_lambda(
-    bits: Sequence[np.ndarray], known: Sequence[dict], pixels: np.ndarray, target_bpp: float, kappa=None
+    bits: Sequence[np.ndarray],
+    known: Sequence[dict],
+    pixels: np.ndarray,
+    target_bpp: float,
+    kappa=None,
+    over: float = 0.0,
 ) -> tuple[float, np.ndarray, np.ndarray]:
     """The λ of ``--choose climb --target-bpp``: the smallest λ (nats per KiB) whose climbs, on what
     was measured so far, fit the target, as :func:`lambda_for_bpp` is for every member measured.
@@ -184,6 +189,7 @@ def climb_lambda(
         pixels: (N,) pixels per image; ``target_bpp``: bits per pixel to stay at or under.
         kappa: (K,) the family's recorded mean KL per member (the climb starts at the choice by rate),
             or None (it starts at the middle member).
+        over: as for :func:`lambda_for_bpp` (the step just above the target, when it is nearer).
     Returns:
         (λ, (N,) each image's member at λ, (N,) bool: the climb there needed no member not measured; the
         others' members are their best measured ones, to be measured further and λ found again).
@@ -207,6 +213,12 @@ def climb_lambda(
                 b = m
             else:
                 a = m
+        if (
+            over > 0
+            and total(float(np.exp(b))) < (1 - over) * budget
+            and total(float(np.exp(a))) <= (1 + over) * budget
+        ):
+            b = a
     else:
         b = a
     lam = float(np.exp(b))
@@ -221,9 +233,19 @@ def _start(bits: np.ndarray, kappa, lam: float) -> int:
 
 
 def lambda_for_bpp(
-    bits: np.ndarray, kl: np.ndarray, pixels: np.ndarray, target_bpp: float, lo: float = 1e-9, hi: float = 1e4
+    bits: np.ndarray,
+    kl: np.ndarray,
+    pixels: np.ndarray,
+    target_bpp: float,
+    lo: float = 1e-9,
+    hi: float = 1e4,
+    over: float = 0.0,
 ) -> float:
     """The smallest λ (nats per KiB) whose per-image choice fits ``target_bpp`` on these images.
+
+    The total is a step function of λ (one image changes member at a time): ``over`` > 0 takes the
+    step just above the target instead, when it is at most that fraction over and the step at or
+    under is further than that below (a budget met within ±``over``, not only from below).
 
     Args:
         bits, kl: (K, N) every member's size in bits and KL (nats) on every image.
@@ -257,6 +279,9 @@ def lambda_for_bpp(
             b = m
         else:
             a = m
+    under, above = total(float(np.exp(b))), total(float(np.exp(a)))
+    if over > 0 and under < (1 - over) * budget and above <= (1 + over) * budget:
+        return float(np.exp(a))
     return float(np.exp(b))
 
 
