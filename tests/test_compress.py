@@ -334,8 +334,8 @@ def test_resize_short_keeps_the_whole_image_at_the_classifiers_resolution(tmp_pa
         with pytest.raises(ValueError, match="short:N"):
             compress_tree(src, tmp_path / "bad", QuantTables.standard(50), resize=bad)
     r = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "cli"), "--resize", "short:64", "--choose",
-                                 "rate", "--target-bpp", "0.8", "--workers", "1"])  # fmt: skip
-    assert r.exit_code == 0 and "3 written" in r.output, r.output
+                                 "rate", "--target-bpp", "0.8", "--workers", "1", "--bpp-tolerance", "5"])  # fmt: skip
+    assert r.exit_code == 0 and "3 written" in r.output, r.output  # 3 files: the steps are coarse
     assert parse_header(tmp_path / "cli" / "wide.jpg").height == 64
 
 

@@ -48,7 +48,8 @@ _TOLERANCE_HELP = (
 _TARGET_HELP = (
     "The budget as the average bits per pixel over the files written, in every mode: each file's members are "
     "measured first (a family's tables, or SDQ at a ladder of λ) and one λ for the tree is found, so a textured "
-    "image gets more bits than a flat one."
+    "image gets more bits than a flat one. Files more than 1% from the target are said, and exit 1 "
+    "(--bpp-tolerance PCT widens that; inf accepts any)."
 )
 _FILE_BPP_HELP = "--choose fixed --levels sdq: a cap per file instead: each file the smallest λ that fits B bpp."
 _KEEP_HELP = (
@@ -88,7 +89,7 @@ def compress(
     family: list[str] | None = typer.Option(None, "--family", help=_FAMILY_HELP),
     lam: float | None = typer.Option(None, "--lam", help=_LAM_HELP),
     target_bpp: float | None = typer.Option(None, "--target-bpp", help=_TARGET_HELP),
-    bpp_tolerance: float = typer.Option(1.0, "--bpp-tolerance", help=_TOLERANCE_HELP),
+    bpp_tolerance: float = typer.Option(1.0, "--bpp-tolerance", help=_TOLERANCE_HELP, hidden=True),
     file_bpp: float | None = typer.Option(None, "--file-bpp", help=_FILE_BPP_HELP),
     scale: float = typer.Option(1.0, "--scale", help="Multiply every table entry (clamped to 1..255)."),
     subsampling: str = typer.Option("4:2:0", "--subsampling", help="Chroma subsampling: 4:2:0 (or 420), 4:4:4, 4:2:2."),
