@@ -52,8 +52,8 @@ def main(argv=None) -> int:
             lam = next((ln.split("= ")[1].split(" ")[0] for ln in r.stderr.splitlines() if "gives" in ln), "?")
             bits = 8 * sum(p.stat().st_size for p in dst.iterdir() if p.suffix.lower() in (".jpeg", ".jpg"))
             bpp = bits / pixels
-            print(f"| {target:g} | {lam} | {bpp:.4f} | {100 * (bpp / target - 1):+.2f}% | {r.returncode} | {minutes:.1f} |",
-                  flush=True)  # fmt: skip
+            off = 100 * (bpp / target - 1)
+            print(f"| {target:g} | {lam} | {bpp:.4f} | {off:+.2f}% | {r.returncode} | {minutes:.1f} |", flush=True)
             if r.returncode not in (0, 1):
                 print(r.stderr[-2000:])
     return 0
