@@ -167,14 +167,34 @@ def _chunk_key(settings: dict, records) -> str:
 
 
 def _weights_digest(model) -> str:
-    """A digest of the model's parameters and buffers: a saved chunk is reused only by the same network."""
+    """A digest of the model's weights: a saved chunk is reused only by the same network. Its
+    parameters and buffers for a torch module; the file's bytes for one without them (an ONNX
+    session); every member's for a committee."""
     import hashlib
 
     h = hashlib.sha256()
-    for k, v in model.module.state_dict().items():
-        h.update(k.encode())
-        h.update(v.detach().cpu().numpy().tobytes())
+    _digest_into(h, model)
     return h.hexdigest()[:16]
+
+
+def _digest_into(h, model) -> None:
+    module = model.module
+    if hasattr(module, "state_dict"):
+        for k, v in module.state_dict().items():
+            h.update(k.encode())
+            h.update(v.detach().cpu().numpy().tobytes())
+    elif hasattr(module, "members"):
+        for m in module.members:
+            _digest_into(h, m)
+    elif model.info.get("file"):
+        from dnnjpeg._fs import open_regular
+
+        with open_regular(model.info["file"]) as f:  # streamed: a model file may be hundreds of MB
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    else:
+        raise ValueError(f"{model.name}: no weights to tell this network from another (saved chunks could not be "
+                         "checked): give it as a file or a torch module")  # fmt: skip
 
 
 def measure_chunks(dataset, model, curves, at, batch_size, workers, engine, cache, chunk, progress):
