@@ -124,11 +124,17 @@ def _sdq_chooser(tables, weights: str, alpha, lam, target_bpp, subsampling: str,
 
 
 def _tables(tables) -> QuantTables:
-    """``--tables``: tables, a table JSON file, or ``preset:NAME`` (a shipped table, as ``dnnjpeg presets
-    NAME`` prints it; a file of that name wins)."""
+    """``--tables``: tables, a table JSON file, ``preset:NAME`` (a shipped table, as ``dnnjpeg presets
+    NAME`` prints it) or ``standard:Q`` (libjpeg's tables at quality Q, 1..100: the ladder's); a file
+    of that name wins."""
     if isinstance(tables, QuantTables):
         return tables
     text = str(tables)
+    if text.startswith("standard:") and not Path(text).exists():
+        q = text.removeprefix("standard:")
+        if not (q.isdigit() and 1 <= int(q) <= 100):
+            raise ValueError(f"--tables standard:Q takes libjpeg's quality Q, an integer 1..100, got {q!r}")
+        return QuantTables.standard(int(q))
     if text.startswith("preset:") and not Path(text).exists():
         from dnnjpeg.presets import load_preset
 

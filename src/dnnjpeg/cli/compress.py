@@ -41,6 +41,7 @@ _LAM_HELP = (
     "original-sweep preset on ImageNet-size photos ~0.84 bpp, top-1 within 1 point; BENCHMARKS.md); per bit for "
     "--levels sdq (default a fraction of the table's step error); per bit per pixel for tablenet."
 )
+_TABLES_HELP = "The table of --choose fixed: a table JSON (from design), preset:NAME or standard:Q (libjpeg's at Q)."
 _TOLERANCE_HELP = (
     "With --target-bpp: how far (percent) the files written may land from the target; further, the miss is said "
     "and the exit status is 1 (inf: accept any)."
@@ -83,9 +84,7 @@ def compress(
     ),
     choose: str = typer.Option("fixed", "--choose", help=_CHOOSE_HELP),
     levels: str = typer.Option("round", "--levels", help=_LEVELS_HELP),
-    tables: Path | None = typer.Option(
-        None, "--tables", help="The table of --choose fixed: a table JSON (from design) or preset:NAME."
-    ),
+    tables: Path | None = typer.Option(None, "--tables", help=_TABLES_HELP),
     family: list[str] | None = typer.Option(None, "--family", help=_FAMILY_HELP),
     lam: float | None = typer.Option(None, "--lam", help=_LAM_HELP),
     target_bpp: float | None = typer.Option(None, "--target-bpp", help=_TARGET_HELP),

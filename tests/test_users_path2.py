@@ -1,0 +1,33 @@
+"""The user's path II: one test per numbered item of the issue that is done (the number in the name)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image
+from typer.testing import CliRunner
+
+from dnnjpeg.cli import app
+from dnnjpeg.codec import QuantTables
+
+from .codec.makers import noise_image
+
+
+def _photos(d: Path, n: int = 2) -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.fromarray(noise_image(48, 64, seed=i)).save(d / f"n01440764_{i}.JPEG", quality=95)
+    return d
+
+
+def test_08_tables_from_a_quality_are_spelled_standard_q(tmp_path):
+    src = _photos(tmp_path / "src")
+    QuantTables.standard(75).save(tmp_path / "q75.json")
+    a = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "a"), "--tables", "standard:75"])
+    b = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "b"), "--tables", str(tmp_path / "q75.json")])
+    assert a.exit_code == 0 and b.exit_code == 0, a.output
+    for f in src.iterdir():
+        assert (tmp_path / "a" / f.name).read_bytes() == (tmp_path / "b" / f.name).read_bytes()
+    for bad in ("standard:0", "standard:101", "standard:x"):
+        r = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "c"), "--tables", bad])
+        assert r.exit_code != 0 and "standard:Q takes libjpeg's quality" in r.output
