@@ -374,7 +374,9 @@ def test_16_jpegs_without_an_extension_are_compressed_and_evaluated(tmp_path):
     (src / "README").write_text("not an image: neither named nor made like one")
     res = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "dst"), "--tables", str(_tables(tmp_path))])
     assert res.exit_code == 0 and "5 written, 0 skipped (already valid), 0 failed" in res.stdout, res.output
-    assert sorted(p.name for p in (tmp_path / "dst").glob("*.jpg")) == [f"photo{i}.jpg" for i in range(5)]
+    assert sorted(p.name for p in (tmp_path / "dst").glob("photo*")) == [
+        f"photo{i}" for i in range(5)
+    ]  # names mirrored
     assert len(discover(src)) == 5
 
 

@@ -31,3 +31,21 @@ def test_08_tables_from_a_quality_are_spelled_standard_q(tmp_path):
     for bad in ("standard:0", "standard:101", "standard:x"):
         r = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "c"), "--tables", bad])
         assert r.exit_code != 0 and "standard:Q takes libjpeg's quality" in r.output
+
+
+def test_07_dst_mirrors_src_names_a_jpeg_without_extension_keeps_its_name(tmp_path):
+    src = _photos(tmp_path / "src", 1)
+    (src / "n01440764_0.JPEG").rename(src / "photo")  # a JPEG with no extension
+    Image.fromarray(noise_image(32, 32, seed=5)).save(src / "drawing.png")
+    (src / "odd.jpe").write_bytes((src / "photo").read_bytes())
+    r = CliRunner().invoke(app, ["compress", str(src), str(tmp_path / "dst"), "--tables", "standard:50"])
+    assert r.exit_code == 0, r.output
+    names = sorted(p.name for p in (tmp_path / "dst").iterdir() if not p.name.startswith("."))
+    assert names == ["drawing.jpg", "odd.jpe", "photo"]
+    assert (tmp_path / "dst" / "photo").read_bytes()[:2] == b"\xff\xd8"
+    import types
+
+    from dnnjpeg.check import pairs
+
+    found, missing, _ = pairs(src, tmp_path / "dst", types.SimpleNamespace(info={}, labels="custom"))
+    assert len(found) == 3 and not missing  # check pairs each source with its output by the same rule

@@ -80,7 +80,7 @@ def test_other_files_are_counted_by_kind_and_copied_on_request(tmp_path, imagene
     (src / "sub" / "README.txt").write_text("hello")
     rep = compress_tree(src, tmp_path / "a", TABLE, workers=1)
     assert rep.written == 1 and rep.other == {".csv": 1, ".txt": 1} and rep.copied == 0
-    assert not (tmp_path / "a" / "labels.csv").exists() and (tmp_path / "a" / "sub" / "noext.jpg").exists()
+    assert not (tmp_path / "a" / "labels.csv").exists() and (tmp_path / "a" / "sub" / "noext").exists()
     rep = compress_tree(src, tmp_path / "b", TABLE, workers=1, copy_other=True)
     assert rep.copied == 2 and (tmp_path / "b" / "sub" / "README.txt").read_text() == "hello"
     rep = compress_tree(src, tmp_path / "b", TABLE, workers=1, copy_other=True, resume=True)

@@ -24,11 +24,19 @@ from dnnjpeg.codec import decode_file, load_image
 
 
 def output_path(src_root: Path, dst_root: Path, path: Path) -> Path:
-    """Mirror ``path`` under ``dst_root``; non-JPEG suffixes become ``.jpg``."""
+    """Mirror ``path`` under ``dst_root``. A JPEG keeps its name exactly, whatever its suffix (none,
+    ``.jpe``, ``.JPEG``): manifests and label files that list paths still hold in DST. Another format
+    (PNG, BMP…) is now a JPEG and takes the suffix ``.jpg`` (its content decides, not its name)."""
+    from dnnjpeg.codec.header import read_head
+
     rel = path.relative_to(src_root)
-    if rel.suffix.lower() not in (".jpg", ".jpeg"):
-        rel = rel.with_suffix(".jpg")
-    return dst_root / rel
+    if rel.suffix.lower() in (".jpg", ".jpeg"):
+        return dst_root / rel
+    try:
+        jpeg = read_head(path, 2) == b"\xff\xd8"
+    except OSError:  # unreadable: it fails when it is read, under its mirrored name
+        jpeg = True
+    return dst_root / (rel if jpeg else rel.with_suffix(".jpg"))
 
 
 def _overlap(a: Path, b: Path) -> bool:
