@@ -49,3 +49,34 @@ def test_07_dst_mirrors_src_names_a_jpeg_without_extension_keeps_its_name(tmp_pa
 
     found, missing, _ = pairs(src, tmp_path / "dst", types.SimpleNamespace(info={}, labels="custom"))
     assert len(found) == 3 and not missing  # check pairs each source with its output by the same rule
+
+
+def test_11_a_rerun_into_its_own_dst_says_so_once(tmp_path):
+    src = _photos(tmp_path / "src", 5)
+    argv = ["compress", str(src), str(tmp_path / "dst"), "--tables", "standard:50"]
+    assert CliRunner().invoke(app, argv).exit_code == 0
+    r = CliRunner().invoke(app, argv)
+    assert r.exit_code == 1
+    lines = [ln for ln in r.output.splitlines() if ln.startswith("failed")]
+    assert len(lines) == 1 and "and 4 more exist already" in lines[0] and "--resume" in lines[0]
+
+
+def test_03_models_prints_each_builtins_preprocessing():
+    import json
+
+    from dnnjpeg.models import load_model
+
+    r = CliRunner().invoke(app, ["models", "--json"])
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in r.output.splitlines()]
+    assert [x["name"] for x in rows] == ["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"]
+    lite0 = rows[0]["preprocess"]
+    assert "mean=0.5/0.5/0.5" in lite0 and "size=224" in lite0
+    # the string round-trips: given with an export, it is exactly the built-in's preprocessing
+    from dnnjpeg.models import Preprocess
+    from dnnjpeg.models.files import model_spec, parse_preprocess, split_spec
+
+    _, opts = split_spec(model_spec("x.pt", lite0))
+    assert parse_preprocess(opts, Preprocess(224, 256)) == load_model("efficientnet-lite0").preprocess
+    plain = CliRunner().invoke(app, ["models"], env={"COLUMNS": "60"})
+    assert f"--preprocess {lite0}" in plain.output  # never cut at the terminal's width

@@ -266,8 +266,16 @@ def _print_report(rep, chooser, target_bpp: float | None, seconds: float, resize
         err.print(f"[yellow]note[/yellow] {escape(dropped)}", highlight=False)
     for f, why in rep.not_opened:  # in a copy of the tree they are missing: said, never opened
         err.print(f"[yellow]not copied[/yellow] {escape(display(f))}: {escape(why)}; never opened", highlight=False)
+    from dnnjpeg.compress.files import EXISTS
+
+    there = [msg.removesuffix(EXISTS) for _, msg in rep.failures if msg.endswith(EXISTS)]
+    if there:  # a rerun into its own DST: one line, not one per file
+        more = f" and {len(there) - 1:,} more" if len(there) > 1 else ""
+        err.print(f"[red]failed[/red] {escape(there[0])}{more} exist already: give --resume to keep the valid ones and "
+                  "write the rest, or --overwrite to replace them", highlight=False)  # fmt: skip
     for f, msg in rep.failures:
-        err.print(f"[red]failed[/red] {escape(display(f))}: {escape(msg)}", highlight=False)
+        if not msg.endswith(EXISTS):
+            err.print(f"[red]failed[/red] {escape(display(f))}: {escape(msg)}", highlight=False)
     missed = rep.budget_miss(target_bpp, tolerance)
     if missed:  # every file is whole and valid; the tree's total is not what was asked for
         err.print(f"[red]{escape(missed)}[/red] (--bpp-tolerance sets how far is accepted)", highlight=False)

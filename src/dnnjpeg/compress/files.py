@@ -22,6 +22,9 @@ from dnnjpeg._fs import (
 from dnnjpeg._io import atomic_write_bytes, remove_part
 from dnnjpeg.codec import decode_file, load_image
 
+#: the end of the failure of a source whose output exists (a rerun without --resume): the CLI says them once
+EXISTS = " exists (use --resume to keep valid outputs, or --overwrite)"
+
 
 def output_path(src_root: Path, dst_root: Path, path: Path) -> Path:
     """Mirror ``path`` under ``dst_root``. A JPEG keeps its name exactly, whatever its suffix (none,
@@ -62,7 +65,7 @@ def _existing(src: str, out: Path, resume: bool, overwrite: bool) -> tuple[str, 
         except Exception:
             return None  # broken or partial: encode again
     if not overwrite:
-        return src, "failed", before, 0, f"{display(out)} exists (use --resume to keep valid outputs, or --overwrite)"
+        return src, "failed", before, 0, f"{display(out)}{EXISTS}"
     return None
 
 

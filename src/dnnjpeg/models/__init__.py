@@ -81,6 +81,11 @@ class Preprocess:
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
+    def spec(self) -> str:
+        """This preprocessing as ``--preprocess`` spells it: give it with an export of the same network."""
+        mean, std = ("/".join(f"{v:g}" for v in vals) for vals in (self.mean, self.std))
+        return f"size={self.size},resize={self.resize},interpolation={self.interpolation},mean={mean},std={std}"
+
     def geometry(self, image: np.ndarray | Image.Image) -> np.ndarray:
         """Resize the shorter side to ``resize`` and center-crop ``size``×``size``.
 
